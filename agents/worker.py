@@ -1,0 +1,89 @@
+"""Run a worker in this process (``spark worker``) or detached (``spark up --detach``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from spark.broker.embedded import _terminate, free_port, pid_alive, port_open
+from spark.config import clear_state, read_state, spark_home, write_state
+from spark.errors import SparkError
+
+DEFAULT_WEB_PORT = 6066
+
+
+def pick_web_port(port: int | None) -> int:
+    port = port or DEFAULT_WEB_PORT
+    return free_port() if port_open("127.0.0.1", port) else port
+
+
+def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str = "warn") -> None:
+    """Run the worker until Ctrl-C or SIGTERM; Faust stops agents and commits cleanly."""
+    import faust
+    from spark.agents.app import create_app
+
+    port = pick_web_port(web_port)
+    app = create_app(agents, web_port=port)
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+def start_detached(agents: tuple[str, ...], web_port: int | None = None) -> dict:
+    """Start ``spark worker`` as a background process; record pid, port and log."""
+    current = worker_status()
+    if current and current["running"]:
+        return current
+    port = pick_web_port(web_port)
+    log_path = spark_home() / "worker.log"
+    cmd = [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(port)]
+    for agent in agents:
+        cmd += ["--agent", agent]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(os.environ),
+        )
+    record = {"pid": proc.pid, "web_port": port, "log": str(log_path), "agents": list(agents)}
+    write_state("worker", record)
+    return {**record, "running": True}
+
+
+def wait_ready(record: dict, timeout: float = 60.0) -> None:
+    """Block until the worker serves /metrics (its agents are started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(record["pid"]):
+            raise SparkError(f"the worker exited at start; see its log: {record['log']}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{record['web_port']}/metrics", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SparkError(f"the worker did not come up in {timeout:.0f}s; see {record['log']}")
+
+
+def worker_status() -> dict | None:
+    record = read_state("worker")
+    if not record:
+        return None
+    return {**record, "running": pid_alive(record["pid"])}
+
+
+def stop_detached() -> bool:
+    record = read_state("worker")
+    if not record:
+        return False
+    alive = pid_alive(record["pid"])
+    if alive:
+        _terminate(record["pid"], grace=15.0)
+    clear_state("worker")
+    return alive

@@ -1,0 +1,606 @@
+"""``spark``: run the platform, move ticks, look inside topics.
+
+Every failure a user can act on is one line on stderr and a non-zero exit;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from spark.errors import SparkError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class SparkGroup(click.Group):
+    """Turns known failures into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:  # `spark consume ... | head`: the reader left, not an error
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become lines
+            if (ctx.obj or {}).get("debug"):
+                raise
+            if isinstance(exc, SparkError):
+                click.echo(f"error: {exc}", err=True)
+            else:
+                from confluent_kafka import KafkaException
+
+                if isinstance(exc, KafkaException):
+                    click.echo(f"error: Kafka said: {exc.args[0].str()}", err=True)
+                else:
+                    click.echo(
+                        f"error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                        err=True,
+                    )
+            ctx.exit(1)
+
+
+@click.group(cls=SparkGroup, context_settings=CONTEXT)
+@click.option("--debug", is_flag=True, help="Show tracebacks and client logs on errors.")
+@click.version_option(package_name="spark-signals", prog_name="spark")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Spark: a streaming trading-signal platform on Kafka.
+
+    \b
+    Quick start:   spark demo
+    Run it:        spark up            (broker + topics + worker; Ctrl-C stops)
+    Feed it:       spark ticks replay FILE... --format lean-quote
+    Look inside:   spark status | spark consume market.ticks --from-beginning
+
+    Kafka is the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set
+    (see `spark broker --help` and docs/).
+    """
+    ctx.obj = {"debug": debug}
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+
+
+def _print_json(obj) -> None:
+    click.echo(json.dumps(obj, default=str))
+
+
+# ----------------------------------------------------------------------------- broker
+@cli.group(context_settings=CONTEXT)
+def broker() -> None:
+    """The embedded Kafka-compatible broker (Tansu), for machines without a cluster.
+
+    When KAFKA_BOOTSTRAP_SERVERS is set, Spark uses that cluster and these
+    commands start nothing.
+    """
+
+
+@broker.command("start")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9092,
+    show_default=True,
+    help="Port on 127.0.0.1; a free one is taken if it is busy.",
+)
+@click.option(
+    "--storage",
+    default="memory://tansu/",
+    show_default=True,
+    help="Storage engine: memory:// (lost on stop) or s3://BUCKET/ (durable; "
+    "needs AWS_ENDPOINT and keys in the environment).",
+)
+def broker_start(port: int, storage: str) -> None:
+    """Start the embedded broker in the background and record where it runs."""
+    from spark.broker import embedded
+    from spark.config import external_bootstrap
+
+    if external_bootstrap():
+        click.echo(
+            f"KAFKA_BOOTSTRAP_SERVERS={external_bootstrap()} is set: Spark uses that "
+            "cluster and starts no broker"
+        )
+        return
+    if not storage.startswith(("memory://", "s3://")):
+        raise click.BadParameter(
+            "this Tansu build stores in memory:// or s3:// only", param_hint="--storage"
+        )
+    st = embedded.start(port, storage)
+    click.echo(
+        f"embedded broker answering at {st.address} (pid {st.pid}, storage {st.storage}, "
+        f"log {st.log})"
+    )
+
+
+@broker.command("stop")
+def broker_stop() -> None:
+    """Stop the embedded broker (its in-memory data is gone)."""
+    from spark.broker import embedded
+
+    click.echo("embedded broker stopped" if embedded.stop() else "no embedded broker was running")
+
+
+@broker.command("status")
+def broker_status() -> None:
+    """Say whether the broker answers; exit 1 if it does not."""
+    from spark.status import broker_info
+
+    info = broker_info()
+    if info["kind"] == "external":
+        from spark.kafka import clients
+
+        clients.ensure_reachable()
+        click.echo(f"external cluster {info['address']}: answering")
+        return
+    if not info["running"]:
+        click.echo(f"embedded broker: {info['detail']} (start it with `spark broker start`)")
+        sys.exit(1)
+    click.echo(
+        f"embedded broker at {info['address']}: answering (pid {info['pid']}, "
+        f"storage {info['storage']}, log {info['log']})"
+    )
+
+
+# ----------------------------------------------------------------------------- topics
+@cli.group(context_settings=CONTEXT)
+def topics() -> None:
+    """The topic catalog (topics/catalog.toml) and the topics on the broker."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every catalog topic that does not exist yet (idempotent)."""
+    from spark.kafka.topics import create_topics
+
+    outcome = create_topics()
+    created = [n for n, s in outcome.items() if s == "created"]
+    for name in sorted(outcome):
+        click.echo(f"{outcome[name]:8} {name}")
+    click.echo(f"{len(created)} created, {len(outcome) - len(created)} already there")
+
+
+@topics.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per topic.")
+def topics_list(as_json: bool) -> None:
+    """Every catalog topic, and whether it exists on the broker."""
+    from spark.kafka import clients
+    from spark.topics import catalog
+
+    existing = clients.ensure_reachable().topics
+    for spec in catalog().values():
+        exists = spec.name in existing
+        if as_json:
+            _print_json(
+                {
+                    "id": spec.id,
+                    "name": spec.name,
+                    "exists": exists,
+                    "partitions": spec.partitions,
+                    "cleanup": spec.cleanup,
+                    "value": spec.value,
+                }
+            )
+        else:
+            mark = "yes" if exists else "MISSING"
+            click.echo(
+                f"{spec.name:28} {spec.partitions:>2}p {spec.cleanup:8} {spec.value:16} {mark}"
+            )
+
+
+@topics.command("describe")
+@click.argument("topic", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per topic.")
+def topics_describe(topic: str | None, as_json: bool) -> None:
+    """Catalog entry, partitions and end offsets of TOPIC (id or name), or of all."""
+    from spark.kafka import clients
+    from spark.kafka.topics import end_offsets
+    from spark.topics import catalog
+
+    cat = catalog()
+    specs = [_resolve_topic(topic)] if topic else list(cat.values())
+    existing = clients.ensure_reachable().topics
+    for spec in specs:
+        meta = existing.get(spec.name)
+        ends = end_offsets(spec.name, len(meta.partitions)) if meta else {}
+        record = {
+            "id": spec.id,
+            "name": spec.name,
+            "exists": meta is not None,
+            "partitions": len(meta.partitions) if meta else 0,
+            "catalog_partitions": spec.partitions,
+            "config": spec.kafka_config(),
+            "key": spec.key,
+            "value": spec.value,
+            "dlq": cat[spec.dlq].name if spec.dlq else None,
+            "doc": spec.doc,
+            "end_offsets": ends,
+            "messages": sum(ends.values()),
+        }
+        if as_json:
+            _print_json(record)
+            continue
+        click.echo(f"{spec.name}  ({spec.id}) — {spec.doc}")
+        click.echo(
+            f"  key {spec.key}, value {spec.value}, {spec.cleanup}, "
+            f"config {spec.kafka_config()}, dead letters -> {record['dlq'] or 'none'}"
+        )
+        if meta is None:
+            click.echo("  not created on the broker (spark topics create)")
+        else:
+            offsets = " ".join(f"p{p}:{o}" for p, o in sorted(ends.items()))
+            click.echo(
+                f"  {len(meta.partitions)} partitions, {record['messages']} messages ({offsets})"
+            )
+
+
+def _resolve_topic(name: str):
+    from spark.topics import catalog
+
+    try:
+        return catalog().resolve(name)
+    except KeyError as exc:
+        raise SparkError(exc.args[0]) from None
+
+
+# ----------------------------------------------------------------------------- schemas
+@cli.group(context_settings=CONTEXT)
+def schemas() -> None:
+    """The Avro contracts in schemas/ and their compatibility."""
+
+
+@schemas.command("check")
+def schemas_check() -> None:
+    """Every schema parses, the catalog names only existing schemas, and every schema is
+    BACKWARD compatible with each released version in schemas/history. Exit 1 if not."""
+    from spark.serde.schema_check import check_all
+
+    problems, summary = check_all()
+    for line in summary:
+        click.echo(line)
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
+    click.echo("all schemas parse and are BACKWARD compatible with their released versions")
+
+
+@schemas.command("release")
+def schemas_release() -> None:
+    """Record each schema that changed since its last released version as the next version
+    (schemas/history/NAME/vN.avsc). Run it in a checkout, then commit the new files."""
+    from spark.serde.schema_check import check_all, release
+
+    problems, _ = check_all()
+    if problems:
+        raise SparkError(f"fix these first ({len(problems)}): {problems[0]}")
+    written = release()
+    for path in written:
+        click.echo(f"released {path}")
+    click.echo(
+        f"{len(written)} schemas released" if written else "nothing changed since the last release"
+    )
+
+
+@schemas.command("ids")
+def schemas_ids() -> None:
+    """Schema ids of the embedded registry (for producers in other languages)."""
+    from spark.serde.registry import EmbeddedRegistry
+
+    for name, sid in sorted(EmbeddedRegistry().ids().items()):
+        click.echo(f"{name:16} {sid}")
+
+
+# ----------------------------------------------------------------------------- ticks
+@cli.group(context_settings=CONTEXT)
+def ticks() -> None:
+    """Put ticks on the tick topic."""
+
+
+@ticks.command("replay")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "lean-quote", "lean-trade"]),
+    help="lean-quote/lean-trade: QuantConnect LEAN tick files (zip or plain); csv: "
+    "ts,symbol,bid,ask[,bid_size,ask_size,last,last_size] with ts ISO-8601 or epoch ms.",
+)
+@click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name).")
+@click.option(
+    "--tz", help="Time zone of LEAN times (default: UTC-05:00 for FX, New York for equities)."
+)
+@click.option(
+    "--max-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Ticks per second at most; 0 = as fast as possible.",
+)
+@click.option(
+    "--speed",
+    type=float,
+    help="Pace by recorded event time: 1 = real time, 60 = a minute a second.",
+)
+@click.option("--limit", type=click.IntRange(min=0), help="Stop after N input rows.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the final counts as one JSON object.")
+def ticks_replay(paths, fmt, symbol, tz, max_rate, speed, limit, progress, as_json) -> None:
+    """Replay recorded tick files onto the tick topic in event-time order.
+
+    Rows that cannot be valid ticks (unparsable, price <= 0, bid > ask, flagged
+    suspicious, time going back) go to the dead-letter topic with the reason in
+    headers. The summary accounts for every row: produced + dead-lettered = read.
+    """
+    from spark.progress import replay_with_progress
+
+    if max_rate and speed:
+        raise click.UsageError("use --max-rate or --speed, not both")
+    if symbol:
+        symbol = symbol.upper()
+    show = sys.stderr.isatty() if progress is None else progress
+    result = replay_with_progress(
+        list(paths),
+        fmt,
+        symbol=symbol,
+        tz=tz,
+        max_rate=max_rate,
+        speed=speed,
+        limit=limit,
+        show=show,
+    )
+    from spark.topics import catalog
+
+    ticks_spec = catalog()["ticks"]
+    if as_json:
+        _print_json(
+            {
+                "rows": result.rows,
+                "produced": result.produced,
+                "dead_lettered": result.dead_lettered,
+                "reasons": dict(result.reasons),
+                "seconds": round(result.seconds, 3),
+                "topic": ticks_spec.name,
+                "dlq": catalog()[ticks_spec.dlq].name,
+            }
+        )
+    else:
+        rate = result.rows / result.seconds if result.seconds else 0
+        reasons = ", ".join(f"{r} {n}" for r, n in result.reasons.most_common())
+        click.echo(
+            f"read {result.rows} rows in {result.seconds:.1f}s ({rate:,.0f}/s): "
+            f"{result.produced} produced to {ticks_spec.name}, {result.dead_lettered} "
+            f"dead-lettered to {catalog()[ticks_spec.dlq].name}"
+            + (f" ({reasons})" if reasons else "")
+        )
+    if not result.accounted:
+        raise SparkError("produced + dead-lettered does not equal rows read")
+
+
+# ----------------------------------------------------------------------------- consume
+@cli.command(context_settings=CONTEXT)
+@click.argument("topic")
+@click.option(
+    "--from-beginning", is_flag=True, help="Start at the oldest message (default: the end)."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after N messages.")
+@click.option("--follow", "-f", is_flag=True, help="Keep waiting for new messages (Ctrl-C stops).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Full JSON per line: topic, partition, offset, timestamp, key, value.",
+)
+def consume(
+    topic: str, from_beginning: bool, limit: int | None, follow: bool, as_json: bool
+) -> None:
+    """Print messages of TOPIC (catalog id or name) decoded as JSON lines.
+
+    For a dead-letter topic it prints the spark.dlq.* reason headers and the raw
+    payload in base64. Without --follow it stops at the end of the topic.
+    """
+    from spark.consume import messages, render
+    from spark.ticks.producer import default_serde
+
+    spec = _resolve_topic(topic)
+    serde = default_serde()
+    count = 0
+    for msg in messages(spec, from_beginning=from_beginning, follow=follow, limit=limit):
+        record = render(spec, serde, msg)
+        count += 1
+        if as_json:
+            _print_json(record)
+        else:
+            body = {
+                k: record[k] for k in ("value", "headers", "raw_base64", "error") if k in record
+            }
+            click.echo(
+                f"{record['partition']}@{record['offset']} {record['key']} "
+                f"{json.dumps(body.get('value', body), default=str)}"
+            )
+    if count == 0 and not from_beginning:
+        click.echo(f"no new messages on {spec.name} (use --from-beginning or --follow)", err=True)
+
+
+# ----------------------------------------------------------------------------- worker, up, down
+AGENT_CHOICE = click.Choice(["ingest"])
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    type=AGENT_CHOICE,
+    help="Agents to run (repeat; default: all).",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=6066,
+    show_default=True,
+    help="Port of /metrics; a free one is taken if it is busy.",
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["crit", "error", "warn", "info", "debug"]),
+    default="warn",
+    show_default=True,
+)
+def worker(agents, web_port, loglevel) -> None:
+    """Run a Faust worker in the foreground (Ctrl-C stops it cleanly).
+
+    Start more workers, on this machine or others, to share the partitions.
+    """
+    from spark.agents.app import AGENTS
+    from spark.agents.worker import run_foreground
+    from spark.kafka import clients
+
+    clients.ensure_reachable()
+    run_foreground(tuple(agents) or AGENTS, web_port, loglevel)
+
+
+def _ensure_broker(port: int = 9092, storage: str = "memory://tansu/") -> str:
+    """Use KAFKA_BOOTSTRAP_SERVERS, or start the embedded broker; return a line saying which."""
+    from spark.broker import embedded
+    from spark.config import external_bootstrap
+    from spark.kafka import clients
+
+    if external_bootstrap():
+        clients.ensure_reachable()
+        return f"using Kafka at {external_bootstrap()}"
+    st = embedded.start(port, storage)
+    return f"embedded broker at {st.address}"
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--detach", "-d", is_flag=True, help="Run the worker in the background.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9092,
+    show_default=True,
+    help="Embedded broker port (ignored with KAFKA_BOOTSTRAP_SERVERS).",
+)
+@click.option(
+    "--storage", default="memory://tansu/", show_default=True, help="Embedded broker storage."
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=6066,
+    show_default=True,
+    help="Worker /metrics port.",
+)
+def up(detach: bool, port: int, storage: str, web_port: int) -> None:
+    """Start the broker (when embedded), create the topics and run the worker."""
+    from spark.agents.app import AGENTS
+    from spark.agents.worker import run_foreground, start_detached, wait_ready
+    from spark.kafka.topics import create_topics
+
+    click.echo(_ensure_broker(port, storage))
+    outcome = create_topics()
+    click.echo(
+        f"topics: {sum(s == 'created' for s in outcome.values())} created, "
+        f"{len(outcome)} in the catalog"
+    )
+    if detach:
+        record = start_detached(AGENTS, web_port)
+        wait_ready(record)
+        click.echo(
+            f"worker running (pid {record['pid']}, metrics on "
+            f"http://127.0.0.1:{record['web_port']}/metrics, log {record['log']}); "
+            "`spark down` stops everything"
+        )
+        return
+    click.echo("worker starting; Ctrl-C stops it")
+    run_foreground(AGENTS, web_port)
+
+
+@cli.command(context_settings=CONTEXT)
+def down() -> None:
+    """Stop the background worker and the embedded broker that `spark up` started."""
+    from spark.agents.worker import stop_detached
+    from spark.broker import embedded
+
+    click.echo("worker stopped" if stop_detached() else "no worker was running")
+    click.echo("embedded broker stopped" if embedded.stop() else "no embedded broker was running")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+def status(as_json: bool) -> None:
+    """Broker, worker, topics with end offsets, consumer groups with lag."""
+    from spark.status import collect
+
+    st = collect()
+    if as_json:
+        _print_json(
+            {"broker": st.broker, "worker": st.worker, "topics": st.topics, "groups": st.groups}
+        )
+        return
+    b = st.broker
+    where = b["address"] if b["kind"] == "external" else f"{b['address']} ({b['detail']})"
+    click.echo(f"broker   {b['kind']} {where}")
+    w = st.worker
+    if w:
+        state = "running" if w["running"] else "not running"
+        click.echo(f"worker   {state} (pid {w['pid']}, metrics :{w['web_port']}, log {w['log']})")
+    else:
+        click.echo("worker   none started by `spark up --detach` (others may run elsewhere)")
+    click.echo("topics")
+    for t in st.topics:
+        if t["exists"]:
+            click.echo(f"  {t['name']:28} {t['partitions']:>2}p {t['messages']:>10} messages")
+        else:
+            click.echo(f"  {t['name']:28} missing (spark topics create)")
+    click.echo("groups")
+    for g in st.groups:
+        click.echo(f"  {g['group']} on {g['topic']}: committed {g['committed']}, lag {g['lag']}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Replay rate in ticks/s (0 = as fast as the broker takes them).",
+)
+@click.option("--keep", is_flag=True, help="Leave broker and worker running afterwards.")
+@click.option(
+    "--data",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Replay these LEAN quote files instead of the bundled slice.",
+)
+def demo(rate: float, keep: bool, paths) -> None:
+    """The whole pipeline on a bundled slice of real ticks: broker, topics, worker, replay,
+    live status, then a summary that accounts for every row."""
+    from spark.demo import run_demo
+
+    run_demo(rate=rate, keep=keep, paths=list(paths) or None)
+
+
+def main() -> None:
+    cli(prog_name="spark")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""confluent-kafka clients configured the same way for Tansu, Apache Kafka and managed Kafka.
+
+Settings chosen for both (see docs/broker.md for the measurements behind them):
+
+* ``partitioner=murmur2_random``: the Java client's partitioner, so a feed
+  handler in any language puts a symbol on the same partition as we do.
+* ``enable.idempotence``: works on both; no transactions (their abort is
+  broken on the embedded broker).
+* consumers use ``assign()`` without a group where they only read (``spark
+  consume``, status): the embedded broker takes seconds to form a group.
+* librdkafka's own log lines go to the ``spark.kafka`` logger, not stderr, so
+  an unreachable broker gives one clear line instead of a stream of retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from spark.config import bootstrap_servers, connect_timeout, security_config
+from spark.errors import BrokerUnreachable
+
+log = logging.getLogger("spark.kafka")
+
+
+def base_config() -> dict[str, Any]:
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers(), "logger": log}
+    conf.update(security_config())
+    return conf
+
+
+def producer(**overrides: Any) -> Producer:
+    conf = base_config()
+    conf.update(
+        {
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "batch.num.messages": 10_000,
+            "message.max.bytes": 20 * 1024 * 1024,
+        }
+    )
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def reader(**overrides: Any) -> Consumer:
+    """A consumer for ``assign()``-style reads: no group membership, no commits."""
+    conf = base_config()
+    conf.update(
+        {
+            "group.id": f"spark-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    conf.update(overrides)
+    return Consumer(conf)
+
+
+def admin() -> AdminClient:
+    return AdminClient(base_config())
+
+
+def ensure_reachable(client: AdminClient | None = None, timeout: float | None = None):
+    """Cluster metadata, or BrokerUnreachable with what to do about it."""
+    client = client or admin()
+    timeout = connect_timeout() if timeout is None else timeout
+    try:
+        return client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnreachable(
+            f"cannot reach Kafka at {bootstrap_servers()} ({exc.args[0].str()}): start the "
+            "embedded broker with `spark broker start` or check KAFKA_BOOTSTRAP_SERVERS"
+        ) from None

@@ -1,0 +1,42 @@
+"""Dead-letter records: the original bytes, and why, in ``spark.dlq.*`` headers.
+
+>>> dict(dlq_headers("crossed_book", "bid 2 > ask 1", "market.ticks", "replay", origin="a.csv:3"))
+... # doctest: +NORMALIZE_WHITESPACE
+{'spark.dlq.reason': b'crossed_book', 'spark.dlq.detail': b'bid 2 > ask 1',
+ 'spark.dlq.topic': b'market.ticks', 'spark.dlq.stage': b'replay', 'spark.dlq.origin': b'a.csv:3'}
+"""
+
+from __future__ import annotations
+
+REASON = "spark.dlq.reason"
+DETAIL = "spark.dlq.detail"
+TOPIC = "spark.dlq.topic"
+STAGE = "spark.dlq.stage"
+ORIGIN = "spark.dlq.origin"
+MAX_DETAIL = 1000
+
+
+def dlq_headers(
+    reason: str, detail: str, topic: str, stage: str, origin: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Headers for a dead-lettered message.
+
+    ``reason`` is a short code (counted in metrics), ``detail`` the human text,
+    ``topic`` the topic the message was meant for or read from, ``stage`` who
+    rejected it (``replay``, ``producer``, ``ingest``), ``origin`` where it came
+    from (``file:line`` or ``topic/partition@offset``).
+    """
+    headers = [
+        (REASON, reason.encode()),
+        (DETAIL, detail[:MAX_DETAIL].encode("utf-8", "replace")),
+        (TOPIC, topic.encode()),
+        (STAGE, stage.encode()),
+    ]
+    if origin:
+        headers.append((ORIGIN, origin.encode("utf-8", "replace")))
+    return headers
+
+
+def decode_headers(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Headers as a str dict (for printing and tests)."""
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or []}

@@ -1,0 +1,27 @@
+"""Prometheus metrics shared by the CLI jobs and the worker's agents.
+
+Names follow Prometheus conventions: units in names, ``_total`` on counters,
+labels limited to bounded sets (topic ids and reason codes, never symbols of
+unbounded count or offsets).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_IN = Counter("spark_events_in_total", "Messages consumed by an agent, per topic.", ["topic"])
+EVENTS_OUT = Counter("spark_events_out_total", "Messages produced by Spark, per topic.", ["topic"])
+DEAD_LETTERS = Counter(
+    "spark_dead_letters_total",
+    "Messages sent to a dead-letter topic, per source topic, stage and reason.",
+    ["topic", "stage", "reason"],
+)
+BATCH_SECONDS = Histogram(
+    "spark_agent_batch_seconds",
+    "Time an agent spends on one batch of messages.",
+    ["agent"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+TICKS_ACCEPTED = Counter(
+    "spark_ticks_accepted_total", "Ticks that passed the worker's ingest validation."
+)

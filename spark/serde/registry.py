@@ -1,0 +1,159 @@
+"""Schema registries: where the 4-byte schema id of the Confluent wire format comes from.
+
+Two implementations with one protocol (``id_for`` / ``schema_for``):
+
+* :class:`EmbeddedRegistry` needs no server. A schema's id is derived from
+  the SHA-256 of its Avro Parsing Canonical Form, so every process on every
+  machine computes the same id for the same schema, across restarts, with
+  nothing to coordinate. It knows the current and every released version of
+  each contract, so it decodes data written by older producers.
+* :class:`ConfluentRegistry` talks to a Confluent-compatible Schema Registry
+  (``SCHEMA_REGISTRY_URL``) with confluent-kafka's client; subjects follow
+  the TopicNameStrategy (``<topic>-value``), so stock serializers interoperate.
+
+docs/schemas.md explains the choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from typing import Any, Protocol
+
+from fastavro import parse_schema
+from fastavro.schema import to_parsing_canonical_form
+
+from spark import schemas
+from spark.errors import SerializationError
+
+_PLAIN_LOGICAL = {
+    "timestamp-micros",
+    "timestamp-millis",
+    "local-timestamp-micros",
+    "local-timestamp-millis",
+    "time-micros",
+    "time-millis",
+}
+
+
+def _plain_times(node: Any) -> Any:
+    """Drop time logical types so values stay integers (µs/ms), not datetimes.
+
+    The contract keeps the annotation for other languages; in Spark's hot path
+    integers are cheaper and exact. The Parsing Canonical Form ignores logical
+    types, so schema ids do not change.
+    """
+    if isinstance(node, dict):
+        if node.get("logicalType") in _PLAIN_LOGICAL:
+            return node["type"]
+        return {k: _plain_times(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain_times(v) for v in node]
+    return node
+
+
+def parse(schema_json: dict) -> Any:
+    """Parse a schema JSON object for Spark's runtime: times as integers, fresh named types."""
+    return parse_schema(_plain_times(schema_json), named_schemas={}, _write_hint=False)
+
+
+def schema_id(schema_json: dict) -> int:
+    """Deterministic id of a schema: first 31 bits of SHA-256 of its canonical form.
+
+    >>> schema_id({"type": "record", "name": "A", "fields": []}) == schema_id(
+    ...     {"name": "A", "type": "record", "fields": [], "doc": "docs do not count"})
+    True
+    """
+    canonical = to_parsing_canonical_form(parse(schema_json))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class Registry(Protocol):
+    def id_for(self, topic: str, schema_name: str) -> int:
+        """Id under which values of ``schema_name`` on ``topic`` are written."""
+
+    def schema_for(self, schema_id: int) -> Any:
+        """The parsed writer schema of ``schema_id``; SerializationError if unknown."""
+
+
+class EmbeddedRegistry:
+    """Ids from schema content; knows current and released versions of every contract."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Any] = {}
+        self._current_id: dict[str, int] = {}
+        for name in schemas.schema_names():
+            current = schemas.load_current(name)
+            self._current_id[name] = self._add(current)
+            for _version, old in schemas.released_versions(name):
+                self._add(old)
+
+    def _add(self, schema_json: dict) -> int:
+        sid = schema_id(schema_json)
+        known = self._by_id.get(sid)
+        parsed = parse(schema_json)
+        if known is not None and to_parsing_canonical_form(known) != to_parsing_canonical_form(
+            parsed
+        ):
+            raise RuntimeError(f"schema id collision on {sid}; rename or change a schema")
+        self._by_id[sid] = parsed
+        return sid
+
+    def id_for(self, topic: str, schema_name: str) -> int:
+        return self._current_id[schema_name]
+
+    def schema_for(self, schema_id: int) -> Any:
+        try:
+            return self._by_id[schema_id]
+        except KeyError:
+            raise SerializationError(
+                "unknown_schema_id", f"schema id {schema_id} is not a Spark contract"
+            ) from None
+
+    def ids(self) -> dict[str, int]:
+        """Current id of every contract, for producers in other languages."""
+        return dict(self._current_id)
+
+
+class ConfluentRegistry:
+    """A Confluent-compatible Schema Registry over HTTP."""
+
+    def __init__(self, url: str, basic_auth: str | None = None) -> None:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        conf = {"url": url}
+        if basic_auth:
+            conf["basic.auth.user.info"] = basic_auth
+        self._client = SchemaRegistryClient(conf)
+        self._ids: dict[tuple[str, str], int] = {}
+        self._schemas: dict[int, Any] = {}
+
+    def id_for(self, topic: str, schema_name: str) -> int:
+        key = (topic, schema_name)
+        if key not in self._ids:
+            from confluent_kafka.schema_registry import Schema
+
+            text = json.dumps(schemas.load_current(schema_name))
+            self._ids[key] = self._client.register_schema(f"{topic}-value", Schema(text, "AVRO"))
+        return self._ids[key]
+
+    def schema_for(self, schema_id: int) -> Any:
+        if schema_id not in self._schemas:
+            try:
+                found = self._client.get_schema(schema_id)
+            except Exception as exc:  # the client raises its own error types
+                raise SerializationError(
+                    "unknown_schema_id", f"registry has no schema {schema_id}: {exc}"
+                ) from exc
+            self._schemas[schema_id] = parse(json.loads(found.schema_str))
+        return self._schemas[schema_id]
+
+
+@cache
+def default_registry(url: str | None = None, basic_auth: str | None = None) -> Registry:
+    """The registry for this process: Confluent's when a URL is given, else embedded."""
+    if url:
+        return ConfluentRegistry(url, basic_auth)
+    return EmbeddedRegistry()

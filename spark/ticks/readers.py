@@ -1,0 +1,296 @@
+"""Readers of recorded tick files. Each yields one :class:`Row` per input line.
+
+Formats
+-------
+``lean-quote``  QuantConnect LEAN quote ticks, zip or plain, no header.
+                3 columns ``time_ms,bid,ask`` (FX; prices as decimals), or
+                8 columns ``time_ms,bid,bid_size,ask,ask_size,exchange,condition,suspicious``
+                (US equities; prices in 1/10,000 $; a row carries one side, the
+                other side's price and size are 0 and the last one is carried forward).
+``lean-trade``  LEAN equity trade ticks: ``time_ms,price,size,exchange,sale_condition,suspicious``.
+``csv``         Spark's generic CSV: ``ts,symbol,bid,ask[,bid_size,ask_size,last,last_size]``,
+                an optional header line starting with ``ts``, ``ts`` as ISO-8601
+                (naive = UTC) or epoch milliseconds, empty fields = missing.
+
+LEAN times are milliseconds (possibly fractional) since midnight of the date
+in the file name (``YYYYMMDD_...``): FX files in a fixed UTC-05:00 offset,
+equity files in America/New_York. ``tz`` overrides the zone.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from spark.errors import SparkError
+from spark.ticks.model import InvalidTick, Tick, validate
+
+FORMATS = ("csv", "lean-quote", "lean-trade")
+FX_ZONE = dt.timezone(dt.timedelta(hours=-5))
+EQUITY_ZONE = "America/New_York"
+EQUITY_PRICE_SCALE = 10_000.0
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+
+
+@dataclass(slots=True)
+class Row:
+    """One input line: a valid tick, or the reason it is not one.
+
+    ``ts`` orders rows for merging; a rejected row keeps the time of the
+    last good row of its file so it stays in place.
+    """
+
+    ts: int
+    tick: Tick | None
+    reason: str | None
+    detail: str
+    raw: bytes
+    origin: str
+    nbytes: int
+    key: bytes | None = None
+
+
+class LineSource:
+    """Lines of a plain, gzip or zip (first member) file, counting bytes for progress."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.member: str | None = None
+        try:
+            if zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as zf:
+                    members = [i for i in zf.infolist() if not i.is_dir()]
+                    if not members:
+                        raise SparkError(f"{path}: the zip archive is empty")
+                    self.member = members[0].filename
+                    self.size = members[0].file_size
+            else:
+                self.size = path.stat().st_size
+        except OSError as exc:
+            raise SparkError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def lines(self) -> Iterator[bytes]:
+        try:
+            if self.member is not None:
+                with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as fh:
+                    yield from fh
+            elif self.path.suffix == ".gz":
+                with gzip.open(self.path, "rb") as fh:
+                    yield from fh
+            else:
+                with open(self.path, "rb") as fh:
+                    yield from fh
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise SparkError(f"cannot read {self.path}: {exc}") from None
+
+
+def file_date(path: Path, member: str | None) -> dt.date:
+    for name in (path.name, member or ""):
+        match = _DATE_IN_NAME.search(name)
+        if match:
+            try:
+                return dt.datetime.strptime(match.group(1), "%Y%m%d").date()
+            except ValueError:
+                continue
+    raise SparkError(f"cannot tell the date of {path}: LEAN files are named YYYYMMDD_...")
+
+
+def lean_symbol(path: Path, member: str | None) -> str:
+    """LEAN keeps one symbol per folder (``.../eurusd/20140501_quote.zip``)."""
+    name = path.parent.name
+    if not name or name in (".", "/"):
+        raise SparkError(f"cannot tell the symbol of {path}: pass --symbol")
+    return name.upper()
+
+
+def _midnight_us(date: dt.date, zone: dt.tzinfo) -> int:
+    midnight = dt.datetime.combine(date, dt.time(0), tzinfo=zone)
+    return int(midnight.timestamp()) * 1_000_000
+
+
+def _fields(line: bytes) -> list[str]:
+    return line.decode("utf-8").strip().split(",")
+
+
+def _num(text: str) -> float:
+    return float(text)
+
+
+class _RowMaker:
+    """Shared bookkeeping: line numbers, last good time, Row construction."""
+
+    def __init__(self, path: Path, symbol: str | None = None) -> None:
+        self.path = path
+        self.lineno = 0
+        self.last_ts = 0
+        self.key = symbol.encode() if symbol else None
+
+    def good(self, tick: Tick, line: bytes) -> Row:
+        try:
+            validate(tick)
+        except InvalidTick as exc:
+            return self.bad(exc.reason, exc.detail, line)
+        self.last_ts = tick.ts
+        return Row(tick.ts, tick, None, "", line, f"{self.path}:{self.lineno}", len(line))
+
+    def bad(self, reason: str, detail: str, line: bytes) -> Row:
+        origin = f"{self.path}:{self.lineno}"
+        return Row(self.last_ts, None, reason, detail, line, origin, len(line), self.key)
+
+
+def read_lean_quote(path: Path, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
+    src = LineSource(path)
+    date = file_date(path, src.member)
+    symbol = symbol or lean_symbol(path, src.member)
+    source = f"replay:{path.name}"
+    rows = _RowMaker(path, symbol)
+    base_us: int | None = None
+    bid = ask = bid_size = ask_size = None
+    for line in src.lines():
+        rows.lineno += 1
+        if not line.strip():
+            yield rows.bad("unparsable", "empty line", line)
+            continue
+        try:
+            cols = _fields(line)
+            if base_us is None:
+                zone = (
+                    ZoneInfo(tz) if tz else (FX_ZONE if len(cols) == 3 else ZoneInfo(EQUITY_ZONE))
+                )
+                base_us = _midnight_us(date, zone)
+            ts = base_us + round(_num(cols[0]) * 1000)
+            if len(cols) == 3:
+                tick = Tick(
+                    symbol, ts, bid=_num(cols[1]), ask=_num(cols[2]), venue=None, source=source
+                )
+            elif len(cols) == 8:
+                if cols[7].strip() not in ("0", ""):
+                    yield rows.bad(
+                        "suspicious", "the vendor flagged this quote as suspicious", line
+                    )
+                    continue
+                row_bid, row_ask = _num(cols[1]), _num(cols[3])
+                if row_bid == 0 and row_ask == 0:
+                    yield rows.bad("no_price", "quote row with neither bid nor ask", line)
+                    continue
+                if row_bid != 0:
+                    bid, bid_size = row_bid / EQUITY_PRICE_SCALE, _num(cols[2])
+                if row_ask != 0:
+                    ask, ask_size = row_ask / EQUITY_PRICE_SCALE, _num(cols[4])
+                tick = Tick(
+                    symbol, ts, bid, ask, bid_size, ask_size, venue=cols[5] or None, source=source
+                )
+            else:
+                yield rows.bad("unparsable", f"{len(cols)} columns; LEAN quotes have 3 or 8", line)
+                continue
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            yield rows.bad("unparsable", f"{exc}", line)
+            continue
+        yield rows.good(tick, line)
+
+
+def read_lean_trade(path: Path, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
+    src = LineSource(path)
+    date = file_date(path, src.member)
+    symbol = symbol or lean_symbol(path, src.member)
+    source = f"replay:{path.name}"
+    base_us = _midnight_us(date, ZoneInfo(tz or EQUITY_ZONE))
+    rows = _RowMaker(path, symbol)
+    for line in src.lines():
+        rows.lineno += 1
+        try:
+            cols = _fields(line)
+            if len(cols) != 6:
+                yield rows.bad("unparsable", f"{len(cols)} columns; LEAN trades have 6", line)
+                continue
+            if cols[5].strip() not in ("0", ""):
+                yield rows.bad("suspicious", "the vendor flagged this trade as suspicious", line)
+                continue
+            ts = base_us + round(_num(cols[0]) * 1000)
+            tick = Tick(
+                symbol,
+                ts,
+                last=_num(cols[1]) / EQUITY_PRICE_SCALE,
+                last_size=_num(cols[2]),
+                venue=cols[3] or None,
+                source=source,
+            )
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            yield rows.bad("unparsable", f"{exc}", line)
+            continue
+        yield rows.good(tick, line)
+
+
+CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "bid_size", "ask_size", "last", "last_size")
+
+
+def parse_ts(text: str) -> int:
+    """Epoch milliseconds or ISO-8601 (naive = UTC) to epoch microseconds.
+
+    >>> parse_ts("1398920400000"), parse_ts("2014-05-01T05:00:00Z")
+    (1398920400000000, 1398920400000000)
+    """
+    text = text.strip()
+    try:
+        return round(float(text) * 1000)
+    except ValueError:
+        pass
+    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    delta = stamp - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return delta // dt.timedelta(microseconds=1)
+
+
+def read_csv(path: Path, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
+    src = LineSource(path)
+    source = f"replay:{path.name}"
+    rows = _RowMaker(path, symbol)
+    for line in src.lines():
+        rows.lineno += 1
+        try:
+            cols = next(csv.reader(io.StringIO(line.decode("utf-8"))), [])
+            if rows.lineno == 1 and cols and cols[0].strip().lower() == "ts":
+                yield rows.bad("header", "header line", line)
+                continue
+            if not 4 <= len(cols) <= 8:
+                yield rows.bad("unparsable", f"{len(cols)} columns; expected 4 to 8", line)
+                continue
+            values = dict(zip(CSV_COLUMNS, (c.strip() for c in cols), strict=False))
+            nums = {
+                k: (float(v) if v else None) for k, v in values.items() if k not in ("ts", "symbol")
+            }
+            tick = Tick(
+                symbol or values["symbol"].upper(), parse_ts(values["ts"]), source=source, **nums
+            )
+        except (ValueError, UnicodeDecodeError, OverflowError) as exc:
+            yield rows.bad("unparsable", f"{exc}", line)
+            continue
+        yield rows.good(tick, line)
+
+
+READERS = {"csv": read_csv, "lean-quote": read_lean_quote, "lean-trade": read_lean_trade}
+
+
+def read(path: Path, fmt: str, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
+    """Rows of ``path`` in format ``fmt``; SparkError for unknown formats or unreadable files."""
+    if fmt not in READERS:
+        raise SparkError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not path.exists():
+        raise SparkError(f"no such file: {path}")
+    if path.is_dir():
+        raise SparkError(f"{path} is a folder; pass the files in it (e.g. {path}/*.zip)")
+    return READERS[fmt](path, symbol, tz)
+
+
+def input_size(path: Path) -> int:
+    """Bytes the reader will go through (uncompressed), for progress bars."""
+    return LineSource(path).size
