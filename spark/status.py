@@ -23,17 +23,25 @@ class Status:
     groups: list[dict] = field(default_factory=list)
 
 
-def worker_metrics(web_port: int, timeout: float = 2.0) -> dict[str, float]:
-    """Samples of a worker's /metrics, summed over labels (name -> value); {} if unreachable."""
+def worker_samples(web_port: int, timeout: float = 2.0) -> list[tuple[str, dict, float]]:
+    """``(name, labels, value)`` of every sample on a worker's /metrics; [] if unreachable."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=timeout) as r:
             text = r.read().decode()
     except OSError:
-        return {}
+        return []
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def worker_metrics(web_port: int, timeout: float = 2.0) -> dict[str, float]:
+    """A worker's metrics summed over labels (name -> value); {} if unreachable."""
     totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    for name, _labels, value in worker_samples(web_port, timeout):
+        totals[name] = totals.get(name, 0.0) + value
     return totals
 
 

@@ -57,6 +57,9 @@ def reader(**overrides: Any) -> Consumer:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            # Short fetch waits: readers are interactive (CLI, status) and want the
+            # end-of-partition signal quickly (1.5 s -> 0.6 s per topic on Tansu).
+            "fetch.wait.max.ms": 50,
         }
     )
     conf.update(overrides)

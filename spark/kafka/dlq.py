@@ -1,9 +1,9 @@
 """Dead-letter records: the original bytes, and why, in ``spark.dlq.*`` headers.
 
->>> dict(dlq_headers("crossed_book", "bid 2 > ask 1", "market.ticks", "replay", origin="a.csv:3"))
+>>> dict(dlq_headers("crossed_book", "bid 2 > ask 1", "quotes", "replay", origin="a.csv:3"))
 ... # doctest: +NORMALIZE_WHITESPACE
 {'spark.dlq.reason': b'crossed_book', 'spark.dlq.detail': b'bid 2 > ask 1',
- 'spark.dlq.topic': b'market.ticks', 'spark.dlq.stage': b'replay', 'spark.dlq.origin': b'a.csv:3'}
+ 'spark.dlq.topic': b'quotes', 'spark.dlq.stage': b'replay', 'spark.dlq.origin': b'a.csv:3'}
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Avro values in Confluent's wire format: magic byte 0, 4-byte big-endian schema id, body.
 
 >>> serde = AvroSerde(EmbeddedRegistry())
->>> data = serde.encode("market.ticks", "Tick", {"symbol": "EURUSD", "ts": 1_000_000,
+>>> data = serde.encode("quotes", "Tick", {"symbol": "EURUSD", "ts": 1_000_000,
 ...                                              "bid": 1.1, "ask": 1.2})
 >>> data[0], serde.decode(data, "Tick")["ask"]
 (0, 1.2)

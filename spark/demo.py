@@ -1,0 +1,260 @@
+"""``spark demo``: the whole walking pipeline on real ticks, with a live status and a summary.
+
+Starts what is missing (embedded broker, topics, a background worker),
+replays the bundled slice of real quotes, adds three malformed messages as a
+careless third-party producer would, and shows every row ending in exactly
+one place: accepted by the worker, or dead-lettered (by the replay or by the
+worker) with a reason.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from spark.agents.app import AGENTS
+from spark.agents.worker import start_detached, stop_detached, wait_ready, worker_status
+from spark.broker import embedded
+from spark.config import external_bootstrap
+from spark.errors import SparkError
+from spark.kafka import clients
+from spark.kafka.topics import create_topics
+from spark.status import worker_samples
+from spark.ticks.model import Tick
+from spark.ticks.producer import TickProducer, default_serde
+from spark.ticks.replay import ReplayResult, replay
+from spark.topics import catalog
+
+CATCH_UP_TIMEOUT_S = 180
+
+
+def bundled_files() -> list[Path]:
+    """The real tick files shipped in the package (see spark/data/README.md)."""
+    root = resources.files("spark") / "data"
+    return [
+        Path(str(root / "fxcm" / "eurusd" / "20140501_quote.zip")),
+        Path(str(root / "equity" / "ibm" / "20131007_quote.zip")),
+    ]
+
+
+def send_third_party_garbage() -> int:
+    """Three bad messages straight onto the tick topic, bypassing producer-side checks."""
+    ticks = catalog()["ticks"]
+    serde = default_serde()
+    crossed = Tick("EURUSD", 1_398_920_500_000_000, bid=1.5, ask=1.4, source="demo:bad-feed")
+    good = Tick("EURUSD", 1_398_920_500_000_000, bid=1.38, ask=1.39, source="demo:bad-feed")
+    messages = [
+        (b"EURUSD", b"{'symbol': 'EURUSD', 'bid': 1.38}"),  # JSON-ish, not Avro
+        (b"EURUSD", serde.encode(ticks.name, "Tick", crossed.to_record())),  # bid > ask
+        (b"GBPUSD", serde.encode(ticks.name, "Tick", good.to_record())),  # key is not the symbol
+    ]
+    producer = clients.producer()
+    for key, value in messages:
+        producer.produce(ticks.name, value, key)
+    if producer.flush(30):
+        raise SparkError("the demo's malformed messages were not acknowledged")
+    return len(messages)
+
+
+class WorkerView:
+    """Worker counters from its /metrics, relative to when the demo started."""
+
+    def __init__(self, web_port: int) -> None:
+        self.web_port = web_port
+        self.base = self._read()
+
+    def _read(self) -> dict:
+        consumed = accepted = 0.0
+        dead = Counter()
+        for name, labels, value in worker_samples(self.web_port):
+            if name == "spark_events_in_total" and labels.get("topic") == "ticks":
+                consumed = value
+            elif name == "spark_ticks_accepted_total":
+                accepted = value
+            elif name == "spark_dead_letters_total" and labels.get("stage") == "ingest":
+                dead[labels["reason"]] += value
+        return {"consumed": consumed, "accepted": accepted, "dead": dead}
+
+    def now(self) -> dict:
+        cur = self._read()
+        return {
+            "consumed": int(cur["consumed"] - self.base["consumed"]),
+            "accepted": int(cur["accepted"] - self.base["accepted"]),
+            "dead": Counter(
+                {
+                    r: int(n - self.base["dead"][r])
+                    for r, n in cur["dead"].items()
+                    if n - self.base["dead"][r] > 0
+                }
+            ),
+        }
+
+
+def _status_table(phase: str, result: ReplayResult, worker: dict, started: float) -> Table:
+    elapsed = max(time.monotonic() - started, 1e-6)
+    table = Table(title=f"spark demo — {phase}", title_justify="left", show_header=True)
+    for col in ("", "rows", "rate/s"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row("replay: read", f"{result.rows:,}", f"{result.rows / elapsed:,.0f}")
+    table.add_row(
+        "worker: consumed", f"{worker['consumed']:,}", f"{worker['consumed'] / elapsed:,.0f}"
+    )
+    table.add_row("worker: accepted", f"{worker['accepted']:,}", "")
+    table.add_row("worker: dead-lettered", f"{sum(worker['dead'].values()):,}", "")
+    return table
+
+
+def run_demo(
+    rate: float = 0.0,
+    keep: bool = False,
+    paths: list[Path] | None = None,
+    console: Console | None = None,
+) -> dict:
+    """Run the demo; returns the summary figures (tests check them)."""
+    console = console or Console()
+    paths = paths or bundled_files()
+    started_broker = False
+    if external_bootstrap():
+        clients.ensure_reachable()
+        console.print(f"Kafka: {external_bootstrap()} (KAFKA_BOOTSTRAP_SERVERS)")
+    else:
+        started_broker = not embedded.status().running
+        st = embedded.start()
+        console.print(f"Kafka: embedded broker at {st.address}")
+    created = create_topics()
+    console.print(
+        f"topics: {len(created)} in the catalog, "
+        f"{sum(s == 'created' for s in created.values())} created now"
+    )
+    existing = worker_status()
+    started_worker = not (existing and existing["running"])
+    record = existing if not started_worker else start_detached(AGENTS)
+    wait_ready(record)
+    console.print(
+        f"worker: pid {record['pid']}, metrics http://127.0.0.1:{record['web_port']}/metrics"
+    )
+    try:
+        summary = _replay_and_watch(paths, rate, WorkerView(record["web_port"]), console)
+    finally:
+        if not keep:
+            if started_worker:
+                stop_detached()
+            if started_broker:
+                embedded.stop()
+    dlq = catalog()[catalog()["ticks"].dlq].name
+    if keep or not started_broker:
+        console.print(
+            f"Left running. Look closer: spark consume {dlq} --from-beginning --limit 5; "
+            "spark status; spark down stops it all."
+        )
+    else:
+        console.print(
+            "Stopped what the demo started; `spark demo --keep` leaves it running "
+            "to look around (spark status, spark consume ...)."
+        )
+    return summary
+
+
+def _replay_and_watch(paths: list[Path], rate: float, view: WorkerView, console: Console) -> dict:
+    result = ReplayResult()
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = replay(
+                paths,
+                "lean-quote",
+                max_rate=rate,
+                producer=TickProducer(stage="replay"),
+                on_row=lambda r, _row: result.__setattr__("rows", r.rows),
+            )
+            outcome["garbage"] = send_third_party_garbage()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the main thread
+            outcome["error"] = exc
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, name="demo-replay", daemon=True)
+    thread.start()
+    worker = view.now()
+    with Live(
+        _status_table("replaying", result, worker, started),
+        console=console,
+        refresh_per_second=4,
+        transient=False,
+    ) as live:
+        deadline = None
+        while True:
+            time.sleep(0.25)
+            worker = view.now()
+            if thread.is_alive():
+                live.update(_status_table("replaying", result, worker, started))
+                continue
+            if "error" in outcome:
+                raise outcome["error"]
+            final = outcome["result"]
+            expected = final.produced + outcome["garbage"]
+            live.update(_status_table("worker catching up", final, worker, started))
+            if worker["consumed"] >= expected:
+                live.update(_status_table("done", final, worker, started))
+                break
+            deadline = deadline or time.monotonic() + CATCH_UP_TIMEOUT_S
+            if time.monotonic() > deadline:
+                raise SparkError(
+                    f"the worker consumed {worker['consumed']} of {expected} "
+                    f"messages in {CATCH_UP_TIMEOUT_S}s; see `spark status`"
+                )
+    final = outcome["result"]
+    summary = {
+        "rows": final.rows,
+        "produced": final.produced,
+        "replay_dead_lettered": final.dead_lettered,
+        "replay_reasons": dict(final.reasons),
+        "third_party_bad": outcome["garbage"],
+        "worker_consumed": worker["consumed"],
+        "worker_accepted": worker["accepted"],
+        "worker_dead_lettered": sum(worker["dead"].values()),
+        "worker_reasons": dict(worker["dead"]),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    _print_summary(console, summary)
+    return summary
+
+
+def _print_summary(console: Console, s: dict) -> None:
+    ticks = catalog()["ticks"]
+    dlq = catalog()[ticks.dlq].name
+    replay_reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(s["replay_reasons"].items()))
+    worker_reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(s["worker_reasons"].items()))
+    console.print()
+    console.print(
+        f"[bold]Replay[/] read {s['rows']:,} rows of real quotes: {s['produced']:,} "
+        f"ticks produced to {ticks.name}, {s['replay_dead_lettered']:,} dead-lettered "
+        f"to {dlq} ({replay_reasons or 'none'})."
+    )
+    console.print(
+        f"[bold]Third-party producer[/] sent {s['third_party_bad']} malformed messages "
+        "straight to the tick topic."
+    )
+    console.print(
+        f"[bold]Worker[/] consumed {s['worker_consumed']:,}: accepted "
+        f"{s['worker_accepted']:,}, dead-lettered {s['worker_dead_lettered']:,} "
+        f"({worker_reasons or 'none'})."
+    )
+    accounted = (
+        s["produced"] + s["replay_dead_lettered"] == s["rows"]
+        and s["worker_accepted"] + s["worker_dead_lettered"] == s["worker_consumed"]
+    )
+    verdict = "[green]every row accounted for[/]" if accounted else "[red]rows unaccounted for[/]"
+    console.print(
+        f"{verdict}: {s['rows']:,} rows = {s['produced']:,} produced + "
+        f"{s['replay_dead_lettered']:,} dead-lettered; {s['worker_consumed']:,} consumed "
+        f"= {s['worker_accepted']:,} accepted + {s['worker_dead_lettered']:,} "
+        f"dead-lettered; {s['seconds']}s."
+    )

@@ -1,0 +1,87 @@
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from spark import schemas
+from spark.errors import SerializationError
+from spark.serde.avro import AvroSerde
+from spark.serde.registry import EmbeddedRegistry, schema_id
+from tests.helpers import sample_value
+
+
+@pytest.fixture(scope="module")
+def serde():
+    return AvroSerde(EmbeddedRegistry())
+
+
+@pytest.mark.parametrize("name", schemas.schema_names())
+def test_round_trip_every_schema(serde, name):
+    record = sample_value(schemas.load_current(name))
+    data = serde.encode("some.topic", name, record)
+    magic, sid = struct.unpack(">bI", data[:5])
+    assert magic == 0 and sid == schema_id(schemas.load_current(name))
+    assert serde.decode(data, name) == record
+
+
+def test_timestamps_stay_integer_microseconds(serde):
+    data = serde.encode("t", "Tick", {"symbol": "X", "ts": 1_398_920_401_787_123, "bid": 1.0})
+    assert serde.decode(data, "Tick")["ts"] == 1_398_920_401_787_123
+
+
+def test_ids_are_the_same_in_another_process():
+    code = (
+        "from spark.serde.registry import EmbeddedRegistry;"
+        "print(sorted(EmbeddedRegistry().ids().items()))"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == str(sorted(EmbeddedRegistry().ids().items()))
+
+
+def test_old_writer_versions_decode_into_the_current_shape(serde, monkeypatch):
+    """Data written with a released version reads as the current schema (defaults filled)."""
+    v1 = schemas.released_versions("Tick")[0][1]
+    current = dict(
+        v1,
+        fields=v1["fields"]
+        + [{"name": "seq", "type": ["null", "long"], "default": None, "doc": "n"}],
+    )
+    old_bytes = serde.encode("t", "Tick", {"symbol": "X", "ts": 5, "bid": 1.0})
+    monkeypatch.setattr(
+        schemas,
+        "load_current",
+        lambda name: current if name == "Tick" else schemas.load_current(name),
+    )
+    fresh = AvroSerde(EmbeddedRegistry.__new__(EmbeddedRegistry))
+    fresh.registry = serde.registry
+    decoded = fresh.decode(old_bytes, "Tick")
+    assert decoded["seq"] is None and decoded["bid"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "undecodable"),
+        (b"\x01\x00\x00\x00\x01abc", "bad_magic_byte"),
+        (b"\x00\x00\x00\x00\x01abc", "unknown_schema_id"),
+    ],
+)
+def test_bad_bytes_raise_one_clear_error(serde, data, reason):
+    with pytest.raises(SerializationError) as err:
+        serde.decode(data, "Tick")
+    assert err.value.reason == reason
+
+
+def test_truncated_and_trailing_bodies_are_undecodable(serde):
+    data = serde.encode("t", "Tick", {"symbol": "EURUSD", "ts": 5, "bid": 1.0, "ask": 2.0})
+    for bad in (data[:-3], data + b"\x00\x00"):
+        with pytest.raises(SerializationError) as err:
+            serde.decode(bad, "Tick")
+        assert err.value.reason == "undecodable"
+
+
+def test_invalid_record_is_a_serialization_error(serde):
+    with pytest.raises(SerializationError) as err:
+        serde.encode("t", "Tick", {"symbol": "X", "ts": "yesterday"})
+    assert err.value.reason == "invalid_record"
