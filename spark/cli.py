@@ -72,6 +72,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+        logging.getLogger("spark.kafka").propagate = True
 
 
 def _print_json(obj) -> None:
@@ -590,12 +591,15 @@ def status(as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Replay these LEAN quote files instead of the bundled slice.",
 )
-def demo(rate: float, keep: bool, paths) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Also print the summary as one JSON line.")
+def demo(rate: float, keep: bool, paths, as_json: bool) -> None:
     """The whole pipeline on a bundled slice of real ticks: broker, topics, worker, replay,
     live status, then a summary that accounts for every row."""
     from spark.demo import run_demo
 
-    run_demo(rate=rate, keep=keep, paths=list(paths) or None)
+    summary = run_demo(rate=rate, keep=keep, paths=list(paths) or None)
+    if as_json:
+        _print_json(summary)
 
 
 def main() -> None:

@@ -25,6 +25,9 @@ from spark.config import bootstrap_servers, connect_timeout, security_config
 from spark.errors import BrokerUnreachable
 
 log = logging.getLogger("spark.kafka")
+# librdkafka retries loudly; its lines reach stderr only with `spark --debug`.
+log.addHandler(logging.NullHandler())
+log.propagate = False
 
 
 def base_config() -> dict[str, Any]:

@@ -87,11 +87,12 @@ def replay(
     if limit is not None and limit < 0:
         raise SparkError("--limit must be >= 0")
     pacer = Pacer(max_rate, speed)
+    rows = merged_rows(paths, fmt, symbol, tz)  # local file problems surface before Kafka ones
     feed = producer or TickProducer(stage="replay")
     result = ReplayResult()
     last_ts: dict[str, int] = {}
     started = time.monotonic()
-    for row in merged_rows(paths, fmt, symbol, tz):
+    for row in rows:
         if limit is not None and result.rows >= limit:
             break
         result.rows += 1

@@ -1,0 +1,69 @@
+"""The README's main job, as a new user runs it: `spark demo` with nothing configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from spark.broker.embedded import pid_alive
+from tests.conftest import spark_cmd
+
+pytestmark = pytest.mark.broker
+
+
+def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["SPARK_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        spark_cmd("demo", "--json"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )  # not the checkout: bundled data only
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the bundled slice: 51,053 EURUSD rows + 10,000 IBM rows of real quotes
+    assert summary["rows"] == 61_053
+    assert summary["produced"] + summary["replay_dead_lettered"] == summary["rows"]
+    assert summary["replay_reasons"]["suspicious"] == 1
+    assert summary["third_party_bad"] == 3
+    assert summary["worker_consumed"] == summary["produced"] + 3
+    assert summary["worker_accepted"] == summary["produced"]
+    assert summary["worker_reasons"] == {"bad_magic_byte": 1, "crossed_book": 1, "key_mismatch": 1}
+    assert "every row accounted for" in proc.stdout
+    # it stopped what it started
+    assert not (tmp_path / "home" / "broker.json").exists()
+    assert not (tmp_path / "home" / "worker.json").exists()
+
+
+def test_up_detach_status_down_on_an_external_cluster(broker, tmp_path):
+    env = dict(os.environ)
+    up = subprocess.run(
+        spark_cmd("up", "--detach", "--web-port", "6099"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert up.returncode == 0, up.stderr
+    assert f"using Kafka at {broker}" in up.stdout
+    record = json.loads((tmp_path / "spark-home" / "worker.json").read_text())
+    try:
+        status = subprocess.run(
+            spark_cmd("status", "--json"), capture_output=True, text=True, env=env, timeout=60
+        )
+        st = json.loads(status.stdout)
+        assert st["broker"] == {"kind": "external", "address": broker}
+        assert st["worker"]["running"] and st["worker"]["pid"] == record["pid"]
+        assert "spark_ticks_accepted_total" in st["worker"]["metrics"]
+    finally:
+        down = subprocess.run(
+            spark_cmd("down"), capture_output=True, text=True, env=env, timeout=60
+        )
+    assert "worker stopped" in down.stdout and "no embedded broker" in down.stdout
+    assert not pid_alive(record["pid"])

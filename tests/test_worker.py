@@ -1,0 +1,104 @@
+"""The ingest agent in a real worker process against the real broker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from spark.topics import catalog
+
+from spark.consume import messages
+from spark.kafka import clients
+from spark.kafka.dlq import decode_headers
+from spark.ticks import Tick, TickProducer
+from spark.ticks.producer import default_serde
+
+pytestmark = pytest.mark.broker
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker):
+    ticks = catalog()["ticks"]
+    serde = default_serde()
+    with TickProducer(source="feed") as feed:
+        for i in range(500):
+            feed.send(Tick("EURUSD", 1_398_920_401_787_000 + i * 1000, bid=1.1, ask=1.2))
+    crossed = Tick("EURUSD", 1_398_920_500_000_000, bid=1.5, ask=1.4)
+    fine = Tick("EURUSD", 1_398_920_500_000_000, bid=1.3, ask=1.4)
+    garbage = [
+        (b"EURUSD", b"\x00\x00\x00"),  # too short
+        (b"EURUSD", b"plain text, not avro"),  # bad magic byte
+        (b"EURUSD", b"\x00\x00\x00\x00\x07rest"),  # unknown schema id
+        (b"EURUSD", serde.encode(ticks.name, "Tick", crossed.to_record())),  # bid > ask
+        (b"GBPUSD", serde.encode(ticks.name, "Tick", fine.to_record())),  # key mismatch
+        (None, serde.encode(ticks.name, "Tick", fine.to_record())),  # no key
+    ]
+    producer = clients.producer()
+    for key, value in garbage:
+        producer.produce(ticks.name, value, key)
+    assert producer.flush(10) == 0
+
+    wait_for(
+        lambda: worker.metric("spark_events_in_total", topic="ticks") >= 506,
+        what="the worker to consume 506 messages",
+    )
+    assert worker.metric("spark_ticks_accepted_total") == 500
+    assert worker.metric("spark_dead_letters_total", stage="ingest") == 6
+
+    def dead_letters():
+        got = [
+            decode_headers(m.headers())
+            for m in messages(catalog()["ticks_dlq"], from_beginning=True)
+        ]
+        return got if len(got) == 6 else None
+
+    headers = wait_for(dead_letters, what="6 dead letters")
+    assert sorted(h["spark.dlq.reason"] for h in headers) == sorted(
+        [
+            "undecodable",
+            "bad_magic_byte",
+            "unknown_schema_id",
+            "crossed_book",
+            "key_mismatch",
+            "key_mismatch",
+        ]
+    )
+    assert all(h["spark.dlq.stage"] == "ingest" for h in headers)
+    assert all(h["spark.dlq.origin"].startswith(ticks.name + "/") for h in headers)
+    assert worker.proc.poll() is None, "the worker keeps running after bad input"
+
+
+def test_worker_commits_so_nothing_is_processed_twice_or_skipped(broker, tmp_path):
+    """Stop a worker mid-stream, start another: consumed counts add up to what was produced."""
+    from spark.broker.embedded import free_port
+    from tests.conftest import WorkerProcess
+
+    def produce(n: int, start: int) -> None:
+        with TickProducer() as feed:
+            for i in range(start, start + n):
+                feed.send(Tick("EURUSD", 1_398_920_401_787_000 + i, bid=1.1, ask=1.2))
+
+    first = WorkerProcess(free_port(), tmp_path / "w1.log")
+    first.wait_ready()
+    produce(300, 0)
+    wait_for(lambda: first.metric("spark_ticks_accepted_total") >= 300, what="first worker")
+    time.sleep(2.5)  # > broker_commit_interval: offsets committed
+    assert first.stop() == 0
+    produce(200, 300)
+    second = WorkerProcess(free_port(), tmp_path / "w2.log")
+    try:
+        second.wait_ready()
+        wait_for(lambda: second.metric("spark_ticks_accepted_total") >= 200, what="second worker")
+        time.sleep(1.0)
+        assert second.metric("spark_ticks_accepted_total") == 200
+    finally:
+        second.stop()
