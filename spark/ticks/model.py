@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._:/-]{0,31}$")
 # Event times outside [1970, 2200) are a unit mistake (seconds or ns for µs), not data.
@@ -43,7 +43,19 @@ class Tick:
     source: str | None = None
 
     def to_record(self) -> dict:
-        return asdict(self)
+        # Explicit: dataclasses.asdict deep-copies and cost half of replay's time.
+        return {
+            "symbol": self.symbol,
+            "ts": self.ts,
+            "bid": self.bid,
+            "ask": self.ask,
+            "bid_size": self.bid_size,
+            "ask_size": self.ask_size,
+            "last": self.last,
+            "last_size": self.last_size,
+            "venue": self.venue,
+            "source": self.source,
+        }
 
     @classmethod
     def from_record(cls, record: dict) -> Tick:

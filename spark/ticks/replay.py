@@ -109,7 +109,9 @@ def replay(
             else:
                 pacer.wait(tick.ts)
                 last_ts[tick.symbol] = tick.ts
-                feed.send(tick, raw=row.raw, origin=row.origin)
+                if tick.source is None:
+                    tick.source = feed.source
+                feed.send_validated(tick, row.raw, row.origin)  # the reader validated it
                 result.first_ts = result.first_ts or tick.ts
                 result.last_ts = tick.ts
         else:
