@@ -512,8 +512,11 @@ def up(detach: bool, port: int, storage: str, web_port: int) -> None:
     """Start the broker (when embedded), create the topics and run the worker."""
     from spark.agents.app import AGENTS
     from spark.agents.worker import run_foreground, start_detached, wait_ready
+    from spark.broker import embedded
+    from spark.config import external_bootstrap
     from spark.kafka.topics import create_topics
 
+    started_broker = not external_bootstrap() and not embedded.status().running
     click.echo(_ensure_broker(port, storage))
     outcome = create_topics()
     click.echo(
@@ -529,8 +532,13 @@ def up(detach: bool, port: int, storage: str, web_port: int) -> None:
             "`spark down` stops everything"
         )
         return
-    click.echo("worker starting; Ctrl-C stops it")
-    run_foreground(AGENTS, web_port)
+    click.echo("worker starting; Ctrl-C stops it" + (" and the broker" if started_broker else ""))
+    try:
+        run_foreground(AGENTS, web_port)
+    finally:
+        if started_broker:
+            embedded.stop()
+            click.echo("embedded broker stopped")
 
 
 @cli.command(context_settings=CONTEXT)

@@ -128,7 +128,8 @@ class ConfluentRegistry:
         conf = {"url": url}
         if basic_auth:
             conf["basic.auth.user.info"] = basic_auth
-        self._client = SchemaRegistryClient(conf)
+        # new_client also understands confluent-kafka's in-process "mock://" registry.
+        self._client = SchemaRegistryClient.new_client(conf)
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, Any] = {}
 

@@ -1,0 +1,72 @@
+import time
+
+import pytest
+
+from spark.config import bootstrap_servers, security_config
+from spark.errors import SparkError
+from spark.ticks.replay import Pacer
+
+
+def test_security_settings_pass_through_to_librdkafka(monkeypatch):
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "spark")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "secret")
+    monkeypatch.setenv("KAFKA_SSL_CA_LOCATION", "/etc/ssl/certs/ca-certificates.crt")
+    assert security_config() == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "spark",
+        "sasl.password": "secret",
+        "ssl.ca.location": "/etc/ssl/certs/ca-certificates.crt",
+    }
+
+
+def test_security_settings_reach_faust(monkeypatch):
+    import faust
+    from spark.agents.app import _credentials
+
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "spark")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "secret")
+    creds = _credentials()
+    assert isinstance(creds, faust.SASLCredentials)
+    assert (creds.username, creds.password, creds.ssl_context is not None) == (
+        "spark",
+        "secret",
+        True,
+    )
+    monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL")
+    assert _credentials() is None
+
+
+def test_external_cluster_wins_over_the_embedded_record(monkeypatch):
+    from spark.config import write_state
+
+    write_state("broker", {"address": "127.0.0.1:19092", "pid": 1})
+    assert bootstrap_servers() == "127.0.0.1:19092"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    assert bootstrap_servers() == "kafka-1:9092,kafka-2:9092"
+
+
+def test_pacer_speed_follows_event_time():
+    pacer = Pacer(speed=10.0)
+    start = time.monotonic()
+    for ts in (0, 1_000_000, 2_000_000):  # 2 s of event time at 10x = 0.2 s
+        pacer.wait(1_398_920_400_000_000 + ts)
+    assert 0.18 <= time.monotonic() - start < 1.0
+
+
+def test_pacer_max_rate():
+    pacer = Pacer(max_rate=100)
+    start = time.monotonic()
+    for i in range(20):  # 20 rows at 100/s = 0.2 s
+        pacer.wait(i)
+    assert 0.18 <= time.monotonic() - start < 1.0
+
+
+@pytest.mark.parametrize("kwargs", [{"max_rate": -1}, {"speed": 0}])
+def test_pacer_rejects_nonsense(kwargs):
+    with pytest.raises(SparkError):
+        Pacer(**kwargs)

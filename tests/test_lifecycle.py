@@ -1,0 +1,78 @@
+"""Foreground `spark up` and `spark consume --follow` as processes, stopped the way users do."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from spark.broker.embedded import pid_alive
+from spark.ticks import Tick, TickProducer
+from tests.conftest import spark_cmd
+
+pytestmark = pytest.mark.broker
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {what}")
+
+
+def test_foreground_up_stops_worker_and_its_broker_on_ctrl_c(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["SPARK_HOME"] = str(tmp_path / "home")
+    from spark.broker.embedded import free_port
+
+    proc = subprocess.Popen(
+        spark_cmd("up", "--port", str(free_port()), "--web-port", str(free_port())),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    state = tmp_path / "home" / "broker.json"
+    try:
+        wait_until(state.exists, 30, "the broker record")
+        broker_pid = json.loads(state.read_text())["pid"]
+        time.sleep(5)  # let the worker start and join
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out, out
+    assert "embedded broker stopped" in out
+    assert not state.exists()
+    assert not pid_alive(broker_pid)
+
+
+def test_consume_follow_prints_new_messages_until_limit(broker):
+    proc = subprocess.Popen(
+        spark_cmd("consume", "ticks", "--follow", "--limit", "3", "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        time.sleep(2.0)  # consumer assigned at the end of the topic
+        with TickProducer() as feed:
+            for i in range(3):
+                feed.send(Tick("EURUSD", 1_398_920_401_787_000 + i, bid=1.1, ask=1.2))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [r["value"]["ts"] for r in lines] == [1_398_920_401_787_000 + i for i in range(3)]
