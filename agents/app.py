@@ -22,8 +22,8 @@ import ssl
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from spark.agents import app_id
 
+from spark.agents import app_id
 from spark.config import bootstrap_servers, security_config, spark_home
 
 AGENTS = ("ingest",)

@@ -5,12 +5,12 @@ dead-lettered with the reason. Producers may be third parties; nothing unchecked
 from __future__ import annotations
 
 import faust
-from spark.topics import catalog
 
 from spark.kafka.dlq import dlq_headers
 from spark.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENTS_IN, TICKS_ACCEPTED
 from spark.ticks.check import check_tick_message, rejection
 from spark.ticks.producer import default_serde
+from spark.topics import catalog
 
 BATCH = 1000
 WITHIN_S = 0.2

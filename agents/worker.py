@@ -24,6 +24,7 @@ def pick_web_port(port: int | None) -> int:
 def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str = "warn") -> None:
     """Run the worker until Ctrl-C or SIGTERM; Faust stops agents and commits cleanly."""
     import faust
+
     from spark.agents.app import create_app
 
     port = pick_web_port(web_port)

@@ -27,7 +27,6 @@ def main() -> None:
     os.environ.setdefault("SPARK_HOME", tempfile.mkdtemp(prefix="spark-bench-"))
     os.environ["SPARK_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-    from spark.topics import catalog
 
     from spark.broker import embedded
     from spark.demo import bundled_files
@@ -38,6 +37,7 @@ def main() -> None:
     from spark.ticks.check import check_tick_message
     from spark.ticks.readers import read
     from spark.ticks.replay import replay
+    from spark.topics import catalog
 
     started_broker = False
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):

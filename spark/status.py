@@ -66,7 +66,6 @@ def collect() -> Status:
     status = Status(broker_info(), worker_status())
     bootstrap_servers()  # a clear error when nothing is configured
     infos = kafka_topics.describe()
-    by_name = {}
     for info in infos:
         entry = {
             "id": info.spec.id,
@@ -77,20 +76,10 @@ def collect() -> Status:
             "end_offsets": info.end_offsets or {},
         }
         status.topics.append(entry)
-        by_name[info.name] = entry
-    ticks = catalog()["ticks"]
-    if by_name.get(ticks.name, {}).get("exists"):
-        ends = by_name[ticks.name]["end_offsets"]
-        lag = kafka_topics.group_lag(app_id(), ticks.name, ends)
-        status.groups.append(
-            {
-                "group": app_id(),
-                "topic": ticks.name,
-                "committed": sum(c for c, _ in lag.values()),
-                "lag": sum(lag_ for _, lag_ in lag.values()),
-                "partitions": {p: {"committed": c, "lag": lg} for p, (c, lg) in lag.items()},
-            }
-        )
+    ends = {t["name"]: t["end_offsets"] for t in status.topics if t["exists"]}
+    ticks = catalog()["ticks"].name
+    always = {app_id(): [ticks]} if ticks in ends else {}
+    status.groups = kafka_topics.group_offsets(ends, always)
     if status.worker and status.worker.get("running"):
         status.worker["metrics"] = worker_metrics(status.worker["web_port"])
     return status

@@ -9,7 +9,6 @@ import zipfile
 
 import pytest
 from click.testing import CliRunner
-from spark.topics import catalog
 
 from spark import schemas
 from spark.cli import cli
@@ -20,6 +19,7 @@ from spark.kafka.topics import create_topics, end_offsets
 from spark.ticks import Tick, TickProducer
 from spark.ticks.producer import default_serde
 from spark.ticks.replay import replay
+from spark.topics import catalog
 from tests.helpers import sample_value
 
 pytestmark = pytest.mark.broker

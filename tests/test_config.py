@@ -24,6 +24,7 @@ def test_security_settings_pass_through_to_librdkafka(monkeypatch):
 
 def test_security_settings_reach_faust(monkeypatch):
     import faust
+
     from spark.agents.app import _credentials
 
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")

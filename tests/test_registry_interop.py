@@ -15,7 +15,6 @@ import json
 import pytest
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from spark.topics import catalog
 
 from spark import schemas
 from spark.consume import messages
@@ -23,6 +22,7 @@ from spark.kafka import clients
 from spark.serde.registry import ConfluentRegistry, default_registry
 from spark.ticks import Tick, TickProducer
 from spark.ticks.producer import default_serde
+from spark.topics import catalog
 
 pytestmark = pytest.mark.broker
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from spark.topics import catalog
 
 from spark.consume import messages
 from spark.kafka import clients
 from spark.kafka.dlq import decode_headers
 from spark.ticks import Tick, TickProducer
 from spark.ticks.producer import default_serde
+from spark.topics import catalog
 
 pytestmark = pytest.mark.broker
 
@@ -75,6 +75,15 @@ def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker)
     assert all(h["spark.dlq.stage"] == "ingest" for h in headers)
     assert all(h["spark.dlq.origin"].startswith(ticks.name + "/") for h in headers)
     assert worker.proc.poll() is None, "the worker keeps running after bad input"
+
+    def worker_group_caught_up():
+        from spark.agents import app_id
+        from spark.status import collect
+
+        groups = [g for g in collect().groups if g["group"] == app_id()]
+        return groups and groups[0]["lag"] == 0 and groups[0]["committed"] == 506
+
+    wait_for(worker_group_caught_up, what="spark status to show the worker group caught up")
 
 
 def test_worker_commits_so_nothing_is_processed_twice_or_skipped(broker, tmp_path):

@@ -51,12 +51,15 @@ def producer(**overrides: Any) -> Producer:
     return Producer(conf)
 
 
+READER_GROUP_PREFIX = "spark-reader-"
+
+
 def reader(**overrides: Any) -> Consumer:
     """A consumer for ``assign()``-style reads: no group membership, no commits."""
     conf = base_config()
     conf.update(
         {
-            "group.id": f"spark-reader-{uuid.uuid4().hex[:8]}",
+            "group.id": f"{READER_GROUP_PREFIX}{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import NewTopic
 
 from spark.kafka import clients
@@ -103,15 +108,43 @@ def describe(cat: Catalog | None = None, with_offsets: bool = True) -> list[Topi
     return infos
 
 
-def group_lag(group: str, topic: str, ends: dict[int, int]) -> dict[int, tuple[int, int]]:
-    """Per partition: (committed offset, lag) of ``group`` on ``topic``."""
-    consumer = clients.reader(**{"group.id": group})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=5)
-    finally:
-        consumer.close()
-    result = {}
-    for tp in committed:
-        offset = tp.offset if tp.offset >= 0 else 0
-        result[tp.partition] = (offset, max(ends[tp.partition] - offset, 0))
-    return result
+def group_offsets(
+    topic_ends: dict[str, dict[int, int]], always: dict[str, list[str]]
+) -> list[dict]:
+    """Committed offsets and lag of every consumer group on the given topics.
+
+    ``topic_ends`` maps topic name -> partition -> true end offset. ``always``
+    names groups to report on some topics even before they commit anything
+    (the worker group on the tick topic: its lag is everything produced).
+    """
+    admin = clients.admin()
+    listed = admin.list_consumer_groups(request_timeout=10).result().valid
+    groups = {g.group_id for g in listed if not g.group_id.startswith(clients.READER_GROUP_PREFIX)}
+    groups |= set(always)
+    report = []
+    for group in sorted(groups):
+        future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
+        committed: dict[str, dict[int, int]] = {}
+        for tp in future.result().topic_partitions:
+            if tp.topic in topic_ends and tp.offset >= 0:
+                committed.setdefault(tp.topic, {})[tp.partition] = tp.offset
+        for topic in always.get(group, []):
+            committed.setdefault(topic, {})
+        for topic in sorted(committed):
+            ends = topic_ends[topic]
+            parts = {
+                p: (committed[topic].get(p, 0), max(end - committed[topic].get(p, 0), 0))
+                for p, end in ends.items()
+            }
+            report.append(
+                {
+                    "group": group,
+                    "topic": topic,
+                    "committed": sum(c for c, _ in parts.values()),
+                    "lag": sum(lag for _, lag in parts.values()),
+                    "partitions": {
+                        p: {"committed": c, "lag": lag} for p, (c, lag) in parts.items()
+                    },
+                }
+            )
+    return report
