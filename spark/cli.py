@@ -438,6 +438,82 @@ def consume(
         click.echo(f"no new messages on {spec.name} (use --from-beginning or --follow)", err=True)
 
 
+# ----------------------------------------------------------------------------- model
+@cli.group(context_settings=CONTEXT)
+def model() -> None:
+    """Online models: evaluate on recorded ticks with the live feature and model code."""
+
+
+@model.command("eval")
+@click.option(
+    "--data",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Tick files (repeat for several; merged in time order).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "lean-quote", "lean-trade"]),
+    help="Input format.",
+)
+@click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name).")
+@click.option("--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities).")
+@click.option(
+    "--horizon",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Label horizon H in seconds: is the mid higher H later?",
+)
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(["logreg", "hoeffding", "arf", "amf"]),
+    default="logreg",
+    show_default=True,
+    help="Online learner.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: n, auc, precision_at_20 (and details).",
+)
+def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -> None:
+    """Progressive test-then-train evaluation with delayed labels: every tick is predicted
+    before its label is known, and learned from only once its horizon has passed.
+
+    Prints n (scored predictions), AUC and precision@20 (share correct among the 20
+    most confident of each block of 1,000 predictions, averaged over blocks).
+    """
+    from spark.ml.evaluate import evaluate
+    from spark.progress import row_progress
+    from spark.ticks.replay import valid_ticks
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with row_progress(list(paths), show, label="eval") as advance:
+        result = evaluate(
+            valid_ticks(list(paths), fmt, symbol.upper() if symbol else None, tz, on_row=advance),
+            horizon_s=horizon,
+            model=model_name,
+        )
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        click.echo(
+            f"{result.model}, H={result.horizon_s:g}s: n={result.n:,} AUC={result.auc:.4f} "
+            f"precision@20={result.precision_at_20:.4f} ({result.ticks:,} ticks, "
+            f"{result.ties:,} ties skipped, {result.seconds:.1f}s)"
+        )
+
+
 # ----------------------------------------------------------------------------- worker, up, down
 AGENT_CHOICE = click.Choice(["ingest"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -34,19 +36,28 @@ def replay_progress(console: Console | None = None) -> Progress:
 
 def replay_with_progress(paths: list[Path], fmt: str, *, show: bool, **kwargs) -> ReplayResult:
     """``replay`` with a progress bar over the input bytes when ``show``."""
+    with row_progress(paths, show, "replay") as advance:
+        return replay(paths, fmt, on_row=lambda _result, row: advance(row), **kwargs)
+
+
+@contextmanager
+def row_progress(paths: list[Path], show: bool, label: str) -> Iterator:
+    """A progress bar over the input bytes of ``paths``; yields ``advance(row)``."""
     if not show:
-        return replay(paths, fmt, **kwargs)
+        yield lambda _row: None
+        return
     total = total_input_bytes(paths)
-    with replay_progress() as progress:
-        task = progress.add_task("replay", total=total, counts="")
-        done = 0
+    progress = replay_progress()
+    progress.columns[0].text_format = f"[bold]{label}[/]"
+    with progress:
+        task = progress.add_task(label, total=total, counts="")
+        state = {"bytes": 0, "rows": 0}
 
-        def on_row(result: ReplayResult, row) -> None:
-            nonlocal done
-            done += row.nbytes
-            if result.rows % 2000 == 0:
-                progress.update(task, completed=done, counts=f"{result.rows:,} rows")
+        def advance(row) -> None:
+            state["bytes"] += row.nbytes
+            state["rows"] += 1
+            if state["rows"] % 2000 == 0:
+                progress.update(task, completed=state["bytes"], counts=f"{state['rows']:,} rows")
 
-        result = replay(paths, fmt, on_row=on_row, **kwargs)
-        progress.update(task, completed=total, counts=f"{result.rows:,} rows")
-    return result
+        yield advance
+        progress.update(task, completed=total, counts=f"{state['rows']:,} rows")

@@ -129,3 +129,25 @@ def replay(
 
 def total_input_bytes(paths: list[Path]) -> int:
     return sum(input_size(Path(p)) for p in paths)
+
+
+def valid_ticks(
+    paths: list[Path],
+    fmt: str,
+    symbol: str | None = None,
+    tz: str | None = None,
+    on_row: Callable[[Row], None] | None = None,
+):
+    """The ticks replay would produce from ``paths``, in the same order, without Kafka.
+
+    Rows replay would dead-letter (invalid, or going back in time) are skipped.
+    """
+    last_ts: dict[str, int] = {}
+    for row in merged_rows(paths, fmt, symbol, tz):
+        if on_row is not None:
+            on_row(row)
+        tick = row.tick
+        if tick is None or tick.ts < last_ts.get(tick.symbol, 0):
+            continue
+        last_ts[tick.symbol] = tick.ts
+        yield tick

@@ -1,0 +1,171 @@
+"""Features of one symbol, updated tick by tick in O(1) time and memory.
+
+Every feature at a tick uses that tick and earlier ones only. Names carry
+units (``_bp`` basis points, ``_s`` seconds); docs/features.md lists them.
+
+>>> from spark.ticks.model import Tick
+>>> f = TickFeatures()
+>>> f.update(Tick("EURUSD", 1_000_000, bid=1.1000, ask=1.1002)) is None  # first tick: no return
+True
+>>> x = f.update(Tick("EURUSD", 2_000_000, bid=1.1001, ask=1.1003))
+>>> round(x["ret_bp"], 3), round(x["spread_bp"], 3), x["dt_s"], x["last_move_sign"]
+(0.909, 1.818, 1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+from spark.features.stats import DecayedCount, TimeEWMean, TimeEWVar
+from spark.ticks.model import Tick
+
+FEATURE_SET = "v1"
+FEATURE_NAMES = (
+    "ret_bp",  # log return of the mid since the previous tick, bp
+    "spread_bp",  # (ask - bid) / mid, bp (0 without a two-sided quote)
+    "spread_z",  # spread against its 5-minute EW mean, in EW standard deviations
+    "d_bid_bp",  # change of the bid since the previous tick, bp of mid
+    "d_ask_bp",  # change of the ask since the previous tick, bp of mid
+    "dt_s",  # seconds since the previous tick
+    "activity_1m",  # ticks in the last minute (time-decayed count, tau 60 s)
+    "volume_1m",  # traded size in the last minute (time-decayed, tau 60 s)
+    "rsi_14",  # Wilder's RSI over the last 14 mid changes, centred: RSI - 50
+    "vol_bp",  # EW standard deviation of ret_bp, tau 60 s
+    "mom_bp",  # mid minus its 30-second EW mean, bp
+    "mom_20_bp",  # sum of the last 20 returns, bp
+    "imbalance",  # (bid_size - ask_size) / (bid_size + ask_size); 0 without sizes
+    "last_move_sign",  # sign of the last non-zero mid change: -1, 0, +1
+    "last_move_age_s",  # seconds since the mid last changed
+    "trade_sign_1m",  # EW mean of trade signs (+1 at/above ask side, -1 at/below bid), tau 60 s
+    "reversal",  # last_move_sign * spread-normalized size of that move (bid-ask bounce proxy)
+)
+RSI_N = 14
+MOM_N = 20
+
+
+@dataclass
+class TickFeatures:
+    """Per-symbol feature state; ``update`` returns the feature dict or None while warming up."""
+
+    prev_ts: int | None = None
+    prev_mid: float = 0.0
+    prev_bid: float | None = None
+    prev_ask: float | None = None
+    last_move_sign: float = 0.0
+    last_move_ts: int | None = None
+    last_move_bp: float = 0.0
+    avg_gain: float = 0.0
+    avg_loss: float = 0.0
+    rsi_count: int = 0
+    activity: DecayedCount = field(default_factory=lambda: DecayedCount(60.0))
+    volume: DecayedCount = field(default_factory=lambda: DecayedCount(60.0))
+    ret_var: TimeEWVar = field(default_factory=lambda: TimeEWVar(60.0))
+    spread_var: TimeEWVar = field(default_factory=lambda: TimeEWVar(300.0))
+    mid_mean: TimeEWMean = field(default_factory=lambda: TimeEWMean(30.0))
+    trade_sign: TimeEWMean = field(default_factory=lambda: TimeEWMean(60.0))
+    recent_returns: deque = field(default_factory=lambda: deque(maxlen=MOM_N))
+    recent_sum: float = 0.0
+
+    def update(self, tick: Tick) -> dict[str, float] | None:
+        mid = tick.mid
+        if mid is None or mid <= 0:
+            return None
+        t = tick.ts / 1e6
+        bid = tick.bid if tick.bid is not None else self.prev_bid
+        ask = tick.ask if tick.ask is not None else self.prev_ask
+        spread_bp = (ask - bid) / mid * 1e4 if bid is not None and ask is not None else 0.0
+        activity = self.activity.update(1.0, t)
+        volume = self.volume.update(tick.last_size or 0.0, t)
+        spread_var = self.spread_var.update(spread_bp, t)
+        spread_z = (
+            (spread_bp - self.spread_var.mean) / math.sqrt(spread_var)
+            if spread_var > 1e-12
+            else 0.0
+        )
+        mid_mean = self.mid_mean.update(mid, t)
+        if tick.last is not None:
+            reference = (bid + ask) / 2 if bid is not None and ask is not None else self.prev_mid
+            sign = 1.0 if tick.last > reference else (-1.0 if tick.last < reference else 0.0)
+            self.trade_sign.update(sign, t)
+
+        first = self.prev_ts is None
+        ret_bp = 0.0 if first else math.log(mid / self.prev_mid) * 1e4
+        d_bid = (
+            (bid - self.prev_bid) / mid * 1e4
+            if bid is not None and self.prev_bid is not None
+            else 0.0
+        )
+        d_ask = (
+            (ask - self.prev_ask) / mid * 1e4
+            if ask is not None and self.prev_ask is not None
+            else 0.0
+        )
+        dt_s = 0.0 if first else (tick.ts - self.prev_ts) / 1e6
+        if ret_bp != 0.0:
+            self.last_move_sign = 1.0 if ret_bp > 0 else -1.0
+            self.last_move_ts = tick.ts
+            self.last_move_bp = ret_bp
+        if not first:
+            gain, loss = max(ret_bp, 0.0), max(-ret_bp, 0.0)
+            self.rsi_count += 1
+            n = min(self.rsi_count, RSI_N)
+            self.avg_gain += (gain - self.avg_gain) / n
+            self.avg_loss += (loss - self.avg_loss) / n
+            if len(self.recent_returns) == MOM_N:
+                self.recent_sum -= self.recent_returns[0]
+            self.recent_returns.append(ret_bp)
+            self.recent_sum += ret_bp
+        vol_var = self.ret_var.update(ret_bp, t) if not first else 0.0
+
+        self.prev_ts, self.prev_mid, self.prev_bid, self.prev_ask = tick.ts, mid, bid, ask
+        if first:
+            return None
+        total = self.avg_gain + self.avg_loss
+        rsi = 100.0 * self.avg_gain / total if total > 0 else 50.0
+        sizes = (tick.bid_size or 0.0) + (tick.ask_size or 0.0)
+        imbalance = ((tick.bid_size or 0.0) - (tick.ask_size or 0.0)) / sizes if sizes > 0 else 0.0
+        age = (tick.ts - self.last_move_ts) / 1e6 if self.last_move_ts is not None else dt_s
+        scale = max(spread_bp, 1e-9)
+        return {
+            "ret_bp": ret_bp,
+            "spread_bp": spread_bp,
+            "spread_z": spread_z,
+            "d_bid_bp": d_bid,
+            "d_ask_bp": d_ask,
+            "dt_s": dt_s,
+            "activity_1m": activity,
+            "volume_1m": volume,
+            "rsi_14": rsi - 50.0,
+            "vol_bp": math.sqrt(max(vol_var, 0.0)),
+            "mom_bp": (mid - mid_mean) / mid * 1e4,
+            "mom_20_bp": self.recent_sum,
+            "imbalance": imbalance,
+            "last_move_sign": self.last_move_sign,
+            "last_move_age_s": age,
+            "trade_sign_1m": self.trade_sign.mean,
+            "reversal": self.last_move_sign * min(abs(self.last_move_bp) / scale, 10.0),
+        }
+
+    def to_state(self) -> dict:
+        """Plain JSON-able state (for a Faust table backed by a changelog topic)."""
+        state = asdict(self)
+        state["recent_returns"] = list(self.recent_returns)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> TickFeatures:
+        state = dict(state)
+        nested = {
+            "activity": DecayedCount,
+            "volume": DecayedCount,
+            "ret_var": TimeEWVar,
+            "spread_var": TimeEWVar,
+            "mid_mean": TimeEWMean,
+            "trade_sign": TimeEWMean,
+        }
+        for name, kind in nested.items():
+            state[name] = kind(**state[name])
+        state["recent_returns"] = deque(state["recent_returns"], maxlen=MOM_N)
+        return cls(**state)

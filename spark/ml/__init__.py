@@ -1,0 +1,1 @@
+"""Online learning on tick features: delayed labels, models, quality metrics, evaluation."""
