@@ -26,7 +26,12 @@ def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str 
     import faust
 
     from spark.agents.app import create_app
+    from spark.kafka.topics import create_topics
 
+    # Faust would create its own internal topics, but on the embedded broker its
+    # CreateTopics calls get 4 partitions whatever they ask (docs/broker.md), so
+    # the catalog creates them all first.
+    create_topics()
     port = pick_web_port(web_port)
     app = create_app(agents, web_port=port)
     logging.getLogger("faust").setLevel(logging.WARNING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,9 +42,13 @@ def render(spec: TopicSpec, serde: AvroSerde, msg) -> dict:
         out["raw_base64"] = base64.b64encode(msg.value() or b"").decode()
         return out
     try:
+        if spec.is_json:
+            out["value"] = json.loads(msg.value()) if msg.value() is not None else None
+            return out
         out["value"] = _jsonable(serde.decode(msg.value(), spec.value))
-    except SerializationError as exc:
-        out["error"] = {"reason": exc.reason, "detail": str(exc)}
+    except (SerializationError, ValueError) as exc:
+        reason = getattr(exc, "reason", "undecodable")
+        out["error"] = {"reason": reason, "detail": str(exc)}
         out["raw_base64"] = base64.b64encode(msg.value() or b"").decode()
     return out
 

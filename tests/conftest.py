@@ -109,7 +109,7 @@ class WorkerProcess:
         self.log = log
         self._log_fh = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            spark_cmd("worker", "--web-port", str(web_port)),
+            spark_cmd("worker", "--web-port", str(web_port), "--loglevel", "info"),
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),

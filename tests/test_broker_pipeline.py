@@ -48,7 +48,7 @@ def test_every_schema_round_trips_through_the_broker(broker):
     producer = clients.producer()
     sent = {}
     for spec in catalog().values():
-        if spec.is_raw:
+        if spec.is_raw or spec.is_json:
             continue
         record = sample_value(schemas.load_current(spec.value))
         producer.produce(spec.name, serde.encode(spec.name, spec.value, record), b"key")

@@ -39,6 +39,11 @@ class TopicSpec:
         """True for topics whose values are undecoded bytes (dead-letter topics)."""
         return self.value == "raw"
 
+    @property
+    def is_json(self) -> bool:
+        """True for the workers' internal state topics, whose values are JSON."""
+        return self.value == "json"
+
     def kafka_config(self) -> dict[str, str]:
         """Topic-level Kafka configs this entry asks for."""
         config = {"cleanup.policy": self.cleanup}

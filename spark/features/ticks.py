@@ -5,8 +5,8 @@ units (``_bp`` basis points, ``_s`` seconds); docs/features.md lists them.
 
 >>> from spark.ticks.model import Tick
 >>> f = TickFeatures()
->>> f.update(Tick("EURUSD", 1_000_000, bid=1.1000, ask=1.1002)) is None  # first tick: no return
-True
+>>> f.update(Tick("EURUSD", 1_000_000, bid=1.1000, ask=1.1002))["ret_bp"]  # first tick: no move
+0.0
 >>> x = f.update(Tick("EURUSD", 2_000_000, bid=1.1001, ask=1.1003))
 >>> round(x["ret_bp"], 3), round(x["spread_bp"], 3), x["dt_s"], x["last_move_sign"]
 (0.909, 1.818, 1.0, 1.0)
@@ -47,7 +47,9 @@ MOM_N = 20
 
 @dataclass
 class TickFeatures:
-    """Per-symbol feature state; ``update`` returns the feature dict or None while warming up."""
+    """Per-symbol feature state. ``update`` returns the feature dict of every valid tick
+    (changes are 0 on a symbol's first tick); ``prev_mid`` is then the tick's mid:
+    bid/ask carried forward from earlier ticks, else the last trade, else the one side."""
 
     prev_ts: int | None = None
     prev_mid: float = 0.0
@@ -69,12 +71,14 @@ class TickFeatures:
     recent_sum: float = 0.0
 
     def update(self, tick: Tick) -> dict[str, float] | None:
-        mid = tick.mid
-        if mid is None or mid <= 0:
-            return None
         t = tick.ts / 1e6
         bid = tick.bid if tick.bid is not None else self.prev_bid
         ask = tick.ask if tick.ask is not None else self.prev_ask
+        # a one-sided quote completes the book carried forward from earlier ticks
+        two_sided = bid is not None and ask is not None
+        mid = (bid + ask) / 2 if two_sided else tick.last or bid or ask
+        if mid is None or mid <= 0:
+            return None
         spread_bp = (ask - bid) / mid * 1e4 if bid is not None and ask is not None else 0.0
         activity = self.activity.update(1.0, t)
         volume = self.volume.update(tick.last_size or 0.0, t)
@@ -120,8 +124,6 @@ class TickFeatures:
         vol_var = self.ret_var.update(ret_bp, t) if not first else 0.0
 
         self.prev_ts, self.prev_mid, self.prev_bid, self.prev_ask = tick.ts, mid, bid, ask
-        if first:
-            return None
         total = self.avg_gain + self.avg_loss
         rsi = 100.0 * self.avg_gain / total if total > 0 else 50.0
         sizes = (tick.bid_size or 0.0) + (tick.ask_size or 0.0)

@@ -55,18 +55,18 @@ class Progressive:
 
     def step(self, tick: Tick) -> tuple[dict[str, float], float] | None:
         """Feed one tick; returns (features, prob_up) when a prediction was made."""
-        mid = tick.mid
         feats = self.features.get(tick.symbol)
         if feats is None:
             feats = self.features[tick.symbol] = TickFeatures()
             self.labels[tick.symbol] = DelayedLabels(self.horizon_us)
+        x = feats.update(tick)  # uses this tick and earlier ones only
+        if x is None:
+            return None
+        mid = feats.prev_mid
         queue = self.labels[tick.symbol]
         for (x_old, p_old), y in queue.resolve(tick.ts, mid):
             self.quality.add(p_old, y)
             self.model.learn(x_old, y)
-        x = feats.update(tick)
-        if x is None:
-            return None
         p = self.model.prob_up(x)
         queue.add(tick.ts, mid, (x, p))
         return x, p

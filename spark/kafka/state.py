@@ -1,0 +1,46 @@
+"""Read the latest value per key of some partitions of a compacted state topic.
+
+The workers keep per-symbol state in such topics (a changelog). Reading with
+``assign()`` up to each partition's end-of-partition signal works on the
+embedded broker, whose high watermarks are unreliable (docs/broker.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from spark.errors import SparkError
+from spark.kafka import clients
+
+
+def latest_json(topic: str, partitions: list[int], timeout: float = 60.0) -> dict[str, dict]:
+    """Key (UTF-8) -> last JSON value on ``partitions`` of ``topic``; a null value deletes."""
+    if not partitions:
+        return {}
+    consumer = clients.reader()
+    latest: dict[str, dict] = {}
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending = set(partitions)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise SparkError(f"reading state from {topic} took over {timeout:.0f}s")
+            for msg in consumer.consume(5000, timeout=0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                        continue
+                    raise SparkError(f"reading state from {topic}: {err.str()}")
+                key = (msg.key() or b"").decode()
+                if msg.value() is None:
+                    latest.pop(key, None)
+                else:
+                    latest[key] = json.loads(msg.value())
+    finally:
+        consumer.close()
+    return latest
