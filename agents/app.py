@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from spark.agents import app_id
 from spark.config import bootstrap_servers, security_config, spark_home
 
-AGENTS = ("ingest",)
+AGENTS = ("ingest", "predictor")
 
 
 def _credentials() -> faust.types.auth.CredentialsT | None:
@@ -87,4 +87,8 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         from spark.agents.ingest import register as register_ingest
 
         register_ingest(app)
+    if "predictor" in agents:
+        from spark.agents.predictor import register as register_predictor
+
+        register_predictor(app)
     return app

@@ -515,7 +515,7 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -
 
 
 # ----------------------------------------------------------------------------- worker, up, down
-AGENT_CHOICE = click.Choice(["ingest"])
+AGENT_CHOICE = click.Choice(["ingest", "predictor"])
 
 
 @cli.command(context_settings=CONTEXT)

@@ -16,6 +16,7 @@ SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO   user:password for it
 SPARK_HOME                state folder (default ~/.spark): broker/worker records and logs
 SPARK_TOPIC_PREFIX        put in front of every topic name (isolates tests and tenants)
 SPARK_CONNECT_TIMEOUT     seconds to wait for a broker before saying it is unreachable (5)
+SPARK_MODEL, SPARK_HORIZON_S, SPARK_SIGNAL_BAND   the predictor (logreg, 1.0 s, 0.1)
 """
 
 from __future__ import annotations
@@ -103,3 +104,22 @@ def connect_timeout() -> float:
         return float(os.environ.get("SPARK_CONNECT_TIMEOUT", "5"))
     except ValueError:
         raise SparkError("SPARK_CONNECT_TIMEOUT must be a number of seconds") from None
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise SparkError(f"{name} must be a number") from None
+
+
+def model_settings() -> dict:
+    """The predictor's model, label horizon (s) and signal band, from the environment.
+
+    SPARK_MODEL (logreg), SPARK_HORIZON_S (1.0), SPARK_SIGNAL_BAND (0.1).
+    """
+    return {
+        "model": os.environ.get("SPARK_MODEL", "logreg"),
+        "horizon_s": _float_env("SPARK_HORIZON_S", 1.0),
+        "band": _float_env("SPARK_SIGNAL_BAND", 0.1),
+    }

@@ -43,37 +43,59 @@ class EvalResult:
         }
 
 
-class Progressive:
-    """Per-symbol features and label queues around one model; ``step`` is the live path."""
+class Learner:
+    """One model learning from delayed labels across symbols: the predictor's core.
+
+    ``step`` resolves the symbol's labels that the tick at ``ts`` makes final
+    (and learns them), then predicts ``x``, then queues it for its label.
+    """
 
     def __init__(self, model: OnlineModel, horizon_s: float) -> None:
         self.model = model
         self.horizon_us = round(horizon_s * 1e6)
-        self.features: dict[str, TickFeatures] = {}
         self.labels: dict[str, DelayedLabels] = {}
         self.quality = Quality()
+
+    def step(self, symbol: str, ts: int, mid: float, x: dict[str, float]) -> float:
+        queue = self.labels.get(symbol)
+        if queue is None:
+            queue = self.labels[symbol] = DelayedLabels(self.horizon_us)
+        for (x_old, p_old), y in queue.resolve(ts, mid):
+            self.quality.add(p_old, y)
+            self.model.learn(x_old, y)
+        p = self.model.prob_up(x)
+        queue.add(ts, mid, (x, p))
+        return p
+
+    @property
+    def ties(self) -> int:
+        return sum(q.ties for q in self.labels.values())
+
+
+class Progressive:
+    """Features then the learner, tick by tick: the live code path without Kafka."""
+
+    def __init__(self, model: OnlineModel, horizon_s: float) -> None:
+        self.features: dict[str, TickFeatures] = {}
+        self.learner = Learner(model, horizon_s)
 
     def step(self, tick: Tick) -> tuple[dict[str, float], float] | None:
         """Feed one tick; returns (features, prob_up) when a prediction was made."""
         feats = self.features.get(tick.symbol)
         if feats is None:
             feats = self.features[tick.symbol] = TickFeatures()
-            self.labels[tick.symbol] = DelayedLabels(self.horizon_us)
         x = feats.update(tick)  # uses this tick and earlier ones only
         if x is None:
             return None
-        mid = feats.prev_mid
-        queue = self.labels[tick.symbol]
-        for (x_old, p_old), y in queue.resolve(tick.ts, mid):
-            self.quality.add(p_old, y)
-            self.model.learn(x_old, y)
-        p = self.model.prob_up(x)
-        queue.add(tick.ts, mid, (x, p))
-        return x, p
+        return x, self.learner.step(tick.symbol, tick.ts, feats.prev_mid, x)
+
+    @property
+    def quality(self) -> Quality:
+        return self.learner.quality
 
     @property
     def ties(self) -> int:
-        return sum(q.ties for q in self.labels.values())
+        return self.learner.ties
 
 
 def evaluate(
