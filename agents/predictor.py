@@ -19,7 +19,15 @@ import faust
 
 from spark.config import model_settings
 from spark.kafka.dlq import dlq_headers
-from spark.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT
+from spark.metrics import (
+    BATCH_SECONDS,
+    DEAD_LETTERS,
+    EVENTS_IN,
+    EVENTS_OUT,
+    MODEL_AUC,
+    MODEL_LABELS,
+    MODEL_PRECISION_AT_20,
+)
 from spark.ml.evaluate import Learner
 from spark.ml.models import make_model
 from spark.ml.signals import SignalPolicy
@@ -48,6 +56,11 @@ def register(app: faust.App) -> None:
     predictions_counter = EVENTS_OUT.labels(predictions.id)
     signals_counter = EVENTS_OUT.labels(signals.id)
     batch_timer = BATCH_SECONDS.labels("predictor")
+    version = (learner.model.name, str(MODEL_VERSION))
+    labels_counter = MODEL_LABELS.labels(*version)
+    auc_gauge = MODEL_AUC.labels(*version)
+    p20_gauge = MODEL_PRECISION_AT_20.labels(*version)
+    counted = {"labels": 0}
 
     @app.agent(source, name="predictor")
     async def predictor(stream):
@@ -105,4 +118,12 @@ def register(app: faust.App) -> None:
                 )
                 signals_counter.inc()
             in_counter.inc(len(events))
+            recent = learner.recent
+            labels_counter.inc(recent.labels - counted["labels"])
+            counted["labels"] = recent.labels
+            auc, p20 = recent.auc(), recent.precision_at_20()
+            if auc == auc:  # nan until both classes were seen
+                auc_gauge.set(auc)
+            if p20 == p20:
+                p20_gauge.set(p20)
             batch_timer.observe(time.perf_counter() - started)

@@ -7,7 +7,7 @@ unbounded count or offsets).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("spark_events_in_total", "Messages consumed by an agent, per topic.", ["topic"])
 EVENTS_OUT = Counter("spark_events_out_total", "Messages produced by Spark, per topic.", ["topic"])
@@ -24,4 +24,19 @@ BATCH_SECONDS = Histogram(
 )
 TICKS_ACCEPTED = Counter(
     "spark_ticks_accepted_total", "Ticks that passed the worker's ingest validation."
+)
+MODEL_LABELS = Counter(
+    "spark_model_labels_total",
+    "Labels resolved and learned, per model version.",
+    ["model_id", "model_version"],
+)
+MODEL_AUC = Gauge(
+    "spark_model_auc",
+    "ROC AUC over the last 2,000 labelled predictions, per model version.",
+    ["model_id", "model_version"],
+)
+MODEL_PRECISION_AT_20 = Gauge(
+    "spark_model_precision_at_20",
+    "Share correct among the 20 most confident of each 1,000 labelled predictions (last 2,000).",
+    ["model_id", "model_version"],
 )

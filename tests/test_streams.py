@@ -126,3 +126,7 @@ def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worke
     ]
     assert [(s["ts"], s["side"]) for s in signals] == expected_signals
     assert len(signals) > 0
+    # live quality metrics: labels learned so far and a rolling AUC in [0, 1]
+    labels = worker.metric("spark_model_labels_total", model_id="logreg")
+    assert labels == len(offline.quality) > 0
+    assert 0.0 < worker.metric("spark_model_auc", model_id="logreg") < 1.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from spark.features import TickFeatures
 from spark.ml.labels import DelayedLabels
 from spark.ml.models import DEFAULT_MODEL, OnlineModel, make_model
-from spark.ml.quality import Quality
+from spark.ml.quality import Quality, RollingQuality
 from spark.ticks.model import Tick
 
 
@@ -55,6 +55,7 @@ class Learner:
         self.horizon_us = round(horizon_s * 1e6)
         self.labels: dict[str, DelayedLabels] = {}
         self.quality = Quality()
+        self.recent = RollingQuality()
 
     def step(self, symbol: str, ts: int, mid: float, x: dict[str, float]) -> float:
         queue = self.labels.get(symbol)
@@ -62,6 +63,7 @@ class Learner:
             queue = self.labels[symbol] = DelayedLabels(self.horizon_us)
         for (x_old, p_old), y in queue.resolve(ts, mid):
             self.quality.add(p_old, y)
+            self.recent.add(p_old, y)
             self.model.learn(x_old, y)
         p = self.model.prob_up(x)
         queue.add(ts, mid, (x, p))

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 BLOCK = 1000
@@ -59,6 +61,26 @@ class Quality:
 
     def __len__(self) -> int:
         return len(self._y)
+
+    def auc(self) -> float:
+        return exact_auc(np.asarray(self._p), np.asarray(self._y))
+
+    def precision_at_20(self) -> float:
+        return precision_at_top(np.asarray(self._p), np.asarray(self._y))
+
+
+class RollingQuality:
+    """AUC and precision@20 over the last ``window`` scored predictions (for live metrics)."""
+
+    def __init__(self, window: int = 2000) -> None:
+        self._p: deque[float] = deque(maxlen=window)
+        self._y: deque[int] = deque(maxlen=window)
+        self.labels = 0
+
+    def add(self, prob_up: float, label: int) -> None:
+        self._p.append(prob_up)
+        self._y.append(label)
+        self.labels += 1
 
     def auc(self) -> float:
         return exact_auc(np.asarray(self._p), np.asarray(self._y))
