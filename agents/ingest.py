@@ -94,7 +94,7 @@ def register(app: faust.App) -> None:
                 except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
                     reason, detail = rejection(exc)
                     origin = f"{message.topic}/{message.partition}@{message.offset}"
-                    await dead_letters.send(
+                    dead_letters.send_soon(
                         key=message.key,
                         value=message.value,
                         headers=dlq_headers(reason, detail, ticks.name, "ingest", origin),
@@ -116,12 +116,12 @@ def register(app: faust.App) -> None:
                     "feature_set": FEATURE_SET,
                     "computed_at": int(time.time() * 1e6),
                 }
-                await features_out.send(
+                features_out.send_soon(
                     key=message.key, value=serde.encode(features.name, features.value, record)
                 )
                 out_counter.inc()
             for symbol in book.take_dirty():
-                await state_out.send(
+                state_out.send_soon(
                     key=symbol.encode(),
                     value=json.dumps(book.state(symbol)).encode(),
                     partition=last_partition[symbol],

@@ -73,7 +73,7 @@ def register(app: faust.App) -> None:
                 except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
                     reason = getattr(exc, "reason", "unexpected_error")
                     origin = f"{message.topic}/{message.partition}@{message.offset}"
-                    await dead_letters.send(
+                    dead_letters.send_soon(
                         key=message.key,
                         value=message.value,
                         headers=dlq_headers(reason, str(exc), features.name, "predictor", origin),
@@ -93,7 +93,7 @@ def register(app: faust.App) -> None:
                     "horizon_ms": horizon_ms,
                     "predicted_at": now_us,
                 }
-                await predictions_out.send(
+                predictions_out.send_soon(
                     key=message.key,
                     value=serde.encode(predictions.name, predictions.value, prediction),
                 )
@@ -113,7 +113,7 @@ def register(app: faust.App) -> None:
                     "prob_up": prob_up,
                     "emitted_at": now_us,
                 }
-                await signals_out.send(
+                signals_out.send_soon(
                     key=message.key, value=serde.encode(signals.name, signals.value, signal)
                 )
                 signals_counter.inc()

@@ -4,34 +4,27 @@ Prints, on one broker in one run:
   read      rows/s of the LEAN reader alone (no Kafka)
   replay    rows/s of `replay` (read + validate + encode + produce + acks)
   ceiling   msg/s of a plain confluent-kafka producer sending the same encoded bytes
-  ingest    msg/s of the Faust worker's ingest agent (consume + decode + validate)
+  worker    msg/s of ticks consumed by a Faust worker running all agents
   raw       msg/s of a plain confluent-kafka consume + decode + validate loop
 
-Usage: python bench/bench_ingest.py [FILE ...]   (default: the bundled EURUSD day)
+Usage: python -m bench.bench_ingest [FILE ...]   (from the repository root; default: the
+bundled EURUSD day)
 Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts an embedded broker in a temp SPARK_HOME.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 
 def main() -> None:
-    os.environ.setdefault("SPARK_HOME", tempfile.mkdtemp(prefix="spark-bench-"))
-    os.environ["SPARK_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-    from spark.broker import embedded
+    from bench.common import bench_broker, worker_rate
     from spark.demo import bundled_files
     from spark.kafka import clients
-    from spark.kafka.topics import create_topics
     from spark.serde.avro import AvroSerde
     from spark.serde.registry import EmbeddedRegistry
     from spark.ticks.check import check_tick_message
@@ -39,12 +32,7 @@ def main() -> None:
     from spark.ticks.replay import replay
     from spark.topics import catalog
 
-    started_broker = False
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        embedded.start(port=embedded.free_port())
-        started_broker = True
-    try:
-        create_topics()
+    with bench_broker():
         paths = [Path(p) for p in sys.argv[1:]] or bundled_files()[:1]
         ticks = catalog()["ticks"]
         serde = AvroSerde(EmbeddedRegistry())
@@ -76,12 +64,8 @@ def main() -> None:
                     producer.poll(0.01)
         producer.flush(60)
         ceiling_s = time.perf_counter() - t
-        print(
-            f"ceiling   {len(encoded) / ceiling_s:>10,.0f} msg/s   (plain produce, to an "
-            "auto-created topic)"
-        )
+        print(f"ceiling   {len(encoded) / ceiling_s:>10,.0f} msg/s   (plain produce)")
 
-        # raw consume + decode + validate of the replayed ticks
         consumer = clients.reader()
         meta = clients.ensure_reachable().topics[ticks.name]
         consumer.assign([TopicPartition(ticks.name, p, OFFSET_BEGINNING) for p in meta.partitions])
@@ -98,43 +82,14 @@ def main() -> None:
         raw_s = time.perf_counter() - t
         consumer.close()
 
-        port = embedded.free_port()
-        log = open(Path(os.environ["SPARK_HOME"]) / "bench-worker.log", "wb")  # noqa: SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        t0 = time.perf_counter()
-        first = None
-        consumed = 0.0
-        try:
-            while consumed < result.produced and time.perf_counter() - t0 < 300:
-                time.sleep(0.1)
-                try:
-                    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
-                except OSError:
-                    continue
-                for line in text.decode().splitlines():
-                    if line.startswith('spark_events_in_total{topic="ticks"}'):
-                        consumed = float(line.split()[-1])
-                if consumed and first is None:
-                    first = (time.perf_counter(), consumed)
-            done = time.perf_counter()
-        finally:
-            worker.terminate()
-            worker.wait(30)
-        rate = (consumed - first[1]) / (done - first[0]) if first and done > first[0] else 0
+        rate, delay = worker_rate("spark_events_in_total", 'topic="ticks"', result.produced)
         print(
-            f"ingest    {rate:>10,.0f} msg/s   (Faust worker; first message "
-            f"{first[0] - t0:.1f}s after start, incl. group join)"
+            f"worker    {rate:>10,.0f} msg/s   (Faust worker, all agents, ticks consumed; "
+            f"first after {delay:.1f}s incl. group join)"
         )
         print(
             f"raw       {n / raw_s:>10,.0f} msg/s   (confluent-kafka consume + decode + validate)"
         )
-    finally:
-        if started_broker:
-            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -71,43 +71,74 @@ class WorkerView:
         self.base = self._read()
 
     def _read(self) -> dict:
-        consumed = accepted = 0.0
-        dead = Counter()
+        cur = {
+            "consumed": 0.0,
+            "accepted": 0.0,
+            "features": 0.0,
+            "predictions": 0.0,
+            "signals": 0.0,
+            "labels": 0.0,
+            "auc": float("nan"),
+            "p20": float("nan"),
+            "dead": Counter(),
+        }
+        outputs = {"features": "features", "predictions": "predictions", "signals": "signals"}
         for name, labels, value in worker_samples(self.web_port):
             if name == "spark_events_in_total" and labels.get("topic") == "ticks":
-                consumed = value
+                cur["consumed"] = value
             elif name == "spark_ticks_accepted_total":
-                accepted = value
+                cur["accepted"] = value
+            elif name == "spark_events_out_total" and labels.get("topic") in outputs:
+                cur[outputs[labels["topic"]]] = value
+            elif name == "spark_model_labels_total":
+                cur["labels"] += value
+            elif name == "spark_model_auc":
+                cur["auc"] = value
+            elif name == "spark_model_precision_at_20":
+                cur["p20"] = value
             elif name == "spark_dead_letters_total" and labels.get("stage") == "ingest":
-                dead[labels["reason"]] += value
-        return {"consumed": consumed, "accepted": accepted, "dead": dead}
+                cur["dead"][labels["reason"]] += value
+        return cur
 
     def now(self) -> dict:
+        """Counters since the demo started; AUC and precision@20 as the worker reports them."""
         cur = self._read()
-        return {
-            "consumed": int(cur["consumed"] - self.base["consumed"]),
-            "accepted": int(cur["accepted"] - self.base["accepted"]),
-            "dead": Counter(
-                {
-                    r: int(n - self.base["dead"][r])
-                    for r, n in cur["dead"].items()
-                    if n - self.base["dead"][r] > 0
-                }
-            ),
+        out = {
+            k: int(cur[k] - self.base[k])
+            for k in ("consumed", "accepted", "features", "predictions", "signals", "labels")
         }
+        out["auc"], out["p20"] = cur["auc"], cur["p20"]
+        out["dead"] = Counter(
+            {
+                r: int(n - self.base["dead"][r])
+                for r, n in cur["dead"].items()
+                if n - self.base["dead"][r] > 0
+            }
+        )
+        return out
 
 
 def _status_table(phase: str, result: ReplayResult, worker: dict, started: float) -> Table:
     elapsed = max(time.monotonic() - started, 1e-6)
     table = Table(title=f"spark demo — {phase}", title_justify="left", show_header=True)
-    for col in ("", "rows", "rate/s"):
+    for col in ("", "count", "rate/s"):
         table.add_column(col, justify="right" if col else "left")
-    table.add_row("replay: read", f"{result.rows:,}", f"{result.rows / elapsed:,.0f}")
+    table.add_row("replay: rows read", f"{result.rows:,}", f"{result.rows / elapsed:,.0f}")
+    for label, key in (
+        ("worker: ticks consumed", "consumed"),
+        ("features", "features"),
+        ("predictions", "predictions"),
+        ("signals", "signals"),
+        ("labels learned", "labels"),
+    ):
+        table.add_row(label, f"{worker[key]:,}", f"{worker[key] / elapsed:,.0f}")
+    table.add_row("ticks dead-lettered by the worker", f"{sum(worker['dead'].values()):,}", "")
+    auc, p20 = worker["auc"], worker["p20"]
     table.add_row(
-        "worker: consumed", f"{worker['consumed']:,}", f"{worker['consumed'] / elapsed:,.0f}"
+        "rolling AUC / precision@20",
+        "—" if auc != auc else f"{auc:.3f} / {'—' if p20 != p20 else f'{p20:.3f}'}",
+        "",
     )
-    table.add_row("worker: accepted", f"{worker['accepted']:,}", "")
-    table.add_row("worker: dead-lettered", f"{sum(worker['dead'].values()):,}", "")
     return table
 
 
@@ -116,6 +147,7 @@ def run_demo(
     keep: bool = False,
     paths: list[Path] | None = None,
     console: Console | None = None,
+    limit: int | None = None,
 ) -> dict:
     """Run the demo; returns the summary figures (tests check them)."""
     console = console or Console()
@@ -141,7 +173,7 @@ def run_demo(
         f"worker: pid {record['pid']}, metrics http://127.0.0.1:{record['web_port']}/metrics"
     )
     try:
-        summary = _replay_and_watch(paths, rate, WorkerView(record["web_port"]), console)
+        summary = _replay_and_watch(paths, rate, limit, WorkerView(record["web_port"]), console)
     finally:
         if not keep:
             if started_worker:
@@ -162,7 +194,9 @@ def run_demo(
     return summary
 
 
-def _replay_and_watch(paths: list[Path], rate: float, view: WorkerView, console: Console) -> dict:
+def _replay_and_watch(
+    paths: list[Path], rate: float, limit: int | None, view: WorkerView, console: Console
+) -> dict:
     result = ReplayResult()
     outcome: dict = {}
 
@@ -172,6 +206,7 @@ def _replay_and_watch(paths: list[Path], rate: float, view: WorkerView, console:
                 paths,
                 "lean-quote",
                 max_rate=rate,
+                limit=limit,
                 producer=TickProducer(stage="replay"),
                 on_row=lambda r, _row: result.__setattr__("rows", r.rows),
             )
@@ -201,7 +236,7 @@ def _replay_and_watch(paths: list[Path], rate: float, view: WorkerView, console:
             final = outcome["result"]
             expected = final.produced + outcome["garbage"]
             live.update(_status_table("worker catching up", final, worker, started))
-            if worker["consumed"] >= expected:
+            if worker["consumed"] >= expected and worker["predictions"] >= worker["accepted"]:
                 live.update(_status_table("done", final, worker, started))
                 break
             deadline = deadline or time.monotonic() + CATCH_UP_TIMEOUT_S
@@ -221,6 +256,14 @@ def _replay_and_watch(paths: list[Path], rate: float, view: WorkerView, console:
         "worker_accepted": worker["accepted"],
         "worker_dead_lettered": sum(worker["dead"].values()),
         "worker_reasons": dict(worker["dead"]),
+        "features": worker["features"],
+        "predictions": worker["predictions"],
+        "signals": worker["signals"],
+        "labels": worker["labels"],
+        "rolling_auc": None if worker["auc"] != worker["auc"] else round(worker["auc"], 4),
+        "rolling_precision_at_20": None
+        if worker["p20"] != worker["p20"]
+        else round(worker["p20"], 4),
         "seconds": round(time.monotonic() - started, 1),
     }
     _print_summary(console, summary)
@@ -246,6 +289,11 @@ def _print_summary(console: Console, s: dict) -> None:
         f"[bold]Worker[/] consumed {s['worker_consumed']:,}: accepted "
         f"{s['worker_accepted']:,}, dead-lettered {s['worker_dead_lettered']:,} "
         f"({worker_reasons or 'none'})."
+    )
+    console.print(
+        f"[bold]Streams and ML[/] {s['features']:,} feature vectors, {s['predictions']:,} "
+        f"predictions ({s['labels']:,} labels learned so far; rolling AUC {s['rolling_auc']}, "
+        f"precision@20 {s['rolling_precision_at_20']}), {s['signals']:,} signals."
     )
     accounted = (
         s["produced"] + s["replay_dead_lettered"] == s["rows"]

@@ -27,14 +27,18 @@ def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     )  # not the checkout: bundled data only
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    # the bundled slice: 51,053 EURUSD rows + 10,000 IBM rows of real quotes
-    assert summary["rows"] == 61_053
+    # the default: the first 20,000 rows of the bundled slice in time order, i.e. the
+    # 10,000 IBM rows of 2013 (the last one flagged suspicious) then 10,000 EURUSD rows
+    assert summary["rows"] == 20_000
     assert summary["produced"] + summary["replay_dead_lettered"] == summary["rows"]
     assert summary["replay_reasons"]["suspicious"] == 1
     assert summary["third_party_bad"] == 3
     assert summary["worker_consumed"] == summary["produced"] + 3
     assert summary["worker_accepted"] == summary["produced"]
     assert summary["worker_reasons"] == {"bad_magic_byte": 1, "crossed_book": 1, "key_mismatch": 1}
+    assert summary["features"] == summary["predictions"] == summary["worker_accepted"]
+    assert summary["signals"] > 0 and summary["labels"] > 0
+    assert 0 < summary["rolling_auc"] < 1
     assert "every row accounted for" in proc.stdout
     # it stopped what it started
     assert not (tmp_path / "home" / "broker.json").exists()

@@ -1,0 +1,119 @@
+"""Streams and ML benchmark: µs per tick of each step, and ticks -> predictions end to end.
+
+Prints, in one run on one broker:
+  features   µs per tick of TickFeatures.update
+  predict    µs per tick of the model's prob_up
+  learn      µs per label of the model's learn
+  pure       ticks/s of features + learner (labels, predict, learn) without Kafka
+  e2e        ticks/s through a Faust worker: ticks -> features -> predictions (+ signals)
+  raw        ticks/s of a plain confluent-kafka loop doing the same work and producing
+             the predictions: the ceiling for one process on this broker
+
+Usage: python -m bench.bench_streams [--model NAME] [FILE]   (from the repository root)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+    from bench.common import bench_broker, worker_rate
+    from spark.config import model_settings
+    from spark.demo import bundled_files
+    from spark.features import TickFeatures
+    from spark.kafka import clients
+    from spark.ml.evaluate import Learner, Progressive
+    from spark.ml.models import make_model
+    from spark.serde.avro import AvroSerde
+    from spark.serde.registry import EmbeddedRegistry
+    from spark.ticks.check import check_tick_message
+    from spark.ticks.replay import replay, valid_ticks
+    from spark.topics import catalog
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=model_settings()["model"])
+    parser.add_argument("file", nargs="?", type=Path)
+    args = parser.parse_args()
+    path = args.file or bundled_files()[0]
+    ticks = list(valid_ticks([path], "lean-quote"))
+    horizon = model_settings()["horizon_s"]
+
+    feats = TickFeatures()
+    t = time.perf_counter()
+    vectors = [feats.update(tick) for tick in ticks]
+    features_us = (time.perf_counter() - t) / len(ticks) * 1e6
+    model = make_model(args.model)
+    t = time.perf_counter()
+    for x in vectors:
+        model.prob_up(x)
+    predict_us = (time.perf_counter() - t) / len(vectors) * 1e6
+    t = time.perf_counter()
+    for i, x in enumerate(vectors):
+        model.learn(x, i % 2)
+    learn_us = (time.perf_counter() - t) / len(vectors) * 1e6
+    run = Progressive(make_model(args.model), horizon)
+    t = time.perf_counter()
+    for tick in ticks:
+        run.step(tick)
+    pure = len(ticks) / (time.perf_counter() - t)
+    print(f"features  {features_us:>8.1f} µs/tick")
+    print(f"predict   {predict_us:>8.1f} µs/tick   ({args.model})")
+    print(f"learn     {learn_us:>8.1f} µs/label")
+    print(f"pure      {pure:>8,.0f} ticks/s  (features + labels + predict + learn, no Kafka)")
+
+    with bench_broker():
+        spec = catalog()["ticks"]
+        predictions = catalog()["predictions"]
+        result = replay([path], "lean-quote")
+        rate, delay = worker_rate("spark_events_out_total", 'topic="predictions"', result.produced)
+        print(
+            f"e2e       {rate:>8,.0f} ticks/s  (Faust worker: ticks -> features -> predictions; "
+            f"first after {delay:.1f}s)"
+        )
+
+        serde = AvroSerde(EmbeddedRegistry())
+        consumer = clients.reader()
+        producer = clients.producer()
+        meta = clients.ensure_reachable().topics[spec.name]
+        consumer.assign([TopicPartition(spec.name, p, OFFSET_BEGINNING) for p in meta.partitions])
+        book: dict[str, TickFeatures] = {}
+        learner = Learner(make_model(args.model), horizon)
+        n, pending = 0, set(meta.partitions)
+        t = time.perf_counter()
+        while pending:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                    continue
+                tick = check_tick_message(serde, msg.key(), msg.value())
+                state = book.setdefault(tick.symbol, TickFeatures())
+                x = state.update(tick)
+                p = learner.step(tick.symbol, tick.ts, state.prev_mid, x)
+                record = {
+                    "symbol": tick.symbol,
+                    "ts": tick.ts,
+                    "prob_up": p,
+                    "model_id": "raw",
+                    "model_version": 0,
+                }
+                producer.produce(
+                    predictions.name + ".bench",
+                    serde.encode(predictions.name, "Prediction", record),
+                    msg.key(),
+                )
+                producer.poll(0)
+                n += 1
+        producer.flush(60)
+        raw = n / (time.perf_counter() - t)
+        consumer.close()
+        print(f"raw       {raw:>8,.0f} ticks/s  (confluent-kafka consume -> same work -> produce)")
+
+
+if __name__ == "__main__":
+    main()
