@@ -51,6 +51,7 @@ def register(app: faust.App) -> None:
     state_out = app.topic(state_spec.name, key_serializer="raw", value_serializer="raw")
     serde = default_serde()
     book = FeatureBook()
+    app.spark_feature_book = book  # read-only use by the predictor's /ml/predict
     in_counter = EVENTS_IN.labels(ticks.id)
     out_counter = EVENTS_OUT.labels(features.id)
     batch_timer = BATCH_SECONDS.labels("ingest")

@@ -1,24 +1,41 @@
-"""The predictor agent: features in; a prediction per vector and signals on change of intent out.
+"""The predictor agent: features in; predictions of the champion and its shadow challengers,
+and the champion's signals on change of intent, out.
 
 Test-then-train with delayed labels (``spark.ml.evaluate.Learner``, the same
-object ``spark model eval`` runs): each vector is predicted before its label
-is known, and learned from once the first tick after its horizon arrives.
-Signals follow ``spark.ml.signals.SignalPolicy``; the drift gate (issue 4)
-will sit between ``policy.decide`` and the send.
+object ``spark model eval`` runs). Signals follow
+``spark.ml.signals.SignalPolicy``; the drift gate (issue 4) will sit between
+``policy.decide`` and the send.
 
-Not yet: the model is in memory only (a restarted worker starts learning
-again) and there is one model per worker, learning from the symbols of its
-partitions; the registry, snapshots and shadow models are issue 3's next step.
+Model registry: every ``SPARK_SNAPSHOT_S`` the agent publishes each model
+version (config, rolling metrics, HMAC-signed snapshot) to the compacted
+``model_versions`` topic; a starting worker restores the newest version of
+each of its models from there, after verifying the signature. Challengers are
+promoted by ``spark.ml.registry.PromotionRule``, with an event on
+``model_events``.
+
+Known limits: each worker has its own copy of each model, learning from the
+symbols of its partitions, and they share one registry key per version (last
+writer wins); pending labels are not snapshotted (a restart loses ~H of them).
+
+HTTP on the worker's web port: ``POST /ml/predict``, ``GET /ml/health``,
+``GET /ml/models``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import time
 
 import faust
+from faust.web import Request, Response, View
 
 from spark.config import model_settings
+from spark.errors import SparkError
+from spark.features import FEATURE_NAMES, TickFeatures
 from spark.kafka.dlq import dlq_headers
+from spark.kafka.state import latest_values
 from spark.metrics import (
     BATCH_SECONDS,
     DEAD_LETTERS,
@@ -27,44 +44,198 @@ from spark.metrics import (
     MODEL_AUC,
     MODEL_LABELS,
     MODEL_PRECISION_AT_20,
+    PROMOTIONS,
+    SNAPSHOTS,
 )
 from spark.ml.evaluate import Learner
 from spark.ml.models import make_model
+from spark.ml.registry import PromotionRule, Slot, newest_versions, registry_key_of
 from spark.ml.signals import SignalPolicy
+from spark.ml.snapshots import SnapshotRejected, registry_key
+from spark.ticks.model import InvalidTick, Tick, validate
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
 
+log = logging.getLogger("spark.agents.predictor")
 BATCH = 1000
 WITHIN_S = 0.2
-MODEL_VERSION = 1
+
+
+class BadRequest(ValueError):
+    """A /ml/predict body that cannot be used; the message goes back with a 400."""
+
+
+def features_from_body(body: object, book_state) -> dict[str, float]:
+    """The feature vector a /ml/predict body asks about.
+
+    ``{"features": {name: number, ...}}`` with every feature of the current set, or
+    ``{"tick": {"symbol": ..., "ts": µs, "bid": ..., "ask": ...}}``, whose features
+    are computed from the symbol's live state (``book_state(symbol)``) without
+    changing it.
+    """
+    if not isinstance(body, dict) or not ({"features", "tick"} & set(body)):
+        raise BadRequest('send {"features": {...}} or {"tick": {...}}')
+    if "features" in body:
+        given = body["features"]
+        if not isinstance(given, dict):
+            raise BadRequest('"features" must be an object of name -> number')
+        missing = [n for n in FEATURE_NAMES if n not in given]
+        unknown = [n for n in given if n not in FEATURE_NAMES]
+        if missing or unknown:
+            raise BadRequest(f"features missing: {missing or 'none'}; unknown: {unknown or 'none'}")
+        values = {}
+        for name in FEATURE_NAMES:
+            value = given[name]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise BadRequest(f"feature {name} must be a finite number, not {value!r}")
+            values[name] = float(value)
+        return values
+    fields = body["tick"]
+    if not isinstance(fields, dict):
+        raise BadRequest('"tick" must be an object with symbol, ts, bid, ask, ...')
+    try:
+        tick = Tick.from_record(fields)
+        validate(tick)
+    except InvalidTick as exc:
+        raise BadRequest(f"invalid tick: {exc}") from None
+    except TypeError as exc:
+        raise BadRequest(f"invalid tick: {exc}") from None
+    saved = book_state(tick.symbol)
+    state = TickFeatures.from_state(saved) if saved is not None else TickFeatures()
+    return state.update(tick)
 
 
 def register(app: faust.App) -> None:
     topics = catalog()
     features, predictions, signals = topics["features"], topics["predictions"], topics["signals"]
+    versions, events_topic = topics["model_versions"], topics["model_events"]
     dlq = topics[features.dlq]
-    source = app.topic(features.name, key_serializer="raw", value_serializer="raw")
-    dead_letters = app.topic(dlq.name, key_serializer="raw", value_serializer="raw")
-    predictions_out = app.topic(predictions.name, key_serializer="raw", value_serializer="raw")
-    signals_out = app.topic(signals.name, key_serializer="raw", value_serializer="raw")
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(features.name, **raw)
+    dead_letters = app.topic(dlq.name, **raw)
+    predictions_out = app.topic(predictions.name, **raw)
+    signals_out = app.topic(signals.name, **raw)
+    versions_out = app.topic(versions.name, **raw)
+    events_out = app.topic(events_topic.name, **raw)
     settings = model_settings()
-    learner = Learner(make_model(settings["model"]), settings["horizon_s"])
+    key = registry_key()
+    horizon_s = settings["horizon_s"]
+    slots = [Slot(Learner(make_model(settings["model"]), horizon_s), "champion")] + [
+        Slot(Learner(make_model(name), horizon_s), "challenger") for name in settings["challengers"]
+    ]
     policy = SignalPolicy(settings["band"])
-    horizon_ms = round(settings["horizon_s"] * 1000)
+    rule = PromotionRule(settings["margin"], settings["min_labels"])
+    horizon_ms = round(horizon_s * 1000)
     serde = default_serde()
     in_counter = EVENTS_IN.labels(features.id)
     predictions_counter = EVENTS_OUT.labels(predictions.id)
     signals_counter = EVENTS_OUT.labels(signals.id)
     batch_timer = BATCH_SECONDS.labels("predictor")
-    version = (learner.model.name, str(MODEL_VERSION))
-    labels_counter = MODEL_LABELS.labels(*version)
-    auc_gauge = MODEL_AUC.labels(*version)
-    p20_gauge = MODEL_PRECISION_AT_20.labels(*version)
-    counted = {"labels": 0}
+    restored = asyncio.Event()
+    clock = {"last_snapshot": time.monotonic()}
+    counted: dict[str, float] = {}
+
+    def champion() -> Slot:
+        return next(s for s in slots if s.role == "champion")
+
+    @app.on_partitions_assigned.connect
+    async def restore_models(app, assigned, **_kwargs) -> None:  # noqa: ARG001 - signal
+        if restored.is_set():
+            return  # models live on across rebalances; only a new process restores
+        loop = asyncio.get_running_loop()
+        records = await loop.run_in_executor(
+            None,
+            latest_values,
+            versions.name,
+            list(range(versions.partitions)),
+            lambda value: serde.decode(value, versions.value),
+        )
+        newest = newest_versions(records)
+        for slot in slots:
+            record = newest.get(slot.model_id)
+            if record is None:
+                continue
+            try:
+                slot.restore(record, key)
+                SNAPSHOTS.labels("restored").inc()
+                log.info(
+                    "restored %s v%d (%s) from the registry", slot.model_id, slot.version, slot.role
+                )
+            except SnapshotRejected as exc:
+                SNAPSHOTS.labels("rejected").inc()
+                log.warning(
+                    "registry snapshot of %s v%d refused: %s; starting fresh",
+                    record["model_id"],
+                    record["version"],
+                    exc,
+                )
+        if sum(s.role == "champion" for s in slots) != 1:  # registry roles disagree: reset
+            for i, slot in enumerate(slots):
+                slot.role = "champion" if i == 0 else "challenger"
+        restored.set()
+
+    def publish_snapshots() -> None:
+        for slot in slots:
+            versions_out.send_soon(
+                key=registry_key_of(slot.model_id, slot.version),
+                value=serde.encode(versions.name, versions.value, slot.to_record(key)),
+            )
+            SNAPSHOTS.labels("published").inc()
+        clock["last_snapshot"] = time.monotonic()
+
+    def publish_event(slot: Slot, event: str, reason: str) -> None:
+        record = {
+            "model_id": slot.model_id,
+            "version": slot.version,
+            "event": event,
+            "reason": reason,
+            "ts": int(time.time() * 1e6),
+        }
+        events_out.send_soon(
+            key=slot.model_id.encode(),
+            value=serde.encode(events_topic.name, events_topic.value, record),
+        )
+
+    def maybe_promote() -> None:
+        current = champion()
+        for slot in slots:
+            if slot.role != "challenger":
+                continue
+            mine, theirs = current.metrics(), slot.metrics()
+            if rule.better(mine, theirs):
+                reason = (
+                    f"rolling AUC {theirs['auc']:.4f} >= {mine['auc']:.4f} + "
+                    f"{rule.margin} over >= {rule.min_labels} labels"
+                )
+                slot.role, current.role = "champion", "challenger"
+                publish_event(slot, "promoted", reason)
+                publish_event(current, "demoted", reason)
+                PROMOTIONS.inc()
+                log.warning("promoted %s v%d: %s", slot.model_id, slot.version, reason)
+                publish_snapshots()
+                return
+
+    def update_metrics() -> None:
+        for slot in slots:
+            labels = (slot.model_id, str(slot.version))
+            recent = slot.learner.recent
+            seen = counted.get(slot.model_id, 0)
+            MODEL_LABELS.labels(*labels).inc(recent.labels - seen)
+            counted[slot.model_id] = recent.labels
+            auc, p20 = recent.auc(), recent.precision_at_20()
+            if auc == auc:  # nan until both classes were seen
+                MODEL_AUC.labels(*labels).set(auc)
+            if p20 == p20:
+                MODEL_PRECISION_AT_20.labels(*labels).set(p20)
 
     @app.agent(source, name="predictor")
     async def predictor(stream):
         async for events in stream.take_events(BATCH, within=WITHIN_S):
+            await restored.wait()
             started = time.perf_counter()
             for event in events:
                 message = event.message
@@ -81,24 +252,28 @@ def register(app: faust.App) -> None:
                     DEAD_LETTERS.labels(features.id, "predictor", reason).inc()
                     continue
                 symbol, ts = vector["symbol"], vector["ts"]
-                prob_up = learner.step(symbol, ts, vector["mid"], vector["values"])
                 now_us = int(time.time() * 1e6)
-                prediction = {
-                    "symbol": symbol,
-                    "ts": ts,
-                    "prob_up": prob_up,
-                    "model_id": learner.model.name,
-                    "model_version": MODEL_VERSION,
-                    "role": "champion",
-                    "horizon_ms": horizon_ms,
-                    "predicted_at": now_us,
-                }
-                predictions_out.send_soon(
-                    key=message.key,
-                    value=serde.encode(predictions.name, predictions.value, prediction),
-                )
-                predictions_counter.inc()
-                decision = policy.decide(symbol, prob_up)
+                champion_p = None
+                for slot in slots:
+                    p = slot.learner.step(symbol, ts, vector["mid"], vector["values"])
+                    if slot.role == "champion":
+                        champion_p, champion_slot = p, slot
+                    prediction = {
+                        "symbol": symbol,
+                        "ts": ts,
+                        "prob_up": p,
+                        "model_id": slot.model_id,
+                        "model_version": slot.version,
+                        "role": slot.role,
+                        "horizon_ms": horizon_ms,
+                        "predicted_at": now_us,
+                    }
+                    predictions_out.send_soon(
+                        key=message.key,
+                        value=serde.encode(predictions.name, predictions.value, prediction),
+                    )
+                    predictions_counter.inc()
+                decision = policy.decide(symbol, champion_p)
                 if decision is None:
                     continue
                 side, strength, reason = decision
@@ -107,10 +282,10 @@ def register(app: faust.App) -> None:
                     "ts": ts,
                     "side": side,
                     "strength": strength,
-                    "model_id": learner.model.name,
-                    "model_version": MODEL_VERSION,
+                    "model_id": champion_slot.model_id,
+                    "model_version": champion_slot.version,
                     "reason": reason,
-                    "prob_up": prob_up,
+                    "prob_up": champion_p,
                     "emitted_at": now_us,
                 }
                 signals_out.send_soon(
@@ -118,12 +293,75 @@ def register(app: faust.App) -> None:
                 )
                 signals_counter.inc()
             in_counter.inc(len(events))
-            recent = learner.recent
-            labels_counter.inc(recent.labels - counted["labels"])
-            counted["labels"] = recent.labels
-            auc, p20 = recent.auc(), recent.precision_at_20()
-            if auc == auc:  # nan until both classes were seen
-                auc_gauge.set(auc)
-            if p20 == p20:
-                p20_gauge.set(p20)
+            update_metrics()
+            if len(slots) > 1:
+                maybe_promote()
+            if time.monotonic() - clock["last_snapshot"] >= settings["snapshot_s"]:
+                publish_snapshots()
             batch_timer.observe(time.perf_counter() - started)
+
+    @app.timer(interval=max(settings["snapshot_s"], 1.0))
+    async def snapshot_when_idle() -> None:
+        if (
+            restored.is_set()
+            and time.monotonic() - clock["last_snapshot"] >= settings["snapshot_s"]
+        ):
+            publish_snapshots()
+
+    def book_state(symbol: str):
+        book = getattr(app, "spark_feature_book", None)
+        if book is None:
+            raise SparkError("raw ticks need the ingest agent in this worker; send features")
+        return book.state(symbol)["features"] if book.applied(symbol) else None
+
+    @app.page("/ml/predict")
+    class Predict(View):
+        async def post(self, request: Request) -> Response:
+            try:
+                body = await request.json()
+            except ValueError:
+                return self.json({"error": "the body must be JSON"}, status=400)
+            try:
+                x = features_from_body(body, book_state)
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            except SparkError as exc:
+                return self.json({"error": str(exc)}, status=409)
+            slot = champion()
+            return self.json(
+                {
+                    "prob_up": slot.learner.model.prob_up(x),
+                    "model_id": slot.model_id,
+                    "model_version": slot.version,
+                    "features": x,
+                }
+            )
+
+    @app.page("/ml/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:  # noqa: ARG002 - Faust signature
+            slot = champion()
+            return self.json(
+                {
+                    "status": "ok" if restored.is_set() else "starting",
+                    "champion": f"{slot.model_id} v{slot.version}",
+                    "labels": slot.learner.recent.labels,
+                }
+            )
+
+    @app.page("/ml/models")
+    class Models(View):
+        async def get(self, request: Request) -> Response:  # noqa: ARG002 - Faust signature
+            return self.json(
+                {
+                    "models": [
+                        {
+                            "model_id": s.model_id,
+                            "version": s.version,
+                            "role": s.role,
+                            "metrics": {k: (v if v == v else None) for k, v in s.metrics().items()},
+                        }
+                        for s in slots
+                    ]
+                }
+            )

@@ -114,12 +114,21 @@ def _float_env(name: str, default: float) -> float:
 
 
 def model_settings() -> dict:
-    """The predictor's model, label horizon (s) and signal band, from the environment.
+    """The predictor's settings, from the environment.
 
-    SPARK_MODEL (logreg), SPARK_HORIZON_S (1.0), SPARK_SIGNAL_BAND (0.1).
+    SPARK_MODEL (logreg): the champion's learner when the registry has none.
+    SPARK_CHALLENGERS (none): comma-separated learners run in shadow.
+    SPARK_HORIZON_S (1.0): label horizon. SPARK_SIGNAL_BAND (0.1): signal policy band.
+    SPARK_SNAPSHOT_S (30): seconds between registry snapshots.
+    SPARK_PROMOTION_MARGIN (0.01), SPARK_PROMOTION_MIN_LABELS (2000): promotion rule.
     """
+    challengers = [c.strip() for c in os.environ.get("SPARK_CHALLENGERS", "").split(",")]
     return {
         "model": os.environ.get("SPARK_MODEL", "logreg"),
+        "challengers": [c for c in challengers if c],
         "horizon_s": _float_env("SPARK_HORIZON_S", 1.0),
         "band": _float_env("SPARK_SIGNAL_BAND", 0.1),
+        "snapshot_s": _float_env("SPARK_SNAPSHOT_S", 30.0),
+        "margin": _float_env("SPARK_PROMOTION_MARGIN", 0.01),
+        "min_labels": int(_float_env("SPARK_PROMOTION_MIN_LABELS", 2000)),
     }

@@ -40,3 +40,9 @@ MODEL_PRECISION_AT_20 = Gauge(
     "Share correct among the 20 most confident of each 1,000 labelled predictions (last 2,000).",
     ["model_id", "model_version"],
 )
+SNAPSHOTS = Counter(
+    "spark_model_snapshots_total",
+    "Model snapshots published to the registry, per outcome.",
+    ["outcome"],
+)
+PROMOTIONS = Counter("spark_model_promotions_total", "Challengers promoted to champion.")

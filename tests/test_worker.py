@@ -80,7 +80,9 @@ def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker)
         from spark.agents import app_id
         from spark.status import collect
 
-        groups = [g for g in collect().groups if g["group"] == app_id()]
+        groups = [
+            g for g in collect().groups if g["group"] == app_id() and g["topic"] == ticks.name
+        ]
         return groups and groups[0]["lag"] == 0 and groups[0]["committed"] == 506
 
     wait_for(worker_group_caught_up, what="spark status to show the worker group caught up")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
@@ -18,10 +20,17 @@ from spark.kafka import clients
 
 def latest_json(topic: str, partitions: list[int], timeout: float = 60.0) -> dict[str, dict]:
     """Key (UTF-8) -> last JSON value on ``partitions`` of ``topic``; a null value deletes."""
+    return latest_values(topic, partitions, json.loads, timeout)
+
+
+def latest_values(
+    topic: str, partitions: list[int], decode: Callable[[bytes], Any], timeout: float = 60.0
+) -> dict[str, Any]:
+    """Key (UTF-8) -> last decoded value on ``partitions`` of ``topic``; a null value deletes."""
     if not partitions:
         return {}
     consumer = clients.reader()
-    latest: dict[str, dict] = {}
+    latest: dict[str, Any] = {}
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         pending = set(partitions)
@@ -40,7 +49,7 @@ def latest_json(topic: str, partitions: list[int], timeout: float = 60.0) -> dic
                 if msg.value() is None:
                     latest.pop(key, None)
                 else:
-                    latest[key] = json.loads(msg.value())
+                    latest[key] = decode(msg.value())
     finally:
         consumer.close()
     return latest

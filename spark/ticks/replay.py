@@ -40,11 +40,13 @@ class Pacer:
             raise SparkError("--speed must be > 0 (1 = real time, 10 = ten times faster)")
         self.max_rate = max_rate
         self.speed = speed
-        self.start = time.monotonic()
+        self.start: float | None = None  # the clock starts at the first row, not at setup
         self.first_ts: int | None = None
         self.n = 0
 
     def wait(self, ts: int) -> None:
+        if self.start is None:
+            self.start = time.monotonic()
         self.n += 1
         if self.speed is not None:
             if self.first_ts is None:

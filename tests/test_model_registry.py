@@ -1,0 +1,207 @@
+"""Model registry, signed snapshots, shadow challengers and the /ml HTTP API."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from spark.agents.predictor import BadRequest, features_from_body
+from spark.broker.embedded import free_port
+from spark.features import FEATURE_NAMES
+from spark.ml.evaluate import Learner
+from spark.ml.models import make_model
+from spark.ml.registry import Slot, newest_versions
+from spark.ml.snapshots import SnapshotRejected, load_signed, registry_key
+from spark.ticks.model import Tick
+from tests.conftest import WorkerProcess
+from tests.test_streams import BUNDLED, produce, ticks_of, wait_for
+
+X = {name: 0.1 * i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def trained_slot(n: int = 300) -> Slot:
+    slot = Slot(Learner(make_model("logreg"), 1.0), "champion")
+    for i in range(n):
+        slot.learner.model.learn({**X, "ret_bp": float(i % 7 - 3)}, int(i % 7 > 3))
+    return slot
+
+
+def test_snapshot_round_trip_and_tampering_is_refused():
+    key = bytes(range(32))
+    slot = trained_slot()
+    record = slot.to_record(key)
+    fresh = Slot(Learner(make_model("logreg"), 1.0), "challenger")
+    fresh.restore(record, key)
+    assert fresh.learner.model.prob_up(X) == slot.learner.model.prob_up(X)
+    assert (fresh.role, fresh.version) == ("champion", 1)
+    with pytest.raises(SnapshotRejected):
+        fresh.restore(record, bytes(32))  # another key
+    forged = dict(record, snapshot=record["snapshot"] + b"\x00")
+    with pytest.raises(SnapshotRejected):
+        fresh.restore(forged, key)
+    with pytest.raises(SnapshotRejected):
+        load_signed(record["snapshot"], None, key)
+
+
+def test_newest_version_per_model():
+    records = {
+        "a:1": {"model_id": "a", "version": 1, "created": 5},
+        "a:2": {"model_id": "a", "version": 2, "created": 1},
+        "b:1": {"model_id": "b", "version": 1, "created": 3},
+    }
+    assert {k: v["version"] for k, v in newest_versions(records).items()} == {"a": 2, "b": 1}
+
+
+def test_registry_key_file_is_private_and_stable(tmp_path):
+    first = registry_key()
+    assert registry_key() == first and len(first) == 32
+    path = Path(__import__("os").environ["SPARK_HOME"]) / "model.key"
+    assert path.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ([], "send"),
+        ({"features": {"ret_bp": 1.0}}, "features missing"),
+        ({"features": {**X, "nope": 1.0}}, "unknown: ['nope']"),
+        ({"features": {**X, "ret_bp": "high"}}, "finite number"),
+        ({"features": {**X, "ret_bp": float("nan")}}, "finite number"),
+        ({"tick": {"symbol": "EURUSD", "ts": 1, "bid": 2.0, "ask": 1.0}}, "crossed_book"),
+        ({"tick": {"symbol": "EURUSD", "bid": 2.0}}, "invalid tick"),
+    ],
+)
+def test_predict_body_errors_are_clear(body, message):
+    with pytest.raises(BadRequest, match=message.replace("[", r"\[").replace("]", r"\]")):
+        features_from_body(body, lambda _symbol: None)
+
+
+def test_predict_body_from_raw_tick_uses_live_state_without_changing_it():
+    from spark.features import TickFeatures
+
+    state = TickFeatures()
+    state.update(Tick("EURUSD", 1_000_000, bid=1.1000, ask=1.1002))
+    saved = state.to_state()
+    x = features_from_body(
+        {"tick": {"symbol": "EURUSD", "ts": 2_000_000, "bid": 1.1001, "ask": 1.1003}},
+        lambda _s: saved,
+    )
+    assert x["dt_s"] == 1.0 and x["ret_bp"] > 0
+    assert saved == state.to_state()
+
+
+def http(port: int, path: str, body: object | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.mark.broker
+def test_shadow_models_snapshots_restore_and_http(broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARK_CHALLENGERS", "hoeffding")
+    monkeypatch.setenv("SPARK_SNAPSHOT_S", "1")
+    ticks = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 1500)
+    w1 = WorkerProcess(free_port(), tmp_path / "w1.log")
+    w1.wait_ready()
+    try:
+        produce(ticks)
+        wait_for(
+            lambda: w1.metric("spark_events_out_total", topic="predictions") >= 2 * len(ticks),
+            what="champion and shadow predictions",
+        )
+        status, models = http(w1.web_port, "/ml/models")
+        assert status == 200
+        roles = {(m["model_id"], m["role"]) for m in models["models"]}
+        assert roles == {("logreg", "champion"), ("hoeffding", "challenger")}
+        assert all(m["metrics"]["labels"] > 0 for m in models["models"])
+        assert w1.metric("spark_events_out_total", topic="signals") > 0
+        status, health = http(w1.web_port, "/ml/health")
+        assert status == 200 and health["status"] == "ok" and health["champion"] == "logreg v1"
+        status, answer = http(w1.web_port, "/ml/predict", {"features": X})
+        assert status == 200 and 0 <= answer["prob_up"] <= 1 and answer["model_id"] == "logreg"
+        status, answer = http(
+            w1.web_port,
+            "/ml/predict",
+            {
+                "tick": {
+                    "symbol": "EURUSD",
+                    "ts": ticks[-1].ts + 1000,
+                    "bid": ticks[-1].bid,
+                    "ask": ticks[-1].ask,
+                }
+            },
+        )
+        assert status == 200 and answer["features"]["dt_s"] == 0.001
+        status, answer = http(w1.web_port, "/ml/predict", {"features": {"ret_bp": 1}})
+        assert status == 400 and "features missing" in answer["error"]
+        wait_for(
+            lambda: w1.metric("spark_model_snapshots_total", outcome="published") >= 4,
+            what="registry snapshots",
+        )
+    finally:
+        assert w1.stop() == 0
+
+    from spark.consume import messages
+    from spark.ticks.producer import default_serde
+    from spark.topics import catalog
+
+    serde = default_serde()
+    records = {}
+    for msg in messages(catalog()["model_versions"], from_beginning=True):
+        records[msg.key().decode()] = serde.decode(msg.value(), "ModelVersion")
+    newest = newest_versions(records)["logreg"]
+    expected = load_signed(newest["snapshot"], newest["snapshot_hmac"], registry_key())
+    assert newest["metrics"]["labels"] > 0
+
+    w2 = WorkerProcess(free_port(), tmp_path / "w2.log")
+    try:
+        w2.wait_ready()
+        wait_for(
+            lambda: http(w2.web_port, "/ml/health")[1].get("status") == "ok",
+            what="the second worker to restore its models",
+        )
+        assert w2.metric("spark_model_snapshots_total", outcome="restored") == 2
+        status, answer = http(w2.web_port, "/ml/predict", {"features": X})
+        assert answer["prob_up"] == expected.predict_proba_one(X)[1]  # the restored model
+    finally:
+        w2.stop()
+
+
+@pytest.mark.broker
+def test_a_forged_snapshot_is_refused_and_the_worker_starts_fresh(broker, tmp_path):
+    from spark.kafka import clients
+    from spark.ml.registry import registry_key_of
+    from spark.ticks.producer import default_serde
+    from spark.topics import catalog
+
+    record = trained_slot().to_record(b"not the registry key, attacker's")
+    record["version"] = 7
+    spec = catalog()["model_versions"]
+    producer = clients.producer()
+    producer.produce(
+        spec.name,
+        default_serde().encode(spec.name, spec.value, record),
+        registry_key_of("logreg", 7),
+    )
+    assert producer.flush(10) == 0
+    worker = WorkerProcess(free_port(), tmp_path / "w.log")
+    try:
+        worker.wait_ready()
+        wait_for(
+            lambda: http(worker.web_port, "/ml/health")[1].get("status") == "ok",
+            what="the worker to finish restoring",
+        )
+        assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 1
+        assert http(worker.web_port, "/ml/health")[1]["champion"] == "logreg v1"
+    finally:
+        worker.stop()
