@@ -155,7 +155,12 @@ def register(app: faust.App) -> None:
             lambda value: serde.decode(value, versions.value),
         )
         newest = newest_versions(records)
-        for slot in slots:
+        configured = {slot.model_id for slot in slots}
+        for model_id, record in newest.items():  # e.g. a challenger from `spark model train`
+            if model_id not in configured and record["role"] in ("champion", "challenger"):
+                slots.append(Slot(Learner(make_model(), horizon_s), "challenger"))
+                slots[-1].learner.model.name = model_id  # its estimator comes from the snapshot
+        for slot in list(slots):
             record = newest.get(slot.model_id)
             if record is None:
                 continue
@@ -173,6 +178,8 @@ def register(app: faust.App) -> None:
                     record["version"],
                     exc,
                 )
+                if slot.model_id not in configured:
+                    slots.remove(slot)
         if sum(s.role == "champion" for s in slots) != 1:  # registry roles disagree: reset
             for i, slot in enumerate(slots):
                 slot.role = "champion" if i == 0 else "challenger"

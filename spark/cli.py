@@ -444,42 +444,54 @@ def model() -> None:
     """Online models: evaluate on recorded ticks with the live feature and model code."""
 
 
+def _ml_data_options(command):
+    """Options shared by `model eval` and `model train`: the data and the learner."""
+    options = [
+        click.option(
+            "--data",
+            "paths",
+            multiple=True,
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Tick files (repeat for several; merged in time order).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            required=True,
+            type=click.Choice(["csv", "lean-quote", "lean-trade"]),
+            help="Input format.",
+        ),
+        click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
+        click.option(
+            "--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities)."
+        ),
+        click.option(
+            "--horizon",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Label horizon H in seconds: is the mid higher H later? (docs/ml.md)",
+        ),
+        click.option(
+            "--model",
+            "model_name",
+            type=click.Choice(["logreg", "hoeffding", "arf", "amf"]),
+            default="logreg",
+            show_default=True,
+            help="Online learner.",
+        ),
+        click.option(
+            "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @model.command("eval")
-@click.option(
-    "--data",
-    "paths",
-    multiple=True,
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Tick files (repeat for several; merged in time order).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    required=True,
-    type=click.Choice(["csv", "lean-quote", "lean-trade"]),
-    help="Input format.",
-)
-@click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name).")
-@click.option("--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities).")
-@click.option(
-    "--horizon",
-    type=click.FloatRange(min=0, min_open=True),
-    default=2.0,
-    show_default=True,
-    help="Label horizon H in seconds: is the mid higher H later?",
-)
-@click.option(
-    "--model",
-    "model_name",
-    type=click.Choice(["logreg", "hoeffding", "arf", "amf"]),
-    default="logreg",
-    show_default=True,
-    help="Online learner.",
-)
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
-)
+@_ml_data_options
 @click.option(
     "--json",
     "as_json",
@@ -511,6 +523,38 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -
             f"{result.model}, H={result.horizon_s:g}s: n={result.n:,} AUC={result.auc:.4f} "
             f"precision@20={result.precision_at_20:.4f} ({result.ticks:,} ticks, "
             f"{result.ties:,} ties skipped, {result.seconds:.1f}s)"
+        )
+
+
+@model.command("train")
+@_ml_data_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def model_train(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -> None:
+    """Fit a model version on recorded ticks and publish it to the registry: champion if
+    there is none yet, else a challenger that workers run in shadow from their next start.
+
+    The metrics printed are progressive (each tick predicted before it was learned).
+    """
+    from spark.ml_jobs import train_and_register
+    from spark.progress import row_progress
+    from spark.ticks.replay import valid_ticks
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with row_progress(list(paths), show, label="train") as advance:
+        done = train_and_register(
+            valid_ticks(list(paths), fmt, symbol.upper() if symbol else None, tz, on_row=advance),
+            model_name,
+            horizon,
+        )
+    r = done.result
+    if as_json:
+        _print_json(
+            {"model_id": done.model_id, "version": done.version, "role": done.role, **r.as_dict()}
+        )
+    else:
+        click.echo(
+            f"registered {done.model_id} v{done.version} as {done.role}: n={r.n:,} "
+            f"AUC={r.auc:.4f} precision@20={r.precision_at_20:.4f} ({r.ticks:,} ticks)"
         )
 
 
