@@ -17,6 +17,8 @@ docs/broker.md):
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import ssl
 
@@ -27,6 +29,8 @@ from spark.agents import app_id
 from spark.config import bootstrap_servers, security_config, spark_home
 
 AGENTS = ("ingest", "predictor")
+LAG_INTERVAL_S = 15.0
+log = logging.getLogger("spark.agents.app")
 
 
 def _credentials() -> faust.types.auth.CredentialsT | None:
@@ -82,6 +86,24 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
     @app.page("/metrics")
     async def metrics(web, request):  # noqa: ARG001 - Faust view signature
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.timer(interval=LAG_INTERVAL_S)
+    async def measure_lag() -> None:
+        """Consumer lag of this worker group on the topics its agents read."""
+        from spark.kafka.topics import group_lag
+        from spark.metrics import CONSUMER_LAG
+        from spark.topics import catalog
+
+        inputs = {"ingest": "ticks", "predictor": "features"}
+        topics = {catalog()[inputs[a]].name: catalog()[inputs[a]].partitions for a in agents}
+        loop = asyncio.get_running_loop()
+        try:
+            lag = await loop.run_in_executor(None, group_lag, app_id(), topics)
+        except Exception as exc:  # noqa: BLE001 - a failed measurement must not stop the worker
+            log.warning("could not measure consumer lag: %s", exc)
+            return
+        for (topic, partition), messages in lag.items():
+            CONSUMER_LAG.labels(topic, str(partition)).set(messages)
 
     if "ingest" in agents:
         from spark.agents.ingest import register as register_ingest

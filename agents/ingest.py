@@ -29,7 +29,15 @@ from spark.features import FEATURE_SET
 from spark.features.book import FeatureBook
 from spark.kafka.dlq import dlq_headers
 from spark.kafka.state import latest_json
-from spark.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, TICKS_ACCEPTED
+from spark.metrics import (
+    BATCH_SECONDS,
+    DEAD_LETTERS,
+    EVENTS_IN,
+    EVENTS_OUT,
+    LAST_BATCH,
+    PROCESSING_LATENCY,
+    TICKS_ACCEPTED,
+)
 from spark.ticks.check import check_tick_message, rejection
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
@@ -55,6 +63,8 @@ def register(app: faust.App) -> None:
     in_counter = EVENTS_IN.labels(ticks.id)
     out_counter = EVENTS_OUT.labels(features.id)
     batch_timer = BATCH_SECONDS.labels("ingest")
+    last_batch = LAST_BATCH.labels("ingest")
+    latency = PROCESSING_LATENCY.labels("features")
 
     # Set while the book holds the saved state of every assigned partition. Faust may
     # hand the agent events before the assignment signal's handlers finish, so the
@@ -108,19 +118,23 @@ def register(app: faust.App) -> None:
                 if vector is None:
                     continue  # applied before a crash; its features were sent then
                 last_partition[symbol] = message.partition
-                mid = book.mid(symbol)
+                now = time.time()
+                received = message.timestamp  # producer's CreateTime, seconds
                 record = {
                     "symbol": symbol,
                     "ts": tick.ts,
-                    "mid": mid,
+                    "mid": book.mid(symbol),
                     "values": vector,
                     "feature_set": FEATURE_SET,
-                    "computed_at": int(time.time() * 1e6),
+                    "computed_at": int(now * 1e6),
+                    "tick_received_at": int(received * 1e6) if received else None,
                 }
                 features_out.send_soon(
                     key=message.key, value=serde.encode(features.name, features.value, record)
                 )
                 out_counter.inc()
+                if received:
+                    latency.observe(max(now - received, 0.0))
             for symbol in book.take_dirty():
                 state_out.send_soon(
                     key=symbol.encode(),
@@ -130,3 +144,4 @@ def register(app: faust.App) -> None:
             in_counter.inc(len(events))
             TICKS_ACCEPTED.inc(accepted)
             batch_timer.observe(time.perf_counter() - started)
+            last_batch.set_to_current_time()

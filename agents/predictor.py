@@ -41,9 +41,11 @@ from spark.metrics import (
     DEAD_LETTERS,
     EVENTS_IN,
     EVENTS_OUT,
+    LAST_BATCH,
     MODEL_AUC,
     MODEL_LABELS,
     MODEL_PRECISION_AT_20,
+    PROCESSING_LATENCY,
     PROMOTIONS,
     SNAPSHOTS,
 )
@@ -135,6 +137,9 @@ def register(app: faust.App) -> None:
     predictions_counter = EVENTS_OUT.labels(predictions.id)
     signals_counter = EVENTS_OUT.labels(signals.id)
     batch_timer = BATCH_SECONDS.labels("predictor")
+    last_batch = LAST_BATCH.labels("predictor")
+    prediction_latency = PROCESSING_LATENCY.labels("prediction")
+    signal_latency = PROCESSING_LATENCY.labels("signal")
     restored = asyncio.Event()
     clock = {"last_snapshot": time.monotonic()}
     counted: dict[str, float] = {}
@@ -280,6 +285,9 @@ def register(app: faust.App) -> None:
                         value=serde.encode(predictions.name, predictions.value, prediction),
                     )
                     predictions_counter.inc()
+                received_us = vector.get("tick_received_at")
+                if received_us:
+                    prediction_latency.observe(max(now_us - received_us, 0) / 1e6)
                 decision = policy.decide(symbol, champion_p)
                 if decision is None:
                     continue
@@ -299,6 +307,8 @@ def register(app: faust.App) -> None:
                     key=message.key, value=serde.encode(signals.name, signals.value, signal)
                 )
                 signals_counter.inc()
+                if received_us:
+                    signal_latency.observe(max(now_us - received_us, 0) / 1e6)
             in_counter.inc(len(events))
             update_metrics()
             if len(slots) > 1:
@@ -306,6 +316,7 @@ def register(app: faust.App) -> None:
             if time.monotonic() - clock["last_snapshot"] >= settings["snapshot_s"]:
                 publish_snapshots()
             batch_timer.observe(time.perf_counter() - started)
+            last_batch.set_to_current_time()
 
     @app.timer(interval=max(settings["snapshot_s"], 1.0))
     async def snapshot_when_idle() -> None:

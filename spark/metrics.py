@@ -46,3 +46,20 @@ SNAPSHOTS = Counter(
     ["outcome"],
 )
 PROMOTIONS = Counter("spark_model_promotions_total", "Challengers promoted to champion.")
+PROCESSING_LATENCY = Histogram(
+    "spark_processing_latency_seconds",
+    "Wall time from a tick's arrival on Kafka (its message timestamp) to its features, "
+    "prediction or signal being produced.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+LAST_BATCH = Gauge(
+    "spark_agent_last_batch_timestamp_seconds",
+    "Unix time an agent last finished a batch (a stalled agent stops moving it).",
+    ["agent"],
+)
+CONSUMER_LAG = Gauge(
+    "spark_consumer_lag_messages",
+    "Messages on a partition not yet committed by the worker group (true end offsets).",
+    ["topic", "partition"],
+)

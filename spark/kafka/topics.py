@@ -148,3 +148,24 @@ def group_offsets(
                 }
             )
     return report
+
+
+def group_lag(group: str, topics: dict[str, int]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> messages not yet committed by ``group``; topics: name -> partitions.
+
+    Reading committed offsets with the group's id does not join the group.
+    """
+    consumer = clients.reader(**{"group.id": group})
+    try:
+        wanted = [TopicPartition(t, p) for t, n in topics.items() for p in range(n)]
+        committed = {
+            (tp.topic, tp.partition): max(tp.offset, 0)
+            for tp in consumer.committed(wanted, timeout=10)
+        }
+    finally:
+        consumer.close()
+    lag = {}
+    for topic, partitions in topics.items():
+        for partition, end in end_offsets(topic, partitions).items():
+            lag[(topic, partition)] = max(end - committed.get((topic, partition), 0), 0)
+    return lag
