@@ -20,9 +20,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-
-    from bench.common import bench_broker, worker_rate
+    from bench.common import bench_broker, drain, worker_rate
     from spark.demo import bundled_files
     from spark.kafka import clients
     from spark.serde.avro import AvroSerde
@@ -66,21 +64,9 @@ def main() -> None:
         ceiling_s = time.perf_counter() - t
         print(f"ceiling   {len(encoded) / ceiling_s:>10,.0f} msg/s   (plain produce)")
 
-        consumer = clients.reader()
-        meta = clients.ensure_reachable().topics[ticks.name]
-        consumer.assign([TopicPartition(ticks.name, p, OFFSET_BEGINNING) for p in meta.partitions])
-        n, pending = 0, set(meta.partitions)
         t = time.perf_counter()
-        while pending:
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                check_tick_message(serde, msg.key(), msg.value())
-                n += 1
+        n = drain(ticks.name, lambda msg: check_tick_message(serde, msg.key(), msg.value()))
         raw_s = time.perf_counter() - t
-        consumer.close()
 
         rate, delay = worker_rate("spark_events_in_total", 'topic="ticks"', result.produced)
         print(

@@ -20,9 +20,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-
-    from bench.common import bench_broker, worker_rate
+    from bench.common import bench_broker, drain, worker_rate
     from spark.config import model_settings
     from spark.demo import bundled_files
     from spark.features import TickFeatures
@@ -77,41 +75,33 @@ def main() -> None:
         )
 
         serde = AvroSerde(EmbeddedRegistry())
-        consumer = clients.reader()
         producer = clients.producer()
-        meta = clients.ensure_reachable().topics[spec.name]
-        consumer.assign([TopicPartition(spec.name, p, OFFSET_BEGINNING) for p in meta.partitions])
         book: dict[str, TickFeatures] = {}
         learner = Learner(make_model(args.model), horizon)
-        n, pending = 0, set(meta.partitions)
+
+        def predict_and_produce(msg) -> None:
+            tick = check_tick_message(serde, msg.key(), msg.value())
+            state = book.setdefault(tick.symbol, TickFeatures())
+            x = state.update(tick)
+            p = learner.step(tick.symbol, tick.ts, state.prev_mid, x)
+            record = {
+                "symbol": tick.symbol,
+                "ts": tick.ts,
+                "prob_up": p,
+                "model_id": "raw",
+                "model_version": 0,
+            }
+            producer.produce(
+                predictions.name + ".bench",
+                serde.encode(predictions.name, "Prediction", record),
+                msg.key(),
+            )
+            producer.poll(0)
+
         t = time.perf_counter()
-        while pending:
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                tick = check_tick_message(serde, msg.key(), msg.value())
-                state = book.setdefault(tick.symbol, TickFeatures())
-                x = state.update(tick)
-                p = learner.step(tick.symbol, tick.ts, state.prev_mid, x)
-                record = {
-                    "symbol": tick.symbol,
-                    "ts": tick.ts,
-                    "prob_up": p,
-                    "model_id": "raw",
-                    "model_version": 0,
-                }
-                producer.produce(
-                    predictions.name + ".bench",
-                    serde.encode(predictions.name, "Prediction", record),
-                    msg.key(),
-                )
-                producer.poll(0)
-                n += 1
+        n = drain(spec.name, predict_and_produce)
         producer.flush(60)
         raw = n / (time.perf_counter() - t)
-        consumer.close()
         print(f"raw       {raw:>8,.0f} ticks/s  (confluent-kafka consume -> same work -> produce)")
 
 

@@ -71,8 +71,36 @@ def worker_rate(name: str, label: str, target: float, timeout: float = 600) -> t
         done = time.perf_counter()
     finally:
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
         log.close()
     if first is None or done <= first[0]:
         return 0.0, float("nan")
     return (value - first[1]) / (done - first[0]), first[0] - t0
+
+
+def drain(topic: str, handle) -> int:
+    """Call ``handle(msg)`` for every message of ``topic`` from the start to its end."""
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+    from spark.kafka import clients
+
+    consumer = clients.reader()
+    meta = clients.ensure_reachable().topics[topic]
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    n, pending = 0, set(meta.partitions)
+    try:
+        while pending:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                    continue
+                handle(msg)
+                n += 1
+    finally:
+        consumer.close()
+    return n

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from spark.kafka import clients
 from spark.kafka.state import latest_values
-from spark.ml.evaluate import EvalResult, Progressive
-from spark.ml.models import make_model
+from spark.ml.evaluate import EvalResult, run_progressive
 from spark.ml.registry import Slot, registry_key_of
 from spark.ml.snapshots import registry_key
 from spark.ticks.producer import default_serde
@@ -31,23 +30,7 @@ class Registered:
 
 def train_and_register(ticks, model: str, horizon_s: float) -> Registered:
     clients.ensure_reachable()  # fail before minutes of training, not after
-    started = time.monotonic()
-    run = Progressive(make_model(model), horizon_s)
-    count = 0
-    for tick in ticks:
-        run.step(tick)
-        count += 1
-    q = run.quality
-    result = EvalResult(
-        model,
-        horizon_s,
-        count,
-        len(q),
-        run.ties,
-        q.auc(),
-        q.precision_at_20(),
-        time.monotonic() - started,
-    )
+    run, result = run_progressive(ticks, horizon_s, model)
 
     spec, events = catalog()["model_versions"], catalog()["model_events"]
     serde = default_serde()

@@ -97,6 +97,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def spark_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "spark.cli", *args]
 

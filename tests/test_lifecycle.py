@@ -12,18 +12,9 @@ import pytest
 
 from spark.broker.embedded import pid_alive
 from spark.ticks import Tick, TickProducer
-from tests.conftest import spark_cmd
+from tests.conftest import spark_cmd, wait_for
 
 pytestmark = pytest.mark.broker
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_foreground_up_stops_worker_and_its_broker_on_ctrl_c(tmp_path):
@@ -40,7 +31,7 @@ def test_foreground_up_stops_worker_and_its_broker_on_ctrl_c(tmp_path):
     )
     state = tmp_path / "home" / "broker.json"
     try:
-        wait_until(state.exists, 30, "the broker record")
+        wait_for(state.exists, 30, "the broker record")
         broker_pid = json.loads(state.read_text())["pid"]
         time.sleep(5)  # let the worker start and join
         assert proc.poll() is None

@@ -17,8 +17,8 @@ from spark.ml.models import make_model
 from spark.ml.registry import Slot, newest_versions
 from spark.ml.snapshots import SnapshotRejected, load_signed, registry_key
 from spark.ticks.model import Tick
-from tests.conftest import WorkerProcess
-from tests.test_streams import BUNDLED, produce, ticks_of, wait_for
+from tests.conftest import WorkerProcess, wait_for
+from tests.test_streams import BUNDLED, produce, ticks_of
 
 X = {name: 0.1 * i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -106,6 +106,13 @@ def http(port: int, path: str, body: object | None = None) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
+def wait_restored(worker: WorkerProcess) -> None:
+    wait_for(
+        lambda: http(worker.web_port, "/ml/health")[1].get("status") == "ok",
+        what="the worker to restore its models",
+    )
+
+
 @pytest.mark.broker
 def test_shadow_models_snapshots_restore_and_http(broker, tmp_path, monkeypatch):
     monkeypatch.setenv("SPARK_CHALLENGERS", "hoeffding")
@@ -166,10 +173,7 @@ def test_shadow_models_snapshots_restore_and_http(broker, tmp_path, monkeypatch)
     w2 = WorkerProcess(free_port(), tmp_path / "w2.log")
     try:
         w2.wait_ready()
-        wait_for(
-            lambda: http(w2.web_port, "/ml/health")[1].get("status") == "ok",
-            what="the second worker to restore its models",
-        )
+        wait_restored(w2)
         assert w2.metric("spark_model_snapshots_total", outcome="restored") == 2
         status, answer = http(w2.web_port, "/ml/predict", {"features": X})
         assert answer["prob_up"] == expected.predict_proba_one(X)[1]  # the restored model
@@ -197,10 +201,7 @@ def test_a_forged_snapshot_is_refused_and_the_worker_starts_fresh(broker, tmp_pa
     worker = WorkerProcess(free_port(), tmp_path / "w.log")
     try:
         worker.wait_ready()
-        wait_for(
-            lambda: http(worker.web_port, "/ml/health")[1].get("status") == "ok",
-            what="the worker to finish restoring",
-        )
+        wait_restored(worker)
         assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 1
         assert http(worker.web_port, "/ml/health")[1]["champion"] == "logreg v1"
     finally:
@@ -242,9 +243,7 @@ def test_model_train_registers_versions_that_workers_pick_up(broker, tmp_path):
     worker = WorkerProcess(free_port(), tmp_path / "w.log")
     try:
         worker.wait_ready()
-        wait_for(
-            lambda: http(worker.web_port, "/ml/health")[1].get("status") == "ok", what="restore"
-        )
+        wait_restored(worker)
         models = http(worker.web_port, "/ml/models")[1]["models"]
         assert {(m["model_id"], m["version"]) for m in models} == {("logreg", 2), ("hoeffding", 1)}
         assert sorted(m["role"] for m in models) == ["challenger", "champion"]

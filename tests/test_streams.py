@@ -15,7 +15,7 @@ from spark.ticks import TickProducer
 from spark.ticks.producer import default_serde
 from spark.ticks.readers import read
 from spark.topics import catalog
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.broker
 BUNDLED = Path(__file__).resolve().parent.parent / "spark/data"
@@ -31,15 +31,6 @@ def feature_vectors() -> list[dict]:
         serde.decode(m.value(), "FeatureVector")
         for m in messages(catalog()["features"], from_beginning=True)
     ]
-
-
-def wait_for(predicate, timeout=90.0, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def produce(ticks) -> None:

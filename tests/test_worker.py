@@ -12,18 +12,9 @@ from spark.kafka.dlq import decode_headers
 from spark.ticks import Tick, TickProducer
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.broker
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker):

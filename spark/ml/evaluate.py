@@ -9,7 +9,7 @@ model had only learned labels that were known before the tick arrived.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from spark.features import TickFeatures
@@ -100,22 +100,18 @@ class Progressive:
         return self.learner.ties
 
 
-def evaluate(
-    ticks: Iterable[Tick],
-    horizon_s: float = 10.0,
-    model: str = DEFAULT_MODEL,
-    on_tick: Callable[[int], None] | None = None,
-) -> EvalResult:
+def run_progressive(
+    ticks: Iterable[Tick], horizon_s: float = 1.0, model: str = DEFAULT_MODEL
+) -> tuple[Progressive, EvalResult]:
+    """Test-then-train over ``ticks``; the trained run (its learner) and its scores."""
     started = time.monotonic()
     run = Progressive(make_model(model), horizon_s)
     count = 0
     for tick in ticks:
         run.step(tick)
         count += 1
-        if on_tick is not None:
-            on_tick(count)
     q = run.quality
-    return EvalResult(
+    result = EvalResult(
         model,
         horizon_s,
         count,
@@ -125,3 +121,11 @@ def evaluate(
         q.precision_at_20(),
         time.monotonic() - started,
     )
+    return run, result
+
+
+def evaluate(
+    ticks: Iterable[Tick], horizon_s: float = 1.0, model: str = DEFAULT_MODEL
+) -> EvalResult:
+    """Progressive scores of ``model`` over ``ticks`` (what ``spark model eval`` prints)."""
+    return run_progressive(ticks, horizon_s, model)[1]
