@@ -62,6 +62,12 @@ class Quality:
     def __len__(self) -> int:
         return len(self._y)
 
+    def tail(self, n: int) -> list[tuple[float, int]]:
+        """The last ``n`` (probability, label) pairs, oldest first."""
+        if n <= 0:
+            return []
+        return list(zip(self._p[-n:], self._y[-n:], strict=True))
+
     def auc(self) -> float:
         return exact_auc(np.asarray(self._p), np.asarray(self._y))
 

@@ -1,0 +1,1 @@
+"""Drift detection: data drift on feature distributions, concept drift on prediction errors."""
