@@ -97,6 +97,19 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def require_binary(name: str) -> str:
+    """Path of a tool the suite needs (promtool, prometheus): skipped where it is missing,
+    a failure under CI=true, where scripts/test.sh must have installed it."""
+    import shutil
+
+    exe = shutil.which(name)
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing in CI: scripts/test.sh installs Debian's prometheus")
+        pytest.skip(f"{name} not installed (apt-get install prometheus; scripts/test.sh does)")
+    return exe
+
+
 def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
     """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout

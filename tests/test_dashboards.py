@@ -4,8 +4,6 @@ Prometheus scraping a real worker fed with real ticks (no empty panel after a re
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spark.broker.embedded import free_port, port_open
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, require_binary, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "monitoring/grafana/dashboards"
@@ -40,12 +38,7 @@ def test_committed_dashboards_are_what_the_code_builds():
 
 
 def prometheus_binary() -> str:
-    exe = shutil.which("prometheus")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is missing in CI: scripts/test.sh installs it")
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
-    return exe
+    return require_binary("prometheus")
 
 
 def prom_query(port: int, expr: str) -> list:

@@ -6,14 +6,13 @@ against the README's."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,11 +62,7 @@ def test_compose_runs_the_whole_platform():
 
 
 def test_prometheus_config_scrapes_every_worker_and_loads_the_rules():
-    exe = shutil.which("promtool")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing in CI: scripts/test.sh installs it")
-        pytest.skip("promtool not installed")
+    exe = require_binary("promtool")
     proc = subprocess.run(
         [exe, "check", "config", str(ROOT / "monitoring/prometheus.yml")],
         capture_output=True,

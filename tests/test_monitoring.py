@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "monitoring/rules/spark.yml"
 
 
 def promtool() -> str:
-    exe = shutil.which("promtool")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing in CI: scripts/test.sh installs Debian's prometheus")
-        pytest.skip("promtool not installed (apt-get install prometheus; scripts/test.sh does)")
-    return exe
+    return require_binary("promtool")
 
 
 def test_rules_are_valid():
