@@ -32,6 +32,7 @@ import faust
 from faust.web import Request, Response, View
 
 from spark.config import model_settings
+from spark.drift.keeper import GateKeeper, keeper_settings
 from spark.errors import SparkError
 from spark.features import FEATURE_NAMES, TickFeatures
 from spark.kafka.dlq import dlq_headers
@@ -39,14 +40,17 @@ from spark.kafka.state import latest_values
 from spark.metrics import (
     BATCH_SECONDS,
     DEAD_LETTERS,
+    DRIFT_ALERTS,
     EVENTS_IN,
     EVENTS_OUT,
+    GATES_NOT_OPEN,
     LAST_BATCH,
     MODEL_AUC,
     MODEL_LABELS,
     MODEL_PRECISION_AT_20,
     PROCESSING_LATENCY,
     PROMOTIONS,
+    SIGNALS_SUPPRESSED,
     SNAPSHOTS,
 )
 from spark.ml.evaluate import Learner
@@ -115,6 +119,8 @@ def register(app: faust.App) -> None:
     topics = catalog()
     features, predictions, signals = topics["features"], topics["predictions"], topics["signals"]
     versions, events_topic = topics["model_versions"], topics["model_events"]
+    alerts_topic, gate_topic = topics["drift_alerts"], topics["gate_state"]
+    commands_topic = topics["gate_commands"]
     dlq = topics[features.dlq]
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(features.name, **raw)
@@ -123,6 +129,11 @@ def register(app: faust.App) -> None:
     signals_out = app.topic(signals.name, **raw)
     versions_out = app.topic(versions.name, **raw)
     events_out = app.topic(events_topic.name, **raw)
+    alerts_out = app.topic(alerts_topic.name, **raw)
+    gate_out = app.topic(gate_topic.name, **raw)
+    commands_in = app.topic(commands_topic.name, **raw)
+    commands_dlq = app.topic(topics[commands_topic.dlq].name, **raw)
+    keeper = GateKeeper(**keeper_settings())
     settings = model_settings()
     key = registry_key()
     horizon_s = settings["horizon_s"]
@@ -185,6 +196,15 @@ def register(app: faust.App) -> None:
                 )
                 if slot.model_id not in configured:
                     slots.remove(slot)
+        gates = await loop.run_in_executor(
+            None,
+            latest_values,
+            gate_topic.name,
+            list(range(gate_topic.partitions)),
+            lambda value: serde.decode(value, gate_topic.value),
+        )
+        keeper.restore(gates)
+        GATES_NOT_OPEN.set(sum(not g.allows_signals for g in keeper.gates.values()))
         if sum(s.role == "champion" for s in slots) != 1:  # registry roles disagree: reset
             for i, slot in enumerate(slots):
                 slot.role = "champion" if i == 0 else "challenger"
@@ -211,6 +231,52 @@ def register(app: faust.App) -> None:
             key=slot.model_id.encode(),
             value=serde.encode(events_topic.name, events_topic.value, record),
         )
+
+    def publish_gate_event(kind: str, record: dict) -> None:
+        if kind == "alert":
+            alerts_out.send_soon(
+                key=record["symbol"].encode(),
+                value=serde.encode(alerts_topic.name, alerts_topic.value, record),
+            )
+            DRIFT_ALERTS.labels(record["detector"]).inc()
+            log.warning("drift alert on %s: %s", record["symbol"], record["detector"])
+        else:
+            gate_out.send_soon(
+                key=record["symbol"].encode(),
+                value=serde.encode(gate_topic.name, gate_topic.value, record),
+            )
+            GATES_NOT_OPEN.set(sum(not g.allows_signals for g in keeper.gates.values()))
+
+    @app.agent(commands_in, name="gate-commands")
+    async def gate_commands(stream):
+        async for events in stream.take_events(100, within=WITHIN_S):
+            await restored.wait()
+            for event in events:
+                message = event.message
+                try:
+                    command = serde.decode(message.value, commands_topic.value)
+                    if command["action"] not in ("open", "close"):
+                        raise ValueError(f"action must be open or close, not {command['action']!r}")
+                    record = keeper.command(
+                        command["symbol"], command["action"], command["reason"], command["ts"]
+                    )
+                except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
+                    reason = getattr(exc, "reason", "invalid_command")
+                    origin = f"{message.topic}/{message.partition}@{message.offset}"
+                    commands_dlq.send_soon(
+                        key=message.key,
+                        value=message.value,
+                        headers=dlq_headers(reason, str(exc), commands_topic.name, "gate", origin),
+                    )
+                    DEAD_LETTERS.labels(commands_topic.id, "gate", reason).inc()
+                    continue
+                log.warning(
+                    "gate %s %s by operator: %s",
+                    command["symbol"],
+                    command["action"],
+                    command["reason"],
+                )
+                publish_gate_event("gate", record)
 
     def maybe_promote() -> None:
         current = champion()
@@ -288,8 +354,23 @@ def register(app: faust.App) -> None:
                 received_us = vector.get("tick_received_at")
                 if received_us:
                     prediction_latency.observe(max(now_us - received_us, 0) / 1e6)
-                decision = policy.decide(symbol, champion_p)
+                for kind, record in keeper.observe(
+                    symbol,
+                    ts,
+                    vector["values"],
+                    champion_slot.learner.last_resolved,
+                    champion_slot.model_id,
+                    champion_slot.version,
+                ):
+                    publish_gate_event(kind, record)
+                # the drift gate sits between the policy and the signals topic
+                allowed = keeper.allows(symbol)
+                decision = policy.decide(symbol, champion_p, commit=allowed)
                 if decision is None:
+                    continue
+                if not allowed:
+                    keeper.gate(symbol).suppress()
+                    SIGNALS_SUPPRESSED.labels(keeper.gate(symbol).state).inc()
                     continue
                 side, strength, reason = decision
                 signal = {
@@ -366,6 +447,11 @@ def register(app: faust.App) -> None:
                     "labels": slot.learner.recent.labels,
                 }
             )
+
+    @app.page("/ml/gates")
+    class Gates(View):
+        async def get(self, request: Request) -> Response:  # noqa: ARG002 - Faust signature
+            return self.json({"gates": [g.to_record() for g in keeper.gates.values()]})
 
     @app.page("/ml/models")
     class Models(View):

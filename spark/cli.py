@@ -643,6 +643,59 @@ def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json) -> N
         )
 
 
+@cli.group(context_settings=CONTEXT)
+def gate() -> None:
+    """Open or close a symbol's drift gate by hand (workers apply it within a second)."""
+
+
+def _gate_command(action: str, symbol: str, reason: str, operator: str | None) -> None:
+    import getpass
+    import time as _time
+
+    from spark.kafka import clients
+    from spark.ticks.model import SYMBOL
+    from spark.ticks.producer import default_serde
+    from spark.topics import catalog
+
+    symbol = symbol.upper()
+    if not SYMBOL.match(symbol):
+        raise click.BadParameter(f"{symbol!r} is not a symbol", param_hint="SYMBOL")
+    spec = catalog()["gate_commands"]
+    clients.ensure_reachable()
+    record = {
+        "symbol": symbol,
+        "action": action,
+        "reason": reason,
+        "operator": operator or getpass.getuser(),
+        "ts": int(_time.time() * 1e6),
+    }
+    producer = clients.producer()
+    producer.produce(
+        spec.name, default_serde().encode(spec.name, spec.value, record), symbol.encode()
+    )
+    if producer.flush(10):
+        raise SparkError("the gate command was not acknowledged by Kafka")
+    click.echo(f"sent: {action} {symbol} ({reason}); see GET /ml/gates on a worker")
+
+
+@gate.command("open")
+@click.argument("symbol")
+@click.option("--reason", required=True, help="Why; kept in the gate state.")
+@click.option("--operator", help="Who (default: your user name).")
+def gate_open(symbol: str, reason: str, operator: str | None) -> None:
+    """Open SYMBOL's gate: its signals flow again, whatever the detectors said."""
+    _gate_command("open", symbol, reason, operator)
+
+
+@gate.command("close")
+@click.argument("symbol")
+@click.option("--reason", required=True, help="Why; kept in the gate state.")
+@click.option("--operator", help="Who (default: your user name).")
+def gate_close(symbol: str, reason: str, operator: str | None) -> None:
+    """Close SYMBOL's gate: its signals are suppressed until `spark gate open`."""
+    _gate_command("close", symbol, reason, operator)
+
+
 # ----------------------------------------------------------------------------- worker, up, down
 AGENT_CHOICE = click.Choice(["ingest", "predictor"])
 

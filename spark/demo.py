@@ -78,6 +78,9 @@ class WorkerView:
             "predictions": 0.0,
             "signals": 0.0,
             "labels": 0.0,
+            "alerts": 0.0,
+            "suppressed": 0.0,
+            "gates_not_open": 0.0,
             "auc": float("nan"),
             "p20": float("nan"),
             "dead": Counter(),
@@ -96,6 +99,12 @@ class WorkerView:
                 cur["auc"] = value
             elif name == "spark_model_precision_at_20":
                 cur["p20"] = value
+            elif name == "spark_drift_alerts_total":
+                cur["alerts"] += value
+            elif name == "spark_signals_suppressed_total":
+                cur["suppressed"] += value
+            elif name == "spark_gates_not_open":
+                cur["gates_not_open"] = value
             elif name == "spark_dead_letters_total" and labels.get("stage") == "ingest":
                 cur["dead"][labels["reason"]] += value
         return cur
@@ -105,9 +114,19 @@ class WorkerView:
         cur = self._read()
         out = {
             k: int(cur[k] - self.base[k])
-            for k in ("consumed", "accepted", "features", "predictions", "signals", "labels")
+            for k in (
+                "consumed",
+                "accepted",
+                "features",
+                "predictions",
+                "signals",
+                "labels",
+                "alerts",
+                "suppressed",
+            )
         }
         out["auc"], out["p20"] = cur["auc"], cur["p20"]
+        out["gates_not_open"] = int(cur["gates_not_open"])
         out["dead"] = Counter(
             {
                 r: int(n - self.base["dead"][r])
@@ -260,6 +279,9 @@ def _replay_and_watch(
         "predictions": worker["predictions"],
         "signals": worker["signals"],
         "labels": worker["labels"],
+        "drift_alerts": worker["alerts"],
+        "signals_suppressed": worker["suppressed"],
+        "gates_not_open": worker["gates_not_open"],
         "rolling_auc": None if worker["auc"] != worker["auc"] else round(worker["auc"], 4),
         "rolling_precision_at_20": None
         if worker["p20"] != worker["p20"]
@@ -294,6 +316,10 @@ def _print_summary(console: Console, s: dict) -> None:
         f"[bold]Streams and ML[/] {s['features']:,} feature vectors, {s['predictions']:,} "
         f"predictions ({s['labels']:,} labels learned so far; rolling AUC {s['rolling_auc']}, "
         f"precision@20 {s['rolling_precision_at_20']}), {s['signals']:,} signals."
+    )
+    console.print(
+        f"[bold]Drift gates[/] {s['drift_alerts']:,} drift alerts, {s['gates_not_open']} "
+        f"gate(s) not open at the end, {s['signals_suppressed']:,} signals suppressed."
     )
     accounted = (
         s["produced"] + s["replay_dead_lettered"] == s["rows"]

@@ -63,3 +63,14 @@ CONSUMER_LAG = Gauge(
     "Messages on a partition not yet committed by the worker group (true end offsets).",
     ["topic", "partition"],
 )
+DRIFT_ALERTS = Counter(
+    "spark_drift_alerts_total", "Drift alerts raised, per detector.", ["detector"]
+)
+SIGNALS_SUPPRESSED = Counter(
+    "spark_signals_suppressed_total",
+    "Signals a drift gate kept from the signals topic, per gate state.",
+    ["state"],
+)
+GATES_NOT_OPEN = Gauge(
+    "spark_gates_not_open", "Symbols whose drift gate is closed or in probation."
+)

@@ -39,6 +39,7 @@ def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     assert summary["features"] == summary["predictions"] == summary["worker_accepted"]
     assert summary["signals"] > 0 and summary["labels"] > 0
     assert 0 < summary["rolling_auc"] < 1
+    assert {"drift_alerts", "signals_suppressed", "gates_not_open"} <= set(summary)
     assert "every row accounted for" in proc.stdout
     # it stopped what it started
     assert not (tmp_path / "home" / "broker.json").exists()

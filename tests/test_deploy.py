@@ -69,7 +69,7 @@ def test_prometheus_config_scrapes_every_worker_and_loads_the_rules():
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 7 rules found" in proc.stdout + proc.stderr
+    assert "SUCCESS: 8 rules found" in proc.stdout + proc.stderr
     config = yaml.safe_load((ROOT / "monitoring/prometheus.yml").read_text())
     targets = config["scrape_configs"][0]["static_configs"][0]["targets"]
     workers = [n for n in compose()["services"] if n.startswith("worker")]

@@ -78,6 +78,7 @@ def test_features_survive_a_worker_restart_identically(broker, tmp_path):
 
 
 def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worker):
+    from spark.drift.keeper import GateKeeper, keeper_settings
     from spark.ml.evaluate import Progressive
     from spark.ml.models import make_model
     from spark.ml.signals import SignalPolicy
@@ -109,14 +110,21 @@ def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worke
         ("logreg", "champion", 1000)
     }
 
-    policy = SignalPolicy(0.1)
-    expected_signals = [
-        (t.ts, d[0])
-        for t, p in zip(ticks, expected, strict=True)
-        if (d := policy.decide(t.symbol, p))
-    ]
+    # signals: the same policy behind the same drift gate, replayed offline
+    policy, keeper = SignalPolicy(0.1), GateKeeper(**keeper_settings())
+    replay_run = Progressive(make_model("logreg"), horizon_s=1.0)
+    expected_signals, suppressed = [], 0
+    for t in ticks:
+        x, p = replay_run.step(t)
+        keeper.observe(t.symbol, t.ts, x, replay_run.learner.last_resolved, "logreg", 1)
+        allowed = keeper.allows(t.symbol)
+        decision = policy.decide(t.symbol, p, commit=allowed)
+        if decision and allowed:
+            expected_signals.append((t.ts, decision[0]))
+        suppressed += bool(decision and not allowed)
     assert [(s["ts"], s["side"]) for s in signals] == expected_signals
     assert len(signals) > 0
+    assert worker.metric("spark_signals_suppressed_total") == suppressed
     # live quality metrics: labels learned so far and a rolling AUC in [0, 1]
     labels = worker.metric("spark_model_labels_total", model_id="logreg")
     assert labels == len(offline.quality) > 0

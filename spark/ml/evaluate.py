@@ -56,14 +56,17 @@ class Learner:
         self.labels: dict[str, DelayedLabels] = {}
         self.quality = Quality()
         self.recent = RollingQuality()
+        self.last_resolved: list[tuple[float, int]] = []  # (prob_up, label) of the last step
 
     def step(self, symbol: str, ts: int, mid: float, x: dict[str, float]) -> float:
         queue = self.labels.get(symbol)
         if queue is None:
             queue = self.labels[symbol] = DelayedLabels(self.horizon_us)
+        self.last_resolved = []
         for (x_old, p_old), y in queue.resolve(ts, mid):
             self.quality.add(p_old, y)
             self.recent.add(p_old, y)
+            self.last_resolved.append((p_old, y))
             self.model.learn(x_old, y)
         p = self.model.prob_up(x)
         queue.add(ts, mid, (x, p))

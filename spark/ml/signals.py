@@ -23,8 +23,14 @@ class SignalPolicy:
         self.band = band
         self.last_side: dict[str, str] = {}
 
-    def decide(self, symbol: str, prob_up: float) -> tuple[str, float, str] | None:
-        """(side, strength, reason) when the symbol's intent changes, else None."""
+    def decide(
+        self, symbol: str, prob_up: float, commit: bool = True
+    ) -> tuple[str, float, str] | None:
+        """(side, strength, reason) when the symbol's intent changes, else None.
+
+        With ``commit=False`` the side is not remembered (a signal the gate suppresses
+        never reached the execution system, so it must not count as sent).
+        """
         if prob_up >= 0.5 + self.band:
             side, rule = "BUY", f"prob_up {prob_up:.3f} >= {0.5 + self.band:.2f}"
         elif prob_up <= 0.5 - self.band:
@@ -36,5 +42,6 @@ class SignalPolicy:
             )
         if side == self.last_side.get(symbol, "FLAT"):
             return None
-        self.last_side[symbol] = side
+        if commit:
+            self.last_side[symbol] = side
         return side, min(abs(prob_up - 0.5) * 2, 1.0), rule

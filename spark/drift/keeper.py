@@ -1,0 +1,144 @@
+"""The gatekeeper: per-symbol drift detectors and gates, fed by the predictor's stream.
+
+Pure (no Kafka): ``observe`` takes a symbol's features and the labels its tick
+resolved, and returns the records to publish (DriftAlert, GateState);
+``allows`` says whether the symbol's signal may pass. Detectors: PSI on the
+symbol's ``spread_bp`` (data drift, docs/drift.md) and ADWIN on its
+prediction errors (concept drift).
+
+>>> keeper = GateKeeper(window=50, threshold=1.0, cooldown_labels=5, probation_labels=10)
+>>> out = [keeper.observe("X", t, {"spread_bp": 0.2 + (t % 5) / 100}, [], "m", 1)
+...        for t in range(200)]
+>>> keeper.allows("X")
+True
+>>> alerts = [r for t in range(200, 400)
+...           for r in keeper.observe("X", t, {"spread_bp": 3.0 + (t % 5) / 10}, [], "m", 1)]
+>>> alerts[0][0], alerts[0][1]["detector"], keeper.allows("X")
+('alert', 'psi', False)
+"""
+
+from __future__ import annotations
+
+import os
+
+from spark.drift.detectors import PSIDetector, adwin
+from spark.drift.gate import Gate
+
+DATA_FEATURE = "spread_bp"
+
+
+def keeper_settings() -> dict:
+    """SPARK_DRIFT_WINDOW (5000), SPARK_DRIFT_THRESHOLD (4.0), SPARK_GATE_COOLDOWN (1000),
+    SPARK_GATE_PROBATION (2000), SPARK_GATE_MIN_AUC (0.55)."""
+    env = os.environ.get
+    return {
+        "window": int(env("SPARK_DRIFT_WINDOW", "5000")),
+        "threshold": float(env("SPARK_DRIFT_THRESHOLD", "4.0")),
+        "cooldown_labels": int(env("SPARK_GATE_COOLDOWN", "1000")),
+        "probation_labels": int(env("SPARK_GATE_PROBATION", "2000")),
+        "min_auc": float(env("SPARK_GATE_MIN_AUC", "0.55")),
+    }
+
+
+class GateKeeper:
+    def __init__(
+        self,
+        window: int = 5000,
+        threshold: float = 4.0,
+        cooldown_labels: int = 1000,
+        probation_labels: int = 2000,
+        min_auc: float = 0.55,
+    ) -> None:
+        self.window, self.threshold = window, threshold
+        self.gate_args = {
+            "cooldown_labels": cooldown_labels,
+            "probation_labels": probation_labels,
+            "min_auc": min_auc,
+        }
+        self.gates: dict[str, Gate] = {}
+        self.data: dict[str, PSIDetector] = {}
+        self.concept: dict[str, object] = {}
+
+    def gate(self, symbol: str) -> Gate:
+        gate = self.gates.get(symbol)
+        if gate is None:
+            gate = self.gates[symbol] = Gate(symbol, **self.gate_args)
+        return gate
+
+    def allows(self, symbol: str) -> bool:
+        return self.gate(symbol).allows_signals
+
+    def observe(
+        self,
+        symbol: str,
+        ts: int,
+        x: dict[str, float],
+        resolved: list[tuple[float, int]],
+        model_id: str,
+        model_version: int,
+    ) -> list[tuple[str, dict]]:
+        gate = self.gate(symbol)
+        out: list[tuple[str, dict]] = []
+        data = self.data.get(symbol)
+        if data is None:
+            data = self.data[symbol] = PSIDetector(window=self.window, threshold=self.threshold)
+        if data.update(x[DATA_FEATURE]):
+            out.append(
+                (
+                    "alert",
+                    {
+                        "symbol": symbol,
+                        "model_id": None,
+                        "model_version": None,
+                        "detector": "psi",
+                        "feature": DATA_FEATURE,
+                        "statistic": data.statistic,
+                        "threshold": self.threshold,
+                        "window": self.window,
+                        "severity": "warning",
+                        "ts": ts,
+                    },
+                )
+            )
+        concept = self.concept.get(symbol)
+        if concept is None:
+            concept = self.concept[symbol] = adwin(1e-4)
+        for prob_up, label in resolved:
+            if concept.update(abs(prob_up - label)):
+                out.append(
+                    (
+                        "alert",
+                        {
+                            "symbol": symbol,
+                            "model_id": model_id,
+                            "model_version": model_version,
+                            "detector": "adwin",
+                            "feature": None,
+                            "statistic": concept.statistic,
+                            "threshold": 1e-4,
+                            "window": int(concept.detector.width),
+                            "severity": "warning",
+                            "ts": ts,
+                        },
+                    )
+                )
+        before = gate.state
+        for kind, alert in out:
+            if kind == "alert":
+                gate.on_alert(alert["detector"], ts)
+        for prob_up, label in resolved:
+            gate.on_label(prob_up, label, ts)
+        if gate.state != before or out:
+            out.append(("gate", gate.to_record()))
+        return out
+
+    def command(self, symbol: str, action: str, reason: str, ts: int) -> dict:
+        return self.gate(symbol).operator(action, reason, ts).to_record()
+
+    def restore(self, records: dict[str, dict]) -> None:
+        """Gates from their last GateState records (operator closes keep holding)."""
+        for symbol, record in records.items():
+            gate = self.gate(symbol)
+            gate.state, gate.reason, gate.since = record["state"], record["reason"], record["since"]
+            gate.labels_seen, gate.suppressed = record["labels_seen"], record["suppressed"]
+            gate.operator_hold = gate.state == "closed" and gate.reason.startswith("operator:")
