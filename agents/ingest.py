@@ -25,13 +25,12 @@ import time
 
 import faust
 
+from spark.agents.dead_letters import dead_letter
 from spark.features import FEATURE_SET
 from spark.features.book import FeatureBook
-from spark.kafka.dlq import dlq_headers
 from spark.kafka.state import latest_json
 from spark.metrics import (
     BATCH_SECONDS,
-    DEAD_LETTERS,
     EVENTS_IN,
     EVENTS_OUT,
     LAST_BATCH,
@@ -103,14 +102,7 @@ def register(app: faust.App) -> None:
                 try:
                     tick = check_tick_message(serde, message.key, message.value)
                 except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
-                    reason, detail = rejection(exc)
-                    origin = f"{message.topic}/{message.partition}@{message.offset}"
-                    dead_letters.send_soon(
-                        key=message.key,
-                        value=message.value,
-                        headers=dlq_headers(reason, detail, ticks.name, "ingest", origin),
-                    )
-                    DEAD_LETTERS.labels(ticks.id, "ingest", reason).inc()
+                    dead_letter(dead_letters, message, ticks, "ingest", *rejection(exc))
                     continue
                 accepted += 1
                 symbol = tick.symbol

@@ -31,15 +31,14 @@ import time
 import faust
 from faust.web import Request, Response, View
 
+from spark.agents.dead_letters import dead_letter
 from spark.config import model_settings
 from spark.drift.keeper import GateKeeper, keeper_settings
 from spark.errors import SparkError
 from spark.features import FEATURE_NAMES, TickFeatures
-from spark.kafka.dlq import dlq_headers
 from spark.kafka.state import latest_values
 from spark.metrics import (
     BATCH_SECONDS,
-    DEAD_LETTERS,
     DRIFT_ALERTS,
     EVENTS_IN,
     EVENTS_OUT,
@@ -262,13 +261,7 @@ def register(app: faust.App) -> None:
                     )
                 except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
                     reason = getattr(exc, "reason", "invalid_command")
-                    origin = f"{message.topic}/{message.partition}@{message.offset}"
-                    commands_dlq.send_soon(
-                        key=message.key,
-                        value=message.value,
-                        headers=dlq_headers(reason, str(exc), commands_topic.name, "gate", origin),
-                    )
-                    DEAD_LETTERS.labels(commands_topic.id, "gate", reason).inc()
+                    dead_letter(commands_dlq, message, commands_topic, "gate", reason, str(exc))
                     continue
                 log.warning(
                     "gate %s %s by operator: %s",
@@ -321,13 +314,7 @@ def register(app: faust.App) -> None:
                     vector = serde.decode(message.value, features.value)
                 except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
                     reason = getattr(exc, "reason", "unexpected_error")
-                    origin = f"{message.topic}/{message.partition}@{message.offset}"
-                    dead_letters.send_soon(
-                        key=message.key,
-                        value=message.value,
-                        headers=dlq_headers(reason, str(exc), features.name, "predictor", origin),
-                    )
-                    DEAD_LETTERS.labels(features.id, "predictor", reason).inc()
+                    dead_letter(dead_letters, message, features, "predictor", reason, str(exc))
                     continue
                 symbol, ts = vector["symbol"], vector["ts"]
                 now_us = int(time.time() * 1e6)
