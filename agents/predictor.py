@@ -155,7 +155,8 @@ def register(app: faust.App) -> None:
     counted: dict[str, float] = {}
 
     def champion() -> Slot:
-        return next(s for s in slots if s.role == "champion")
+        """The champion; before the registry restore finishes, the configured one."""
+        return next((s for s in slots if s.role == "champion"), slots[0])
 
     @app.on_partitions_assigned.connect
     async def restore_models(app, assigned, **_kwargs) -> None:  # noqa: ARG001 - signal
@@ -169,6 +170,14 @@ def register(app: faust.App) -> None:
             list(range(versions.partitions)),
             lambda value: serde.decode(value, versions.value),
         )
+        gates = await loop.run_in_executor(
+            None,
+            latest_values,
+            gate_topic.name,
+            list(range(gate_topic.partitions)),
+            lambda value: serde.decode(value, gate_topic.value),
+        )
+        # from here on no await: requests (/ml/health) never see a half-restored state
         newest = newest_versions(records)
         configured = {slot.model_id for slot in slots}
         for model_id, record in newest.items():  # e.g. a challenger from `spark model train`
@@ -195,13 +204,6 @@ def register(app: faust.App) -> None:
                 )
                 if slot.model_id not in configured:
                     slots.remove(slot)
-        gates = await loop.run_in_executor(
-            None,
-            latest_values,
-            gate_topic.name,
-            list(range(gate_topic.partitions)),
-            lambda value: serde.decode(value, gate_topic.value),
-        )
         keeper.restore(gates)
         GATES_NOT_OPEN.set(sum(not g.allows_signals for g in keeper.gates.values()))
         if sum(s.role == "champion" for s in slots) != 1:  # registry roles disagree: reset
