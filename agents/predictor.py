@@ -36,7 +36,7 @@ from spark.config import model_settings
 from spark.drift.keeper import GateKeeper, keeper_settings
 from spark.errors import SparkError
 from spark.features import FEATURE_NAMES, TickFeatures
-from spark.kafka.state import latest_values
+from spark.kafka.state import latest_records
 from spark.metrics import (
     BATCH_SECONDS,
     DRIFT_ALERTS,
@@ -163,20 +163,8 @@ def register(app: faust.App) -> None:
         if restored.is_set():
             return  # models live on across rebalances; only a new process restores
         loop = asyncio.get_running_loop()
-        records = await loop.run_in_executor(
-            None,
-            latest_values,
-            versions.name,
-            list(range(versions.partitions)),
-            lambda value: serde.decode(value, versions.value),
-        )
-        gates = await loop.run_in_executor(
-            None,
-            latest_values,
-            gate_topic.name,
-            list(range(gate_topic.partitions)),
-            lambda value: serde.decode(value, gate_topic.value),
-        )
+        records = await loop.run_in_executor(None, latest_records, versions, serde)
+        gates = await loop.run_in_executor(None, latest_records, gate_topic, serde)
         # from here on no await: requests (/ml/health) never see a half-restored state
         newest = newest_versions(records)
         configured = {slot.model_id for slot in slots}

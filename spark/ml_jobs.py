@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from spark.kafka import clients
-from spark.kafka.state import latest_values
+from spark.kafka.state import latest_records
 from spark.ml.evaluate import EvalResult, run_progressive
 from spark.ml.registry import Slot, registry_key_of
 from spark.ml.snapshots import registry_key
@@ -34,9 +34,7 @@ def train_and_register(ticks, model: str, horizon_s: float) -> Registered:
 
     spec, events = catalog()["model_versions"], catalog()["model_events"]
     serde = default_serde()
-    records = latest_values(
-        spec.name, list(range(spec.partitions)), lambda value: serde.decode(value, spec.value)
-    )
+    records = latest_records(spec, serde)
     versions = [r["version"] for r in records.values() if r["model_id"] == model]
     has_champion = any(r["role"] == "champion" for r in records.values())
     slot = Slot(

@@ -53,3 +53,10 @@ def latest_values(
     finally:
         consumer.close()
     return latest
+
+
+def latest_records(spec, serde) -> dict[str, dict]:
+    """Key -> last Avro record on every partition of catalog topic ``spec`` (compacted state)."""
+    return latest_values(
+        spec.name, list(range(spec.partitions)), lambda value: serde.decode(value, spec.value)
+    )
