@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from spark.agents import app_id
 from spark.config import bootstrap_servers, security_config, spark_home
 
-AGENTS = ("ingest", "predictor")
+AGENTS = ("ingest", "predictor", "executor")
 LAG_INTERVAL_S = 15.0
 log = logging.getLogger("spark.agents.app")
 
@@ -94,8 +94,9 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         from spark.metrics import CONSUMER_LAG
         from spark.topics import catalog
 
-        inputs = {"ingest": "ticks", "predictor": "features"}
-        topics = {catalog()[inputs[a]].name: catalog()[inputs[a]].partitions for a in agents}
+        inputs = {"ingest": ["ticks"], "predictor": ["features"], "executor": ["signals"]}
+        specs = [catalog()[i] for a in agents for i in inputs[a]]
+        topics = {spec.name: spec.partitions for spec in specs}
         loop = asyncio.get_running_loop()
         try:
             lag = await loop.run_in_executor(None, group_lag, app_id(), topics)
@@ -113,4 +114,8 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         from spark.agents.predictor import register as register_predictor
 
         register_predictor(app)
+    if "executor" in agents:
+        from spark.agents.executor import register as register_executor
+
+        register_executor(app)
     return app

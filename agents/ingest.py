@@ -116,6 +116,8 @@ def register(app: faust.App) -> None:
                     "symbol": symbol,
                     "ts": tick.ts,
                     "mid": book.mid(symbol),
+                    "bid": book.bid(symbol),
+                    "ask": book.ask(symbol),
                     "values": vector,
                     "feature_set": FEATURE_SET,
                     "computed_at": int(now * 1e6),

@@ -81,6 +81,14 @@ class WorkerView:
             "alerts": 0.0,
             "suppressed": 0.0,
             "gates_not_open": 0.0,
+            "executor_signals": 0.0,
+            "orders": 0.0,
+            "fills": 0.0,
+            "rejected": 0.0,
+            "no_change": 0.0,
+            "pnl_realized": 0.0,
+            "pnl_unrealized": 0.0,
+            "rejections": Counter(),
             "auc": float("nan"),
             "p20": float("nan"),
             "dead": Counter(),
@@ -105,6 +113,20 @@ class WorkerView:
                 cur["suppressed"] += value
             elif name == "spark_gates_not_open":
                 cur["gates_not_open"] = value
+            elif name == "spark_events_in_total" and labels.get("topic") == "signals":
+                cur["executor_signals"] = value
+            elif name == "spark_paper_orders_total" and labels.get("outcome") == "accepted":
+                cur["orders"] = value
+            elif name == "spark_paper_orders_total" and labels.get("outcome") == "rejected":
+                cur["rejected"] = value
+            elif name == "spark_executor_signals_total" and labels.get("outcome") == "no_change":
+                cur["no_change"] = value
+            elif name == "spark_paper_fills_total":
+                cur["fills"] = value
+            elif name == "spark_order_rejections_total":
+                cur["rejections"][labels["limit"]] += value
+            elif name == "spark_paper_pnl":
+                cur[f"pnl_{labels['kind']}"] = value
             elif name == "spark_dead_letters_total" and labels.get("stage") == "ingest":
                 cur["dead"][labels["reason"]] += value
         return cur
@@ -123,8 +145,22 @@ class WorkerView:
                 "labels",
                 "alerts",
                 "suppressed",
+                "executor_signals",
+                "orders",
+                "fills",
+                "rejected",
+                "no_change",
             )
         }
+        # PnL is the portfolio's, not the demo's: positions survive from earlier runs
+        out["pnl_realized"], out["pnl_unrealized"] = cur["pnl_realized"], cur["pnl_unrealized"]
+        out["rejections"] = Counter(
+            {
+                r: int(n - self.base["rejections"][r])
+                for r, n in cur["rejections"].items()
+                if n - self.base["rejections"][r] > 0
+            }
+        )
         out["auc"], out["p20"] = cur["auc"], cur["p20"]
         out["gates_not_open"] = int(cur["gates_not_open"])
         out["dead"] = Counter(
@@ -149,6 +185,9 @@ def _status_table(phase: str, result: ReplayResult, worker: dict, started: float
         ("predictions", "predictions"),
         ("signals", "signals"),
         ("labels learned", "labels"),
+        ("paper orders", "orders"),
+        ("paper fills", "fills"),
+        ("orders rejected by risk limits", "rejected"),
     ):
         table.add_row(label, f"{worker[key]:,}", f"{worker[key] / elapsed:,.0f}")
     table.add_row("ticks dead-lettered by the worker", f"{sum(worker['dead'].values()):,}", "")
@@ -158,6 +197,8 @@ def _status_table(phase: str, result: ReplayResult, worker: dict, started: float
         "—" if auc != auc else f"{auc:.3f} / {'—' if p20 != p20 else f'{p20:.3f}'}",
         "",
     )
+    pnl = worker["pnl_realized"] + worker["pnl_unrealized"]
+    table.add_row("paper PnL (quote currency, fees in)", f"{pnl:,.2f}", "")
     return table
 
 
@@ -255,7 +296,11 @@ def _replay_and_watch(
             final = outcome["result"]
             expected = final.produced + outcome["garbage"]
             live.update(_status_table("worker catching up", final, worker, started))
-            if worker["consumed"] >= expected and worker["predictions"] >= worker["accepted"]:
+            if (
+                worker["consumed"] >= expected
+                and worker["predictions"] >= worker["accepted"]
+                and worker["executor_signals"] >= worker["signals"]
+            ):
                 live.update(_status_table("done", final, worker, started))
                 break
             deadline = deadline or time.monotonic() + CATCH_UP_TIMEOUT_S
@@ -282,6 +327,14 @@ def _replay_and_watch(
         "drift_alerts": worker["alerts"],
         "signals_suppressed": worker["suppressed"],
         "gates_not_open": worker["gates_not_open"],
+        "executor_signals": worker["executor_signals"],
+        "orders": worker["orders"],
+        "fills": worker["fills"],
+        "orders_rejected": worker["rejected"],
+        "signals_without_order": worker["no_change"],
+        "rejections": dict(worker["rejections"]),
+        "pnl_realized": round(worker["pnl_realized"], 2),
+        "pnl_unrealized": round(worker["pnl_unrealized"], 2),
         "rolling_auc": None if worker["auc"] != worker["auc"] else round(worker["auc"], 4),
         "rolling_precision_at_20": None
         if worker["p20"] != worker["p20"]
@@ -320,6 +373,15 @@ def _print_summary(console: Console, s: dict) -> None:
     console.print(
         f"[bold]Drift gates[/] {s['drift_alerts']:,} drift alerts, {s['gates_not_open']} "
         f"gate(s) not open at the end, {s['signals_suppressed']:,} signals suppressed."
+    )
+    limits = ", ".join(f"{r} {n:,}" for r, n in sorted(s["rejections"].items())) or "none"
+    console.print(
+        f"[bold]Paper trading[/] {s['executor_signals']:,} signals read by the executor: "
+        f"{s['orders']:,} orders ({s['fills']:,} filled), {s['orders_rejected']:,} rejected "
+        f"({limits}), {s['signals_without_order']:,} needed no order (target held), the rest "
+        f"wait for their fill quote; PnL "
+        f"{s['pnl_realized']:,.2f} realized (fees included) + {s['pnl_unrealized']:,.2f} "
+        "unrealized, quote currency (GET /executor on the worker for positions)."
     )
     accounted = (
         s["produced"] + s["replay_dead_lettered"] == s["rows"]

@@ -74,3 +74,42 @@ SIGNALS_SUPPRESSED = Counter(
 GATES_NOT_OPEN = Gauge(
     "spark_gates_not_open", "Symbols whose drift gate is closed or in probation."
 )
+# --- paper executor (labels: order outcome, limit name: bounded sets; no per-symbol labels)
+EXECUTOR_SIGNALS = Counter(
+    "spark_executor_signals_total",
+    "Signals the paper executor decided, per outcome: order, rejected or no_change (target "
+    "already held).",
+    ["outcome"],
+)
+PAPER_ORDERS = Counter(
+    "spark_paper_orders_total",
+    "Paper orders decided by the executor, per outcome (accepted or rejected).",
+    ["outcome"],
+)
+ORDER_REJECTIONS = Counter(
+    "spark_order_rejections_total",
+    "Orders the pre-trade risk checks refused, per limit (kill_switch included).",
+    ["limit"],
+)
+PAPER_FILLS = Counter("spark_paper_fills_total", "Simulated fills of paper orders.")
+PAPER_PNL = Gauge(
+    "spark_paper_pnl",
+    "Paper PnL over all symbols in the quote currency, realized (fees included) or unrealized.",
+    ["kind"],
+)
+PAPER_DRAWDOWN = Gauge(
+    "spark_paper_daily_drawdown",
+    "Today's (UTC, event time) equity high-water mark minus equity, quote currency.",
+)
+PAPER_GROSS_NOTIONAL = Gauge(
+    "spark_paper_gross_notional", "Sum over symbols of |position| x mid, quote currency."
+)
+PAPER_OPEN_POSITIONS = Gauge("spark_paper_open_positions", "Symbols with a non-zero position.")
+KILL_SWITCH = Gauge(
+    "spark_kill_switch_engaged", "1 while the executor's kill switch stops all orders, else 0."
+)
+RISK_LIMIT = Gauge(
+    "spark_risk_limit",
+    "The executor's risk limits in force (configured or set by command).",
+    ["limit"],
+)

@@ -110,14 +110,14 @@ def require_binary(name: str) -> str:
     return exe
 
 
-def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
+def wait_for(predicate, timeout: float = 90.0, what: str = "condition", interval: float = 0.25):
     """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.25)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
 
 

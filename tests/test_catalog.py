@@ -62,7 +62,13 @@ def test_catalog_covers_the_platform():
 def test_compacted_topics_hold_latest_state():
     cat = catalog()
     compacted = {t.id for t in cat.values() if t.cleanup == "compact"}
-    assert compacted == {"gate_state", "positions", "model_versions", "feature_state"}
+    assert compacted == {
+        "gate_state",
+        "positions",
+        "model_versions",
+        "feature_state",
+        "executor_state",
+    }
     assert cat["feature_state"].partitions == cat["ticks"].partitions  # co-partitioned state
     assert cat["gate_state"].kafka_config() == {"cleanup.policy": "compact"}
     assert cat["ticks"].kafka_config() == {"cleanup.policy": "delete", "retention.ms": "604800000"}

@@ -119,3 +119,16 @@ def test_image_installs_exactly_like_the_readme():
     assert demo, "the README's demo command changed; update the Dockerfile and this test"
     dockerfile = (ROOT / "deploy/Dockerfile").read_text()
     assert f"RUN {demo.group(1)}\n" in dockerfile
+
+
+def test_every_python_package_is_in_the_distribution():
+    """A non-editable install (a wheel) must carry every package, not only what -e finds."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(project["packages"])
+    on_disk = {
+        "spark." + str(p.parent.relative_to(ROOT / "spark")).replace("/", ".")
+        for p in (ROOT / "spark").glob("*/__init__.py")
+    } | {"spark", "spark.agents", "spark.schemas", "spark.topics"}
+    assert on_disk == listed

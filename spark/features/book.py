@@ -55,6 +55,14 @@ class FeatureBook:
         """Mid of the symbol's last applied tick (one-sided quotes completed)."""
         return self._features[symbol].prev_mid
 
+    def bid(self, symbol: str) -> float | None:
+        """Best bid after the symbol's last tick (carried forward), None if never quoted."""
+        return self._features[symbol].prev_bid
+
+    def ask(self, symbol: str) -> float | None:
+        """Best ask after the symbol's last tick (carried forward), None if never quoted."""
+        return self._features[symbol].prev_ask
+
     def applied(self, symbol: str) -> tuple[int, int] | None:
         return self._applied.get(symbol)
 

@@ -1,0 +1,1 @@
+"""Paper execution: signals to orders and fills under pre-trade risk limits (no Kafka here)."""

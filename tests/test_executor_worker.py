@@ -1,0 +1,221 @@
+"""The paper executor in a real worker on the real broker: gated signals become orders filled
+at the next quote, a limit breach and the kill switch stop orders, a restart keeps
+positions, kill switch and limits, and bad signals and commands are dead-lettered."""
+
+from __future__ import annotations
+
+import bisect
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from spark.broker.embedded import free_port
+from spark.cli import cli
+from spark.consume import messages
+from spark.kafka import clients
+from spark.kafka.dlq import decode_headers
+from spark.ticks.producer import default_serde
+from spark.topics import catalog
+from tests.conftest import WorkerProcess, wait_for
+from tests.test_gate_worker import records
+from tests.test_model_registry import http
+from tests.test_streams import BUNDLED, produce, ticks_of
+
+pytestmark = pytest.mark.broker
+LATENCY_MS = 20
+
+
+def executor_view(worker: WorkerProcess) -> dict:
+    return http(worker.web_port, "/executor")[1]
+
+
+def caught_up(worker: WorkerProcess, n_ticks: int, outside: int = 0) -> bool:
+    """The executor has read every quote of ``n_ticks`` ticks and every signal sent."""
+    signals_sent = worker.metric("spark_events_out_total", topic="signals") + outside
+    view = executor_view(worker)
+    return view["quotes_read"] >= n_ticks and view["signals_read"] >= signals_sent
+
+
+def send_signals(ticks, every: int = 100) -> int:
+    """Signals as an outside model would send them: alternating BUY/SELL at every
+    ``every``-th tick (the worker's own gate may be shut by ADWIN on these few ticks)."""
+    spec = catalog()["signals"]
+    serde = default_serde()
+    producer = clients.producer()
+    sent = 0
+    for i, tick in enumerate(ticks[::every]):
+        record = {
+            "symbol": tick.symbol,
+            "ts": tick.ts,
+            "side": "BUY" if i % 2 == 0 else "SELL",
+            "strength": 0.5,
+            "model_id": "outside",
+            "model_version": 1,
+            "reason": "test",
+            "prob_up": 0.75 if i % 2 == 0 else 0.25,
+            "emitted_at": tick.ts,
+        }
+        producer.produce(spec.name, serde.encode(spec.name, spec.value, record), b"EURUSD")
+        sent += 1
+    assert producer.flush(10) == 0
+    return sent
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def settle(worker: WorkerProcess, n_ticks: int, outside: int = 0) -> dict:
+    """Wait until the executor caught up and its state stopped changing; return its view."""
+    wait_for(lambda: caught_up(worker, n_ticks, outside), what="executor caught up")
+    last = {}
+
+    def stable():
+        nonlocal last
+        view = executor_view(worker)
+        same = view == last
+        last = view
+        return view if same else None
+
+    return wait_for(stable, what="executor state to settle", interval=1.0)
+
+
+def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARK_SIGNAL_BAND", "0.02")  # plenty of signals from few ticks
+    monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "1000")  # no gate in the way here
+    monkeypatch.setenv("SPARK_FILL_LATENCY_MS", str(LATENCY_MS))
+    monkeypatch.setenv("SPARK_MAX_ORDERS_PER_MINUTE", "4")
+    fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 6000)
+    first, second, third = fx[:3000], fx[3000:4500], fx[4500:]
+    worker = WorkerProcess(free_port(), tmp_path / "w1.log")
+    worker.wait_ready()
+    try:
+        produce(first)
+        view = settle(worker, len(first))
+        orders = records("orders", "PaperOrder")
+        fills = records("fills", "PaperFill")
+        rejections = records("order_rejections", "OrderRejection")
+        assert orders and len(fills) == len(orders)
+        assert [f["order_id"] for f in fills] == [o["order_id"] for o in orders]
+        # every fill is at the opposite side of the first quote after signal + latency
+        times = [t.ts for t in first]
+        for order, fill in zip(orders, fills, strict=True):
+            due = order["signal_ts"] + LATENCY_MS * 1000
+            i = bisect.bisect_left(times, due)
+            while times[i] <= order["signal_ts"]:
+                i += 1
+            quote = first[i]
+            assert fill["ts"] == quote.ts
+            assert fill["price"] == (quote.ask if order["side"] == "BUY" else quote.bid)
+            assert fill["fee"] == pytest.approx(0.5e-4 * fill["quantity"] * fill["price"])
+        # the orders-per-minute limit (4) refused some, saying so
+        assert rejections and {r["limit_name"] for r in rejections} == {"max_orders_per_minute"}
+        assert "limit 4" in rejections[0]["reason"]
+        # the position is the sum of the signed fills; the positions topic agrees
+        signed = sum(f["quantity"] * (1 if f["side"] == "BUY" else -1) for f in fills)
+        assert view["positions"]["EURUSD"]["quantity"] == pytest.approx(signed)
+        published = [p for p in records("positions", "Position") if p["symbol"] == "EURUSD"]
+        assert published[-1]["quantity"] == pytest.approx(signed)
+        assert worker.metric("spark_order_rejections_total", limit="max_orders_per_minute") == len(
+            rejections
+        )
+
+        # the kill switch, and a limit set by command
+        invoke("risk", "kill", "--reason", "test halt")
+        invoke("risk", "set-limit", "max_gross_notional", "400000", "--reason", "test")
+        wait_for(lambda: executor_view(worker)["kill_switch"], what="kill switch engaged")
+        wait_for(
+            lambda: executor_view(worker)["limits"]["max_gross_notional"] == 400000,
+            what="limit set",
+        )
+        assert worker.metric("spark_kill_switch_engaged") == 1
+        produce(second)
+        outside = send_signals(second)
+        settle(worker, len(first) + len(second), outside)
+        after_kill = records("order_rejections", "OrderRejection")[len(rejections) :]
+        assert after_kill and {r["limit_name"] for r in after_kill} == {"kill_switch"}
+        assert "test halt" in after_kill[0]["reason"]
+        assert len(records("orders", "PaperOrder")) == len(orders)  # not one more order
+    finally:
+        worker.stop()
+
+    restarted = WorkerProcess(free_port(), tmp_path / "w2.log")
+    try:
+        restarted.wait_ready()
+        view = wait_for(
+            lambda: (lambda v: v if v["kill_switch"] else None)(executor_view(restarted)),
+            what="state restored",
+        )
+        assert view["kill_switch"]["reason"] == "test halt"
+        assert view["limit_overrides"] == {"max_gross_notional": 400000.0}
+        assert view["positions"]["EURUSD"]["quantity"] == pytest.approx(signed)
+        status = json.loads(invoke("risk", "status", "--json"))
+        assert status["positions"]["EURUSD"]["quantity"] == pytest.approx(signed)
+        before_restart = len(records("orders", "PaperOrder"))
+
+        invoke("risk", "clear", "--reason", "resume")
+        wait_for(lambda: executor_view(restarted)["kill_switch"] is None, what="cleared")
+        assert restarted.metric("spark_kill_switch_engaged") == 0
+        produce(third)
+        send_signals(third)
+        wait_for(
+            lambda: len(records("orders", "PaperOrder")) > before_restart, what="orders resume"
+        )
+    finally:
+        restarted.stop()
+    # nothing was executed twice across the restart
+    order_ids = [o["order_id"] for o in records("orders", "PaperOrder")]
+    assert len(order_ids) == len(set(order_ids))
+
+
+def test_bad_signals_and_risk_commands_are_dead_lettered(worker):
+    serde = default_serde()
+    signals, commands = catalog()["signals"], catalog()["risk_commands"]
+    producer = clients.producer()
+    producer.produce(signals.name, b"garbage", b"EURUSD")
+    nameless = {
+        "symbol": "",
+        "ts": 1,
+        "side": "BUY",
+        "strength": 0.5,
+        "model_id": "logreg",
+        "model_version": 1,
+        "reason": "test",
+        "prob_up": 0.5,
+        "emitted_at": 1,
+    }
+    producer.produce(signals.name, serde.encode(signals.name, signals.value, nameless), b"EURUSD")
+    bad_limit = {
+        "action": "set_limit",
+        "limit_name": "max_leverage",
+        "value": 2.0,
+        "reason": "?",
+        "operator": None,
+        "ts": 1,
+    }
+    producer.produce(commands.name, serde.encode(commands.name, commands.value, bad_limit))
+    producer.flush(10)
+
+    def dead(spec, n):
+        got = list(messages(catalog()[spec.dlq], from_beginning=True))
+        return got if len(got) == n else None
+
+    got = wait_for(lambda: dead(signals, 2), what="two dead-lettered signals")
+    reasons = sorted(decode_headers(m.headers())["spark.dlq.reason"] for m in got)
+    assert reasons == ["bad_magic_byte", "invalid_signal"]
+    [command] = wait_for(lambda: dead(commands, 1), what="a dead-lettered risk command")
+    headers = decode_headers(command.headers())
+    assert headers["spark.dlq.reason"] == "invalid_command"
+    assert "unknown limit 'max_leverage'" in headers["spark.dlq.detail"]
+
+
+def test_risk_cli_rejects_bad_arguments_in_one_line():
+    result = CliRunner().invoke(cli, ["risk", "set-limit", "max_leverage", "2", "--reason", "x"])
+    assert result.exit_code == 2 and "max_leverage" in result.output
+    result = CliRunner().invoke(
+        cli, ["risk", "set-limit", "max_gross_notional", "-5", "--reason", "x"]
+    )
+    assert result.exit_code == 2 and "-5" in result.output
