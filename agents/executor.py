@@ -32,7 +32,7 @@ import faust
 from faust.web import Request, Response, View
 
 from spark.agents.dead_letters import dead_letter
-from spark.execution.paper import PaperExecutor
+from spark.execution.paper import OUTCOMES, REJECTION_REASONS, PaperExecutor
 from spark.execution.risk import LIMIT_NAMES, execution_from_env, limits_from_env
 from spark.kafka.state import latest_json
 from spark.metrics import (
@@ -111,6 +111,13 @@ def register(app: faust.App) -> None:
     serde = default_serde()
     executor = PaperExecutor(execution_from_env(), limits_from_env())
     app.spark_executor = executor
+    # every label value known up front, so dashboards show 0 rather than no data
+    for reason in REJECTION_REASONS:
+        ORDER_REJECTIONS.labels(reason)
+    for outcome in OUTCOMES:
+        EXECUTOR_SIGNALS.labels(outcome)
+    for outcome in ("accepted", "rejected"):
+        PAPER_ORDERS.labels(outcome)
     restored = asyncio.Event()
     clock = {"last_mark": time.monotonic()}
     signals_in = EVENTS_IN.labels(signals.id)

@@ -33,7 +33,8 @@ from faust.web import Request, Response, View
 
 from spark.agents.dead_letters import dead_letter
 from spark.config import model_settings
-from spark.drift.keeper import GateKeeper, keeper_settings
+from spark.drift.gate import CLOSED, PROBATION
+from spark.drift.keeper import DETECTOR_NAMES, GateKeeper, keeper_settings
 from spark.errors import SparkError
 from spark.features import FEATURE_NAMES, TickFeatures
 from spark.kafka.state import latest_records
@@ -150,6 +151,11 @@ def register(app: faust.App) -> None:
     last_batch = LAST_BATCH.labels("predictor")
     prediction_latency = PROCESSING_LATENCY.labels("prediction")
     signal_latency = PROCESSING_LATENCY.labels("signal")
+    # every label value known up front, so dashboards show 0 rather than no data
+    for detector in DETECTOR_NAMES:
+        DRIFT_ALERTS.labels(detector)
+    for state in (CLOSED, PROBATION):
+        SIGNALS_SUPPRESSED.labels(state)
     restored = asyncio.Event()
     clock = {"last_snapshot": time.monotonic()}
     counted: dict[str, float] = {}

@@ -188,7 +188,129 @@ def ml_quality() -> Dashboard:
     )
 
 
-DASHBOARDS = {"spark-pipeline.json": pipeline, "spark-ml.json": ml_quality}
+def drift_gates() -> Dashboard:
+    return (
+        Dashboard("Spark — drift and gates")
+        .uid("spark-drift")
+        .tags(["spark"])
+        .refresh("10s")
+        .time("now-6h", "now")
+        .with_row(Row("Detection"))
+        .with_panel(
+            series(
+                "Drift alerts per detector (per 10 min)",
+                "short",
+                query(
+                    "sum by (detector) (increase(spark_drift_alerts_total[10m]))", "{{detector}}"
+                ),
+                description="psi: data drift of spread_bp against a reference window; adwin: "
+                "concept drift of the champion's errors (docs/drift.md).",
+            )
+        )
+        .with_panel(
+            stat(
+                "Gates closed or in probation",
+                "short",
+                query("sum(spark_gates_not_open)"),
+                description="GET /ml/gates on a worker lists them; alert SparkGateClosedLong.",
+            )
+        )
+        .with_row(Row("Effect on signals"))
+        .with_panel(
+            series(
+                "Signals sent vs suppressed per second",
+                "ops",
+                query('sum(rate(spark_events_out_total{topic="signals"}[1m]))', "sent", "A"),
+                query(
+                    "sum by (state) (rate(spark_signals_suppressed_total[1m]))",
+                    "suppressed while {{state}}",
+                    "B",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Champion rolling AUC (recovery decides probation)",
+                "none",
+                query("max by (model_id) (spark_model_auc)", "{{model_id}}"),
+            )
+        )
+    )
+
+
+def executor() -> Dashboard:
+    return (
+        Dashboard("Spark — paper executor")
+        .uid("spark-executor")
+        .tags(["spark"])
+        .refresh("10s")
+        .time("now-6h", "now")
+        .with_row(Row("Orders"))
+        .with_panel(
+            stat(
+                "Kill switch",
+                "none",
+                query("max(spark_kill_switch_engaged)"),
+                description="1 = every order refused until `spark risk clear`.",
+            )
+        )
+        .with_panel(
+            series(
+                "Signals by outcome per second",
+                "ops",
+                query("sum by (outcome) (rate(spark_executor_signals_total[1m]))", "{{outcome}}"),
+                description="order: risk checks passed and filled; rejected: a limit refused it; "
+                "no_change: the target position was already held.",
+            )
+        )
+        .with_panel(
+            series(
+                "Rejections per limit (per 10 min)",
+                "short",
+                query("sum by (limit) (increase(spark_order_rejections_total[10m]))", "{{limit}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Fills per second",
+                "ops",
+                query("sum(rate(spark_paper_fills_total[1m]))", "fills"),
+            )
+        )
+        .with_row(Row("PnL and risk"))
+        .with_panel(
+            series(
+                "Paper PnL (quote currency, fees in)",
+                "none",
+                query("sum by (kind) (spark_paper_pnl)", "{{kind}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Daily drawdown vs limit",
+                "none",
+                query("max(spark_paper_daily_drawdown)", "drawdown", "A"),
+                query('max(spark_risk_limit{limit="max_daily_drawdown"})', "limit", "B"),
+            )
+        )
+        .with_panel(
+            series(
+                "Gross notional vs limit",
+                "none",
+                query("sum(spark_paper_gross_notional)", "gross notional", "A"),
+                query('max(spark_risk_limit{limit="max_gross_notional"})', "limit", "B"),
+            )
+        )
+        .with_panel(stat("Open positions", "short", query("sum(spark_paper_open_positions)")))
+    )
+
+
+DASHBOARDS = {
+    "spark-pipeline.json": pipeline,
+    "spark-ml.json": ml_quality,
+    "spark-drift.json": drift_gates,
+    "spark-executor.json": executor,
+}
 
 
 def render() -> dict[str, str]:

@@ -24,6 +24,7 @@ import os
 from spark.drift.detectors import PSIDetector, adwin
 from spark.drift.gate import Gate
 
+DETECTOR_NAMES = ("psi", "adwin")  # the detectors a keeper runs (alert label values)
 DATA_FEATURE = "spread_bp"
 
 

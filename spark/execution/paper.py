@@ -37,10 +37,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 
-from spark.execution.risk import ExecutionSettings, Limits
+from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 
 SIDES = {"BUY": 1, "SELL": -1, "FLAT": 0}
 TS = itemgetter(0)
+# every reason an order can be refused for (OrderRejection.limit_name)
+REJECTION_REASONS = (*LIMIT_NAMES, "kill_switch", "stale_signal")
+OUTCOMES = ("order", "rejected", "no_change")  # what becomes of a signal
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
 
