@@ -153,7 +153,8 @@ def register(app: faust.App) -> None:
     signal_latency = PROCESSING_LATENCY.labels("signal")
     # every label value known up front, so dashboards show 0 rather than no data
     for detector in DETECTOR_NAMES:
-        DRIFT_ALERTS.labels(detector)
+        DRIFT_ALERTS.labels(detector, "warning")
+    DRIFT_ALERTS.labels("psi", "info")
     for state in (CLOSED, PROBATION):
         SIGNALS_SUPPRESSED.labels(state)
     restored = asyncio.Event()
@@ -233,8 +234,9 @@ def register(app: faust.App) -> None:
                 key=record["symbol"].encode(),
                 value=serde.encode(alerts_topic.name, alerts_topic.value, record),
             )
-            DRIFT_ALERTS.labels(record["detector"]).inc()
-            log.warning("drift alert on %s: %s", record["symbol"], record["detector"])
+            DRIFT_ALERTS.labels(record["detector"], record["severity"]).inc()
+            if record["severity"] == "warning":
+                log.warning("drift alert on %s: %s", record["symbol"], record["detector"])
         else:
             gate_out.send_soon(
                 key=record["symbol"].encode(),

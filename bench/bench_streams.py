@@ -4,6 +4,8 @@ Prints, in one run on one broker:
   features   µs per tick of TickFeatures.update
   predict    µs per tick of the model's prob_up
   learn      µs per label of the model's learn
+  quote      µs per quote of the paper executor (buffer, mark, drawdown)
+  signal     µs per signal of the paper executor (risk checks, order, fill)
   pure       ticks/s of features + learner (labels, predict, learn) without Kafka
   e2e        ticks/s through a Faust worker: ticks -> features -> predictions (+ signals)
   raw        ticks/s of a plain confluent-kafka loop doing the same work and producing
@@ -59,10 +61,30 @@ def main() -> None:
     for tick in ticks:
         run.step(tick)
     pure = len(ticks) / (time.perf_counter() - t)
+    from spark.execution.paper import PaperExecutor
+    from spark.execution.risk import ExecutionSettings, Limits
+
+    executor = PaperExecutor(ExecutionSettings(), Limits(max_orders_per_minute=1e9))
+    t = time.perf_counter()
+    mids = {}
+    for tick in ticks:
+        bid, ask = tick.bid or tick.ask, tick.ask or tick.bid
+        mid = (bid + ask) / 2 if bid and ask else tick.last
+        mids[tick.symbol] = mid
+        executor.on_quote(tick.symbol, tick.ts, bid, ask, mid)
+    quote_us = (time.perf_counter() - t) / len(ticks) * 1e6
+    sides = ("BUY", "SELL")
+    chosen = ticks[:: max(len(ticks) // 2000, 1)][:-1]
+    t = time.perf_counter()
+    for i, tick in enumerate(chosen):  # quotes are buffered: each signal executes at once
+        executor.on_signal({"symbol": tick.symbol, "ts": tick.ts, "side": sides[i % 2]})
+    signal_us = (time.perf_counter() - t) / len(chosen) * 1e6
     print(f"features  {features_us:>8.1f} µs/tick")
     print(f"predict   {predict_us:>8.1f} µs/tick   ({args.model})")
     print(f"learn     {learn_us:>8.1f} µs/label")
     print(f"pure      {pure:>8,.0f} ticks/s  (features + labels + predict + learn, no Kafka)")
+    print(f"quote     {quote_us:>8.1f} µs/quote  (paper executor)")
+    print(f"signal    {signal_us:>8.1f} µs/signal (paper executor: risk checks, order, fill)")
 
     with bench_broker():
         spec = catalog()["ticks"]

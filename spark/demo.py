@@ -79,6 +79,7 @@ class WorkerView:
             "signals": 0.0,
             "labels": 0.0,
             "alerts": 0.0,
+            "info_alerts": 0.0,
             "suppressed": 0.0,
             "gates_not_open": 0.0,
             "executor_signals": 0.0,
@@ -107,6 +108,8 @@ class WorkerView:
                 cur["auc"] = value
             elif name == "spark_model_precision_at_20":
                 cur["p20"] = value
+            elif name == "spark_drift_alerts_total" and labels.get("severity") == "info":
+                cur["info_alerts"] += value
             elif name == "spark_drift_alerts_total":
                 cur["alerts"] += value
             elif name == "spark_signals_suppressed_total":
@@ -144,6 +147,7 @@ class WorkerView:
                 "signals",
                 "labels",
                 "alerts",
+                "info_alerts",
                 "suppressed",
                 "executor_signals",
                 "orders",
@@ -325,6 +329,7 @@ def _replay_and_watch(
         "signals": worker["signals"],
         "labels": worker["labels"],
         "drift_alerts": worker["alerts"],
+        "drift_info_alerts": worker["info_alerts"],
         "signals_suppressed": worker["suppressed"],
         "gates_not_open": worker["gates_not_open"],
         "executor_signals": worker["executor_signals"],
@@ -371,7 +376,8 @@ def _print_summary(console: Console, s: dict) -> None:
         f"precision@20 {s['rolling_precision_at_20']}), {s['signals']:,} signals."
     )
     console.print(
-        f"[bold]Drift gates[/] {s['drift_alerts']:,} drift alerts, {s['gates_not_open']} "
+        f"[bold]Drift gates[/] {s['drift_alerts']:,} gate-closing drift alerts "
+        f"({s['drift_info_alerts']:,} informational on other features), {s['gates_not_open']} "
         f"gate(s) not open at the end, {s['signals_suppressed']:,} signals suppressed."
     )
     limits = ", ".join(f"{r} {n:,}" for r, n in sorted(s["rejections"].items())) or "none"

@@ -64,7 +64,10 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 DRIFT_ALERTS = Counter(
-    "spark_drift_alerts_total", "Drift alerts raised, per detector.", ["detector"]
+    "spark_drift_alerts_total",
+    "Drift alerts raised, per detector and severity (warning closes the gate; info is a "
+    "non-gating feature's data drift).",
+    ["detector", "severity"],
 )
 SIGNALS_SUPPRESSED = Counter(
     "spark_signals_suppressed_total",

@@ -2,9 +2,10 @@
 
 Pure (no Kafka): ``observe`` takes a symbol's features and the labels its tick
 resolved, and returns the records to publish (DriftAlert, GateState);
-``allows`` says whether the symbol's signal may pass. Detectors: PSI on the
-symbol's ``spread_bp`` (data drift, docs/drift.md) and ADWIN on its
-prediction errors (concept drift).
+``allows`` says whether the symbol's signal may pass. Detectors: PSI per
+symbol and feature (data drift, docs/drift.md; only the gating features,
+``spread_bp`` by default, close the gate, the others alert with severity
+"info") and ADWIN on the champion's prediction errors (concept drift).
 
 >>> keeper = GateKeeper(window=50, threshold=1.0, cooldown_labels=5, probation_labels=10)
 >>> out = [keeper.observe("X", t, {"spread_bp": 0.2 + (t % 5) / 100}, [], "m", 1)
@@ -28,11 +29,29 @@ DETECTOR_NAMES = ("psi", "adwin")  # the detectors a keeper runs (alert label va
 DATA_FEATURE = "spread_bp"
 
 
+def _features(raw: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    from spark.features import FEATURE_NAMES
+
+    if not raw.strip():
+        return default
+    if raw.strip() == "all":
+        return tuple(FEATURE_NAMES)
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown features {unknown}; known: {', '.join(FEATURE_NAMES)}")
+    return names
+
+
 def keeper_settings() -> dict:
     """SPARK_DRIFT_WINDOW (5000), SPARK_DRIFT_THRESHOLD (4.0), SPARK_GATE_COOLDOWN (1000),
-    SPARK_GATE_PROBATION (2000), SPARK_GATE_MIN_AUC (0.55)."""
+    SPARK_GATE_PROBATION (2000), SPARK_GATE_MIN_AUC (0.55), SPARK_DRIFT_FEATURES (all:
+    features watched for data drift), SPARK_GATE_FEATURES (spread_bp: those that close
+    the gate)."""
     env = os.environ.get
     return {
+        "watch": _features(env("SPARK_DRIFT_FEATURES", "all"), (DATA_FEATURE,)),
+        "gating": _features(env("SPARK_GATE_FEATURES", DATA_FEATURE), (DATA_FEATURE,)),
         "window": int(env("SPARK_DRIFT_WINDOW", "5000")),
         "threshold": float(env("SPARK_DRIFT_THRESHOLD", "4.0")),
         "cooldown_labels": int(env("SPARK_GATE_COOLDOWN", "1000")),
@@ -49,6 +68,8 @@ class GateKeeper:
         cooldown_labels: int = 1000,
         probation_labels: int = 2000,
         min_auc: float = 0.55,
+        watch: tuple[str, ...] = (DATA_FEATURE,),
+        gating: tuple[str, ...] = (DATA_FEATURE,),
     ) -> None:
         self.window, self.threshold = window, threshold
         self.gate_args = {
@@ -56,8 +77,13 @@ class GateKeeper:
             "probation_labels": probation_labels,
             "min_auc": min_auc,
         }
+        # data drift is watched on every feature in ``watch`` (alerts with severity
+        # "info"); only features in ``gating`` close the gate (severity "warning"),
+        # because only their thresholds were measured on real switches (docs/drift.md)
+        self.watch = tuple(dict.fromkeys((*gating, *watch)))
+        self.gating = frozenset(gating)
         self.gates: dict[str, Gate] = {}
-        self.data: dict[str, PSIDetector] = {}
+        self.data: dict[str, dict[str, PSIDetector]] = {}
         self.concept: dict[str, object] = {}
 
     def gate(self, symbol: str) -> Gate:
@@ -80,10 +106,15 @@ class GateKeeper:
     ) -> list[tuple[str, dict]]:
         gate = self.gate(symbol)
         out: list[tuple[str, dict]] = []
-        data = self.data.get(symbol)
-        if data is None:
-            data = self.data[symbol] = PSIDetector(window=self.window, threshold=self.threshold)
-        if data.update(x[DATA_FEATURE]):
+        detectors = self.data.get(symbol)
+        if detectors is None:
+            detectors = self.data[symbol] = {
+                f: PSIDetector(window=self.window, threshold=self.threshold) for f in self.watch
+            }
+        for feature, data in detectors.items():
+            value = x.get(feature)
+            if value is None or not data.update(value):
+                continue
             out.append(
                 (
                     "alert",
@@ -92,11 +123,11 @@ class GateKeeper:
                         "model_id": None,
                         "model_version": None,
                         "detector": "psi",
-                        "feature": DATA_FEATURE,
+                        "feature": feature,
                         "statistic": data.statistic,
                         "threshold": self.threshold,
                         "window": self.window,
-                        "severity": "warning",
+                        "severity": "warning" if feature in self.gating else "info",
                         "ts": ts,
                     },
                 )
@@ -124,12 +155,12 @@ class GateKeeper:
                     )
                 )
         before = gate.state
-        for kind, alert in out:
-            if kind == "alert":
-                gate.on_alert(alert["detector"], ts)
+        gating = [alert for _, alert in out if alert["severity"] == "warning"]
+        for alert in gating:
+            gate.on_alert(alert["detector"], ts)
         for prob_up, label in resolved:
             gate.on_label(prob_up, label, ts)
-        if gate.state != before or out:
+        if gate.state != before or gating:
             out.append(("gate", gate.to_record()))
         return out
 
