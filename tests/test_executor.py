@@ -227,3 +227,17 @@ def test_a_signal_older_than_the_quotes_kept_is_refused_as_stale():
     # one still inside the buffer fills at the quote right after it
     out = ex.on_signal(signal("BUY", T0 + 3 * MS))
     assert kinds(out) == ["order", "fill", "position"] and out[1][1]["ts"] == T0 + 4 * MS
+
+
+def test_no_tiny_order_to_resize_a_position_after_the_mid_moved():
+    ex = make(Limits(max_orders_per_minute=1), latency_ms=0)
+    run_signals(ex, ["SELL"])  # short 1,000 at mid 1.00
+    out = run_signals(ex, ["FLAT"], start=T0 + 10_000_000)  # refused: one order a minute
+    assert [r["limit_name"] for r in rejections(out)] == ["max_orders_per_minute"]
+    # a minute later, SELL again at mid 1.01: target -990, held -1,000: no 10-unit order
+    out = []
+    ts = T0 + 70_000_000
+    out += quote(ex, ts, 1.00, 1.02)
+    out += ex.on_signal(signal("SELL", ts))
+    out += quote(ex, ts + 500_000, 1.00, 1.02)
+    assert kinds(out) == ["no_change"] and ex.positions["EURUSD"].quantity == -1000.0

@@ -5,8 +5,9 @@ and rationale in docs/executor.md. In short, everything runs in event time:
 
 * Sizing is target-position: BUY targets +N, SELL −N, FLAT 0, with N =
   round(order_notional / mid) from the last quote at or before the signal; the
-  order is the difference to the current position (when that is zero the
-  outcome is ``no_change``, so every signal is accounted for).
+  order is the difference to the current position (when that is zero, or a
+  same-side re-size below a tenth of N, the outcome is ``no_change``, so
+  every signal is accounted for).
 * A signal is executed at the first quote of its symbol that is later than
   the signal and at least ``latency_ms`` after it: risk checks first, then a
   fill at that quote's opposite side (ask for a buy, bid for a sell) with a fee
@@ -45,6 +46,7 @@ TS = itemgetter(0)
 REJECTION_REASONS = (*LIMIT_NAMES, "kill_switch", "stale_signal")
 OUTCOMES = ("order", "rejected", "no_change")  # what becomes of a signal
 MINUTE_US = 60_000_000
+MIN_ORDER_FRACTION = 0.1  # no order to re-size a same-side position by less than this
 DAY_US = 86_400_000_000
 
 
@@ -256,8 +258,15 @@ class PaperExecutor:
         mid = self._mark_before(symbol, signal_ts, fallback)
         size = max(1.0, float(round(self.settings.order_notional / mid)))
         position = self.positions.setdefault(symbol, Position(mark=mid))
-        delta = SIDES[signal["side"]] * size - position.quantity
-        if delta == 0:
+        target = SIDES[signal["side"]] * size
+        delta = target - position.quantity
+        # the target is already held, or only re-sized by a moved mid (e.g. after a
+        # refused FLAT): no order smaller than a tenth of the size to top up a position
+        if delta == 0 or (
+            target
+            and (target > 0) == (position.quantity > 0)
+            and abs(delta) < MIN_ORDER_FRACTION * size
+        ):
             self.unchanged += 1
             return [("no_change", {"symbol": symbol, "ts": signal_ts})]
         side = "BUY" if delta > 0 else "SELL"

@@ -1,0 +1,1 @@
+"""Backtests of the live feature, model, gate, policy and executor code over recorded ticks."""
