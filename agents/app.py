@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from spark.agents import app_id
 from spark.config import bootstrap_servers, security_config, spark_home
 
-AGENTS = ("ingest", "predictor", "executor")
+AGENTS = ("ingest", "predictor", "executor", "jobs")
 LAG_INTERVAL_S = 15.0
 log = logging.getLogger("spark.agents.app")
 
@@ -94,7 +94,12 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         from spark.metrics import CONSUMER_LAG
         from spark.topics import catalog
 
-        inputs = {"ingest": ["ticks"], "predictor": ["features"], "executor": ["signals"]}
+        inputs = {
+            "ingest": ["ticks"],
+            "predictor": ["features"],
+            "executor": ["signals"],
+            "jobs": ["backtest_requests"],
+        }
         specs = [catalog()[i] for a in agents for i in inputs[a]]
         topics = {spec.name: spec.partitions for spec in specs}
         loop = asyncio.get_running_loop()
@@ -118,4 +123,8 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         from spark.agents.executor import register as register_executor
 
         register_executor(app)
+    if "jobs" in agents:
+        from spark.agents.jobs import register as register_jobs
+
+        register_jobs(app)
     return app

@@ -696,6 +696,192 @@ def gate_close(symbol: str, reason: str, operator: str | None) -> None:
     _gate_command("close", symbol, reason, operator)
 
 
+# ----------------------------------------------------------------------------- backtest
+@cli.group(context_settings=CONTEXT)
+def backtest() -> None:
+    """Backtests: recorded ticks through the live features, model, drift gate, signal policy
+    and paper executor (docs/jobs.md). `run` works here; `submit` asks the workers."""
+
+
+def _backtest_options(command):
+    options = [
+        click.option(
+            "--data",
+            "paths",
+            multiple=True,
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Tick files (repeat for several; merged in time order).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            default="lean-quote",
+            show_default=True,
+            type=click.Choice(["csv", "lean-quote", "lean-trade"]),
+            help="Input format.",
+        ),
+        click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
+        click.option("--tz", help="Time zone of LEAN times (default: per vendor)."),
+        click.option("--limit", type=click.IntRange(min=1), help="Only the first N valid ticks."),
+        click.option(
+            "--model",
+            "model_name",
+            type=click.Choice(["logreg", "hoeffding", "arf", "amf"]),
+            default="logreg",
+            show_default=True,
+        ),
+        click.option(
+            "--horizon", type=click.FloatRange(min=0, min_open=True), default=1.0,
+            show_default=True, help="Label horizon in seconds.",
+        ),
+        click.option(
+            "--band", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.1,
+            show_default=True, help="Signal band: BUY at prob_up >= 0.5+band, SELL <= 0.5-band.",
+        ),
+        click.option("--gate/--no-gate", default=True, show_default=True,
+                     help="Run the drift gate between predictions and signals."),
+        click.option("--order-notional", type=click.FloatRange(min=0, min_open=True),
+                     default=100_000.0, show_default=True, help="Target position size, quote ccy."),
+        click.option("--fee-bp", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                     help="Fee per fill, basis points of notional."),
+        click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0,
+                     show_default=True, help="Fill at the first quote this long after a signal."),
+        click.option(
+            "--set-limit", "set_limits", multiple=True, metavar="NAME=VALUE",
+            help="Override a risk limit, e.g. --set-limit max_daily_drawdown=1e9 (repeat).",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _backtest_params(paths, fmt, symbol, tz, limit, model_name, horizon, band, gate,
+                     order_notional, fee_bp, latency_ms, set_limits) -> dict:  # fmt: skip
+    limits = {}
+    for item in set_limits:
+        name, sep, value = item.partition("=")
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--set-limit")
+    params = {
+        "data": [str(Path(p).expanduser().resolve()) for p in paths],
+        "format": fmt,
+        "symbol": symbol.upper() if symbol else None,
+        "tz": tz,
+        "limit": limit,
+        "model": model_name,
+        "horizon_s": horizon,
+        "band": band,
+        "gate": gate,
+        "order_notional": order_notional,
+        "fee_bp": fee_bp,
+        "latency_ms": latency_ms,
+        "limits": limits,
+    }
+    from spark.backtest.engine import InvalidParams
+    from spark.jobs.backtest import check_request
+
+    try:
+        check_request(params, restrict=False)
+    except InvalidParams as exc:
+        raise click.UsageError(str(exc)) from None
+    return params
+
+
+def _print_backtest(metrics: dict, rejections: dict | None = None) -> None:
+    def fmt(key, spec=",.2f"):
+        value = metrics.get(key)
+        return "n/a" if value is None or value != value else format(value, spec)
+
+    click.echo(
+        f"{fmt('ticks', ',.0f')} ticks, {fmt('signals', ',.0f')} signals "
+        f"({fmt('suppressed', ',.0f')} suppressed by the gate): {fmt('orders', ',.0f')} orders, "
+        f"{fmt('rejected', ',.0f')} rejected, {fmt('no_change', ',.0f')} needed no order"
+    )
+    if rejections:
+        click.echo("rejected by: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rejections.items())))
+    click.echo(
+        f"PnL {fmt('pnl')} (realized {fmt('realized_pnl')} incl. fees {fmt('fees')}, "
+        f"unrealized {fmt('unrealized_pnl')}); max drawdown {fmt('max_drawdown')}; "
+        f"Sharpe {fmt('sharpe', '.2f')} (hourly, annualised, {fmt('hours', ',.0f')} h)"
+    )
+    click.echo(
+        f"model AUC {fmt('auc', '.4f')}, precision@20 {fmt('precision_at_20', '.4f')} over "
+        f"{fmt('labels', ',.0f')} labels; {fmt('seconds', '.1f')}s"
+    )
+
+
+@backtest.command("run")
+@_backtest_options
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    help="Also write a JSON report with the equity curve and every fill.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with every figure.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def backtest_run(report, as_json, progress, **options) -> None:
+    """Run a backtest here, on files on this machine; prints PnL, drawdown, Sharpe, counts."""
+    from spark.jobs.backtest import run_request
+    from spark.progress import row_progress
+
+    params = _backtest_params(**options)
+    show = sys.stderr.isatty() if progress is None else progress
+    with row_progress(list(options["paths"]), show, label="backtest") as advance:
+        out = run_request(params, report, restrict=False, on_row=advance)
+    if as_json:
+        _print_json(out["summary"] | {"artifact_uri": out["artifact_uri"]})
+        return
+    _print_backtest(out["summary"], out["summary"]["rejections"])
+    if report:
+        click.echo(f"report: {report}")
+
+
+@backtest.command("submit")
+@_backtest_options
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the result on the results topic.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for the result.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JobResult as one JSON object.")
+def backtest_submit(wait, timeout, as_json, **options) -> None:
+    """Send the backtest to the workers (a JobRequest on the backtest requests topic).
+
+    File paths are read by the worker: they must exist there, inside its data folders
+    (SPARK_DATA_DIRS; default the bundled sample data and $SPARK_HOME/data).
+    """
+    from spark.jobs.client import submit
+
+    params = _backtest_params(**options)
+    result = submit("backtest", params, wait=wait, timeout=timeout)
+    if result is None:
+        return
+    if as_json:
+        _print_json(result)
+        return
+    if result["status"] != "ok":
+        raise SparkError(f"backtest {result['job_id']} failed: {result['error']}")
+    _print_backtest(result["metrics"])
+    if result.get("artifact_uri"):
+        click.echo(f"report on the worker: {result['artifact_uri']}")
+
+
 # ----------------------------------------------------------------------------- risk
 @cli.group(context_settings=CONTEXT)
 def risk() -> None:
@@ -811,7 +997,7 @@ def risk_status(as_json: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- worker, up, down
-AGENT_CHOICE = click.Choice(["ingest", "predictor", "executor"])
+AGENT_CHOICE = click.Choice(["ingest", "predictor", "executor", "jobs"])
 
 
 @cli.command(context_settings=CONTEXT)

@@ -116,3 +116,16 @@ RISK_LIMIT = Gauge(
     "The executor's risk limits in force (configured or set by command).",
     ["limit"],
 )
+# --- jobs (labels: job kind and status: bounded sets)
+JOBS = Counter(
+    "spark_jobs_total",
+    "Jobs finished by a worker, per kind and status (ok or failed).",
+    ["kind", "status"],
+)
+JOB_SECONDS = Histogram(
+    "spark_job_duration_seconds",
+    "Wall time of a job from start to result, per kind.",
+    ["kind"],
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+JOBS_RUNNING = Gauge("spark_jobs_running", "Jobs a worker is running now, per kind.", ["kind"])

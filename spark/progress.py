@@ -61,3 +61,22 @@ def row_progress(paths: list[Path], show: bool, label: str) -> Iterator:
 
         yield advance
         progress.update(task, completed=total, counts=f"{state['rows']:,} rows")
+
+
+@contextmanager
+def spinner(label: str, show: bool | None = None) -> Iterator:
+    """A spinner with elapsed time on stderr while waiting (only on a terminal by default);
+    yields ``tick()`` to call while waiting."""
+    import sys
+
+    if not (sys.stderr.isatty() if show is None else show):
+        yield lambda: None
+        return
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn(label), TimeElapsedColumn(), console=Console(stderr=True),
+        transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(label, total=None)
+        yield lambda: progress.update(task)

@@ -85,6 +85,10 @@ def test_every_panel_query_returns_data(broker, tmp_path, monkeypatch):
         raw = clients.producer()
         raw.produce(spec.name, b"not avro at all", b"EURUSD")  # one dead letter
         raw.flush(10)
+        from spark.jobs.client import submit
+
+        bundled = BUNDLED / "fxcm/eurusd/20140501_quote.zip"  # a job for the jobs dashboard
+        submit("backtest", {"data": [str(bundled)], "limit": 2000}, wait=False)
         missing = panel_queries()
         deadline = time.monotonic() + 120
         with TickProducer(source="dashboards-test") as feed:

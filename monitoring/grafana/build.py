@@ -305,11 +305,63 @@ def executor() -> Dashboard:
     )
 
 
+def jobs() -> Dashboard:
+    return (
+        Dashboard("Spark — jobs")
+        .uid("spark-jobs")
+        .tags(["spark"])
+        .refresh("30s")
+        .time("now-24h", "now")
+        .with_row(Row("Backtest jobs"))
+        .with_panel(
+            series(
+                "Jobs finished per hour, by status",
+                "short",
+                query(
+                    "sum by (kind, status) (increase(spark_jobs_total[1h]))", "{{kind}} {{status}}"
+                ),
+                description="A failed job has its error on the results topic "
+                "(alert SparkJobFailures).",
+            )
+        )
+        .with_panel(
+            series(
+                "Job duration p50 / p95",
+                "s",
+                query(
+                    "histogram_quantile(0.5, sum by (le, kind) "
+                    "(rate(spark_job_duration_seconds_bucket[1h])))",
+                    "{{kind}} p50",
+                    "A",
+                ),
+                query(
+                    "histogram_quantile(0.95, sum by (le, kind) "
+                    "(rate(spark_job_duration_seconds_bucket[1h])))",
+                    "{{kind}} p95",
+                    "B",
+                ),
+            )
+        )
+        .with_panel(stat("Jobs running", "short", query("sum(spark_jobs_running)")))
+        .with_panel(
+            series(
+                "Requests waiting (consumer lag)",
+                "short",
+                query(
+                    'sum by (topic) (spark_consumer_lag_messages{topic=~".*backtest.requests"})',
+                    "{{topic}}",
+                ),
+            )
+        )
+    )
+
+
 DASHBOARDS = {
     "spark-pipeline.json": pipeline,
     "spark-ml.json": ml_quality,
     "spark-drift.json": drift_gates,
     "spark-executor.json": executor,
+    "spark-jobs.json": jobs,
 }
 
 

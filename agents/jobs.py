@@ -1,0 +1,115 @@
+"""The jobs agent: backtest requests in, backtest results out.
+
+A request that cannot be decoded, or whose parameters are invalid, goes to
+the requests' DLQ with the reason (and a ``failed`` result, so whoever asked
+is not left waiting). A valid request runs in a separate process (a pool of
+``SPARK_JOB_PROCESSES``, default 1), so a long backtest does not stall the
+streaming agents of the same worker; a job that fails while running (e.g. an
+unreadable file) ends as a ``failed`` JobResult with the error. Jobs of one
+worker run one at a time per partition batch; more workers share the
+partitions of the request topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import faust
+
+from spark.agents.dead_letters import dead_letter
+from spark.backtest.engine import InvalidParams
+from spark.jobs.backtest import check_request, job_in_subprocess
+from spark.metrics import EVENTS_IN, EVENTS_OUT, JOB_SECONDS, JOBS, JOBS_RUNNING, LAST_BATCH
+from spark.ticks.producer import default_serde
+from spark.topics import catalog
+
+log = logging.getLogger("spark.agents.jobs")
+KIND = "backtest"
+
+
+def register(app: faust.App) -> None:
+    topics = catalog()
+    requests, results = topics["backtest_requests"], topics["backtest_results"]
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    requests_in = app.topic(requests.name, **raw)
+    requests_dlq = app.topic(topics[requests.dlq].name, **raw)
+    results_out = app.topic(results.name, **raw)
+    serde = default_serde()
+    processes = max(int(os.environ.get("SPARK_JOB_PROCESSES", "1")), 1)
+    pool: dict[str, ProcessPoolExecutor] = {}
+    for status in ("ok", "failed"):
+        JOBS.labels(KIND, status)
+    JOBS_RUNNING.labels(KIND).set(0)
+    JOB_SECONDS.labels(KIND)
+    last_batch = LAST_BATCH.labels("jobs")
+
+    def executor() -> ProcessPoolExecutor:
+        if "pool" not in pool:  # spawned, not forked: the child must not inherit the event loop
+            pool["pool"] = ProcessPoolExecutor(processes, multiprocessing.get_context("spawn"))
+        return pool["pool"]
+
+    @app.on_before_shutdown.connect
+    async def stop_pool(app, **_kwargs) -> None:  # noqa: ARG001 - signal signature
+        if "pool" in pool:
+            pool.pop("pool").shutdown(wait=False, cancel_futures=True)
+
+    def send_result(request: dict, outcome: dict) -> None:
+        record = {
+            "job_id": request["job_id"],
+            "kind": KIND,
+            "parent_job_id": request.get("parent_job_id"),
+            **outcome,
+        }
+        results_out.send_soon(
+            key=request["job_id"].encode(),
+            value=serde.encode(results.name, results.value, record),
+        )
+        EVENTS_OUT.labels(results.id).inc()
+        JOBS.labels(KIND, outcome["status"]).inc()
+        JOB_SECONDS.labels(KIND).observe((outcome["finished"] - outcome["started"]) / 1e6)
+
+    @app.agent(requests_in, name="jobs")
+    async def jobs(stream):
+        async for events in stream.take_events(10, within=0.5):
+            for event in events:
+                message = event.message
+                EVENTS_IN.labels(requests.id).inc()
+                now = int(time.time() * 1e6)
+                try:
+                    request = serde.decode(message.value, requests.value)
+                except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
+                    reason = getattr(exc, "reason", "unexpected_error")
+                    dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
+                    continue
+                try:
+                    if request["kind"] != KIND:
+                        raise InvalidParams(f"kind must be {KIND!r} here, not {request['kind']!r}")
+                    check_request(json.loads(request["params_json"]))
+                except (InvalidParams, json.JSONDecodeError) as exc:
+                    reason = getattr(exc, "reason", "invalid_json")
+                    dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
+                    failed = {"status": "failed", "metrics": {}, "artifact_uri": None,
+                              "error": str(exc), "started": now, "finished": now}  # fmt: skip
+                    send_result(request, failed)
+                    continue
+                log.info("backtest %s started", request["job_id"])
+                JOBS_RUNNING.labels(KIND).inc()
+                try:
+                    loop = asyncio.get_running_loop()
+                    outcome = await loop.run_in_executor(executor(), job_in_subprocess, request)
+                except Exception as exc:  # noqa: BLE001 - e.g. the job's process died
+                    pool.pop("pool", None)
+                    outcome = {"status": "failed", "metrics": {}, "artifact_uri": None,
+                               "error": f"the job's process failed: {exc!r}", "started": now,
+                               "finished": int(time.time() * 1e6)}  # fmt: skip
+                finally:
+                    JOBS_RUNNING.labels(KIND).dec()
+                send_result(request, outcome)
+                log.info("backtest %s %s", request["job_id"], outcome["status"])
+            last_batch.set_to_current_time()

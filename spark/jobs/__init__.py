@@ -1,0 +1,1 @@
+"""Jobs served from request topics (backtest now; optimizer and export to come)."""

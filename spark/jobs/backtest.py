@@ -1,0 +1,143 @@
+"""Backtest jobs: a JobRequest's parameters checked, run, and turned into a JobResult.
+
+Parameters (``params_json`` of a JobRequest, or the CLI's options), docs/jobs.md:
+
+* data: ``data`` (list of file paths, required), ``format`` (default lean-quote),
+  ``symbol`` (for formats that need it), ``tz`` (of LEAN times), ``limit`` (first N
+  valid ticks);
+* strategy: every field of ``spark.backtest.engine.BacktestParams``.
+
+Paths must resolve inside an allowed data folder: ``SPARK_DATA_DIRS``
+(os.pathsep-separated), else the bundled sample data and ``$SPARK_HOME/data``,
+so whoever can write the request topic cannot make a worker read any file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
+from spark.config import spark_home
+from spark.errors import SparkError
+from spark.ticks.readers import FORMATS
+from spark.ticks.replay import valid_ticks
+
+DATA_KEYS = ("data", "format", "symbol", "tz", "limit")
+
+
+def data_roots() -> list[Path]:
+    raw = os.environ.get("SPARK_DATA_DIRS")
+    if raw:
+        return [Path(p).resolve() for p in raw.split(os.pathsep) if p]
+    bundled = Path(__file__).resolve().parent.parent / "data"
+    return [bundled, (spark_home() / "data").resolve()]
+
+
+def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestParams]:
+    """(data spec, strategy params) of a backtest request; InvalidParams names the problem.
+
+    ``restrict``: paths must be inside ``data_roots()`` (requests from a topic); the CLI
+    running on the user's own machine passes False.
+    """
+    if not isinstance(params, dict):
+        raise InvalidParams("parameters must be a JSON object")
+    data = {k: params[k] for k in DATA_KEYS if k in params}
+    strategy = BacktestParams.from_dict({k: v for k, v in params.items() if k not in DATA_KEYS})
+    paths = data.get("data")
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise InvalidParams('"data" must be a file path or a list of them')
+    roots = data_roots()
+    resolved = []
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if restrict and not any(path.is_relative_to(root) for root in roots):
+            allowed = os.pathsep.join(str(r) for r in roots)
+            raise InvalidParams(f"{raw} is outside the data folders ({allowed}; SPARK_DATA_DIRS)")
+        if not path.is_file():
+            raise InvalidParams(f"no such file: {raw}")
+        resolved.append(str(path))
+    fmt = data.get("format", "lean-quote")
+    if fmt not in FORMATS:
+        raise InvalidParams(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    limit = data.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidParams(f"limit must be a whole number >= 1, not {limit!r}")
+    symbol, tz = data.get("symbol"), data.get("tz")
+    for name, value in (("symbol", symbol), ("tz", tz)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidParams(f"{name} must be a string, not {value!r}")
+    spec = {"data": resolved, "format": fmt, "symbol": symbol, "tz": tz, "limit": limit}
+    return spec, strategy
+
+
+def run_request(
+    params: dict,
+    report: Path | None = None,
+    restrict: bool = True,
+    on_row=None,
+) -> dict:
+    """Run a backtest request; a dict with ``metrics``, ``summary`` and ``artifact_uri``
+    (the JSON report with equity curve and trades written to ``report``, if given).
+
+    Raises InvalidParams for bad parameters and SparkError for unreadable data.
+    """
+    data, strategy = check_request(params, restrict)
+    ticks = valid_ticks(
+        [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"], on_row=on_row
+    )
+    if data["limit"]:
+        ticks = itertools.islice(ticks, data["limit"])
+    result = run_backtest(ticks, strategy)
+    if result.ticks == 0:
+        names = ", ".join(Path(p).name for p in data["data"])
+        raise SparkError(
+            f"no valid ticks in {names} as {data['format']}: check the format (and --symbol)"
+        )
+    summary = result.summary() | {"data": data}
+    artifact = None
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        full = summary | {"equity_curve": result.equity_curve, "trades": result.trades}
+        report.write_text(json.dumps(full, default=str) + "\n")
+        artifact = report.resolve().as_uri()
+    return {"metrics": result.metrics(), "summary": summary, "artifact_uri": artifact}
+
+
+def safe_name(job_id: str) -> str:
+    """``job_id`` usable as a file name (no path separators or dots at the start)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).lstrip(".")
+    return cleaned[:120] or "job"
+
+
+def job_in_subprocess(request: dict) -> dict:
+    """Entry point for the worker's process pool: never raises, returns a JobResult's fields."""
+    started = int(time.time() * 1e6)
+    try:
+        params = json.loads(request["params_json"])
+        report = spark_home() / "jobs" / f"{safe_name(request['job_id'])}.json"
+        out = run_request(params, report)
+        return {
+            "status": "ok",
+            "metrics": out["metrics"],
+            "artifact_uri": out["artifact_uri"],
+            "error": None,
+            "started": started,
+            "finished": int(time.time() * 1e6),
+        }
+    except Exception as exc:  # noqa: BLE001 - a failed job is a result, with the reason
+        return {
+            "status": "failed",
+            "metrics": {},
+            "artifact_uri": None,
+            "error": str(exc)
+            if isinstance(exc, ValueError | SparkError)
+            else f"{type(exc).__name__}: {exc}",
+            "started": started,
+            "finished": int(time.time() * 1e6),
+        }

@@ -1,0 +1,92 @@
+"""Backtest jobs served by a real worker: the result equals a local run of the same request,
+failures come back as failed results with the reason, bad requests are dead-lettered."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from click.testing import CliRunner
+
+from spark.cli import cli
+from spark.config import spark_home
+from spark.consume import messages
+from spark.jobs.backtest import run_request
+from spark.kafka import clients
+from spark.kafka.dlq import decode_headers
+from spark.topics import catalog
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.broker
+FX = Path(__file__).resolve().parent.parent / "spark/data/fxcm/eurusd/20140501_quote.zip"
+
+
+def submit(*args: str):
+    return CliRunner().invoke(cli, ["backtest", "submit", "--timeout", "120", *args])
+
+
+def test_backtest_job_matches_a_local_run(worker):
+    options = ["--data", str(FX), "--limit", "4000", "--band", "0.05", "--fee-bp", "1"]
+    result = submit(*options, "--json")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output.strip().splitlines()[-1])
+    assert job["status"] == "ok" and job["error"] is None and job["kind"] == "backtest"
+    local = run_request(
+        {"data": [str(FX)], "limit": 4000, "band": 0.05, "fee_bp": 1.0}, restrict=False
+    )["metrics"]
+    remote = job["metrics"]
+    assert remote["ticks"] == 4000 and remote["orders"] > 0
+    for key in set(local) - {"seconds"}:
+        assert remote[key] == pytest.approx(local[key], nan_ok=True), key
+    report = Path(urlparse(job["artifact_uri"]).path)
+    assert report.is_relative_to(spark_home() / "jobs")
+    full = json.loads(report.read_text())
+    assert len(full["trades"]) == remote["fills"]
+    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 1
+    assert worker.metric("spark_job_duration_seconds_count", kind="backtest") == 1
+    # the human-readable form
+    result = submit(*options)
+    assert result.exit_code == 0, result.output
+    assert "orders" in result.output and "Sharpe" in result.output
+
+
+def test_failed_and_refused_jobs(worker, tmp_path):
+    # outside the worker's data folders: refused, dead-lettered, and a failed result
+    outside = tmp_path / "ticks.csv"
+    outside.write_text("1398920401787000,EURUSD,1.1,1.2\n")
+    result = submit("--data", str(outside), "--format", "csv")
+    assert result.exit_code == 1
+    assert "outside the data folders" in result.output
+    # inside them but not a zip: fails while running, with the reader's reason
+    data_dir = spark_home() / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "20140501_quote.zip").write_bytes(b"this is not a zip file")
+    result = submit("--data", str(data_dir / "20140501_quote.zip"), "--json")
+    job = json.loads(result.output.strip().splitlines()[-1])
+    assert job["status"] == "failed" and job["error"]
+    assert worker.metric("spark_jobs_total", kind="backtest", status="failed") == 2
+
+    spec = catalog()["backtest_requests"]
+    producer = clients.producer()
+    producer.produce(spec.name, b"not avro", b"job-x")
+    producer.flush(10)
+    dead = wait_for(
+        lambda: (lambda m: m if len(m) == 2 else None)(
+            list(messages(catalog()[spec.dlq], from_beginning=True))
+        ),
+        what="two dead-lettered requests",
+    )
+    reasons = sorted(decode_headers(m.headers())["spark.dlq.reason"] for m in dead)
+    assert reasons == ["bad_magic_byte", "invalid_params"]
+
+
+def test_submit_without_a_jobs_worker_says_what_to_do(broker, monkeypatch):
+    assert os.environ.get("SPARK_TOPIC_PREFIX")
+    result = CliRunner().invoke(
+        cli, ["backtest", "submit", "--data", str(FX), "--limit", "10", "--timeout", "3"]
+    )
+    assert result.exit_code == 1
+    assert "is a worker running the jobs agent?" in result.output
