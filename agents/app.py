@@ -120,6 +120,11 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
 
         register_predictor(app)
     if "executor" in agents:
+        if "predictor" not in agents:
+            log.warning(
+                "the executor gets its quotes from the predictor agent of the same worker; "
+                "without it, signals wait for quotes that never come (docs/executor.md)"
+            )
         from spark.agents.executor import register as register_executor
 
         register_executor(app)

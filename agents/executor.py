@@ -1,12 +1,17 @@
 """The executor agent: gated signals and quotes in; paper orders, fills, rejections and
 positions out, under pre-trade risk limits (``spark.execution``, docs/executor.md).
 
-One agent reads both the signals topic and the features topic (whose v3 records
-carry each tick's bid and ask), so signals and quotes are handled one at a time
-in one coroutine; the executor works in event time, so which of the two topics
-is read first does not change a fill. Feature vectors that do not decode are
-skipped here: the predictor dead-letters them. Signals that do not decode or
-cannot be acted on go to the signals DLQ.
+The agent reads the signals topic. Quotes (each feature vector's bid and ask,
+FeatureVector v3) come from the predictor agent of the same worker, which
+decodes every feature vector anyway and hands it to ``on_feature_vector``
+below: a second Faust agent on the features topic left one message unacked
+after a restart in 3 of 3 tries (the worker then hung 30 s on shutdown and its
+committed offset stalled), and decoding every vector twice cost throughput.
+So the executor runs in the worker that runs the predictor (the default).
+Both handlers run on the worker's event loop without awaiting in between, one
+message at a time; the executor works in event time, so whether a signal or
+the quote after it is seen first does not change a fill. Signals that do not
+decode or cannot be acted on go to the signals DLQ.
 
 State (positions, pending signals, kill switch, limit overrides, the last
 offset applied per partition) is saved once per batch to a compacted
@@ -92,12 +97,12 @@ def summary(executor: PaperExecutor) -> dict:
 
 def register(app: faust.App) -> None:
     topics = catalog()
-    signals, features = topics["signals"], topics["features"]
+    signals = topics["signals"]
     orders, fills = topics["orders"], topics["fills"]
     rejections, positions = topics["order_rejections"], topics["positions"]
     commands, state_spec = topics["risk_commands"], topics["executor_state"]
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    source = app.topic(signals.name, features.name, **raw)
+    source = app.topic(signals.name, **raw)
     signals_dlq = app.topic(topics[signals.dlq].name, **raw)
     commands_in = app.topic(commands.name, **raw)
     commands_dlq = app.topic(topics[commands.dlq].name, **raw)
@@ -182,6 +187,28 @@ def register(app: faust.App) -> None:
         update_gauges()
         restored.set()
 
+    def on_feature_vector(message, vector: dict) -> None:
+        """A decoded feature vector from the predictor agent: the quote it carries."""
+        if not executor.fresh(message.topic, message.partition, message.offset):
+            return  # applied before a restart
+        emit(
+            executor.on_quote(
+                vector["symbol"], vector["ts"], vector.get("bid"), vector.get("ask"), vector["mid"]
+            )
+        )
+        dirty["quotes"] = True
+
+    def after_predictor_batch() -> None:
+        if dirty.pop("quotes", False):
+            if time.monotonic() - clock["last_mark"] >= MARK_INTERVAL_S:
+                publish_marks()
+            save_state()
+            update_gauges()
+
+    # the predictor waits for ``restored`` before its batches, so no quote is missed
+    app.spark_quote_hooks = (on_feature_vector, after_predictor_batch, restored)
+    dirty: dict[str, bool] = {}
+
     @app.agent(source, name="executor")
     async def execute(stream):
         async for events in stream.take_events(BATCH, within=WITHIN_S):
@@ -191,21 +218,6 @@ def register(app: faust.App) -> None:
                 message = event.message
                 if not executor.fresh(message.topic, message.partition, message.offset):
                     continue  # applied before a restart; its outputs were sent then
-                if message.topic == features.name:
-                    try:
-                        vector = serde.decode(message.value, features.value)
-                    except Exception:  # noqa: BLE001, S112 - the predictor dead-letters these
-                        continue
-                    emit(
-                        executor.on_quote(
-                            vector["symbol"],
-                            vector["ts"],
-                            vector.get("bid"),
-                            vector.get("ask"),
-                            vector["mid"],
-                        )
-                    )
-                    continue
                 signals_in.inc()
                 try:
                     outputs = executor.on_signal(serde.decode(message.value, signals.value))

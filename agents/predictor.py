@@ -303,8 +303,12 @@ def register(app: faust.App) -> None:
 
     @app.agent(source, name="predictor")
     async def predictor(stream):
+        # (on_feature_vector, after_batch, ready) of the executor agent, if this worker runs it
+        quote_hooks = getattr(app, "spark_quote_hooks", None)
         async for events in stream.take_events(BATCH, within=WITHIN_S):
             await restored.wait()
+            if quote_hooks is not None:
+                await quote_hooks[2].wait()
             started = time.perf_counter()
             for event in events:
                 message = event.message
@@ -314,6 +318,8 @@ def register(app: faust.App) -> None:
                     reason = getattr(exc, "reason", "unexpected_error")
                     dead_letter(dead_letters, message, features, "predictor", reason, str(exc))
                     continue
+                if quote_hooks is not None:
+                    quote_hooks[0](message, vector)  # the executor's quotes (same worker)
                 symbol, ts = vector["symbol"], vector["ts"]
                 now_us = int(time.time() * 1e6)
                 champion_p = None
@@ -375,6 +381,8 @@ def register(app: faust.App) -> None:
                 signals_counter.inc()
                 if received_us:
                     signal_latency.observe(max(now_us - received_us, 0) / 1e6)
+            if quote_hooks is not None:
+                quote_hooks[1]()
             in_counter.inc(len(events))
             update_metrics()
             if len(slots) > 1:
