@@ -155,6 +155,7 @@ def register(app: faust.App) -> None:
     for detector in DETECTOR_NAMES:
         DRIFT_ALERTS.labels(detector, "warning")
     DRIFT_ALERTS.labels("psi", "info")
+    DRIFT_ALERTS.labels("adwin", "info")
     for state in (CLOSED, PROBATION):
         SIGNALS_SUPPRESSED.labels(state)
     restored = asyncio.Event()
@@ -345,6 +346,11 @@ def register(app: faust.App) -> None:
                 received_us = vector.get("tick_received_at")
                 if received_us:
                     prediction_latency.observe(max(now_us - received_us, 0) / 1e6)
+                shadows = [
+                    (s.model_id, s.version, s.learner.last_resolved)
+                    for s in slots
+                    if s is not champion_slot
+                ]
                 for kind, record in keeper.observe(
                     symbol,
                     ts,
@@ -352,6 +358,7 @@ def register(app: faust.App) -> None:
                     champion_slot.learner.last_resolved,
                     champion_slot.model_id,
                     champion_slot.version,
+                    shadows,
                 ):
                     publish_gate_event(kind, record)
                 # the drift gate sits between the policy and the signals topic

@@ -56,3 +56,22 @@ def test_gate_state_fits_its_contract():
     serde = AvroSerde(EmbeddedRegistry())
     record = serde.decode(serde.encode("t", "GateState", g.to_record()), "GateState")
     assert record == g.to_record()
+
+
+def test_concept_drift_per_model_version_only_the_champion_gates():
+    from spark.drift.keeper import GateKeeper
+
+    keeper = GateKeeper(window=10**6)  # no data drift in this test
+    good, bad = [(0.9, 1)], [(0.9, 0)]  # (prob_up, label): error 0.1, then 0.9
+    alerts = []
+    for t in range(3000):  # the challenger's errors jump at t = 1500; the champion's do not
+        shadow = good if t < 1500 else bad
+        out = keeper.observe("X", t, {"spread_bp": 1.0}, good, "champ", 3, [("chal", 1, shadow)])
+        alerts += [r for kind, r in out if kind == "alert"]
+    assert alerts and {(a["model_id"], a["severity"]) for a in alerts} == {("chal", "info")}
+    assert keeper.allows("X")
+    for t in range(3000, 4500):  # now the champion's errors jump: its alert closes the gate
+        out = keeper.observe("X", t, {"spread_bp": 1.0}, bad, "champ", 3, [])
+        alerts += [r for kind, r in out if kind == "alert"]
+    assert ("champ", "warning") in {(a["model_id"], a["severity"]) for a in alerts}
+    assert not keeper.allows("X")

@@ -5,7 +5,8 @@ resolved, and returns the records to publish (DriftAlert, GateState);
 ``allows`` says whether the symbol's signal may pass. Detectors: PSI per
 symbol and feature (data drift, docs/drift.md; only the gating features,
 ``spread_bp`` by default, close the gate, the others alert with severity
-"info") and ADWIN on the champion's prediction errors (concept drift).
+"info") and ADWIN on each model's prediction errors per symbol (concept
+drift; the champion's close the gate, the challengers' are "info").
 
 >>> keeper = GateKeeper(window=50, threshold=1.0, cooldown_labels=5, probation_labels=10)
 >>> out = [keeper.observe("X", t, {"spread_bp": 0.2 + (t % 5) / 100}, [], "m", 1)
@@ -84,7 +85,7 @@ class GateKeeper:
         self.gating = frozenset(gating)
         self.gates: dict[str, Gate] = {}
         self.data: dict[str, dict[str, PSIDetector]] = {}
-        self.concept: dict[str, object] = {}
+        self.concept: dict[tuple[str, str], object] = {}  # (symbol, model_id) -> ADWIN
 
     def gate(self, symbol: str) -> Gate:
         gate = self.gates.get(symbol)
@@ -103,7 +104,14 @@ class GateKeeper:
         resolved: list[tuple[float, int]],
         model_id: str,
         model_version: int,
+        shadows: list[tuple[str, int, list[tuple[float, int]]]] = (),
     ) -> list[tuple[str, dict]]:
+        """Records to publish after one feature vector of ``symbol``: alerts and gate state.
+
+        ``resolved``: (prob_up, label) the vector resolved for the champion ``model_id``
+        (its concept drift gates); ``shadows``: the same for each challenger, as
+        (model_id, version, resolved), whose concept drift is reported as "info".
+        """
         gate = self.gate(symbol)
         out: list[tuple[str, dict]] = []
         detectors = self.data.get(symbol)
@@ -132,28 +140,9 @@ class GateKeeper:
                     },
                 )
             )
-        concept = self.concept.get(symbol)
-        if concept is None:
-            concept = self.concept[symbol] = adwin(1e-4)
-        for prob_up, label in resolved:
-            if concept.update(abs(prob_up - label)):
-                out.append(
-                    (
-                        "alert",
-                        {
-                            "symbol": symbol,
-                            "model_id": model_id,
-                            "model_version": model_version,
-                            "detector": "adwin",
-                            "feature": None,
-                            "statistic": concept.statistic,
-                            "threshold": 1e-4,
-                            "window": int(concept.detector.width),
-                            "severity": "warning",
-                            "ts": ts,
-                        },
-                    )
-                )
+        out += self._concept(symbol, ts, model_id, model_version, resolved, "warning")
+        for shadow_id, shadow_version, shadow_resolved in shadows:
+            out += self._concept(symbol, ts, shadow_id, shadow_version, shadow_resolved, "info")
         before = gate.state
         gating = [alert for _, alert in out if alert["severity"] == "warning"]
         for alert in gating:
@@ -162,6 +151,31 @@ class GateKeeper:
             gate.on_label(prob_up, label, ts)
         if gate.state != before or gating:
             out.append(("gate", gate.to_record()))
+        return out
+
+    def _concept(self, symbol, ts, model_id, model_version, resolved, severity) -> list:
+        """ADWIN on one model's prediction errors for one symbol (per model, so a promoted
+        challenger brings its own history and the champion's detector never mixes models)."""
+        key = (symbol, model_id)
+        concept = self.concept.get(key)
+        if concept is None:
+            concept = self.concept[key] = adwin(1e-4)
+        out = []
+        for prob_up, label in resolved:
+            if concept.update(abs(prob_up - label)):
+                record = {
+                    "symbol": symbol,
+                    "model_id": model_id,
+                    "model_version": model_version,
+                    "detector": "adwin",
+                    "feature": None,
+                    "statistic": concept.statistic,
+                    "threshold": 1e-4,
+                    "window": int(concept.detector.width),
+                    "severity": severity,
+                    "ts": ts,
+                }
+                out.append(("alert", record))
         return out
 
     def command(self, symbol: str, action: str, reason: str, ts: int) -> dict:
