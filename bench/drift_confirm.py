@@ -8,7 +8,8 @@ the pair fires at the tick where both have alarmed within the last K ticks
 (after firing, both must alarm again). Prints one table; docs/drift.md keeps
 the result.
 
-Usage: python -m bench.drift_confirm [SHARED_DATA]   (from the repository root)
+Usage (from the repository root):
+    python -m bench.drift_confirm [--fine | --validate] [SHARED_DATA]
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ SINGLES = {
 WITHIN = (250, 500, 1000, 2000)
 
 
+def fine_grid() -> None:
+    """Second round (``--fine``): PSI on spread and on volatility around the best pair of the
+    first round, with finer checks; only spread x vol pairs are scored."""
+    global WITHIN
+    SINGLES.clear()
+    for feature, short in (("spread_bp", "spread"), ("vol_bp", "vol")):
+        for window, threshold, every in itertools.product((1500, 2000), (3.0, 4.0), (100, 250)):
+            SINGLES[f"psi_{short}_w{window}_t{threshold:g}_c{every}"] = (
+                feature,
+                lambda w=window, t=threshold, c=every: PSIDetector(
+                    window=w, threshold=t, check_every=c
+                ),
+            )
+    WITHIN = (100, 250, 500)
+
+
 def switches(data: Path):
     fx, eq = data / "fxcm", data / "equity"
     return [
@@ -46,6 +63,35 @@ def switches(data: Path):
         ("EURUSD 0513 -> IBM 1008", [fx / "eurusd/20140513_quote.zip"],
          [eq / "ibm/20131008_quote.zip"], "lean-quote"),
     ]  # fmt: skip
+
+
+def validation_switches(data: Path):
+    """Three other real switches, not used to choose the pair (out of sample)."""
+    fx, eq = data / "fxcm", data / "equity"
+    return [
+        ("EURUSD 0507 -> NZDUSD 0508", [fx / "eurusd/20140507_quote.zip"],
+         [fx / "nzdusd/20140508_quote.zip"], "lean-quote"),
+        ("NZDUSD 0512 -> EURUSD 0514", [fx / "nzdusd/20140512_quote.zip"],
+         [fx / "eurusd/20140514_quote.zip"], "lean-quote"),
+        ("EURUSD 0515 -> IBM 1010", [fx / "eurusd/20140515_quote.zip"],
+         [eq / "ibm/20131010_quote.zip"], "lean-quote"),
+    ]  # fmt: skip
+
+
+def validate_grid() -> None:
+    """``--validate``: the chosen pair and the earlier default, on the validation switches."""
+    global WITHIN
+    SINGLES.clear()
+    SINGLES["psi_spread_w2000_t4_c250"] = (
+        "spread_bp",
+        lambda: PSIDetector(window=2000, threshold=4.0, check_every=250),
+    )
+    SINGLES["psi_vol_w1500_t3_c100"] = (
+        "vol_bp",
+        lambda: PSIDetector(window=1500, threshold=3.0, check_every=100),
+    )
+    SINGLES["psi_spread_w5000_t4"] = ("spread_bp", lambda: PSIDetector(window=5000, threshold=4.0))
+    WITHIN = (250,)  # fmt: skip
 
 
 def alarm_ticks(first, then, fmt) -> tuple[dict[str, list[int]], int, int]:
@@ -98,9 +144,16 @@ def score(ticks: list[int], switch_at: int) -> tuple[int | None, float]:
 
 
 def main() -> None:
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/data")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    fine = "--fine" in sys.argv
+    if fine:
+        fine_grid()
+    validating = "--validate" in sys.argv
+    if validating:
+        validate_grid()
+    data = Path(args[0]) if args else Path("../shared/data")
     runs = []
-    for label, first, then, fmt in switches(data):
+    for label, first, then, fmt in (validation_switches if validating else switches)(data):
         started = time.monotonic()
         alarms, switch_at, count = alarm_ticks(first, then, fmt)
         print(f"{label}: {switch_at:,} + {count - switch_at:,} ticks, "
@@ -108,6 +161,8 @@ def main() -> None:
         runs.append((label, alarms, switch_at))
     candidates = {n: (lambda al, n=n: al[n]) for n in SINGLES}
     for (a, b), k in itertools.product(itertools.combinations(SINGLES, 2), WITHIN):
+        if (fine or validating) and not ("spread" in a and "vol" in b):
+            continue
         candidates[f"{a} & {b} <= {k}"] = lambda al, a=a, b=b, k=k: confirmed(al[a], al[b], k)
     rows = []
     for name, pick in candidates.items():

@@ -45,6 +45,10 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     for report in result["detectors"].values():
         assert report["false_alarms_per_100k"] == report["false_alarms"] / len(fx) * 1e5
     assert result["delay_ticks"] == result["detectors"][result["detector"]]["delay_ticks"]
+    # the gate's default rule on this switch: within the aim (docs/drift.md has six switches)
+    assert result["detector"] == "psi_confirmed"
+    assert result["detectors"]["psi_confirmed"]["watches"] == "spread_bp&vol_bp"
+    assert result["delay_ticks"] < 2000 and result["false_alarms_per_100k"] <= 1.0
 
 
 def test_drift_eval_cli_json():

@@ -61,7 +61,7 @@ def test_gate_state_fits_its_contract():
 def test_concept_drift_per_model_version_only_the_champion_gates():
     from spark.drift.keeper import GateKeeper
 
-    keeper = GateKeeper(window=10**6)  # no data drift in this test
+    keeper = GateKeeper(window=10**6, rule="spread_bp")  # no data drift in this test
     good, bad = [(0.9, 1)], [(0.9, 0)]  # (prob_up, label): error 0.1, then 0.9
     alerts = []
     for t in range(3000):  # the challenger's errors jump at t = 1500; the champion's do not

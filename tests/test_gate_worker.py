@@ -34,6 +34,9 @@ def records(topic_id: str, schema: str) -> list[dict]:
 
 
 def test_gate_closes_on_drift_suppresses_signals_and_obeys_operators(broker, tmp_path, monkeypatch):
+    # the single-PSI rule with a short window: these streams are 1,500 ticks a side; the
+    # default confirmed rule (windows of 1,500-2,000) is measured by `spark drift eval`
+    monkeypatch.setenv("SPARK_GATE_RULE", "spread_bp")
     monkeypatch.setenv("SPARK_DRIFT_WINDOW", "300")
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "2.0")
     monkeypatch.setenv("SPARK_GATE_COOLDOWN", "1000000")  # stays closed for the test
@@ -121,6 +124,9 @@ def test_bad_gate_commands_are_dead_lettered(worker):
 
 
 def test_gate_reopens_after_probation_and_signals_resume(broker, tmp_path, monkeypatch):
+    # the single-PSI rule with a short window: these streams are 1,500 ticks a side; the
+    # default confirmed rule (windows of 1,500-2,000) is measured by `spark drift eval`
+    monkeypatch.setenv("SPARK_GATE_RULE", "spread_bp")
     monkeypatch.setenv("SPARK_DRIFT_WINDOW", "300")
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "2.0")
     monkeypatch.setenv("SPARK_GATE_COOLDOWN", "50")

@@ -7,6 +7,10 @@
   edges), so one shift raises one alarm.
 * ``RiverDetector``: concept drift on the stream of prediction errors
   |prob_up − label|, with river's ADWIN (~0.5 µs an update) or Page-Hinkley.
+* ``Confirmed``: several PSI detectors on different features of the same
+  vectors; drift when all of them alarmed within ``within`` vectors of each
+  other (``update_vector(x)``). Chosen for the gate in docs/drift.md: it cut
+  false alarms from 5–9 to 0–0.8 per 100k ticks at similar delay.
 
 >>> d = PSIDetector(window=200, bins=5, threshold=0.25, check_every=50)
 >>> any(d.update(float(i % 10)) for i in range(1000))  # one stable distribution
@@ -83,6 +87,59 @@ class PSIDetector:
             self._reference = []
             return True
         return False
+
+
+class Confirmed:
+    """Drift when every feature's PSI detector alarmed within ``within`` vectors of the others.
+
+    >>> c = Confirmed({"a": PSIDetector(window=100, bins=5, threshold=0.25, check_every=10),
+    ...                "b": PSIDetector(window=100, bins=5, threshold=0.25, check_every=10)}, 50)
+    >>> any(c.update_vector({"a": float(i % 7), "b": float(i % 5)}) for i in range(600))
+    False
+    >>> any(c.update_vector({"a": 50.0 + i % 7, "b": float(i % 5)}) for i in range(600))  # a only
+    False
+    >>> any(c.update_vector({"a": float(i % 7), "b": 50.0 + i % 5}) for i in range(600))  # both
+    True
+    """
+
+    def __init__(self, detectors: dict[str, PSIDetector], within: int) -> None:
+        self.detectors = detectors
+        self.within = within
+        self.name = "psi_confirmed"
+        self.statistic = 0.0
+        self._count = 0
+        self._last: dict[str, int] = {}
+
+    @property
+    def features(self) -> str:
+        return "&".join(self.detectors)
+
+    def update_vector(self, x: dict[str, float]) -> bool:
+        self._count += 1
+        for feature, detector in self.detectors.items():
+            value = x.get(feature)
+            if value is not None and detector.update(value):
+                self._last[feature] = self._count
+        if len(self._last) < len(self.detectors):
+            return False
+        if self._count - min(self._last.values()) > self.within:
+            return False
+        self.statistic = max(d.statistic for d in self.detectors.values())
+        self._last = {}  # re-arm: every feature must alarm again
+        return True
+
+
+def confirmed_spread_vol() -> Confirmed:
+    """The gate's data-drift rule (docs/drift.md): PSI on spread_bp (window 2,000,
+    threshold 4) confirmed by PSI on vol_bp (window 1,500, threshold 3, checked every
+    100) within 250 ticks."""
+    return Confirmed(
+        {
+            "spread_bp": PSIDetector(window=2000, threshold=4.0, check_every=250),
+            "vol_bp": PSIDetector(window=1500, threshold=3.0, check_every=100),
+        },
+        within=250,
+    )
 
 
 class RiverDetector:

@@ -2,32 +2,38 @@
 
 Pure (no Kafka): ``observe`` takes a symbol's features and the labels its tick
 resolved, and returns the records to publish (DriftAlert, GateState);
-``allows`` says whether the symbol's signal may pass. Detectors: PSI per
-symbol and feature (data drift, docs/drift.md; only the gating features,
-``spread_bp`` by default, close the gate, the others alert with severity
-"info") and ADWIN on each model's prediction errors per symbol (concept
-drift; the champion's close the gate, the challengers' are "info").
+``allows`` says whether the symbol's signal may pass. Detectors: the gate
+rule per symbol (default: PSI on ``spread_bp`` confirmed by PSI on
+``vol_bp``, docs/drift.md; severity "warning", closes the gate), PSI per
+symbol and feature for information (severity "info"), and ADWIN on each
+model's prediction errors per symbol (concept drift; the champion's close the
+gate, the challengers' are "info").
 
->>> keeper = GateKeeper(window=50, threshold=1.0, cooldown_labels=5, probation_labels=10)
+>>> keeper = GateKeeper(window=50, threshold=1.0, cooldown_labels=5, probation_labels=10,
+...                     rule="spread_bp", watch=())
 >>> out = [keeper.observe("X", t, {"spread_bp": 0.2 + (t % 5) / 100}, [], "m", 1)
 ...        for t in range(200)]
 >>> keeper.allows("X")
 True
 >>> alerts = [r for t in range(200, 400)
 ...           for r in keeper.observe("X", t, {"spread_bp": 3.0 + (t % 5) / 10}, [], "m", 1)]
->>> alerts[0][0], alerts[0][1]["detector"], keeper.allows("X")
-('alert', 'psi', False)
+>>> [(r["detector"], r["severity"]) for kind, r in alerts if kind == "alert"][:1]
+[('psi', 'warning')]
+>>> keeper.allows("X")
+False
 """
 
 from __future__ import annotations
 
 import os
 
-from spark.drift.detectors import PSIDetector, adwin
+from spark.drift.detectors import PSIDetector, adwin, confirmed_spread_vol
 from spark.drift.gate import Gate
 
-DETECTOR_NAMES = ("psi", "adwin")  # the detectors a keeper runs (alert label values)
+# the detectors a keeper runs (alert label values)
+DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin")
 DATA_FEATURE = "spread_bp"
+CONFIRMED = "confirmed"  # the default gate rule: PSI on spread_bp confirmed by vol_bp
 
 
 def _features(raw: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -45,14 +51,18 @@ def _features(raw: str, default: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def keeper_settings() -> dict:
-    """SPARK_DRIFT_WINDOW (5000), SPARK_DRIFT_THRESHOLD (4.0), SPARK_GATE_COOLDOWN (1000),
-    SPARK_GATE_PROBATION (2000), SPARK_GATE_MIN_AUC (0.55), SPARK_DRIFT_FEATURES (all:
-    features watched for data drift), SPARK_GATE_FEATURES (spread_bp: those that close
-    the gate)."""
+    """SPARK_GATE_RULE (confirmed: PSI on spread_bp confirmed by PSI on vol_bp, docs/drift.md;
+    or a feature name: one PSI on it with SPARK_DRIFT_WINDOW and SPARK_DRIFT_THRESHOLD),
+    SPARK_DRIFT_WINDOW (5000), SPARK_DRIFT_THRESHOLD (4.0) (also of the informational
+    per-feature PSIs), SPARK_DRIFT_FEATURES (all: features watched for information),
+    SPARK_GATE_COOLDOWN (1000), SPARK_GATE_PROBATION (2000), SPARK_GATE_MIN_AUC (0.55)."""
     env = os.environ.get
+    rule = env("SPARK_GATE_RULE", CONFIRMED).strip() or CONFIRMED
+    if rule != CONFIRMED:
+        _features(rule, (DATA_FEATURE,))  # a clear error for an unknown feature
     return {
         "watch": _features(env("SPARK_DRIFT_FEATURES", "all"), (DATA_FEATURE,)),
-        "gating": _features(env("SPARK_GATE_FEATURES", DATA_FEATURE), (DATA_FEATURE,)),
+        "rule": rule,
         "window": int(env("SPARK_DRIFT_WINDOW", "5000")),
         "threshold": float(env("SPARK_DRIFT_THRESHOLD", "4.0")),
         "cooldown_labels": int(env("SPARK_GATE_COOLDOWN", "1000")),
@@ -70,7 +80,7 @@ class GateKeeper:
         probation_labels: int = 2000,
         min_auc: float = 0.55,
         watch: tuple[str, ...] = (DATA_FEATURE,),
-        gating: tuple[str, ...] = (DATA_FEATURE,),
+        rule: str = CONFIRMED,
     ) -> None:
         self.window, self.threshold = window, threshold
         self.gate_args = {
@@ -79,12 +89,13 @@ class GateKeeper:
             "min_auc": min_auc,
         }
         # data drift is watched on every feature in ``watch`` (alerts with severity
-        # "info"); only features in ``gating`` close the gate (severity "warning"),
-        # because only their thresholds were measured on real switches (docs/drift.md)
-        self.watch = tuple(dict.fromkeys((*gating, *watch)))
-        self.gating = frozenset(gating)
+        # "info"); only the gate rule's detector closes the gate (severity "warning"),
+        # because only its settings were measured on real switches (docs/drift.md)
+        self.watch = tuple(watch)
+        self.rule = rule
         self.gates: dict[str, Gate] = {}
         self.data: dict[str, dict[str, PSIDetector]] = {}
+        self.gating: dict[str, object] = {}  # symbol -> the gate rule's detector
         self.concept: dict[tuple[str, str], object] = {}  # (symbol, model_id) -> ADWIN
 
     def gate(self, symbol: str) -> Gate:
@@ -123,23 +134,22 @@ class GateKeeper:
             value = x.get(feature)
             if value is None or not data.update(value):
                 continue
-            out.append(
-                (
-                    "alert",
-                    {
-                        "symbol": symbol,
-                        "model_id": None,
-                        "model_version": None,
-                        "detector": "psi",
-                        "feature": feature,
-                        "statistic": data.statistic,
-                        "threshold": self.threshold,
-                        "window": self.window,
-                        "severity": "warning" if feature in self.gating else "info",
-                        "ts": ts,
-                    },
-                )
+            out.append(("alert", self._psi_alert(symbol, ts, "psi", feature, data, "info")))
+        rule = self.gating.get(symbol)
+        if rule is None:
+            rule = self.gating[symbol] = (
+                confirmed_spread_vol()
+                if self.rule == CONFIRMED
+                else PSIDetector(window=self.window, threshold=self.threshold)
             )
+        if self.rule == CONFIRMED:
+            if rule.update_vector(x):
+                head = rule.detectors[DATA_FEATURE]
+                record = self._psi_alert(symbol, ts, rule.name, rule.features, head, "warning")
+                record["statistic"] = rule.statistic
+                out.append(("alert", record))
+        elif self.rule in x and rule.update(x[self.rule]):
+            out.append(("alert", self._psi_alert(symbol, ts, "psi", self.rule, rule, "warning")))
         out += self._concept(symbol, ts, model_id, model_version, resolved, "warning")
         for shadow_id, shadow_version, shadow_resolved in shadows:
             out += self._concept(symbol, ts, shadow_id, shadow_version, shadow_resolved, "info")
@@ -152,6 +162,21 @@ class GateKeeper:
         if gate.state != before or gating:
             out.append(("gate", gate.to_record()))
         return out
+
+    @staticmethod
+    def _psi_alert(symbol, ts, detector, feature, psi: PSIDetector, severity) -> dict:
+        return {
+            "symbol": symbol,
+            "model_id": None,
+            "model_version": None,
+            "detector": detector,
+            "feature": feature,
+            "statistic": psi.statistic,
+            "threshold": psi.threshold,
+            "window": psi.window,
+            "severity": severity,
+            "ts": ts,
+        }
 
     def _concept(self, symbol, ts, model_id, model_version, resolved, severity) -> list:
         """ADWIN on one model's prediction errors for one symbol (per model, so a promoted
