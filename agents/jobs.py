@@ -1,4 +1,4 @@
-"""The jobs agent: backtest requests in, backtest results out.
+"""The jobs agents: backtest and optimizer requests in, their results out.
 
 A request that cannot be decoded, or whose parameters are invalid, goes to
 the requests' DLQ with the reason (and a ``failed`` result, so whoever asked
@@ -24,30 +24,22 @@ import faust
 
 from spark.agents.dead_letters import dead_letter
 from spark.backtest.engine import InvalidParams
-from spark.jobs.backtest import check_request, job_in_subprocess
+from spark.jobs.runner import check, job_in_subprocess
 from spark.metrics import EVENTS_IN, EVENTS_OUT, JOB_SECONDS, JOBS, JOBS_RUNNING, LAST_BATCH
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
 
 log = logging.getLogger("spark.agents.jobs")
-KIND = "backtest"
+# kind -> (requests topic id, results topic id, agent name)
+KINDS = {
+    "backtest": ("backtest_requests", "backtest_results", "jobs"),
+    "optimizer": ("optimizer_requests", "optimizer_results", "optimizer-jobs"),
+}
 
 
 def register(app: faust.App) -> None:
-    topics = catalog()
-    requests, results = topics["backtest_requests"], topics["backtest_results"]
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    requests_in = app.topic(requests.name, **raw)
-    requests_dlq = app.topic(topics[requests.dlq].name, **raw)
-    results_out = app.topic(results.name, **raw)
-    serde = default_serde()
     processes = max(int(os.environ.get("SPARK_JOB_PROCESSES", "1")), 1)
     pool: dict[str, ProcessPoolExecutor] = {}
-    for status in ("ok", "failed"):
-        JOBS.labels(KIND, status)
-    JOBS_RUNNING.labels(KIND).set(0)
-    JOB_SECONDS.labels(KIND)
-    last_batch = LAST_BATCH.labels("jobs")
 
     def executor() -> ProcessPoolExecutor:
         if "pool" not in pool:  # spawned, not forked: the child must not inherit the event loop
@@ -59,10 +51,28 @@ def register(app: faust.App) -> None:
         if "pool" in pool:
             pool.pop("pool").shutdown(wait=False, cancel_futures=True)
 
+    for kind, (requests_id, results_id, name) in KINDS.items():
+        _register_kind(app, kind, requests_id, results_id, name, executor, pool)
+
+
+def _register_kind(app, kind, requests_id, results_id, name, executor, pool) -> None:
+    topics = catalog()
+    requests, results = topics[requests_id], topics[results_id]
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    requests_in = app.topic(requests.name, **raw)
+    requests_dlq = app.topic(topics[requests.dlq].name, **raw)
+    results_out = app.topic(results.name, **raw)
+    serde = default_serde()
+    for status in ("ok", "failed"):
+        JOBS.labels(kind, status)
+    JOBS_RUNNING.labels(kind).set(0)
+    JOB_SECONDS.labels(kind)
+    last_batch = LAST_BATCH.labels(name)
+
     def send_result(request: dict, outcome: dict) -> None:
         record = {
             "job_id": request["job_id"],
-            "kind": KIND,
+            "kind": kind,
             "parent_job_id": request.get("parent_job_id"),
             **outcome,
         }
@@ -71,11 +81,10 @@ def register(app: faust.App) -> None:
             value=serde.encode(results.name, results.value, record),
         )
         EVENTS_OUT.labels(results.id).inc()
-        JOBS.labels(KIND, outcome["status"]).inc()
-        JOB_SECONDS.labels(KIND).observe((outcome["finished"] - outcome["started"]) / 1e6)
+        JOBS.labels(kind, outcome["status"]).inc()
+        JOB_SECONDS.labels(kind).observe((outcome["finished"] - outcome["started"]) / 1e6)
 
-    @app.agent(requests_in, name="jobs")
-    async def jobs(stream):
+    async def serve(stream):
         async for events in stream.take_events(10, within=0.5):
             for event in events:
                 message = event.message
@@ -88,9 +97,9 @@ def register(app: faust.App) -> None:
                     dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
                     continue
                 try:
-                    if request["kind"] != KIND:
-                        raise InvalidParams(f"kind must be {KIND!r} here, not {request['kind']!r}")
-                    check_request(json.loads(request["params_json"]))
+                    if request["kind"] != kind:
+                        raise InvalidParams(f"kind must be {kind!r} here, not {request['kind']!r}")
+                    check(kind, json.loads(request["params_json"]))
                 except (InvalidParams, json.JSONDecodeError) as exc:
                     reason = getattr(exc, "reason", "invalid_json")
                     dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
@@ -98,8 +107,8 @@ def register(app: faust.App) -> None:
                               "error": str(exc), "started": now, "finished": now}  # fmt: skip
                     send_result(request, failed)
                     continue
-                log.info("backtest %s started", request["job_id"])
-                JOBS_RUNNING.labels(KIND).inc()
+                log.info("%s %s started", kind, request["job_id"])
+                JOBS_RUNNING.labels(kind).inc()
                 try:
                     loop = asyncio.get_running_loop()
                     outcome = await loop.run_in_executor(executor(), job_in_subprocess, request)
@@ -109,7 +118,9 @@ def register(app: faust.App) -> None:
                                "error": f"the job's process failed: {exc!r}", "started": now,
                                "finished": int(time.time() * 1e6)}  # fmt: skip
                 finally:
-                    JOBS_RUNNING.labels(KIND).dec()
+                    JOBS_RUNNING.labels(kind).dec()
                 send_result(request, outcome)
-                log.info("backtest %s %s", request["job_id"], outcome["status"])
+                log.info("%s %s %s", kind, request["job_id"], outcome["status"])
             last_batch.set_to_current_time()
+
+    app.agent(requests_in, name=name)(serve)

@@ -94,3 +94,43 @@ def test_sharpe_ratio():
     assert math.isnan(sharpe_ratio([0.0, 1.0, 2.0, 3.0]))  # no variance
     up = sharpe_ratio([0.0, 1.0, 3.0, 4.0, 6.0])
     assert up > 0 and sharpe_ratio([0.0, -1.0, -3.0, -4.0, -6.0]) == pytest.approx(-up)
+
+
+def test_a_sweep_ranks_every_combination_by_the_objective(fx):
+    from spark.jobs.optimizer import run_sweep
+
+    path = str(DATA / "fxcm/eurusd/20140501_quote.zip")
+    params = {
+        "data": [path],
+        "limit": 3000,
+        "gate": False,
+        "grid": {"band": [0.05, 0.15], "fee_bp": [0.0, 1.0]},
+        "objective": "pnl",
+    }
+    out = run_sweep(params, restrict=False)
+    assert len(out["ranking"]) == 4 and out["metrics"]["combinations"] == 4
+    pnls = [row["objective"] for row in out["ranking"]]
+    assert pnls == sorted(pnls, reverse=True)
+    # each row is exactly a backtest of its combination
+    for row in out["ranking"]:
+        alone = run_backtest(fx[:3000], BacktestParams.from_dict(row["params"]))
+        assert alone.pnl == pytest.approx(row["metrics"]["pnl"])
+    assert out["best"]["params"]["fee_bp"] == 0.0  # same orders, no fees: never worse
+
+
+def test_sweep_parameters_are_checked():
+    from spark.jobs.optimizer import check_sweep
+
+    path = str(DATA / "fxcm/eurusd/20140501_quote.zip")
+    with pytest.raises(InvalidParams, match="grid"):
+        check_sweep({"data": [path]}, restrict=False)
+    with pytest.raises(InvalidParams, match="over the limit"):
+        check_sweep({"data": [path], "grid": {"band": [0.1] * 9, "fee_bp": [0.0] * 9}},
+                    restrict=False)  # fmt: skip
+    with pytest.raises(InvalidParams, match="cannot be swept"):
+        check_sweep({"data": [path], "grid": {"limit": [1, 2]}}, restrict=False)
+    with pytest.raises(InvalidParams, match="band must be between"):
+        check_sweep({"data": [path], "grid": {"band": [0.1, 0.9]}}, restrict=False)
+    with pytest.raises(InvalidParams, match="objective must be one of"):
+        check_sweep({"data": [path], "grid": {"band": [0.1]}, "objective": "luck"},
+                    restrict=False)  # fmt: skip

@@ -90,3 +90,25 @@ def test_submit_without_a_jobs_worker_says_what_to_do(broker, monkeypatch):
     )
     assert result.exit_code == 1
     assert "is a worker running the jobs agent?" in result.output
+
+
+def test_optimizer_job_ranks_like_a_local_sweep(worker):
+    from spark.jobs.optimizer import run_sweep
+
+    result = CliRunner().invoke(
+        cli,
+        ["optimize", "submit", "--data", str(FX), "--limit", "2000", "--no-gate",
+         "--grid", "band=0.05,0.15", "--timeout", "120", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output.strip().splitlines()[-1])
+    assert job["status"] == "ok" and job["kind"] == "optimizer", job
+    local = run_sweep(
+        {"data": [str(FX)], "limit": 2000, "gate": False, "grid": {"band": [0.05, 0.15]}},
+        restrict=False,
+    )
+    assert job["metrics"]["combinations"] == 2
+    assert job["metrics"]["pnl"] == pytest.approx(local["metrics"]["pnl"])
+    ranking = json.loads(Path(urlparse(job["artifact_uri"]).path).read_text())["ranking"]
+    assert [r["params"]["band"] for r in ranking] == [r["params"]["band"] for r in local["ranking"]]
+    assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 from pathlib import Path
 
 from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
@@ -76,6 +75,14 @@ def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestPa
     return spec, strategy
 
 
+def load_ticks(data: dict, on_row=None):
+    """The valid ticks a checked data spec names, in time order (an iterator)."""
+    ticks = valid_ticks(
+        [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"], on_row=on_row
+    )
+    return itertools.islice(ticks, data["limit"]) if data["limit"] else ticks
+
+
 def run_request(
     params: dict,
     report: Path | None = None,
@@ -88,11 +95,7 @@ def run_request(
     Raises InvalidParams for bad parameters and SparkError for unreadable data.
     """
     data, strategy = check_request(params, restrict)
-    ticks = valid_ticks(
-        [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"], on_row=on_row
-    )
-    if data["limit"]:
-        ticks = itertools.islice(ticks, data["limit"])
+    ticks = load_ticks(data, on_row)
     result = run_backtest(ticks, strategy)
     if result.ticks == 0:
         names = ", ".join(Path(p).name for p in data["data"])
@@ -107,37 +110,3 @@ def run_request(
         report.write_text(json.dumps(full, default=str) + "\n")
         artifact = report.resolve().as_uri()
     return {"metrics": result.metrics(), "summary": summary, "artifact_uri": artifact}
-
-
-def safe_name(job_id: str) -> str:
-    """``job_id`` usable as a file name (no path separators or dots at the start)."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).lstrip(".")
-    return cleaned[:120] or "job"
-
-
-def job_in_subprocess(request: dict) -> dict:
-    """Entry point for the worker's process pool: never raises, returns a JobResult's fields."""
-    started = int(time.time() * 1e6)
-    try:
-        params = json.loads(request["params_json"])
-        report = spark_home() / "jobs" / f"{safe_name(request['job_id'])}.json"
-        out = run_request(params, report)
-        return {
-            "status": "ok",
-            "metrics": out["metrics"],
-            "artifact_uri": out["artifact_uri"],
-            "error": None,
-            "started": started,
-            "finished": int(time.time() * 1e6),
-        }
-    except Exception as exc:  # noqa: BLE001 - a failed job is a result, with the reason
-        return {
-            "status": "failed",
-            "metrics": {},
-            "artifact_uri": None,
-            "error": str(exc)
-            if isinstance(exc, ValueError | SparkError)
-            else f"{type(exc).__name__}: {exc}",
-            "started": started,
-            "finished": int(time.time() * 1e6),
-        }

@@ -22,7 +22,10 @@ from spark.progress import spinner
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
 
-TOPICS = {"backtest": ("backtest_requests", "backtest_results")}
+TOPICS = {
+    "backtest": ("backtest_requests", "backtest_results"),
+    "optimizer": ("optimizer_requests", "optimizer_results"),
+}
 
 
 def submit(kind: str, params: dict, wait: bool = True, timeout: float = 600.0) -> dict | None:

@@ -1,0 +1,58 @@
+"""What a worker's job process runs: one request in, a JobResult's fields out, never raising."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from spark.config import spark_home
+from spark.errors import SparkError
+
+
+def safe_name(job_id: str) -> str:
+    """``job_id`` usable as a file name (no path separators or dots at the start)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).lstrip(".")
+    return cleaned[:120] or "job"
+
+
+def check(kind: str, params: dict) -> None:
+    """Raise InvalidParams if ``params`` cannot run as a ``kind`` job (before queuing it)."""
+    from spark.backtest.engine import InvalidParams
+    from spark.jobs.backtest import check_request
+    from spark.jobs.optimizer import check_sweep
+
+    checkers = {"backtest": check_request, "optimizer": check_sweep}
+    if kind not in checkers:
+        raise InvalidParams(f"kind must be one of {', '.join(checkers)}, not {kind!r}")
+    checkers[kind](params)
+
+
+def job_in_subprocess(request: dict) -> dict:
+    """Entry point for the worker's process pool: never raises, returns a JobResult's fields."""
+    from spark.jobs.backtest import run_request
+    from spark.jobs.optimizer import run_sweep
+
+    started = int(time.time() * 1e6)
+    try:
+        params = json.loads(request["params_json"])
+        report = spark_home() / "jobs" / f"{safe_name(request['job_id'])}.json"
+        run = {"backtest": run_request, "optimizer": run_sweep}[request["kind"]]
+        out = run(params, report)
+        return {
+            "status": "ok",
+            "metrics": out["metrics"],
+            "artifact_uri": out["artifact_uri"],
+            "error": None,
+            "started": started,
+            "finished": int(time.time() * 1e6),
+        }
+    except Exception as exc:  # noqa: BLE001 - a failed job is a result, with the reason
+        known = isinstance(exc, ValueError | SparkError)
+        return {
+            "status": "failed",
+            "metrics": {},
+            "artifact_uri": None,
+            "error": str(exc) if known else f"{type(exc).__name__}: {exc}",
+            "started": started,
+            "finished": int(time.time() * 1e6),
+        }
