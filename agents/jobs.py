@@ -1,4 +1,4 @@
-"""The jobs agents: backtest and optimizer requests in, their results out.
+"""The jobs agents: backtest, optimizer and export requests in, their results out.
 
 A request that cannot be decoded, or whose parameters are invalid, goes to
 the requests' DLQ with the reason (and a ``failed`` result, so whoever asked
@@ -34,6 +34,7 @@ log = logging.getLogger("spark.agents.jobs")
 KINDS = {
     "backtest": ("backtest_requests", "backtest_results", "jobs"),
     "optimizer": ("optimizer_requests", "optimizer_results", "optimizer-jobs"),
+    "export": ("export_requests", "export_results", "export-jobs"),
 }
 
 

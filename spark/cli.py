@@ -829,10 +829,16 @@ def _print_backtest(metrics: dict, rejections: dict | None = None) -> None:
 )
 def backtest_run(report, as_json, progress, **options) -> None:
     """Run a backtest here, on files on this machine; prints PnL, drawdown, Sharpe, counts."""
+    from spark.export.reports import format_of
     from spark.jobs.backtest import run_request
     from spark.progress import row_progress
 
     params = _backtest_params(**options)
+    if report is not None:
+        try:
+            format_of(report)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--report") from None
     show = sys.stderr.isatty() if progress is None else progress
     with row_progress(list(options["paths"]), show, label="backtest") as advance:
         out = run_request(params, report, restrict=False, on_row=advance)
@@ -880,6 +886,42 @@ def backtest_submit(wait, timeout, as_json, **options) -> None:
     _print_backtest(result["metrics"])
     if result.get("artifact_uri"):
         click.echo(f"report on the worker: {result['artifact_uri']}")
+
+
+# ----------------------------------------------------------------------------- export
+@cli.group(context_settings=CONTEXT)
+def export() -> None:
+    """Backtest reports as CSV/XLSX/PDF files, made by the workers (Export@Scale).
+    Locally, `spark backtest run --report FILE.xlsx` does the same."""
+
+
+@export.command("submit")
+@_backtest_options
+@click.option(
+    "--output",
+    type=click.Choice(["csv", "xlsx", "pdf", "json"]),
+    default="xlsx",
+    show_default=True,
+    help="Report format.",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the JobResult as one JSON object.")
+def export_submit(output, wait, timeout, as_json, **options) -> None:
+    """Send an export job: the backtest runs on a worker, which writes the report file
+    under its $SPARK_HOME/jobs and answers with its location (artifact_uri)."""
+    from spark.jobs.client import submit
+
+    params = _backtest_params(**options) | {"output": output}
+    result = submit("export", params, wait=wait, timeout=timeout)
+    if result is None:
+        return
+    if as_json:
+        _print_json(result)
+        return
+    if result["status"] != "ok":
+        raise SparkError(f"export {result['job_id']} failed: {result['error']}")
+    click.echo(f"report on the worker: {result['artifact_uri']}")
 
 
 # ----------------------------------------------------------------------------- optimize

@@ -134,3 +134,37 @@ def test_sweep_parameters_are_checked():
     with pytest.raises(InvalidParams, match="objective must be one of"):
         check_sweep({"data": [path], "grid": {"band": [0.1]}, "objective": "luck"},
                     restrict=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "xlsx", "pdf"])
+def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
+    import csv
+    import json
+
+    from spark.jobs.backtest import run_request
+
+    path = tmp_path / f"report.{fmt}"
+    params = {"data": [str(DATA / "fxcm/eurusd/20140501_quote.zip")], "limit": 3000,
+              "band": 0.05, "gate": False}  # fmt: skip
+    out = run_request(params, path, restrict=False)
+    fills = int(out["metrics"]["fills"])
+    assert fills > 0 and out["artifact_uri"] == path.resolve().as_uri()
+    if fmt == "json":
+        body = json.loads(path.read_text())
+        assert len(body["trades"]) == fills and body["pnl"] == pytest.approx(out["metrics"]["pnl"])
+    elif fmt == "csv":
+        rows = list(csv.DictReader(path.open()))
+        assert len(rows) == fills and rows[0]["symbol"] == "EURUSD"
+        assert sum(float(r["fee"]) for r in rows) == pytest.approx(out["metrics"]["fees"])
+    elif fmt == "xlsx":
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True)
+        assert book.sheetnames == ["Summary", "Fills", "Equity"]
+        summary = {r[0]: r[1] for r in book["Summary"].iter_rows(min_row=2, values_only=True)}
+        assert summary["pnl"] == pytest.approx(out["metrics"]["pnl"])
+        assert sum(1 for _ in book["Fills"].iter_rows(min_row=2)) == fills
+    else:
+        body = path.read_bytes()
+        assert body.startswith(b"%PDF") and b"Spark backtest report" in body
+        assert b"/Type /Page" in body

@@ -112,3 +112,21 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     ranking = json.loads(Path(urlparse(job["artifact_uri"]).path).read_text())["ranking"]
     assert [r["params"]["band"] for r in ranking] == [r["params"]["band"] for r in local["ranking"]]
     assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 1
+
+
+def test_export_job_writes_the_report_on_the_worker(worker):
+    result = CliRunner().invoke(
+        cli,
+        ["export", "submit", "--data", str(FX), "--limit", "2000", "--output", "csv",
+         "--timeout", "120", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output.strip().splitlines()[-1])
+    assert job["status"] == "ok" and job["kind"] == "export", job
+    report = Path(urlparse(job["artifact_uri"]).path)
+    assert report.suffix == ".csv" and report.is_relative_to(spark_home() / "jobs")
+    lines = report.read_text().splitlines()
+    assert (
+        lines[0].startswith("ts,order_id,symbol,side") and len(lines) - 1 == job["metrics"]["fills"]
+    )
+    assert worker.metric("spark_jobs_total", kind="export", status="ok") == 1

@@ -15,17 +15,18 @@ so whoever can write the request topic cannot make a worker read any file.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from pathlib import Path
 
 from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
 from spark.config import spark_home
 from spark.errors import SparkError
+from spark.export.reports import write_report
 from spark.ticks.readers import FORMATS
 from spark.ticks.replay import valid_ticks
 
 DATA_KEYS = ("data", "format", "symbol", "tz", "limit")
+OUTPUTS = ("json", "csv", "xlsx", "pdf")  # export jobs: the report's file format
 
 
 def data_roots() -> list[Path]:
@@ -90,7 +91,8 @@ def run_request(
     on_row=None,
 ) -> dict:
     """Run a backtest request; a dict with ``metrics``, ``summary`` and ``artifact_uri``
-    (the JSON report with equity curve and trades written to ``report``, if given).
+    (the report with equity curve and fills written to ``report``, if given, in the
+    format of its extension: json, csv, xlsx or pdf).
 
     Raises InvalidParams for bad parameters and SparkError for unreadable data.
     """
@@ -104,9 +106,25 @@ def run_request(
         )
     summary = result.summary() | {"data": data}
     artifact = None
-    if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
+    if report is not None:  # the format by the file's extension: json, csv, xlsx or pdf
         full = summary | {"equity_curve": result.equity_curve, "trades": result.trades}
-        report.write_text(json.dumps(full, default=str) + "\n")
-        artifact = report.resolve().as_uri()
+        artifact = write_report(full, report).resolve().as_uri()
     return {"metrics": result.metrics(), "summary": summary, "artifact_uri": artifact}
+
+
+def check_export(params: dict, restrict: bool = True) -> tuple[dict, BacktestParams, str]:
+    """An export request: a backtest's parameters plus ``output`` (json, csv, xlsx, pdf)."""
+    if not isinstance(params, dict):
+        raise InvalidParams("parameters must be a JSON object")
+    output = params.get("output", "xlsx")
+    if output not in OUTPUTS:
+        raise InvalidParams(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    data, strategy = check_request({k: v for k, v in params.items() if k != "output"}, restrict)
+    return data, strategy, output
+
+
+def run_export(params: dict, report: Path, restrict: bool = True) -> dict:
+    """Run the backtest of an export request and write its report as ``output``."""
+    _data, _strategy, output = check_export(params, restrict)
+    rest = {k: v for k, v in params.items() if k != "output"}
+    return run_request(rest, report.with_suffix(f".{output}"), restrict)

@@ -25,6 +25,7 @@ from spark.topics import catalog
 TOPICS = {
     "backtest": ("backtest_requests", "backtest_results"),
     "optimizer": ("optimizer_requests", "optimizer_results"),
+    "export": ("export_requests", "export_results"),
 }
 
 

@@ -18,10 +18,10 @@ def safe_name(job_id: str) -> str:
 def check(kind: str, params: dict) -> None:
     """Raise InvalidParams if ``params`` cannot run as a ``kind`` job (before queuing it)."""
     from spark.backtest.engine import InvalidParams
-    from spark.jobs.backtest import check_request
+    from spark.jobs.backtest import check_export, check_request
     from spark.jobs.optimizer import check_sweep
 
-    checkers = {"backtest": check_request, "optimizer": check_sweep}
+    checkers = {"backtest": check_request, "optimizer": check_sweep, "export": check_export}
     if kind not in checkers:
         raise InvalidParams(f"kind must be one of {', '.join(checkers)}, not {kind!r}")
     checkers[kind](params)
@@ -29,14 +29,16 @@ def check(kind: str, params: dict) -> None:
 
 def job_in_subprocess(request: dict) -> dict:
     """Entry point for the worker's process pool: never raises, returns a JobResult's fields."""
-    from spark.jobs.backtest import run_request
+    from spark.jobs.backtest import run_export, run_request
     from spark.jobs.optimizer import run_sweep
 
     started = int(time.time() * 1e6)
     try:
         params = json.loads(request["params_json"])
         report = spark_home() / "jobs" / f"{safe_name(request['job_id'])}.json"
-        run = {"backtest": run_request, "optimizer": run_sweep}[request["kind"]]
+        run = {"backtest": run_request, "optimizer": run_sweep, "export": run_export}[
+            request["kind"]
+        ]
         out = run(params, report)
         return {
             "status": "ok",

@@ -1,0 +1,1 @@
+"""Reports as files: CSV, XLSX and PDF (Export@Scale)."""
