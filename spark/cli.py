@@ -444,9 +444,10 @@ def model() -> None:
     """Online models: evaluate on recorded ticks with the live feature and model code."""
 
 
-def _ml_data_options(command):
-    """Options shared by `model eval` and `model train`: the data and the learner."""
-    options = [
+def _tick_data_options(format_required: bool) -> list:
+    """--data, --format, --symbol, --tz: which recorded ticks a command reads."""
+    fmt = {"required": True} if format_required else {"default": "lean-quote", "show_default": True}
+    return [
         click.option(
             "--data",
             "paths",
@@ -458,14 +459,20 @@ def _ml_data_options(command):
         click.option(
             "--format",
             "fmt",
-            required=True,
             type=click.Choice(["csv", "lean-quote", "lean-trade"]),
             help="Input format.",
+            **fmt,
         ),
         click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
         click.option(
             "--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities)."
         ),
+    ]
+
+
+def _learner_options() -> list:
+    """--horizon, --model: the online learner, as the predictor runs it."""
+    return [
         click.option(
             "--horizon",
             type=click.FloatRange(min=0, min_open=True),
@@ -481,13 +488,21 @@ def _ml_data_options(command):
             show_default=True,
             help="Online learner.",
         ),
-        click.option(
-            "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
-        ),
     ]
+
+
+def _apply(command, options: list):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _ml_data_options(command):
+    """Options shared by `model eval` and `model train`: the data and the learner."""
+    progress = click.option(
+        "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+    )
+    return _apply(command, [*_tick_data_options(True), *_learner_options(), progress])
 
 
 @model.command("eval")
@@ -705,36 +720,9 @@ def backtest() -> None:
 
 def _backtest_options(command):
     options = [
-        click.option(
-            "--data",
-            "paths",
-            multiple=True,
-            required=True,
-            type=click.Path(path_type=Path),
-            help="Tick files (repeat for several; merged in time order).",
-        ),
-        click.option(
-            "--format",
-            "fmt",
-            default="lean-quote",
-            show_default=True,
-            type=click.Choice(["csv", "lean-quote", "lean-trade"]),
-            help="Input format.",
-        ),
-        click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
-        click.option("--tz", help="Time zone of LEAN times (default: per vendor)."),
+        *_tick_data_options(False),
         click.option("--limit", type=click.IntRange(min=1), help="Only the first N valid ticks."),
-        click.option(
-            "--model",
-            "model_name",
-            type=click.Choice(["logreg", "hoeffding", "arf", "amf"]),
-            default="logreg",
-            show_default=True,
-        ),
-        click.option(
-            "--horizon", type=click.FloatRange(min=0, min_open=True), default=1.0,
-            show_default=True, help="Label horizon in seconds.",
-        ),
+        *_learner_options(),
         click.option(
             "--band", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.1,
             show_default=True, help="Signal band: BUY at prob_up >= 0.5+band, SELL <= 0.5-band.",
@@ -752,9 +740,7 @@ def _backtest_options(command):
             help="Override a risk limit, e.g. --set-limit max_daily_drawdown=1e9 (repeat).",
         ),
     ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _apply(command, options)
 
 
 def _backtest_params(paths, fmt, symbol, tz, limit, model_name, horizon, band, gate,

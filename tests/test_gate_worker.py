@@ -33,6 +33,25 @@ def records(topic_id: str, schema: str) -> list[dict]:
     ]
 
 
+def regime_switch(spacing_us: int, n: int = 1500):
+    """EURUSD quotes, then IBM's quotes (wider spreads in bp) arriving as EURUSD every
+    ``spacing_us``: a real regime change on one symbol."""
+    fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", n)
+    shifted = [
+        dataclasses.replace(t, symbol="EURUSD", ts=fx[-1].ts + spacing_us * (i + 1))
+        for i, t in enumerate(ticks_of(BUNDLED / "equity/ibm/20131007_quote.zip", n))
+    ]
+    return fx, shifted
+
+
+def run_until_predicted(worker: WorkerProcess, ticks) -> None:
+    produce(ticks)
+    wait_for(
+        lambda: worker.metric("spark_events_in_total", topic="features") >= len(ticks),
+        what="all ticks through the predictor",
+    )
+
+
 def test_gate_closes_on_drift_suppresses_signals_and_obeys_operators(broker, tmp_path, monkeypatch):
     # the single-PSI rule with a short window: these streams are 1,500 ticks a side; the
     # default confirmed rule (windows of 1,500-2,000) is measured by `spark drift eval`
@@ -40,20 +59,11 @@ def test_gate_closes_on_drift_suppresses_signals_and_obeys_operators(broker, tmp
     monkeypatch.setenv("SPARK_DRIFT_WINDOW", "300")
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "2.0")
     monkeypatch.setenv("SPARK_GATE_COOLDOWN", "1000000")  # stays closed for the test
-    fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 1500)
-    # the regime change: IBM's quotes (wider spreads in bp) arriving as the same symbol
-    shifted = [
-        dataclasses.replace(t, symbol="EURUSD", ts=fx[-1].ts + 1000 + i * 1000)
-        for i, t in enumerate(ticks_of(BUNDLED / "equity/ibm/20131007_quote.zip", 1500))
-    ]
+    fx, shifted = regime_switch(1000)
     worker = WorkerProcess(free_port(), tmp_path / "w1.log")
     worker.wait_ready()
     try:
-        produce(fx + shifted)
-        wait_for(
-            lambda: worker.metric("spark_events_in_total", topic="features") >= 3000,
-            what="all ticks through the predictor",
-        )
+        run_until_predicted(worker, fx + shifted)
         alerts = [
             a
             for a in records("drift_alerts", "DriftAlert")
@@ -134,19 +144,11 @@ def test_gate_reopens_after_probation_and_signals_resume(broker, tmp_path, monke
     # any probation quality passes here: what the AUC bar does is unit-tested in test_gate.py;
     # this test is about the worker moving the gate through its states on a real stream
     monkeypatch.setenv("SPARK_GATE_MIN_AUC", "0")
-    fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 1500)
-    shifted = [  # IBM's quotes as EURUSD, 100 ms apart so labels (H = 1 s) resolve quickly
-        dataclasses.replace(t, symbol="EURUSD", ts=fx[-1].ts + 100_000 * (i + 1))
-        for i, t in enumerate(ticks_of(BUNDLED / "equity/ibm/20131007_quote.zip", 1500))
-    ]
+    fx, shifted = regime_switch(100_000)  # 100 ms apart: labels (H = 1 s) resolve quickly
     worker = WorkerProcess(free_port(), tmp_path / "w.log")
     worker.wait_ready()
     try:
-        produce(fx + shifted)
-        wait_for(
-            lambda: worker.metric("spark_events_in_total", topic="features") >= 3000,
-            what="all ticks through the predictor",
-        )
+        run_until_predicted(worker, fx + shifted)
         states = [s for s in records("gate_state", "GateState") if s["symbol"] == "EURUSD"]
         sequence = [s["state"] for s in states]
         closed = sequence.index("closed")
