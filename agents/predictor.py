@@ -33,7 +33,7 @@ from faust.web import Request, Response, View
 
 from spark.agents.dead_letters import dead_letter
 from spark.config import model_settings
-from spark.drift.gate import CLOSED, PROBATION
+from spark.drift.gate import CLOSED, OPEN, PROBATION
 from spark.drift.keeper import DETECTOR_NAMES, GateKeeper, keeper_settings
 from spark.errors import SparkError
 from spark.features import FEATURE_NAMES, TickFeatures
@@ -43,6 +43,7 @@ from spark.metrics import (
     DRIFT_ALERTS,
     EVENTS_IN,
     EVENTS_OUT,
+    GATE_STATES,
     GATES_NOT_OPEN,
     LAST_BATCH,
     MODEL_AUC,
@@ -158,9 +159,16 @@ def register(app: faust.App) -> None:
     DRIFT_ALERTS.labels("adwin", "info")
     for state in (CLOSED, PROBATION):
         SIGNALS_SUPPRESSED.labels(state)
+    for state in (OPEN, CLOSED, PROBATION):
+        GATE_STATES.labels(state).set(0)
     restored = asyncio.Event()
     clock = {"last_snapshot": time.monotonic()}
     counted: dict[str, float] = {}
+
+    def update_gate_gauges() -> None:
+        GATES_NOT_OPEN.set(sum(not g.allows_signals for g in keeper.gates.values()))
+        for state in (OPEN, CLOSED, PROBATION):
+            GATE_STATES.labels(state).set(sum(g.state == state for g in keeper.gates.values()))
 
     def champion() -> Slot:
         """The champion; before the registry restore finishes, the configured one."""
@@ -201,7 +209,7 @@ def register(app: faust.App) -> None:
                 if slot.model_id not in configured:
                     slots.remove(slot)
         keeper.restore(gates)
-        GATES_NOT_OPEN.set(sum(not g.allows_signals for g in keeper.gates.values()))
+        update_gate_gauges()
         if sum(s.role == "champion" for s in slots) != 1:  # registry roles disagree: reset
             for i, slot in enumerate(slots):
                 slot.role = "champion" if i == 0 else "challenger"
@@ -243,7 +251,7 @@ def register(app: faust.App) -> None:
                 key=record["symbol"].encode(),
                 value=serde.encode(gate_topic.name, gate_topic.value, record),
             )
-            GATES_NOT_OPEN.set(sum(not g.allows_signals for g in keeper.gates.values()))
+            update_gate_gauges()
 
     @app.agent(commands_in, name="gate-commands")
     async def gate_commands(stream):

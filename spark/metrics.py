@@ -74,6 +74,9 @@ SIGNALS_SUPPRESSED = Counter(
     "Signals a drift gate kept from the signals topic, per gate state.",
     ["state"],
 )
+GATE_STATES = Gauge(
+    "spark_gates", "Symbols per drift gate state (open, closed, probation).", ["state"]
+)
 GATES_NOT_OPEN = Gauge(
     "spark_gates_not_open", "Symbols whose drift gate is closed or in probation."
 )

@@ -215,6 +215,15 @@ def drift_gates() -> Dashboard:
                 description="GET /ml/gates on a worker lists them; alert SparkGateClosedLong.",
             )
         )
+        .with_panel(
+            series(
+                "Symbols per gate state",
+                "short",
+                query("sum by (state) (spark_gates)", "{{state}}"),
+                description="open: signals flow; closed: suppressed after drift or by an "
+                "operator; probation: suppressed until quality recovers.",
+            )
+        )
         .with_row(Row("Effect on signals"))
         .with_panel(
             series(
