@@ -377,7 +377,8 @@ def _print_summary(console: Console, s: dict) -> None:
     )
     console.print(
         f"[bold]Drift gates[/] {s['drift_alerts']:,} gate-closing drift alerts "
-        f"({s['drift_info_alerts']:,} informational on other features), {s['gates_not_open']} "
+        f"({s['drift_info_alerts']:,} informational: other features, concept drift), "
+        f"{s['gates_not_open']} "
         f"gate(s) not open at the end, {s['signals_suppressed']:,} signals suppressed."
     )
     limits = ", ".join(f"{r} {n:,}" for r, n in sorted(s["rejections"].items())) or "none"

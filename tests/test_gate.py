@@ -61,7 +61,8 @@ def test_gate_state_fits_its_contract():
 def test_concept_drift_per_model_version_only_the_champion_gates():
     from spark.drift.keeper import GateKeeper
 
-    keeper = GateKeeper(window=10**6, rule="spread_bp")  # no data drift in this test
+    # no data drift in this test; concept drift may close the gate (SPARK_GATE_CONCEPT=on)
+    keeper = GateKeeper(window=10**6, rule="spread_bp", concept_gates=True)
     good, bad = [(0.9, 1)], [(0.9, 0)]  # (prob_up, label): error 0.1, then 0.9
     alerts = []
     for t in range(3000):  # the challenger's errors jump at t = 1500; the champion's do not
@@ -75,3 +76,17 @@ def test_concept_drift_per_model_version_only_the_champion_gates():
         alerts += [r for kind, r in out if kind == "alert"]
     assert ("champ", "warning") in {(a["model_id"], a["severity"]) for a in alerts}
     assert not keeper.allows("X")
+
+
+def test_concept_drift_only_reports_by_default():
+    from spark.drift.keeper import GateKeeper, keeper_settings
+
+    assert keeper_settings()["concept_gates"] is False
+    keeper = GateKeeper(window=10**6, rule="spread_bp")
+    alerts = []
+    for t in range(3000):
+        resolved = [(0.9, 1)] if t < 1500 else [(0.9, 0)]
+        out = keeper.observe("X", t, {"spread_bp": 1.0}, resolved, "champ", 3)
+        alerts += [r for kind, r in out if kind == "alert"]
+    assert alerts and {(a["detector"], a["severity"]) for a in alerts} == {("adwin", "info")}
+    assert keeper.allows("X")
