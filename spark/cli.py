@@ -63,6 +63,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Run it:        spark up            (broker + topics + worker; Ctrl-C stops)
     Feed it:       spark ticks replay FILE... --format lean-quote
     Look inside:   spark status | spark consume market.ticks --from-beginning
+    Trade (paper): spark risk status | spark risk kill --reason ...
+    Research:      spark backtest run --data FILE --report out.xlsx
 
     Kafka is the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set
     (see `spark broker --help` and docs/).
