@@ -665,33 +665,32 @@ def gate() -> None:
     """Open or close a symbol's drift gate by hand (workers apply it within a second)."""
 
 
-def _gate_command(action: str, symbol: str, reason: str, operator: str | None) -> None:
+def _send_command(topic_id: str, fields: dict, operator: str | None, key: bytes | None = None):
+    """Produce an operator command (gate or risk) with who and when; fail if not acked."""
     import getpass
     import time as _time
 
     from spark.kafka import clients
-    from spark.ticks.model import SYMBOL
     from spark.ticks.producer import default_serde
     from spark.topics import catalog
+
+    spec = catalog()[topic_id]
+    clients.ensure_reachable()
+    record = fields | {"operator": operator or getpass.getuser(), "ts": int(_time.time() * 1e6)}
+    producer = clients.producer()
+    producer.produce(spec.name, default_serde().encode(spec.name, spec.value, record), key)
+    if producer.flush(10):
+        raise SparkError(f"the command was not acknowledged by Kafka ({spec.name})")
+
+
+def _gate_command(action: str, symbol: str, reason: str, operator: str | None) -> None:
+    from spark.ticks.model import SYMBOL
 
     symbol = symbol.upper()
     if not SYMBOL.match(symbol):
         raise click.BadParameter(f"{symbol!r} is not a symbol", param_hint="SYMBOL")
-    spec = catalog()["gate_commands"]
-    clients.ensure_reachable()
-    record = {
-        "symbol": symbol,
-        "action": action,
-        "reason": reason,
-        "operator": operator or getpass.getuser(),
-        "ts": int(_time.time() * 1e6),
-    }
-    producer = clients.producer()
-    producer.produce(
-        spec.name, default_serde().encode(spec.name, spec.value, record), symbol.encode()
-    )
-    if producer.flush(10):
-        raise SparkError("the gate command was not acknowledged by Kafka")
+    fields = {"symbol": symbol, "action": action, "reason": reason}
+    _send_command("gate_commands", fields, operator, symbol.encode())
     click.echo(f"sent: {action} {symbol} ({reason}); see GET /ml/gates on a worker")
 
 
@@ -1038,27 +1037,8 @@ def risk() -> None:
 
 
 def _risk_command(action: str, reason: str, operator: str | None, limit=None, value=None) -> None:
-    import getpass
-    import time as _time
-
-    from spark.kafka import clients
-    from spark.ticks.producer import default_serde
-    from spark.topics import catalog
-
-    spec = catalog()["risk_commands"]
-    clients.ensure_reachable()
-    record = {
-        "action": action,
-        "limit_name": limit,
-        "value": value,
-        "reason": reason,
-        "operator": operator or getpass.getuser(),
-        "ts": int(_time.time() * 1e6),
-    }
-    producer = clients.producer()
-    producer.produce(spec.name, default_serde().encode(spec.name, spec.value, record))
-    if producer.flush(10):
-        raise SparkError("the risk command was not acknowledged by Kafka")
+    fields = {"action": action, "limit_name": limit, "value": value, "reason": reason}
+    _send_command("risk_commands", fields, operator)
     what = f"{action} {limit}={value:g}" if action == "set_limit" else action
     click.echo(f"sent: {what} ({reason}); see `spark risk status` or GET /executor on a worker")
 
