@@ -241,3 +241,31 @@ def test_no_tiny_order_to_resize_a_position_after_the_mid_moved():
     out += ex.on_signal(signal("SELL", ts))
     out += quote(ex, ts + 500_000, 1.00, 1.02)
     assert kinds(out) == ["no_change"] and ex.positions["EURUSD"].quantity == -1000.0
+
+
+def test_risk_decisions_do_not_depend_on_how_far_ahead_the_quotes_were_read():
+    """The drawdown limit, decided with quotes read just in time or all read first."""
+    quotes = [(T0 + i * 100 * MS, 1.0 - i * 1e-4, 1.0002 - i * 1e-4) for i in range(300)]
+    sides = ["BUY", "SELL", "BUY", "FLAT", "BUY", "SELL"] * 5
+    signals = [signal(side, T0 + (5 + 9 * k) * 100 * MS) for k, side in enumerate(sides)]
+    limits = Limits(max_daily_drawdown=120.0)
+
+    def run(quotes_first: bool) -> list:
+        ex = make(limits, order_notional=100_000.0, latency_ms=0)
+        out = []
+        if quotes_first:
+            for ts, bid, ask in quotes:
+                out += quote(ex, ts, bid, ask)
+            for s in signals:
+                out += ex.on_signal(s)
+        else:
+            pending = list(signals)
+            for ts, bid, ask in quotes:
+                while pending and pending[0]["ts"] <= ts:
+                    out += ex.on_signal(pending.pop(0))
+                out += quote(ex, ts, bid, ask)
+        return [(k, r.get("order_id"), r.get("limit_name")) for k, r in out if k != "position"]
+
+    just_in_time, all_first = run(False), run(True)
+    assert "rejection" in {k for k, _, _ in just_in_time}  # the limit is reached on the way
+    assert sorted(just_in_time) == sorted(all_first)

@@ -17,7 +17,10 @@ and rationale in docs/executor.md. In short, everything runs in event time:
   signal older than the quotes kept cannot be filled honestly and is refused
   as ``stale_signal``.
 * Positions are marked to mid on every quote; equity = realized (fees
-  included) + unrealized, summed over symbols.
+  included) + unrealized, summed over symbols. Risk checks use marks as of
+  the signal's event time (from the quote buffers) and a daily high-water
+  mark sampled at decision times, so they too do not depend on how far ahead
+  of the signals the quotes were read.
 
 >>> ex = PaperExecutor(ExecutionSettings(order_notional=1000, fee_bp=1, latency_ms=0), Limits())
 >>> ex.on_quote("EURUSD", 1_000_000, 0.99, 1.01, 1.00)
@@ -152,8 +155,6 @@ class PaperExecutor:
         position = self.positions.get(symbol)
         if position is not None:
             position.mark = mid
-        self._roll_day(ts)
-        self.day_peak = max(self.day_peak, self.equity())
         out: list[tuple[str, dict]] = []
         waiting = self.pending.get(symbol)
         while waiting and self._due(waiting[0]["ts"], ts):
@@ -212,13 +213,27 @@ class PaperExecutor:
     def _due(self, signal_ts: int, quote_ts: int) -> bool:
         return quote_ts > signal_ts and quote_ts >= signal_ts + self.settings.latency_ms * 1000
 
+    def _mark_at(self, symbol: str, ts: int) -> float:
+        """Mid of ``symbol``'s last quote at or before event time ``ts`` (else its last mark)."""
+        buffer = self.quotes.get(symbol, ())
+        i = bisect.bisect_right(buffer, ts, key=TS)
+        return buffer[i - 1][3] if i > 0 else self.positions[symbol].mark
+
+    def _equity_at(self, ts: int) -> float:
+        """Equity as of event time ``ts``: positions marked at that time's quotes, not at the
+        latest quote read (the executor may have read quotes far ahead of its signals)."""
+        return sum(
+            p.realized + (p.quantity * (self._mark_at(s, ts) - p.avg_price) if p.quantity else 0)
+            for s, p in self.positions.items()
+        )
+
     def _roll_day(self, ts: int) -> None:
         """Start a new day's high-water mark at the first event of a later UTC day."""
         if ts < self._day_end:
             return
         day = datetime.fromtimestamp(ts / 1e6, UTC).date()
         if self.day is None or day.isoformat() > self.day:
-            self.day, self.day_peak = day.isoformat(), self.equity()
+            self.day, self.day_peak = day.isoformat(), self._equity_at(ts)
         self._day_end = (ts // DAY_US + 1) * DAY_US
 
     def _mark_before(self, symbol: str, ts: int, fallback: float) -> float:
@@ -254,6 +269,10 @@ class PaperExecutor:
     def _execute(self, signal: dict, quote: tuple | None) -> list[tuple[str, dict]]:
         """Risk-check and fill ``signal`` at ``quote``; None: its quote is no longer known."""
         symbol, signal_ts = signal["symbol"], signal["ts"]
+        # the day's high-water mark is sampled at decision times, in event time, so risk
+        # decisions do not depend on how far ahead of the signals the quotes were read
+        self._roll_day(signal_ts)
+        self.day_peak = max(self.day_peak, self._equity_at(signal_ts))
         fallback = quote[3] if quote is not None else self.dropped[symbol][3]
         mid = self._mark_before(symbol, signal_ts, fallback)
         size = max(1.0, float(round(self.settings.order_notional / mid)))
@@ -271,7 +290,6 @@ class PaperExecutor:
             return [("no_change", {"symbol": symbol, "ts": signal_ts})]
         side = "BUY" if delta > 0 else "SELL"
         order_id = f"{symbol}-{signal_ts}"
-        self._roll_day(signal_ts)
         if quote is None:
             refused = ("stale_signal", self._stale(signal, self.dropped[symbol]))
         else:
@@ -333,14 +351,18 @@ class PaperExecutor:
                 f"{symbol} position notional after the order {notional:,.2f} > limit "
                 f"{limits.max_position_notional:,.2f}",
             )
-        others = sum(abs(p.quantity) * p.mark for s, p in self.positions.items() if s != symbol)
+        others = sum(
+            abs(p.quantity) * self._mark_at(s, ts)
+            for s, p in self.positions.items()
+            if s != symbol and p.quantity
+        )
         if others + notional > limits.max_gross_notional:
             return (
                 "max_gross_notional",
                 f"gross notional after the order {others + notional:,.2f} > limit "
                 f"{limits.max_gross_notional:,.2f}",
             )
-        drawdown = self.drawdown()
+        drawdown = self.day_peak - self._equity_at(ts)
         if drawdown >= limits.max_daily_drawdown:
             return (
                 "max_daily_drawdown",
