@@ -54,39 +54,15 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
 def test_drift_eval_cli_json():
     data = str(BUNDLED / "fxcm/eurusd/20140501_quote.zip")
     then = str(BUNDLED / "equity/ibm/20131007_quote.zip")
-    out = CliRunner().invoke(
-        cli,
-        [
-            "drift",
-            "eval",
-            "--data",
-            data,
-            "--then",
-            then,
-            "--format",
-            "lean-quote",
-            "--detector",
-            "psi_spread",
-            "--json",
-        ],
-    )
+
+    def drift_eval_cli(*extra: str):
+        args = ["drift", "eval", "--data", data, "--then", then, "--format", "lean-quote"]
+        return CliRunner().invoke(cli, [*args, *extra])
+
+    out = drift_eval_cli("--detector", "psi_spread", "--json")
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert {"delay_ticks", "false_alarms_per_100k", "detectors"} <= set(result)
     assert list(result["detectors"]) == ["psi_spread"]
-    bad = CliRunner().invoke(
-        cli,
-        [
-            "drift",
-            "eval",
-            "--data",
-            data,
-            "--then",
-            then,
-            "--format",
-            "lean-quote",
-            "--detector",
-            "magic",
-        ],
-    )
+    bad = drift_eval_cli("--detector", "magic")
     assert bad.exit_code == 2 and "unknown detectors" in bad.output
