@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from spark.errors import SparkError
+from spark.ml import DEFAULT_MODEL, MODEL_NAMES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -485,10 +486,10 @@ def _learner_options() -> list:
         click.option(
             "--model",
             "model_name",
-            type=click.Choice(["logreg", "hoeffding", "arf", "amf"]),
-            default="logreg",
+            type=click.Choice(MODEL_NAMES),
+            default=DEFAULT_MODEL,
             show_default=True,
-            help="Online learner.",
+            help="Online learner (docs/ml.md compares them).",
         ),
     ]
 

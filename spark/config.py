@@ -16,7 +16,8 @@ SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO   user:password for it
 SPARK_HOME                state folder (default ~/.spark): broker/worker records and logs
 SPARK_TOPIC_PREFIX        put in front of every topic name (isolates tests and tenants)
 SPARK_CONNECT_TIMEOUT     seconds to wait for a broker before saying it is unreachable (5)
-SPARK_MODEL, SPARK_HORIZON_S, SPARK_SIGNAL_BAND   the predictor (logreg, 1.0 s, 0.1)
+SPARK_MODEL, SPARK_HORIZON_S, SPARK_SIGNAL_BAND   the predictor (gbm, 1.0 s, 0.1)
+SPARK_GBM_WINDOW, SPARK_GBM_REFIT   the gbm learner's window and refit period, labels (40000, 5000)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 from pathlib import Path
 
 from spark.errors import SparkError
+from spark.ml import DEFAULT_MODEL
 
 # Environment variable -> librdkafka property, for SASL/TLS pass-through.
 SECURITY_ENV = {
@@ -116,7 +118,7 @@ def _float_env(name: str, default: float) -> float:
 def model_settings() -> dict:
     """The predictor's settings, from the environment.
 
-    SPARK_MODEL (logreg): the champion's learner when the registry has none.
+    SPARK_MODEL (gbm): the champion's learner when the registry has none.
     SPARK_CHALLENGERS (none): comma-separated learners run in shadow.
     SPARK_HORIZON_S (1.0): label horizon. SPARK_SIGNAL_BAND (0.1): signal policy band.
     SPARK_SNAPSHOT_S (30): seconds between registry snapshots.
@@ -124,7 +126,7 @@ def model_settings() -> dict:
     """
     challengers = [c.strip() for c in os.environ.get("SPARK_CHALLENGERS", "").split(",")]
     return {
-        "model": os.environ.get("SPARK_MODEL", "logreg"),
+        "model": os.environ.get("SPARK_MODEL", DEFAULT_MODEL),
         "challengers": [c for c in challengers if c],
         "horizon_s": _float_env("SPARK_HORIZON_S", 1.0),
         "band": _float_env("SPARK_SIGNAL_BAND", 0.1),

@@ -77,19 +77,46 @@ def test_label_ties_are_skipped():
     assert q.resolve(100, 1.0) == [] and q.ties == 2
 
 
-def test_no_look_ahead_changing_the_future_never_changes_past_predictions():
+@pytest.mark.parametrize("name", ["logreg", "gbm"])
+def test_no_look_ahead_changing_the_future_never_changes_past_predictions(name):
     ticks = real_ticks(6000)
     cut = 4000
     future = [dataclasses.replace(t, bid=t.bid * 1.01, ask=t.ask * 1.02) for t in ticks[cut:]]
 
     def predictions(stream):
-        run = Progressive(make_model("logreg"), horizon_s=2.0)
-        return [out[1] if (out := run.step(t)) else None for t in stream]
+        run = Progressive(make_model(name), horizon_s=2.0)
+        out = [out[1] if (out := run.step(t)) else None for t in stream]
+        return out, run
 
-    original = predictions(ticks)
-    altered = predictions(ticks[:cut] + future)
+    original, run = predictions(ticks)
+    altered, _ = predictions(ticks[:cut] + future)
     assert original[:cut] == altered[:cut]  # every prediction before the first changed tick
     assert original[cut + 200 :] != altered[cut + 200 :]  # and the change does matter afterwards
+    if name == "gbm":  # the trees were refit (conftest: every 400 labels) before the cut
+        assert run.learner.model.estimator.fits >= 3
+
+
+def test_gbm_snapshot_keeps_the_trees_not_the_window():
+    import pickle
+
+    model = make_model("gbm")  # conftest: window 1000, refit every 400 labels
+    rng = np.random.default_rng(3)
+    rows = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(1300)]
+    for x in rows[:900]:
+        model.learn(x, int(x["a"] * x["b"] > 0))  # an interaction, learned by the trees
+    booster = model.estimator
+    assert booster.fits == 2 and booster.booster is not None
+    blob = pickle.dumps(booster)
+    assert len(blob) < 200_000  # the window (1000 rows) is not in it
+    restored = pickle.loads(blob)
+    assert [restored.predict_proba_one(x) for x in rows[900:]] == [
+        booster.predict_proba_one(x) for x in rows[900:]
+    ]
+    assert restored.predict_proba_one({"a": 1.0, "b": 1.0})[1] > 0.7
+    assert restored.predict_proba_one({"a": 1.0, "b": -1.0})[1] < 0.3
+    for x in rows[900:1300]:  # it refits after refit_every new labels
+        restored.learn_one(x, int(x["a"] * x["b"] > 0))
+    assert restored.fits == 3
 
 
 def test_exact_auc_matches_brute_force():

@@ -80,7 +80,7 @@ def test_features_survive_a_worker_restart_identically(broker, tmp_path):
 def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worker):
     from spark.drift.keeper import GateKeeper, keeper_settings
     from spark.ml.evaluate import Progressive
-    from spark.ml.models import make_model
+    from spark.ml.models import DEFAULT_MODEL, make_model
     from spark.ml.signals import SignalPolicy
 
     ticks = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 2000)
@@ -102,21 +102,23 @@ def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worke
     ]
     assert len(features) == len(predictions) == len(ticks)  # counts match stage to stage
 
-    offline = Progressive(make_model("logreg"), horizon_s=1.0)
+    offline = Progressive(make_model(DEFAULT_MODEL), horizon_s=1.0)
     expected = [offline.step(t)[1] for t in ticks]
     assert [p["prob_up"] for p in predictions] == expected  # the same code path, live and offline
+    if DEFAULT_MODEL == "gbm":  # and it covered predictions of refit trees (conftest: every 400)
+        assert offline.learner.model.estimator.fits >= 2
     assert [p["ts"] for p in predictions] == [t.ts for t in ticks]
     assert {(p["model_id"], p["role"], p["horizon_ms"]) for p in predictions} == {
-        ("logreg", "champion", 1000)
+        (DEFAULT_MODEL, "champion", 1000)
     }
 
     # signals: the same policy behind the same drift gate, replayed offline
     policy, keeper = SignalPolicy(0.1), GateKeeper(**keeper_settings())
-    replay_run = Progressive(make_model("logreg"), horizon_s=1.0)
+    replay_run = Progressive(make_model(DEFAULT_MODEL), horizon_s=1.0)
     expected_signals, suppressed = [], 0
     for t in ticks:
         x, p = replay_run.step(t)
-        keeper.observe(t.symbol, t.ts, x, replay_run.learner.last_resolved, "logreg", 1)
+        keeper.observe(t.symbol, t.ts, x, replay_run.learner.last_resolved, DEFAULT_MODEL, 1)
         allowed = keeper.allows(t.symbol)
         decision = policy.decide(t.symbol, p, commit=allowed)
         if decision and allowed:
@@ -126,6 +128,6 @@ def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worke
     assert len(signals) > 0
     assert worker.metric("spark_signals_suppressed_total") == suppressed
     # live quality metrics: labels learned so far and a rolling AUC in [0, 1]
-    labels = worker.metric("spark_model_labels_total", model_id="logreg")
+    labels = worker.metric("spark_model_labels_total", model_id=DEFAULT_MODEL)
     assert labels == len(offline.quality) > 0
-    assert 0.0 < worker.metric("spark_model_auc", model_id="logreg") < 1.0
+    assert 0.0 < worker.metric("spark_model_auc", model_id=DEFAULT_MODEL) < 1.0

@@ -27,7 +27,7 @@ from spark.execution.paper import PaperExecutor
 from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits, limits_from_env
 from spark.features import TickFeatures
 from spark.ml.evaluate import Learner
-from spark.ml.models import MODELS, make_model
+from spark.ml.models import DEFAULT_MODEL, MODELS, make_model
 from spark.ml.signals import SignalPolicy
 from spark.ticks.model import Tick
 
@@ -45,7 +45,7 @@ class InvalidParams(ValueError):
 class BacktestParams:
     """What a backtest runs; every field has the live worker's default."""
 
-    model: str = "logreg"
+    model: str = DEFAULT_MODEL
     horizon_s: float = 1.0
     band: float = 0.1
     gate: bool = True

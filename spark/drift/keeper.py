@@ -38,11 +38,14 @@ CONFIRMED = "confirmed"  # the default gate rule: PSI on spread_bp confirmed by 
 
 def _features(raw: str, default: tuple[str, ...]) -> tuple[str, ...]:
     from spark.features import FEATURE_NAMES
+    from spark.features.ticks import CORE_FEATURE_NAMES
 
     if not raw.strip():
         return default
     if raw.strip() == "all":
         return tuple(FEATURE_NAMES)
+    if raw.strip() == "core":
+        return tuple(CORE_FEATURE_NAMES)
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if unknown:
@@ -54,7 +57,8 @@ def keeper_settings() -> dict:
     """SPARK_GATE_RULE (confirmed: PSI on spread_bp confirmed by PSI on vol_bp, docs/drift.md;
     or a feature name: one PSI on it with SPARK_DRIFT_WINDOW and SPARK_DRIFT_THRESHOLD),
     SPARK_DRIFT_WINDOW (5000), SPARK_DRIFT_THRESHOLD (4.0) (also of the informational
-    per-feature PSIs), SPARK_DRIFT_FEATURES (all: features watched for information),
+    per-feature PSIs), SPARK_DRIFT_FEATURES (core: the 17 v1 features watched
+    for information; all: every feature; or a comma-separated list),
     SPARK_GATE_CONCEPT (off: the champion's ADWIN alerts are "info"; on: they close the gate
     too), SPARK_GATE_COOLDOWN (1000), SPARK_GATE_PROBATION (2000), SPARK_GATE_MIN_AUC (0.55)."""
     env = os.environ.get
@@ -65,7 +69,7 @@ def keeper_settings() -> dict:
     if rule != CONFIRMED:
         _features(rule, (DATA_FEATURE,))  # a clear error for an unknown feature
     return {
-        "watch": _features(env("SPARK_DRIFT_FEATURES", "all"), (DATA_FEATURE,)),
+        "watch": _features(env("SPARK_DRIFT_FEATURES", "core"), (DATA_FEATURE,)),
         "rule": rule,
         "concept_gates": concept == "on",
         "window": int(env("SPARK_DRIFT_WINDOW", "5000")),

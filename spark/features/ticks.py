@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from spark.features.stats import DecayedCount, TimeEWMean, TimeEWVar
 from spark.ticks.model import Tick
 
-FEATURE_SET = "v1"
-FEATURE_NAMES = (
+FEATURE_SET = "v2"
+CORE_FEATURE_NAMES = (
     "ret_bp",  # log return of the mid since the previous tick, bp
     "spread_bp",  # (ask - bid) / mid, bp (0 without a two-sided quote)
     "spread_z",  # spread against its 5-minute EW mean, in EW standard deviations
@@ -41,8 +41,92 @@ FEATURE_NAMES = (
     "trade_sign_1m",  # EW mean of trade signs (+1 at/above ask side, -1 at/below bid), tau 60 s
     "reversal",  # last_move_sign * spread-normalized size of that move (bid-ask bounce proxy)
 )
+# v2: quote-dynamics features (docs/features.md, docs/ml.md: +0.03..0.07 AUC with boosted trees)
+SIDE_FEATURES = (
+    "dev_05s_bp",  # side minus its 0.5-second EW mean, bp of mid
+    "dev_2s_bp",  # ... 2-second EW mean
+    "dev_10s_bp",  # ... 10-second EW mean
+    "dev_60s_bp",  # ... 60-second EW mean
+    "pos_10",  # position of the side in the range of its last 10 values: 0 low .. 1 high
+    "dmed_10_bp",  # side minus the median of its last 10 values, bp of mid
+    "last_change_bp",  # the side's last non-zero change, bp of mid
+    "range_10_bp",  # max - min of the side's last 10 values, bp of mid
+)
+QUOTE_FEATURE_NAMES = (
+    "mid_dev_1s",  # mid minus its 1-second EW mean, in spreads
+    "mid_dev_5s",  # ... 5-second EW mean, in spreads
+    "mid_dev_20s",  # ... 20-second EW mean, in spreads
+    "bid_flow_2s",  # time-decayed sum of bid changes (tau 2 s), in spreads
+    "ask_flow_2s",  # time-decayed sum of ask changes (tau 2 s), in spreads
+    "bid_flow_10s",  # ... tau 10 s
+    "ask_flow_10s",  # ... tau 10 s
+    "updown_5s",  # time-decayed sum of the signs of quote changes (bid + ask moves), tau 5 s
+    "activity_5s",  # time-decayed tick count, tau 5 s
+    "spread_rel",  # spread over its 5-minute EW mean
+    "d_spread_bp",  # change of the spread since the previous tick, bp
+    "last_bid_sign",  # sign of the bid's last non-zero change
+    "last_ask_sign",  # sign of the ask's last non-zero change
+    "bid_age_s",  # seconds since the bid last changed
+    "ask_age_s",  # seconds since the ask last changed
+) + tuple(f"{side}_{name}" for side in ("bid", "ask") for name in SIDE_FEATURES)
+FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES
 RSI_N = 14
 MOM_N = 20
+SIDE_N = 10
+_SIDE_TAUS = (0.5, 2.0, 10.0, 60.0)
+
+
+@dataclass
+class SideState:
+    """One side of the book (bid or ask): its short EW means, last 10 values, last change."""
+
+    means: list = field(default_factory=lambda: [TimeEWMean(tau) for tau in _SIDE_TAUS])
+    recent: deque = field(default_factory=lambda: deque(maxlen=SIDE_N))
+    last: float | None = None
+    last_change_bp: float = 0.0
+    last_change_t: float | None = None
+
+    def update(self, price: float | None, t: float, mid: float) -> list[float]:
+        """The side's features at ``t`` (all 0 while the side is unknown), then its age."""
+        if price is None:
+            return [0.0] * (len(SIDE_FEATURES) + 1)
+        devs = [(price - m.update(price, t)) / mid * 1e4 for m in self.means]
+        self.recent.append(price)
+        low, high = min(self.recent), max(self.recent)
+        pos = (price - low) / (high - low) if high > low else 0.5
+        median = sorted(self.recent)[len(self.recent) // 2]
+        if self.last is not None and price != self.last:
+            self.last_change_bp = (price - self.last) / mid * 1e4
+            self.last_change_t = t
+        self.last = price
+        age = t - self.last_change_t if self.last_change_t is not None else 0.0
+        return [
+            *devs,
+            pos,
+            (price - median) / mid * 1e4,
+            self.last_change_bp,
+            (high - low) / mid * 1e4,
+            age,
+        ]
+
+    def to_state(self) -> dict:
+        return {
+            "means": [asdict(m) for m in self.means],
+            "recent": list(self.recent),
+            "last": self.last,
+            "last_change_bp": self.last_change_bp,
+            "last_change_t": self.last_change_t,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> SideState:
+        return cls(
+            means=[TimeEWMean(**m) for m in state["means"]],
+            recent=deque(state["recent"], maxlen=SIDE_N),
+            last=state["last"],
+            last_change_bp=state["last_change_bp"],
+            last_change_t=state["last_change_t"],
+        )
 
 
 @dataclass
@@ -69,6 +153,13 @@ class TickFeatures:
     trade_sign: TimeEWMean = field(default_factory=lambda: TimeEWMean(60.0))
     recent_returns: deque = field(default_factory=lambda: deque(maxlen=MOM_N))
     recent_sum: float = 0.0
+    prev_spread_bp: float | None = None
+    mid_means: list = field(default_factory=lambda: [TimeEWMean(t) for t in (1.0, 5.0, 20.0)])
+    flows: list = field(default_factory=lambda: [DecayedCount(t) for t in (2.0, 2.0, 10.0, 10.0)])
+    updown: DecayedCount = field(default_factory=lambda: DecayedCount(5.0))
+    activity_5s: DecayedCount = field(default_factory=lambda: DecayedCount(5.0))
+    bid_side: SideState = field(default_factory=SideState)
+    ask_side: SideState = field(default_factory=SideState)
 
     def update(self, tick: Tick) -> dict[str, float] | None:
         t = tick.ts / 1e6
@@ -123,7 +214,9 @@ class TickFeatures:
             self.recent_sum += ret_bp
         vol_var = self.ret_var.update(ret_bp, t) if not first else 0.0
 
+        quote = self._quote_features(t, mid, bid, ask, spread_bp, d_bid, d_ask)
         self.prev_ts, self.prev_mid, self.prev_bid, self.prev_ask = tick.ts, mid, bid, ask
+        self.prev_spread_bp = spread_bp
         total = self.avg_gain + self.avg_loss
         rsi = 100.0 * self.avg_gain / total if total > 0 else 50.0
         sizes = (tick.bid_size or 0.0) + (tick.ask_size or 0.0)
@@ -148,12 +241,46 @@ class TickFeatures:
             "last_move_age_s": age,
             "trade_sign_1m": self.trade_sign.mean,
             "reversal": self.last_move_sign * min(abs(self.last_move_bp) / scale, 10.0),
+            **quote,
         }
+
+    def _quote_features(self, t, mid, bid, ask, spread_bp, d_bid, d_ask) -> dict[str, float]:
+        """The v2 quote-dynamics features (QUOTE_FEATURE_NAMES) of this tick."""
+        scale = max(spread_bp, 1e-9)
+        devs = [(mid - m.update(mid, t)) / mid * 1e4 / scale for m in self.mid_means]
+        flows = [
+            f.update(change, t) / scale
+            for f, change in zip(self.flows, (d_bid, d_ask, d_bid, d_ask), strict=True)
+        ]
+        moved = d_bid + d_ask
+        updown = self.updown.update(0.0 if moved == 0 else math.copysign(1.0, moved), t)
+        activity_5s = self.activity_5s.update(1.0, t)
+        typical = self.spread_var.mean
+        bid_side = self.bid_side.update(bid, t, mid)
+        ask_side = self.ask_side.update(ask, t, mid)
+        sign = lambda v: 0.0 if v == 0 else math.copysign(1.0, v)  # noqa: E731
+        values = [
+            *devs,
+            *flows,
+            updown,
+            activity_5s,
+            spread_bp / typical if typical > 0 else 1.0,
+            0.0 if self.prev_spread_bp is None else spread_bp - self.prev_spread_bp,
+            sign(self.bid_side.last_change_bp),
+            sign(self.ask_side.last_change_bp),
+            bid_side[-1],
+            ask_side[-1],
+            *bid_side[:-1],
+            *ask_side[:-1],
+        ]
+        return dict(zip(QUOTE_FEATURE_NAMES, values, strict=True))
 
     def to_state(self) -> dict:
         """Plain JSON-able state (for a Faust table backed by a changelog topic)."""
         state = asdict(self)
         state["recent_returns"] = list(self.recent_returns)
+        state["bid_side"] = self.bid_side.to_state()
+        state["ask_side"] = self.ask_side.to_state()
         return state
 
     @classmethod
@@ -170,4 +297,12 @@ class TickFeatures:
         for name, kind in nested.items():
             state[name] = kind(**state[name])
         state["recent_returns"] = deque(state["recent_returns"], maxlen=MOM_N)
+        if "bid_side" not in state:  # a v1 state: the v2 quote features start fresh
+            return cls(**state)
+        state["mid_means"] = [TimeEWMean(**m) for m in state["mid_means"]]
+        state["flows"] = [DecayedCount(**f) for f in state["flows"]]
+        state["updown"] = DecayedCount(**state["updown"])
+        state["activity_5s"] = DecayedCount(**state["activity_5s"])
+        state["bid_side"] = SideState.from_state(state["bid_side"])
+        state["ask_side"] = SideState.from_state(state["ask_side"])
         return cls(**state)

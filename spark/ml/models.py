@@ -16,6 +16,8 @@ from typing import Any
 
 from river import forest, linear_model, optim, preprocessing, tree
 
+from spark.ml import DEFAULT_MODEL, MODEL_NAMES
+
 
 def _logreg() -> Any:
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(
@@ -31,6 +33,20 @@ def _arf() -> Any:
     return forest.ARFClassifier(n_models=10, seed=7)
 
 
+def _gbm() -> Any:
+    """SPARK_GBM_WINDOW (40000) labels refit every SPARK_GBM_REFIT (5000) labels."""
+    import os
+
+    from spark.ml.boosted import WindowedBoosting
+
+    try:
+        window = int(os.environ.get("SPARK_GBM_WINDOW", "40000"))
+        refit = int(os.environ.get("SPARK_GBM_REFIT", "5000"))
+        return WindowedBoosting(window=window, refit_every=refit)
+    except ValueError as exc:
+        raise ValueError(f"SPARK_GBM_WINDOW / SPARK_GBM_REFIT: {exc}") from None
+
+
 def _amf() -> Any:
     return forest.AMFClassifier(n_estimators=10, use_aggregation=True, dirichlet=0.5, seed=7)
 
@@ -40,8 +56,9 @@ MODELS: dict[str, Callable[[], Any]] = {
     "hoeffding": _hoeffding,
     "arf": _arf,
     "amf": _amf,
+    "gbm": _gbm,
 }
-DEFAULT_MODEL = "logreg"
+assert tuple(MODELS) == MODEL_NAMES
 
 
 class OnlineModel:
