@@ -78,9 +78,9 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("SPARK_TOPIC_PREFIX", raising=False)
     monkeypatch.delenv("SCHEMA_REGISTRY_URL", raising=False)
     # the default learner (gbm) refits on a small window, so that the tests' short streams
-    # see several refits in seconds (the defaults are 40000 and 5000 labels)
-    monkeypatch.setenv("SPARK_GBM_WINDOW", "1000")
-    monkeypatch.setenv("SPARK_GBM_REFIT", "400")
+    # see refits within seconds (the defaults are 40000 and 5000 labels)
+    monkeypatch.setenv("SPARK_GBM_WINDOW", "2000")
+    monkeypatch.setenv("SPARK_GBM_REFIT", "1000")
 
 
 @pytest.fixture

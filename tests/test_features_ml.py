@@ -92,14 +92,17 @@ def test_no_look_ahead_changing_the_future_never_changes_past_predictions(name):
     altered, _ = predictions(ticks[:cut] + future)
     assert original[:cut] == altered[:cut]  # every prediction before the first changed tick
     assert original[cut + 200 :] != altered[cut + 200 :]  # and the change does matter afterwards
-    if name == "gbm":  # the trees were refit (conftest: every 400 labels) before the cut
+    if name == "gbm":  # the trees were refit (conftest: every 1,000 labels) before the cut
         assert run.learner.model.estimator.fits >= 3
 
 
 def test_gbm_snapshot_keeps_the_trees_not_the_window():
     import pickle
 
-    model = make_model("gbm")  # conftest: window 1000, refit every 400 labels
+    from spark.ml.boosted import WindowedBoosting
+    from spark.ml.models import OnlineModel
+
+    model = OnlineModel("gbm", WindowedBoosting(window=1000, refit_every=400, min_leaf=20))
     rng = np.random.default_rng(3)
     rows = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(1300)]
     for x in rows[:900]:
@@ -181,13 +184,15 @@ def test_model_eval_cli_json(tmp_path):
             "lean-quote",
             "--horizon",
             "2",
+            "--model",
+            "logreg",  # the fastest learner: this tests the CLI (gbm live = offline: test_streams)
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output.strip().splitlines()[-1])
     assert {"n", "auc", "precision_at_20"} <= set(out)
-    direct = evaluate(valid_ticks([BUNDLED], "lean-quote"), horizon_s=2.0)
+    direct = evaluate(valid_ticks([BUNDLED], "lean-quote"), horizon_s=2.0, model="logreg")
     assert (out["n"], out["auc"]) == (direct.n, direct.auc)  # the CLI runs exactly that code
     assert out["ticks"] == 51_053 - 3_991  # every valid tick of the day, none of the crossed
 

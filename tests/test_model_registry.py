@@ -264,12 +264,14 @@ def test_a_better_challenger_is_promoted_with_events(broker, tmp_path, monkeypat
     from spark.ticks.producer import default_serde
     from spark.topics import catalog
 
-    # a weak champion (gbm refit every 400 labels on a window of 1,000 — conftest — overfits
+    # a weak champion (gbm refit every 400 labels on a window of 1,000 overfits
     # early in the day: rolling AUC 0.44 at 1,750 ticks, 0.39 at 2,000) and the logistic
     # regression in shadow (0.58, 0.63): the shadow passes the champion by > 0.02 between
     # 1,000 labels (~1,550 ticks) and 2,500 ticks, and stays ahead up to 3,000 ticks (0.62 vs
     # 0.41); measured offline with the same code
     monkeypatch.setenv("SPARK_MODEL", "gbm")
+    monkeypatch.setenv("SPARK_GBM_WINDOW", "1000")
+    monkeypatch.setenv("SPARK_GBM_REFIT", "400")
     monkeypatch.setenv("SPARK_CHALLENGERS", "logreg")
     monkeypatch.setenv("SPARK_PROMOTION_MARGIN", "0.02")
     monkeypatch.setenv("SPARK_PROMOTION_MIN_LABELS", "1000")
