@@ -109,6 +109,9 @@ def test_gbm_snapshot_keeps_the_trees_not_the_window():
         model.learn(x, int(x["a"] * x["b"] > 0))  # an interaction, learned by the trees
     booster = model.estimator
     assert booster.fits == 2 and booster.booster is not None
+    for x in rows[900:950]:  # the one-row fast path gives exactly LightGBM's predict
+        slow = booster.booster.predict(booster._row(x).reshape(1, -1))[0]
+        assert booster.predict_proba_one(x)[1] == slow
     blob = pickle.dumps(booster)
     assert len(blob) < 200_000  # the window (1000 rows) is not in it
     restored = pickle.loads(blob)

@@ -59,6 +59,8 @@ def test_gate_closes_on_drift_suppresses_signals_and_obeys_operators(broker, tmp
     monkeypatch.setenv("SPARK_DRIFT_WINDOW", "300")
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "2.0")
     monkeypatch.setenv("SPARK_GATE_COOLDOWN", "1000000")  # stays closed for the test
+    # the gate does not depend on the learner; these streams were sized with logreg's signals
+    monkeypatch.setenv("SPARK_MODEL", "logreg")
     fx, shifted = regime_switch(1000)
     worker = WorkerProcess(free_port(), tmp_path / "w1.log")
     worker.wait_ready()
@@ -141,6 +143,7 @@ def test_gate_reopens_after_probation_and_signals_resume(broker, tmp_path, monke
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "2.0")
     monkeypatch.setenv("SPARK_GATE_COOLDOWN", "50")
     monkeypatch.setenv("SPARK_GATE_PROBATION", "100")
+    monkeypatch.setenv("SPARK_MODEL", "logreg")  # as above: streams sized with logreg's signals
     # any probation quality passes here: what the AUC bar does is unit-tested in test_gate.py;
     # this test is about the worker moving the gate through its states on a real stream
     monkeypatch.setenv("SPARK_GATE_MIN_AUC", "0")
