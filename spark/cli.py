@@ -516,7 +516,13 @@ def _ml_data_options(command):
     is_flag=True,
     help="One JSON object: n, auc, precision_at_20 (and details).",
 )
-def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -> None:
+@click.option(
+    "--per-file",
+    is_flag=True,
+    help="Score each file on its own (files in name order, i.e. by day for LEAN files), the "
+    "model and features carried from one to the next as a live worker carries them.",
+)
+def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json, per_file) -> None:
     """Progressive test-then-train evaluation with delayed labels: every tick is predicted
     before its label is known, and learned from only once its horizon has passed.
 
@@ -528,6 +534,9 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -
     from spark.ticks.replay import valid_ticks
 
     show = sys.stderr.isatty() if progress is None else progress
+    if per_file:
+        _model_eval_per_file(paths, fmt, symbol, tz, horizon, model_name, show, as_json)
+        return
     with row_progress(list(paths), show, label="eval") as advance:
         result = evaluate(
             valid_ticks(list(paths), fmt, symbol.upper() if symbol else None, tz, on_row=advance),
@@ -542,6 +551,31 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) -
             f"precision@20={result.precision_at_20:.4f} ({result.ticks:,} ticks, "
             f"{result.ties:,} ties skipped, {result.seconds:.1f}s)"
         )
+
+
+def _model_eval_per_file(paths, fmt, symbol, tz, horizon, model_name, show, as_json) -> None:
+    from spark.ml.evaluate import evaluate_per_file
+    from spark.progress import row_progress
+    from spark.ticks.replay import valid_ticks
+
+    ordered = sorted(paths, key=lambda p: Path(p).name)  # LEAN names start with the date
+    sym = symbol.upper() if symbol else None
+    with row_progress(list(ordered), show, label="eval") as advance:
+        files = [(str(p), valid_ticks([p], fmt, sym, tz, on_row=advance)) for p in ordered]
+        rows, total = evaluate_per_file(files, horizon, model_name)
+    if as_json:
+        out = total.as_dict()
+        out["files"] = [{"file": name, **r.as_dict()} for name, r in rows]
+        _print_json(out)
+        return
+    for name, r in rows:
+        click.echo(
+            f"{Path(name).name}: n={r.n:,} AUC={r.auc:.4f} precision@20={r.precision_at_20:.4f}"
+        )
+    click.echo(
+        f"{total.model}, H={total.horizon_s:g}s, all files: n={total.n:,} AUC={total.auc:.4f} "
+        f"precision@20={total.precision_at_20:.4f} ({total.seconds:.1f}s)"
+    )
 
 
 @model.command("train")

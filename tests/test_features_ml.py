@@ -213,3 +213,28 @@ def test_model_eval_cli_errors_are_one_line(tmp_path):
         cli, ["model", "eval", "--data", str(BUNDLED), "--format", "lean-quote", "--model", "gpt"]
     )
     assert result.exit_code == 2 and "gpt" in result.output
+
+
+def test_model_eval_per_file_carries_the_model_and_scores_each_day(shared_data):
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+    from spark.ticks.replay import valid_ticks
+
+    # the two short days, given out of order: name (date) order wins
+    days = [shared_data / f"fxcm/eurusd/201405{d}_quote.zip" for d in ("11", "04")]
+    args = ["model", "eval", "--format", "lean-quote", "--model", "logreg", "--per-file"]
+    for day in days:
+        args += ["--data", str(day)]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    first, second = out["files"]
+    assert [Path(f["file"]).name for f in (first, second)] == [d.name for d in reversed(days)]
+    alone = evaluate(valid_ticks([days[1]], "lean-quote"), horizon_s=1.0, model="logreg")
+    assert (first["n"], first["auc"]) == (alone.n, alone.auc)  # the first day starts fresh
+    assert first["n"] + second["n"] == out["n"]  # every scored label in exactly one day
+    assert first["ticks"] + second["ticks"] == out["ticks"]
+    # the second day is scored with the model carried from the first: not a fresh run
+    fresh = evaluate(valid_ticks([days[0]], "lean-quote"), horizon_s=1.0, model="logreg")
+    assert second["auc"] != fresh.auc

@@ -132,3 +132,46 @@ def evaluate(
 ) -> EvalResult:
     """Progressive scores of ``model`` over ``ticks`` (what ``spark model eval`` prints)."""
     return run_progressive(ticks, horizon_s, model)[1]
+
+
+def evaluate_per_file(
+    files: list[tuple[str, Iterable[Tick]]], horizon_s: float = 1.0, model: str = DEFAULT_MODEL
+) -> tuple[list[tuple[str, EvalResult]], EvalResult]:
+    """Progressive scores per file, with the model and the feature state carried from one
+    file to the next (as a live worker carries them across days): ``files`` are (name, ticks)
+    in time order. A label resolved by a tick of a file is scored in that file. Returns the
+    per-file results and the result over all of them."""
+    started = time.monotonic()
+    run = Progressive(make_model(model), horizon_s)
+    overall, rows, total_ticks = Quality(), [], 0
+    for name, ticks in files:
+        began, quality, count, ties_before = time.monotonic(), Quality(), 0, run.ties
+        for tick in ticks:
+            run.step(tick)
+            count += 1
+            for p, y in run.learner.last_resolved:
+                quality.add(p, y)
+                overall.add(p, y)
+        total_ticks += count
+        result = EvalResult(
+            model,
+            horizon_s,
+            count,
+            len(quality),
+            run.ties - ties_before,
+            quality.auc(),
+            quality.precision_at_20(),
+            time.monotonic() - began,
+        )
+        rows.append((name, result))
+    total = EvalResult(
+        model,
+        horizon_s,
+        total_ticks,
+        len(overall),
+        run.ties,
+        overall.auc(),
+        overall.precision_at_20(),
+        time.monotonic() - started,
+    )
+    return rows, total
