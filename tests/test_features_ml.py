@@ -170,19 +170,20 @@ def test_evaluate_counts_every_resolved_label_once():
     assert 0.0 <= result.auc <= 1.0
 
 
-def test_model_eval_cli_json(tmp_path):
+def test_model_eval_cli_json(shared_data):
     from click.testing import CliRunner
 
     from spark.cli import cli
     from spark.ticks.replay import valid_ticks
 
+    day = shared_data / "fxcm/eurusd/20140504_quote.zip"  # a short real day
     result = CliRunner().invoke(
         cli,
         [
             "model",
             "eval",
             "--data",
-            str(BUNDLED),
+            str(day),
             "--format",
             "lean-quote",
             "--horizon",
@@ -195,9 +196,9 @@ def test_model_eval_cli_json(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.output.strip().splitlines()[-1])
     assert {"n", "auc", "precision_at_20"} <= set(out)
-    direct = evaluate(valid_ticks([BUNDLED], "lean-quote"), horizon_s=2.0, model="logreg")
+    direct = evaluate(valid_ticks([day], "lean-quote"), horizon_s=2.0, model="logreg")
     assert (out["n"], out["auc"]) == (direct.n, direct.auc)  # the CLI runs exactly that code
-    assert out["ticks"] == 51_053 - 3_991  # every valid tick of the day, none of the crossed
+    assert out["ticks"] == direct.ticks == 7_851  # every valid tick of the day
 
 
 def test_model_eval_cli_errors_are_one_line(tmp_path):
