@@ -30,6 +30,14 @@ class EvalResult:
     precision_at_20: float
     seconds: float
 
+    @classmethod
+    def of(
+        cls, model: str, horizon_s: float, ticks: int, q: Quality, ties: int, started: float
+    ) -> EvalResult:
+        """The scores in ``q`` of a run that began at ``started`` (time.monotonic())."""
+        seconds = time.monotonic() - started
+        return cls(model, horizon_s, ticks, len(q), ties, q.auc(), q.precision_at_20(), seconds)
+
     def as_dict(self) -> dict:
         return {
             "n": self.n,
@@ -113,18 +121,7 @@ def run_progressive(
     for tick in ticks:
         run.step(tick)
         count += 1
-    q = run.quality
-    result = EvalResult(
-        model,
-        horizon_s,
-        count,
-        len(q),
-        run.ties,
-        q.auc(),
-        q.precision_at_20(),
-        time.monotonic() - started,
-    )
-    return run, result
+    return run, EvalResult.of(model, horizon_s, count, run.quality, run.ties, started)
 
 
 def evaluate(
@@ -153,25 +150,6 @@ def evaluate_per_file(
                 quality.add(p, y)
                 overall.add(p, y)
         total_ticks += count
-        result = EvalResult(
-            model,
-            horizon_s,
-            count,
-            len(quality),
-            run.ties - ties_before,
-            quality.auc(),
-            quality.precision_at_20(),
-            time.monotonic() - began,
-        )
-        rows.append((name, result))
-    total = EvalResult(
-        model,
-        horizon_s,
-        total_ticks,
-        len(overall),
-        run.ties,
-        overall.auc(),
-        overall.precision_at_20(),
-        time.monotonic() - started,
-    )
-    return rows, total
+        ties = run.ties - ties_before
+        rows.append((name, EvalResult.of(model, horizon_s, count, quality, ties, began)))
+    return rows, EvalResult.of(model, horizon_s, total_ticks, overall, run.ties, started)
