@@ -95,7 +95,7 @@ class WindowedBoosting:
     ) -> None:
         if not 0 < refit_every <= window:
             raise ValueError("refit_every must be positive and at most the window")
-        from river import linear_model, optim, preprocessing
+        from spark.ml.models import make_model
 
         self.window = window
         self.refit_every = refit_every
@@ -112,9 +112,7 @@ class WindowedBoosting:
             "num_threads": 1,
             "verbose": -1,
         }
-        self.warmup = preprocessing.StandardScaler() | linear_model.LogisticRegression(
-            optimizer=optim.SGD(0.01), l2=1e-4
-        )
+        self.warmup = make_model("logreg").estimator  # the same pipeline as `logreg`
         self.names: tuple[str, ...] | None = None
         self.booster: Any = None
         self._one_row: _OneRow | None = None
