@@ -25,6 +25,10 @@ BATCH_SECONDS = Histogram(
 TICKS_ACCEPTED = Counter(
     "spark_ticks_accepted_total", "Ticks that passed the worker's ingest validation."
 )
+STATE_REPAIRED = Counter(
+    "spark_feature_state_repaired_total",
+    "Symbols whose feature state Faust restored stale and the worker repaired from the changelog.",
+)
 MODEL_LABELS = Counter(
     "spark_model_labels_total",
     "Labels resolved and learned, per model version.",
