@@ -170,6 +170,12 @@ class WorkerProcess:
                     total += sample.value
         return total
 
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: no last commit, no flush, no goodbye."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self._log_fh.close()
+
     def stop(self) -> int:
         self.proc.terminate()
         try:

@@ -104,7 +104,7 @@ def test_gbm_snapshot_keeps_the_trees_not_the_window():
 
     model = OnlineModel("gbm", WindowedBoosting(window=1000, refit_every=400, min_leaf=20))
     rng = np.random.default_rng(3)
-    rows = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(1300)]
+    rows = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(1700)]
     for x in rows[:900]:
         model.learn(x, int(x["a"] * x["b"] > 0))  # an interaction, learned by the trees
     booster = model.estimator
@@ -115,14 +115,18 @@ def test_gbm_snapshot_keeps_the_trees_not_the_window():
     blob = pickle.dumps(booster)
     assert len(blob) < 200_000  # the window (1000 rows) is not in it
     restored = pickle.loads(blob)
-    assert [restored.predict_proba_one(x) for x in rows[900:]] == [
-        booster.predict_proba_one(x) for x in rows[900:]
+    assert [restored.predict_proba_one(x) for x in rows[900:1300]] == [
+        booster.predict_proba_one(x) for x in rows[900:1300]
     ]
     assert restored.predict_proba_one({"a": 1.0, "b": 1.0})[1] > 0.7
     assert restored.predict_proba_one({"a": 1.0, "b": -1.0})[1] < 0.3
-    for x in rows[900:1300]:  # it refits after refit_every new labels
+    assert booster.fit_rows == restored.fit_rows == 800
+    for x in rows[900:1300]:  # 400 new labels: refit_every, but fewer than the trees had
         restored.learn_one(x, int(x["a"] * x["b"] > 0))
-    assert restored.fits == 3
+    assert restored.fits == 2
+    for x in rows[1300:1700]:  # the window holds 800 again: it refits
+        restored.learn_one(x, int(x["a"] * x["b"] > 0))
+    assert restored.fits == 3 and restored.fit_rows == 800
 
 
 def test_exact_auc_matches_brute_force():

@@ -10,7 +10,7 @@ import pytest
 
 from spark.broker.embedded import free_port
 from spark.consume import messages
-from spark.features import FEATURE_SET, TickFeatures
+from spark.features import FEATURE_SET
 from spark.ticks import TickProducer
 from spark.ticks.producer import default_serde
 from spark.ticks.readers import read
@@ -39,42 +39,78 @@ def produce(ticks) -> None:
             assert feed.send(tick)
 
 
-def test_features_survive_a_worker_restart_identically(broker, tmp_path):
+def test_after_a_crash_features_and_models_continue_exactly(broker, tmp_path, monkeypatch):
+    from spark.agents import app_id
+    from spark.kafka.topics import committed_offsets
+    from spark.ml.evaluate import Progressive
+    from spark.ml.models import make_model
+
+    # logreg: its snapshot is the whole model (gbm's refit window is not in its snapshot)
+    monkeypatch.setenv("SPARK_MODEL", "logreg")
+    monkeypatch.setenv("SPARK_SNAPSHOT_S", "8")
     fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 1500)
     equity = ticks_of(BUNDLED / "equity/ibm/20131007_quote.zip", 500)  # one-sided quotes
-    first, second = fx[:900] + equity[:300], fx[900:] + equity[300:]
+    # both symbols go to one partition (checked below), so the worker sees them in this order
+    parts = [fx[:600] + equity[:200], fx[600:900] + equity[200:300], fx[900:] + equity[300:]]
+    ticks = [t for part in parts for t in part]
+
+    def predictions() -> list[dict]:
+        serde = default_serde()
+        spec = catalog()["predictions"]
+        return [serde.decode(m.value(), "Prediction") for m in messages(spec, from_beginning=True)]
 
     w1 = WorkerProcess(free_port(), tmp_path / "w1.log")
     w1.wait_ready()
-    produce(first)
+    produce(parts[0])
     wait_for(
-        lambda: w1.metric("spark_events_out_total", topic="features") >= len(first),
-        what="features of the first part",
+        lambda: w1.metric("spark_events_out_total", topic="predictions") >= len(parts[0])
+        and w1.metric("spark_model_snapshots_total", outcome="published") >= 1,
+        what="predictions of the first part and a model snapshot",
     )
-    assert w1.stop() == 0
-    produce(second)
+    produce(parts[1])  # processed after the snapshot: the restarted worker must replay these
+    wait_for(
+        lambda: w1.metric("spark_events_out_total", topic="predictions") >= len(ticks) - 800,
+        what="predictions of the second part",
+    )
+    features = catalog()["features"]
+    wait_for(  # committed, so the restarted worker's stream starts after them
+        lambda: sum(committed_offsets(app_id(), {features.name: features.partitions}).values())
+        >= len(ticks) - 800,
+        what="the worker's commit of the second part",
+    )
+    w1.kill()
+    produce(parts[2])
     w2 = WorkerProcess(free_port(), tmp_path / "w2.log")
     try:
         w2.wait_ready()
+        seen = {(t.symbol, t.ts) for t in ticks}
         wait_for(
-            lambda: w2.metric("spark_events_out_total", topic="features") >= len(second),
-            what="features of the second part",
+            lambda: {(p["symbol"], p["ts"]) for p in predictions()} >= seen,
+            what="a prediction for every tick",
         )
-        assert w2.metric("spark_events_out_total", topic="features") == len(second)
+        # re-delivered ticks were already in the saved state: no feature vector twice
+        assert w2.metric("spark_events_out_total", topic="features") == len(parts[2])
     finally:
         w2.stop()
+    log = (tmp_path / "w2.log").read_text()
+    assert "restored logreg v1 (champion) from the registry" in log
+    assert "models caught up on" in log  # the vectors after the snapshot were replayed
 
-    got = feature_vectors()
-    assert len(got) == len(fx) + len(equity)  # one vector per accepted tick, none twice
+    vectors = list(messages(catalog()["features"], from_beginning=True))
+    assert len({m.partition() for m in vectors}) == 1
+    got = [default_serde().decode(m.value(), "FeatureVector") for m in vectors]
+    assert len(got) == len(ticks)  # one vector per accepted tick, none twice
     assert {v["feature_set"] for v in got} == {FEATURE_SET}
-    # what an uninterrupted run computes, tick by tick, per symbol
-    expected = {}
-    for symbol, series in (("EURUSD", fx), ("IBM", equity)):
-        state = TickFeatures()
-        expected[symbol] = [(t.ts, state.update(t)) for t in series]
+    # what an uninterrupted run computes, tick by tick
+    offline = Progressive(make_model("logreg"), horizon_s=1.0)
+    expected = [(t.symbol, t.ts, *offline.step(t)) for t in ticks]
     for symbol in ("EURUSD", "IBM"):
         mine = [(v["ts"], v["values"]) for v in got if v["symbol"] == symbol]
-        assert mine == expected[symbol], f"{symbol} features differ after the restart"
+        theirs = [(ts, x) for s, ts, x, _ in expected if s == symbol]
+        assert mine == theirs, f"{symbol} features differ after the crash"
+    # every prediction (re-sent ones included) is the uninterrupted run's
+    live = {(p["symbol"], p["ts"], p["prob_up"]) for p in predictions()}
+    assert live == {(s, ts, p) for s, ts, _, p in expected}
 
 
 def test_ticks_to_features_to_predictions_to_signals_match_the_offline_run(worker):

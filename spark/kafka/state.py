@@ -60,3 +60,40 @@ def latest_records(spec, serde) -> dict[str, dict]:
     return latest_values(
         spec.name, list(range(spec.partitions)), lambda value: serde.decode(value, spec.value)
     )
+
+
+def read_ranges(
+    topic: str, ranges: dict[int, tuple[int, int]], timeout: float = 60.0
+) -> dict[int, list[tuple[int, bytes | None, bytes | None]]]:
+    """partition -> [(offset, key, value)] of the offsets [start, end) of each partition,
+    in offset order (``ranges``: partition -> (start, end)); stops early at a partition's end."""
+    wanted = {p: r for p, r in ranges.items() if r[0] < r[1]}
+    out: dict[int, list[tuple[int, bytes | None, bytes | None]]] = {p: [] for p in wanted}
+    if not wanted:
+        return out
+    consumer = clients.reader()
+    try:
+        consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in wanted.items()])
+        pending = set(wanted)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise SparkError(f"reading {topic} took over {timeout:.0f}s")
+            for msg in consumer.consume(5000, timeout=0.2):
+                partition, err = msg.partition(), msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(partition)
+                        continue
+                    raise SparkError(f"reading {topic}: {err.str()}")
+                if partition not in pending:
+                    continue
+                if msg.offset() >= wanted[partition][1]:
+                    pending.discard(partition)
+                    continue
+                out[partition].append((msg.offset(), msg.key(), msg.value()))
+                if msg.offset() == wanted[partition][1] - 1:
+                    pending.discard(partition)
+    finally:
+        consumer.close()
+    return out

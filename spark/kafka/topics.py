@@ -150,20 +150,25 @@ def group_offsets(
     return report
 
 
-def group_lag(group: str, topics: dict[str, int]) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> messages not yet committed by ``group``; topics: name -> partitions.
+def committed_offsets(group: str, topics: dict[str, int]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> ``group``'s committed offset (0 if none); topics: name -> partitions.
 
     Reading committed offsets with the group's id does not join the group.
     """
     consumer = clients.reader(**{"group.id": group})
     try:
         wanted = [TopicPartition(t, p) for t, n in topics.items() for p in range(n)]
-        committed = {
+        return {
             (tp.topic, tp.partition): max(tp.offset, 0)
             for tp in consumer.committed(wanted, timeout=10)
         }
     finally:
         consumer.close()
+
+
+def group_lag(group: str, topics: dict[str, int]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> messages not yet committed by ``group``; topics: name -> partitions."""
+    committed = committed_offsets(group, topics)
     lag = {}
     for topic, partitions in topics.items():
         for partition, end in end_offsets(topic, partitions).items():

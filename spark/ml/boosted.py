@@ -16,8 +16,10 @@ market). ``WindowedBoosting`` keeps the online contract of every Spark model:
 A refit costs about a second for a 40,000-label window (docs/performance.md);
 it runs in ``learn_one``, so a worker pauses that long every ``refit_every``
 labels. Snapshots carry the trees (as LightGBM's text model, not as a pickle of
-its C object) and the warm-up model, not the window: a restored model predicts
-with its trees at once and refits when ``refit_every`` new labels have arrived.
+its C object) and the warm-up model, not the window (up to 40,000 vectors,
+~15 MB): a restored model predicts with its trees at once and refits once its
+window again holds as many labels as those trees were fit on, so restored trees
+are never replaced by trees fit on fewer labels.
 
 >>> import random
 >>> rng = random.Random(1)
@@ -117,6 +119,7 @@ class WindowedBoosting:
         self.booster: Any = None
         self._one_row: _OneRow | None = None
         self.fits = 0
+        self.fit_rows = 0  # labels the current trees were fit on
         self._reset_window()
 
     def _reset_window(self) -> None:
@@ -150,7 +153,9 @@ class WindowedBoosting:
         self._next = (self._next + 1) % self.window
         self._filled = min(self._filled + 1, self.window)
         self._since_fit += 1
-        if self._since_fit >= self.refit_every:
+        # after a restore the window starts empty: the restored trees are not replaced by
+        # trees fit on fewer labels (in an uninterrupted run the window only grows)
+        if self._since_fit >= self.refit_every and self._filled >= min(self.fit_rows, self.window):
             self._refit()
 
     def _refit(self) -> None:
@@ -168,6 +173,7 @@ class WindowedBoosting:
         self.booster = lightgbm.train(params, data, num_boost_round=self.trees)
         self._one_row = None  # made for the new trees at the next prediction
         self.fits += 1
+        self.fit_rows = len(order)
 
     def __getstate__(self) -> dict:
         skip = ("_x", "_y", "booster", "_one_row")
@@ -177,6 +183,7 @@ class WindowedBoosting:
 
     def __setstate__(self, state: dict) -> None:
         model = state.pop("booster")
+        self.fit_rows = 0  # snapshots from before session 4 lack it
         self.__dict__.update(state)
         self._reset_window()
         self._one_row = None

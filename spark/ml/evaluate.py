@@ -58,13 +58,23 @@ class Learner:
     (and learns them), then predicts ``x``, then queues it for its label.
     """
 
-    def __init__(self, model: OnlineModel, horizon_s: float) -> None:
+    def __init__(self, model: OnlineModel, horizon_s: float, keep_scores: bool = True) -> None:
         self.model = model
         self.horizon_us = round(horizon_s * 1e6)
         self.labels: dict[str, DelayedLabels] = {}
-        self.quality = Quality()
+        # every scored prediction (offline runs); a long-lived worker keeps only ``recent``
+        self.quality: Quality | None = Quality() if keep_scores else None
         self.recent = RollingQuality()
         self.last_resolved: list[tuple[float, int]] = []  # (prob_up, label) of the last step
+
+    def progress(self) -> dict:
+        """What a live snapshot keeps beside the model: pending labels and rolling scores."""
+        return {"labels": self.labels, "recent": self.recent}
+
+    def resume(self, progress: dict) -> None:
+        """Continue from ``progress()`` of an earlier process."""
+        self.labels = progress["labels"]
+        self.recent = progress["recent"]
 
     def step(self, symbol: str, ts: int, mid: float, x: dict[str, float]) -> float:
         queue = self.labels.get(symbol)
@@ -72,7 +82,8 @@ class Learner:
             queue = self.labels[symbol] = DelayedLabels(self.horizon_us)
         self.last_resolved = []
         for (x_old, p_old), y in queue.resolve(ts, mid):
-            self.quality.add(p_old, y)
+            if self.quality is not None:
+                self.quality.add(p_old, y)
             self.recent.add(p_old, y)
             self.last_resolved.append((p_old, y))
             self.model.learn(x_old, y)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spark.ml.evaluate import Learner
 from spark.ml.models import OnlineModel
@@ -37,6 +37,9 @@ class PromotionRule:
         return challenger["auc"] >= champion["auc"] + self.margin
 
 
+LIVE_SNAPSHOT = "live-v1"  # a worker's snapshot: model, pending labels, scores, position
+
+
 @dataclass
 class Slot:
     """One model version running in the predictor."""
@@ -44,6 +47,9 @@ class Slot:
     learner: Learner
     role: str  # champion | challenger
     version: int = 1
+    # features partition -> offset of the last vector the restored snapshot includes
+    # (empty unless restored from a worker's snapshot)
+    position: dict[int, int] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -57,9 +63,23 @@ class Slot:
             "labels": float(recent.labels),
         }
 
-    def to_record(self, key: bytes) -> dict:
-        """A ModelVersion record with a signed snapshot of the model."""
-        snapshot, mac = dump_signed(self.learner.model.estimator, key)
+    def to_record(self, key: bytes, position: dict[int, int] | None = None) -> dict:
+        """A ModelVersion record with a signed snapshot of the model.
+
+        With ``position`` (a live worker: features partition -> offset of the last
+        vector stepped on), the snapshot also holds the pending labels and rolling
+        scores, so a restarted worker continues exactly where this one was.
+        """
+        estimator = self.learner.model.estimator
+        payload = estimator
+        if position is not None:
+            payload = {
+                "format": LIVE_SNAPSHOT,
+                "estimator": estimator,
+                "progress": self.learner.progress(),
+                "position": dict(position),
+            }
+        snapshot, mac = dump_signed(payload, key)
         metrics = {k: v for k, v in self.metrics().items() if v == v}  # drop nan
         return {
             "model_id": self.model_id,
@@ -75,8 +95,21 @@ class Slot:
         }
 
     def restore(self, record: dict, key: bytes) -> None:
-        """Load a registry record's snapshot (SnapshotRejected if its signature is wrong)."""
-        estimator = load_signed(record.get("snapshot"), record.get("snapshot_hmac"), key)
+        """Load a registry record's snapshot (SnapshotRejected if its signature is wrong).
+
+        A worker's snapshot also brings back the pending labels and rolling scores,
+        unless it was made for another horizon, and the position it includes.
+        """
+        payload = load_signed(record.get("snapshot"), record.get("snapshot_hmac"), key)
+        self.position = {}
+        if isinstance(payload, dict) and payload.get("format") == LIVE_SNAPSHOT:
+            estimator = payload["estimator"]
+            horizon_s = json.loads(record.get("config_json") or "{}").get("horizon_s")
+            if horizon_s is not None and round(horizon_s * 1e6) == self.learner.horizon_us:
+                self.learner.resume(payload["progress"])
+                self.position = {int(p): o for p, o in payload["position"].items()}
+        else:
+            estimator = payload
         self.learner.model = OnlineModel(record["model_id"], estimator)
         self.version = record["version"]
         self.role = record["role"]
