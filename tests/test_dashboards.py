@@ -98,6 +98,8 @@ def test_every_panel_query_returns_data(broker, tmp_path, monkeypatch):
                     feed.poll()
                     time.sleep(0.5)
                     missing = [(p, q) for p, q in missing if not prom_query(prom_port, q)]
+                    if not missing:
+                        break
         while missing and time.monotonic() < deadline:
             time.sleep(2)
             missing = [(p, q) for p, q in missing if not prom_query(prom_port, q)]

@@ -276,7 +276,7 @@ def test_model_train_registers_versions_that_workers_pick_up(broker, tmp_path, m
         assert result.exit_code == 0, result.output
         return json.loads(result.output.strip().splitlines()[-1])
 
-    first, shadow, second = train("logreg"), train("hoeffding"), train("logreg")
+    first, shadow, second = train("logreg"), train("gbm"), train("logreg")
     assert (first["version"], first["role"]) == (1, "champion")
     assert (shadow["version"], shadow["role"]) == (1, "challenger")
     assert (second["version"], second["role"]) == (2, "challenger")
@@ -287,7 +287,7 @@ def test_model_train_registers_versions_that_workers_pick_up(broker, tmp_path, m
         worker.wait_ready()
         wait_restored(worker)
         models = http(worker.web_port, "/ml/models")[1]["models"]
-        assert {(m["model_id"], m["version"]) for m in models} == {("logreg", 2), ("hoeffding", 1)}
+        assert {(m["model_id"], m["version"]) for m in models} == {("logreg", 2), ("gbm", 1)}
         assert sorted(m["role"] for m in models) == ["challenger", "champion"]
         assert worker.metric("spark_model_snapshots_total", outcome="restored") == 2
     finally:
