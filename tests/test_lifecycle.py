@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from spark.broker.embedded import pid_alive
+from spark.broker.embedded import pid_alive, port_open
 from spark.ticks import Tick, TickProducer
 from tests.conftest import spark_cmd, wait_for
 
@@ -22,8 +22,9 @@ def test_foreground_up_stops_worker_and_its_broker_on_ctrl_c(tmp_path):
     env["SPARK_HOME"] = str(tmp_path / "home")
     from spark.broker.embedded import free_port
 
+    web_port = free_port()
     proc = subprocess.Popen(
-        spark_cmd("up", "--port", str(free_port()), "--web-port", str(free_port())),
+        spark_cmd("up", "--port", str(free_port()), "--web-port", str(web_port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -33,7 +34,10 @@ def test_foreground_up_stops_worker_and_its_broker_on_ctrl_c(tmp_path):
     try:
         wait_for(state.exists, 30, "the broker record")
         broker_pid = json.loads(state.read_text())["pid"]
-        time.sleep(5)  # let the worker start and join
+        # the worker is up (its web server answers) before the user presses Ctrl-C; a fixed
+        # 5 s wait failed once, on a loaded machine, before Faust had its signal handlers
+        wait_for(lambda: port_open("127.0.0.1", web_port), 60, "the worker's web port")
+        time.sleep(1.0)  # and has joined its group
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
