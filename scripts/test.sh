@@ -15,7 +15,5 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 python3 -m venv .venv
-# --no-compile: byte-compiling every installed module (botocore alone is thousands) took
-# ~30 s of the install; Python compiles what the tests import, when they import it
-.venv/bin/pip install -q --no-compile -e '.[test]'
+.venv/bin/pip install -q -e '.[test]'
 exec .venv/bin/python -m pytest "$@"
