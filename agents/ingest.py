@@ -65,10 +65,9 @@ class FeatureStateTable(faust.Table):
     async def on_recovery_completed(self, active_tps, standby_tps) -> None:
         await super().on_recovery_completed(active_tps, standby_tps)
         partitions = sorted(tp.partition for tp in active_tps)
+        topic = self.changelog_topic.get_topic_name()
         loop = asyncio.get_running_loop()
-        saved = await loop.run_in_executor(
-            None, latest_json, self.changelog_topic.get_topic_name(), partitions
-        )
+        saved = await loop.run_in_executor(None, latest_json, topic, partitions)
         repaired = 0
         for symbol, state in saved.items():
             key = symbol.encode()
@@ -82,14 +81,14 @@ class FeatureStateTable(faust.Table):
             log.warning(
                 "Faust's restore of %s was stale for %d of %d symbols; repaired from the "
                 "changelog read to its end (the broker's high watermarks, docs/broker.md)",
-                self.changelog_topic.get_topic_name(),
+                topic,
                 repaired,
                 len(saved),
             )
         log.info(
             "feature state of %d symbols loaded from %s partitions %s",
             len(saved),
-            self.changelog_topic.get_topic_name(),
+            topic,
             partitions,
         )
         self.ready.set()
