@@ -47,6 +47,7 @@ class Gate:
     labels_seen: int = 0
     suppressed: int = 0
     operator_hold: bool = False
+    moves: int = 0  # transitions so far (the drift stage watches it)
     _probation: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -55,6 +56,7 @@ class Gate:
 
     def _move(self, state: str, reason: str, ts: int) -> Gate:
         self.state, self.reason, self.since = state, reason, ts
+        self.moves += 1
         self.labels_seen = 0
         self._probation = []
         if state != CLOSED:

@@ -36,10 +36,13 @@ and rationale in docs/executor.md. In short, everything runs in event time:
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
+
+import numpy as np
 
 from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 
@@ -179,6 +182,114 @@ class PaperExecutor:
             {k: signal.get(k) for k in ("symbol", "ts", "side", "model_version", "strength")}
         )
         return []
+
+    def on_ticks(self, symbols, slot_of, slot, ts, bid, ask, mid, valid, signals) -> list[tuple]:
+        """A batch of quotes (arrays; ``symbols[slot[i]]`` is tick i's symbol and
+        ``slot_of`` its inverse, NaN = no side) with the gated signals made at some of them
+        (``signals``: (tick, signal) in tick order), as if each tick's quote and then its
+        signal were given one by one;
+        returns (tick, kind, record) of every output, kind as in ``on_quote``.
+
+        Only the symbols that can act are touched: those with signals waiting or arriving
+        and those with an open position (their marks count in risk checks). A signal's
+        fill is the first later quote of its symbol past the latency, so fills are found
+        by search and made in tick order; marks and risk checks see quotes up to the tick
+        being processed, never later ones, so the outputs do not depend on where a batch
+        is cut.
+        """
+        n_valid = int(valid.sum())
+        self.quotes_read += n_valid
+        arriving = {symbols[slot[i]] for i, _ in signals}
+        active = {s for s, q in self.pending.items() if q} | arriving
+        active |= {s for s, p in self.positions.items() if p.quantity}
+        if not active:
+            return []
+        codes = {slot_of[s] for s in active if s in slot_of}
+        mine = valid & np.isin(slot, list(codes))
+        ticks = np.flatnonzero(mine)
+        by_symbol = {c: ticks[slot[ticks] == c] for c in codes}
+        fed = dict.fromkeys(by_symbol, 0)  # quotes of each active symbol given so far
+        out: list[tuple] = []
+        nan_none = lambda v: None if v != v else float(v)  # noqa: E731
+
+        def feed(upto: int) -> None:
+            for c, idx in by_symbol.items():
+                k = int(np.searchsorted(idx, upto, side="right"))
+                if k == fed[c]:
+                    continue
+                symbol = symbols[c]
+                buffer = self.quotes.setdefault(symbol, deque())
+                for i in idx[fed[c] : k].tolist():
+                    buffer.append((int(ts[i]), nan_none(bid[i]), nan_none(ask[i]), float(mid[i])))
+                while len(buffer) > self.settings.retain_quotes:
+                    self.dropped[symbol] = buffer.popleft()
+                fed[c] = k
+                position = self.positions.get(symbol)
+                if position is not None:
+                    position.mark = buffer[-1][3]
+
+        def due_tick(symbol: str, after: int) -> int | None:
+            c = slot_of.get(symbol)
+            if c is None or c not in by_symbol:
+                return None
+            idx = by_symbol[c]
+            head = self.pending[symbol][0]["ts"]
+            for i in idx[int(np.searchsorted(idx, after, side="right")) :].tolist():
+                if self._due(head, int(ts[i])):
+                    return i
+            return None
+
+        heap: list[tuple[int, str]] = []
+        for symbol in sorted(s for s, q in self.pending.items() if q):
+            due = due_tick(symbol, -1)
+            if due is not None:
+                heapq.heappush(heap, (due, symbol))
+
+        def fills_until(limit: int) -> None:
+            while heap and heap[0][0] <= limit:
+                j, symbol = heapq.heappop(heap)
+                feed(j)
+                quote = self.quotes[symbol][-1]
+                waiting = self.pending[symbol]
+                while waiting and self._due(waiting[0]["ts"], quote[0]):
+                    out.extend(
+                        (j, kind, record)
+                        for kind, record in self._execute(waiting.popleft(), quote)
+                    )
+                if waiting:
+                    due = due_tick(symbol, j)
+                    if due is not None:
+                        heapq.heappush(heap, (due, symbol))
+
+        for i, signal in signals:
+            fills_until(i)
+            feed(i)
+            symbol = signal["symbol"]
+            waiting_before = bool(self.pending.get(symbol))
+            out.extend((i, kind, record) for kind, record in self.on_signal(signal))
+            if not waiting_before and self.pending.get(symbol):
+                due = due_tick(symbol, i)
+                if due is not None:
+                    heapq.heappush(heap, (due, symbol))
+        fills_until(len(slot))
+        feed(len(slot))
+        self._trim()
+        return out
+
+    def forget(self, symbol: str) -> None:
+        """Drop a quiet symbol's quotes (its position, if any, and its PnL stay)."""
+        self.quotes.pop(symbol, None)
+        self.dropped.pop(symbol, None)
+        self.pending.pop(symbol, None)
+
+    def _trim(self) -> None:
+        """Keep each symbol's quotes back to the oldest signal still waiting (and one before
+        it), the only ones a later decision can ask about."""
+        waiting = [q[0]["ts"] for q in self.pending.values() if q]
+        oldest = min(waiting) if waiting else None
+        for symbol, buffer in self.quotes.items():
+            while len(buffer) > 1 and (oldest is None or buffer[1][0] <= oldest):
+                self.dropped[symbol] = buffer.popleft()
 
     def command(
         self, action: str, limit_name: str | None, value: float | None, reason: str, ts: int

@@ -15,6 +15,8 @@ changes of intent, not a stream of repeats. Strength = |prob_up − 0.5| × 2.
 
 from __future__ import annotations
 
+from numba import njit
+
 
 class SignalPolicy:
     def __init__(self, band: float = 0.1) -> None:
@@ -45,3 +47,29 @@ class SignalPolicy:
         if commit:
             self.last_side[symbol] = side
         return side, min(abs(prob_up - 0.5) * 2, 1.0), rule
+
+
+SIDES = ("FLAT", "BUY", "SELL")  # side codes of ``decide`` (0 = FLAT, a symbol's start)
+NO_DECISION, SIGNAL, SUPPRESSED = 0, 1, 2
+
+
+@njit(cache=True)
+def decide(slot, valid, prob_up, allowed, band, last_side, decision, side) -> None:
+    """``SignalPolicy.decide`` over a batch: for each valid tick the desired side (codes of
+    SIDES); where it differs from the symbol's last side sent, ``SIGNAL`` if the tick is
+    ``allowed`` (and the side is remembered) else ``SUPPRESSED`` (not remembered)."""
+    up, down = 0.5 + band, 0.5 - band
+    for i in range(slot.shape[0]):
+        if not valid[i]:
+            continue
+        s = slot[i]
+        p = prob_up[i]
+        want = 1 if p >= up else (2 if p <= down else 0)
+        if want == last_side[s]:
+            continue
+        side[i] = want
+        if allowed[i]:
+            decision[i] = SIGNAL
+            last_side[s] = want
+        else:
+            decision[i] = SUPPRESSED

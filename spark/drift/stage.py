@@ -1,0 +1,227 @@
+"""The drift stage of a SignalPipeline: detectors, alerts and gates over a batch.
+
+Per symbol (docs/drift.md):
+
+* the gate rule — by default PSI on ``spread_bp`` confirmed by PSI on ``vol_bp`` within
+  250 vectors (``psi_confirmed``); or one PSI on a chosen feature — raises alerts with
+  severity "warning" that close the symbol's gate;
+* one PSI per watched feature (``SPARK_DRIFT_FEATURES``), severity "info";
+* ADWIN (delta 1e-4) on each model's prediction errors |prob_up − label|, per symbol and
+  model; the champion's alarms are "warning" with ``concept_gates``, else "info".
+
+Gates follow ``spark.drift.gate.Gate``. For each tick, in order: the PSI alerts, the
+champion's then each challenger's concept alerts, then the gate sees the warnings and the
+champion's labels resolved at that tick; a GateState record is produced when the gate
+moved or a warning came. ``allowed`` (may the tick's signal pass?) is the gate's state
+after that. Signals the gate holds back are counted in the gate (``suppressed``) by
+``count_suppressed`` once the policy has run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from river import drift as river_drift
+
+from spark.drift.gate import CLOSED, OPEN, Gate
+from spark.drift.kernel import Detector, DetectorSet
+from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
+from spark.settings import CONFIRMED, DriftSettings, SettingsError
+
+DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin")  # alert label values
+_RESTART = -1
+ADWIN_DELTA = 1e-4
+RULE_FEATURES = ("spread_bp", "vol_bp")
+
+
+def watched_features(watch: tuple[str, ...] | str) -> tuple[str, ...]:
+    """Feature names of a SPARK_DRIFT_FEATURES value: core, all, none or a list."""
+    if isinstance(watch, tuple):
+        names = watch
+    elif watch.strip() in ("", "core"):
+        return tuple(CORE_FEATURE_NAMES)
+    elif watch.strip() == "all":
+        return tuple(FEATURE_NAMES)
+    elif watch.strip() == "none":
+        return ()
+    else:
+        names = tuple(n.strip() for n in watch.split(",") if n.strip())
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown:
+        raise SettingsError(f"unknown features {unknown}; known: {', '.join(FEATURE_NAMES)}")
+    return names
+
+
+class DriftStage:
+    def __init__(self, settings: DriftSettings) -> None:
+        self.settings = settings
+        self.watch = watched_features(settings.watch)
+        index = FEATURE_NAMES.index
+        detectors = [
+            Detector(index(f), settings.window, settings.threshold, 250) for f in self.watch
+        ]
+        self.n_info = len(detectors)
+        if settings.rule == CONFIRMED:
+            detectors += [Detector(index("spread_bp"), 2000, 4.0, 250, group=0),
+                          Detector(index("vol_bp"), 1500, 3.0, 100, group=0)]  # fmt: skip
+            within = [250]
+        else:
+            if settings.rule not in FEATURE_NAMES:
+                raise SettingsError(
+                    f"SPARK_GATE_RULE must be {CONFIRMED} or a feature name, not {settings.rule!r}"
+                )
+            detectors.append(
+                Detector(index(settings.rule), settings.window, settings.threshold, 250)
+            )
+            within = []
+        self.detectors = DetectorSet(detectors, within)
+        self.gates: dict[str, Gate] = {}
+        self.concept: dict[tuple[str, str], river_drift.ADWIN] = {}
+
+    def gate(self, symbol: str) -> Gate:
+        gate = self.gates.get(symbol)
+        if gate is None:
+            s = self.settings
+            gate = self.gates[symbol] = Gate(
+                symbol, cooldown_labels=s.cooldown_labels, probation_labels=s.probation_labels,
+                min_auc=s.min_auc,
+            )  # fmt: skip
+        return gate
+
+    def grow(self, symbols: int) -> None:
+        self.detectors.grow(symbols)
+
+    def forget(self, slots: np.ndarray, names: list[str]) -> None:
+        self.detectors.reset(slots)
+        for name in names:
+            self.gates.pop(name, None)
+            for key in [k for k in self.concept if k[0] == name]:
+                del self.concept[key]
+
+    # --- alerts -----------------------------------------------------------------------------
+    def _psi_record(self, symbol: str, ts: int, d: int, statistic: float) -> dict:
+        cfg = self.detectors.detectors
+        if d >= len(cfg):  # the confirmed group: reported with its head detector's settings
+            head = cfg[self.n_info]
+            detector, feature, severity = "psi_confirmed", "&".join(RULE_FEATURES), "warning"
+        else:
+            head = cfg[d]
+            detector, feature = "psi", FEATURE_NAMES[head.feature]
+            severity = "info" if d < self.n_info else "warning"
+        return {
+            "symbol": symbol, "model_id": None, "model_version": None, "detector": detector,
+            "feature": feature, "statistic": float(statistic), "threshold": head.threshold,
+            "window": head.window, "severity": severity, "ts": ts,
+        }  # fmt: skip
+
+    def step(self, *, symbols, slot, ts, x, valid, events, champion, models) -> tuple:
+        """Alerts and gates over one batch.
+
+        ``symbols``: slot -> name; ``events``: label events (tick, label, each model's
+        prob_up); ``champion``: index of the champion model per tick; ``models``:
+        (model_id, version) per model. Returns (alerts, gate records, allowed per tick);
+        alerts and records are lists of (tick, record).
+        """
+        alerts: dict[int, list[dict]] = defaultdict(list)
+        tick, det, stat = self.detectors.step(slot, x, valid)
+        for i, d, value in zip(tick.tolist(), det.tolist(), stat.tolist(), strict=True):
+            alerts[i].append(self._psi_record(symbols[slot[i]], int(ts[i]), d, value))
+        ev_tick, ev_y, ev_p = events
+        labels_at: dict[int, list[int]] = defaultdict(list)
+        for e, i in enumerate(ev_tick.tolist()):
+            labels_at[i].append(e)
+        concept_gates = self.settings.concept_gates
+        for i, found in labels_at.items():
+            symbol, champ = symbols[slot[i]], champion[i]
+            order = [champ] + [m for m in range(len(models)) if m != champ]
+            for m in order:
+                model_id, version = models[m]
+                key = (symbol, model_id)
+                adwin = self.concept.get(key)
+                if adwin is None:
+                    adwin = self.concept[key] = river_drift.ADWIN(delta=ADWIN_DELTA)
+                for e in found:
+                    adwin.update(abs(ev_p[e, m] - ev_y[e]))
+                    if adwin.drift_detected:
+                        gating = m == champ and concept_gates
+                        alerts[i].append({
+                            "symbol": symbol, "model_id": model_id, "model_version": version,
+                            "detector": "adwin", "feature": None,
+                            "statistic": float(adwin.estimation), "threshold": ADWIN_DELTA,
+                            "window": int(adwin.width), "severity": "warning" if gating else "info",
+                            "ts": int(ts[i]),
+                        })  # fmt: skip
+        allowed = np.ones(len(slot), np.bool_)
+        records: list[tuple[int, dict]] = []
+        warned = {
+            slot[i] for i, found in alerts.items() if any(a["severity"] == "warning" for a in found)
+        }
+        watched = [s for s in np.unique(slot[valid]).tolist()
+                   if s in warned or not self.gate(symbols[s]).allows_signals]  # fmt: skip
+        # per watched symbol: (tick, gate state from that tick on, record index | RESTART)
+        self._changes: dict[str, list[tuple[int, str, int | None]]] = {}
+        self._suppressed_before = {}
+        for s in watched:
+            symbol = symbols[s]
+            gate = self.gate(symbol)
+            self._suppressed_before[symbol] = gate.suppressed
+            ticks = np.flatnonzero((slot == s) & valid)
+            changes = self._changes[symbol] = [(int(ticks[0]), gate.state, None)]
+            for i in sorted({i for i in ticks.tolist() if i in alerts or i in labels_at}):
+                before, moves = gate.state, gate.moves
+                gating = [a for a in alerts.get(i, ()) if a["severity"] == "warning"]
+                for alert in gating:
+                    gate.on_alert(alert["detector"], int(ts[i]))
+                champ = champion[i]
+                for e in labels_at.get(i, ()):
+                    gate.on_label(float(ev_p[e, champ]), int(ev_y[e]), int(ts[i]))
+                if gate.moves != moves and gate.state != CLOSED:
+                    changes.append((i, gate.state, _RESTART))
+                if gate.state != before or gating:
+                    changes.append((i, gate.state, len(records)))
+                    records.append((i, gate.to_record()))
+            starts = [c[0] for c in changes]
+            opened = np.array([c[1] == OPEN for c in changes])
+            allowed[ticks] = opened[np.searchsorted(starts, ticks, side="right") - 1]
+        ordered = [(i, a) for i in sorted(alerts) for a in alerts[i]]
+        return ordered, records, allowed
+
+    def count_suppressed(self, symbols, slot, suppressed: np.ndarray, records) -> dict[str, int]:
+        """Count the signals the gates held back (``suppressed``: their ticks) in their gates
+        and in this batch's GateState records, which count the suppressions before them since
+        their gate last opened or went on probation; the counts per gate state."""
+        by_state: dict[str, int] = defaultdict(int)
+        held: dict[str, list[int]] = defaultdict(list)
+        for i in suppressed.tolist():
+            held[symbols[slot[i]]].append(i)
+        for symbol, changes in self._changes.items():
+            count = self._suppressed_before[symbol]
+            events = sorted(
+                [(i, 0, state, r) for i, state, r in changes]
+                + [(i, 1, None, None) for i in held.get(symbol, ())],
+                key=lambda e: e[:2],  # at one tick: the gate first, then the policy
+            )
+            state = changes[0][1]
+            for _i, kind, new_state, r in events:
+                if kind == 1:
+                    count += 1
+                    by_state[state] += 1
+                    continue
+                state = new_state
+                if r == _RESTART:
+                    count = 0
+                elif r is not None:
+                    records[r][1]["suppressed"] = count
+            self.gate(symbol).suppressed = count
+        return dict(by_state)
+
+    def command(self, symbol: str, action: str, reason: str, ts: int) -> dict:
+        """An operator's open or close; the GateState record to publish."""
+        return self.gate(symbol).operator(action, reason, ts).to_record()
+
+    def states(self) -> dict[str, int]:
+        counts = {OPEN: 0, CLOSED: 0, "probation": 0}
+        for gate in self.gates.values():
+            counts[gate.state] += 1
+        return counts

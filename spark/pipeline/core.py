@@ -1,0 +1,168 @@
+"""The compiled per-tick loop of a SignalPipeline: features → labels → learn → predict.
+
+For every tick, in order (``run``):
+
+1. the symbol's features (``spark.features.kernel.update``); a tick without a mid gives
+   no vector and changes nothing;
+2. its due labels: a queued vector made at t resolves once a tick later than t + H
+   arrives, against the mid prevailing at t + H (the mid *before* this tick); ties are
+   counted and dropped (``spark.ml.labels``'s rule). Each label is learned by every
+   model, and recorded as an event (the tick that resolved it, the label, and what each
+   model predicted back then) for scores, drift and gates;
+3. each model's prediction for this tick's vector;
+4. the vector, its mid and the predictions join the symbol's label queue.
+
+Model kinds: ``LINEAR`` (``spark.ml.linear``) and ``GBM`` (trees from
+``spark.ml.trees``; until its first trees the model's own linear warm-up answers and
+learns). A gbm model also appends every label to its window.
+
+The loop stops early, before touching tick ``i``, when a model's label count reaches its
+next refit or swap point, or when the queue's item pool is empty: the caller acts (starts
+a refit, installs trees, grows the pool) and resumes at ``i``. Stops fall on tick
+boundaries defined by label counts only, so where a batch ends never changes a result.
+
+Queued vectors live in a pool of items shared by all symbols (``pool_*`` arrays, a free
+list in ``pool_next``), each symbol's queue a linked list from ``q_head`` to ``q_tail``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from spark.features import kernel as features
+from spark.ml import linear, trees
+
+LINEAR, GBM = 0, 1
+DONE, STOP_MODEL, STOP_POOL = 0, 1, 2
+NONE = -1
+
+
+@njit(cache=True)
+def _learn(kind, lin, counts, gidx, has_trees, win_x, win_y, win_pos, m, x, y) -> None:
+    if kind[m] == LINEAR or not has_trees[m]:
+        linear.learn(lin[m], x, y)
+    if kind[m] == GBM:
+        g = gidx[m]
+        at = win_pos[g, 0]
+        win_x[g, at] = x
+        win_y[g, at] = y
+        size = win_x.shape[1]
+        win_pos[g, 0] = (at + 1) % size
+        win_pos[g, 1] = min(win_pos[g, 1] + 1, size)
+    counts[m] += 1
+
+
+@njit(cache=True)
+def run(start, batch, feats, labels, models, forest, out):
+    """Process ticks ``start..`` of ``batch``; returns (status, next tick to process)."""
+    slot, ts, bid, ask, bid_size, ask_size, last, last_size = batch
+    fstate, istate = feats
+    horizon, q_head, q_tail, q_mid, q_ties, pool_ts, pool_mid, pool_x, pool_p, pool_next, free = (
+        labels
+    )
+    kind, lin, counts, gidx, has_trees, tree_range, win_x, win_y, win_pos, refit_at, swap_at = (
+        models
+    )
+    x_out, quote_out, valid, p_out, ev_tick, ev_y, ev_p, ev_n = out
+    n_models = kind.shape[0]
+    for i in range(start, slot.shape[0]):
+        for m in range(n_models):
+            if (swap_at[m] != NONE and counts[m] >= swap_at[m]) or (
+                refit_at[m] != NONE and counts[m] >= refit_at[m]
+            ):
+                return STOP_MODEL, i
+        if free[1] == 0:
+            return STOP_POOL, i
+        s = slot[i]
+        x = x_out[i]
+        ok = features.update(
+            fstate[s], istate[s], ts[i], bid[i], ask[i], bid_size[i], ask_size[i], last[i],
+            last_size[i], x,
+        )  # fmt: skip
+        valid[i] = ok
+        if not ok:
+            continue
+        mid = fstate[s, features.PREV_MID]
+        quote_out[i, 0] = mid
+        quote_out[i, 1] = fstate[s, features.PREV_BID]
+        quote_out[i, 2] = fstate[s, features.PREV_ASK]
+        item = q_head[s]
+        while item != NONE and pool_ts[item] + horizon < ts[i]:
+            following = pool_next[item]
+            if q_mid[s] != pool_mid[item]:
+                y = 1 if q_mid[s] > pool_mid[item] else 0
+                e = ev_n[0]
+                ev_tick[e] = i
+                ev_y[e] = y
+                ev_p[e] = pool_p[item]
+                ev_n[0] = e + 1
+                for m in range(n_models):
+                    _learn(kind, lin, counts, gidx, has_trees, win_x, win_y, win_pos, m,
+                           pool_x[item], y)  # fmt: skip
+            else:
+                q_ties[s] += 1
+            pool_next[item] = free[0]  # back to the free list
+            free[0] = item
+            free[1] += 1
+            item = following
+        q_head[s] = item
+        if item == NONE:
+            q_tail[s] = NONE
+        q_mid[s] = mid
+        for m in range(n_models):
+            if kind[m] == GBM and has_trees[m]:
+                p_out[i, m] = trees.predict(forest, tree_range[m, 0], tree_range[m, 1], x)
+            else:
+                p_out[i, m] = linear.predict(lin[m], x)
+        item = free[0]  # queue the vector for its label
+        free[0] = pool_next[item]
+        free[1] -= 1
+        pool_ts[item] = ts[i]
+        pool_mid[item] = mid
+        pool_x[item] = x
+        pool_p[item] = p_out[i]
+        pool_next[item] = NONE
+        if q_tail[s] == NONE:
+            q_head[s] = item
+        else:
+            pool_next[q_tail[s]] = item
+        q_tail[s] = item
+    return DONE, slot.shape[0]
+
+
+def release(slots: np.ndarray, q_head: np.ndarray, q_tail: np.ndarray, pool: tuple) -> None:
+    """Return every vector queued for ``slots`` to the free list (their labels are never
+    resolved: those symbols went quiet)."""
+    following, free = pool[4], pool[5]
+    for s in slots.tolist():
+        item = q_head[s]
+        while item != NONE:
+            after = following[item]
+            following[item] = free[0]
+            free[0] = item
+            free[1] += 1
+            item = after
+        q_head[s] = q_tail[s] = NONE
+
+
+def new_pool(size: int, n_features: int, models: int) -> tuple:
+    """An item pool of ``size`` free items."""
+    free = np.array([NONE, 0], np.int64)
+    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros((0, n_features)),
+             np.zeros((0, models)), np.zeros(0, np.int64), free)  # fmt: skip
+    return grow_pool(empty, size)
+
+
+def grow_pool(pool: tuple, extra: int) -> tuple:
+    """The pool arrays with ``extra`` more free items (the free list's head first)."""
+    pool_ts, pool_mid, pool_x, pool_p, pool_next, free = pool
+    size = pool_ts.shape[0]
+    ts = np.concatenate([pool_ts, np.zeros(extra, np.int64)])
+    mid = np.concatenate([pool_mid, np.zeros(extra)])
+    x = np.concatenate([pool_x, np.zeros((extra, pool_x.shape[1]))])
+    p = np.concatenate([pool_p, np.zeros((extra, pool_p.shape[1]))])
+    following = np.concatenate([pool_next, np.arange(size + 1, size + extra + 1, dtype=np.int64)])
+    following[-1] = free[0]  # the new items go in front of the old free list
+    free = np.array([size, free[1] + extra], np.int64)
+    return ts, mid, x, p, following, free

@@ -1,0 +1,217 @@
+"""A pipeline's learners as arrays for the compiled loop, and gbm refits off the hot path.
+
+Learners (docs/ml.md):
+
+* ``logreg`` — ``spark.ml.linear``: standardized features, online logistic regression.
+* ``gbm`` — LightGBM trees (100 trees of 15 leaves, learning rate 0.05, ≥ 200 labels a
+  leaf, one thread, deterministic) fit on the last ``window`` labelled vectors; until its
+  first trees a logreg warm-up answers and learns.
+
+Refits, deterministic and in the background. When a gbm model's label count reaches its
+next refit point k (every ``refit`` labels) at a tick boundary, the window as of that
+boundary is copied and trained on in a background thread (LightGBM's calls release the
+GIL), while the loop goes on with the old trees. At the first tick boundary where the
+count reaches k + ``swap`` labels the new trees take over; if the training has not
+finished by then, the loop waits for it. Which trees answer a tick depends on label
+counts only, so a replay reproduces a live run whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from spark.features.kernel import FEATURE_NAMES, N_FEATURES
+from spark.ml import linear
+from spark.ml.trees import Forest, concat
+from spark.pipeline.core import GBM, LINEAR, NONE
+from spark.settings import ModelSettings
+
+KINDS = {"logreg": LINEAR, "gbm": GBM}
+GBM_TREES = 100
+GBM_PARAMS = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "feature_fraction": 0.8,
+    "seed": 7,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 1,
+    "verbose": -1,
+}
+GBM_MIN_LEAF = 200
+_TRAINER: list[ThreadPoolExecutor] = []
+
+
+def _trainer() -> ThreadPoolExecutor:
+    """One background thread trains every refit of the process, one at a time."""
+    if not _TRAINER:
+        _TRAINER.append(ThreadPoolExecutor(1, thread_name_prefix="spark-refit"))
+    return _TRAINER[0]
+
+
+def fit_forest(x: np.ndarray, y: np.ndarray) -> Forest | None:
+    """Trees fit on labelled rows in time order; None when they hold one class only."""
+    import lightgbm
+
+    if y.min() == y.max():
+        return None  # nothing to split on yet: the current trees stay
+    # leaves of at least GBM_MIN_LEAF labels, fewer while the window is small (tests, demos)
+    params = dict(GBM_PARAMS, min_data_in_leaf=min(GBM_MIN_LEAF, max(20, len(y) // 20)))
+    data = lightgbm.Dataset(x, y, feature_name=list(FEATURE_NAMES))
+    return Forest.from_booster(lightgbm.train(params, data, num_boost_round=GBM_TREES))
+
+
+@dataclass
+class ModelSlot:
+    """One model version in a pipeline: its name, version, role, and gbm's trees."""
+
+    model_id: str
+    role: str  # champion | challenger
+    version: int = 1
+    forest: Forest | None = None
+    fits: int = 0
+    fit_rows: int = 0  # labels the current trees were fit on
+    training: Future | None = field(default=None, repr=False)
+    trained_rows: int = 0
+
+    @property
+    def kind(self) -> int:
+        return KINDS[self.model_id]
+
+
+class Learners:
+    """The pipeline's models: arrays the compiled loop reads and writes, plus their slots."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+        names = [settings.model, *settings.challengers]
+        self.slots = [
+            ModelSlot(name, "champion" if i == 0 else "challenger") for i, name in enumerate(names)
+        ]
+        m = len(self.slots)
+        self.kind = np.array([s.kind for s in self.slots], np.int8)
+        self.lin = np.zeros((m, linear.params_size(N_FEATURES)))
+        self.counts = np.zeros(m, np.int64)
+        gbm = [i for i, s in enumerate(self.slots) if s.kind == GBM]
+        self.gidx = np.full(m, NONE, np.int64)
+        self.gidx[gbm] = np.arange(len(gbm))
+        self.has_trees = np.zeros(m, np.bool_)
+        window = settings.gbm_window if gbm else 1
+        self.win_x = np.zeros((len(gbm), window, N_FEATURES))
+        self.win_y = np.zeros((len(gbm), window), np.int8)
+        self.win_pos = np.zeros((len(gbm), 2), np.int64)  # next row, rows filled
+        self.refit_at = np.full(m, NONE, np.int64)
+        self.refit_at[gbm] = settings.gbm_refit
+        self.swap_at = np.full(m, NONE, np.int64)
+        self._forests()
+
+    def _forests(self) -> None:
+        installed = [(i, s.forest) for i, s in enumerate(self.slots) if s.forest is not None]
+        self.forest, ranges = concat([f for _, f in installed])
+        self.tree_range = np.zeros((len(self.slots), 2), np.int64)
+        for (i, _), r in zip(installed, ranges, strict=True):
+            self.tree_range[i] = r
+
+    def arrays(self) -> tuple:
+        return (self.kind, self.lin, self.counts, self.gidx, self.has_trees, self.tree_range,
+                self.win_x, self.win_y, self.win_pos, self.refit_at, self.swap_at)  # fmt: skip
+
+    @property
+    def champion(self) -> int:
+        return next(i for i, s in enumerate(self.slots) if s.role == "champion")
+
+    # --- refits ------------------------------------------------------------------------------
+    def at_boundary(self) -> None:
+        """Act on every model whose label count reached a swap or refit point."""
+        for m, slot in enumerate(self.slots):
+            while True:
+                if self.swap_at[m] != NONE and self.counts[m] >= self.swap_at[m]:
+                    self._swap(m, slot)
+                elif self.refit_at[m] != NONE and self.counts[m] >= self.refit_at[m]:
+                    self._start_refit(m, slot)
+                else:
+                    break
+
+    def _window(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The gbm window's rows and labels, oldest first (a copy)."""
+        g = self.gidx[m]
+        at, filled = self.win_pos[g]
+        size = self.win_x.shape[1]
+        order = (np.arange(filled) + (at if filled == size else 0)) % size
+        return self.win_x[g, order], self.win_y[g, order].astype(np.int32)
+
+    def _start_refit(self, m: int, slot: ModelSlot) -> None:
+        x, y = self._window(m)
+        slot.training = _trainer().submit(fit_forest, x, y)
+        slot.trained_rows = len(y)
+        # the swap point counts from the scheduled refit point, not from the boundary that
+        # reached it, so with swap == refit a swap and the next refit fall on one boundary
+        self.swap_at[m] = self.refit_at[m] + self.settings.swap
+        refit = self.settings.gbm_refit
+        self.refit_at[m] = (self.counts[m] // refit + 1) * refit
+
+    def _swap(self, m: int, slot: ModelSlot) -> None:
+        forest = slot.training.result() if slot.training is not None else None
+        slot.training = None
+        self.swap_at[m] = NONE
+        if forest is None:
+            return
+        slot.forest, slot.fits, slot.fit_rows = forest, slot.fits + 1, slot.trained_rows
+        self.has_trees[m] = True
+        self._forests()
+
+    # --- state ---------------------------------------------------------------------------------
+    _ARRAYS = ("lin", "counts", "has_trees", "win_x", "win_y", "win_pos", "refit_at", "swap_at")
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able part, arrays) of every model, trees in training included (finished
+        first: a checkpoint holds trees, never a thread)."""
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        slots = []
+        for m, slot in enumerate(self.slots):
+            pending = slot.training.result() if slot.training is not None else None
+            for key, forest in (("forest", slot.forest), ("pending", pending)):
+                if forest is not None:
+                    arrays.update(
+                        {
+                            f"{key}{m}.{n}": a
+                            for n, a in zip(FOREST_FIELDS, forest.arrays(), strict=True)
+                        }
+                    )
+            slots.append(
+                {"model_id": slot.model_id, "role": slot.role, "version": slot.version,
+                 "fits": slot.fits, "fit_rows": slot.fit_rows, "trained_rows": slot.trained_rows,
+                 "forest": slot.forest is not None, "training": slot.training is not None,
+                 "pending": pending is not None}
+            )  # fmt: skip
+        return {"slots": slots, "settings": asdict(self.settings)}, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Learners:
+        """Learners exactly as ``state()`` saw them, with the settings they ran with."""
+        saved = dict(meta["settings"], challengers=tuple(meta["settings"]["challengers"]))
+        self = cls(ModelSettings(**saved))
+        for name in self._ARRAYS:
+            getattr(self, name)[...] = arrays[name]
+        for m, (slot, kept) in enumerate(zip(self.slots, meta["slots"], strict=True)):
+            slot.role, slot.version, slot.fits = kept["role"], kept["version"], kept["fits"]
+            slot.fit_rows, slot.trained_rows = kept["fit_rows"], kept["trained_rows"]
+            if kept["forest"]:
+                slot.forest = Forest(*(arrays[f"forest{m}.{n}"] for n in FOREST_FIELDS))
+            if kept["training"]:
+                slot.training = Future()
+                slot.training.set_result(
+                    Forest(*(arrays[f"pending{m}.{n}"] for n in FOREST_FIELDS))
+                    if kept["pending"]
+                    else None
+                )
+        self._forests()
+        return self
+
+
+FOREST_FIELDS = ("feature", "threshold", "default_left", "missing", "left", "right",
+                 "leaf_value", "roots")  # fmt: skip

@@ -1,0 +1,188 @@
+"""Every setting of the signal pipeline, read from the environment once into one object.
+
+``Settings.from_env()`` is called once by each entry point (worker, CLI command, job);
+the object is passed down, and nothing below reads the environment again. Every field
+has the default the documentation gives; a bad value is a SettingsError (a SparkError)
+naming the variable.
+
+=============================  ==============================================  =========
+variable                       meaning                                         default
+=============================  ==============================================  =========
+SPARK_MODEL                    champion learner: gbm or logreg                  gbm
+SPARK_CHALLENGERS              learners run in shadow, comma-separated          (none)
+SPARK_HORIZON_S                label horizon, seconds                           1.0
+SPARK_SIGNAL_BAND              signal band around 0.5                           0.1
+SPARK_GBM_WINDOW               gbm: labels its trees are fit on                 40000
+SPARK_GBM_REFIT                gbm: labels between refits                       5000
+SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      = REFIT
+SPARK_PROMOTION_MARGIN         challenger AUC over champion to be promoted      0.01
+SPARK_PROMOTION_MIN_LABELS     labels each needs before a comparison            2000
+SPARK_GATE_RULE                confirmed, or a feature name (one PSI on it)     confirmed
+SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
+SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
+SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
+SPARK_DRIFT_THRESHOLD          their PSI threshold                              4.0
+SPARK_GATE_COOLDOWN            labels a closed gate waits before probation      1000
+SPARK_GATE_PROBATION           labels scored in probation                       2000
+SPARK_GATE_MIN_AUC             probation AUC needed to reopen                   0.55
+SPARK_ORDER_NOTIONAL ...       paper executor (spark.execution.risk)            see there
+SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
+SPARK_IDLE_EVICT_S             event-time seconds after which an idle symbol    3600
+                               is forgotten
+=============================  ==============================================  =========
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from spark.errors import SparkError
+from spark.execution.risk import LIMIT_ENV, LIMIT_NAMES, ExecutionSettings, Limits
+
+MODEL_NAMES = ("gbm", "logreg")
+DEFAULT_MODEL = "gbm"  # measured best: docs/ml.md
+CONFIRMED = "confirmed"  # the default gate rule: PSI on spread_bp confirmed by vol_bp
+
+
+class SettingsError(SparkError):
+    """A setting with a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    model: str = DEFAULT_MODEL
+    challengers: tuple[str, ...] = ()
+    horizon_s: float = 1.0
+    band: float = 0.1
+    gbm_window: int = 40_000
+    gbm_refit: int = 5_000
+    gbm_swap: int | None = None  # None: the refit period
+    promotion_margin: float = 0.01
+    promotion_min_labels: int = 2_000
+
+    def __post_init__(self) -> None:
+        for name in (self.model, *self.challengers):
+            if name not in MODEL_NAMES:
+                raise SettingsError(
+                    f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}"
+                )
+        if not (self.horizon_s > 0 and math.isfinite(self.horizon_s)):
+            raise SettingsError(
+                f"the horizon must be a positive number of seconds, not {self.horizon_s!r}"
+            )
+        if not 0 < self.band < 0.5:
+            raise SettingsError(f"the signal band must be between 0 and 0.5, not {self.band!r}")
+        if not 0 < self.gbm_refit <= self.gbm_window:
+            raise SettingsError("SPARK_GBM_REFIT must be positive and at most SPARK_GBM_WINDOW")
+        if self.gbm_swap is not None and not 0 <= self.gbm_swap <= self.gbm_refit:
+            raise SettingsError("SPARK_GBM_SWAP must be between 0 and SPARK_GBM_REFIT")
+
+    @property
+    def swap(self) -> int:
+        return self.gbm_refit if self.gbm_swap is None else self.gbm_swap
+
+    @property
+    def horizon_us(self) -> int:
+        return round(self.horizon_s * 1e6)
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    watch: tuple[str, ...] | str = "core"  # feature names, or core / all / none
+    rule: str = CONFIRMED
+    concept_gates: bool = False
+    window: int = 5_000
+    threshold: float = 4.0
+    cooldown_labels: int = 1_000
+    probation_labels: int = 2_000
+    min_auc: float = 0.55
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a SignalPipeline and the worker around it run with."""
+
+    models: ModelSettings = field(default_factory=ModelSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    limits: Limits = field(default_factory=Limits)
+    gate: bool = True  # drift gates between the policy and the signals
+    snapshot_s: float = 30.0
+    idle_evict_s: float = 3_600.0
+
+    def with_models(self, **changes) -> Settings:
+        return replace(self, models=replace(self.models, **changes))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        read = _Reader(env)
+        challengers = tuple(
+            c.strip() for c in env.get("SPARK_CHALLENGERS", "").split(",") if c.strip()
+        )
+        swap = env.get("SPARK_GBM_SWAP", "").strip()
+        models = ModelSettings(
+            model=env.get("SPARK_MODEL", DEFAULT_MODEL).strip() or DEFAULT_MODEL,
+            challengers=challengers,
+            horizon_s=read.number("SPARK_HORIZON_S", 1.0),
+            band=read.number("SPARK_SIGNAL_BAND", 0.1),
+            gbm_window=read.whole("SPARK_GBM_WINDOW", 40_000),
+            gbm_refit=read.whole("SPARK_GBM_REFIT", 5_000),
+            gbm_swap=read.whole("SPARK_GBM_SWAP", 0) if swap else None,
+            promotion_margin=read.number("SPARK_PROMOTION_MARGIN", 0.01),
+            promotion_min_labels=read.whole("SPARK_PROMOTION_MIN_LABELS", 2_000),
+        )
+        concept = env.get("SPARK_GATE_CONCEPT", "off").strip().lower()
+        if concept not in ("on", "off"):
+            raise SettingsError(f"SPARK_GATE_CONCEPT must be on or off, not {concept!r}")
+        drift = DriftSettings(
+            watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
+            rule=env.get("SPARK_GATE_RULE", CONFIRMED).strip() or CONFIRMED,
+            concept_gates=concept == "on",
+            window=read.whole("SPARK_DRIFT_WINDOW", 5_000),
+            threshold=read.number("SPARK_DRIFT_THRESHOLD", 4.0),
+            cooldown_labels=read.whole("SPARK_GATE_COOLDOWN", 1_000),
+            probation_labels=read.whole("SPARK_GATE_PROBATION", 2_000),
+            min_auc=read.number("SPARK_GATE_MIN_AUC", 0.55),
+        )
+        d = ExecutionSettings()
+        execution = ExecutionSettings(
+            order_notional=read.number("SPARK_ORDER_NOTIONAL", d.order_notional),
+            fee_bp=read.number("SPARK_FEE_BP", d.fee_bp),
+            latency_ms=read.number("SPARK_FILL_LATENCY_MS", d.latency_ms),
+        )
+        limits = Limits(**{n: read.number(LIMIT_ENV[n], getattr(Limits(), n)) for n in LIMIT_NAMES})
+        return cls(
+            models=models,
+            drift=drift,
+            execution=execution,
+            limits=limits,
+            snapshot_s=read.number("SPARK_SNAPSHOT_S", 30.0),
+            idle_evict_s=read.number("SPARK_IDLE_EVICT_S", 3_600.0),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.env.get(name, "")
+        if raw.strip() == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise SettingsError(f"{name} must be a finite number >= 0, not {raw!r}")
+        return value
+
+    def whole(self, name: str, default: int) -> int:
+        value = self.number(name, default)
+        if value != int(value):
+            raise SettingsError(f"{name} must be a whole number, not {self.env.get(name)!r}")
+        return int(value)

@@ -1,0 +1,209 @@
+"""The SignalPipeline and its compiled stages, without Kafka.
+
+Each compiled stage is checked against the implementation it replaced (kept as the
+specification: the Python features and PSI detectors, river's logistic regression,
+LightGBM's own prediction); the pipeline is checked for the property everything rests on:
+where a batch is cut never changes a record.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spark.pipeline import SignalPipeline, TickBatch
+from spark.settings import Settings
+from spark.ticks.replay import valid_ticks
+
+BUNDLED = Path(__file__).resolve().parent.parent / "spark/data"
+EURUSD = BUNDLED / "fxcm/eurusd/20140501_quote.zip"
+IBM = BUNDLED / "equity/ibm/20131007_quote.zip"
+
+
+def ticks_of(path: Path, n: int, fmt: str = "lean-quote"):
+    return list(itertools.islice(valid_ticks([path], fmt), n))
+
+
+@pytest.fixture(scope="module")
+def mixed_ticks():
+    """Real FX quotes and one-sided equity quotes, merged in time order as replay does."""
+    fx, equity = ticks_of(EURUSD, 6000), ticks_of(IBM, 3000)
+    return sorted(fx + equity, key=lambda t: t.ts)
+
+
+def test_compiled_features_equal_the_python_definition(mixed_ticks):
+    from spark.features import kernel
+    from tests.oracles import TickFeatures
+
+    reference: dict[str, TickFeatures] = {}
+    state = {}
+    row = np.zeros(kernel.N_FEATURES)
+    nan = float("nan")
+    compared = 0
+    for t in mixed_ticks:
+        expected = reference.setdefault(t.symbol, TickFeatures()).update(t)
+        f, i = state.setdefault(t.symbol, kernel.new_state(1))
+        ok = kernel.update(
+            f[0], i[0], t.ts, *(nan if v is None else v for v in (
+                t.bid, t.ask, t.bid_size, t.ask_size, t.last, t.last_size)), row,
+        )  # fmt: skip
+        assert ok == (expected is not None)
+        if ok:
+            assert list(expected) == list(kernel.FEATURE_NAMES)
+            assert row.tolist() == list(expected.values())  # bit for bit
+            compared += 1
+    assert compared == len(mixed_ticks)
+
+
+def test_compiled_logreg_learns_like_rivers_pipeline(mixed_ticks):
+    from river import linear_model, optim, preprocessing
+
+    from spark.features.kernel import FEATURE_NAMES
+    from spark.ml import linear
+
+    result = SignalPipeline(Settings(gate=False).with_models(model="logreg")).step(
+        TickBatch.from_ticks(mixed_ticks[:3000])
+    )
+    rows = result.features[result.valid]
+    river_model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
+        optimizer=optim.SGD(0.01), l2=1e-4
+    )
+    mine = linear.new_params(len(FEATURE_NAMES))
+    labels = np.random.default_rng(1).integers(0, 2, len(rows))
+    for row, y in zip(rows, labels, strict=True):
+        x = dict(zip(FEATURE_NAMES, row.tolist(), strict=True))
+        theirs = river_model.predict_proba_one(x).get(True, 0.5)
+        assert linear.predict(mine, row) == pytest.approx(theirs, abs=1e-12)
+        river_model.learn_one(x, bool(y))
+        linear.learn(mine, row, int(y))
+
+
+def test_compiled_trees_predict_what_lightgbm_predicts():
+    import lightgbm
+
+    from spark.ml import trees
+    from spark.pipeline.learners import GBM_PARAMS
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4000, 6))
+    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(int)
+    x[rng.random(x.shape) < 0.02] = 0.0
+    booster = lightgbm.train(
+        dict(GBM_PARAMS, min_data_in_leaf=20), lightgbm.Dataset(x, y), num_boost_round=30
+    )
+    forest = trees.Forest.from_booster(booster)
+    arrays, ranges = trees.concat([forest])
+    probe = rng.normal(size=(500, 6))
+    probe[rng.random(probe.shape) < 0.05] = np.nan  # missing values take the default way
+    probe[rng.random(probe.shape) < 0.05] = 0.0
+    mine = [trees.predict(arrays, ranges[0, 0], ranges[0, 1], row) for row in probe]
+    assert mine == booster.predict(probe).tolist()  # exactly
+
+
+def test_compiled_psi_detectors_equal_the_python_ones(mixed_ticks):
+    from spark.drift.kernel import Detector, DetectorSet
+    from spark.features.kernel import FEATURE_NAMES
+    from tests.oracles import PSIDetector, confirmed_spread_vol
+
+    result = SignalPipeline(Settings(gate=False).with_models(model="logreg")).step(
+        TickBatch.from_ticks([t for t in mixed_ticks if t.symbol == "EURUSD"])
+    )
+    rows = result.features[result.valid]
+    watch = ("spread_bp", "ret_bp", "activity_1m")
+    python = [PSIDetector(window=500, threshold=0.5, check_every=50) for _ in watch]
+    rule = confirmed_spread_vol()
+    expected = []
+    for i, row in enumerate(rows):
+        x = dict(zip(FEATURE_NAMES, row.tolist(), strict=True))
+        expected += [
+            (i, d, det.statistic) for d, det in enumerate(python) if det.update(x[watch[d]])
+        ]
+        if rule.update_vector(x):
+            expected.append((i, len(watch) + 2, rule.statistic))
+    index = FEATURE_NAMES.index
+    rule_members = [
+        Detector(index("spread_bp"), 2000, 4.0, 250, group=0),
+        Detector(index("vol_bp"), 1500, 3.0, 100, group=0),
+    ]
+    compiled = DetectorSet([Detector(index(f), 500, 0.5, 50) for f in watch] + rule_members, [250])
+    compiled.grow(1)
+    got = []
+    for lo in range(0, len(rows), 333):  # in batches: a detector's state spans them
+        part = rows[lo : lo + 333]
+        tick, det, stat = compiled.step(
+            np.zeros(len(part), np.int64), part, np.ones(len(part), bool)
+        )
+        got += [
+            (lo + a, b, c)
+            for a, b, c in zip(tick.tolist(), det.tolist(), stat.tolist(), strict=True)
+        ]
+    assert len(expected) >= 3
+    assert got == expected
+
+
+def records(results) -> dict:
+    """Everything a pipeline produced, in a comparable form, ticks numbered globally."""
+    out: dict[str, list] = {k: [] for k in ("features", "probs", "signals", "alerts", "gates",
+                                            "executions", "labels", "models")}  # fmt: skip
+    base = 0
+    for r in results:
+        out["features"] += r.features[r.valid].tolist()
+        out["probs"] += r.probs[r.valid].tolist()
+        for key in ("signals", "alerts", "gates", "model_events"):
+            out.setdefault(key, []).extend((base + i, rec) for i, rec in getattr(r, key))
+        out["executions"] += [(base + i, k, rec) for i, k, rec in r.executions]
+        out["labels"] += list(zip((r.labels.tick + base).tolist(), r.labels.y.tolist(),
+                                  r.labels.p.tolist(), strict=True))  # fmt: skip
+        out["models"] += [r.models[c] for c in r.champion[r.valid]]
+        base += len(r.batch)
+    return out
+
+
+def run_in_pieces(settings_, batch: TickBatch, cuts: list[int]) -> dict:
+    pipeline = SignalPipeline(settings_)
+    bounds = [0, *sorted(set(cuts)), len(batch)]
+    return records([pipeline.step(batch.take(lo, hi)) for lo, hi in itertools.pairwise(bounds)])
+
+
+GBM_SMALL = Settings().with_models(model="gbm", challengers=("logreg",), gbm_window=1000,
+                                   gbm_refit=400, promotion_min_labels=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def whole_run(mixed_ticks):
+    batch = TickBatch.from_ticks(mixed_ticks)
+    return batch, run_in_pieces(GBM_SMALL, batch, [])
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=8999), max_size=12))
+def test_where_a_batch_is_cut_never_changes_a_record(whole_run, cuts):
+    batch, whole = whole_run
+    assert run_in_pieces(GBM_SMALL, batch, cuts) == whole
+
+
+def test_the_whole_run_exercises_every_stage(whole_run):
+    _, whole = whole_run
+    assert len(whole["features"]) == 9000
+    assert len(whole["signals"]) > 100
+    assert {k for _, k, _ in whole["executions"]} >= {"order", "fill", "position"}
+    assert whole["alerts"], "no drift alert in the run"
+    assert whole["model_events"], "no promotion in the run"  # logreg vs gbm, 300 labels
+
+
+def test_refits_are_deterministic_and_counted_in_labels(mixed_ticks):
+    pipeline = SignalPipeline(GBM_SMALL)
+    labels = 0
+    for part in TickBatch.from_ticks(mixed_ticks).chunks(777):
+        labels += len(pipeline.step(part).labels)
+    gbm = pipeline.learners.slots[0]
+    assert gbm.model_id == "gbm" and pipeline.learners.counts[0] == labels
+    # a refit starts every 400 labels and its trees answer from 400 labels later
+    assert gbm.fits == labels // 400 - 1
