@@ -1,16 +1,20 @@
-"""The Faust application factory: one worker image runs any subset of agents.
+"""The Faust application factory: one worker image runs the tick pipeline, the jobs, or both.
+
+Roles: ``pipeline`` (the tick loop, ``agents/pipeline.py``: ticks to features,
+predictions, signals, drift alerts, gates and paper orders, plus the operator command
+topics and the HTTP API) and ``jobs`` (backtest, optimizer and export requests).
 
 Settings that work on the embedded broker and on Apache Kafka (reasons in
 docs/broker.md):
 
-* ``broker_session_timeout=4`` s: the embedded broker takes about half the
-  session timeout to form a group (23 s with librdkafka's 45 s default); 4 s
-  gives ~2 s joins there and is still safe on real Kafka, with heartbeats
-  every 1 s.
+* the session timeout (``SPARK_SESSION_TIMEOUT_MS``, spark.settings): the
+  embedded broker takes about half of it to form a group (23 s with librdkafka's
+  45 s default), so 2 s there; Apache Kafka refuses less than 6 s, so 10 s there.
 * no ``exactly_once``: aiokafka's InitProducerId fails on the embedded broker.
   At-least-once plus idempotent downstream state is the contract.
 * agents read in batches (``take_events``): a per-event agent stalled for good
   after a rejoin in 3 of 10 runs on the embedded broker; batch agents did not.
+  The tick path does not go through Faust at all (docs/hot-path.md).
 * ``consumer_auto_offset_reset="earliest"``: a new worker group starts at the
   first tick, so ticks produced before the worker started are not skipped.
 """
@@ -25,10 +29,11 @@ import ssl
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from spark.agents import app_id
+from spark.agents import app_id, ticks_group
 from spark.config import bootstrap_servers, security_config, spark_home
+from spark.settings import Settings
 
-AGENTS = ("ingest", "predictor", "executor", "jobs")
+AGENTS = ("pipeline", "jobs")
 LAG_INTERVAL_S = 15.0
 log = logging.getLogger("spark.agents.app")
 
@@ -57,11 +62,14 @@ def _credentials() -> faust.types.auth.CredentialsT | None:
     return None
 
 
-def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.App:
-    """A Faust app with ``agents`` registered and ``/metrics`` served on ``web_port``."""
+def create_app(
+    agents: tuple[str, ...] = AGENTS, web_port: int = 6066, settings: Settings | None = None
+) -> faust.App:
+    """A Faust app with the roles ``agents`` and ``/metrics`` served on ``web_port``."""
     unknown = set(agents) - set(AGENTS)
     if unknown:
-        raise ValueError(f"unknown agents {sorted(unknown)}; known: {', '.join(AGENTS)}")
+        raise ValueError(f"unknown roles {sorted(unknown)}; known: {', '.join(AGENTS)}")
+    settings = settings or Settings.from_env()
     brokers = ";".join(f"kafka://{b}" for b in bootstrap_servers().split(","))
     app = faust.App(
         app_id(),
@@ -73,8 +81,8 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         web_host="127.0.0.1",
         web_port=web_port,
         web_bind=os.environ.get("SPARK_WORKER_BIND", "127.0.0.1"),
-        broker_session_timeout=4.0,
-        broker_heartbeat_interval=1.0,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=max(settings.session_timeout_ms / 4000, 0.25),
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         topic_replication_factor=int(os.environ.get("SPARK_REPLICATION_FACTOR", "1")),
@@ -94,40 +102,23 @@ def create_app(agents: tuple[str, ...] = AGENTS, web_port: int = 6066) -> faust.
         from spark.metrics import CONSUMER_LAG
         from spark.topics import catalog
 
-        inputs = {
-            "ingest": ["ticks"],
-            "predictor": ["features"],
-            "executor": ["signals"],
-            "jobs": ["backtest_requests"],
-        }
-        specs = [catalog()[i] for a in agents for i in inputs[a]]
-        topics = {spec.name: spec.partitions for spec in specs}
+        inputs = {"pipeline": ["ticks"], "jobs": ["backtest_requests"]}
+        groups = {"pipeline": ticks_group(), "jobs": app_id()}
         loop = asyncio.get_running_loop()
-        try:
-            lag = await loop.run_in_executor(None, group_lag, app_id(), topics)
-        except Exception as exc:  # noqa: BLE001 - a failed measurement must not stop the worker
-            log.warning("could not measure consumer lag: %s", exc)
-            return
-        for (topic, partition), messages in lag.items():
-            CONSUMER_LAG.labels(topic, str(partition)).set(messages)
+        for role in agents:
+            topics = {catalog()[i].name: catalog()[i].partitions for i in inputs[role]}
+            try:
+                lag = await loop.run_in_executor(None, group_lag, groups[role], topics)
+            except Exception as exc:  # noqa: BLE001 - a failed measurement must not stop the worker
+                log.warning("could not measure consumer lag: %s", exc)
+                return
+            for (topic, partition), messages in lag.items():
+                CONSUMER_LAG.labels(topic, str(partition)).set(messages)
 
-    if "ingest" in agents:
-        from spark.agents.ingest import register as register_ingest
+    if "pipeline" in agents:
+        from spark.agents.pipeline import register as register_pipeline
 
-        register_ingest(app)
-    if "predictor" in agents:
-        from spark.agents.predictor import register as register_predictor
-
-        register_predictor(app)
-    if "executor" in agents:
-        if "predictor" not in agents:
-            log.warning(
-                "the executor gets its quotes from the predictor agent of the same worker; "
-                "without it, signals wait for quotes that never come (docs/executor.md)"
-            )
-        from spark.agents.executor import register as register_executor
-
-        register_executor(app)
+        register_pipeline(app, settings)
     if "jobs" in agents:
         from spark.agents.jobs import register as register_jobs
 

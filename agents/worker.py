@@ -27,13 +27,15 @@ def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str 
 
     from spark.agents.app import create_app
     from spark.kafka.topics import create_topics
+    from spark.settings import Settings
 
     # Faust would create its own internal topics, but on the embedded broker its
     # CreateTopics calls get 4 partitions whatever they ask (docs/broker.md), so
     # the catalog creates them all first.
+    settings = Settings.from_env()  # read once, passed down; a bad value fails here
     create_topics()
     port = pick_web_port(web_port)
-    app = create_app(agents, web_port=port)
+    app = create_app(agents, web_port=port, settings=settings)
     logging.getLogger("faust").setLevel(logging.WARNING)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from spark.errors import SparkError
-from spark.ml import DEFAULT_MODEL, MODEL_NAMES
+from spark.settings import DEFAULT_MODEL, MODEL_NAMES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -530,19 +530,16 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json, p
     most confident of each block of 1,000 predictions, averaged over blocks).
     """
     from spark.ml.evaluate import evaluate
-    from spark.progress import row_progress
-    from spark.ticks.replay import valid_ticks
+    from spark.progress import tick_progress
 
     show = sys.stderr.isatty() if progress is None else progress
+    settings = _learner_settings(model_name, horizon)
     if per_file:
-        _model_eval_per_file(paths, fmt, symbol, tz, horizon, model_name, show, as_json)
+        _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json)
         return
-    with row_progress(list(paths), show, label="eval") as advance:
-        result = evaluate(
-            valid_ticks(list(paths), fmt, symbol.upper() if symbol else None, tz, on_row=advance),
-            horizon_s=horizon,
-            model=model_name,
-        )
+    batch = _read_ticks(paths, fmt, symbol, tz)
+    with tick_progress(len(batch), show, label="eval") as advance:
+        result = evaluate(batch, settings, on_tick=advance)
     if as_json:
         _print_json(result.as_dict())
     else:
@@ -553,16 +550,28 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json, p
         )
 
 
-def _model_eval_per_file(paths, fmt, symbol, tz, horizon, model_name, show, as_json) -> None:
+def _read_ticks(paths, fmt, symbol, tz):
+    """The valid ticks of files, merged in time order, as columns."""
+    from spark.ticks.columns import read_batch
+
+    return read_batch([Path(p) for p in paths], fmt, symbol.upper() if symbol else None, tz)[0]
+
+
+def _learner_settings(model_name: str, horizon: float):
+    """The environment's settings (read once here) with the command's learner."""
+    from spark.settings import Settings
+
+    return Settings.from_env().with_models(model=model_name, challengers=(), horizon_s=horizon)
+
+
+def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json) -> None:
     from spark.ml.evaluate import evaluate_per_file
-    from spark.progress import row_progress
-    from spark.ticks.replay import valid_ticks
+    from spark.progress import tick_progress
 
     ordered = sorted(paths, key=lambda p: Path(p).name)  # LEAN names start with the date
-    sym = symbol.upper() if symbol else None
-    with row_progress(list(ordered), show, label="eval") as advance:
-        files = [(str(p), valid_ticks([p], fmt, sym, tz, on_row=advance)) for p in ordered]
-        rows, total = evaluate_per_file(files, horizon, model_name)
+    files = [(str(p), _read_ticks([p], fmt, symbol, tz)) for p in ordered]
+    with tick_progress(sum(len(b) for _, b in files), show, label="eval") as advance:
+        rows, total = evaluate_per_file(files, settings, on_tick=advance)
     if as_json:
         out = total.as_dict()
         out["files"] = [{"file": name, **r.as_dict()} for name, r in rows]
@@ -588,16 +597,12 @@ def model_train(paths, fmt, symbol, tz, horizon, model_name, progress, as_json) 
     The metrics printed are progressive (each tick predicted before it was learned).
     """
     from spark.ml_jobs import train_and_register
-    from spark.progress import row_progress
-    from spark.ticks.replay import valid_ticks
+    from spark.progress import tick_progress
 
     show = sys.stderr.isatty() if progress is None else progress
-    with row_progress(list(paths), show, label="train") as advance:
-        done = train_and_register(
-            valid_ticks(list(paths), fmt, symbol.upper() if symbol else None, tz, on_row=advance),
-            model_name,
-            horizon,
-        )
+    batch = _read_ticks(paths, fmt, symbol, tz)
+    with tick_progress(len(batch), show, label="train") as advance:
+        done = train_and_register(batch, _learner_settings(model_name, horizon), on_tick=advance)
     r = done.result
     if as_json:
         _print_json(
@@ -665,13 +670,13 @@ def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json) -> N
     per detector, the delay to the first alarm after the switch (ticks and seconds) and the
     false alarms per 100,000 ticks before it."""
     from spark.drift.evaluate import drift_eval
-    from spark.ticks.replay import valid_ticks
 
+    settings = _learner_settings("logreg", horizon)
     try:
         result = drift_eval(
-            valid_ticks(list(paths), fmt),
-            valid_ticks(list(then_paths), fmt),
-            horizon_s=horizon,
+            _read_ticks(paths, fmt, None, None),
+            _read_ticks(then_paths, fmt, None, None),
+            settings,
             detectors=list(detectors) or None,
         )
     except ValueError as exc:
@@ -760,27 +765,65 @@ def _backtest_options(command):
         click.option("--limit", type=click.IntRange(min=1), help="Only the first N valid ticks."),
         *_learner_options(),
         click.option(
-            "--band", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.1,
-            show_default=True, help="Signal band: BUY at prob_up >= 0.5+band, SELL <= 0.5-band.",
+            "--band",
+            type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+            default=0.1,
+            show_default=True,
+            help="Signal band: BUY at prob_up >= 0.5+band, SELL <= 0.5-band.",
         ),
-        click.option("--gate/--no-gate", default=True, show_default=True,
-                     help="Run the drift gate between predictions and signals."),
-        click.option("--order-notional", type=click.FloatRange(min=0, min_open=True),
-                     default=100_000.0, show_default=True, help="Target position size, quote ccy."),
-        click.option("--fee-bp", type=click.FloatRange(min=0), default=0.5, show_default=True,
-                     help="Fee per fill, basis points of notional."),
-        click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0,
-                     show_default=True, help="Fill at the first quote this long after a signal."),
         click.option(
-            "--set-limit", "set_limits", multiple=True, metavar="NAME=VALUE",
+            "--gate/--no-gate",
+            default=True,
+            show_default=True,
+            help="Run the drift gate between predictions and signals.",
+        ),
+        click.option(
+            "--order-notional",
+            type=click.FloatRange(min=0, min_open=True),
+            default=100_000.0,
+            show_default=True,
+            help="Target position size, quote ccy.",
+        ),
+        click.option(
+            "--fee-bp",
+            type=click.FloatRange(min=0),
+            default=0.5,
+            show_default=True,
+            help="Fee per fill, basis points of notional.",
+        ),
+        click.option(
+            "--latency-ms",
+            type=click.FloatRange(min=0),
+            default=20.0,
+            show_default=True,
+            help="Fill at the first quote this long after a signal.",
+        ),
+        click.option(
+            "--set-limit",
+            "set_limits",
+            multiple=True,
+            metavar="NAME=VALUE",
             help="Override a risk limit, e.g. --set-limit max_daily_drawdown=1e9 (repeat).",
         ),
-    ]  # fmt: skip
+    ]
     return _apply(command, options)
 
 
-def _backtest_params(paths, fmt, symbol, tz, limit, model_name, horizon, band, gate,
-                     order_notional, fee_bp, latency_ms, set_limits) -> dict:  # fmt: skip
+def _backtest_params(
+    paths,
+    fmt,
+    symbol,
+    tz,
+    limit,
+    model_name,
+    horizon,
+    band,
+    gate,
+    order_notional,
+    fee_bp,
+    latency_ms,
+    set_limits,
+) -> dict:
     limits = {}
     for item in set_limits:
         name, sep, value = item.partition("=")
@@ -847,13 +890,19 @@ def _print_backtest(metrics: dict, rejections: dict | None = None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with every figure.")
 @click.option(
+    "--records",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write every record the pipeline produced (predictions, signals, orders, fills, "
+    "positions, alerts, gate states) as JSON lines: what a worker would put on its topics.",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
-def backtest_run(report, as_json, progress, **options) -> None:
+def backtest_run(report, as_json, records, progress, **options) -> None:
     """Run a backtest here, on files on this machine; prints PnL, drawdown, Sharpe, counts."""
     from spark.export.reports import format_of
     from spark.jobs.backtest import run_request
-    from spark.progress import row_progress
+    from spark.progress import tick_progress
 
     params = _backtest_params(**options)
     if report is not None:
@@ -862,8 +911,19 @@ def backtest_run(report, as_json, progress, **options) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--report") from None
     show = sys.stderr.isatty() if progress is None else progress
-    with row_progress(list(options["paths"]), show, label="backtest") as advance:
-        out = run_request(params, report, restrict=False, on_row=advance)
+    state: dict = {}
+
+    def advance(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tick_progress(total, show, label="backtest")
+            state["advance"] = state["bar"].__enter__()
+        state["advance"](done)
+
+    try:
+        out = run_request(params, report, restrict=False, on_tick=advance, records=records)
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
     if as_json:
         _print_json(out["summary"] | {"artifact_uri": out["artifact_uri"]})
         return
@@ -956,15 +1016,22 @@ def optimize() -> None:
 def _sweep_options(command):
     options = [
         click.option(
-            "--grid", "grid", multiple=True, required=True, metavar="NAME=V1,V2,...",
+            "--grid",
+            "grid",
+            multiple=True,
+            required=True,
+            metavar="NAME=V1,V2,...",
             help="Values to try for a backtest parameter (band, fee_bp, model, gate, "
             "latency_ms, order_notional, horizon_s, limits.<limit>); repeat for more.",
         ),
         click.option(
-            "--objective", type=click.Choice(["pnl", "sharpe", "neg_max_drawdown"]),
-            default="pnl", show_default=True, help="What the ranking maximises.",
+            "--objective",
+            type=click.Choice(["pnl", "sharpe", "neg_max_drawdown"]),
+            default="pnl",
+            show_default=True,
+            help="What the ranking maximises.",
         ),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         command = option(command)
     return _backtest_options(command)
@@ -1120,20 +1187,24 @@ def risk_status(as_json: bool) -> None:
     """Kill switch, limits, positions and PnL, as the executor last saved them."""
     import json as _json
 
-    from spark.agents.executor import STATE_KEY, summary
-    from spark.execution.paper import PaperExecutor
-    from spark.execution.risk import execution_from_env, limits_from_env
+    from spark.execution.paper import PaperExecutor, combined, summary
     from spark.kafka import clients
     from spark.kafka.state import latest_json
+    from spark.settings import Settings
     from spark.topics import catalog
 
     clients.ensure_reachable()
-    saved = latest_json(catalog()["executor_state"].name, [0]).get(STATE_KEY.decode())
-    if saved is None:
+    saved = latest_json(catalog()["executor_state"].name, [0])
+    settings = Settings.from_env()
+    views = {}
+    for key, state in sorted(saved.items()):
+        if key.startswith("partition:"):
+            executor = PaperExecutor(settings.execution, settings.limits)
+            executor.load(state)
+            views[key.removeprefix("partition:")] = summary(executor)
+    if not views:
         raise SparkError("no executor state yet: start a worker (spark up) and send ticks")
-    executor = PaperExecutor(execution_from_env(), limits_from_env())
-    executor.load(saved)
-    view = summary(executor)
+    view = combined(views)
     if as_json:
         click.echo(_json.dumps(view))
         return
@@ -1156,7 +1227,7 @@ def risk_status(as_json: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- worker, up, down
-AGENT_CHOICE = click.Choice(["ingest", "predictor", "executor", "jobs"])
+AGENT_CHOICE = click.Choice(["pipeline", "jobs"])
 
 
 @cli.command(context_settings=CONTEXT)
@@ -1165,7 +1236,8 @@ AGENT_CHOICE = click.Choice(["ingest", "predictor", "executor", "jobs"])
     "agents",
     multiple=True,
     type=AGENT_CHOICE,
-    help="Agents to run (repeat; default: all).",
+    help="Roles to run (repeat; default: both): pipeline (ticks to signals and paper orders, "
+    "commands, HTTP API) or jobs (backtest, optimizer and export requests).",
 )
 @click.option(
     "--web-port",

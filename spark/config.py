@@ -16,8 +16,8 @@ SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO   user:password for it
 SPARK_HOME                state folder (default ~/.spark): broker/worker records and logs
 SPARK_TOPIC_PREFIX        put in front of every topic name (isolates tests and tenants)
 SPARK_CONNECT_TIMEOUT     seconds to wait for a broker before saying it is unreachable (5)
-SPARK_MODEL, SPARK_HORIZON_S, SPARK_SIGNAL_BAND   the predictor (gbm, 1.0 s, 0.1)
-SPARK_GBM_WINDOW, SPARK_GBM_REFIT   the gbm learner's window and refit period, labels (40000, 5000)
+The signal pipeline's settings (SPARK_MODEL, SPARK_HORIZON_S, ...) are read once by
+``spark.settings.Settings.from_env``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 from pathlib import Path
 
 from spark.errors import SparkError
-from spark.ml import DEFAULT_MODEL
 
 # Environment variable -> librdkafka property, for SASL/TLS pass-through.
 SECURITY_ENV = {
@@ -106,31 +105,3 @@ def connect_timeout() -> float:
         return float(os.environ.get("SPARK_CONNECT_TIMEOUT", "5"))
     except ValueError:
         raise SparkError("SPARK_CONNECT_TIMEOUT must be a number of seconds") from None
-
-
-def _float_env(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise SparkError(f"{name} must be a number") from None
-
-
-def model_settings() -> dict:
-    """The predictor's settings, from the environment.
-
-    SPARK_MODEL (gbm): the champion's learner when the registry has none.
-    SPARK_CHALLENGERS (none): comma-separated learners run in shadow.
-    SPARK_HORIZON_S (1.0): label horizon. SPARK_SIGNAL_BAND (0.1): signal policy band.
-    SPARK_SNAPSHOT_S (30): seconds between registry snapshots.
-    SPARK_PROMOTION_MARGIN (0.01), SPARK_PROMOTION_MIN_LABELS (2000): promotion rule.
-    """
-    challengers = [c.strip() for c in os.environ.get("SPARK_CHALLENGERS", "").split(",")]
-    return {
-        "model": os.environ.get("SPARK_MODEL", DEFAULT_MODEL),
-        "challengers": [c for c in challengers if c],
-        "horizon_s": _float_env("SPARK_HORIZON_S", 1.0),
-        "band": _float_env("SPARK_SIGNAL_BAND", 0.1),
-        "snapshot_s": _float_env("SPARK_SNAPSHOT_S", 30.0),
-        "margin": _float_env("SPARK_PROMOTION_MARGIN", 0.01),
-        "min_labels": int(_float_env("SPARK_PROMOTION_MIN_LABELS", 2000)),
-    }

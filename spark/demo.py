@@ -116,14 +116,14 @@ class WorkerView:
                 cur["suppressed"] += value
             elif name == "spark_gates_not_open":
                 cur["gates_not_open"] = value
-            elif name == "spark_events_in_total" and labels.get("topic") == "signals":
-                cur["executor_signals"] = value
+            elif name == "spark_executor_signals_total":
+                cur["executor_signals"] += value
+                if labels.get("outcome") == "no_change":
+                    cur["no_change"] = value
             elif name == "spark_paper_orders_total" and labels.get("outcome") == "accepted":
                 cur["orders"] = value
             elif name == "spark_paper_orders_total" and labels.get("outcome") == "rejected":
                 cur["rejected"] = value
-            elif name == "spark_executor_signals_total" and labels.get("outcome") == "no_change":
-                cur["no_change"] = value
             elif name == "spark_paper_fills_total":
                 cur["fills"] = value
             elif name == "spark_order_rejections_total":
@@ -300,11 +300,7 @@ def _replay_and_watch(
             final = outcome["result"]
             expected = final.produced + outcome["garbage"]
             live.update(_status_table("worker catching up", final, worker, started))
-            if (
-                worker["consumed"] >= expected
-                and worker["predictions"] >= worker["accepted"]
-                and worker["executor_signals"] >= worker["signals"]
-            ):
+            if worker["consumed"] >= expected and worker["predictions"] >= worker["accepted"]:
                 live.update(_status_table("done", final, worker, started))
                 break
             deadline = deadline or time.monotonic() + CATCH_UP_TIMEOUT_S
@@ -383,7 +379,7 @@ def _print_summary(console: Console, s: dict) -> None:
     )
     limits = ", ".join(f"{r} {n:,}" for r, n in sorted(s["rejections"].items())) or "none"
     console.print(
-        f"[bold]Paper trading[/] {s['executor_signals']:,} signals read by the executor: "
+        f"[bold]Paper trading[/] {s['executor_signals']:,} signals decided by the executor: "
         f"{s['orders']:,} orders ({s['fills']:,} filled), {s['orders_rejected']:,} rejected "
         f"({limits}), {s['signals_without_order']:,} needed no order (target held), the rest "
         f"wait for their fill quote; PnL "

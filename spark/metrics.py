@@ -25,10 +25,6 @@ BATCH_SECONDS = Histogram(
 TICKS_ACCEPTED = Counter(
     "spark_ticks_accepted_total", "Ticks that passed the worker's ingest validation."
 )
-STATE_REPAIRED = Counter(
-    "spark_feature_state_repaired_total",
-    "Symbols whose feature state Faust restored stale and the worker repaired from the changelog.",
-)
 MODEL_LABELS = Counter(
     "spark_model_labels_total",
     "Labels resolved and learned, per model version.",
@@ -48,6 +44,14 @@ SNAPSHOTS = Counter(
     "spark_model_snapshots_total",
     "Model snapshots published to the registry, per outcome.",
     ["outcome"],
+)
+CHECKPOINTS = Counter(
+    "spark_pipeline_checkpoints_total",
+    "Pipeline checkpoints per outcome: written (with a transaction) or restored (on assignment).",
+    ["outcome"],
+)
+CHECKPOINT_BYTES = Gauge(
+    "spark_pipeline_checkpoint_bytes", "Size of the last pipeline checkpoint written, bytes."
 )
 PROMOTIONS = Counter("spark_model_promotions_total", "Challengers promoted to champion.")
 PROCESSING_LATENCY = Histogram(

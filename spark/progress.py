@@ -64,6 +64,28 @@ def row_progress(paths: list[Path], show: bool, label: str) -> Iterator:
 
 
 @contextmanager
+def tick_progress(total: int, show: bool, label: str) -> Iterator:
+    """A progress bar over ``total`` ticks; yields ``advance(done)`` (ticks done so far)."""
+    if not show:
+        yield lambda _done: None
+        return
+    progress = Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f} ticks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(label, total=total)
+        yield lambda done: progress.update(task, completed=done)
+        progress.update(task, completed=total)
+
+
+@contextmanager
 def spinner(label: str, show: bool | None = None) -> Iterator:
     """A spinner with elapsed time on stderr while waiting (only on a terminal by default);
     yields ``tick()`` to call while waiting."""
@@ -75,8 +97,11 @@ def spinner(label: str, show: bool | None = None) -> Iterator:
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
-        SpinnerColumn(), TextColumn(label), TimeElapsedColumn(), console=Console(stderr=True),
+        SpinnerColumn(),
+        TextColumn(label),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
         transient=True,
-    ) as progress:  # fmt: skip
+    ) as progress:
         task = progress.add_task(label, total=None)
         yield lambda: progress.update(task)

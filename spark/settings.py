@@ -14,7 +14,7 @@ SPARK_HORIZON_S                label horizon, seconds                           
 SPARK_SIGNAL_BAND              signal band around 0.5                           0.1
 SPARK_GBM_WINDOW               gbm: labels its trees are fit on                 40000
 SPARK_GBM_REFIT                gbm: labels between refits                       5000
-SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      = REFIT
+SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      500
 SPARK_PROMOTION_MARGIN         challenger AUC over champion to be promoted      0.01
 SPARK_PROMOTION_MIN_LABELS     labels each needs before a comparison            2000
 SPARK_GATE_RULE                confirmed, or a feature name (one PSI on it)     confirmed
@@ -27,9 +27,16 @@ SPARK_GATE_PROBATION           labels scored in probation                       
 SPARK_GATE_MIN_AUC             probation AUC needed to reopen                   0.55
 SPARK_ORDER_NOTIONAL ...       paper executor (spark.execution.risk)            see there
 SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
-SPARK_IDLE_EVICT_S             event-time seconds after which an idle symbol    3600
-                               is forgotten
+SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
+SPARK_IDLE_EVICT_TICKS         ticks of its partition after which an idle       10000000
+                               symbol is forgotten (it starts fresh if it
+                               returns)
 =============================  ==============================================  =========
+
+The session timeout: the embedded broker forms a group in about half of it
+(docs/broker.md), Apache Kafka refuses less than 6 s (``group.min.session.timeout.ms``).
+Default: 2,000 ms when the workers' broker is the embedded one this machine recorded,
+else 10,000 ms.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from spark.errors import SparkError
 from spark.execution.risk import LIMIT_ENV, LIMIT_NAMES, ExecutionSettings, Limits
@@ -59,7 +66,7 @@ class ModelSettings:
     band: float = 0.1
     gbm_window: int = 40_000
     gbm_refit: int = 5_000
-    gbm_swap: int | None = None  # None: the refit period
+    gbm_swap: int | None = None  # None: 500 labels, or the refit period if shorter
     promotion_margin: float = 0.01
     promotion_min_labels: int = 2_000
 
@@ -82,7 +89,9 @@ class ModelSettings:
 
     @property
     def swap(self) -> int:
-        return self.gbm_refit if self.gbm_swap is None else self.gbm_swap
+        """Labels between a refit's start and its trees' first prediction (docs/ml.md: 500
+        costs 0.001 AUC against waiting for every refit, a full refit period 0.012)."""
+        return min(500, self.gbm_refit) if self.gbm_swap is None else self.gbm_swap
 
     @property
     def horizon_us(self) -> int:
@@ -110,8 +119,31 @@ class Settings:
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     limits: Limits = field(default_factory=Limits)
     gate: bool = True  # drift gates between the policy and the signals
+    trading: bool = True  # signal policy and paper executor (off: features, models, scores)
     snapshot_s: float = 30.0
-    idle_evict_s: float = 3_600.0
+    idle_evict_ticks: int = 10_000_000
+    session_timeout_ms: int = 10_000
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Settings:
+        """Settings from ``as_dict()``."""
+        models = dict(saved["models"], challengers=tuple(saved["models"]["challengers"]))
+        watch = saved["drift"]["watch"]
+        drift = dict(saved["drift"], watch=tuple(watch) if isinstance(watch, list) else watch)
+        return cls(
+            models=ModelSettings(**models),
+            drift=DriftSettings(**drift),
+            execution=ExecutionSettings(**saved["execution"]),
+            limits=Limits(**saved["limits"]),
+            **{
+                k: v
+                for k, v in saved.items()
+                if k not in ("models", "drift", "execution", "limits")
+            },
+        )
 
     def with_models(self, **changes) -> Settings:
         return replace(self, models=replace(self.models, **changes))
@@ -161,8 +193,19 @@ class Settings:
             execution=execution,
             limits=limits,
             snapshot_s=read.number("SPARK_SNAPSHOT_S", 30.0),
-            idle_evict_s=read.number("SPARK_IDLE_EVICT_S", 3_600.0),
+            idle_evict_ticks=read.whole("SPARK_IDLE_EVICT_TICKS", 10_000_000),
+            session_timeout_ms=read.whole("SPARK_SESSION_TIMEOUT_MS", _default_session_ms(env)),
         )
+
+
+def _default_session_ms(env: Mapping[str, str]) -> int:
+    from spark.config import read_state
+
+    embedded = read_state("broker")
+    external = env.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not external or (embedded and embedded.get("address") == external):
+        return 2_000
+    return 10_000
 
 
 class _Reader:

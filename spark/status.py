@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from spark.agents import app_id
+from spark.agents import ticks_group
 from spark.agents.worker import worker_status
 from spark.broker import embedded
 from spark.config import bootstrap_servers, external_bootstrap
@@ -78,7 +78,7 @@ def collect() -> Status:
         status.topics.append(entry)
     ends = {t["name"]: t["end_offsets"] for t in status.topics if t["exists"]}
     ticks = catalog()["ticks"].name
-    always = {app_id(): [ticks]} if ticks in ends else {}
+    always = {ticks_group(): [ticks]} if ticks in ends else {}
     status.groups = kafka_topics.group_offsets(ends, always)
     if status.worker and status.worker.get("running"):
         status.worker["metrics"] = worker_metrics(status.worker["web_port"])

@@ -35,6 +35,9 @@ def _docker_answers() -> bool:
         return False
 
 
+EMBEDDED: dict[str, bool] = {}  # set when the session's broker is the embedded one
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory):
     """Address of a real Kafka-protocol broker for this test session."""
@@ -47,6 +50,7 @@ def kafka_bootstrap(tmp_path_factory):
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
+    EMBEDDED["yes"] = True
     from spark.broker import embedded
 
     home = tmp_path_factory.mktemp("tansu-home")
@@ -90,6 +94,8 @@ def broker(kafka_bootstrap, monkeypatch):
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("SPARK_TOPIC_PREFIX", f"t{uuid.uuid4().hex[:10]}.")
+    if EMBEDDED:  # reached through KAFKA_BOOTSTRAP_SERVERS, but it forms groups as Tansu does
+        monkeypatch.setenv("SPARK_SESSION_TIMEOUT_MS", "2000")
     create_topics()
     return kafka_bootstrap
 

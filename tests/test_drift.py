@@ -2,41 +2,66 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from river import drift as river_drift
 
 from spark.cli import cli
-from spark.drift.detectors import PSIDetector, adwin, page_hinkley
 from spark.drift.evaluate import DETECTORS, drift_eval
-from tests.test_streams import BUNDLED, ticks_of
+from spark.drift.kernel import Detector, DetectorSet
+from spark.pipeline import TickBatch
+from spark.settings import Settings
+from spark.ticks.replay import valid_ticks
+from tests.test_pipeline import BUNDLED
 
 
 def test_psi_quiet_on_one_distribution_and_fires_once_on_a_shift():
     rng = np.random.default_rng(3)
-    d = PSIDetector(window=500, threshold=0.5, check_every=50)
-    assert not any(d.update(float(v)) for v in rng.normal(0, 1, 20_000))
-    alarms = [(i, d.statistic) for i, v in enumerate(rng.normal(3, 1, 5_000)) if d.update(float(v))]
-    assert len(alarms) == 1  # then a new reference is learned from the new regime
-    index, psi = alarms[0]
-    assert index < 1000 and psi > 0.5
+    detectors = DetectorSet([Detector(0, window=500, threshold=0.5, check_every=50)], [])
+    detectors.grow(1)
+
+    def run(values):
+        x = values.reshape(-1, 1)
+        return detectors.step(np.zeros(len(x), np.int64), x, np.ones(len(x), bool))
+
+    assert len(run(rng.normal(0, 1, 20_000))[0]) == 0
+    ticks, _, stats = run(rng.normal(3, 1, 5_000))
+    assert len(ticks) == 1  # then a new reference is learned from the new regime
+    assert ticks[0] < 1000 and stats[0] > 0.5
 
 
-@pytest.mark.parametrize("make", [lambda: adwin(0.002), lambda: page_hinkley(20.0)])
-def test_error_detectors_see_a_jump_in_errors(make):
+def test_adwin_sees_a_jump_in_errors():
     rng = np.random.default_rng(4)
-    d = make()
-    before = [d.update(float(e)) for e in rng.uniform(0.0, 0.4, 5_000)]
-    after = [d.update(float(e)) for e in rng.uniform(0.5, 1.0, 2_000)]
-    assert sum(before) <= 1 and any(after)
+    detector = river_drift.ADWIN(delta=1e-4)  # as the drift stage runs it per symbol and model
+
+    def alarms(errors):
+        out = []
+        for e in errors:
+            detector.update(float(e))
+            out.append(detector.drift_detected)
+        return out
+
+    assert sum(alarms(rng.uniform(0.0, 0.4, 5_000))) <= 1 and any(
+        alarms(rng.uniform(0.5, 1.0, 2_000))
+    )
 
 
 def test_drift_eval_reports_delay_and_false_alarms_per_detector():
-    fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 60_000)  # the whole day
-    equity = ticks_of(BUNDLED / "equity/ibm/20131007_quote.zip", 10_000)
-    result = drift_eval(fx, equity)
+    fx = list(
+        itertools.islice(
+            valid_ticks([BUNDLED / "fxcm/eurusd/20140501_quote.zip"], "lean-quote"), 60_000
+        )
+    )
+    equity = list(
+        itertools.islice(
+            valid_ticks([BUNDLED / "equity/ibm/20131007_quote.zip"], "lean-quote"), 10_000
+        )
+    )
+    result = drift_eval(TickBatch.from_ticks(fx), TickBatch.from_ticks(equity), Settings())
     assert (result["ticks_before"], result["ticks_after"]) == (len(fx), len(equity))
     assert set(result["detectors"]) == set(DETECTORS)
     spread = result["detectors"]["psi_spread"]  # ~0.2 bp FX spreads vs ~0.5+ bp IBM spreads
@@ -67,3 +92,19 @@ def test_drift_eval_cli_json(shared_data):
     assert list(result["detectors"]) == ["psi_spread"]
     bad = drift_eval_cli("--detector", "magic")
     assert bad.exit_code == 2 and "unknown detectors" in bad.output
+
+
+@pytest.mark.parametrize("watch", ["none", "all", "spread_bp,vol_bp"])
+def test_drift_settings_name_features(watch):
+    from spark.drift.stage import watched_features
+
+    assert (
+        watched_features(watch)
+        == {
+            "none": (),
+            "all": watched_features("all"),
+            "spread_bp,vol_bp": ("spread_bp", "vol_bp"),
+        }[watch]
+    )
+    with pytest.raises(Exception, match="unknown features"):
+        watched_features("spread_bp,magic")

@@ -1,6 +1,6 @@
-"""The paper executor in a real worker on the real broker: gated signals become orders filled
-at the next quote, a limit breach and the kill switch stop orders, a restart keeps
-positions, kill switch and limits, and bad signals and commands are dead-lettered."""
+"""The paper executor in a real worker on the real broker: the pipeline's gated signals
+become orders filled at the next quote, a limit breach and the kill switch stop orders, a
+restart keeps positions, kill switch and limits, and bad commands are dead-lettered."""
 
 from __future__ import annotations
 
@@ -27,39 +27,18 @@ LATENCY_MS = 20
 
 
 def executor_view(worker: WorkerProcess) -> dict:
-    return http(worker.web_port, "/executor")[1]
+    """The executor of the partition that holds EURUSD (/executor shows one per partition)."""
+    from spark.kafka.partitioner import partition_of
+
+    p = partition_of(b"EURUSD", catalog()["ticks"].partitions)
+    return http(worker.web_port, "/executor")[1]["partitions"].get(str(p), {})
 
 
-def caught_up(worker: WorkerProcess, n_ticks: int, outside: int = 0) -> bool:
-    """The executor has read every quote of ``n_ticks`` ticks and every signal sent."""
-    signals_sent = worker.metric("spark_events_out_total", topic="signals") + outside
+def caught_up(worker: WorkerProcess, n_ticks: int) -> bool:
+    """The executor has seen every quote of ``n_ticks`` ticks and every signal sent."""
+    signals_sent = worker.metric("spark_events_out_total", topic="signals")
     view = executor_view(worker)
-    return view["quotes_read"] >= n_ticks and view["signals_read"] >= signals_sent
-
-
-def send_signals(ticks, every: int = 100) -> int:
-    """Signals as an outside model would send them: alternating BUY/SELL at every
-    ``every``-th tick (the worker's own gate may be shut by ADWIN on these few ticks)."""
-    spec = catalog()["signals"]
-    serde = default_serde()
-    producer = clients.producer()
-    sent = 0
-    for i, tick in enumerate(ticks[::every]):
-        record = {
-            "symbol": tick.symbol,
-            "ts": tick.ts,
-            "side": "BUY" if i % 2 == 0 else "SELL",
-            "strength": 0.5,
-            "model_id": "outside",
-            "model_version": 1,
-            "reason": "test",
-            "prob_up": 0.75 if i % 2 == 0 else 0.25,
-            "emitted_at": tick.ts,
-        }
-        producer.produce(spec.name, serde.encode(spec.name, spec.value, record), b"EURUSD")
-        sent += 1
-    assert producer.flush(10) == 0
-    return sent
+    return view.get("quotes_read", 0) >= n_ticks and view["signals_read"] >= signals_sent
 
 
 def invoke(*args: str) -> str:
@@ -68,9 +47,9 @@ def invoke(*args: str) -> str:
     return result.output
 
 
-def settle(worker: WorkerProcess, n_ticks: int, outside: int = 0) -> dict:
+def settle(worker: WorkerProcess, n_ticks: int) -> dict:
     """Wait until the executor caught up and its state stopped changing; return its view."""
-    wait_for(lambda: caught_up(worker, n_ticks, outside), what="executor caught up")
+    wait_for(lambda: caught_up(worker, n_ticks), what="executor caught up")
     last = {}
 
     def stable():
@@ -134,8 +113,7 @@ def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeyp
         )
         assert worker.metric("spark_kill_switch_engaged") == 1
         produce(second)
-        outside = send_signals(second)
-        settle(worker, len(first) + len(second), outside)
+        settle(worker, len(first) + len(second))
         after_kill = records("order_rejections", "OrderRejection")[len(rejections) :]
         assert after_kill and {r["limit_name"] for r in after_kill} == {"kill_switch"}
         assert "test halt" in after_kill[0]["reason"]
@@ -147,7 +125,7 @@ def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeyp
     try:
         restarted.wait_ready()
         view = wait_for(
-            lambda: (lambda v: v if v["kill_switch"] else None)(executor_view(restarted)),
+            lambda: (lambda v: v if v.get("kill_switch") else None)(executor_view(restarted)),
             what="state restored",
         )
         assert view["kill_switch"]["reason"] == "test halt"
@@ -161,7 +139,6 @@ def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeyp
         wait_for(lambda: executor_view(restarted)["kill_switch"] is None, what="cleared")
         assert restarted.metric("spark_kill_switch_engaged") == 0
         produce(third)
-        send_signals(third)
         wait_for(
             lambda: len(records("orders", "PaperOrder")) > before_restart, what="orders resume"
         )
@@ -172,23 +149,11 @@ def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeyp
     assert len(order_ids) == len(set(order_ids))
 
 
-def test_bad_signals_and_risk_commands_are_dead_lettered(worker):
+def test_bad_risk_commands_are_dead_lettered(worker):
     serde = default_serde()
-    signals, commands = catalog()["signals"], catalog()["risk_commands"]
+    commands = catalog()["risk_commands"]
     producer = clients.producer()
-    producer.produce(signals.name, b"garbage", b"EURUSD")
-    nameless = {
-        "symbol": "",
-        "ts": 1,
-        "side": "BUY",
-        "strength": 0.5,
-        "model_id": "logreg",
-        "model_version": 1,
-        "reason": "test",
-        "prob_up": 0.5,
-        "emitted_at": 1,
-    }
-    producer.produce(signals.name, serde.encode(signals.name, signals.value, nameless), b"EURUSD")
+    producer.produce(commands.name, b"garbage")
     bad_limit = {
         "action": "set_limit",
         "limit_name": "max_leverage",
@@ -200,17 +165,16 @@ def test_bad_signals_and_risk_commands_are_dead_lettered(worker):
     producer.produce(commands.name, serde.encode(commands.name, commands.value, bad_limit))
     producer.flush(10)
 
-    def dead(spec, n):
-        got = list(messages(catalog()[spec.dlq], from_beginning=True))
-        return got if len(got) == n else None
+    def dead():
+        got = list(messages(catalog()[commands.dlq], from_beginning=True))
+        return got if len(got) == 2 else None
 
-    got = wait_for(lambda: dead(signals, 2), what="two dead-lettered signals")
-    reasons = sorted(decode_headers(m.headers())["spark.dlq.reason"] for m in got)
-    assert reasons == ["bad_magic_byte", "invalid_signal"]
-    [command] = wait_for(lambda: dead(commands, 1), what="a dead-lettered risk command")
-    headers = decode_headers(command.headers())
-    assert headers["spark.dlq.reason"] == "invalid_command"
-    assert "unknown limit 'max_leverage'" in headers["spark.dlq.detail"]
+    got = wait_for(dead, what="two dead-lettered risk commands")
+    headers = sorted(
+        (decode_headers(m.headers()) for m in got), key=lambda h: h["spark.dlq.reason"]
+    )
+    assert [h["spark.dlq.reason"] for h in headers] == ["bad_magic_byte", "invalid_command"]
+    assert "unknown limit 'max_leverage'" in headers[1]["spark.dlq.detail"]
 
 
 def test_risk_cli_rejects_bad_arguments_in_one_line():

@@ -1,8 +1,8 @@
-"""Pure streams/ML logic: features, delayed labels, quality metrics, progressive evaluation."""
+"""Features, delayed labels, learners, quality metrics and progressive evaluation, as the
+SignalPipeline computes them (no Kafka)."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spark.features import FEATURE_NAMES, TickFeatures
-from spark.ml.evaluate import Progressive, evaluate
-from spark.ml.labels import DelayedLabels
-from spark.ml.models import MODELS, make_model
+from spark.features import FEATURE_NAMES
+from spark.features import kernel as features
+from spark.ml.evaluate import evaluate
 from spark.ml.quality import exact_auc, precision_at_top
+from spark.pipeline import SignalPipeline, TickBatch
+from spark.settings import MODEL_NAMES, Settings
 from spark.ticks.model import Tick
 from spark.ticks.readers import read
 
 BUNDLED = Path(__file__).resolve().parent.parent / "spark/data/fxcm/eurusd/20140501_quote.zip"
+SCORING = Settings(gate=False, trading=False)
 
 
 def real_ticks(limit: int | None = None) -> list[Tick]:
@@ -27,106 +29,81 @@ def real_ticks(limit: int | None = None) -> list[Tick]:
     return list(itertools.islice(rows, limit))
 
 
+def step(ticks, settings=SCORING):
+    return SignalPipeline(settings).step(TickBatch.from_ticks(ticks))
+
+
 def test_features_have_the_documented_names_and_are_finite():
-    f = TickFeatures()
-    vectors = [x for t in real_ticks(5000) if (x := f.update(t)) is not None]
-    assert len(vectors) == 5000  # one per tick
-    for x in vectors:
-        assert tuple(x) == FEATURE_NAMES
-        assert all(math.isfinite(v) for v in x.values())
-    rsi = [x["rsi_14"] for x in vectors]
-    assert min(rsi) >= -50 and max(rsi) <= 50
-    assert max(x["activity_1m"] for x in vectors) > 10
+    result = step(real_ticks(5000))
+    assert result.valid.all()  # one vector per tick
+    assert result.features.shape == (5000, len(FEATURE_NAMES)) and len(FEATURE_NAMES) == 48
+    assert np.isfinite(result.features).all()
+    rsi = result.features[:, FEATURE_NAMES.index("rsi_14")]
+    assert rsi.min() >= -50 and rsi.max() <= 50
+    assert result.features[:, FEATURE_NAMES.index("activity_1m")].max() > 10
 
 
-def test_feature_state_is_constant_size_and_round_trips_through_json():
-    ticks = real_ticks(3000)
-    f = TickFeatures()
-    for t in ticks[:1000]:
-        f.update(t)
-    size_at_1000 = len(json.dumps(f.to_state()))
-    restored = TickFeatures.from_state(json.loads(json.dumps(f.to_state())))
-    for t in ticks[1000:]:
-        assert f.update(t) == restored.update(t)
-    assert abs(len(json.dumps(f.to_state())) - size_at_1000) < 200  # no growing windows
+def test_feature_state_is_a_fixed_size_row_per_symbol():
+    f, i = features.new_state(1)
+    row = np.zeros(features.N_FEATURES)
+    for t in real_ticks(3000):
+        features.update(f[0], i[0], t.ts, t.bid, t.ask, math.nan, math.nan, math.nan, math.nan, row)
+    assert f.shape == (1, features.FLOATS) and i.shape == (1, features.INTS)  # no growing windows
+    assert f.nbytes + i.nbytes < 1000
+
+
+def labels_of(ticks: list[tuple[int, float]], horizon_us: int) -> list[tuple[int, int]]:
+    """(index of the tick the label belongs to, label) resolved over one-symbol mids."""
+    settings = Settings(gate=False, trading=False).with_models(
+        model="logreg", horizon_s=horizon_us / 1e6
+    )
+    batch = TickBatch.from_ticks(Tick("X", 1_000_000 + ts, bid=mid, ask=mid) for ts, mid in ticks)
+    result = SignalPipeline(settings).step(batch)
+    # which queued vector each label belongs to: the oldest pending ones resolve first
+    queued, out = [], []
+    for i in range(len(batch)):
+        for e in np.flatnonzero(result.labels.tick == i).tolist():
+            out.append((queued.pop(0), int(result.labels.y[e])))
+        queued.append(i)
+    return out
 
 
 def test_delayed_labels_use_the_mid_prevailing_at_the_horizon():
-    q = DelayedLabels(horizon_us=10)
-    q.add(0, 1.0, "t0")
-    assert q.resolve(3, 1.1) == []
-    q.add(3, 1.1, "t3")
-    assert q.resolve(10, 0.9) == []  # 0 + 10 is not before 10: the mid at 10 may still change
-    q.add(10, 0.9, "t10a")
-    assert q.resolve(10, 1.2) == []  # another tick at 10: still not final
-    q.add(10, 1.2, "t10b")
-    # at ts 11 the mid prevailing at 10 is final: 1.2, from the last tick at 10
-    assert q.resolve(11, 1.0) == [("t0", 1)]
-    q.add(11, 1.0, "t11")
-    assert q.resolve(14, 1.1) == [("t3", 0)]  # mid prevailing at 13 is 1.0 (from ts 11) < 1.1
-    q.add(14, 1.1, "t14")
-    # mids prevailing at 20, 20, 21 and 24 are all 1.1 (from ts 14)
-    assert q.resolve(30, 1.1) == [("t10a", 1), ("t10b", 0), ("t11", 1)]
-    assert q.ties == 1 and len(q) == 0  # t14: 1.1 -> 1.1
+    # H = 10 µs; (ts, mid): a label is final only once a tick later than t + H arrives, and it
+    # compares the mid prevailing at t + H (the last tick at or before it) with the mid at t
+    ticks = [(0, 1.0), (3, 1.1), (10, 0.9), (10, 1.2), (11, 1.0), (14, 1.1), (30, 1.1)]
+    resolved = labels_of(ticks, horizon_us=10)
+    # t0 resolves at ts 11 against 1.2 (the last tick at 10): up; t3 at 14 against 1.0: down;
+    # at 30, t10a (0.9 -> 1.1) up, t10b (1.2 -> 1.1) down, t11 (1.0 -> 1.1) up; t14 is a tie
+    assert resolved == [(0, 1), (1, 0), (2, 1), (3, 0), (4, 1)]
 
 
 def test_label_ties_are_skipped():
-    q = DelayedLabels(horizon_us=5)
-    q.add(0, 1.0, "a")
-    q.add(1, 1.0, "b")
-    assert q.resolve(100, 1.0) == [] and q.ties == 2
+    settings = Settings(gate=False, trading=False).with_models(model="logreg", horizon_s=5e-6)
+    batch = TickBatch.from_ticks(Tick("X", 1_000_000 + ts, bid=1.0, ask=1.0) for ts in (0, 1, 100))
+    result = SignalPipeline(settings).step(batch)
+    assert len(result.labels) == 0 and result.ties == 2
 
 
-@pytest.mark.parametrize("name", ["logreg", "gbm"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_no_look_ahead_changing_the_future_never_changes_past_predictions(name):
     ticks = real_ticks(6000)
     cut = 4000
-    future = [dataclasses.replace(t, bid=t.bid * 1.01, ask=t.ask * 1.02) for t in ticks[cut:]]
+    future = [Tick(t.symbol, t.ts, bid=t.bid * 1.01, ask=t.ask * 1.02) for t in ticks[cut:]]
+    settings = SCORING.with_models(
+        model=name, horizon_s=2.0, gbm_window=1000, gbm_refit=400, gbm_swap=100
+    )
 
     def predictions(stream):
-        run = Progressive(make_model(name), horizon_s=2.0)
-        out = [out[1] if (out := run.step(t)) else None for t in stream]
-        return out, run
+        pipeline = SignalPipeline(settings)
+        return pipeline.step(TickBatch.from_ticks(stream)).probs[:, 0], pipeline
 
-    original, run = predictions(ticks)
+    original, pipeline = predictions(ticks)
     altered, _ = predictions(ticks[:cut] + future)
-    assert original[:cut] == altered[:cut]  # every prediction before the first changed tick
-    assert original[cut + 200 :] != altered[cut + 200 :]  # and the change does matter afterwards
-    if name == "gbm":  # the trees were refit (conftest: every 1,000 labels) before the cut
-        assert run.learner.model.estimator.fits >= 3
-
-
-def test_gbm_snapshot_keeps_the_trees_not_the_window():
-    import pickle
-
-    from spark.ml.boosted import WindowedBoosting
-    from spark.ml.models import OnlineModel
-
-    model = OnlineModel("gbm", WindowedBoosting(window=1000, refit_every=400, min_leaf=20))
-    rng = np.random.default_rng(3)
-    rows = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(1700)]
-    for x in rows[:900]:
-        model.learn(x, int(x["a"] * x["b"] > 0))  # an interaction, learned by the trees
-    booster = model.estimator
-    assert booster.fits == 2 and booster.booster is not None
-    for x in rows[900:950]:  # the one-row fast path gives exactly LightGBM's predict
-        slow = booster.booster.predict(booster._row(x).reshape(1, -1))[0]
-        assert booster.predict_proba_one(x)[1] == slow
-    blob = pickle.dumps(booster)
-    assert len(blob) < 200_000  # the window (1000 rows) is not in it
-    restored = pickle.loads(blob)
-    assert [restored.predict_proba_one(x) for x in rows[900:1300]] == [
-        booster.predict_proba_one(x) for x in rows[900:1300]
-    ]
-    assert restored.predict_proba_one({"a": 1.0, "b": 1.0})[1] > 0.7
-    assert restored.predict_proba_one({"a": 1.0, "b": -1.0})[1] < 0.3
-    assert booster.fit_rows == restored.fit_rows == 800
-    for x in rows[900:1300]:  # 400 new labels: refit_every, but fewer than the trees had
-        restored.learn_one(x, int(x["a"] * x["b"] > 0))
-    assert restored.fits == 2
-    for x in rows[1300:1700]:  # the window holds 800 again: it refits
-        restored.learn_one(x, int(x["a"] * x["b"] > 0))
-    assert restored.fits == 3 and restored.fit_rows == 800
+    assert (original[:cut] == altered[:cut]).all()  # every prediction before the change
+    assert (original[cut + 200 :] != altered[cut + 200 :]).any()  # and it matters after
+    if name == "gbm":  # trees were refit (every 400 labels) before the cut
+        assert pipeline.learners.slots[0].fits >= 3
 
 
 def test_exact_auc_matches_brute_force():
@@ -154,23 +131,28 @@ def test_precision_at_20_over_blocks():
     assert precision_at_top(scores, labels) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_learns_something_simple(name):
-    model = make_model(name)
+    # a symbol whose mid moves in the direction its spread says: up after a wide quote
     rng = np.random.default_rng(0)
-    for _ in range(600):
-        v = float(rng.normal())
-        model.learn({"a": v, "b": float(rng.normal())}, int(v > 0))
-    assert model.prob_up({"a": 2.0, "b": 0.0}) > model.prob_up({"a": -2.0, "b": 0.0})
+    mid, ticks = 100.0, []
+    for k in range(4000):
+        wide = bool(rng.random() < 0.5)
+        spread = 0.04 if wide else 0.01
+        ticks.append(Tick("X", 1_000_000 * (k + 1), bid=mid - spread / 2, ask=mid + spread / 2))
+        mid += 0.01 if wide else -0.01
+    settings = SCORING.with_models(model=name, gbm_window=2000, gbm_refit=1000, gbm_swap=0)
+    result = step(ticks, settings)
+    late = result.labels.tick > 2000
+    assert exact_auc(result.labels.p[late, 0], result.labels.y[late]) > 0.9
 
 
 def test_evaluate_counts_every_resolved_label_once():
     ticks = real_ticks(3000)
-    result = evaluate(ticks, horizon_s=2.0)
-    predictions = len(ticks)
+    result = evaluate(TickBatch.from_ticks(ticks), SCORING.with_models(horizon_s=2.0))
     # every prediction is scored, a tie, or still pending at the end of the data
-    assert result.n + result.ties <= predictions
-    assert predictions - (result.n + result.ties) < 50
+    assert result.n + result.ties <= len(ticks) == result.ticks
+    assert len(ticks) - (result.n + result.ties) < 50
     assert 0.0 <= result.auc <= 1.0
 
 
@@ -178,29 +160,16 @@ def test_model_eval_cli_json(shared_data):
     from click.testing import CliRunner
 
     from spark.cli import cli
-    from spark.ticks.replay import valid_ticks
+    from spark.ticks.columns import read_batch
 
     day = shared_data / "fxcm/eurusd/20140504_quote.zip"  # a short real day
-    result = CliRunner().invoke(
-        cli,
-        [
-            "model",
-            "eval",
-            "--data",
-            str(day),
-            "--format",
-            "lean-quote",
-            "--horizon",
-            "2",
-            "--model",
-            "logreg",  # the fastest learner: this tests the CLI (gbm live = offline: test_streams)
-            "--json",
-        ],
-    )
+    args = ["model", "eval", "--data", str(day), "--format", "lean-quote", "--horizon", "2"]
+    result = CliRunner().invoke(cli, [*args, "--model", "logreg", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output.strip().splitlines()[-1])
     assert {"n", "auc", "precision_at_20"} <= set(out)
-    direct = evaluate(valid_ticks([day], "lean-quote"), horizon_s=2.0, model="logreg")
+    batch, _ = read_batch([day], "lean-quote")
+    direct = evaluate(batch, Settings.from_env().with_models(model="logreg", horizon_s=2.0))
     assert (out["n"], out["auc"]) == (direct.n, direct.auc)  # the CLI runs exactly that code
     assert out["ticks"] == direct.ticks == 7_851  # every valid tick of the day
 
@@ -224,7 +193,7 @@ def test_model_eval_per_file_carries_the_model_and_scores_each_day(shared_data):
     from click.testing import CliRunner
 
     from spark.cli import cli
-    from spark.ticks.replay import valid_ticks
+    from spark.ticks.columns import read_batch
 
     # the two short days, given out of order: name (date) order wins
     days = [shared_data / f"fxcm/eurusd/201405{d}_quote.zip" for d in ("11", "04")]
@@ -236,10 +205,11 @@ def test_model_eval_per_file_carries_the_model_and_scores_each_day(shared_data):
     out = json.loads(result.output.strip().splitlines()[-1])
     first, second = out["files"]
     assert [Path(f["file"]).name for f in (first, second)] == [d.name for d in reversed(days)]
-    alone = evaluate(valid_ticks([days[1]], "lean-quote"), horizon_s=1.0, model="logreg")
+    settings = Settings.from_env().with_models(model="logreg")
+    alone = evaluate(read_batch([days[1]], "lean-quote")[0], settings)
     assert (first["n"], first["auc"]) == (alone.n, alone.auc)  # the first day starts fresh
     assert first["n"] + second["n"] == out["n"]  # every scored label in exactly one day
     assert first["ticks"] + second["ticks"] == out["ticks"]
     # the second day is scored with the model carried from the first: not a fresh run
-    fresh = evaluate(valid_ticks([days[0]], "lean-quote"), horizon_s=1.0, model="logreg")
+    fresh = evaluate(read_batch([days[0]], "lean-quote")[0], settings)
     assert second["auc"] != fresh.auc

@@ -1,8 +1,12 @@
+import numpy as np
 import pytest
 
 from spark.drift.gate import CLOSED, OPEN, PROBATION, Gate
+from spark.drift.stage import DriftStage
+from spark.features import FEATURE_NAMES
 from spark.serde.avro import AvroSerde
 from spark.serde.registry import EmbeddedRegistry
+from spark.settings import DriftSettings, Settings
 
 
 def feed(gate: Gate, pairs, ts: int = 0) -> list[str]:
@@ -58,35 +62,49 @@ def test_gate_state_fits_its_contract():
     assert record == g.to_record()
 
 
-def test_concept_drift_per_model_version_only_the_champion_gates():
-    from spark.drift.keeper import GateKeeper
+def concept_run(stage, errors_of, ticks: range, alerts: list, champion: int = 0) -> np.ndarray:
+    """Ticks of one symbol through a DriftStage; each resolves one label whose prob_up per
+    model is given by ``errors_of(t)`` (label 1 always). Returns the last tick's allowed."""
+    n = len(ticks)
+    x = np.zeros((n, len(FEATURE_NAMES)))
+    x[:, FEATURE_NAMES.index("spread_bp")] = 1.0
+    p = np.array([errors_of(t) for t in ticks])
+    out, _gates, allowed = stage.step(
+        symbols=["X"],
+        slot=np.zeros(n, np.int64),
+        ts=np.array(list(ticks), np.int64),
+        x=x,
+        valid=np.ones(n, bool),
+        events=(np.arange(n), np.ones(n, np.int8), p),
+        champion=np.full(n, champion),
+        models=[("champ", 3), ("chal", 1)],
+    )
+    alerts += [a for _, a in out]
+    return allowed
 
-    # no data drift in this test; concept drift may close the gate (SPARK_GATE_CONCEPT=on)
-    keeper = GateKeeper(window=10**6, rule="spread_bp", concept_gates=True)
-    good, bad = [(0.9, 1)], [(0.9, 0)]  # (prob_up, label): error 0.1, then 0.9
-    alerts = []
-    for t in range(3000):  # the challenger's errors jump at t = 1500; the champion's do not
-        shadow = good if t < 1500 else bad
-        out = keeper.observe("X", t, {"spread_bp": 1.0}, good, "champ", 3, [("chal", 1, shadow)])
-        alerts += [r for kind, r in out if kind == "alert"]
+
+def test_concept_drift_per_model_version_only_the_champion_gates():
+    # no data drift here; concept drift may close the gate (SPARK_GATE_CONCEPT=on)
+    stage = DriftStage(
+        DriftSettings(watch="none", rule="spread_bp", window=10**6, concept_gates=True)
+    )
+    stage.grow(1)
+    alerts: list = []
+    # the challenger's errors jump at t = 1500 (prob_up 0.9 on label 1, then 0.1); not the
+    # champion's
+    concept_run(stage, lambda t: (0.9, 0.9 if t < 1500 else 0.1), range(3000), alerts)
     assert alerts and {(a["model_id"], a["severity"]) for a in alerts} == {("chal", "info")}
-    assert keeper.allows("X")
-    for t in range(3000, 4500):  # now the champion's errors jump: its alert closes the gate
-        out = keeper.observe("X", t, {"spread_bp": 1.0}, bad, "champ", 3, [])
-        alerts += [r for kind, r in out if kind == "alert"]
+    assert stage.gate("X").allows_signals
+    allowed = concept_run(stage, lambda t: (0.1, 0.1), range(3000, 4500), alerts)
     assert ("champ", "warning") in {(a["model_id"], a["severity"]) for a in alerts}
-    assert not keeper.allows("X")
+    assert not stage.gate("X").allows_signals and not allowed[-1]
 
 
 def test_concept_drift_only_reports_by_default():
-    from spark.drift.keeper import GateKeeper, keeper_settings
-
-    assert keeper_settings()["concept_gates"] is False
-    keeper = GateKeeper(window=10**6, rule="spread_bp")
-    alerts = []
-    for t in range(3000):
-        resolved = [(0.9, 1)] if t < 1500 else [(0.9, 0)]
-        out = keeper.observe("X", t, {"spread_bp": 1.0}, resolved, "champ", 3)
-        alerts += [r for kind, r in out if kind == "alert"]
+    assert Settings.from_env().drift.concept_gates is False
+    stage = DriftStage(DriftSettings(watch="none", rule="spread_bp", window=10**6))
+    stage.grow(1)
+    alerts: list = []
+    concept_run(stage, lambda t: (0.9 if t < 1500 else 0.1, 0.9), range(3000), alerts)
     assert alerts and {(a["detector"], a["severity"]) for a in alerts} == {("adwin", "info")}
-    assert keeper.allows("X")
+    assert stage.gate("X").allows_signals

@@ -4,6 +4,7 @@ signals stop and are counted, an operator reopens and closes it, and a restart k
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -47,9 +48,10 @@ def regime_switch(spacing_us: int, n: int = 1500):
 def run_until_predicted(worker: WorkerProcess, ticks) -> None:
     produce(ticks)
     wait_for(
-        lambda: worker.metric("spark_events_in_total", topic="features") >= len(ticks),
-        what="all ticks through the predictor",
+        lambda: worker.metric("spark_events_out_total", topic="predictions") >= len(ticks),
+        what="all ticks through the pipeline",
     )
+    time.sleep(0.5)  # the batch's transaction commits right after its records are produced
 
 
 def test_gate_closes_on_drift_suppresses_signals_and_obeys_operators(broker, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ where a batch is cut never changes a record.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,15 @@ def test_compiled_features_equal_the_python_definition(mixed_ticks):
         expected = reference.setdefault(t.symbol, TickFeatures()).update(t)
         f, i = state.setdefault(t.symbol, kernel.new_state(1))
         ok = kernel.update(
-            f[0], i[0], t.ts, *(nan if v is None else v for v in (
-                t.bid, t.ask, t.bid_size, t.ask_size, t.last, t.last_size)), row,
-        )  # fmt: skip
+            f[0],
+            i[0],
+            t.ts,
+            *(
+                nan if v is None else v
+                for v in (t.bid, t.ask, t.bid_size, t.ask_size, t.last, t.last_size)
+            ),
+            row,
+        )
         assert ok == (expected is not None)
         if ok:
             assert list(expected) == list(kernel.FEATURE_NAMES)
@@ -148,8 +155,19 @@ def test_compiled_psi_detectors_equal_the_python_ones(mixed_ticks):
 
 def records(results) -> dict:
     """Everything a pipeline produced, in a comparable form, ticks numbered globally."""
-    out: dict[str, list] = {k: [] for k in ("features", "probs", "signals", "alerts", "gates",
-                                            "executions", "labels", "models")}  # fmt: skip
+    out: dict[str, list] = {
+        k: []
+        for k in (
+            "features",
+            "probs",
+            "signals",
+            "alerts",
+            "gates",
+            "executions",
+            "labels",
+            "models",
+        )
+    }
     base = 0
     for r in results:
         out["features"] += r.features[r.valid].tolist()
@@ -157,8 +175,14 @@ def records(results) -> dict:
         for key in ("signals", "alerts", "gates", "model_events"):
             out.setdefault(key, []).extend((base + i, rec) for i, rec in getattr(r, key))
         out["executions"] += [(base + i, k, rec) for i, k, rec in r.executions]
-        out["labels"] += list(zip((r.labels.tick + base).tolist(), r.labels.y.tolist(),
-                                  r.labels.p.tolist(), strict=True))  # fmt: skip
+        out["labels"] += list(
+            zip(
+                (r.labels.tick + base).tolist(),
+                r.labels.y.tolist(),
+                r.labels.p.tolist(),
+                strict=True,
+            )
+        )
         out["models"] += [r.models[c] for c in r.champion[r.valid]]
         base += len(r.batch)
     return out
@@ -170,8 +194,9 @@ def run_in_pieces(settings_, batch: TickBatch, cuts: list[int]) -> dict:
     return records([pipeline.step(batch.take(lo, hi)) for lo, hi in itertools.pairwise(bounds)])
 
 
-GBM_SMALL = Settings().with_models(model="gbm", challengers=("logreg",), gbm_window=1000,
-                                   gbm_refit=400, promotion_min_labels=300)  # fmt: skip
+GBM_SMALL = Settings().with_models(
+    model="gbm", challengers=("logreg",), gbm_window=1000, gbm_refit=400, promotion_min_labels=300
+)
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +212,40 @@ def whole_run(mixed_ticks):
 def test_where_a_batch_is_cut_never_changes_a_record(whole_run, cuts):
     batch, whole = whole_run
     assert run_in_pieces(GBM_SMALL, batch, cuts) == whole
+
+
+@pytest.fixture(scope="module")
+def gaps():
+    """IBM silent for 2,000 ticks twice: past the idle limit below, so it starts fresh and
+    may be freed between steps; EURUSD silent for 1,000, within it."""
+    fx, equity = ticks_of(EURUSD, 6000), ticks_of(IBM, 3000)
+    ticks = [
+        t
+        for k in range(3)
+        for t in fx[2000 * k : 2000 * (k + 1)] + equity[1000 * k : 1000 * (k + 1)]
+    ]
+    settings = replace(GBM_SMALL, idle_evict_ticks=1500)
+    batch = TickBatch.from_ticks(ticks)
+    return settings, batch, run_in_pieces(settings, batch, [])
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=8999), max_size=12))
+def test_symbols_back_from_a_silence_start_fresh_wherever_batches_are_cut(gaps, cuts):
+    settings_, batch, whole = gaps
+    assert run_in_pieces(settings_, batch, cuts) == whole
+
+
+def test_a_silent_symbol_is_forgotten_and_starts_fresh(gaps):
+    settings_, batch, _ = gaps
+    pipeline = SignalPipeline(settings_)
+    results = [pipeline.step(part) for part in batch.chunks(500)]
+    resets = [r.batch.symbol_at(i) for r in results for i in np.flatnonzero(r.reset).tolist()]
+    assert resets.count("IBM") <= 2 and "EURUSD" not in resets  # freed, or reset on return
+    fresh = SignalPipeline(settings_).step(batch.take(8000, 9000))  # IBM's last 1,000 alone
+    assert (results[-1].features[results[-1].valid] == fresh.features[fresh.valid][-500:]).all()
 
 
 def test_the_whole_run_exercises_every_stage(whole_run):

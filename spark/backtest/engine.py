@@ -1,18 +1,15 @@
-"""Backtest: recorded ticks through exactly the live code, tick by tick, in event time.
+"""Backtest: recorded ticks through the SignalPipeline, exactly as the live worker runs them.
 
-Per tick: features (``TickFeatures``), the paper executor sees the quote
-(fills of signals waiting for it), the model predicts and learns from
-delayed labels (``Learner``), the drift gate observes (``GateKeeper``, unless
-``gate`` is off), the signal policy decides, and a signal the gate lets
-through goes to the executor (``PaperExecutor``), which fills it at a later
-quote. The same objects run in the worker's agents, so a backtest is what
-the live pipeline would have done on those ticks (up to Kafka's interleaving
-of symbols, which the event-time executor makes irrelevant to fills).
+The ticks go through ``spark.pipeline.offline.OfflineRun``: one SignalPipeline per live
+tick partition (symbols grouped as the tick topic groups them), stepped on chunks — the
+same features, labels, learners, drift gate, signal policy and paper executor as the
+worker, so a backtest is what the live pipeline computes on those ticks, record for
+record (tests/test_parity.py checks it against a worker on the broker).
 
-Figures (docs/jobs.md): PnL (realized with fees, unrealized marked to mid),
-fees, maximum drawdown of the equity curve, an annualised Sharpe ratio of
-hourly equity changes, counts of signals, orders, fills and rejections, and
-the model's AUC and precision@20 over the run.
+Figures (docs/jobs.md): PnL (realized with fees, unrealized marked to mid), fees, maximum
+drawdown of the equity curve (equity after every tick), an annualised Sharpe ratio of
+hourly equity changes, counts of signals, orders, fills and rejections, and the
+champion's AUC and precision@20 over the run.
 """
 
 from __future__ import annotations
@@ -20,15 +17,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
-from spark.drift.keeper import GateKeeper, keeper_settings
-from spark.execution.paper import PaperExecutor
-from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits, limits_from_env
-from spark.features import TickFeatures
-from spark.ml.evaluate import Learner
-from spark.ml.models import DEFAULT_MODEL, MODELS, make_model
-from spark.ml.signals import SignalPolicy
+import numpy as np
+from numba import njit
+
+from spark.execution.risk import LIMIT_NAMES, Limits
+from spark.ml.quality import exact_auc, precision_at_top
+from spark.pipeline.batch import TickBatch
+from spark.pipeline.offline import CHUNK, OfflineRun
+from spark.pipeline.records import all_records
+from spark.settings import DEFAULT_MODEL, MODEL_NAMES, Settings
 from spark.ticks.model import Tick
 
 HOUR_US = 3_600_000_000
@@ -69,8 +68,10 @@ class BacktestParams:
         return params
 
     def check(self) -> None:
-        if self.model not in MODELS:
-            raise InvalidParams(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.model not in MODEL_NAMES:
+            raise InvalidParams(
+                f"model must be one of {', '.join(MODEL_NAMES)}, not {self.model!r}"
+            )
         for name in ("horizon_s", "order_notional", "fee_bp", "latency_ms", "band"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -127,11 +128,27 @@ class BacktestResult:
     def metrics(self) -> dict[str, float]:
         """The numeric figures (JobResult.metrics); NaN where undefined."""
         keys = (
-            "ticks", "symbols", "signals", "suppressed", "orders", "fills", "rejected",
-            "no_change", "pending", "pnl",
-            "realized_pnl", "unrealized_pnl", "fees", "max_drawdown", "sharpe", "hours", "auc",
-            "precision_at_20", "labels", "seconds",
-        )  # fmt: skip
+            "ticks",
+            "symbols",
+            "signals",
+            "suppressed",
+            "orders",
+            "fills",
+            "rejected",
+            "no_change",
+            "pending",
+            "pnl",
+            "realized_pnl",
+            "unrealized_pnl",
+            "fees",
+            "max_drawdown",
+            "sharpe",
+            "hours",
+            "auc",
+            "precision_at_20",
+            "labels",
+            "seconds",
+        )
         return {k: float(getattr(self, k)) for k in keys}
 
     def summary(self) -> dict:
@@ -154,105 +171,172 @@ def sharpe_ratio(equity_by_hour: list[float]) -> float:
     return mean / math.sqrt(var) * math.sqrt(HOURS_PER_YEAR)
 
 
-def run_backtest(
-    ticks: Iterable[Tick],
-    params: BacktestParams | None = None,
-    on_tick: Callable[[int], None] | None = None,
-    keep_trades: bool = True,
-) -> BacktestResult:
-    """Run ``params`` over ``ticks`` (time-ordered, validated); ``on_tick(n)`` for progress."""
-    params = params or BacktestParams()
-    started = time.monotonic()
-    limits = limits_from_env()
+@njit(cache=True)
+def _equity_path(
+    code, valid, mid, fill_tick, fill_code, fill_q, fill_avg, fill_realized, state, out
+):
+    """Equity after each valid tick: realized PnL plus every open position marked to its
+    symbol's last mid; positions change at fills (their Position records, ``fill_*`` in
+    tick order). ``state`` per symbol: quantity, average price, realized, mark; carried
+    from chunk to chunk."""
+    total = 0.0
+    for s in range(state.shape[0]):
+        total += state[s, 2] + (
+            state[s, 0] * (state[s, 3] - state[s, 1]) if state[s, 0] != 0 else 0.0
+        )
+    f = 0
+    for i in range(code.shape[0]):
+        s = code[i]
+        while f < fill_tick.shape[0] and fill_tick[f] == i:
+            c = fill_code[f]
+            total -= state[c, 2] + (
+                state[c, 0] * (state[c, 3] - state[c, 1]) if state[c, 0] != 0 else 0.0
+            )
+            state[c, 0], state[c, 1], state[c, 2] = fill_q[f], fill_avg[f], fill_realized[f]
+            state[c, 3] = mid[i]
+            total += state[c, 2] + (
+                state[c, 0] * (state[c, 3] - state[c, 1]) if state[c, 0] != 0 else 0.0
+            )
+            f += 1
+        if not valid[i]:
+            out[i] = np.nan
+            continue
+        if state[s, 0] != 0:
+            total += state[s, 0] * (mid[i] - state[s, 3])
+        state[s, 3] = mid[i]
+        out[i] = total
+
+
+def _settings(params: BacktestParams, base: Settings) -> Settings:
+    limits = base.limits
     for name, value in params.limits.items():
         limits = limits.set(name, value)
-    executor = PaperExecutor(
-        ExecutionSettings(
+    return replace(
+        base.with_models(
+            model=params.model, challengers=(), horizon_s=params.horizon_s, band=params.band
+        ),
+        execution=replace(
+            base.execution,
             order_notional=params.order_notional,
             fee_bp=params.fee_bp,
             latency_ms=params.latency_ms,
         ),
-        limits,
+        limits=limits,
+        gate=params.gate,
     )
-    learner = Learner(make_model(params.model), params.horizon_s)
-    keeper = GateKeeper(**keeper_settings()) if params.gate else None
-    policy = SignalPolicy(params.band)
-    books: dict[str, TickFeatures] = {}
+
+
+def run_backtest(
+    ticks: TickBatch | Iterable[Tick],
+    params: BacktestParams | None = None,
+    on_tick: Callable[[int], None] | None = None,
+    keep_trades: bool = True,
+    settings: Settings | None = None,
+    on_records: Callable[[list[tuple[int, str, dict]]], None] | None = None,
+) -> BacktestResult:
+    """Run ``params`` over ``ticks`` (time-ordered, valid: a TickBatch or Ticks);
+    ``on_tick(n)`` reports progress; ``settings`` (default: the environment's) give
+    everything ``params`` does not; ``on_records`` receives every record the pipelines
+    produce (tick position, topic id, record) chunk by chunk, by tick."""
+    params = params or BacktestParams()
+    started = time.monotonic()
+    batch = ticks if isinstance(ticks, TickBatch) else TickBatch.from_ticks(ticks)
+    run = OfflineRun(_settings(params, settings or Settings.from_env()))
     result = BacktestResult(params.as_dict())
-    peak = 0.0
-    hour = None
-    curve: list[tuple[int, float]] = []
-
-    def take(outputs) -> None:
-        for kind, record in outputs:
-            if kind == "fill":
-                result.fills += 1
-                result.fees += record["fee"]
-                if keep_trades:
-                    result.trades.append(record)
-            elif kind == "order":
-                result.orders += 1
-            elif kind == "rejection":
-                result.rejected += 1
-
-    for tick in ticks:
-        result.ticks += 1
+    result.ticks, result.symbols = len(batch), len(batch.symbols)
+    positions = np.zeros((len(batch.symbols), 4))  # quantity, avg price, realized, mark
+    equity = np.full(len(batch), np.nan)
+    scored_p, scored_y, scored_at, fills, produced = [], [], [], [], []
+    for lo in range(0, len(batch), CHUNK):
+        chunk = batch.take(lo, lo + CHUNK)
+        valid, mid = np.zeros(len(chunk), np.bool_), np.full(len(chunk), np.nan)
+        moves = []  # (tick in chunk, order, symbol code, Position record) of every fill
+        for idx, r in run.step(chunk):
+            valid[idx], mid[idx] = r.valid, r.quotes[:, 0]
+            result.signals += len(r.signals)
+            result.suppressed += sum(r.suppressed.values())
+            if len(r.labels):
+                champion = r.champion[r.labels.tick]
+                scored_p.append(r.labels.p[np.arange(len(r.labels)), champion])
+                scored_y.append(r.labels.y)
+                scored_at.append(lo + idx[r.labels.tick])
+            for i, kind, record in r.executions:
+                if kind == "order":
+                    result.orders += 1
+                elif kind == "rejection":
+                    result.rejected += 1
+                elif kind == "fill":
+                    fills.append((lo + int(idx[i]), len(fills), record))
+                elif kind == "position":
+                    moves.append((int(idx[i]), len(moves), chunk.code[idx[i]], record))
+            if on_records is not None:
+                horizon_ms = round(run.settings.models.horizon_s * 1000)
+                symbols = run.pipelines[run.partition(chunk.symbols[chunk.code[idx[0]]])].symbols
+                produced += [
+                    (lo + int(idx[i]), t, rec) for i, t, rec in all_records(r, symbols, horizon_ms)
+                ]
+        if on_records is not None:
+            produced.sort(key=lambda r: r[0])
+            on_records(produced)
+            produced = []
+        moves.sort(key=lambda m: m[:2])
+        _equity_path(
+            chunk.code,
+            valid,
+            mid,
+            np.array([m[0] for m in moves], np.int64),
+            np.array([m[2] for m in moves], np.int64),
+            np.array([m[3]["quantity"] for m in moves]),
+            np.array([m[3]["avg_price"] for m in moves]),
+            np.array([m[3]["realized_pnl"] for m in moves]),
+            positions,
+            equity[lo : lo + CHUNK],
+        )
         if on_tick is not None:
-            on_tick(result.ticks)
-        symbol, ts = tick.symbol, tick.ts
-        book = books.get(symbol)
-        if book is None:
-            book = books[symbol] = TickFeatures()
-        x = book.update(tick)
-        if x is None:
-            continue
-        mid = book.prev_mid
-        take(executor.on_quote(symbol, ts, book.prev_bid, book.prev_ask, mid))
-        equity = executor.equity()
-        peak = max(peak, equity)
-        result.max_drawdown = max(result.max_drawdown, peak - equity)
-        bucket = ts // HOUR_US
-        if bucket != hour:
-            if hour is None or bucket > hour:
-                curve.append((bucket * HOUR_US, equity))
-                hour = bucket
-        else:
-            curve[-1] = (curve[-1][0], equity)  # equity at the end of the hour so far
-        p = learner.step(symbol, ts, mid, x)
-        allowed = True
-        if keeper is not None:
-            keeper.observe(symbol, ts, x, learner.last_resolved, params.model, 1)
-            allowed = keeper.allows(symbol)
-        decision = policy.decide(symbol, p, commit=allowed)
-        if decision is None:
-            continue
-        if not allowed:
-            result.suppressed += 1
-            continue
-        result.signals += 1
-        side, strength, _reason = decision
-        take(
-            executor.on_signal(
-                {"symbol": symbol, "ts": ts, "side": side, "strength": strength,
-                 "model_version": 1}
-            )
-        )  # fmt: skip
-
-    positions = executor.positions.values()
-    result.symbols = len(books)
-    result.realized_pnl = sum(p.realized for p in positions)
-    result.unrealized_pnl = sum(p.unrealized for p in positions)
+            on_tick(lo + len(chunk))
+    fills.sort(key=lambda f: f[:2])
+    result.fills = len(fills)
+    result.fees = sum(f[2]["fee"] for f in fills)
+    if keep_trades:
+        result.trades = [f[2] for f in fills]
+    if scored_y:
+        order = np.argsort(np.concatenate(scored_at), kind="stable")
+        p, y = np.concatenate(scored_p)[order], np.concatenate(scored_y)[order]
+        result.labels = len(y)
+        result.auc, result.precision_at_20 = exact_auc(p, y), precision_at_top(p, y)
+    executors = [pipeline.executor for pipeline in run.pipelines.values()]
+    held = [p for ex in executors for p in ex.positions.values()]
+    result.realized_pnl = sum(p.realized for p in held)
+    result.unrealized_pnl = sum(p.unrealized for p in held)
     result.pnl = result.realized_pnl + result.unrealized_pnl
-    result.rejections = dict(executor.rejections)
-    result.no_change = executor.unchanged
-    result.pending = sum(len(q) for q in executor.pending.values())
-    result.equity_curve = curve
-    result.hours = len(curve)
-    result.sharpe = sharpe_ratio([0.0] + [e for _, e in curve])
-    quality = learner.quality
-    result.labels = len(quality)
-    if len(quality):
-        result.auc = quality.auc()
-        result.precision_at_20 = quality.precision_at_20()
+    for ex in executors:
+        for name, count in ex.rejections.items():
+            result.rejections[name] = result.rejections.get(name, 0) + count
+    result.no_change = sum(ex.unchanged for ex in executors)
+    result.pending = sum(len(q) for ex in executors for q in ex.pending.values())
+    _curve(result, batch.ts, equity)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _curve(result: BacktestResult, ts: np.ndarray, equity: np.ndarray) -> None:
+    """Maximum drawdown over every tick's equity, and the hourly curve (equity at the end of
+    each hour, hours in the order they first appear, a tick of an earlier hour ignored)."""
+    ok = ~np.isnan(equity)
+    values, times = equity[ok], ts[ok]
+    if not len(values):
+        result.sharpe = float("nan")
+        return
+    peak = np.maximum.accumulate(np.maximum(values, 0.0))
+    result.max_drawdown = float(max((peak - values).max(), 0.0))
+    bucket = times // HOUR_US
+    current = np.maximum.accumulate(bucket)
+    counted = bucket == current
+    hours, last = np.unique(current[counted][::-1], return_index=True)
+    last = np.count_nonzero(counted) - 1 - last
+    curve_values = values[counted][last]
+    result.equity_curve = [
+        (int(h) * HOUR_US, float(e)) for h, e in zip(hours, curve_values, strict=True)
+    ]
+    result.hours = len(result.equity_curve)
+    result.sharpe = sharpe_ratio([0.0] + [e for _, e in result.equity_curve])

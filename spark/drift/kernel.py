@@ -7,8 +7,8 @@ alarm the next ``window`` values become the new reference, so one shift raises o
 alarm. Detectors can form a *confirmed* group: the group alarms when every member has
 alarmed within ``within`` vectors of the others (the gate's default rule, docs/drift.md:
 PSI on ``spread_bp`` confirmed by PSI on ``vol_bp``); a member's own alarms are not
-reported. The Python originals (``spark.drift.detectors``) are the specification; a
-test compares them value by value.
+reported. The readable definitions are in ``tests/oracles.py``; a test compares them
+alarm by alarm.
 
 ``DetectorSet`` holds the configuration and every symbol's state in arrays;
 ``run(...)`` steps all detectors of each tick's symbol and returns the alarms as
@@ -97,26 +97,41 @@ def _update(value, window, threshold, check_every, ref, ring, ints, edges, ref_s
 
 
 @njit(cache=True)
-def run(slot, x, valid, config, state, out_tick, out_det, out_stat):
-    """Step every detector of each valid tick's symbol; returns the number of alarms."""
+def run(slot, x, valid, reset, config, state, out_tick, out_det, out_stat):
+    """Step every detector of each valid tick's symbol; returns the number of alarms. A
+    symbol that starts fresh (``reset``) starts collecting new references."""
     feature, window, threshold, check_every, group, offset, within = config
     ref, ring, ints, edges, ref_share, counts, stat, group_count, group_last, group_stat = state
     n_det = feature.shape[0]
     n_groups = within.shape[0]
     alarms = 0
     for i in range(slot.shape[0]):
+        s = slot[i]
+        if reset[i]:
+            ints[s] = 0
+            stat[s] = 0.0
+            group_count[s] = 0
+            group_last[s] = -1
+            group_stat[s] = 0.0
         if not valid[i]:
             continue
-        s = slot[i]
         for g in range(n_groups):
             group_count[s, g] += 1
         for d in range(n_det):
             lo, w = offset[d], window[d]
             fired = _update(
-                x[i, feature[d]], w, threshold[d], check_every[d], ref[s, lo : lo + w],
-                ring[s, lo : lo + w], ints[s, d], edges[s, d], ref_share[s, d], counts[s, d],
+                x[i, feature[d]],
+                w,
+                threshold[d],
+                check_every[d],
+                ref[s, lo : lo + w],
+                ring[s, lo : lo + w],
+                ints[s, d],
+                edges[s, d],
+                ref_share[s, d],
+                counts[s, d],
                 stat[s, d : d + 1],
-            )  # fmt: skip
+            )
             if not fired:
                 continue
             g = group[d]
@@ -200,9 +215,10 @@ class DetectorSet:
         for a, blank in zip(self.state, self._empty(1), strict=True):
             a[rows] = blank[0]
 
-    def step(self, slot, x, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, slot, x, valid, reset=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(tick, detector or len(detectors) + group, statistic) of every alarm."""
         most = len(slot) * (len(self.detectors) + len(self.within))  # room for every alarm
         tick, det, stat = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most)
-        count = run(slot, x, valid, self.config, self.state, tick, det, stat)
+        reset = np.zeros(len(slot), np.bool_) if reset is None else reset
+        count = run(slot, x, valid, reset, self.config, self.state, tick, det, stat)
         return tick[:count], det[:count], stat[:count]

@@ -19,10 +19,11 @@ after that. Signals the gate holds back are counted in the gate (``suppressed``)
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
 
 import numpy as np
-from river import drift as river_drift
+from river._river_rust.drift import AdaptiveWindowing
 
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
@@ -53,6 +54,36 @@ def watched_features(watch: tuple[str, ...] | str) -> tuple[str, ...]:
     return names
 
 
+class Adwin:
+    """ADWIN (Bifet and Gavaldà, 2007) exactly as ``river.drift.ADWIN`` runs it — river's
+    Rust core, a fresh window after each detection — without importing ``river.drift``,
+    which pulls in scipy (a second of worker start-up). A test compares the two."""
+
+    def __init__(self, delta: float = ADWIN_DELTA) -> None:
+        self.delta = delta
+        self.drift_detected = False
+        self._helper = self._fresh()
+
+    def _fresh(self) -> AdaptiveWindowing:
+        return AdaptiveWindowing(
+            delta=self.delta, clock=32, max_buckets=5, min_window_length=5, grace_period=10
+        )
+
+    def update(self, x: float) -> None:
+        if self.drift_detected:
+            self._helper = self._fresh()
+        self.drift_detected = self._helper.update(x)
+
+    @property
+    def width(self) -> int:
+        return self._helper.get_width()
+
+    @property
+    def estimation(self) -> float:
+        width = self.width
+        return self._helper.get_total() / width if width else 0.0
+
+
 class DriftStage:
     def __init__(self, settings: DriftSettings) -> None:
         self.settings = settings
@@ -63,8 +94,10 @@ class DriftStage:
         ]
         self.n_info = len(detectors)
         if settings.rule == CONFIRMED:
-            detectors += [Detector(index("spread_bp"), 2000, 4.0, 250, group=0),
-                          Detector(index("vol_bp"), 1500, 3.0, 100, group=0)]  # fmt: skip
+            detectors += [
+                Detector(index("spread_bp"), 2000, 4.0, 250, group=0),
+                Detector(index("vol_bp"), 1500, 3.0, 100, group=0),
+            ]
             within = [250]
         else:
             if settings.rule not in FEATURE_NAMES:
@@ -77,16 +110,18 @@ class DriftStage:
             within = []
         self.detectors = DetectorSet(detectors, within)
         self.gates: dict[str, Gate] = {}
-        self.concept: dict[tuple[str, str], river_drift.ADWIN] = {}
+        self.concept: dict[tuple[str, str], Adwin] = {}
 
     def gate(self, symbol: str) -> Gate:
         gate = self.gates.get(symbol)
         if gate is None:
             s = self.settings
             gate = self.gates[symbol] = Gate(
-                symbol, cooldown_labels=s.cooldown_labels, probation_labels=s.probation_labels,
+                symbol,
+                cooldown_labels=s.cooldown_labels,
+                probation_labels=s.probation_labels,
                 min_auc=s.min_auc,
-            )  # fmt: skip
+            )
         return gate
 
     def grow(self, symbols: int) -> None:
@@ -110,12 +145,19 @@ class DriftStage:
             detector, feature = "psi", FEATURE_NAMES[head.feature]
             severity = "info" if d < self.n_info else "warning"
         return {
-            "symbol": symbol, "model_id": None, "model_version": None, "detector": detector,
-            "feature": feature, "statistic": float(statistic), "threshold": head.threshold,
-            "window": head.window, "severity": severity, "ts": ts,
-        }  # fmt: skip
+            "symbol": symbol,
+            "model_id": None,
+            "model_version": None,
+            "detector": detector,
+            "feature": feature,
+            "statistic": float(statistic),
+            "threshold": head.threshold,
+            "window": head.window,
+            "severity": severity,
+            "ts": ts,
+        }
 
-    def step(self, *, symbols, slot, ts, x, valid, events, champion, models) -> tuple:
+    def step(self, *, symbols, slot, ts, x, valid, events, champion, models, reset=None) -> tuple:
         """Alerts and gates over one batch.
 
         ``symbols``: slot -> name; ``events``: label events (tick, label, each model's
@@ -124,7 +166,8 @@ class DriftStage:
         alerts and records are lists of (tick, record).
         """
         alerts: dict[int, list[dict]] = defaultdict(list)
-        tick, det, stat = self.detectors.step(slot, x, valid)
+        reset = np.zeros(len(slot), np.bool_) if reset is None else reset
+        tick, det, stat = self.detectors.step(slot, x, valid, reset)
         for i, d, value in zip(tick.tolist(), det.tolist(), stat.tolist(), strict=True):
             alerts[i].append(self._psi_record(symbols[slot[i]], int(ts[i]), d, value))
         ev_tick, ev_y, ev_p = events
@@ -132,33 +175,48 @@ class DriftStage:
         for e, i in enumerate(ev_tick.tolist()):
             labels_at[i].append(e)
         concept_gates = self.settings.concept_gates
-        for i, found in labels_at.items():
+        fresh = np.flatnonzero(reset).tolist()  # symbols back after a silence: fresh detectors
+        for i in sorted(set(labels_at) | set(fresh)):
             symbol, champ = symbols[slot[i]], champion[i]
+            if reset[i]:
+                for key in [k for k in self.concept if k[0] == symbol]:
+                    del self.concept[key]
+            found = labels_at.get(i, [])
             order = [champ] + [m for m in range(len(models)) if m != champ]
             for m in order:
                 model_id, version = models[m]
                 key = (symbol, model_id)
                 adwin = self.concept.get(key)
                 if adwin is None:
-                    adwin = self.concept[key] = river_drift.ADWIN(delta=ADWIN_DELTA)
+                    adwin = self.concept[key] = Adwin()
                 for e in found:
                     adwin.update(abs(ev_p[e, m] - ev_y[e]))
                     if adwin.drift_detected:
                         gating = m == champ and concept_gates
-                        alerts[i].append({
-                            "symbol": symbol, "model_id": model_id, "model_version": version,
-                            "detector": "adwin", "feature": None,
-                            "statistic": float(adwin.estimation), "threshold": ADWIN_DELTA,
-                            "window": int(adwin.width), "severity": "warning" if gating else "info",
-                            "ts": int(ts[i]),
-                        })  # fmt: skip
+                        alerts[i].append(
+                            {
+                                "symbol": symbol,
+                                "model_id": model_id,
+                                "model_version": version,
+                                "detector": "adwin",
+                                "feature": None,
+                                "statistic": float(adwin.estimation),
+                                "threshold": ADWIN_DELTA,
+                                "window": int(adwin.width),
+                                "severity": "warning" if gating else "info",
+                                "ts": int(ts[i]),
+                            }
+                        )
         allowed = np.ones(len(slot), np.bool_)
         records: list[tuple[int, dict]] = []
         warned = {
             slot[i] for i, found in alerts.items() if any(a["severity"] == "warning" for a in found)
         }
-        watched = [s for s in np.unique(slot[valid]).tolist()
-                   if s in warned or not self.gate(symbols[s]).allows_signals]  # fmt: skip
+        watched = [
+            s
+            for s in np.unique(slot[valid]).tolist()
+            if s in warned or not self.gate(symbols[s]).allows_signals
+        ]
         # per watched symbol: (tick, gate state from that tick on, record index | RESTART)
         self._changes: dict[str, list[tuple[int, str, int | None]]] = {}
         self._suppressed_before = {}
@@ -215,6 +273,32 @@ class DriftStage:
                     records[r][1]["suppressed"] = count
             self.gate(symbol).suppressed = count
         return dict(by_state)
+
+    # --- state ---------------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
+        """(gates, detector arrays, the ADWIN detectors pickled: loaded only from a checkpoint
+        whose signature was checked)."""
+        gates = {
+            symbol: {**vars(g), "_probation": [list(pair) for pair in g._probation]}
+            for symbol, g in self.gates.items()
+        }
+        arrays = {f"drift.{k}": a for k, a in enumerate(self.detectors.state)}
+        return (
+            {"gates": gates},
+            arrays,
+            pickle.dumps(self.concept, protocol=pickle.HIGHEST_PROTOCOL),
+        )
+
+    def restore(self, meta: dict, arrays: dict[str, np.ndarray], concept: bytes) -> None:
+        self.detectors.state = tuple(arrays[f"drift.{k}"] for k in range(len(self.detectors.state)))
+        self.gates = {}
+        for symbol, fields_ in meta["gates"].items():
+            gate = Gate(symbol)
+            for name, value in fields_.items():
+                setattr(gate, name, value)
+            gate._probation = [tuple(pair) for pair in fields_["_probation"]]
+            self.gates[symbol] = gate
+        self.concept = pickle.loads(concept)  # noqa: S301 - a signed checkpoint's own bytes
 
     def command(self, symbol: str, action: str, reason: str, ts: int) -> dict:
         """An operator's open or close; the GateState record to publish."""

@@ -1,6 +1,6 @@
 """The paper executor: gated signals in; orders, fills, rejections and positions out.
 
-Pure logic, no Kafka (the agent in ``spark.agents.executor`` feeds it). Design
+Pure logic, no Kafka (each tick partition's SignalPipeline runs one, ``on_ticks``). Design
 and rationale in docs/executor.md. In short, everything runs in event time:
 
 * Sizing is target-position: BUY targets +N, SELL −N, FLAT 0, with N =
@@ -40,14 +40,12 @@ import heapq
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
 
 import numpy as np
 
 from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 
 SIDES = {"BUY": 1, "SELL": -1, "FLAT": 0}
-TS = itemgetter(0)
 # every reason an order can be refused for (OrderRejection.limit_name)
 REJECTION_REASONS = (*LIMIT_NAMES, "kill_switch", "stale_signal")
 OUTCOMES = ("order", "rejected", "no_change")  # what becomes of a signal
@@ -115,6 +113,24 @@ def check_signal(signal: dict) -> None:
         raise InvalidSignal(f"ts must be integer microseconds, not {signal.get('ts')!r}")
 
 
+class Quotes:
+    """One symbol's recent quotes: event times and (ts, bid, ask, mid) rows; inside
+    ``on_ticks`` also where the batch's quotes start and the batch tick of each."""
+
+    __slots__ = ("ts", "rows", "batch_start", "batch_ticks")
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.rows: list[tuple] = []
+        self.batch_start: int | None = None
+        self.batch_ticks: list[int] | None = None
+
+
+def _nones(values: np.ndarray) -> list:
+    """NaN -> None (a side never quoted)."""
+    return [None if v != v else v for v in values.tolist()]
+
+
 class PaperExecutor:
     def __init__(self, settings: ExecutionSettings, limits: Limits) -> None:
         self.settings = settings
@@ -128,7 +144,8 @@ class PaperExecutor:
         self._day_end = 0  # event time the current UTC day ends (µs); not saved
         self.day_peak = 0.0
         self.applied: dict[str, int] = {}  # "topic:partition" -> last offset applied
-        self.quotes: dict[str, deque[tuple[int, float | None, float | None, float]]] = {}
+        self.quotes: dict[str, Quotes] = {}
+        self._now: int | None = None  # inside on_ticks: the tick being processed
         self.pending: dict[str, deque[dict]] = {}
         self.dropped: dict[str, tuple] = {}  # the last quote pushed out of each buffer
         self.rejections: dict[str, int] = {}
@@ -151,17 +168,19 @@ class PaperExecutor:
     ) -> list[tuple[str, dict]]:
         """A quote of ``symbol``: mark its position, execute the signals that waited for it."""
         self.quotes_read += 1
-        buffer = self.quotes.setdefault(symbol, deque())
-        buffer.append((ts, bid, ask, mid))
-        if len(buffer) > self.settings.retain_quotes:
-            self.dropped[symbol] = buffer.popleft()
+        quotes = self.quotes.get(symbol)
+        if quotes is None:
+            quotes = self.quotes[symbol] = Quotes()
+        quotes.ts.append(ts)
+        quotes.rows.append((ts, bid, ask, mid))
+        self._retain(symbol, quotes)
         position = self.positions.get(symbol)
         if position is not None:
             position.mark = mid
         out: list[tuple[str, dict]] = []
         waiting = self.pending.get(symbol)
         while waiting and self._due(waiting[0]["ts"], ts):
-            out += self._execute(waiting.popleft(), buffer[-1])
+            out += self._execute(waiting.popleft(), quotes.rows[-1])
         return out
 
     def on_signal(self, signal: dict) -> list[tuple[str, dict]]:
@@ -174,10 +193,12 @@ class PaperExecutor:
             dropped = self.dropped.get(symbol)
             if dropped is not None and dropped[0] > ts:
                 return self._execute(signal, None)
-            buffer = self.quotes.get(symbol, ())
-            for i in range(bisect.bisect_right(buffer, ts, key=TS), len(buffer)):
-                if self._due(ts, buffer[i][0]):
-                    return self._execute(signal, buffer[i])
+            quotes = self.quotes.get(symbol)
+            if quotes is not None:
+                end = self._end(quotes)
+                for i in range(bisect.bisect_right(quotes.ts, ts, 0, end), end):
+                    if self._due(ts, quotes.ts[i]):
+                        return self._execute(signal, quotes.rows[i])
         waiting.append(
             {k: signal.get(k) for k in ("symbol", "ts", "side", "model_version", "strength")}
         )
@@ -187,8 +208,8 @@ class PaperExecutor:
         """A batch of quotes (arrays; ``symbols[slot[i]]`` is tick i's symbol and
         ``slot_of`` its inverse, NaN = no side) with the gated signals made at some of them
         (``signals``: (tick, signal) in tick order), as if each tick's quote and then its
-        signal were given one by one;
-        returns (tick, kind, record) of every output, kind as in ``on_quote``.
+        signal were given one by one; returns (tick, kind, record) of every output, kind
+        as in ``on_quote``.
 
         Only the symbols that can act are touched: those with signals waiting or arriving
         and those with an open position (their marks count in risk checks). A signal's
@@ -197,82 +218,76 @@ class PaperExecutor:
         being processed, never later ones, so the outputs do not depend on where a batch
         is cut.
         """
-        n_valid = int(valid.sum())
-        self.quotes_read += n_valid
-        arriving = {symbols[slot[i]] for i, _ in signals}
-        active = {s for s, q in self.pending.items() if q} | arriving
+        self.quotes_read += int(valid.sum())
+        active = {symbols[slot[i]] for i, _ in signals}
+        active |= {s for s, q in self.pending.items() if q}
         active |= {s for s, p in self.positions.items() if p.quantity}
-        if not active:
+        codes = [slot_of[s] for s in active if s in slot_of]
+        if not codes:
             return []
-        codes = {slot_of[s] for s in active if s in slot_of}
-        mine = valid & np.isin(slot, list(codes))
-        ticks = np.flatnonzero(mine)
-        by_symbol = {c: ticks[slot[ticks] == c] for c in codes}
-        fed = dict.fromkeys(by_symbol, 0)  # quotes of each active symbol given so far
+        ticks = np.flatnonzero(valid & np.isin(slot, codes))
+        order = ticks[np.argsort(slot[ticks], kind="stable")]
+        groups = np.split(order, np.flatnonzero(np.diff(slot[order])) + 1) if len(order) else []
+        batch: list[Quotes] = []
+        for idx in groups:
+            symbol = symbols[slot[idx[0]]]
+            quotes = self.quotes.get(symbol)
+            if quotes is None:
+                quotes = self.quotes[symbol] = Quotes()
+            quotes.batch_start, quotes.batch_ticks = len(quotes.ts), idx.tolist()
+            times = ts[idx].tolist()
+            quotes.ts += times
+            quotes.rows += zip(
+                times, _nones(bid[idx]), _nones(ask[idx]), mid[idx].tolist(), strict=True
+            )
+            batch.append(quotes)
         out: list[tuple] = []
-        nan_none = lambda v: None if v != v else float(v)  # noqa: E731
-
-        def feed(upto: int) -> None:
-            for c, idx in by_symbol.items():
-                k = int(np.searchsorted(idx, upto, side="right"))
-                if k == fed[c]:
-                    continue
-                symbol = symbols[c]
-                buffer = self.quotes.setdefault(symbol, deque())
-                for i in idx[fed[c] : k].tolist():
-                    buffer.append((int(ts[i]), nan_none(bid[i]), nan_none(ask[i]), float(mid[i])))
-                while len(buffer) > self.settings.retain_quotes:
-                    self.dropped[symbol] = buffer.popleft()
-                fed[c] = k
-                position = self.positions.get(symbol)
-                if position is not None:
-                    position.mark = buffer[-1][3]
-
-        def due_tick(symbol: str, after: int) -> int | None:
-            c = slot_of.get(symbol)
-            if c is None or c not in by_symbol:
-                return None
-            idx = by_symbol[c]
-            head = self.pending[symbol][0]["ts"]
-            for i in idx[int(np.searchsorted(idx, after, side="right")) :].tolist():
-                if self._due(head, int(ts[i])):
-                    return i
-            return None
-
         heap: list[tuple[int, str]] = []
-        for symbol in sorted(s for s, q in self.pending.items() if q):
-            due = due_tick(symbol, -1)
-            if due is not None:
-                heapq.heappush(heap, (due, symbol))
+
+        def wait_for_fill(symbol: str, after: int) -> None:
+            """Schedule the head of ``symbol``'s queue at its fill tick in this batch."""
+            quotes = self.quotes.get(symbol)
+            if quotes is None or quotes.batch_ticks is None:
+                return
+            head = self.pending[symbol][0]["ts"]
+            ticks_, base = quotes.batch_ticks, quotes.batch_start
+            for k in range(bisect.bisect_right(ticks_, after), len(ticks_)):
+                if self._due(head, quotes.ts[base + k]):
+                    heapq.heappush(heap, (ticks_[k], symbol))
+                    return
 
         def fills_until(limit: int) -> None:
             while heap and heap[0][0] <= limit:
                 j, symbol = heapq.heappop(heap)
-                feed(j)
-                quote = self.quotes[symbol][-1]
+                self._now = j
+                quotes = self.quotes[symbol]
+                quote = quotes.rows[quotes.batch_start + bisect.bisect_left(quotes.batch_ticks, j)]
                 waiting = self.pending[symbol]
                 while waiting and self._due(waiting[0]["ts"], quote[0]):
-                    out.extend(
-                        (j, kind, record)
-                        for kind, record in self._execute(waiting.popleft(), quote)
-                    )
+                    out.extend((j, k, r) for k, r in self._execute(waiting.popleft(), quote))
                 if waiting:
-                    due = due_tick(symbol, j)
-                    if due is not None:
-                        heapq.heappush(heap, (due, symbol))
+                    wait_for_fill(symbol, j)
 
-        for i, signal in signals:
-            fills_until(i)
-            feed(i)
-            symbol = signal["symbol"]
-            waiting_before = bool(self.pending.get(symbol))
-            out.extend((i, kind, record) for kind, record in self.on_signal(signal))
-            if not waiting_before and self.pending.get(symbol):
-                due = due_tick(symbol, i)
-                if due is not None:
-                    heapq.heappush(heap, (due, symbol))
-        fills_until(len(slot))
-        feed(len(slot))
+        try:
+            for symbol in sorted(s for s, q in self.pending.items() if q):
+                wait_for_fill(symbol, -1)
+            for i, signal in signals:
+                fills_until(i)
+                self._now = i
+                symbol = signal["symbol"]
+                waited = bool(self.pending.get(symbol))
+                out.extend((i, k, r) for k, r in self.on_signal(signal))
+                if not waited and self.pending.get(symbol):
+                    wait_for_fill(symbol, i)
+            fills_until(len(slot))
+        finally:
+            self._now = None
+            for quotes in batch:
+                quotes.batch_start = quotes.batch_ticks = None
+        for symbol, position in self.positions.items():
+            quotes = self.quotes.get(symbol)
+            if position.quantity and quotes is not None and quotes.rows:
+                position.mark = quotes.rows[-1][3]
         self._trim()
         return out
 
@@ -287,9 +302,28 @@ class PaperExecutor:
         it), the only ones a later decision can ask about."""
         waiting = [q[0]["ts"] for q in self.pending.values() if q]
         oldest = min(waiting) if waiting else None
-        for symbol, buffer in self.quotes.items():
-            while len(buffer) > 1 and (oldest is None or buffer[1][0] <= oldest):
-                self.dropped[symbol] = buffer.popleft()
+        for symbol, quotes in self.quotes.items():
+            # the quotes from the oldest waiting signal on, and the one before it
+            first = 0 if oldest is None else bisect.bisect_left(quotes.ts, oldest)
+            keep = len(quotes.ts) - first + 1 if oldest is not None else 1
+            self._drop(symbol, quotes, len(quotes.ts) - max(keep, 1))
+
+    def _retain(self, symbol: str, quotes: Quotes) -> None:
+        """At most ``retain_quotes`` quotes a symbol (dropped in chunks, not one by one)."""
+        limit = self.settings.retain_quotes
+        if len(quotes.ts) > limit + max(limit // 8, 1):
+            self._drop(symbol, quotes, len(quotes.ts) - limit)
+
+    def _drop(self, symbol: str, quotes: Quotes, k: int) -> None:
+        if k > 0:
+            self.dropped[symbol] = quotes.rows[k - 1]
+            del quotes.ts[:k], quotes.rows[:k]
+
+    def _end(self, quotes: Quotes) -> int:
+        """How many of a symbol's quotes are known at the tick being processed."""
+        if self._now is None or quotes.batch_ticks is None:
+            return len(quotes.ts)
+        return quotes.batch_start + bisect.bisect_right(quotes.batch_ticks, self._now)
 
     def command(
         self, action: str, limit_name: str | None, value: float | None, reason: str, ts: int
@@ -326,9 +360,12 @@ class PaperExecutor:
 
     def _mark_at(self, symbol: str, ts: int) -> float:
         """Mid of ``symbol``'s last quote at or before event time ``ts`` (else its last mark)."""
-        buffer = self.quotes.get(symbol, ())
-        i = bisect.bisect_right(buffer, ts, key=TS)
-        return buffer[i - 1][3] if i > 0 else self.positions[symbol].mark
+        quotes = self.quotes.get(symbol)
+        if quotes is not None:
+            i = bisect.bisect_right(quotes.ts, ts, 0, self._end(quotes))
+            if i > 0:
+                return quotes.rows[i - 1][3]
+        return self.positions[symbol].mark
 
     def _equity_at(self, ts: int) -> float:
         """Equity as of event time ``ts``: positions marked at that time's quotes, not at the
@@ -348,10 +385,11 @@ class PaperExecutor:
         self._day_end = (ts // DAY_US + 1) * DAY_US
 
     def _mark_before(self, symbol: str, ts: int, fallback: float) -> float:
-        buffer = self.quotes.get(symbol, ())
-        i = bisect.bisect_right(buffer, ts, key=TS)
-        if i > 0:
-            return buffer[i - 1][3]
+        quotes = self.quotes.get(symbol)
+        if quotes is not None:
+            i = bisect.bisect_right(quotes.ts, ts, 0, self._end(quotes))
+            if i > 0:
+                return quotes.rows[i - 1][3]
         dropped = self.dropped.get(symbol)
         return dropped[3] if dropped is not None else fallback
 
@@ -483,7 +521,7 @@ class PaperExecutor:
 
     # --- state ------------------------------------------------------------------------------
     def state(self) -> dict:
-        """JSON-able state a restarted worker continues from (quotes are not kept)."""
+        """JSON-able state a restarted worker continues from, the quotes it holds included."""
         return {
             "positions": {s: vars(p).copy() for s, p in self.positions.items()},
             "kill": self.kill,
@@ -498,6 +536,8 @@ class PaperExecutor:
             "unchanged": self.unchanged,
             "quotes_read": self.quotes_read,
             "signals_read": self.signals_read,
+            "quotes": {s: [list(r) for r in q.rows] for s, q in self.quotes.items()},
+            "dropped": {s: list(r) for s, r in self.dropped.items()},
         }
 
     def load(self, saved: dict) -> None:
@@ -517,3 +557,65 @@ class PaperExecutor:
         self.unchanged = int(saved.get("unchanged", 0))
         self.quotes_read = int(saved.get("quotes_read", 0))
         self.signals_read = int(saved.get("signals_read", 0))
+        self.quotes = {}
+        for symbol, rows in saved.get("quotes", {}).items():
+            quotes = self.quotes[symbol] = Quotes()
+            quotes.rows = [tuple(r) for r in rows]
+            quotes.ts = [r[0] for r in rows]
+        self.dropped = {s: tuple(r) for s, r in saved.get("dropped", {}).items()}
+
+
+def summary(executor: PaperExecutor) -> dict:
+    """What GET /executor and `spark risk status` show."""
+    return {
+        "kill_switch": executor.kill,
+        "limits": executor.limits.as_dict(),
+        "limit_overrides": dict(executor.overrides),
+        "orders": executor.orders,
+        "signals_without_order": executor.unchanged,
+        "rejections": dict(executor.rejections),
+        "equity": executor.equity(),
+        "daily_drawdown": executor.drawdown(),
+        "gross_notional": executor.gross_notional(),
+        "positions": {
+            s: {
+                "quantity": p.quantity,
+                "avg_price": p.avg_price,
+                "realized_pnl": p.realized,
+                "unrealized_pnl": p.unrealized,
+                "fees": p.fees,
+                "mark": p.mark,
+            }
+            for s, p in sorted(executor.positions.items())
+        },
+        "pending_signals": sum(len(q) for q in executor.pending.values()),
+        "quotes_read": executor.quotes_read,
+        "signals_read": executor.signals_read,
+    }
+
+
+def combined(views: dict[str, dict]) -> dict:
+    """One view of several executors (one per tick partition): sums, the kill switch if any
+    is engaged, each partition's own view under ``partitions``."""
+    parts = list(views.values())
+    engaged = [v["kill_switch"] for v in parts if v["kill_switch"]]
+    rejections: dict[str, int] = {}
+    for v in parts:
+        for name, count in v["rejections"].items():
+            rejections[name] = rejections.get(name, 0) + count
+    return {
+        "kill_switch": engaged[0] if engaged else None,
+        "limits": parts[0]["limits"],
+        "limit_overrides": {k: val for v in parts for k, val in v["limit_overrides"].items()},
+        "orders": sum(v["orders"] for v in parts),
+        "signals_without_order": sum(v["signals_without_order"] for v in parts),
+        "rejections": rejections,
+        "equity": sum(v["equity"] for v in parts),
+        "daily_drawdown": max(v["daily_drawdown"] for v in parts),
+        "gross_notional": sum(v["gross_notional"] for v in parts),
+        "positions": {s: p for v in parts for s, p in v["positions"].items()},
+        "pending_signals": sum(v["pending_signals"] for v in parts),
+        "quotes_read": sum(v["quotes_read"] for v in parts),
+        "signals_read": sum(v["signals_read"] for v in parts),
+        "partitions": views,
+    }

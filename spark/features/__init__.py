@@ -1,5 +1,6 @@
-"""Incremental per-symbol features of ticks: O(1) time and memory per tick."""
+"""Incremental per-symbol features of ticks: O(1) time and memory per tick, compiled
+(``spark.features.kernel``; docs/features.md lists them)."""
 
-from spark.features.ticks import FEATURE_NAMES, FEATURE_SET, TickFeatures
+from spark.features.kernel import FEATURE_NAMES, FEATURE_SET, N_FEATURES
 
-__all__ = ["FEATURE_NAMES", "FEATURE_SET", "TickFeatures"]
+__all__ = ["FEATURE_NAMES", "FEATURE_SET", "N_FEATURES"]

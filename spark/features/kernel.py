@@ -16,9 +16,9 @@ True
 >>> update(f[0], i[0], 2_000_000, 1.1001, 1.1003, nan, nan, nan, nan, row)
 True
 >>> names = list(FEATURE_NAMES)
->>> round(row[names.index("ret_bp")], 3), round(row[names.index("spread_bp")], 3)
+>>> round(float(row[names.index("ret_bp")]), 3), round(float(row[names.index("spread_bp")]), 3)
 (0.909, 1.818)
->>> row[names.index("dt_s")], row[names.index("last_move_sign")]
+>>> float(row[names.index("dt_s")]), float(row[names.index("last_move_sign")])
 (1.0, 1.0)
 """
 
@@ -115,27 +115,40 @@ _SIDE_TAUS = (0.5, 2.0, 10.0, 60.0)
 def new_state(symbols: int) -> tuple[np.ndarray, np.ndarray]:
     """Empty state for ``symbols`` symbols: (doubles, integers)."""
     floats, ints = np.zeros((symbols, FLOATS)), np.zeros((symbols, INTS), np.int64)
-    reset(floats, ints)
+    for k in range(symbols):
+        reset(floats[k], ints[k])
     return floats, ints
 
 
-def reset(floats: np.ndarray, ints: np.ndarray) -> None:
-    """Set rows to the state of a symbol never seen (in place)."""
-    floats[:] = 0.0
-    for col in (PREV_BID, PREV_ASK, ACTIVITY + 1, VOLUME + 1, RET_VAR + 2, SPREAD_VAR + 2,
-                MID_MEAN + 1, TRADE_SIGN + 1, PREV_SPREAD):  # fmt: skip
-        floats[:, col] = math.nan
+@njit(cache=True)
+def reset(s: np.ndarray, ints: np.ndarray) -> None:
+    """Set one symbol's state (a row of each array) to that of a symbol never seen."""
+    s[:] = 0.0
+    for col in (
+        PREV_BID,
+        PREV_ASK,
+        ACTIVITY + 1,
+        VOLUME + 1,
+        RET_VAR + 2,
+        SPREAD_VAR + 2,
+        MID_MEAN + 1,
+        TRADE_SIGN + 1,
+        PREV_SPREAD,
+        UPDOWN + 1,
+        ACTIVITY_5S + 1,
+    ):
+        s[col] = math.nan
     for k in range(3):
-        floats[:, MID_MEANS + 2 * k + 1] = math.nan
+        s[MID_MEANS + 2 * k + 1] = math.nan
     for k in range(4):
-        floats[:, FLOWS + 2 * k + 1] = math.nan
-    floats[:, UPDOWN + 1] = floats[:, ACTIVITY_5S + 1] = math.nan
+        s[FLOWS + 2 * k + 1] = math.nan
     for side in (BID_SIDE, ASK_SIDE):
         for k in range(4):
-            floats[:, side + SIDE_MEANS + 2 * k + 1] = math.nan
-        floats[:, side + SIDE_LAST] = floats[:, side + SIDE_CHANGE_T] = math.nan
+            s[side + SIDE_MEANS + 2 * k + 1] = math.nan
+        s[side + SIDE_LAST] = math.nan
+        s[side + SIDE_CHANGE_T] = math.nan
     ints[:] = 0
-    ints[:, LAST_MOVE_TS] = NO_TS
+    ints[LAST_MOVE_TS] = NO_TS
 
 
 # --- time-decayed statistics (docs/features.md): decay by elapsed time, not per update ---

@@ -14,7 +14,7 @@ so whoever can write the request topic cannot make a worker read any file.
 
 from __future__ import annotations
 
-import itertools
+import json
 import os
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
 from spark.config import spark_home
 from spark.errors import SparkError
 from spark.export.reports import write_report
+from spark.pipeline.batch import TickBatch
+from spark.ticks.columns import read_batch
 from spark.ticks.readers import FORMATS
-from spark.ticks.replay import valid_ticks
 
 DATA_KEYS = ("data", "format", "symbol", "tz", "limit")
 OUTPUTS = ("json", "csv", "xlsx", "pdf")  # export jobs: the report's file format
@@ -76,19 +77,20 @@ def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestPa
     return spec, strategy
 
 
-def load_ticks(data: dict, on_row=None):
-    """The valid ticks a checked data spec names, in time order (an iterator)."""
-    ticks = valid_ticks(
-        [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"], on_row=on_row
+def load_ticks(data: dict) -> TickBatch:
+    """The valid ticks a checked data spec names, in time order, as columns."""
+    batch, _rejected = read_batch(
+        [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"]
     )
-    return itertools.islice(ticks, data["limit"]) if data["limit"] else ticks
+    return batch.take(0, data["limit"]) if data["limit"] else batch
 
 
 def run_request(
     params: dict,
     report: Path | None = None,
     restrict: bool = True,
-    on_row=None,
+    on_tick=None,
+    records: Path | None = None,
 ) -> dict:
     """Run a backtest request; a dict with ``metrics``, ``summary`` and ``artifact_uri``
     (the report with equity curve and fills written to ``report``, if given, in the
@@ -97,8 +99,20 @@ def run_request(
     Raises InvalidParams for bad parameters and SparkError for unreadable data.
     """
     data, strategy = check_request(params, restrict)
-    ticks = load_ticks(data, on_row)
-    result = run_backtest(ticks, strategy)
+    ticks = load_ticks(data)
+    progress = None if on_tick is None else (lambda done: on_tick(done, len(ticks)))
+    if records is None:
+        result = run_backtest(ticks, strategy, on_tick=progress)
+    else:  # every record, one JSON object a line: {"topic", "row", "record"}
+        with open(records, "w") as out:
+
+            def write(chunk: list) -> None:
+                out.writelines(
+                    json.dumps({"topic": t, "row": int(ticks.offset[i]), "record": rec}) + "\n"
+                    for i, t, rec in chunk
+                )
+
+            result = run_backtest(ticks, strategy, on_tick=progress, on_records=write)
     if result.ticks == 0:
         names = ", ".join(Path(p).name for p in data["data"])
         raise SparkError(

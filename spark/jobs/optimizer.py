@@ -7,8 +7,8 @@ Parameters: those of a backtest (``spark.jobs.backtest``: data and base strategy
   at most ``MAX_COMBINATIONS`` combinations;
 * ``objective``: ``pnl`` (default), ``sharpe`` or ``neg_max_drawdown`` — larger is better.
 
-Every combination runs the live code (``run_backtest``) over the same ticks,
-read once. The result ranks them; the best one's figures are the job's
+Every combination runs the live pipeline (``run_backtest``) over the same ticks,
+read once into columns. The result ranks them; the best one's figures are the job's
 metrics. Beware of choosing on the data you report: docs/jobs.md.
 """
 
@@ -73,8 +73,8 @@ def check_sweep(params: dict, restrict: bool = True):
 def run_sweep(params: dict, report: Path | None = None, restrict: bool = True, on_combo=None):
     """Run every combination; a dict with ``metrics`` (the best), ``ranking``, ``artifact_uri``."""
     data, _base, combos, objective = check_sweep(params, restrict)
-    ticks = list(load_ticks(data))
-    if not ticks:
+    ticks = load_ticks(data)
+    if not len(ticks):
         raise SparkError(f"no valid ticks in the data as {data['format']}: check the format")
     score = OBJECTIVES[objective]
     ranking = []
@@ -97,5 +97,10 @@ def run_sweep(params: dict, report: Path | None = None, restrict: bool = True, o
         body = {"objective": objective, "data": data, "ranking": ranking}
         report.write_text(json.dumps(body, default=str) + "\n")
         artifact = report.resolve().as_uri()
-    return {"metrics": metrics, "best": best, "ranking": ranking, "objective": objective,
-            "artifact_uri": artifact}  # fmt: skip
+    return {
+        "metrics": metrics,
+        "best": best,
+        "ranking": ranking,
+        "objective": objective,
+        "artifact_uri": artifact,
+    }

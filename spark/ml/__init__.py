@@ -1,5 +1,5 @@
-"""Online learning on tick features: delayed labels, models, quality metrics, evaluation."""
+"""Online learning on tick features: learners, quality metrics, evaluation, the registry.
 
-# the learners' names (spark.ml.models builds them); here so the CLI lists them without river
-MODEL_NAMES = ("logreg", "hoeffding", "arf", "amf", "gbm")
-DEFAULT_MODEL = "gbm"  # measured best: docs/ml.md
+The learners run inside the SignalPipeline's compiled loop (``spark.pipeline``):
+``spark.ml.linear`` (logreg) and ``spark.ml.trees`` (gbm's trees).
+"""

@@ -1,22 +1,24 @@
-"""Progressive (test-then-train) evaluation with delayed labels: the live code path on a file.
+"""Progressive (test-then-train) evaluation with delayed labels: the live pipeline on files.
 
-For every tick, in order: resolve the labels whose horizon has passed and
-learn them; compute the tick's features; predict; queue the prediction for
-its label. A prediction is scored against its label exactly once, and the
-model had only learned labels that were known before the tick arrived.
+Every tick goes through the SignalPipeline's features, labels and learners, grouped by
+partition as the live worker groups symbols (``spark.pipeline.offline``): each tick is
+predicted before its label is known, each label is learned once its horizon has passed,
+and each prediction is scored against its label exactly once. The drift gate and the
+trading stages are off: they do not change predictions.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from spark.features import TickFeatures
-from spark.ml.labels import DelayedLabels
-from spark.ml.models import DEFAULT_MODEL, OnlineModel, make_model
-from spark.ml.quality import Quality, RollingQuality
-from spark.ticks.model import Tick
+import numpy as np
+
+from spark.ml.quality import exact_auc, precision_at_top
+from spark.pipeline.batch import TickBatch
+from spark.pipeline.offline import OfflineRun
+from spark.settings import Settings
 
 
 @dataclass
@@ -29,14 +31,6 @@ class EvalResult:
     auc: float
     precision_at_20: float
     seconds: float
-
-    @classmethod
-    def of(
-        cls, model: str, horizon_s: float, ticks: int, q: Quality, ties: int, started: float
-    ) -> EvalResult:
-        """The scores in ``q`` of a run that began at ``started`` (time.monotonic())."""
-        seconds = time.monotonic() - started
-        return cls(model, horizon_s, ticks, len(q), ties, q.auc(), q.precision_at_20(), seconds)
 
     def as_dict(self) -> dict:
         return {
@@ -51,116 +45,83 @@ class EvalResult:
         }
 
 
-class Learner:
-    """One model learning from delayed labels across symbols: the predictor's core.
+class Scores:
+    """The champion's (prob_up, label) pairs of a run, in the order the ticks resolved them."""
 
-    ``step`` resolves the symbol's labels that the tick at ``ts`` makes final
-    (and learns them), then predicts ``x``, then queues it for its label.
-    """
+    def __init__(self) -> None:
+        self.p: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+        self.at: list[np.ndarray] = []
+        self.ticks = 0
+        self.ties = 0
 
-    def __init__(self, model: OnlineModel, horizon_s: float, keep_scores: bool = True) -> None:
-        self.model = model
-        self.horizon_us = round(horizon_s * 1e6)
-        self.labels: dict[str, DelayedLabels] = {}
-        # every scored prediction (offline runs); a long-lived worker keeps only ``recent``
-        self.quality: Quality | None = Quality() if keep_scores else None
-        self.recent = RollingQuality()
-        self.last_resolved: list[tuple[float, int]] = []  # (prob_up, label) of the last step
+    def add(self, base: int, idx: np.ndarray, result) -> None:
+        labels = result.labels
+        self.ties += result.ties
+        if len(labels):
+            champion = result.champion[labels.tick]
+            self.p.append(labels.p[np.arange(len(labels)), champion])
+            self.y.append(labels.y.astype(np.int64))
+            self.at.append(base + idx[labels.tick])
 
-    def progress(self) -> dict:
-        """What a live snapshot keeps beside the model: pending labels and rolling scores."""
-        return {"labels": self.labels, "recent": self.recent}
-
-    def resume(self, progress: dict) -> None:
-        """Continue from ``progress()`` of an earlier process."""
-        self.labels = progress["labels"]
-        self.recent = progress["recent"]
-
-    def step(self, symbol: str, ts: int, mid: float, x: dict[str, float]) -> float:
-        queue = self.labels.get(symbol)
-        if queue is None:
-            queue = self.labels[symbol] = DelayedLabels(self.horizon_us)
-        self.last_resolved = []
-        for (x_old, p_old), y in queue.resolve(ts, mid):
-            if self.quality is not None:
-                self.quality.add(p_old, y)
-            self.recent.add(p_old, y)
-            self.last_resolved.append((p_old, y))
-            self.model.learn(x_old, y)
-        p = self.model.prob_up(x)
-        queue.add(ts, mid, (x, p))
-        return p
-
-    @property
-    def ties(self) -> int:
-        return sum(q.ties for q in self.labels.values())
+    def result(self, settings: Settings, started: float) -> EvalResult:
+        if self.y:
+            order = np.argsort(np.concatenate(self.at), kind="stable")
+            p, y = np.concatenate(self.p)[order], np.concatenate(self.y)[order]
+        else:
+            p, y = np.zeros(0), np.zeros(0, np.int64)
+        m = settings.models
+        return EvalResult(
+            m.model,
+            m.horizon_s,
+            self.ticks,
+            len(y),
+            self.ties,
+            exact_auc(p, y),
+            precision_at_top(p, y),
+            time.monotonic() - started,
+        )
 
 
-class Progressive:
-    """Features then the learner, tick by tick: the live code path without Kafka."""
-
-    def __init__(self, model: OnlineModel, horizon_s: float) -> None:
-        self.features: dict[str, TickFeatures] = {}
-        self.learner = Learner(model, horizon_s)
-
-    def step(self, tick: Tick) -> tuple[dict[str, float], float] | None:
-        """Feed one tick; returns (features, prob_up) when a prediction was made."""
-        feats = self.features.get(tick.symbol)
-        if feats is None:
-            feats = self.features[tick.symbol] = TickFeatures()
-        x = feats.update(tick)  # uses this tick and earlier ones only
-        if x is None:
-            return None
-        return x, self.learner.step(tick.symbol, tick.ts, feats.prev_mid, x)
-
-    @property
-    def quality(self) -> Quality:
-        return self.learner.quality
-
-    @property
-    def ties(self) -> int:
-        return self.learner.ties
-
-
-def run_progressive(
-    ticks: Iterable[Tick], horizon_s: float = 1.0, model: str = DEFAULT_MODEL
-) -> tuple[Progressive, EvalResult]:
-    """Test-then-train over ``ticks``; the trained run (its learner) and its scores."""
-    started = time.monotonic()
-    run = Progressive(make_model(model), horizon_s)
-    count = 0
-    for tick in ticks:
-        run.step(tick)
-        count += 1
-    return run, EvalResult.of(model, horizon_s, count, run.quality, run.ties, started)
+def scoring(settings: Settings) -> Settings:
+    """``settings`` for scoring: the champion alone, no gate, no trading."""
+    return replace(settings.with_models(challengers=()), gate=False, trading=False)
 
 
 def evaluate(
-    ticks: Iterable[Tick], horizon_s: float = 1.0, model: str = DEFAULT_MODEL
+    batch: TickBatch, settings: Settings, on_tick: Callable[[int], None] | None = None
 ) -> EvalResult:
-    """Progressive scores of ``model`` over ``ticks`` (what ``spark model eval`` prints)."""
-    return run_progressive(ticks, horizon_s, model)[1]
+    """Progressive scores of ``settings``' model over ``batch`` (``spark model eval``)."""
+    started = time.monotonic()
+    settings = scoring(settings)
+    scores = Scores()
+    scores.ticks = len(batch)
+    for lo, idx, result in OfflineRun(settings).run(batch, on_chunk=on_tick):
+        scores.add(lo, idx, result)
+    return scores.result(settings, started)
 
 
 def evaluate_per_file(
-    files: list[tuple[str, Iterable[Tick]]], horizon_s: float = 1.0, model: str = DEFAULT_MODEL
+    files: list[tuple[str, TickBatch]],
+    settings: Settings,
+    on_tick: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[str, EvalResult]], EvalResult]:
-    """Progressive scores per file, with the model and the feature state carried from one
-    file to the next (as a live worker carries them across days): ``files`` are (name, ticks)
-    in time order. A label resolved by a tick of a file is scored in that file. Returns the
+    """Progressive scores per file, with the models and feature state carried from one file
+    to the next (as a live worker carries them across days): ``files`` are (name, ticks) in
+    time order. A label resolved by a tick of a file is scored in that file. Returns the
     per-file results and the result over all of them."""
     started = time.monotonic()
-    run = Progressive(make_model(model), horizon_s)
-    overall, rows, total_ticks = Quality(), [], 0
-    for name, ticks in files:
-        began, quality, count, ties_before = time.monotonic(), Quality(), 0, run.ties
-        for tick in ticks:
-            run.step(tick)
-            count += 1
-            for p, y in run.learner.last_resolved:
-                quality.add(p, y)
-                overall.add(p, y)
-        total_ticks += count
-        ties = run.ties - ties_before
-        rows.append((name, EvalResult.of(model, horizon_s, count, quality, ties, began)))
-    return rows, EvalResult.of(model, horizon_s, total_ticks, overall, run.ties, started)
+    settings = scoring(settings)
+    run, total, rows, done = OfflineRun(settings), Scores(), [], 0
+    for name, batch in files:
+        began, scores = time.monotonic(), Scores()
+        scores.ticks = len(batch)
+        for lo, idx, result in run.run(batch):
+            scores.add(done + lo, idx, result)
+            total.add(done + lo, idx, result)
+        done += len(batch)
+        if on_tick is not None:
+            on_tick(done)
+        rows.append((name, scores.result(settings, began)))
+    total.ticks = done
+    return rows, total.result(settings, started)

@@ -1,118 +1,83 @@
-"""Champion and challengers: model slots, their registry records, and the promotion rule.
+"""The model registry: trained model versions, signed, on a compacted topic.
 
-The champion's predictions become signals; challengers run in shadow on the
-same stream, scored the same way, and never trade. Promotion rule: once the
-champion and a challenger each have at least ``min_labels`` labels in their
-rolling window, the challenger is promoted when its rolling AUC beats the
+A version (``schemas/ModelVersion.avsc``) holds the model's learned parameters — the
+logistic regression's numbers, gbm's trees as arrays — as ``numpy.savez`` bytes with a
+JSON header: nothing is unpickled, so writing the registry topic cannot run code in a
+worker. Its signature (HMAC-SHA256 under the registry key, ``spark.ml.snapshots``) covers
+every field that matters — model id, version, role, configuration, creation time and the
+parameters — so no field can be changed (say, an old version relabelled as newer) without
+the key.
+
+``spark model train`` registers versions. A worker's partition pipeline adopts them when
+it is created without a checkpoint: the newest version of its configured champion
+replaces the untrained one; any other registered model joins as a challenger. Pipelines
+restored from a checkpoint keep their own models and add registered models they do not
+run yet as challengers.
+
+Promotion rule (``spark.pipeline.pipeline``): once the champion and a challenger each have
+at least ``min_labels`` labels, the challenger is promoted when its rolling AUC beats the
 champion's by ``margin`` or more.
 
->>> rule = PromotionRule(margin=0.01, min_labels=100)
->>> rule.better({"auc": 0.60, "labels": 500}, {"auc": 0.615, "labels": 500})
-True
->>> rule.better({"auc": 0.60, "labels": 500}, {"auc": 0.605, "labels": 500})
-False
+>>> key = bytes(32)
+>>> record = sign_record({"model_id": "logreg", "version": 1, "role": "champion",
+...     "config_json": "{}", "metrics": {}, "snapshot": b"x", "created": 1}, key)
+>>> verify_record(record, key)
+>>> verify_record(dict(record, version=2), key)
+Traceback (most recent call last):
+...
+spark.ml.snapshots.SnapshotRejected: the signature does not cover this record: version, role, ...
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import json
-import time
-from dataclasses import dataclass, field
+import struct
 
-from spark.ml.evaluate import Learner
-from spark.ml.models import OnlineModel
-from spark.ml.snapshots import dump_signed, load_signed
+import numpy as np
 
+from spark.ml.snapshots import SnapshotRejected
 
-@dataclass
-class PromotionRule:
-    margin: float = 0.01
-    min_labels: int = 2000
-
-    def better(self, champion: dict, challenger: dict) -> bool:
-        if min(champion["labels"], challenger["labels"]) < self.min_labels:
-            return False
-        if champion["auc"] != champion["auc"] or challenger["auc"] != challenger["auc"]:
-            return False  # nan: one class only so far
-        return challenger["auc"] >= champion["auc"] + self.margin
+SIGNED = ("model_id", "version", "role", "config_json", "created")
 
 
-LIVE_SNAPSHOT = "live-v1"  # a worker's snapshot: model, pending labels, scores, position
+def _digest(record: dict, key: bytes) -> str:
+    fields = json.dumps([record[f] for f in SIGNED]).encode()
+    body = struct.pack(">Q", len(fields)) + fields + (record.get("snapshot") or b"")
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-@dataclass
-class Slot:
-    """One model version running in the predictor."""
+def sign_record(record: dict, key: bytes) -> dict:
+    return dict(record, snapshot_hmac=_digest(record, key))
 
-    learner: Learner
-    role: str  # champion | challenger
-    version: int = 1
-    # features partition -> offset of the last vector the restored snapshot includes
-    # (empty unless restored from a worker's snapshot)
-    position: dict[int, int] = field(default_factory=dict)
 
-    @property
-    def model_id(self) -> str:
-        return self.learner.model.name
+def verify_record(record: dict, key: bytes) -> None:
+    """SnapshotRejected unless ``record`` is signed, with this key, as it is."""
+    mac = record.get("snapshot_hmac")
+    if not record.get("snapshot") or not mac:
+        raise SnapshotRejected("snapshot or signature missing")
+    if not hmac.compare_digest(_digest(record, key), mac):
+        raise SnapshotRejected(
+            "the signature does not cover this record: version, role, configuration or "
+            "parameters changed, or another registry key signed it"
+        )
 
-    def metrics(self) -> dict:
-        recent = self.learner.recent
-        return {
-            "auc": recent.auc(),
-            "precision_at_20": recent.precision_at_20(),
-            "labels": float(recent.labels),
-        }
 
-    def to_record(self, key: bytes, position: dict[int, int] | None = None) -> dict:
-        """A ModelVersion record with a signed snapshot of the model.
+def pack(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    """JSON header and arrays as bytes (no pickle)."""
+    text = json.dumps(meta).encode()
+    packed = io.BytesIO()
+    np.savez(packed, **arrays)
+    return struct.pack(">Q", len(text)) + text + packed.getvalue()
 
-        With ``position`` (a live worker: features partition -> offset of the last
-        vector stepped on), the snapshot also holds the pending labels and rolling
-        scores, so a restarted worker continues exactly where this one was.
-        """
-        estimator = self.learner.model.estimator
-        payload = estimator
-        if position is not None:
-            payload = {
-                "format": LIVE_SNAPSHOT,
-                "estimator": estimator,
-                "progress": self.learner.progress(),
-                "position": dict(position),
-            }
-        snapshot, mac = dump_signed(payload, key)
-        metrics = {k: v for k, v in self.metrics().items() if v == v}  # drop nan
-        return {
-            "model_id": self.model_id,
-            "version": self.version,
-            "role": self.role,
-            "config_json": json.dumps(
-                {"model": self.model_id, "horizon_s": self.learner.horizon_us / 1e6}
-            ),
-            "metrics": metrics,
-            "snapshot": snapshot,
-            "snapshot_hmac": mac,
-            "created": int(time.time() * 1e6),
-        }
 
-    def restore(self, record: dict, key: bytes) -> None:
-        """Load a registry record's snapshot (SnapshotRejected if its signature is wrong).
-
-        A worker's snapshot also brings back the pending labels and rolling scores,
-        unless it was made for another horizon, and the position it includes.
-        """
-        payload = load_signed(record.get("snapshot"), record.get("snapshot_hmac"), key)
-        self.position = {}
-        if isinstance(payload, dict) and payload.get("format") == LIVE_SNAPSHOT:
-            estimator = payload["estimator"]
-            horizon_s = json.loads(record.get("config_json") or "{}").get("horizon_s")
-            if horizon_s is not None and round(horizon_s * 1e6) == self.learner.horizon_us:
-                self.learner.resume(payload["progress"])
-                self.position = {int(p): o for p, o in payload["position"].items()}
-        else:
-            estimator = payload
-        self.learner.model = OnlineModel(record["model_id"], estimator)
-        self.version = record["version"]
-        self.role = record["role"]
+def unpack(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    (size,) = struct.unpack(">Q", data[:8])
+    meta = json.loads(data[8 : 8 + size])
+    with np.load(io.BytesIO(data[8 + size :]), allow_pickle=False) as npz:
+        return meta, {name: npz[name] for name in npz.files}
 
 
 def registry_key_of(model_id: str, version: int) -> bytes:

@@ -54,15 +54,18 @@ NO_DECISION, SIGNAL, SUPPRESSED = 0, 1, 2
 
 
 @njit(cache=True)
-def decide(slot, valid, prob_up, allowed, band, last_side, decision, side) -> None:
+def decide(slot, valid, reset, prob_up, allowed, band, last_side, decision, side) -> None:
     """``SignalPolicy.decide`` over a batch: for each valid tick the desired side (codes of
     SIDES); where it differs from the symbol's last side sent, ``SIGNAL`` if the tick is
-    ``allowed`` (and the side is remembered) else ``SUPPRESSED`` (not remembered)."""
+    ``allowed`` (and the side is remembered) else ``SUPPRESSED`` (not remembered). A symbol
+    that starts fresh (``reset``) starts FLAT."""
     up, down = 0.5 + band, 0.5 - band
     for i in range(slot.shape[0]):
+        s = slot[i]
+        if reset[i]:
+            last_side[s] = 0
         if not valid[i]:
             continue
-        s = slot[i]
         p = prob_up[i]
         want = 1 if p >= up else (2 if p <= down else 0)
         if want == last_side[s]:

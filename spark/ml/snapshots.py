@@ -1,39 +1,23 @@
-"""Model snapshots that only load when signed with the registry key.
+"""The registry key: what signs model versions and pipeline checkpoints.
 
-A snapshot is a pickle of the model; unpickling runs code, so anyone who can
-write the registry topic could otherwise run code in the worker. Every
-snapshot carries an HMAC-SHA256 under a secret key, checked in constant time
-*before* unpickling.
-
-The key: ``SPARK_MODEL_KEY`` (hex), which every worker of a deployment must
-share; without it, a key file in ``$SPARK_HOME/model.key`` made on first use
-(enough for workers on one machine).
-
->>> key = bytes(32)
->>> blob, mac = dump_signed({"w": 1.0}, key)
->>> load_signed(blob, mac, key)
-{'w': 1.0}
->>> load_signed(blob, "00" * 32, key)
-Traceback (most recent call last):
-...
-spark.ml.snapshots.SnapshotRejected: snapshot signature does not match the registry key
+``SPARK_MODEL_KEY`` (hex, at least 16 bytes), which every worker of a deployment must
+share; without it, a key file in ``$SPARK_HOME/model.key`` made on first use (enough for
+workers on one machine), created atomically with mode 0600 and never overwritten. Anything signed
+is checked in constant time before it is read (``spark.ml.registry``,
+``spark.stream.checkpoint``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
-import pickle
 import secrets
-from typing import Any
 
 from spark.config import spark_home
 from spark.errors import SparkError
 
 
 class SnapshotRejected(SparkError):
-    """A snapshot whose signature is missing or wrong; it is never unpickled."""
+    """A model version whose signature is missing or wrong; it is never loaded."""
 
 
 def registry_key() -> bytes:
@@ -48,24 +32,16 @@ def registry_key() -> bytes:
         return key
     path = spark_home() / "model.key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written in full under another name, then linked into place: a process that reads
+        # the key never sees a half-written file, and the first one made wins
+        tmp = path.with_name(f".model.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return bytes.fromhex(path.read_text().strip())
-
-
-def sign(blob: bytes, key: bytes) -> str:
-    return hmac.new(key, blob, hashlib.sha256).hexdigest()
-
-
-def dump_signed(obj: Any, key: bytes) -> tuple[bytes, str]:
-    blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return blob, sign(blob, key)
-
-
-def load_signed(blob: bytes | None, mac: str | None, key: bytes) -> Any:
-    if not blob or not mac:
-        raise SnapshotRejected("snapshot or signature missing")
-    if not hmac.compare_digest(sign(blob, key), mac):
-        raise SnapshotRejected("snapshot signature does not match the registry key")
-    return pickle.loads(blob)  # noqa: S301 - verified above

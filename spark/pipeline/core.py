@@ -4,17 +4,25 @@ For every tick, in order (``run``):
 
 1. the symbol's features (``spark.features.kernel.update``); a tick without a mid gives
    no vector and changes nothing;
-2. its due labels: a queued vector made at t resolves once a tick later than t + H
-   arrives, against the mid prevailing at t + H (the mid *before* this tick); ties are
-   counted and dropped (``spark.ml.labels``'s rule). Each label is learned by every
-   model, and recorded as an event (the tick that resolved it, the label, and what each
-   model predicted back then) for scores, drift and gates;
+2. its due labels, without look-ahead: the label of the vector made at t is the sign of
+   (mid prevailing at t + H) − (mid at t), and the mid prevailing at t + H is certain only
+   once a tick later than t + H arrives; so a queued vector resolves when such a tick
+   comes, against the mid *before* that tick. Ties (mid unchanged) carry no label and are
+   counted and dropped. Each label is learned by every model, and recorded as an event
+   (the tick that resolved it, the label, and what each model predicted back then) for
+   scores, drift and gates;
 3. each model's prediction for this tick's vector;
 4. the vector, its mid and the predictions join the symbol's label queue.
 
 Model kinds: ``LINEAR`` (``spark.ml.linear``) and ``GBM`` (trees from
 ``spark.ml.trees``; until its first trees the model's own linear warm-up answers and
 learns). A gbm model also appends every label to its window.
+
+A symbol not seen for more than ``idle`` ticks of the pipeline starts fresh when it
+returns: its feature state is reset and its queued vectors dropped (their labels would
+span the gap), and the tick is marked in ``reset`` for the later stages (detectors,
+signal side, concept drift). The pipeline may free an idle symbol's memory between steps;
+the rule makes that invisible (docs/hot-path.md, bounded memory).
 
 The loop stops early, before touching tick ``i``, when a model's label count reaches its
 next refit or swap point, or when the queue's item pool is empty: the caller acts (starts
@@ -54,9 +62,25 @@ def _learn(kind, lin, counts, gidx, has_trees, win_x, win_y, win_pos, m, x, y) -
 
 
 @njit(cache=True)
-def run(start, batch, feats, labels, models, forest, out):
-    """Process ticks ``start..`` of ``batch``; returns (status, next tick to process)."""
+def _release(s, q_head, q_tail, pool_next, free) -> None:
+    """Every vector queued for symbol ``s`` back to the free list."""
+    item = q_head[s]
+    while item != NONE:
+        after = pool_next[item]
+        pool_next[item] = free[0]
+        free[0] = item
+        free[1] += 1
+        item = after
+    q_head[s] = NONE
+    q_tail[s] = NONE
+
+
+@njit(cache=True)
+def run(start, batch, feats, labels, models, forest, out, seen):
+    """Process ticks ``start..`` of ``batch``; returns (status, next tick to process).
+    ``seen``: (number of ticks before this batch, idle limit, each slot's last tick number)."""
     slot, ts, bid, ask, bid_size, ask_size, last, last_size = batch
+    first_seq, idle, last_seq = seen
     fstate, istate = feats
     horizon, q_head, q_tail, q_mid, q_ties, pool_ts, pool_mid, pool_x, pool_p, pool_next, free = (
         labels
@@ -64,7 +88,7 @@ def run(start, batch, feats, labels, models, forest, out):
     kind, lin, counts, gidx, has_trees, tree_range, win_x, win_y, win_pos, refit_at, swap_at = (
         models
     )
-    x_out, quote_out, valid, p_out, ev_tick, ev_y, ev_p, ev_n = out
+    x_out, quote_out, valid, p_out, ev_tick, ev_y, ev_p, ev_n, reset = out
     n_models = kind.shape[0]
     for i in range(start, slot.shape[0]):
         for m in range(n_models):
@@ -75,11 +99,26 @@ def run(start, batch, feats, labels, models, forest, out):
         if free[1] == 0:
             return STOP_POOL, i
         s = slot[i]
+        seq = first_seq + i
+        if last_seq[s] >= 0 and seq - last_seq[s] > idle:  # back after a long silence
+            features.reset(fstate[s], istate[s])
+            _release(s, q_head, q_tail, pool_next, free)
+            q_mid[s] = 0.0
+            reset[i] = True
+        last_seq[s] = seq
         x = x_out[i]
         ok = features.update(
-            fstate[s], istate[s], ts[i], bid[i], ask[i], bid_size[i], ask_size[i], last[i],
-            last_size[i], x,
-        )  # fmt: skip
+            fstate[s],
+            istate[s],
+            ts[i],
+            bid[i],
+            ask[i],
+            bid_size[i],
+            ask_size[i],
+            last[i],
+            last_size[i],
+            x,
+        )
         valid[i] = ok
         if not ok:
             continue
@@ -98,8 +137,19 @@ def run(start, batch, feats, labels, models, forest, out):
                 ev_p[e] = pool_p[item]
                 ev_n[0] = e + 1
                 for m in range(n_models):
-                    _learn(kind, lin, counts, gidx, has_trees, win_x, win_y, win_pos, m,
-                           pool_x[item], y)  # fmt: skip
+                    _learn(
+                        kind,
+                        lin,
+                        counts,
+                        gidx,
+                        has_trees,
+                        win_x,
+                        win_y,
+                        win_pos,
+                        m,
+                        pool_x[item],
+                        y,
+                    )
             else:
                 q_ties[s] += 1
             pool_next[item] = free[0]  # back to the free list
@@ -132,25 +182,22 @@ def run(start, batch, feats, labels, models, forest, out):
 
 
 def release(slots: np.ndarray, q_head: np.ndarray, q_tail: np.ndarray, pool: tuple) -> None:
-    """Return every vector queued for ``slots`` to the free list (their labels are never
-    resolved: those symbols went quiet)."""
-    following, free = pool[4], pool[5]
+    """Return every vector queued for ``slots`` to the free list (symbols gone quiet)."""
     for s in slots.tolist():
-        item = q_head[s]
-        while item != NONE:
-            after = following[item]
-            following[item] = free[0]
-            free[0] = item
-            free[1] += 1
-            item = after
-        q_head[s] = q_tail[s] = NONE
+        _release(s, q_head, q_tail, pool[4], pool[5])
 
 
 def new_pool(size: int, n_features: int, models: int) -> tuple:
     """An item pool of ``size`` free items."""
     free = np.array([NONE, 0], np.int64)
-    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros((0, n_features)),
-             np.zeros((0, models)), np.zeros(0, np.int64), free)  # fmt: skip
+    empty = (
+        np.zeros(0, np.int64),
+        np.zeros(0),
+        np.zeros((0, n_features)),
+        np.zeros((0, models)),
+        np.zeros(0, np.int64),
+        free,
+    )
     return grow_pool(empty, size)
 
 

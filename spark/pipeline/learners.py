@@ -117,8 +117,19 @@ class Learners:
             self.tree_range[i] = r
 
     def arrays(self) -> tuple:
-        return (self.kind, self.lin, self.counts, self.gidx, self.has_trees, self.tree_range,
-                self.win_x, self.win_y, self.win_pos, self.refit_at, self.swap_at)  # fmt: skip
+        return (
+            self.kind,
+            self.lin,
+            self.counts,
+            self.gidx,
+            self.has_trees,
+            self.tree_range,
+            self.win_x,
+            self.win_y,
+            self.win_pos,
+            self.refit_at,
+            self.swap_at,
+        )
 
     @property
     def champion(self) -> int:
@@ -164,6 +175,58 @@ class Learners:
         self.has_trees[m] = True
         self._forests()
 
+    # --- one model's learned parameters (the registry) -----------------------------------------
+    def export(self, m: int) -> tuple[dict, dict[str, np.ndarray]]:
+        """What model ``m`` has learned: its parameters, not its window or pending state."""
+        slot = self.slots[m]
+        arrays = {"lin": self.lin[m]}
+        if slot.forest is not None:
+            arrays.update(
+                {f"forest.{n}": a for n, a in zip(FOREST_FIELDS, slot.forest.arrays(), strict=True)}
+            )
+        meta = {
+            "model_id": slot.model_id,
+            "fits": slot.fits,
+            "fit_rows": slot.fit_rows,
+            "trees": slot.forest is not None,
+            "labels": int(self.counts[m]),
+        }
+        return meta, arrays
+
+    def adopt(self, m: int, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Give model ``m`` the parameters another one learned (``export``)."""
+        slot = self.slots[m]
+        if meta["model_id"] != slot.model_id:
+            raise ValueError(f"a {meta['model_id']} model cannot become {slot.model_id}")
+        self.lin[m] = arrays["lin"]
+        if meta["trees"]:
+            slot.forest = Forest(*(arrays[f"forest.{n}"] for n in FOREST_FIELDS))
+            slot.fits, slot.fit_rows = meta["fits"], meta["fit_rows"]
+            self.has_trees[m] = True
+        self._forests()
+
+    def add(self, model_id: str, role: str = "challenger") -> int:
+        """A new model slot (untrained); its index."""
+        old = self
+        names = [s.model_id for s in old.slots] + [model_id]
+        grown = Learners(
+            ModelSettings(
+                **{**asdict(old.settings), "model": names[0], "challengers": tuple(names[1:])}
+            )
+        )
+        m = len(old.slots)
+        grown.slots[:m] = old.slots
+        grown.slots[m].role = role
+        for name in self._ARRAYS:
+            mine, theirs = getattr(grown, name), getattr(old, name)
+            if name.startswith("win_"):
+                mine[: theirs.shape[0]] = theirs
+            else:
+                mine[:m] = theirs
+        self.__dict__.update(grown.__dict__)
+        self._forests()
+        return m
+
     # --- state ---------------------------------------------------------------------------------
     _ARRAYS = ("lin", "counts", "has_trees", "win_x", "win_y", "win_pos", "refit_at", "swap_at")
 
@@ -183,11 +246,18 @@ class Learners:
                         }
                     )
             slots.append(
-                {"model_id": slot.model_id, "role": slot.role, "version": slot.version,
-                 "fits": slot.fits, "fit_rows": slot.fit_rows, "trained_rows": slot.trained_rows,
-                 "forest": slot.forest is not None, "training": slot.training is not None,
-                 "pending": pending is not None}
-            )  # fmt: skip
+                {
+                    "model_id": slot.model_id,
+                    "role": slot.role,
+                    "version": slot.version,
+                    "fits": slot.fits,
+                    "fit_rows": slot.fit_rows,
+                    "trained_rows": slot.trained_rows,
+                    "forest": slot.forest is not None,
+                    "training": slot.training is not None,
+                    "pending": pending is not None,
+                }
+            )
         return {"slots": slots, "settings": asdict(self.settings)}, arrays
 
     @classmethod
@@ -213,5 +283,13 @@ class Learners:
         return self
 
 
-FOREST_FIELDS = ("feature", "threshold", "default_left", "missing", "left", "right",
-                 "leaf_value", "roots")  # fmt: skip
+FOREST_FIELDS = (
+    "feature",
+    "threshold",
+    "default_left",
+    "missing",
+    "left",
+    "right",
+    "leaf_value",
+    "roots",
+)

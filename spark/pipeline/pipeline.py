@@ -23,10 +23,10 @@ the optimizer all call it.
 >>> ticks = [Tick("EURUSD", 1_000_000 * k, bid=1.1 + k * 1e-5, ask=1.1002 + k * 1e-5)
 ...          for k in range(1, 6)]
 >>> r = p.step(TickBatch.from_ticks(ticks))
->>> int(r.valid.sum()), r.probs[:, 0].round(3).tolist()  # nothing learned yet at tick 2
-(5, [0.5, 0.5, 0.5, 0.5, 0.5])
->>> r.labels.y.tolist()  # ticks 1..3 resolved by ticks 3..5 (H = 1 s): the mid went up
-[1, 1, 1]
+>>> r.labels.y.tolist(), r.labels.tick.tolist()  # ticks 0..2 resolved by ticks 2..4: up
+([1, 1, 1], [2, 3, 4])
+>>> r.probs[:, 0].round(3).tolist()  # predicted before learning: 0.5 until the first label
+[0.5, 0.5, 0.501, 0.635, 0.711]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import numpy as np
 from spark.drift.stage import DriftStage
 from spark.execution.paper import PaperExecutor
 from spark.features import kernel as features
+from spark.ml import linear, trees
 from spark.ml.quality import exact_auc, precision_at_top
 from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide
 from spark.pipeline import core
@@ -76,6 +77,8 @@ class StepResult:
     models: list[tuple[str, int]]  # (model_id, version) of each column of probs
     labels: LabelEvents
     ties: int
+    reset: np.ndarray  # the tick's symbol came back after a long silence and started fresh
+    symbols: list[str]  # slot -> symbol, as they were during the step
     alerts: list[tuple[int, dict]] = field(default_factory=list)
     gates: list[tuple[int, dict]] = field(default_factory=list)
     signals: list[tuple[int, dict]] = field(default_factory=list)
@@ -88,14 +91,16 @@ class StepResult:
 
 
 class RollingScores:
-    """Each model's last ROLLING (prob_up, label) pairs and its count of labels."""
+    """Each model's last ROLLING (prob_up, label) pairs, the labels scored in all (``total``)
+    and each model's count (``labels``: a model added later starts at 0)."""
 
     def __init__(self, models: int) -> None:
         self.p = np.zeros((models, ROLLING))
         self.y = np.zeros((models, ROLLING), np.int8)
         self.filled = 0
         self.at = 0
-        self.labels = 0
+        self.total = 0
+        self.labels = np.zeros(models, np.int64)
 
     def add(self, p: np.ndarray, y: np.ndarray) -> None:
         """Append labels (``p``: (labels, models))."""
@@ -107,6 +112,7 @@ class RollingScores:
             self.y[:, idx] = chunk_y
             self.at = (self.at + k) % ROLLING
             self.filled = min(self.filled + k, ROLLING)
+            self.total += k
             self.labels += k
 
     def window(self, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +124,7 @@ class RollingScores:
         return {
             "auc": exact_auc(p, y),
             "precision_at_20": precision_at_top(p, y),
-            "labels": float(self.labels),
+            "labels": float(self.labels[m]),
         }
 
 
@@ -129,7 +135,8 @@ class SignalPipeline:
         self.slot_of: dict[str, int] = {}
         self.free_slots: list[int] = []
         self.fstate, self.istate = features.new_state(0)
-        self.last_ts = np.zeros(0, np.int64)  # each slot's latest tick
+        self.seq = 0  # ticks stepped so far
+        self.last_seq = np.zeros(0, np.int64)  # each slot's latest tick number (-1: none)
         self.last_side = np.zeros(0, np.int8)
         self.q_head = np.zeros(0, np.int64)
         self.q_tail = np.zeros(0, np.int64)
@@ -142,7 +149,6 @@ class SignalPipeline:
         self.executor = PaperExecutor(settings.execution, settings.limits)
         self.scores = RollingScores(m)
         self.next_promotion_check = PROMOTION_EVERY
-        self.next_eviction_ts = 0
 
     # --- symbols ----------------------------------------------------------------------------
     def _slots(self, batch: TickBatch) -> np.ndarray:
@@ -164,7 +170,7 @@ class SignalPipeline:
         fstate[:old], istate[:old] = self.fstate, self.istate
         self.fstate, self.istate = fstate, istate
         pad = size - old
-        self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
+        self.last_seq = np.concatenate([self.last_seq, np.full(pad, -1, np.int64)])
         self.last_side = np.concatenate([self.last_side, np.zeros(pad, np.int8)])
         self.q_head = np.concatenate([self.q_head, np.full(pad, core.NONE, np.int64)])
         self.q_tail = np.concatenate([self.q_tail, np.full(pad, core.NONE, np.int64)])
@@ -188,16 +194,40 @@ class SignalPipeline:
         room = len(self.pool[0]) - int(self.pool[5][1]) + n  # labels this step can resolve
         ev_tick, ev_y, ev_p = np.empty(room, np.int64), np.empty(room, np.int8), np.empty((room, m))
         ev_n = np.zeros(1, np.int64)
+        reset = np.zeros(n, np.bool_)
         ties_before = int(self.q_ties.sum())
-        columns = (slot, batch.ts, batch.bid, batch.ask, batch.bid_size, batch.ask_size,
-                   batch.last, batch.last_size)  # fmt: skip
-        out = (x, quotes, valid, probs, ev_tick, ev_y, ev_p, ev_n)
+        columns = (
+            slot,
+            batch.ts,
+            batch.bid,
+            batch.ask,
+            batch.bid_size,
+            batch.ask_size,
+            batch.last,
+            batch.last_size,
+        )
+        out = (x, quotes, valid, probs, ev_tick, ev_y, ev_p, ev_n, reset)
+        seen = (self.seq, self.settings.idle_evict_ticks, self.last_seq)
         start = 0
         while True:
-            labels = (self.settings.models.horizon_us, self.q_head, self.q_tail, self.q_mid,
-                      self.q_ties, *self.pool)  # fmt: skip
-            status, start = core.run(start, columns, (self.fstate, self.istate), labels,
-                                     learners.arrays(), learners.forest, out)  # fmt: skip
+            labels = (
+                self.settings.models.horizon_us,
+                self.q_head,
+                self.q_tail,
+                self.q_mid,
+                self.q_ties,
+                *self.pool,
+            )
+            status, start = core.run(
+                start,
+                columns,
+                (self.fstate, self.istate),
+                labels,
+                learners.arrays(),
+                learners.forest,
+                out,
+                seen,
+            )
             if status == core.DONE:
                 break
             if status == core.STOP_POOL:
@@ -206,17 +236,25 @@ class SignalPipeline:
                 learners.at_boundary()
         count = int(ev_n[0])
         events = LabelEvents(ev_tick[:count], ev_y[:count], ev_p[:count])
-        if n:
-            np.maximum.at(self.last_ts, slot[valid], batch.ts[valid])
+        self.seq += n
         champion, model_events = self._score(events, n, batch.ts)
         result = StepResult(
-            batch, slot, valid, x, quotes, probs, champion,
-            [(s.model_id, s.version) for s in learners.slots], events,
-            int(self.q_ties.sum()) - ties_before, model_events=model_events,
-        )  # fmt: skip
+            batch,
+            slot,
+            valid,
+            x,
+            quotes,
+            probs,
+            champion,
+            [(s.model_id, s.version) for s in learners.slots],
+            events,
+            int(self.q_ties.sum()) - ties_before,
+            reset,
+            self.symbols,
+            model_events=model_events,
+        )
         self._decide(result)
-        if n:
-            self._evict(int(batch.ts[valid].max()) if valid.any() else 0)
+        self._evict()
         return result
 
     def _score(self, events: LabelEvents, n: int, ts: np.ndarray) -> tuple[np.ndarray, list]:
@@ -227,16 +265,14 @@ class SignalPipeline:
         out: list[tuple[int, dict]] = []
         done = 0
         while len(self.learners.slots) > 1:
-            need = self.next_promotion_check - self.scores.labels
+            need = self.next_promotion_check - self.scores.total
             if need > len(events) - done:
                 break
             at = int(events.tick[done + need - 1])
             upto = done + int(np.searchsorted(events.tick[done:], at, side="right"))
             self.scores.add(events.p[done:upto], events.y[done:upto])
             done = upto
-            self.next_promotion_check = (
-                self.scores.labels // PROMOTION_EVERY + 1
-            ) * PROMOTION_EVERY
+            self.next_promotion_check = (self.scores.total // PROMOTION_EVERY + 1) * PROMOTION_EVERY
             promoted = self._maybe_promote(at, int(ts[at]))
             if promoted:
                 champion[at + 1 :] = self.learners.champion
@@ -265,10 +301,18 @@ class SignalPipeline:
             )
             slot.role, slots[champ].role = "champion", "challenger"
             return [
-                (tick, {"model_id": s.model_id, "version": s.version, "event": e,
-                        "reason": reason, "ts": ts})
+                (
+                    tick,
+                    {
+                        "model_id": s.model_id,
+                        "version": s.version,
+                        "event": e,
+                        "reason": reason,
+                        "ts": ts,
+                    },
+                )
                 for s, e in ((slot, "promoted"), (slots[champ], "demoted"))
-            ]  # fmt: skip
+            ]
         return []
 
     def _decide(self, r: StepResult) -> None:
@@ -277,16 +321,24 @@ class SignalPipeline:
         symbols = self.symbols
         if self.settings.gate:
             r.alerts, r.gates, allowed = self.drift.step(
-                symbols=symbols, slot=r.slot, ts=ts, x=r.features, valid=r.valid,
-                events=(r.labels.tick, r.labels.y, r.labels.p), champion=r.champion,
+                symbols=symbols,
+                slot=r.slot,
+                ts=ts,
+                x=r.features,
+                valid=r.valid,
+                events=(r.labels.tick, r.labels.y, r.labels.p),
+                champion=r.champion,
                 models=r.models,
-            )  # fmt: skip
+                reset=r.reset,
+            )
         else:
             allowed = np.ones(n, np.bool_)
+        if not self.settings.trading:
+            return
         p = r.probs[np.arange(n), r.champion]
         decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
         band = self.settings.models.band
-        decide(r.slot, r.valid, p, allowed, band, self.last_side, decision, side)
+        decide(r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side)
         if self.settings.gate:
             held = np.flatnonzero(decision == SUPPRESSED)
             r.suppressed = self.drift.count_suppressed(symbols, r.slot, held, r.gates)
@@ -299,47 +351,197 @@ class SignalPipeline:
             else:
                 reason = f"prob_up {prob:.3f} inside {0.5 - band:.2f}..{0.5 + band:.2f}"
             model_id, version = r.models[r.champion[i]]
-            r.signals.append((i, {
-                "symbol": symbols[r.slot[i]], "ts": int(ts[i]), "side": name,
-                "strength": min(abs(prob - 0.5) * 2, 1.0), "model_id": model_id,
-                "model_version": version, "reason": reason, "prob_up": prob, "emitted_at": None,
-            }))  # fmt: skip
+            r.signals.append(
+                (
+                    i,
+                    {
+                        "symbol": symbols[r.slot[i]],
+                        "ts": int(ts[i]),
+                        "side": name,
+                        "strength": min(abs(prob - 0.5) * 2, 1.0),
+                        "model_id": model_id,
+                        "model_version": version,
+                        "reason": reason,
+                        "prob_up": prob,
+                        "emitted_at": None,
+                    },
+                )
+            )
         r.executions = self.executor.on_ticks(
-            symbols, self.slot_of, r.slot, ts, r.quotes[:, 1], r.quotes[:, 2], r.quotes[:, 0],
-            r.valid, r.signals,
-        )  # fmt: skip
+            symbols,
+            self.slot_of,
+            r.slot,
+            ts,
+            r.quotes[:, 1],
+            r.quotes[:, 2],
+            r.quotes[:, 0],
+            r.valid,
+            r.signals,
+        )
 
-    # --- bounded memory -----------------------------------------------------------------------
-    def _evict(self, now: int) -> None:
-        """Forget symbols idle for ``idle_evict_s`` of event time that hold no position and
-        no waiting signal: their slot, state and queued vectors are reused. Checked when the
-        latest event time passes a quarter of that period, so where batches end never
-        matters."""
-        period = round(self.settings.idle_evict_s * 1e6)
-        if period <= 0 or now < self.next_eviction_ts:
+    # --- registered models ----------------------------------------------------------------------
+    def add_model(
+        self, model_id: str, version: int, learned: tuple[dict, dict] | None = None
+    ) -> int:
+        """Run another model as a challenger from the next step (e.g. one registered by
+        ``spark model train``); vectors already queued count as predicted at 0.5 by it."""
+        m = self.learners.add(model_id)
+        self.learners.slots[m].version = version
+        if learned is not None:
+            self.learners.adopt(m, *learned)
+        ts, mid, x, p, following, free = self.pool
+        self.pool = (ts, mid, x, np.hstack([p, np.full((len(p), 1), 0.5)]), following, free)
+        scores = RollingScores(m + 1)
+        scores.p[:m], scores.y[:m] = self.scores.p, self.scores.y
+        scores.p[m] = 0.5
+        scores.y[m] = scores.y[0] if m else 0
+        scores.filled, scores.at, scores.total = (
+            self.scores.filled,
+            self.scores.at,
+            self.scores.total,
+        )
+        scores.labels[:m] = self.scores.labels
+        self.scores = scores
+        return m
+
+    # --- one-off predictions (the HTTP API) ----------------------------------------------------
+    def predict(self, asked) -> dict:
+        """The champion's prob_up for feature values (name -> number) or for a Tick, whose
+        features come from its symbol's live state, which is not changed."""
+        if isinstance(asked, dict):
+            x = np.array([asked[n] for n in features.FEATURE_NAMES], np.float64)
+        else:
+            slot = self.slot_of.get(asked.symbol)
+            if slot is None:
+                state, ints = features.new_state(1)
+            else:
+                state, ints = (
+                    self.fstate[slot : slot + 1].copy(),
+                    self.istate[slot : slot + 1].copy(),
+                )
+            x = np.zeros(features.N_FEATURES)
+            nan = math.nan
+            sides = [
+                nan if v is None else float(v)
+                for v in (
+                    asked.bid,
+                    asked.ask,
+                    asked.bid_size,
+                    asked.ask_size,
+                    asked.last,
+                    asked.last_size,
+                )
+            ]
+            if not features.update(state[0], ints[0], asked.ts, *sides, x):
+                raise ValueError("the tick gives no mid price")
+        learners = self.learners
+        m = learners.champion
+        slot = learners.slots[m]
+        if learners.kind[m] == core.GBM and learners.has_trees[m]:
+            lo, hi = learners.tree_range[m]
+            prob = trees.predict(learners.forest, lo, hi, x)
+        else:
+            prob = linear.predict(learners.lin[m], x)
+        return {
+            "prob_up": float(prob),
+            "model_id": slot.model_id,
+            "model_version": slot.version,
+            "features": dict(zip(features.FEATURE_NAMES, x.tolist(), strict=True)),
+        }
+
+    # --- state ---------------------------------------------------------------------------------
+    _ARRAYS = ("fstate", "istate", "last_seq", "last_side", "q_head", "q_tail", "q_mid", "q_ties")
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
+        """Everything the pipeline holds: (JSON-able part, arrays, ADWIN detectors pickled).
+        ``from_state`` continues exactly where this one is."""
+        learners_meta, learners_arrays = self.learners.state()
+        drift_meta, drift_arrays, concept = self.drift.state()
+        meta = {
+            "settings": self.settings.as_dict(),
+            "symbols": self.symbols,
+            "free_slots": self.free_slots,
+            "learners": learners_meta,
+            "drift": drift_meta,
+            "executor": self.executor.state(),
+            "scores": {
+                "filled": self.scores.filled,
+                "at": self.scores.at,
+                "total": self.scores.total,
+                "labels": self.scores.labels.tolist(),
+            },
+            "next_promotion_check": self.next_promotion_check,
+            "seq": self.seq,
+        }
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        arrays.update({f"pool.{k}": a for k, a in enumerate(self.pool)})
+        arrays.update({f"learners.{k}": a for k, a in learners_arrays.items()})
+        arrays.update(drift_arrays)
+        arrays["scores.p"], arrays["scores.y"] = self.scores.p, self.scores.y
+        return meta, arrays, concept
+
+    @classmethod
+    def from_state(
+        cls, meta: dict, arrays: dict[str, np.ndarray], concept: bytes
+    ) -> SignalPipeline:
+        self = cls(Settings.from_dict(meta["settings"]))
+        self.symbols = list(meta["symbols"])
+        self.slot_of = {s: k for k, s in enumerate(self.symbols) if s}
+        self.free_slots = list(meta["free_slots"])
+        for name in self._ARRAYS:
+            setattr(self, name, arrays[name].copy())
+        self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
+        learned = {
+            k.removeprefix("learners."): a.copy()
+            for k, a in arrays.items()
+            if k.startswith("learners.")
+        }
+        self.learners = Learners.from_state(meta["learners"], learned)
+        self.drift.grow(len(self.symbols))
+        self.drift.restore(meta["drift"], {k: a.copy() for k, a in arrays.items()}, concept)
+        self.executor.load(meta["executor"])
+        self.scores.p, self.scores.y = arrays["scores.p"].copy(), arrays["scores.y"].copy()
+        self.scores.filled, self.scores.at = meta["scores"]["filled"], meta["scores"]["at"]
+        self.scores.total = meta["scores"]["total"]
+        self.scores.labels = np.array(meta["scores"]["labels"], np.int64)
+        self.next_promotion_check = meta["next_promotion_check"]
+        self.seq = meta["seq"]
+        return self
+
+    # --- bounded memory ---------------------------------------------------------------------
+    def _evict(self) -> None:
+        """Free the slots of symbols idle for more than ``idle_evict_ticks`` ticks that hold no
+        position, no waiting signal and no gate that is not open. Such a symbol starts fresh
+        if it returns whether or not it was freed (``spark.pipeline.core``), so freeing it
+        between any two steps changes no record."""
+        idle, executor = self.settings.idle_evict_ticks, self.executor
+        candidates = np.flatnonzero((self.last_seq >= 0) & (self.seq - self.last_seq > idle))
+        gone = [
+            s
+            for s in candidates.tolist()
+            if not executor.pending.get(self.symbols[s])
+            and not (
+                self.symbols[s] in executor.positions
+                and executor.positions[self.symbols[s]].quantity
+            )
+            and (
+                self.symbols[s] not in self.drift.gates
+                or self.drift.gates[self.symbols[s]].allows_signals
+            )
+        ]
+        if not gone:
             return
-        self.next_eviction_ts = (now // (period // 4 + 1) + 1) * (period // 4 + 1)
-        executor = self.executor
-        idle = [
-            s for s, symbol in enumerate(self.symbols)
-            if symbol and self.last_ts[s] < now - period
-            and not executor.pending.get(symbol)
-            and not (symbol in executor.positions and executor.positions[symbol].quantity)
-            and (symbol not in self.drift.gates or self.drift.gates[symbol].allows_signals)
-        ]  # fmt: skip
-        if not idle:
-            return
-        rows = np.array(idle)
+        rows = np.array(gone)
         core.release(rows, self.q_head, self.q_tail, self.pool)
         self.fstate[rows], self.istate[rows] = features.new_state(len(rows))
         self.last_side[rows] = 0
-        self.last_ts[rows] = 0
+        self.last_seq[rows] = -1
         self.q_mid[rows] = 0.0
-        self.q_ties[rows] = 0
-        names = [self.symbols[s] for s in idle]
+        names = [self.symbols[s] for s in gone]
         self.drift.forget(rows, names)
-        for s, symbol in zip(idle, names, strict=True):
+        self.symbols = list(self.symbols)  # a result of an earlier step keeps the old names
+        for s, symbol in zip(gone, names, strict=True):
             del self.slot_of[symbol]
             self.symbols[s] = ""
             executor.forget(symbol)
-        self.free_slots += idle
+        self.free_slots += gone

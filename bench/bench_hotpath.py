@@ -1,0 +1,454 @@
+"""The hot path, measured: a worker's full pipeline beside the raw client ceiling and Faust,
+in one run, on real ticks (docs/hot-path.md, issue 12's targets).
+
+Prints, on one broker in one run:
+  raw        ticks/s of a bare confluent-kafka loop: consume(1000) -> fastavro decode ->
+             encode a 48-double record -> produce (nothing else): the ceiling
+  faust      ticks/s of a Faust per-event agent doing decode -> encode -> send_soon
+  worker     ticks/s of a fresh `spark worker` with the ticks already on the topic, from its
+             first prediction to its last (every tick predicted): the full pipeline with
+             the default gbm champion and a logreg challenger, drift, gates, signals and
+             the paper executor; and the same with logreg alone
+  workers=2  two workers sharing the partitions (gbm + logreg)
+  latency    tick -> signal, at a paced 5,000 ticks/s offered, as a read_committed consumer
+             of the signals topic sees it (p50 / p99 / max)
+  backtest   ticks/s of `spark backtest run`'s engine on a real day (logreg, gbm), file
+             reading included
+and the ratios to raw. Behaviour is tested in tests/; this prints figures.
+
+Usage (from the repository root):
+    python -m bench.bench_hotpath [--quick] [--skip NAME ...] [DATA_DIR]
+DATA_DIR: the shared real data (default ../shared/data; the bundled sample without it).
+Uses KAFKA_BOOTSTRAP_SERVERS if set, else an embedded broker in a temporary SPARK_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PART_FILES = (  # three instruments on three different tick partitions (EURUSD 5, NZDUSD 3, AIG 0)
+    ("fxcm/eurusd/20140506_quote.zip", None),
+    ("fxcm/nzdusd/20140506_quote.zip", None),
+    ("equity/aig/20131007_quote.zip", 100_000),
+)
+
+
+def load(data: Path | None, quick: bool):
+    """[(symbol, ts, wire value)] of the benchmark's real ticks, merged in time order."""
+    from spark.ticks.columns import read_batch
+
+    if data is None or not data.is_dir():
+        from spark.demo import bundled_files
+
+        files = [(p, None) for p in bundled_files()]
+    else:
+        files = [(data / f, n) for f, n in PART_FILES]
+    batches = []
+    for path, limit in files:
+        batch, _ = read_batch([path], "lean-quote")
+        limit = limit if not quick else 20_000
+        batches.append(batch.take(0, limit) if limit else batch)
+    from spark.pipeline.batch import TickBatch
+
+    merged = TickBatch.concat(batches)
+    order = np.argsort(merged.ts, kind="stable")
+    return merged, order, [str(p) for p, _ in files]
+
+
+def encoded(batch, order) -> list[tuple[bytes, bytes]]:
+    from spark.ticks.model import Tick
+    from spark.ticks.producer import default_serde
+    from spark.topics import catalog
+
+    serde, name = default_serde(), catalog()["ticks"].name
+    out = []
+    nan = lambda v: None if v != v else float(v)  # noqa: E731
+    for i in order.tolist():
+        symbol = batch.symbol_at(i)
+        tick = Tick(
+            symbol,
+            int(batch.ts[i]),
+            nan(batch.bid[i]),
+            nan(batch.ask[i]),
+            nan(batch.bid_size[i]),
+            nan(batch.ask_size[i]),
+            nan(batch.last[i]),
+            nan(batch.last_size[i]),
+        )
+        out.append((symbol.encode(), serde.encode(name, "Tick", tick.to_record())))
+    return out
+
+
+def fresh_topics(extra: tuple[str, ...] = ()) -> None:
+    """A new topic prefix (so a new worker group), its catalog topics, and the topics named
+    by ``extra`` (catalog ids + a suffix, e.g. "ticks.raw-bench")."""
+    from confluent_kafka.admin import NewTopic
+
+    from spark.kafka import clients
+    from spark.kafka.topics import create_topics
+    from spark.topics import catalog
+
+    os.environ["SPARK_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+    create_topics()
+    names = [catalog()[e.split(".")[0]].name + e[e.index(".") :] for e in extra]
+    if names:
+        for f in clients.admin().create_topics([NewTopic(t, 6, 1) for t in names]).values():
+            f.result(30)
+
+
+def produce_all(messages) -> None:
+    from spark.kafka import clients
+    from spark.topics import catalog
+
+    name = catalog()["ticks"].name
+    producer = clients.producer(**{"queue.buffering.max.messages": 2_000_000})
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(name, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120):
+        raise RuntimeError("the benchmark's ticks were not acknowledged")
+
+
+def raw_ceiling(n: int) -> float:
+    """consume(1000) -> fastavro decode -> encode a 48-double record -> produce; ticks/s."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+    from spark.kafka import clients
+    from spark.serde.registry import EmbeddedRegistry
+    from spark.topics import catalog
+
+    ticks = catalog()["ticks"]
+    registry = EmbeddedRegistry()
+    out_schema = parse_schema(
+        {
+            "type": "record",
+            "name": "R",
+            "fields": [{"name": f"f{k}", "type": "double"} for k in range(48)],
+        }
+    )
+    consumer = clients.reader(**{"fetch.wait.max.ms": 10})
+    consumer.assign(
+        [TopicPartition(ticks.name, p, OFFSET_BEGINNING) for p in range(ticks.partitions)]
+    )
+    producer = clients.producer()
+    sink = ticks.name + ".raw-bench"
+    seen, started = 0, None
+    while seen < n:
+        for msg in consumer.consume(1000, 0.5):
+            if msg.error() is not None:
+                continue
+            started = started or time.perf_counter()
+            value = msg.value()
+            record = schemaless_reader(
+                io.BytesIO(value[5:]), registry.schema_for(int.from_bytes(value[1:5], "big")), None
+            )
+            body = io.BytesIO()
+            schemaless_writer(body, out_schema, {f"f{k}": record["bid"] or 0.0 for k in range(48)})
+            while True:
+                try:
+                    producer.produce(sink, value[:5] + body.getvalue(), msg.key())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            seen += 1
+        producer.poll(0)
+    producer.flush(60)
+    consumer.close()
+    return n / (time.perf_counter() - started)
+
+
+def faust_rate(n: int, timeout: float = 300) -> float:
+    result = Path(tempfile.mkdtemp()) / "faust.json"
+    env = dict(os.environ, BENCH_TARGET=str(n), BENCH_RESULT=str(result))
+    log = open(Path(os.environ["SPARK_HOME"]) / "faust-bench.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.faust_passthrough", "worker", "-l", "warn"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not result.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    if not result.exists():
+        return float("nan")
+    r = json.loads(result.read_text())
+    return r["n"] / (r["last"] - r["first"])
+
+
+def worker_rates(n: int, workers: int, env: dict) -> tuple[float, float]:
+    """(ticks/s from the first prediction to the last, seconds from start to the first) of
+    ``workers`` fresh `spark worker` processes with every tick already on the topic."""
+    from bench.common import metric
+    from spark.broker.embedded import free_port
+
+    models = 1 + len([c for c in env.get("SPARK_CHALLENGERS", "").split(",") if c])
+    ports = [free_port() for _ in range(workers)]
+    logs = [open(Path(os.environ["SPARK_HOME"]) / f"bench-worker-{p}.log", "wb") for p in ports]  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "spark.cli",
+                "worker",
+                "--agent",
+                "pipeline",
+                "--web-port",
+                str(p),
+            ],
+            env=dict(os.environ, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for p, log in zip(ports, logs, strict=True)
+    ]
+    t0 = time.perf_counter()
+    first = None
+    done = 0.0
+    try:
+        while done < n * models and time.perf_counter() - t0 < 900:
+            time.sleep(0.05)
+            done = sum(metric(p, "spark_events_out_total", 'topic="predictions"') for p in ports)
+            if done and first is None:
+                first = (time.perf_counter(), done)
+        end = time.perf_counter()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+    if first is None or done < n * models:
+        return float("nan"), float("nan")
+    return (done - first[1]) / models / (end - first[0]), first[0] - t0
+
+
+def latency(messages, rate: float, seconds: float, env: dict) -> dict:
+    """Tick -> signal latency at ``rate`` ticks/s offered to a warm worker."""
+    from confluent_kafka import OFFSET_END, TopicPartition
+
+    from bench.common import metric
+    from spark.broker.embedded import free_port
+    from spark.kafka import clients
+    from spark.stream.outputs import SOURCE
+    from spark.topics import catalog
+
+    ticks, signals = catalog()["ticks"], catalog()["signals"]
+    port = free_port()
+    log = open(Path(os.environ["SPARK_HOME"]) / "bench-latency.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spark.cli",
+            "worker",
+            "--agent",
+            "pipeline",
+            "--web-port",
+            str(port),
+        ],
+        env=dict(os.environ, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    received: list[tuple[float, int, int]] = []
+    stop = threading.Event()
+
+    def read_signals() -> None:
+        consumer = clients.reader(
+            **{
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 1,
+                "enable.partition.eof": False,
+            }
+        )
+        consumer.assign(
+            [TopicPartition(signals.name, p, OFFSET_END) for p in range(signals.partitions)]
+        )
+        while not stop.is_set():
+            for msg in consumer.consume(1000, 0.05):
+                if msg.error() is None:
+                    now = time.time()
+                    source = dict(msg.headers() or []).get(SOURCE, b"").split(b"#")[0]
+                    at = source.rsplit(b"/", 1)[-1].split(b"@")
+                    received.append((now, int(at[0]), int(at[1])))
+        consumer.close()
+
+    try:
+        warm = messages[:20_000]
+        produce_all(warm)  # the worker learns and assigns first
+        deadline = time.monotonic() + 120
+        while metric(port, "spark_events_out_total", 'topic="predictions"') < len(warm):
+            if time.monotonic() > deadline:
+                return {}
+            time.sleep(0.2)
+        reader = threading.Thread(target=read_signals)
+        reader.start()
+        time.sleep(1.0)
+        producer = clients.producer(**{"linger.ms": 0})
+        start = time.perf_counter()
+        offered = messages[20_000 : 20_000 + int(rate * seconds)]
+        stamps: dict[int, float] = {}
+        for k, (key, value) in enumerate(offered):
+            due = start + k / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            stamp = time.time()
+
+            def done(err, msg, stamp=stamp) -> None:
+                if err is None:
+                    stamps[(msg.partition(), msg.offset())] = stamp
+
+            producer.produce(ticks.name, value, key, on_delivery=done)
+            producer.poll(0)
+        producer.flush(30)
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+    waits = [(now - stamps[(p, o)]) * 1000 for now, p, o in received if (p, o) in stamps]
+    if not waits:
+        return {}
+    waits = np.array(waits)
+    return {
+        "signals": len(waits),
+        "p50_ms": float(np.percentile(waits, 50)),
+        "p99_ms": float(np.percentile(waits, 99)),
+        "max_ms": float(waits.max()),
+        "offered": len(offered),
+        "rate": rate,
+    }
+
+
+def backtest_rates(files: list[str]) -> dict[str, float]:
+    from spark.backtest.engine import BacktestParams, run_backtest
+    from spark.ticks.columns import read_batch
+
+    path = Path(files[0])
+    out = {}
+    for model in ("logreg", "gbm"):
+        started = time.perf_counter()
+        batch, _ = read_batch([path], "lean-quote")
+        run_backtest(batch, BacktestParams(model=model))
+        out[model] = len(batch) / (time.perf_counter() - started)
+    out["ticks"] = len(batch)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--quick", action="store_true", help="20,000 ticks a file")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["raw", "faust", "worker", "logreg", "two", "latency", "backtest"],
+    )
+    args = parser.parse_args()
+    from bench.common import bench_broker
+
+    os.environ.setdefault("SPARK_HOME", tempfile.mkdtemp(prefix="spark-bench-"))
+    batch, order, files = load(args.data, args.quick)
+    n = len(batch)
+    names = ", ".join(Path(f).name for f in files)
+    print(f"data: {n:,} real ticks of {', '.join(batch.symbols)} ({names})")
+    figures: dict[str, object] = {}
+    if "backtest" not in args.skip:
+        figures["backtest"] = rates = backtest_rates(files)
+        print(
+            f"backtest   {rates['logreg']:>9,.0f} ticks/s logreg, {rates['gbm']:>9,.0f} ticks/s "
+            f"gbm ({rates['ticks']:,} ticks of {Path(files[0]).name}, reading included)"
+        )
+    full = {"SPARK_MODEL": "gbm", "SPARK_CHALLENGERS": "logreg"}
+    with bench_broker():
+        messages = encoded(batch, order)
+        runs = [
+            ("raw", None),
+            ("faust", None),
+            ("worker", full),
+            ("logreg", {"SPARK_MODEL": "logreg", "SPARK_CHALLENGERS": ""}),
+            ("two", full),
+        ]
+        for name, env in runs:
+            if name in args.skip:
+                continue
+            extra = {"raw": ("ticks.raw-bench",), "faust": ("features.faust-bench",)}
+            fresh_topics(extra.get(name, ()))
+            produce_all(messages)
+            if name == "raw":
+                figures["raw"] = rate = raw_ceiling(n)
+                print(f"raw        {rate:>9,.0f} ticks/s  (consume, decode, encode, produce)")
+            elif name == "faust":
+                figures["faust"] = rate = faust_rate(n)
+                print(f"faust      {rate:>9,.0f} ticks/s  (per-event agent, send_soon)")
+            else:
+                workers = 2 if name == "two" else 1
+                rate, start = worker_rates(n, workers, env)
+                figures[name] = rate
+                label = {"worker": "worker", "logreg": "worker", "two": "workers=2"}[name]
+                what = "gbm + logreg challenger" if env is full else "logreg alone"
+                print(
+                    f"{label:10} {rate:>9,.0f} ticks/s  ({what}: first to last prediction, "
+                    f"first after {start:.1f}s)"
+                )
+        if "latency" not in args.skip:
+            fresh_topics()
+            figures["latency"] = lat = latency(messages, 5000.0, 20.0, full)
+            if lat:
+                print(
+                    f"latency    p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, max "
+                    f"{lat['max_ms']:.0f} ms  (tick -> signal, {lat['signals']:,} signals at "
+                    f"{lat['rate']:,.0f} ticks/s offered, read_committed)"
+                )
+    raw = figures.get("raw")
+    if isinstance(raw, float):
+        for name in ("faust", "worker", "logreg", "two"):
+            value = figures.get(name)
+            if isinstance(value, float):
+                print(f"ratio      {name:8} / raw = {value / raw:.2f}")
+    if isinstance(figures.get("two"), float) and isinstance(figures.get("worker"), float):
+        print(f"ratio      two workers / one = {figures['two'] / figures['worker']:.2f}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

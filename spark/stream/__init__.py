@@ -1,0 +1,1 @@
+"""The tick path of a worker: batch consume, decode, SignalPipeline step, produce, commit."""

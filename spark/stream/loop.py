@@ -1,0 +1,489 @@
+"""The worker's tick path: consume a batch → decode → step → produce → commit.
+
+One ``TickLoop`` runs in a thread of the worker with its own confluent-kafka consumer in
+the group ``<app id>-ticks``. Per assigned tick partition it keeps one SignalPipeline.
+Each turn:
+
+1. ``consume`` up to ``batch`` messages (waiting at most ``wait_ms``) and split them by
+   partition, in offset order;
+2. decode each partition's messages (``spark.stream.decode``): the valid ticks become a
+   TickBatch, the rest dead letters with their reason;
+3. step the partition's pipeline; its records become messages (``spark.stream.outputs``);
+4. produce them all, the due checkpoints, and the input offsets in one transaction
+   (``send_offsets_to_transaction``), then commit it. Only then does the next turn start.
+
+On assignment a partition's pipeline is restored from its newest checkpoint and the
+consumer seeks to the offset after it; ticks up to the group's committed offset are
+stepped without producing (their records exist). On revocation and at shutdown every
+pipeline is checkpointed in a transaction with its offsets. A pipeline revoked and
+assigned back with nothing processed elsewhere in between is kept in memory.
+
+Operator commands (gate open/close, risk kill/clear/set_limit) are queued by the Faust
+agents and applied between turns. The delivery guarantee per broker is in
+docs/hot-path.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+from spark.kafka import clients
+from spark.ml.snapshots import registry_key
+from spark.pipeline import SignalPipeline
+from spark.serde.avro import AvroSerde
+from spark.settings import MODEL_NAMES, Settings
+from spark.stream import checkpoint
+from spark.stream.decode import TickDecoder
+from spark.stream.outputs import Outgoing, OutputWriter
+from spark.stream.stats import LoopStats
+from spark.topics import catalog
+
+log = logging.getLogger("spark.stream")
+
+
+@dataclass
+class Partition:
+    """One assigned tick partition: its pipeline and where it stands."""
+
+    pipeline: SignalPipeline
+    applied: int  # offset of the last tick the pipeline includes (-1: none)
+    produced_from: int  # outputs of offsets below this were produced before (a restart)
+    checkpointed: float = 0.0  # monotonic time of its last checkpoint
+
+
+class TickLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        serde: AvroSerde,
+        *,
+        batch: int = 5_000,
+        wait_ms: int = 20,
+        transactional: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.group = group
+        self.serde = serde
+        self.batch = batch
+        self.wait_s = wait_ms / 1000
+        self.transactional = transactional
+        topics = catalog()
+        self.ticks, self.state_topic = topics["ticks"], topics["pipeline_state"]
+        self.registry = topics["model_versions"]
+        self.decoder = TickDecoder(serde)
+        self.writer = OutputWriter(serde)
+        self.key = registry_key()
+        self.partitions: dict[int, Partition] = {}
+        self.parked: dict[int, Partition] = {}  # revoked, kept in case they come back
+        self.commands: queue.Queue = queue.Queue()
+        self.lock = threading.RLock()  # held while stepping; readers (HTTP) take it too
+        self.stats = LoopStats()
+        self.ready = threading.Event()  # set once the first assignment is restored
+        self.stopped = threading.Event()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._commanded = False
+
+    # --- clients ---------------------------------------------------------------------------
+    def _clients(self) -> None:
+        self._consumer = Consumer(
+            {
+                **clients.base_config(),
+                "group.id": self.group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                # (spark.settings: the embedded broker forms a group in half this time)
+                "session.timeout.ms": self.settings.session_timeout_ms,
+                "heartbeat.interval.ms": max(self.settings.session_timeout_ms // 4, 250),
+                "max.poll.interval.ms": 600_000,  # a refit or restore can take a while
+            }
+        )
+        conf = {
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "message.max.bytes": 20 * 1024 * 1024,
+        }
+        if self.transactional:
+            conf["transactional.id"] = f"{self.group}-{uuid.uuid4().hex[:12]}"
+        else:
+            conf["enable.idempotence"] = True
+        self._producer = clients.producer(**conf)
+        if self.transactional:
+            self._producer.init_transactions(30)
+
+    def _reader(self) -> Consumer:
+        return clients.reader(**{"isolation.level": "read_committed"})
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Process ticks until ``stop`` is set; checkpoint everything on the way out."""
+        started = time.monotonic()
+        self._clients()
+        consumer = self._consumer
+        consumer.subscribe(
+            [self.ticks.name],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info(
+            "tick loop: clients ready in %.1fs, joining %s", time.monotonic() - started, self.group
+        )
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(self.batch, self.wait_s)
+                with self.lock:
+                    out, offsets = Outgoing(), {}
+                    self._apply_commands(out)
+                    if messages:
+                        self._process(messages, out, offsets)
+                    self._due_checkpoints(out, offsets)
+                    if out.messages or offsets:
+                        self._commit(out, offsets)
+                    self.stats.gauges(self.pipelines(), force=self._commanded)
+                    self._commanded = False
+        finally:
+            try:
+                consumer.close()  # revokes: every pipeline is checkpointed
+            finally:
+                if self._producer is not None:
+                    self._producer.flush(30)
+                self.stopped.set()
+
+    def _process(self, messages, out: Outgoing, offsets: dict[int, int]) -> None:
+        started = time.perf_counter()
+        by_partition: dict[int, list] = defaultdict(list)
+        for msg in messages:
+            if msg.error() is not None:
+                log.warning("consume: %s", msg.error().str())
+                continue
+            by_partition[msg.partition()].append(msg)
+        for p, msgs in by_partition.items():
+            part = self.partitions.get(p)
+            if part is None:
+                continue  # revoked in the meantime
+            msgs = [m for m in msgs if m.offset() > part.applied]  # at most once per pipeline
+            if not msgs:
+                continue
+            keys = [m.key() for m in msgs]
+            values = [m.value() for m in msgs]
+            msg_offsets = [m.offset() for m in msgs]
+            received = [m.timestamp()[1] * 1000 if m.timestamp()[0] else 0 for m in msgs]
+            batch, _good, rejected = self.decoder.decode(keys, values, msg_offsets, received)
+            result = part.pipeline.step(batch)
+            first = part.produced_from
+            self.writer.write(
+                result,
+                p,
+                part.pipeline.symbols,
+                round(self.settings.models.horizon_s * 1000),
+                first,
+                out,
+            )
+            for r in rejected:
+                if msg_offsets[r.index] >= first:
+                    self.writer.dead_letter(
+                        keys[r.index],
+                        values[r.index],
+                        r.reason,
+                        r.detail,
+                        p,
+                        msg_offsets[r.index],
+                        out,
+                    )
+            part.applied = msg_offsets[-1]
+            offsets[p] = part.applied + 1
+            self.stats.step(result, len(msgs), rejected, first, part.pipeline)
+        self.stats.batch(time.perf_counter() - started)
+
+    # --- commits -----------------------------------------------------------------------------
+    def _produce_all(self, out: Outgoing) -> None:
+        producer = self._producer
+        topics = self.writer.topics
+        for topic_id, items in out.messages.items():
+            name = topics[topic_id].name
+            for key, value, headers, *placed in items:
+                where = {"partition": placed[0]} if placed else {}
+                while True:
+                    try:
+                        producer.produce(name, value, key, headers=headers, **where)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            self.stats.produced(topic_id, len(items))
+
+    def _commit(self, out: Outgoing, offsets: dict[int, int]) -> None:
+        producer, consumer = self._producer, self._consumer
+        tps = [TopicPartition(self.ticks.name, p, o) for p, o in offsets.items()]
+        if not self.transactional:
+            self._produce_all(out)
+            producer.flush(60)
+            if tps:
+                consumer.commit(offsets=tps, asynchronous=False)
+            return
+        try:
+            producer.begin_transaction()
+            self._produce_all(out)
+            if tps:
+                producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal() or not error.txn_requires_abort():
+                raise
+            log.warning(
+                "transaction aborted (%s); the partitions start again from their checkpoints",
+                error.str(),
+            )
+            producer.abort_transaction(30)
+            self._rewind(list(offsets))
+
+    def _rewind(self, partitions: list[int]) -> None:
+        """After an aborted transaction: the pipelines went further than what committed."""
+        tps = [TopicPartition(self.ticks.name, p) for p in partitions if p in self.partitions]
+        for p in partitions:
+            self.partitions.pop(p, None)
+        self._restore(tps)
+        for tp in tps:
+            self._consumer.seek(tp)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def _publish_executor(self, p: int, part: Partition, out: Outgoing) -> None:
+        """The partition's paper executor state, for `spark risk status`."""
+        state = json.dumps(part.pipeline.executor.state()).encode()
+        out.add("executor_state", f"partition:{p}".encode(), state, [])
+
+    def _checkpoint(self, p: int, part: Partition, out: Outgoing) -> None:
+        self._publish_executor(p, part, out)
+        blob = checkpoint.encode(part.pipeline, p, part.applied, self.key)
+        # on the state partition of the same number as the tick partition, not the key's
+        out.extend(
+            "pipeline_state",
+            [(k, v, h, p) for k, v, h in checkpoint.messages(blob, p, part.applied)],
+        )
+        part.checkpointed = time.monotonic()
+        self.stats.checkpoint(len(blob))
+
+    def _due_checkpoints(self, out: Outgoing, offsets: dict[int, int]) -> None:
+        now = time.monotonic()
+        for p, part in self.partitions.items():
+            if part.applied >= 0 and now - part.checkpointed >= self.settings.snapshot_s:
+                self._checkpoint(p, part, out)
+                offsets.setdefault(p, part.applied + 1)
+
+    # --- rebalances ---------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        with self.lock:
+            started = time.monotonic()
+            self._restore(assigned)
+            consumer.assign(assigned)
+            self.ready.set()
+            log.info(
+                "tick loop: %d partitions assigned, restored in %.1fs",
+                len(assigned),
+                time.monotonic() - started,
+            )
+
+    def _registered(self) -> dict[str, dict]:
+        """The newest correctly signed version of each registered model."""
+        from spark.kafka.state import latest_records
+        from spark.ml.registry import newest_versions, verify_record
+        from spark.ml.snapshots import SnapshotRejected
+
+        good = {}
+        for model_id, record in newest_versions(latest_records(self.registry, self.serde)).items():
+            try:
+                verify_record(record, self.key)
+            except SnapshotRejected as exc:
+                self.stats.snapshot("rejected")
+                log.warning("registry version %s v%d refused: %s", model_id, record["version"], exc)
+                continue
+            horizon = json.loads(record["config_json"] or "{}").get("horizon_s")
+            if model_id in MODEL_NAMES and horizon == self.settings.models.horizon_s:
+                good[model_id] = record
+        return good
+
+    def _adopt(self, p: int, pipeline: SignalPipeline, fresh: bool, registered: dict) -> None:
+        """Registered versions into a partition's pipeline: a fresh pipeline's models take
+        their newest version's parameters; models it does not run join as challengers."""
+        from spark.ml.registry import unpack
+
+        running = {s.model_id: m for m, s in enumerate(pipeline.learners.slots)}
+        for model_id, record in registered.items():
+            meta, arrays = unpack(record["snapshot"])
+            m = running.get(model_id)
+            if m is None:
+                pipeline.add_model(model_id, record["version"], (meta, arrays))
+            elif fresh:
+                pipeline.learners.adopt(m, meta, arrays)
+                pipeline.learners.slots[m].version = record["version"]
+            else:
+                continue
+            self.stats.snapshot("restored")
+            log.info("partition %d: runs %s v%d from the registry", p, model_id, record["version"])
+
+    def _restore(self, assigned: list[TopicPartition]) -> None:
+        """Pipelines of ``assigned`` (from memory or checkpoints); sets where each resumes."""
+        t0 = time.monotonic()
+        committed = {
+            tp.partition: tp.offset for tp in self._consumer.committed(assigned, timeout=30)
+        }
+        t1 = time.monotonic()
+        registered = self._registered()
+        log.info("committed offsets in %.2fs, registry in %.2fs", t1 - t0, time.monotonic() - t1)
+        kept = {}
+        for tp in assigned:
+            parked = self.parked.pop(tp.partition, None)
+            if parked is not None and parked.applied + 1 == max(committed.get(tp.partition, -1), 0):
+                kept[tp.partition] = parked
+        started = time.monotonic()
+        wanted = [tp.partition for tp in assigned if tp.partition not in kept]
+        saved = (
+            checkpoint.latest(self._reader, self.state_topic.name, wanted, self.key)
+            if wanted
+            else {}
+        )
+        for tp in assigned:
+            p = tp.partition
+            done = committed.get(p, -1)  # the group's next offset (< 0: nothing committed)
+            if p in kept:
+                part = kept[p]
+                log.info("partition %d: kept its pipeline (at offset %d)", p, part.applied)
+            else:
+                found = saved.get(p)
+                if found is None:
+                    part = Partition(SignalPipeline(self.settings), -1, max(done, 0))
+                    self._adopt(p, part.pipeline, True, registered)
+                    log.info(
+                        "partition %d: no checkpoint; processing from its first tick%s",
+                        p,
+                        f" (records up to offset {done} exist)" if done > 0 else "",
+                    )
+                else:
+                    pipeline, offset = found
+                    part = Partition(pipeline, offset, max(done, 0))
+                    self.stats.checkpoint(0, "restored")
+                    self._adopt(p, part.pipeline, False, registered)
+                    log.info(
+                        "partition %d: restored from the checkpoint at offset %d in %.1fs%s",
+                        p,
+                        offset,
+                        time.monotonic() - started,
+                        f"; re-processing up to {done} without producing"
+                        if done > offset + 1
+                        else "",
+                    )
+            part.checkpointed = time.monotonic()
+            self.partitions[p] = part
+            tp.offset = part.applied + 1 if part.applied >= 0 else OFFSET_BEGINNING
+        self.parked.clear()
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        with self.lock:
+            out, offsets = Outgoing(), {}
+            for tp in revoked:
+                part = self.partitions.pop(tp.partition, None)
+                if part is None:
+                    continue
+                if part.applied >= 0:
+                    self._checkpoint(tp.partition, part, out)
+                    offsets[tp.partition] = part.applied + 1
+                self.parked[tp.partition] = part
+            if out.messages or offsets:
+                self._commit(out, offsets)
+            consumer.unassign()
+
+    def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
+        with self.lock:
+            for tp in lost:  # another worker may own them already: no commit, no checkpoint
+                self.partitions.pop(tp.partition, None)
+            consumer.unassign()
+
+    # --- operator commands ----------------------------------------------------------------------
+    def submit(self, command: dict) -> None:
+        """Queue an operator command ({"kind": "gate"|"risk", ...}) for the next turn."""
+        self.commands.put(command)
+
+    def _apply_commands(self, out: Outgoing) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            self._commanded = True  # operators see its effect in the metrics at once
+            if command["kind"] == "gate":
+                self._gate_command(command, out)
+            else:
+                for p, part in self.partitions.items():
+                    part.pipeline.executor.command(
+                        command["action"],
+                        command.get("limit_name"),
+                        command.get("value"),
+                        command["reason"],
+                        command["ts"],
+                    )
+                    self._publish_executor(p, part, out)
+                log.warning(
+                    "risk command by %s: %s (%s)",
+                    command.get("operator") or "unknown",
+                    command["action"],
+                    command["reason"],
+                )
+
+    def _gate_command(self, command: dict, out: Outgoing) -> None:
+        symbol = command["symbol"]
+        owners = [part for part in self.partitions.values() if symbol in part.pipeline.slot_of]
+        if not owners:
+            from spark.kafka.partitioner import partition_of
+
+            p = partition_of(symbol.encode(), self.ticks.partitions)
+            owners = [self.partitions[p]] if p in self.partitions else []
+        if not owners:
+            log.warning(
+                "gate %s %s: the symbol's partition is not on this worker",
+                symbol,
+                command["action"],
+            )
+            return
+        for part in owners:
+            record = part.pipeline.drift.command(
+                symbol, command["action"], command["reason"], command["ts"]
+            )
+            out.add("gate_state", symbol.encode(), self.writer._encode("gate_state", record), [])
+        log.warning("gate %s %s by operator: %s", symbol, command["action"], command["reason"])
+
+    # --- reads for the HTTP API ------------------------------------------------------------------
+    def pipelines(self) -> list[SignalPipeline]:
+        return [part.pipeline for part in self.partitions.values()]
+
+    def offsets(self) -> dict[int, int]:
+        return {p: part.applied for p, part in self.partitions.items()}
+
+
+def start_thread(loop: TickLoop, stop: threading.Event) -> threading.Thread:
+    def main() -> None:
+        try:
+            loop.run(stop)
+        except Exception:  # the worker's health goes red; the log says why
+            log.exception("the tick loop stopped")
+            raise
+
+    thread = threading.Thread(target=main, name="spark-ticks", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["TickLoop", "start_thread"]
