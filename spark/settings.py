@@ -28,6 +28,8 @@ SPARK_GATE_MIN_AUC             probation AUC needed to reopen                   
 SPARK_ORDER_NOTIONAL ...       paper executor (spark.execution.risk)            see there
 SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
+SPARK_DELIVERY                 exactly_once or at_least_once (the tick loop)    see below
+SPARK_EMBEDDED_BROKER          1: KAFKA_BOOTSTRAP_SERVERS is an embedded broker (unset)
 SPARK_IDLE_EVICT_TICKS         ticks of its partition after which an idle       10000000
                                symbol is forgotten (it starts fresh if it
                                returns)
@@ -37,6 +39,12 @@ The session timeout: the embedded broker forms a group in about half of it
 (docs/broker.md), Apache Kafka refuses less than 6 s (``group.min.session.timeout.ms``).
 Default: 2,000 ms when the workers' broker is the embedded one this machine recorded,
 else 10,000 ms.
+
+Delivery (docs/hot-path.md): ``exactly_once`` commits a batch's records and its input
+offsets in one Kafka transaction; ``at_least_once`` commits the offsets once the records
+are acknowledged, and a re-processed batch repeats its records byte for byte. Default:
+``at_least_once`` on the embedded broker (whose aborted transactions stay visible, so
+they would add ~30 ms a batch and guarantee nothing more), ``exactly_once`` elsewhere.
 """
 
 from __future__ import annotations
@@ -123,6 +131,7 @@ class Settings:
     snapshot_s: float = 30.0
     idle_evict_ticks: int = 10_000_000
     session_timeout_ms: int = 10_000
+    delivery: str = "exactly_once"  # or at_least_once
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -195,17 +204,33 @@ class Settings:
             snapshot_s=read.number("SPARK_SNAPSHOT_S", 30.0),
             idle_evict_ticks=read.whole("SPARK_IDLE_EVICT_TICKS", 10_000_000),
             session_timeout_ms=read.whole("SPARK_SESSION_TIMEOUT_MS", _default_session_ms(env)),
+            delivery=_delivery(env),
         )
 
 
-def _default_session_ms(env: Mapping[str, str]) -> int:
+def _embedded(env: Mapping[str, str]) -> bool:
+    """Whether the workers' broker is the embedded one (as this machine recorded it), or
+    SPARK_EMBEDDED_BROKER says so (the test suite reaches it through an address)."""
     from spark.config import read_state
 
+    if env.get("SPARK_EMBEDDED_BROKER", "").strip() in ("1", "yes", "true"):
+        return True
     embedded = read_state("broker")
     external = env.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not external or (embedded and embedded.get("address") == external):
-        return 2_000
-    return 10_000
+    return not external or bool(embedded and embedded.get("address") == external)
+
+
+def _default_session_ms(env: Mapping[str, str]) -> int:
+    return 2_000 if _embedded(env) else 10_000
+
+
+def _delivery(env: Mapping[str, str]) -> str:
+    chosen = env.get("SPARK_DELIVERY", "").strip().lower()
+    if chosen in ("exactly_once", "at_least_once"):
+        return chosen
+    if chosen:
+        raise SettingsError(f"SPARK_DELIVERY must be exactly_once or at_least_once, not {chosen!r}")
+    return "at_least_once" if _embedded(env) else "exactly_once"
 
 
 class _Reader:

@@ -94,8 +94,8 @@ def broker(kafka_bootstrap, monkeypatch):
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("SPARK_TOPIC_PREFIX", f"t{uuid.uuid4().hex[:10]}.")
-    if EMBEDDED:  # reached through KAFKA_BOOTSTRAP_SERVERS, but it forms groups as Tansu does
-        monkeypatch.setenv("SPARK_SESSION_TIMEOUT_MS", "2000")
+    if EMBEDDED:  # reached through KAFKA_BOOTSTRAP_SERVERS, but it is Tansu
+        monkeypatch.setenv("SPARK_EMBEDDED_BROKER", "1")
     create_topics()
     return kafka_bootstrap
 

@@ -370,10 +370,12 @@ class PaperExecutor:
     def _equity_at(self, ts: int) -> float:
         """Equity as of event time ``ts``: positions marked at that time's quotes, not at the
         latest quote read (the executor may have read quotes far ahead of its signals)."""
-        return sum(
-            p.realized + (p.quantity * (self._mark_at(s, ts) - p.avg_price) if p.quantity else 0)
-            for s, p in self.positions.items()
-        )
+        total = 0
+        for s, p in self.positions.items():
+            total += p.realized + (
+                p.quantity * (self._mark_at(s, ts) - p.avg_price) if p.quantity else 0
+            )
+        return total
 
     def _roll_day(self, ts: int) -> None:
         """Start a new day's high-water mark at the first event of a later UTC day."""
@@ -421,7 +423,8 @@ class PaperExecutor:
         # the day's high-water mark is sampled at decision times, in event time, so risk
         # decisions do not depend on how far ahead of the signals the quotes were read
         self._roll_day(signal_ts)
-        self.day_peak = max(self.day_peak, self._equity_at(signal_ts))
+        equity = self._equity_at(signal_ts)
+        self.day_peak = max(self.day_peak, equity)
         fallback = quote[3] if quote is not None else self.dropped[symbol][3]
         mid = self._mark_before(symbol, signal_ts, fallback)
         size = max(1.0, float(round(self.settings.order_notional / mid)))
@@ -442,7 +445,7 @@ class PaperExecutor:
         if quote is None:
             refused = ("stale_signal", self._stale(signal, self.dropped[symbol]))
         else:
-            refused = self._check(symbol, position.quantity, delta, mid, signal_ts)
+            refused = self._check(symbol, position.quantity, delta, mid, signal_ts, equity)
         if refused is not None:
             return [self._reject(signal, side, abs(delta), *refused)]
         quote_ts, bid, ask, quote_mid = quote
@@ -475,9 +478,10 @@ class PaperExecutor:
         return [("order", order), ("fill", fill), ("position", position.record(symbol, quote_ts))]
 
     def _check(
-        self, symbol: str, q0: float, delta: float, mid: float, ts: int
+        self, symbol: str, q0: float, delta: float, mid: float, ts: int, equity: float
     ) -> tuple[str, str] | None:
-        """(limit, reason) of the first limit the order breaches, or None."""
+        """(limit, reason) of the first limit the order breaches, or None (``equity``: as of
+        ``ts``)."""
         limits = self.limits
         if self.kill is not None:
             return "kill_switch", f"kill switch engaged: {self.kill['reason']}"
@@ -500,18 +504,17 @@ class PaperExecutor:
                 f"{symbol} position notional after the order {notional:,.2f} > limit "
                 f"{limits.max_position_notional:,.2f}",
             )
-        others = sum(
-            abs(p.quantity) * self._mark_at(s, ts)
-            for s, p in self.positions.items()
-            if s != symbol and p.quantity
-        )
+        others = 0.0
+        for s, p in self.positions.items():
+            if p.quantity and s != symbol:
+                others += abs(p.quantity) * self._mark_at(s, ts)
         if others + notional > limits.max_gross_notional:
             return (
                 "max_gross_notional",
                 f"gross notional after the order {others + notional:,.2f} > limit "
                 f"{limits.max_gross_notional:,.2f}",
             )
-        drawdown = self.day_peak - self._equity_at(ts)
+        drawdown = self.day_peak - equity
         if drawdown >= limits.max_daily_drawdown:
             return (
                 "max_daily_drawdown",

@@ -46,10 +46,13 @@ GBM_MIN_LEAF = 200
 _TRAINER: list[ThreadPoolExecutor] = []
 
 
+TRAINERS = 2  # refits of different pipelines (partitions) run side by side, one thread each
+
+
 def _trainer() -> ThreadPoolExecutor:
-    """One background thread trains every refit of the process, one at a time."""
+    """The background threads that train refits (LightGBM releases the GIL while it trains)."""
     if not _TRAINER:
-        _TRAINER.append(ThreadPoolExecutor(1, thread_name_prefix="spark-refit"))
+        _TRAINER.append(ThreadPoolExecutor(TRAINERS, thread_name_prefix="spark-refit"))
     return _TRAINER[0]
 
 

@@ -9,8 +9,14 @@ Each turn:
 2. decode each partition's messages (``spark.stream.decode``): the valid ticks become a
    TickBatch, the rest dead letters with their reason;
 3. step the partition's pipeline; its records become messages (``spark.stream.outputs``);
-4. produce them all, the due checkpoints, and the input offsets in one transaction
-   (``send_offsets_to_transaction``), then commit it. Only then does the next turn start.
+4. produce them all with the due checkpoints, and commit the input offsets after them:
+   ``exactly_once`` (Apache Kafka's default) — the records and the offsets in one
+   transaction (``send_offsets_to_transaction``), committed before the next turn starts;
+   ``at_least_once`` (the embedded broker's default: its transactions cannot hide aborted
+   records anyway, and a commit costs it ~30 ms) — the next turn starts at once, and a
+   batch's offsets are committed as soon as every record of it is acknowledged, never
+   before. Records are deterministic, so a batch processed twice repeats them byte for
+   byte (docs/hot-path.md).
 
 On assignment a partition's pipeline is restored from its newest checkpoint and the
 consumer seeks to the offset after it; ticks up to the group's committed offset are
@@ -31,12 +37,14 @@ import queue
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
+from spark.errors import SparkError
 from spark.kafka import clients
+from spark.kafka.partitioner import partition_of
 from spark.ml.snapshots import registry_key
 from spark.pipeline import SignalPipeline
 from spark.serde.avro import AvroSerde
@@ -48,6 +56,22 @@ from spark.stream.stats import LoopStats
 from spark.topics import catalog
 
 log = logging.getLogger("spark.stream")
+
+
+class Unacked:
+    """An at_least_once batch: its input offsets, and the acknowledgements it still waits for."""
+
+    __slots__ = ("offsets", "left", "failed")
+
+    def __init__(self, offsets: dict[int, int]) -> None:
+        self.offsets = offsets
+        self.left = 0
+        self.failed: str | None = None
+
+    def acknowledged(self, err, _msg) -> None:
+        if err is not None and self.failed is None:
+            self.failed = err.str()
+        self.left -= 1
 
 
 @dataclass
@@ -68,15 +92,16 @@ class TickLoop:
         serde: AvroSerde,
         *,
         batch: int = 5_000,
-        wait_ms: int = 20,
-        transactional: bool = True,
+        wait_ms: int = 5,
     ) -> None:
         self.settings = settings
         self.group = group
         self.serde = serde
         self.batch = batch
         self.wait_s = wait_ms / 1000
-        self.transactional = transactional
+        self.transactional = settings.delivery == "exactly_once"
+        self._unacked: deque[Unacked] = deque()  # at_least_once: batches not all acknowledged
+        self._partition_of: dict[tuple[str, bytes], int] = {}
         topics = catalog()
         self.ticks, self.state_topic = topics["ticks"], topics["pipeline_state"]
         self.registry = topics["model_versions"]
@@ -102,16 +127,21 @@ class TickLoop:
                 "group.id": self.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
+                # read_committed only where it hides something: the embedded broker delivers
+                # aborted records anyway, and its read_committed reads lag ~0.5 s (docs/broker.md)
+                "isolation.level": "read_committed" if self.transactional else "read_uncommitted",
                 # (spark.settings: the embedded broker forms a group in half this time)
                 "session.timeout.ms": self.settings.session_timeout_ms,
                 "heartbeat.interval.ms": max(self.settings.session_timeout_ms // 4, 250),
                 "max.poll.interval.ms": 600_000,  # a refit or restore can take a while
+                # the embedded broker answers a fetch only when this wait is over, data or not
+                # (librdkafka's default 500 ms put ~0.4 s into every tick's latency)
+                "fetch.wait.max.ms": 5,
             }
         )
         conf = {
             "partitioner": "murmur2_random",
-            "linger.ms": 5,
+            "linger.ms": 1,  # the transaction's commit flushes anyway
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
             "message.max.bytes": 20 * 1024 * 1024,
@@ -153,11 +183,12 @@ class TickLoop:
                     self._due_checkpoints(out, offsets)
                     if out.messages or offsets:
                         self._commit(out, offsets)
+                    self._commit_acknowledged()
                     self.stats.gauges(self.pipelines(), force=self._commanded)
                     self._commanded = False
         finally:
             try:
-                consumer.close()  # revokes: every pipeline is checkpointed
+                consumer.close()  # revokes: every pipeline is checkpointed and committed
             finally:
                 if self._producer is not None:
                     self._producer.flush(30)
@@ -210,16 +241,36 @@ class TickLoop:
         self.stats.batch(time.perf_counter() - started)
 
     # --- commits -----------------------------------------------------------------------------
-    def _produce_all(self, out: Outgoing) -> None:
+    def _target(self, topic: str, partitions: int, key: bytes | None) -> int:
+        """The partition a keyed record goes to (the producer's murmur2, cached per key)."""
+        where = self._partition_of.get((topic, key))
+        if where is None:
+            where = partition_of(key or b"", partitions)
+            self._partition_of[(topic, key)] = where
+        return where
+
+    def _produce_all(self, out: Outgoing, batch: Unacked | None = None) -> None:
+        """Produce every record; with ``batch``, count the acknowledgements it waits for: the
+        last record of each (topic, partition) it writes (the idempotent producer acknowledges
+        a partition's records in order)."""
         producer = self._producer
         topics = self.writer.topics
         for topic_id, items in out.messages.items():
-            name = topics[topic_id].name
-            for key, value, headers, *placed in items:
-                where = {"partition": placed[0]} if placed else {}
+            spec = topics[topic_id]
+            placed = [
+                item[3] if len(item) > 3 else self._target(spec.name, spec.partitions, item[0])
+                for item in items
+            ]
+            last = {where: k for k, where in enumerate(placed)} if batch is not None else {}
+            if batch is not None:
+                batch.left += len(last)
+            for k, (item, where) in enumerate(zip(items, placed, strict=True)):
+                extra = {"on_delivery": batch.acknowledged} if last.get(where) == k else {}
                 while True:
                     try:
-                        producer.produce(name, value, key, headers=headers, **where)
+                        producer.produce(
+                            spec.name, item[1], item[0], partition=where, headers=item[2], **extra
+                        )
                         break
                     except BufferError:
                         producer.poll(0.05)
@@ -227,13 +278,12 @@ class TickLoop:
 
     def _commit(self, out: Outgoing, offsets: dict[int, int]) -> None:
         producer, consumer = self._producer, self._consumer
-        tps = [TopicPartition(self.ticks.name, p, o) for p, o in offsets.items()]
         if not self.transactional:
-            self._produce_all(out)
-            producer.flush(60)
-            if tps:
-                consumer.commit(offsets=tps, asynchronous=False)
+            batch = Unacked(dict(offsets))
+            self._produce_all(out, batch)
+            self._unacked.append(batch)
             return
+        tps = [TopicPartition(self.ticks.name, p, o) for p, o in offsets.items()]
         try:
             producer.begin_transaction()
             self._produce_all(out)
@@ -250,6 +300,29 @@ class TickLoop:
             )
             producer.abort_transaction(30)
             self._rewind(list(offsets))
+
+    def _commit_acknowledged(self, wait: bool = False) -> None:
+        """at_least_once: commit the offsets of the batches whose records are all
+        acknowledged, in order (``wait``: all of them, now)."""
+        if self.transactional or self._producer is None:
+            return
+        if wait:
+            self._producer.flush(60)
+        else:
+            self._producer.poll(0)
+        done: dict[int, int] = {}
+        while self._unacked and self._unacked[0].left <= 0:
+            batch = self._unacked.popleft()
+            if batch.failed is not None:
+                raise SparkError(
+                    f"Kafka did not acknowledge a record: {batch.failed}; the "
+                    "worker stops so that its partitions restart from their "
+                    "checkpoints with nothing lost"
+                )
+            done.update(batch.offsets)
+        if done:
+            tps = [TopicPartition(self.ticks.name, p, o) for p, o in done.items()]
+            self._consumer.commit(offsets=tps, asynchronous=not wait)
 
     def _rewind(self, partitions: list[int]) -> None:
         """After an aborted transaction: the pipelines went further than what committed."""
@@ -404,6 +477,7 @@ class TickLoop:
                 self.parked[tp.partition] = part
             if out.messages or offsets:
                 self._commit(out, offsets)
+            self._commit_acknowledged(wait=True)  # everything of the revoked ones, now
             consumer.unassign()
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
@@ -447,8 +521,6 @@ class TickLoop:
         symbol = command["symbol"]
         owners = [part for part in self.partitions.values() if symbol in part.pipeline.slot_of]
         if not owners:
-            from spark.kafka.partitioner import partition_of
-
             p = partition_of(symbol.encode(), self.ticks.partitions)
             owners = [self.partitions[p]] if p in self.partitions else []
         if not owners:
