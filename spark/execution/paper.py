@@ -138,6 +138,10 @@ class PaperExecutor:
         self.limits = limits  # configured + operator overrides
         self.overrides: dict[str, float] = {}  # set_limit commands, kept across restarts
         self.positions: dict[str, Position] = {}
+        # the positions not flat, and the realized PnL of all of them: risk checks and
+        # equity look at these, so their cost does not grow with every symbol ever traded
+        self.held: dict[str, Position] = {}
+        self.realized = 0.0
         self.kill: dict | None = None  # {"reason", "ts"} while the kill switch is engaged
         self.order_times: deque[int] = deque()  # event times of accepted orders, last minute
         self.day: str | None = None
@@ -221,7 +225,7 @@ class PaperExecutor:
         self.quotes_read += int(valid.sum())
         active = {symbols[slot[i]] for i, _ in signals}
         active |= {s for s, q in self.pending.items() if q}
-        active |= {s for s, p in self.positions.items() if p.quantity}
+        active |= self.held.keys()
         codes = [slot_of[s] for s in active if s in slot_of]
         if not codes:
             return []
@@ -284,9 +288,9 @@ class PaperExecutor:
             self._now = None
             for quotes in batch:
                 quotes.batch_start = quotes.batch_ticks = None
-        for symbol, position in self.positions.items():
+        for symbol, position in self.held.items():
             quotes = self.quotes.get(symbol)
-            if position.quantity and quotes is not None and quotes.rows:
+            if quotes is not None and quotes.rows:
                 position.mark = quotes.rows[-1][3]
         self._trim()
         return out
@@ -370,11 +374,9 @@ class PaperExecutor:
     def _equity_at(self, ts: int) -> float:
         """Equity as of event time ``ts``: positions marked at that time's quotes, not at the
         latest quote read (the executor may have read quotes far ahead of its signals)."""
-        total = 0
-        for s, p in self.positions.items():
-            total += p.realized + (
-                p.quantity * (self._mark_at(s, ts) - p.avg_price) if p.quantity else 0
-            )
+        total = self.realized
+        for s, p in self.held.items():
+            total += p.quantity * (self._mark_at(s, ts) - p.avg_price)
         return total
 
     def _roll_day(self, ts: int) -> None:
@@ -463,7 +465,13 @@ class PaperExecutor:
         }
         price = (ask if delta > 0 else bid) or quote_mid  # trade-only data: the trade price
         fee = self.settings.fee_bp * 1e-4 * abs(delta) * price
+        before = position.realized
         position.apply(delta, price, fee)
+        self.realized += position.realized - before
+        if position.quantity:
+            self.held[symbol] = position
+        else:
+            self.held.pop(symbol, None)
         position.mark = quote_mid
         fill = {
             "order_id": order_id,
@@ -505,8 +513,8 @@ class PaperExecutor:
                 f"{limits.max_position_notional:,.2f}",
             )
         others = 0.0
-        for s, p in self.positions.items():
-            if p.quantity and s != symbol:
+        for s, p in self.held.items():
+            if s != symbol:
                 others += abs(p.quantity) * self._mark_at(s, ts)
         if others + notional > limits.max_gross_notional:
             return (
@@ -527,6 +535,8 @@ class PaperExecutor:
         """JSON-able state a restarted worker continues from, the quotes it holds included."""
         return {
             "positions": {s: vars(p).copy() for s, p in self.positions.items()},
+            "held": list(self.held),
+            "realized": self.realized,
             "kill": self.kill,
             "limit_overrides": dict(self.overrides),
             "order_times": list(self.order_times),
@@ -545,6 +555,9 @@ class PaperExecutor:
 
     def load(self, saved: dict) -> None:
         self.positions = {s: Position(**p) for s, p in saved.get("positions", {}).items()}
+        held = saved.get("held", [s for s, p in self.positions.items() if p.quantity])
+        self.held = {s: self.positions[s] for s in held}
+        self.realized = float(saved.get("realized", sum(p.realized for p in self.positions.values())))
         self.kill = saved.get("kill")
         self.overrides = dict(saved.get("limit_overrides", {}))
         self.limits = self.base_limits

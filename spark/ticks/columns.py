@@ -151,9 +151,9 @@ def read_batch(
                 raise _Irregular("generic csv")
             read(path, fmt, symbol, tz)  # the row reader's checks of the path and format
             files.append(_lean_file(path, fmt, symbol, tz))
+        return _merge(files)
     except _Irregular:
         return _by_rows(paths, fmt, symbol, tz)
-    return _merge(files)
 
 
 def _merge(files: list[dict]) -> tuple[TickBatch, Counter]:

@@ -1,0 +1,472 @@
+"""The live path's parts against the definitions they replace, without a broker.
+
+* the compiled Avro writers produce fastavro's bytes, and the compiled tick decoder gives
+  exactly what ``check_tick_message`` gives, message by message, poison included;
+* the columnar file reader gives what the row reader gives;
+* bulk histogram observations equal one ``observe`` per value;
+* checkpoints are refused unless signed with our key for this partition, and a restored
+  pipeline carries on exactly as the one that wrote it;
+* a pipeline fed an endless churn of symbols holds a bounded state.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import struct
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastavro import parse_schema, schemaless_writer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spark import schemas
+from spark.pipeline import SignalPipeline, TickBatch
+from spark.serde.avro import AvroSerde
+from spark.serde.registry import EmbeddedRegistry
+from spark.settings import Settings
+from spark.ticks.check import check_tick_message, rejection
+from spark.ticks.replay import valid_ticks
+
+BUNDLED = Path(__file__).resolve().parent.parent / "spark/data"
+EURUSD = BUNDLED / "fxcm/eurusd/20140501_quote.zip"
+IBM = BUNDLED / "equity/ibm/20131007_quote.zip"
+PRICES = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
+LOGREG = Settings(gate=False).with_models(model="logreg")
+
+
+@pytest.fixture(scope="module")
+def serde():
+    return AvroSerde(EmbeddedRegistry())
+
+
+def real_batch(n: int) -> TickBatch:
+    fx = list(itertools.islice(valid_ticks([EURUSD], "lean-quote"), n))
+    equity = list(itertools.islice(valid_ticks([IBM], "lean-quote"), n // 2))
+    return TickBatch.from_ticks(sorted(fx + equity, key=lambda t: t.ts))
+
+
+# --- compiled writers ------------------------------------------------------------------------
+def test_compiled_writers_write_fastavros_bytes(serde):
+    from spark.stream.outputs import Outgoing, OutputWriter
+
+    settings = Settings(gate=False).with_models(model="logreg", challengers=("gbm",))
+    batch = real_batch(3000)
+    pipeline = SignalPipeline(settings)
+    writer, out = OutputWriter(serde), Outgoing()
+    for part in batch.chunks(700):
+        writer.write(pipeline.step(part), 2, pipeline.symbols, 1000, 0, out)
+    topics = writer.topics
+    checked = Counter()
+    for topic_id in ("features", "predictions"):
+        spec = topics[topic_id]
+        for key, value, headers in out.messages[topic_id]:
+            record = serde.decode(value, spec.value)
+            assert serde.encode(spec.name, spec.value, record) == value
+            assert key == record["symbol"].encode()
+            checked[topic_id] += 1
+    assert checked["features"] == len(batch)  # every real tick has its features
+    assert checked["predictions"] == 2 * len(batch)  # one per model
+    roles = Counter(serde.decode(v, "Prediction")["role"] for _, v, _ in out.messages["predictions"])
+    assert roles == {"champion": len(batch), "challenger": len(batch)}
+
+
+# --- the tick decoder, poison included -------------------------------------------------------
+GOOD = {"symbol": "EURUSD", "ts": 1_398_920_401_787_000, "bid": 1.3866, "ask": 1.3867}
+OTHER_WRITER = {  # a feed handler's newer writer: an extra field, fields in another order
+    "type": "record",
+    "name": "Tick",
+    "namespace": "io.spark",
+    "fields": [
+        {"name": "venue", "type": "string", "default": "X"},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "symbol", "type": "string"},
+        *[
+            {"name": n, "type": ["null", "double"], "default": None}
+            for n in ("last", "bid", "ask", "bid_size", "ask_size", "last_size")
+        ],
+    ],
+}
+
+
+def _encode(serde, record: dict, schema_id: int | None = None, schema=None) -> bytes:
+    if schema is None:
+        return serde.encode("ticks", "Tick", record)
+    buf = io.BytesIO()
+    schemaless_writer(buf, parse_schema(schema), record)
+    return struct.pack(">bI", 0, schema_id) + buf.getvalue()
+
+
+def _message(serde, other_id: int, kind: str, price: float, symbol: str) -> tuple:
+    record = dict(GOOD, symbol=symbol, bid=price, ask=price + 0.0001)
+    key = symbol.encode()
+    if kind == "good":
+        return key, _encode(serde, record)
+    if kind == "trade":
+        return key, _encode(serde, {"symbol": symbol, "ts": GOOD["ts"], "last": price})
+    if kind == "other_writer":
+        return key, _encode(serde, dict(record, venue="LMAX"), other_id, OTHER_WRITER)
+    if kind == "other_writer_bad":
+        return key, _encode(serde, dict(record, venue="LMAX", bid=-price), other_id, OTHER_WRITER)
+    if kind in ("nan", "inf", "negative", "zero"):
+        bad = {"nan": math.nan, "inf": math.inf, "negative": -price, "zero": 0.0}[kind]
+        return key, _encode(serde, dict(record, ask=bad))
+    if kind == "bad_size":
+        return key, _encode(serde, dict(record, bid_size=-1.0))
+    if kind == "nan_size":
+        return key, _encode(serde, dict(record, ask_size=math.nan))
+    if kind == "crossed":
+        return key, _encode(serde, dict(record, ask=price - 0.001))
+    if kind == "no_price":
+        return key, _encode(serde, {"symbol": symbol, "ts": GOOD["ts"]})
+    if kind == "bad_ts":
+        return key, _encode(serde, dict(record, ts=-5))
+    if kind == "far_ts":
+        return key, _encode(serde, dict(record, ts=2**62))
+    if kind == "lower_symbol":
+        return key.lower(), _encode(serde, dict(record, symbol=symbol.lower()))
+    if kind == "key_mismatch":
+        return b"GBPUSD", _encode(serde, record)
+    if kind == "no_key":
+        return None, _encode(serde, record)
+    if kind == "truncated":
+        return key, _encode(serde, record)[:-3]
+    if kind == "trailing":
+        return key, _encode(serde, record) + b"\x00\x01"
+    if kind == "garbage":
+        return key, b"not avro at all"
+    if kind == "empty":
+        return key, b""
+    if kind == "none":
+        return key, None
+    if kind == "unknown_schema":
+        return key, b"\x00\x7f\xff\xff\xff" + _encode(serde, record)[5:]
+    if kind == "bad_magic":
+        return key, b"\x01" + _encode(serde, record)[1:]
+    if kind == "utf8":
+        return key, _encode(serde, record)[:5] + b"\x0c\xff\xfe\xfd\xfc\xfb\xfa" + b"\x00" * 9
+    raise AssertionError(kind)
+
+
+KINDS = [
+    "good",
+    "trade",
+    "other_writer",
+    "other_writer_bad",
+    "nan",
+    "inf",
+    "negative",
+    "zero",
+    "bad_size",
+    "nan_size",
+    "crossed",
+    "no_price",
+    "bad_ts",
+    "far_ts",
+    "lower_symbol",
+    "key_mismatch",
+    "no_key",
+    "truncated",
+    "trailing",
+    "garbage",
+    "empty",
+    "none",
+    "unknown_schema",
+    "bad_magic",
+    "utf8",
+]
+
+
+@pytest.fixture(scope="module")
+def decoding(serde):
+    from spark.stream.decode import TickDecoder
+
+    other_id = serde.registry._add(OTHER_WRITER)
+    return TickDecoder(serde), other_id
+
+
+def _expected(serde, key, value):
+    try:
+        return check_tick_message(serde, key, value), None
+    except Exception as exc:  # noqa: BLE001 - what the dead letter would say
+        return None, rejection(exc)
+
+
+def _check_decoder(serde, decoder, messages):
+    keys = [k for k, _ in messages]
+    values = [v for _, v in messages]
+    offsets = list(range(100, 100 + len(messages)))
+    received = [7] * len(messages)
+    batch, good, rejected = decoder.decode(keys, values, offsets, received)
+    expected = [_expected(serde, k, v) for k, v in messages]
+    want_good = [i for i, (tick, _) in enumerate(expected) if tick is not None]
+    assert good.tolist() == want_good
+    assert [(r.index, r.reason, r.detail) for r in rejected] == [
+        (i, *why) for i, (tick, why) in enumerate(expected) if tick is None
+    ]
+    assert len(batch) == len(want_good)
+    for row, i in enumerate(want_good):
+        tick = expected[i][0]
+        assert batch.symbol_at(row) == tick.symbol and batch.ts[row] == tick.ts
+        assert batch.offset[row] == offsets[i] and batch.received[row] == 7
+        for name in PRICES:
+            value = getattr(tick, name)
+            got = getattr(batch, name)[row]
+            assert (math.isnan(got) and value is None) or got == value, (name, got, value)
+    return Counter(r.reason for r in rejected)
+
+
+def test_every_kind_of_poison_is_rejected_for_the_reason_check_tick_message_gives(
+    serde, decoding
+):
+    decoder, other_id = decoding
+    messages = [_message(serde, other_id, kind, 1.25, "EURUSD") for kind in KINDS]
+    reasons = _check_decoder(serde, decoder, messages)
+    # the valid ones (current and other writer, quote and trade) pass, the rest each
+    # has a reason; none of them stops the batch
+    assert sum(reasons.values()) == len(KINDS) - 3
+    assert {"key_mismatch", "crossed_book", "non_finite_price", "bad_size"} <= set(reasons)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(KINDS),
+            st.floats(0.01, 1e6, allow_nan=False),
+            st.sampled_from(["EURUSD", "IBM", "A", "BRK.B", "SPY"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_decoder_agrees_with_check_tick_message_on_any_mix(serde, decoding, drawn):
+    decoder, other_id = decoding
+    _check_decoder(serde, decoder, [_message(serde, other_id, *d) for d in drawn])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=60), st.sampled_from([b"EURUSD", None, b"\xff"]))
+def test_decoder_agrees_on_arbitrary_bytes(serde, decoding, tail, key):
+    decoder, _ = decoding
+    head = serde.encode("ticks", "Tick", GOOD)[:5]
+    _check_decoder(serde, decoder, [(key, head + tail), (key, tail), (b"EURUSD", None)])
+
+
+# --- columnar file reader --------------------------------------------------------------------
+def _same(a: TickBatch, b: TickBatch) -> None:
+    assert len(a) == len(b)
+    assert [a.symbol_at(i) for i in range(len(a))] == [b.symbol_at(i) for i in range(len(b))]
+    assert np.array_equal(a.ts, b.ts)
+    for name in PRICES:
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+
+
+def _by_rows(paths, fmt):
+    from spark.ticks.columns import _by_rows
+
+    return _by_rows(paths, fmt, None, None)
+
+
+@pytest.mark.parametrize(
+    "paths, fmt",
+    [([EURUSD], "lean-quote"), ([IBM], "lean-quote"), ([EURUSD, IBM], "lean-quote")],
+    ids=["fx", "equity-quotes", "merged"],
+)
+def test_columnar_reader_equals_the_row_reader_on_bundled_days(paths, fmt):
+    from spark.ticks.columns import read_batch
+
+    batch, rejected = read_batch(paths, fmt)
+    rows, rows_rejected = _by_rows(paths, fmt)
+    _same(batch, rows)
+    assert rejected == rows_rejected
+    assert len(batch) > 5000
+
+
+def test_columnar_reader_equals_the_row_reader_on_shared_trades(shared_data):
+    from spark.ticks.columns import read_batch
+
+    paths = [shared_data / "equity/ibm/20131007_trade.zip", shared_data / "equity/spy/20131007_trade.zip"]
+    batch, rejected = read_batch(paths, "lean-trade")
+    rows, rows_rejected = _by_rows(paths, "lean-trade")
+    _same(batch, rows)
+    assert rejected == rows_rejected
+
+
+def _zip(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(name.replace(".zip", ".csv"), "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "60000,1.3,1.2",  # crossed
+        "60001,abc,1.3",  # does not parse: the row reader names it
+        "",  # an empty line
+        "59000,1.3,1.31",  # back in time
+        "60002,-1,1.3",  # non-positive price
+        "60003,1.3",  # a missing column
+    ],
+)
+def test_columnar_reader_falls_back_and_agrees_on_malformed_files(tmp_path, bad):
+    from spark.ticks.columns import read_batch
+
+    lines = [f"{60000 + 10 * i},1.30{i % 10},1.31{i % 10}" for i in range(50)]
+    lines.insert(20, bad)
+    path = _zip(tmp_path, "20140501_quote.zip", lines)
+    batch, rejected = read_batch([path], "lean-quote", symbol="EURUSD")
+    rows, rows_rejected = _by_rows_symbol([path], "EURUSD")
+    _same(batch, rows)
+    assert rejected == rows_rejected
+    assert sum(rejected.values()) >= (0 if bad == "" else 1)
+
+
+def _by_rows_symbol(paths, symbol):
+    from spark.ticks.columns import _by_rows
+
+    return _by_rows(paths, "lean-quote", symbol, None)
+
+
+# --- bulk histogram observations -------------------------------------------------------------
+def test_observe_many_equals_observe_one_by_one():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from spark.stream.stats import observe_many
+
+    registry = CollectorRegistry()
+    h = Histogram("x_seconds", "x", ["agent"], buckets=(0.001, 0.01, 0.1, 1.0), registry=registry)
+    values = np.array([0.0, 0.001, 0.0010001, 0.05, 0.1, 0.5, 1.0, 2.0, 1e9])
+    observe_many(h.labels("bulk"), values)
+    one = h.labels("one")
+    for v in values.tolist():
+        one.observe(v)
+    observe_many(h.labels("bulk"), np.array([]))
+
+    def samples(agent):
+        return [
+            (s.name, dict(s.labels, agent=""), s.value)
+            for s in next(iter(registry.collect())).samples
+            if s.labels["agent"] == agent and not s.name.endswith("_created")
+        ]
+
+    assert samples("bulk") == samples("one")
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def test_checkpoint_restores_a_pipeline_that_carries_on_identically():
+    from spark.stream import checkpoint
+
+    key = b"k" * 32
+    batch = real_batch(4000)
+    settings = Settings().with_models(model="logreg")  # gates on, trading on
+    first, second = batch.take(0, 2500), batch.take(2500, len(batch))
+    original = SignalPipeline(settings)
+    original.step(first)
+    blob = checkpoint.encode(original, 3, 2499, key)
+    restored, offset = checkpoint.decode(blob, key, 3)
+    assert offset == 2499
+    a, b = original.step(second), restored.step(second)
+    assert np.array_equal(a.probs, b.probs) and np.array_equal(a.features, b.features)
+    assert a.signals == b.signals and a.executions == b.executions and a.gates == b.gates
+
+
+def test_checkpoints_not_ours_are_refused():
+    from spark.stream.checkpoint import CheckpointRejected, decode, encode
+
+    key = b"k" * 32
+    pipeline = SignalPipeline(LOGREG)
+    pipeline.step(real_batch(500))
+    blob = encode(pipeline, 1, 10, key)
+    decode(blob, key, 1)
+    tampered = bytearray(blob)
+    tampered[len(blob) // 2] ^= 1
+    cases = {
+        "signature": (bytes(tampered), key, 1),
+        "signature ": (blob, b"x" * 32, 1),  # another deployment's key
+        "partition 1": (blob, key, 2),
+        "not a Spark checkpoint": (b"PK\x03\x04" + blob[4:], key, 1),
+        "not a Spark checkpoint ": (blob[:20], key, 1),
+        "format 9": (blob[:4] + b"\x09" + blob[5:], key, 1),
+    }
+    for words, (data, k, partition) in cases.items():
+        with pytest.raises(CheckpointRejected, match=words.strip()):
+            decode(data, k, partition)
+
+
+# --- bounded state ---------------------------------------------------------------------------
+def _synthetic(names: list[str], ticks: int, t0: int, rng) -> TickBatch:
+    """``ticks`` random-walk quotes spread over ``names``, 10 ms apart from ``t0`` µs."""
+    code = rng.integers(0, len(names), ticks).astype(np.int32)
+    mid = 100 + np.cumsum(rng.normal(0, 0.01, ticks))
+    ts = t0 + np.arange(ticks) * 10_000
+    return TickBatch.from_columns(
+        names, code, ts, {"bid": mid - 0.01, "ask": mid + 0.01, "bid_size": np.ones(ticks)}
+    )
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
+
+
+def _tables(pipeline: SignalPipeline) -> tuple:
+    """Sizes of everything a pipeline keeps per symbol or per waiting label."""
+    ex = pipeline.executor
+    return (
+        len(pipeline.symbols),
+        len(pipeline.pool[0]),
+        pipeline.fstate.nbytes + pipeline.istate.nbytes,
+        len(ex.quotes),
+        max((len(q.ts) for q in ex.quotes.values()), default=0),
+        sum(len(q) for q in ex.pending.values()),
+    )
+
+
+def test_a_thousand_symbols_run_long_in_flat_memory():
+    """1,000 symbols quoting at once for 300,000 ticks (default gates, paper trading on):
+    after warm-up no table grows and neither does the process."""
+    rng = np.random.default_rng(11)
+    names = [f"SYM{k:04d}" for k in range(1000)]
+    pipeline = SignalPipeline(Settings().with_models(model="logreg"))
+    t0 = 1_400_000_000_000_000
+    seen = []
+    for lap in range(6):
+        for part in _synthetic(names, 50_000, t0 + lap * 500_000_000, rng).chunks(5_000):
+            pipeline.step(part)
+        seen.append(_tables(pipeline))
+        if lap == 1:
+            rss = _rss_mb()
+    assert len(pipeline.slot_of) == 1000
+    assert all(s[:3] == seen[1][:3] for s in seen[2:]), seen  # slots, label pool, features
+    assert max(s[4] for s in seen) <= pipeline.settings.execution.retain_quotes * 9 // 8 + 1
+    assert _rss_mb() - rss < 25, (rss, _rss_mb())
+
+
+def test_idle_symbols_are_freed_while_symbols_come_and_go():
+    """1,000 symbols, 50 at a time, each gone for good after its phase: an idle one is freed
+    unless it holds a position or a signal waiting for its fill quote (docs/hot-path.md)."""
+    rng = np.random.default_rng(7)
+    pipeline = SignalPipeline(Settings(idle_evict_ticks=3_000).with_models(model="logreg"))
+    kept = []
+    for phase in range(20):
+        names = [f"P{phase:02d}S{k:03d}" for k in range(50)]
+        t0 = 1_400_000_000_000_000 + phase * 40_000_000
+        for part in _synthetic(names, 4_000, t0, rng).chunks(1_000):
+            pipeline.step(part)
+        ex = pipeline.executor
+        held = set(ex.held) | {s for s, q in ex.pending.items() if q}
+        live = set(pipeline.slot_of)
+        assert live - set(names) <= held, live - set(names) - held
+        assert set(pipeline.drift.gates) <= live
+        assert set(ex.quotes) <= live
+        # the tables follow the most symbols live at once: two phases' worth and the held
+        assert len(pipeline.symbols) <= 2 * (100 + len(held)) + 8
+        kept.append(len(live - set(names)))
+    assert 0 < max(kept) < 50 * 19 // 2  # most of the 950 departed symbols were freed
