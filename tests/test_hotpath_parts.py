@@ -25,7 +25,6 @@ from fastavro import parse_schema, schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spark import schemas
 from spark.pipeline import SignalPipeline, TickBatch
 from spark.serde.avro import AvroSerde
 from spark.serde.registry import EmbeddedRegistry
@@ -66,13 +65,16 @@ def test_compiled_writers_write_fastavros_bytes(serde):
     for topic_id in ("features", "predictions"):
         spec = topics[topic_id]
         for key, value, headers in out.messages[topic_id]:
+            assert headers[0][0] == "spark.source"  # tied to the tick it came from
             record = serde.decode(value, spec.value)
             assert serde.encode(spec.name, spec.value, record) == value
             assert key == record["symbol"].encode()
             checked[topic_id] += 1
     assert checked["features"] == len(batch)  # every real tick has its features
     assert checked["predictions"] == 2 * len(batch)  # one per model
-    roles = Counter(serde.decode(v, "Prediction")["role"] for _, v, _ in out.messages["predictions"])
+    roles = Counter(
+        serde.decode(v, "Prediction")["role"] for _, v, _ in out.messages["predictions"]
+    )
     assert roles == {"champion": len(batch), "challenger": len(batch)}
 
 
@@ -221,9 +223,7 @@ def _check_decoder(serde, decoder, messages):
     return Counter(r.reason for r in rejected)
 
 
-def test_every_kind_of_poison_is_rejected_for_the_reason_check_tick_message_gives(
-    serde, decoding
-):
+def test_every_kind_of_poison_is_rejected_for_the_reason_check_tick_message_gives(serde, decoding):
     decoder, other_id = decoding
     messages = [_message(serde, other_id, kind, 1.25, "EURUSD") for kind in KINDS]
     reasons = _check_decoder(serde, decoder, messages)
@@ -291,7 +291,10 @@ def test_columnar_reader_equals_the_row_reader_on_bundled_days(paths, fmt):
 def test_columnar_reader_equals_the_row_reader_on_shared_trades(shared_data):
     from spark.ticks.columns import read_batch
 
-    paths = [shared_data / "equity/ibm/20131007_trade.zip", shared_data / "equity/spy/20131007_trade.zip"]
+    paths = [
+        shared_data / "equity/ibm/20131007_trade.zip",
+        shared_data / "equity/spy/20131007_trade.zip",
+    ]
     batch, rejected = read_batch(paths, "lean-trade")
     rows, rows_rejected = _by_rows(paths, "lean-trade")
     _same(batch, rows)

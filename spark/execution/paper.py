@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from spark.errors import SparkError
 from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 
 SIDES = {"BUY": 1, "SELL": -1, "FLAT": 0}
@@ -557,7 +558,9 @@ class PaperExecutor:
         self.positions = {s: Position(**p) for s, p in saved.get("positions", {}).items()}
         held = saved.get("held", [s for s, p in self.positions.items() if p.quantity])
         self.held = {s: self.positions[s] for s in held}
-        self.realized = float(saved.get("realized", sum(p.realized for p in self.positions.values())))
+        self.realized = float(
+            saved.get("realized", sum(p.realized for p in self.positions.values()))
+        )
         self.kill = saved.get("kill")
         self.overrides = dict(saved.get("limit_overrides", {}))
         self.limits = self.base_limits
@@ -635,3 +638,23 @@ def combined(views: dict[str, dict]) -> dict:
         "signals_read": sum(v["signals_read"] for v in parts),
         "partitions": views,
     }
+
+
+def saved_view(settings) -> dict:
+    """What ``spark risk status`` shows: every partition's executor as it last saved itself
+    (``executor_state``), combined. SparkError when no worker has saved one yet."""
+    from spark.kafka import clients
+    from spark.kafka.state import latest_json
+    from spark.topics import catalog
+
+    clients.ensure_reachable()
+    saved = latest_json(catalog()["executor_state"].name, [0])
+    views = {}
+    for key, state in sorted(saved.items()):
+        if key.startswith("partition:"):
+            executor = PaperExecutor(settings.execution, settings.limits)
+            executor.load(state)
+            views[key.removeprefix("partition:")] = summary(executor)
+    if not views:
+        raise SparkError("no executor state yet: start a worker (spark up) and send ticks")
+    return combined(views)

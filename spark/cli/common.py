@@ -1,0 +1,217 @@
+"""What several command groups share: option sets, reading tick files, the settings of a
+learner, resolving a topic, printing a backtest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spark.errors import SparkError
+from spark.settings import DEFAULT_MODEL, MODEL_NAMES
+
+
+def tick_data_options(format_required: bool) -> list:
+    """--data, --format, --symbol, --tz: which recorded ticks a command reads."""
+    fmt = {"required": True} if format_required else {"default": "lean-quote", "show_default": True}
+    return [
+        click.option(
+            "--data",
+            "paths",
+            multiple=True,
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Tick files (repeat for several; merged in time order).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["csv", "lean-quote", "lean-trade"]),
+            help="Input format.",
+            **fmt,
+        ),
+        click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
+        click.option(
+            "--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities)."
+        ),
+    ]
+
+
+def learner_options() -> list:
+    """--horizon, --model: the online learner, as the predictor runs it."""
+    return [
+        click.option(
+            "--horizon",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Label horizon H in seconds: is the mid higher H later? (docs/ml.md)",
+        ),
+        click.option(
+            "--model",
+            "model_name",
+            type=click.Choice(MODEL_NAMES),
+            default=DEFAULT_MODEL,
+            show_default=True,
+            help="Online learner (docs/ml.md compares them).",
+        ),
+    ]
+
+
+def apply(command, options: list):
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def ml_data_options(command):
+    """Options shared by `model eval` and `model train`: the data and the learner."""
+    progress = click.option(
+        "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+    )
+    return apply(command, [*tick_data_options(True), *learner_options(), progress])
+
+
+def read_ticks(paths, fmt, symbol, tz):
+    """The valid ticks of files, merged in time order, as columns."""
+    from spark.ticks.columns import read_batch
+
+    return read_batch([Path(p) for p in paths], fmt, symbol.upper() if symbol else None, tz)[0]
+
+
+def learner_settings(model_name: str, horizon: float):
+    """The environment's settings (read once here) with the command's learner."""
+    from spark.settings import Settings
+
+    return Settings.from_env().with_models(model=model_name, challengers=(), horizon_s=horizon)
+
+
+def resolve_topic(name: str):
+    from spark.topics import catalog
+
+    try:
+        return catalog().resolve(name)
+    except KeyError as exc:
+        raise SparkError(exc.args[0]) from None
+
+
+def backtest_options(command):
+    options = [
+        *tick_data_options(False),
+        click.option("--limit", type=click.IntRange(min=1), help="Only the first N valid ticks."),
+        *learner_options(),
+        click.option(
+            "--band",
+            type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+            default=0.1,
+            show_default=True,
+            help="Signal band: BUY at prob_up >= 0.5+band, SELL <= 0.5-band.",
+        ),
+        click.option(
+            "--gate/--no-gate",
+            default=True,
+            show_default=True,
+            help="Run the drift gate between predictions and signals.",
+        ),
+        click.option(
+            "--order-notional",
+            type=click.FloatRange(min=0, min_open=True),
+            default=100_000.0,
+            show_default=True,
+            help="Target position size, quote ccy.",
+        ),
+        click.option(
+            "--fee-bp",
+            type=click.FloatRange(min=0),
+            default=0.5,
+            show_default=True,
+            help="Fee per fill, basis points of notional.",
+        ),
+        click.option(
+            "--latency-ms",
+            type=click.FloatRange(min=0),
+            default=20.0,
+            show_default=True,
+            help="Fill at the first quote this long after a signal.",
+        ),
+        click.option(
+            "--set-limit",
+            "set_limits",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Override a risk limit, e.g. --set-limit max_daily_drawdown=1e9 (repeat).",
+        ),
+    ]
+    return apply(command, options)
+
+
+def backtest_params(
+    paths,
+    fmt,
+    symbol,
+    tz,
+    limit,
+    model_name,
+    horizon,
+    band,
+    gate,
+    order_notional,
+    fee_bp,
+    latency_ms,
+    set_limits,
+) -> dict:
+    limits = {}
+    for item in set_limits:
+        name, sep, value = item.partition("=")
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--set-limit")
+    params = {
+        "data": [str(Path(p).expanduser().resolve()) for p in paths],
+        "format": fmt,
+        "symbol": symbol.upper() if symbol else None,
+        "tz": tz,
+        "limit": limit,
+        "model": model_name,
+        "horizon_s": horizon,
+        "band": band,
+        "gate": gate,
+        "order_notional": order_notional,
+        "fee_bp": fee_bp,
+        "latency_ms": latency_ms,
+        "limits": limits,
+    }
+    from spark.backtest.engine import InvalidParams
+    from spark.jobs.backtest import check_request
+
+    try:
+        check_request(params, restrict=False)
+    except InvalidParams as exc:
+        raise click.UsageError(str(exc)) from None
+    return params
+
+
+def print_backtest(metrics: dict, rejections: dict | None = None) -> None:
+    def fmt(key, spec=",.2f"):
+        value = metrics.get(key)
+        return "n/a" if value is None or value != value else format(value, spec)
+
+    click.echo(
+        f"{fmt('ticks', ',.0f')} ticks, {fmt('signals', ',.0f')} signals "
+        f"({fmt('suppressed', ',.0f')} suppressed by the gate): {fmt('orders', ',.0f')} orders, "
+        f"{fmt('rejected', ',.0f')} rejected, {fmt('no_change', ',.0f')} needed no order"
+    )
+    if rejections:
+        click.echo("rejected by: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rejections.items())))
+    click.echo(
+        f"PnL {fmt('pnl')} (realized {fmt('realized_pnl')} incl. fees {fmt('fees')}, "
+        f"unrealized {fmt('unrealized_pnl')}); max drawdown {fmt('max_drawdown')}; "
+        f"Sharpe {fmt('sharpe', '.2f')} (hourly, annualised, {fmt('hours', ',.0f')} h)"
+    )
+    click.echo(
+        f"model AUC {fmt('auc', '.4f')}, precision@20 {fmt('precision_at_20', '.4f')} over "
+        f"{fmt('labels', ',.0f')} labels; {fmt('seconds', '.1f')}s"
+    )

@@ -1,0 +1,133 @@
+"""``spark optimize``: parameter sweeps, here or on the workers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from spark.cli.app import CONTEXT, cli, print_json
+from spark.cli.common import backtest_options, backtest_params, print_backtest
+from spark.errors import SparkError
+
+
+@cli.group(context_settings=CONTEXT)
+def optimize() -> None:
+    """Parameter sweeps: one backtest per combination over the same ticks, ranked by an
+    objective (docs/jobs.md). `run` works here; `submit` asks the workers."""
+
+
+def _sweep_options(command):
+    options = [
+        click.option(
+            "--grid",
+            "grid",
+            multiple=True,
+            required=True,
+            metavar="NAME=V1,V2,...",
+            help="Values to try for a backtest parameter (band, fee_bp, model, gate, "
+            "latency_ms, order_notional, horizon_s, limits.<limit>); repeat for more.",
+        ),
+        click.option(
+            "--objective",
+            type=click.Choice(["pnl", "sharpe", "neg_max_drawdown"]),
+            default="pnl",
+            show_default=True,
+            help="What the ranking maximises.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return backtest_options(command)
+
+
+def _sweep_params(grid, objective, **options) -> dict:
+    params = backtest_params(**options)
+    sweep = {}
+    for item in grid:
+        name, sep, values = item.partition("=")
+        if not sep or not values:
+            raise click.BadParameter(f"{item!r} is not NAME=V1,V2,...", param_hint="--grid")
+        parsed = []
+        for raw in values.split(","):
+            try:
+                parsed.append(json.loads(raw))
+            except json.JSONDecodeError:
+                parsed.append(raw.strip())
+        sweep[name.strip()] = parsed
+    params.update(grid=sweep, objective=objective)
+    from spark.backtest.engine import InvalidParams
+    from spark.jobs.optimizer import check_sweep
+
+    try:
+        check_sweep(params, restrict=False)
+    except InvalidParams as exc:
+        raise click.UsageError(str(exc)) from None
+    return params
+
+
+def _print_ranking(ranking: list[dict], objective: str, grid: dict) -> None:
+    def value_of(params: dict, name: str):
+        if name.startswith("limits."):
+            return params["limits"].get(name.removeprefix("limits."))
+        return params[name]
+
+    click.echo(f"{len(ranking)} combinations, best first by {objective}:")
+    for row in ranking[:10]:
+        chosen = ", ".join(f"{n}={value_of(row['params'], n)}" for n in sorted(grid))
+        m = row["metrics"]
+        value = "n/a" if row["objective"] is None else f"{row['objective']:,.2f}"
+        click.echo(
+            f"  {objective} {value:>12}  [{chosen}]  orders {m['orders']:,.0f}, "
+            f"PnL {m['pnl']:,.2f}, max DD {m['max_drawdown']:,.2f}"
+        )
+
+
+@optimize.command("run")
+@_sweep_options
+@click.option("--report", type=click.Path(path_type=Path), help="Also write the ranking as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the ranking and the best.")
+def optimize_run(report, as_json, **options) -> None:
+    """Run a sweep here, on files on this machine; prints the ranking (progress on stderr)."""
+    from spark.jobs.optimizer import run_sweep
+
+    params = _sweep_params(**options)
+    show = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            click.echo(f"\r{done}/{total} combinations", nl=False, err=True)
+
+    out = run_sweep(params, report, restrict=False, on_combo=progress)
+    if show:
+        click.echo("", err=True)
+    if as_json:
+        print_json({k: out[k] for k in ("objective", "best", "ranking", "artifact_uri")})
+        return
+    _print_ranking(out["ranking"], out["objective"], params["grid"])
+
+
+@optimize.command("submit")
+@_sweep_options
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the JobResult as one JSON object.")
+def optimize_submit(wait, timeout, as_json, **options) -> None:
+    """Send the sweep to the workers (a JobRequest on the optimizer requests topic); the
+    ranking is in the JSON report on the worker (artifact_uri)."""
+    from spark.jobs.client import submit
+
+    params = _sweep_params(**options)
+    result = submit("optimizer", params, wait=wait, timeout=timeout)
+    if result is None:
+        return
+    if as_json:
+        print_json(result)
+        return
+    if result["status"] != "ok":
+        raise SparkError(f"sweep {result['job_id']} failed: {result['error']}")
+    click.echo(f"{result['metrics'].get('combinations', 0):.0f} combinations; the best:")
+    print_backtest(result["metrics"])
+    click.echo(f"ranking on the worker: {result['artifact_uri']}")

@@ -1,0 +1,187 @@
+"""``spark worker | up | down | status | demo``: run the platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spark.cli.app import CONTEXT, cli, print_json
+
+AGENT_CHOICE = click.Choice(["pipeline", "jobs"])
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    type=AGENT_CHOICE,
+    help="Roles to run (repeat; default: both): pipeline (ticks to signals and paper orders, "
+    "commands, HTTP API) or jobs (backtest, optimizer and export requests).",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=6066,
+    show_default=True,
+    help="Port of /metrics; a free one is taken if it is busy.",
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["crit", "error", "warn", "info", "debug"]),
+    default="warn",
+    show_default=True,
+)
+def worker(agents, web_port, loglevel) -> None:
+    """Run a Faust worker in the foreground (Ctrl-C stops it cleanly).
+
+    Start more workers, on this machine or others, to share the partitions.
+    """
+    from spark.agents.app import AGENTS
+    from spark.agents.worker import run_foreground
+    from spark.kafka import clients
+
+    clients.ensure_reachable()
+    run_foreground(tuple(agents) or AGENTS, web_port, loglevel)
+
+
+def _ensure_broker(port: int = 9092, storage: str = "memory://tansu/") -> str:
+    """Use KAFKA_BOOTSTRAP_SERVERS, or start the embedded broker; return a line saying which."""
+    from spark.broker import embedded
+    from spark.config import external_bootstrap
+    from spark.kafka import clients
+
+    if external_bootstrap():
+        clients.ensure_reachable()
+        return f"using Kafka at {external_bootstrap()}"
+    st = embedded.start(port, storage)
+    return f"embedded broker at {st.address}"
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--detach", "-d", is_flag=True, help="Run the worker in the background.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9092,
+    show_default=True,
+    help="Embedded broker port (ignored with KAFKA_BOOTSTRAP_SERVERS).",
+)
+@click.option(
+    "--storage", default="memory://tansu/", show_default=True, help="Embedded broker storage."
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=6066,
+    show_default=True,
+    help="Worker /metrics port.",
+)
+def up(detach: bool, port: int, storage: str, web_port: int) -> None:
+    """Start the broker (when embedded), create the topics and run the worker."""
+    from spark.agents.app import AGENTS
+    from spark.agents.worker import run_foreground, start_detached, wait_ready
+    from spark.broker import embedded
+    from spark.config import external_bootstrap
+    from spark.kafka.topics import create_topics
+
+    started_broker = not external_bootstrap() and not embedded.status().running
+    click.echo(_ensure_broker(port, storage))
+    outcome = create_topics()
+    click.echo(
+        f"topics: {sum(s == 'created' for s in outcome.values())} created, "
+        f"{len(outcome)} in the catalog"
+    )
+    if detach:
+        record = start_detached(AGENTS, web_port)
+        wait_ready(record)
+        click.echo(
+            f"worker running (pid {record['pid']}, metrics on "
+            f"http://127.0.0.1:{record['web_port']}/metrics, log {record['log']}); "
+            "`spark down` stops everything"
+        )
+        return
+    click.echo("worker starting; Ctrl-C stops it" + (" and the broker" if started_broker else ""))
+    try:
+        run_foreground(AGENTS, web_port)
+    finally:
+        if started_broker:
+            embedded.stop()
+            click.echo("embedded broker stopped")
+
+
+@cli.command(context_settings=CONTEXT)
+def down() -> None:
+    """Stop the background worker and the embedded broker that `spark up` started."""
+    from spark.agents.worker import stop_detached
+    from spark.broker import embedded
+
+    click.echo("worker stopped" if stop_detached() else "no worker was running")
+    click.echo("embedded broker stopped" if embedded.stop() else "no embedded broker was running")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+def status(as_json: bool) -> None:
+    """Broker, worker, topics with end offsets, consumer groups with lag."""
+    from spark.status import collect
+
+    st = collect()
+    if as_json:
+        print_json(
+            {"broker": st.broker, "worker": st.worker, "topics": st.topics, "groups": st.groups}
+        )
+        return
+    b = st.broker
+    where = b["address"] if b["kind"] == "external" else f"{b['address']} ({b['detail']})"
+    click.echo(f"broker   {b['kind']} {where}")
+    w = st.worker
+    if w:
+        state = "running" if w["running"] else "not running"
+        click.echo(f"worker   {state} (pid {w['pid']}, metrics :{w['web_port']}, log {w['log']})")
+    else:
+        click.echo("worker   none started by `spark up --detach` (others may run elsewhere)")
+    click.echo("topics")
+    for t in st.topics:
+        if t["exists"]:
+            click.echo(f"  {t['name']:28} {t['partitions']:>2}p {t['messages']:>10} messages")
+        else:
+            click.echo(f"  {t['name']:28} missing (spark topics create)")
+    click.echo("groups")
+    for g in st.groups:
+        click.echo(f"  {g['group']} on {g['topic']}: committed {g['committed']}, lag {g['lag']}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Replay rate in ticks/s (0 = as fast as the broker takes them).",
+)
+@click.option("--keep", is_flag=True, help="Leave broker and worker running afterwards.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20_000,
+    show_default=True,
+    help="Rows to replay (0 = all 61,053 bundled rows).",
+)
+@click.option(
+    "--data",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Replay these LEAN quote files instead of the bundled slice.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Also print the summary as one JSON line.")
+def demo(rate: float, keep: bool, limit: int, paths, as_json: bool) -> None:
+    """The whole pipeline on a bundled slice of real ticks: broker, topics, worker, replay,
+    live status, then a summary that accounts for every row."""
+    from spark.demo import run_demo
+
+    summary = run_demo(rate=rate, keep=keep, paths=list(paths) or None, limit=limit or None)
+    if as_json:
+        print_json(summary)
