@@ -153,6 +153,48 @@ def test_compiled_psi_detectors_equal_the_python_ones(mixed_ticks):
     assert got == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.floats(0, 1),
+            st.booleans(),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from([0.05, 0.1, 0.2]),
+)
+def test_compiled_policy_decides_as_the_readable_one(rows, band):
+    """``decide`` against ``SignalPolicy`` tick by tick: a suppressed decision (gate
+    closed) is not remembered, an invalid tick decides nothing."""
+    from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide
+    from tests.oracles import SignalPolicy
+
+    n = len(rows)
+    slot = np.array([r[0] for r in rows], np.int64)
+    p = np.array([r[1] for r in rows])
+    allowed = np.array([r[2] for r in rows])
+    valid = np.array([r[3] for r in rows])
+    decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
+    decide(
+        slot, valid, np.zeros(n, np.bool_), p, allowed, band, np.zeros(3, np.int8), decision, side
+    )
+    policy = SignalPolicy(band)
+    for i, (s, prob, ok, is_valid) in enumerate(rows):
+        if not is_valid:
+            assert decision[i] == 0
+            continue
+        expected = policy.decide(str(s), prob, commit=ok)
+        if expected is None:
+            assert decision[i] == 0
+        else:
+            assert decision[i] == (SIGNAL if ok else SUPPRESSED)
+            assert SIDES[side[i]] == expected[0]
+
+
 def records(results) -> dict:
     """Everything a pipeline produced, in a comparable form, ticks numbered globally."""
     out: dict[str, list] = {
