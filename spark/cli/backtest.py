@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
-from spark.cli.common import backtest_options, backtest_params, print_backtest
-from spark.errors import SparkError
+from spark.cli.common import backtest_options, backtest_params, print_backtest, submit_job
 
 
 @cli.group(context_settings=CONTEXT)
@@ -91,17 +90,10 @@ def backtest_submit(wait, timeout, as_json, **options) -> None:
     File paths are read by the worker: they must exist there, inside its data folders
     (SPARK_DATA_DIRS; default the bundled sample data and $SPARK_HOME/data).
     """
-    from spark.jobs.client import submit
-
     params = backtest_params(**options)
-    result = submit("backtest", params, wait=wait, timeout=timeout)
+    result = submit_job("backtest", "backtest", params, wait, timeout, as_json)
     if result is None:
         return
-    if as_json:
-        print_json(result)
-        return
-    if result["status"] != "ok":
-        raise SparkError(f"backtest {result['job_id']} failed: {result['error']}")
     print_backtest(result["metrics"])
     if result.get("artifact_uri"):
         click.echo(f"report on the worker: {result['artifact_uri']}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from spark.cli.app import print_json
 from spark.errors import SparkError
 from spark.settings import DEFAULT_MODEL, MODEL_NAMES
 
@@ -215,3 +216,19 @@ def print_backtest(metrics: dict, rejections: dict | None = None) -> None:
         f"model AUC {fmt('auc', '.4f')}, precision@20 {fmt('precision_at_20', '.4f')} over "
         f"{fmt('labels', ',.0f')} labels; {fmt('seconds', '.1f')}s"
     )
+
+
+def submit_job(kind: str, what: str, params: dict, wait: bool, timeout: float, as_json: bool):
+    """Send a job to the workers; its ok JobResult to print, or None when there is nothing
+    more to print (not waited for, or printed as JSON). A failed job is a SparkError."""
+    from spark.jobs.client import submit
+
+    result = submit(kind, params, wait=wait, timeout=timeout)
+    if result is None:
+        return None
+    if as_json:
+        print_json(result)
+        return None
+    if result["status"] != "ok":
+        raise SparkError(f"{what} {result['job_id']} failed: {result['error']}")
+    return result

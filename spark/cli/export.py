@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from spark.cli.app import CONTEXT, cli, print_json
-from spark.cli.common import backtest_options, backtest_params
-from spark.errors import SparkError
+from spark.cli.app import CONTEXT, cli
+from spark.cli.common import backtest_options, backtest_params, submit_job
 
 
 @cli.group(context_settings=CONTEXT)
@@ -30,15 +29,8 @@ def export() -> None:
 def export_submit(output, wait, timeout, as_json, **options) -> None:
     """Send an export job: the backtest runs on a worker, which writes the report file
     under its $SPARK_HOME/jobs and answers with its location (artifact_uri)."""
-    from spark.jobs.client import submit
-
     params = backtest_params(**options) | {"output": output}
-    result = submit("export", params, wait=wait, timeout=timeout)
+    result = submit_job("export", "export", params, wait, timeout, as_json)
     if result is None:
         return
-    if as_json:
-        print_json(result)
-        return
-    if result["status"] != "ok":
-        raise SparkError(f"export {result['job_id']} failed: {result['error']}")
     click.echo(f"report on the worker: {result['artifact_uri']}")

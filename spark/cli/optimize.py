@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
-from spark.cli.common import backtest_options, backtest_params, print_backtest
-from spark.errors import SparkError
+from spark.cli.common import backtest_options, backtest_params, print_backtest, submit_job
 
 
 @cli.group(context_settings=CONTEXT)
@@ -117,17 +116,10 @@ def optimize_run(report, as_json, **options) -> None:
 def optimize_submit(wait, timeout, as_json, **options) -> None:
     """Send the sweep to the workers (a JobRequest on the optimizer requests topic); the
     ranking is in the JSON report on the worker (artifact_uri)."""
-    from spark.jobs.client import submit
-
     params = _sweep_params(**options)
-    result = submit("optimizer", params, wait=wait, timeout=timeout)
+    result = submit_job("optimizer", "sweep", params, wait, timeout, as_json)
     if result is None:
         return
-    if as_json:
-        print_json(result)
-        return
-    if result["status"] != "ok":
-        raise SparkError(f"sweep {result['job_id']} failed: {result['error']}")
     click.echo(f"{result['metrics'].get('combinations', 0):.0f} combinations; the best:")
     print_backtest(result["metrics"])
     click.echo(f"ranking on the worker: {result['artifact_uri']}")
