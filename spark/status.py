@@ -19,6 +19,8 @@ from spark.topics import catalog
 class Status:
     broker: dict
     worker: dict | None
+    schema_registry_url: str | None = None
+    schema_registry: dict | None = None  # the one `spark up` started, if any
     topics: list[dict] = field(default_factory=list)
     groups: list[dict] = field(default_factory=list)
 
@@ -63,7 +65,12 @@ def broker_info() -> dict:
 
 def collect() -> Status:
     """Everything ``spark status`` shows; raises BrokerUnreachable if Kafka does not answer."""
+    from spark.config import schema_registry_url
+    from spark.schema_registry.process import registry_status, served_url
+
     status = Status(broker_info(), worker_status())
+    status.schema_registry = registry_status()
+    status.schema_registry_url = schema_registry_url() or served_url()
     bootstrap_servers()  # a clear error when nothing is configured
     infos = kafka_topics.describe()
     for info in infos:

@@ -59,6 +59,14 @@ def _ensure_broker(port: int = 9092, storage: str = "memory://tansu/") -> str:
     return f"embedded broker at {st.address}"
 
 
+def _ensure_schema_registry(port: int) -> str:
+    """Serve the Schema Registry API unless SCHEMA_REGISTRY_URL names one; its URL."""
+    from spark.config import schema_registry_url
+    from spark.schema_registry.process import start_detached
+
+    return schema_registry_url() or start_detached(port)["url"]
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--detach", "-d", is_flag=True, help="Run the worker in the background.")
 @click.option(
@@ -78,13 +86,23 @@ def _ensure_broker(port: int = 9092, storage: str = "memory://tansu/") -> str:
     show_default=True,
     help="Worker /metrics port.",
 )
-def up(detach: bool, port: int, storage: str, web_port: int) -> None:
-    """Start the broker (when embedded), create the topics and run the worker."""
+@click.option(
+    "--registry-port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    help="Port of the Schema Registry API (not served when SCHEMA_REGISTRY_URL is set); "
+    "a free one is taken if it is busy.",
+)
+def up(detach: bool, port: int, storage: str, web_port: int, registry_port: int) -> None:
+    """Start the broker (when embedded), create the topics, serve the Schema Registry API
+    (unless SCHEMA_REGISTRY_URL names one) and run the worker."""
     from spark.agents.app import AGENTS
     from spark.agents.worker import run_foreground, start_detached, wait_ready
     from spark.broker import embedded
-    from spark.config import external_bootstrap
+    from spark.config import external_bootstrap, schema_registry_url
     from spark.kafka.topics import create_topics
+    from spark.schema_registry import process as registry
 
     started_broker = not external_bootstrap() and not embedded.status().running
     click.echo(_ensure_broker(port, storage))
@@ -93,6 +111,8 @@ def up(detach: bool, port: int, storage: str, web_port: int) -> None:
         f"topics: {sum(s == 'created' for s in outcome.values())} created, "
         f"{len(outcome)} in the catalog"
     )
+    started_registry = not schema_registry_url() and not registry.served_url()
+    click.echo(f"schema registry at {_ensure_schema_registry(registry_port)}")
     if detach:
         record = start_detached(AGENTS, web_port)
         wait_ready(record)
@@ -106,6 +126,8 @@ def up(detach: bool, port: int, storage: str, web_port: int) -> None:
     try:
         run_foreground(AGENTS, web_port)
     finally:
+        if started_registry and registry.stop_detached():
+            click.echo("schema registry stopped")
         if started_broker:
             embedded.stop()
             click.echo("embedded broker stopped")
@@ -113,11 +135,15 @@ def up(detach: bool, port: int, storage: str, web_port: int) -> None:
 
 @cli.command(context_settings=CONTEXT)
 def down() -> None:
-    """Stop the background worker and the embedded broker that `spark up` started."""
+    """Stop the background worker, the schema registry and the embedded broker that
+    `spark up` started."""
     from spark.agents.worker import stop_detached
     from spark.broker import embedded
+    from spark.schema_registry import process as registry
 
     click.echo("worker stopped" if stop_detached() else "no worker was running")
+    if registry.stop_detached():
+        click.echo("schema registry stopped")
     click.echo("embedded broker stopped" if embedded.stop() else "no embedded broker was running")
 
 
@@ -130,12 +156,23 @@ def status(as_json: bool) -> None:
     st = collect()
     if as_json:
         print_json(
-            {"broker": st.broker, "worker": st.worker, "topics": st.topics, "groups": st.groups}
+            {
+                "broker": st.broker,
+                "schema_registry_url": st.schema_registry_url,
+                "schema_registry": st.schema_registry,
+                "worker": st.worker,
+                "topics": st.topics,
+                "groups": st.groups,
+            }
         )
         return
     b = st.broker
     where = b["address"] if b["kind"] == "external" else f"{b['address']} ({b['detail']})"
     click.echo(f"broker   {b['kind']} {where}")
+    if st.schema_registry_url:
+        click.echo(f"registry {st.schema_registry_url}")
+    else:
+        click.echo("registry not running (`spark up` serves one, or set SCHEMA_REGISTRY_URL)")
     w = st.worker
     if w:
         state = "running" if w["running"] else "not running"

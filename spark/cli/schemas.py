@@ -55,3 +55,33 @@ def schemas_ids() -> None:
 
     for name, sid in sorted(EmbeddedRegistry().ids().items()):
         click.echo(f"{name:16} {sid}")
+
+
+@schemas.command("serve")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    help="HTTP port of the Schema Registry API.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def schemas_serve(port: int, host: str) -> None:
+    """Serve Confluent's Schema Registry REST API in the foreground (`spark up` starts one
+    in the background). Stock serializers in any language take its URL; the ids it serves
+    are the ids Spark writes and reads. State lives in the spark-schemas topic, so
+    restarts and several servers agree. Ctrl-C stops it."""
+    import logging
+
+    from spark.broker.embedded import port_open
+    from spark.kafka import clients
+    from spark.kafka.topics import create_topics
+    from spark.schema_registry.server import serve
+
+    if port_open(host if host != "0.0.0.0" else "127.0.0.1", port):
+        raise SparkError(f"port {port} is taken; pass --port with a free one")
+    clients.ensure_reachable()
+    create_topics()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    serve(port, host, ready=lambda line: click.echo(f"schema registry on http://{host}:{port}"))

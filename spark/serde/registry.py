@@ -6,7 +6,9 @@ Two implementations with one protocol (``id_for`` / ``schema_for``):
   the SHA-256 of its Avro Parsing Canonical Form, so every process on every
   machine computes the same id for the same schema, across restarts, with
   nothing to coordinate. It knows the current and every released version of
-  each contract, so it decodes data written by older producers.
+  each contract, so it decodes data written by older producers; ids a client
+  registered with the served registry (``spark.schema_registry``, same ids) are
+  read from its log.
 * :class:`ConfluentRegistry` talks to a Confluent-compatible Schema Registry
   (``SCHEMA_REGISTRY_URL``) with confluent-kafka's client; subjects follow
   the TopicNameStrategy (``<topic>-value``), so stock serializers interoperate.
@@ -18,6 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any, Protocol
 
@@ -83,9 +88,17 @@ class Registry(Protocol):
 class EmbeddedRegistry:
     """Ids from schema content; knows current and released versions of every contract."""
 
-    def __init__(self) -> None:
+    #: seconds before an id that was not found is looked up again
+    RETRY_MISSING_S = 10.0
+
+    def __init__(self, lookup: Callable[[int], str | None] | None = None) -> None:
+        """``lookup``: where ids that are no contract's are found (the served registry's
+        log, ``spark.schema_registry.log.schema_text_of``); the text found must hash to
+        the id asked for, so a wrong answer cannot make us decode with the wrong schema."""
         self._by_id: dict[int, Any] = {}
         self._current_id: dict[str, int] = {}
+        self._lookup = lookup
+        self._missed: dict[int, float] = {}
         for name in schemas.schema_names():
             current = schemas.load_current(name)
             self._current_id[name] = self._add(current)
@@ -107,12 +120,30 @@ class EmbeddedRegistry:
         return self._current_id[schema_name]
 
     def schema_for(self, schema_id: int) -> Any:
-        try:
-            return self._by_id[schema_id]
-        except KeyError:
+        found = self._by_id.get(schema_id)
+        if found is None and self._lookup is not None:
+            found = self._look_up(schema_id)
+        if found is None:
             raise SerializationError(
-                "unknown_schema_id", f"schema id {schema_id} is not a Spark contract"
-            ) from None
+                "unknown_schema_id",
+                f"schema id {schema_id} is neither a Spark contract nor in the schema registry",
+            )
+        return found
+
+    def _look_up(self, sid: int) -> Any:
+        now = time.monotonic()
+        if now - self._missed.get(sid, -math.inf) < self.RETRY_MISSING_S:
+            return None
+        text = self._lookup(sid)
+        try:
+            schema_json = json.loads(text) if text else None
+            if schema_json is not None and schema_id(schema_json) == sid:
+                self._by_id[sid] = parse(schema_json)
+                return self._by_id[sid]
+        except Exception:  # an unparsable text counts as not found
+            pass
+        self._missed[sid] = now
+        return None
 
     def ids(self) -> dict[str, int]:
         """Current id of every contract, for producers in other languages."""
@@ -159,4 +190,6 @@ def default_registry(url: str | None = None, basic_auth: str | None = None) -> R
     """The registry for this process: Confluent's when a URL is given, else embedded."""
     if url:
         return ConfluentRegistry(url, basic_auth)
-    return EmbeddedRegistry()
+    from spark.schema_registry.log import schema_text_of
+
+    return EmbeddedRegistry(lookup=schema_text_of)

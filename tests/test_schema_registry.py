@@ -1,0 +1,253 @@
+"""The Schema Registry API `spark up` serves, spoken to by confluent-kafka's own client
+(``SchemaRegistryClient``: code nobody here wrote) and by plain HTTP for the error bodies.
+The server is a real ``spark schemas serve`` process on the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from spark import schemas
+from spark.schema_registry.state import RegistryError, State
+from spark.serde.registry import EmbeddedRegistry
+from spark.topics import catalog
+from tests.conftest import spark_cmd, wait_for
+
+TICK = schemas.load_current("Tick")
+
+
+class RegistryProcess:
+    def __init__(self, tmp_path, name: str = "registry") -> None:
+        from spark.broker.embedded import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"{name}.log"
+        self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            spark_cmd("schemas", "serve", "--port", str(self.port)),
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+
+        def answers():
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                urllib.request.urlopen(f"{self.url}/subjects", timeout=1)
+                return True
+            except OSError:
+                return False
+
+        wait_for(answers, 60, "the schema registry")
+        self.client = SchemaRegistryClient({"url": self.url})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self._fh.close()
+
+
+@pytest.fixture
+def registry(broker, tmp_path):
+    server = RegistryProcess(tmp_path)
+    yield server
+    server.stop()
+
+
+def http(method: str, url: str, body: dict | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def with_field(schema: dict, field: dict) -> dict:
+    return {**schema, "fields": [*schema["fields"], field]}
+
+
+# --- the state alone: a replay of events -------------------------------------------------------
+
+
+def test_versions_follow_the_log_and_replays_agree():
+    text_a = json.dumps(TICK)
+    text_b = json.dumps(
+        with_field(TICK, {"name": "seq", "type": ["null", "long"], "default": None})
+    )
+    one = State()
+    events = []
+    for text in (text_a, text_b, text_a):  # the third is a repeat: no new version
+        event = one.register_event("t-value", text)
+        if event is not None:
+            events.append(event)
+            one.apply(event)
+    assert [v.version for v in one.live("t-value")] == [1, 2]
+    other = State()
+    for event in events:
+        other.apply(event)
+    assert other.version("t-value", "latest") == one.version("t-value", "latest")
+    assert other.version("t-value", 1)["id"] == EmbeddedRegistry().ids()["Tick"]
+
+
+def test_incompatible_and_invalid_schemas_are_refused_with_confluent_codes():
+    st = State()
+    st.apply(st.register_event("t-value", json.dumps(TICK)))
+    required = with_field(TICK, {"name": "seq", "type": "long"})
+    with pytest.raises(RegistryError) as exc:
+        st.register_event("t-value", json.dumps(required))
+    assert (exc.value.status, exc.value.code) == (409, 409)
+    with pytest.raises(RegistryError) as exc:
+        st.register_event("t-value", "{not json")
+    assert exc.value.code == 42201
+    st.apply({"op": "config", "subject": "t-value", "compatibility": "NONE"})
+    assert st.register_event("t-value", json.dumps(required)) is not None
+
+
+# --- the server, through confluent-kafka's client ---------------------------------------------
+
+
+@pytest.mark.broker
+def test_contracts_are_served_under_topic_subjects_with_the_ids_spark_writes(registry):
+    client = registry.client
+    ids = EmbeddedRegistry().ids()
+    for spec in catalog().values():
+        if spec.is_raw or spec.is_json:
+            continue
+        latest = client.get_latest_version(f"{spec.name}-value")
+        assert latest.schema_id == ids[spec.value], spec.id
+    ticks = catalog()["ticks"].name
+    fetched = client.get_schema(ids["Tick"])
+    assert json.loads(fetched.schema_str)["name"] == "Tick"
+    assert client.get_schema_types() == ["AVRO"]
+    assert {"subject": f"{ticks}-value", "version": 1} in [
+        {"subject": v.subject, "version": v.version}
+        for v in client.get_schema_versions(ids["Tick"])
+    ]
+
+
+@pytest.mark.broker
+def test_register_lookup_compatibility_config_and_deletes(registry):
+    client = registry.client
+    subject = "feed.custom-value"
+    v1 = json.dumps(TICK)
+    v2 = json.dumps(with_field(TICK, {"name": "seq", "type": ["null", "long"], "default": None}))
+    first = client.register_schema(subject, Schema(v1, "AVRO"))
+    second = client.register_schema(subject, Schema(v2, "AVRO"))
+    # a fresh client (no cache) registering again gets the same id and makes no version
+    fresh = SchemaRegistryClient({"url": registry.url})
+    assert fresh.register_schema(subject, Schema(v2, "AVRO")) == second != first
+    assert fresh.get_versions(subject) == [1, 2]
+    assert fresh.lookup_schema(subject, Schema(v1, "AVRO")).version == 1
+
+    breaking = json.dumps(with_field(TICK, {"name": "seq", "type": "long"}))
+    assert not fresh.test_compatibility(subject, Schema(breaking, "AVRO"))
+    with pytest.raises(SchemaRegistryError) as exc:
+        fresh.register_schema(subject, Schema(breaking, "AVRO"))
+    assert (exc.value.http_status_code, exc.value.error_code) == (409, 409)
+
+    assert fresh.get_compatibility() == "BACKWARD"
+    fresh.set_compatibility(subject, "NONE")
+    assert fresh.get_compatibility(subject) == "NONE"
+    assert fresh.test_compatibility(subject, Schema(breaking, "AVRO"))
+
+    assert fresh.delete_version(subject, 2) == 2
+    assert fresh.get_versions(subject) == [1]
+    assert fresh.delete_subject(subject) == [1]
+    assert subject not in fresh.get_subjects()
+    assert fresh.delete_subject(subject, permanent=True) == [1, 2]  # the soft-deleted too
+    with pytest.raises(SchemaRegistryError) as exc:
+        fresh.get_versions(subject)
+    assert exc.value.error_code == 40401
+
+
+@pytest.mark.broker
+def test_error_bodies_are_confluents(registry):
+    base = registry.url
+    ticks = catalog()["ticks"].name
+    assert http("GET", f"{base}/subjects/nope/versions") == (
+        404,
+        {"error_code": 40401, "message": "Subject 'nope' not found."},
+    )
+    status, body = http("GET", f"{base}/subjects/{ticks}-value/versions/99")
+    assert (status, body["error_code"]) == (404, 40402)
+    status, body = http("GET", f"{base}/subjects/{ticks}-value/versions/zero")
+    assert (status, body["error_code"]) == (422, 42202)
+    status, body = http("GET", f"{base}/schemas/ids/1")
+    assert (status, body["error_code"]) == (404, 40403)
+    status, body = http("POST", f"{base}/subjects/{ticks}-value", {"schema": '"string"'})
+    assert (status, body["error_code"]) == (404, 40403)
+    status, body = http("POST", f"{base}/subjects/x-value/versions", {"schema": "{"})
+    assert (status, body["error_code"]) == (422, 42201)
+    status, body = http(
+        "POST", f"{base}/subjects/x-value/versions", {"schema": "{}", "schemaType": "PROTOBUF"}
+    )
+    assert (status, body["error_code"]) == (422, 42201)
+    status, body = http("PUT", f"{base}/config", {"compatibility": "SIDEWAYS"})
+    assert (status, body["error_code"]) == (422, 42203)
+    status, body = http("GET", f"{base}/config/{ticks}-value")
+    assert (status, body["error_code"]) == (404, 40408)
+    assert http("GET", f"{base}/config/{ticks}-value?defaultToGlobal=true") == (
+        200,
+        {"compatibilityLevel": "BACKWARD"},
+    )
+    status, body = http("DELETE", f"{base}/subjects/{ticks}-value?permanent=true")
+    assert (status, body["error_code"]) == (404, 40405)  # soft delete first
+    assert http("GET", f"{base}/subjects/{ticks}-value/versions/latest/schema")[1]["name"] == "Tick"
+
+
+@pytest.mark.broker
+def test_restarts_and_a_second_server_agree(registry, tmp_path):
+    subject = "feed.other-value"
+    v2 = json.dumps(with_field(TICK, {"name": "seq", "type": ["null", "long"], "default": None}))
+    registry.client.register_schema(subject, Schema(json.dumps(TICK), "AVRO"))
+    sid = registry.client.register_schema(subject, Schema(v2, "AVRO"))
+    second = RegistryProcess(tmp_path, "second")
+    try:
+        seen = second.client.get_version(subject, 2)
+        assert (seen.schema_id, seen.version) == (sid, 2)
+        # a write through the second is seen by the first
+        second.client.set_compatibility(subject, "FULL")
+        wait_for(
+            lambda: (
+                http("GET", f"{registry.url}/config/{subject}")[1] == {"compatibilityLevel": "FULL"}
+            ),
+            10,
+            "the first server to read the second's write",
+        )
+    finally:
+        second.stop()
+    registry.stop()
+    again = RegistryProcess(tmp_path, "again")
+    try:
+        assert again.client.get_versions(subject) == [1, 2]
+        assert again.client.get_compatibility(subject) == "FULL"
+        # the restart did not seed the contracts twice
+        ticks = catalog()["ticks"].name
+        assert again.client.get_versions(f"{ticks}-value") == [1]
+    finally:
+        again.stop()
+
+
+@pytest.mark.broker
+def test_serve_on_a_taken_port_says_so(broker, registry):
+    out = subprocess.run(
+        spark_cmd("schemas", "serve", "--port", str(registry.port)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert f"port {registry.port} is taken" in out.stderr
+    assert "Traceback" not in out.stderr
