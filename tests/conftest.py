@@ -201,3 +201,46 @@ def worker(broker, tmp_path):
     proc.wait_ready()
     yield proc
     proc.stop()
+
+
+class RegistryProcess:
+    def __init__(self, tmp_path, name: str = "registry") -> None:
+        from spark.broker.embedded import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"{name}.log"
+        self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            spark_cmd("schemas", "serve", "--port", str(self.port)),
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+
+        def answers():
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                urllib.request.urlopen(f"{self.url}/subjects", timeout=1)
+                return True
+            except OSError:
+                return False
+
+        wait_for(answers, 60, "the schema registry")
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        self.client = SchemaRegistryClient({"url": self.url})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self._fh.close()
+
+
+@pytest.fixture
+def registry(broker, tmp_path):
+    """A real `spark schemas serve` process on the test's topics."""
+    server = RegistryProcess(tmp_path)
+    yield server
+    server.stop()

@@ -7,8 +7,11 @@ import os
 import subprocess
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from spark.broker.embedded import pid_alive
+from spark.serde.registry import EmbeddedRegistry
+from spark.topics import catalog
 from tests.conftest import spark_cmd
 
 pytestmark = pytest.mark.broker
@@ -74,9 +77,22 @@ def test_up_detach_status_down_on_an_external_cluster(broker, tmp_path):
         assert st["broker"] == {"kind": "external", "address": broker}
         assert st["worker"]["running"] and st["worker"]["pid"] == record["pid"]
         assert "spark_ticks_accepted_total" in st["worker"]["metrics"]
+        # the Schema Registry API is served, and its URL is where a stock client finds it
+        url = st["schema_registry_url"]
+        assert url == st["schema_registry"]["url"] and st["schema_registry"]["running"]
+        assert f"schema registry at {url}" in up.stdout
+        ticks = catalog()["ticks"].name
+        latest = SchemaRegistryClient({"url": url}).get_latest_version(f"{ticks}-value")
+        assert latest.schema_id == EmbeddedRegistry().ids()["Tick"]
+        plain = subprocess.run(
+            spark_cmd("status"), capture_output=True, text=True, env=env, timeout=60
+        )
+        assert f"registry {url}" in plain.stdout
     finally:
         down = subprocess.run(
             spark_cmd("down"), capture_output=True, text=True, env=env, timeout=60
         )
     assert "worker stopped" in down.stdout and "no embedded broker" in down.stdout
+    assert "schema registry stopped" in down.stdout
     assert not pid_alive(record["pid"])
+    assert not pid_alive(st["schema_registry"]["pid"])

@@ -1,20 +1,28 @@
-"""Interoperability with stock Confluent serializers, in both directions.
+"""Interoperability with clients nobody here wrote, in both directions.
 
-With SCHEMA_REGISTRY_URL set, Spark registers and looks up schemas through
-confluent-kafka's SchemaRegistryClient. No registry server can be installed on
-this machine (no Docker, no Maven), so the registry here is confluent-kafka's
-own in-process client for ``mock://`` URLs; the broker is real. What this proves:
-our bytes are what Confluent's AvroDeserializer expects and vice versa, and the
-ConfluentRegistry code path registers under ``<topic>-value``.
+* The served registry (``spark schemas serve``, what `spark up` runs): confluent-kafka's
+  ``AvroSerializer`` and a Node feed handler (kafkajs + @kafkajs/confluent-schema-registry,
+  ``examples/node``) register their own Tick schema and produce ticks that a real worker
+  turns into predictions; ``AvroDeserializer`` and the Node reader decode its outputs.
+* With SCHEMA_REGISTRY_URL set, Spark registers and looks up schemas through
+  confluent-kafka's SchemaRegistryClient; here its in-process ``mock://`` registry.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
 
 from spark import schemas
 from spark.consume import messages
@@ -23,6 +31,7 @@ from spark.serde.registry import ConfluentRegistry, default_registry
 from spark.ticks import Tick, TickProducer
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -64,3 +73,138 @@ def test_confluent_writes_what_spark_reads(registry_url):
     producer.flush(10)
     msg = next(iter(messages(ticks, from_beginning=True)))
     assert default_serde().decode(msg.value(), "Tick")["bid"] == 1.69
+
+
+# --- the served registry, stock clients, a real worker ----------------------------------------
+
+BUNDLED_DAY = Path(__file__).resolve().parent.parent / "spark/data/fxcm/eurusd/20140501_quote.zip"
+# A feed handler's own schema: the contract's name, a subset of its fields (no last price,
+# venue or source). Registering it is a new version the registry checks for compatibility.
+FEED_TICK = {
+    "type": "record",
+    "name": "Tick",
+    "namespace": "io.spark",
+    "fields": [
+        {"name": "symbol", "type": "string"},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        *(
+            {"name": n, "type": ["null", "double"], "default": None}
+            for n in ("bid", "ask", "bid_size", "ask_size")
+        ),
+    ],
+}
+
+
+def first_ticks(n: int) -> list[dict]:
+    from spark.ticks.readers import read
+
+    rows = (r.tick for r in read(BUNDLED_DAY, "lean-quote") if r.tick)
+    return [
+        {k: getattr(t, k) for k in ("symbol", "ts", "bid", "ask", "bid_size", "ask_size")}
+        for t in itertools.islice(rows, n)
+    ]
+
+
+def wait_predicted(worker, n: int) -> None:
+    wait_for(
+        lambda: worker.metric("spark_events_out_total", topic="predictions") >= n,
+        timeout=120,
+        what=f"{n} predictions",
+    )
+    assert worker.metric("spark_ticks_accepted_total") == n
+    assert worker.metric("spark_dead_letters_total", stage="ingest") == 0
+
+
+def test_stock_python_clients_feed_the_worker_and_read_its_outputs(registry, worker):
+    client = SchemaRegistryClient({"url": registry.url})
+    ticks = catalog()["ticks"]
+    serialize = AvroSerializer(client, json.dumps(FEED_TICK))
+    keys = StringSerializer()
+    sent = first_ticks(3000)
+    producer = Producer({"bootstrap.servers": clients.base_config()["bootstrap.servers"]})
+    for tick in sent:
+        context = SerializationContext(ticks.name, MessageField.VALUE)
+        producer.produce(ticks.name, serialize(tick, context), keys(tick["symbol"]))
+    assert producer.flush(30) == 0
+    # the feed's schema is a second version of the tick subject, with an id of its own
+    assert client.get_versions(f"{ticks.name}-value") == [1, 2]
+    wait_predicted(worker, len(sent))
+
+    deserialize = AvroDeserializer(client)
+    decoded = {}
+    for topic_id in ("features", "predictions", "signals"):
+        spec = catalog()[topic_id]
+        context = SerializationContext(spec.name, MessageField.VALUE)
+        decoded[topic_id] = [
+            deserialize(m.value(), context) for m in messages(spec, from_beginning=True)
+        ]
+    assert len(decoded["features"]) == len(decoded["predictions"]) == len(sent)
+    assert {p["symbol"] for p in decoded["predictions"]} == {"EURUSD"}
+    assert all(0.0 <= p["prob_up"] <= 1.0 for p in decoded["predictions"])
+    # stock readers see the logical type: the first prediction is for the first tick
+    first = decoded["predictions"][0]["ts"]
+    assert int(first.timestamp() * 1_000_000) == sent[0]["ts"]
+    assert decoded["signals"], "3,000 real ticks give signals (948 in the run that wrote this)"
+    assert all(s["symbol"] == "EURUSD" for s in decoded["signals"])
+
+
+def npm_installed() -> None:
+    """examples/node with its locked packages installed (from the npm registry)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not (node and npm):
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are missing in CI: scripts/test.sh installs them")
+        pytest.skip("node/npm not installed (apt-get install nodejs npm)")
+    root = Path(__file__).resolve().parent.parent / "examples/node"
+    if not (root / "node_modules/kafkajs").is_dir():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=root,
+            check=True,
+            timeout=300,
+        )
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
+def test_example_clients_feed_the_worker_and_read_its_predictions(registry, worker, language):
+    """examples/<language>: a feed handler and a reader with stock clients, run as users do."""
+    root = Path(__file__).resolve().parent.parent / "examples" / language
+    if language == "node":
+        npm_installed()
+        run = ["node"]
+        producer, consumer = ["producer.js"], ["consumer.js"]
+    else:
+        run = [sys.executable]
+        producer, consumer = ["producer.py"], ["consumer.py", "--idle", "10"]
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": clients.base_config()["bootstrap.servers"],
+        "SCHEMA_REGISTRY_URL": registry.url,
+    }
+    sent = first_ticks(500)
+    fed = subprocess.run(
+        [*run, *producer, "--topic", catalog()["ticks"].name],
+        input="".join(json.dumps(t) + "\n" for t in sent),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=120,
+    )
+    assert fed.returncode == 0, fed.stderr
+    assert json.loads(fed.stdout)["sent"] == len(sent)
+    wait_predicted(worker, len(sent))
+
+    read = subprocess.run(
+        [*run, *consumer, "--topic", catalog()["predictions"].name, "--limit", "500"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=180,
+    )
+    assert read.returncode == 0, read.stderr
+    records = [json.loads(line) for line in read.stdout.splitlines()]
+    assert len(records) == len(sent)
+    assert sorted(r["ts"] for r in records) == [t["ts"] for t in sent]
+    assert all(r["symbol"] == "EURUSD" and 0 <= r["prob_up"] <= 1 for r in records)

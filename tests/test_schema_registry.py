@@ -5,7 +5,6 @@ The server is a real ``spark schemas serve`` process on the real broker."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -18,49 +17,9 @@ from spark import schemas
 from spark.schema_registry.state import RegistryError, State
 from spark.serde.registry import EmbeddedRegistry
 from spark.topics import catalog
-from tests.conftest import spark_cmd, wait_for
+from tests.conftest import RegistryProcess, spark_cmd, wait_for
 
 TICK = schemas.load_current("Tick")
-
-
-class RegistryProcess:
-    def __init__(self, tmp_path, name: str = "registry") -> None:
-        from spark.broker.embedded import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / f"{name}.log"
-        self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            spark_cmd("schemas", "serve", "--port", str(self.port)),
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-
-        def answers():
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                urllib.request.urlopen(f"{self.url}/subjects", timeout=1)
-                return True
-            except OSError:
-                return False
-
-        wait_for(answers, 60, "the schema registry")
-        self.client = SchemaRegistryClient({"url": self.url})
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-        self._fh.close()
-
-
-@pytest.fixture
-def registry(broker, tmp_path):
-    server = RegistryProcess(tmp_path)
-    yield server
-    server.stop()
 
 
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, object]:
