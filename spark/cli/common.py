@@ -3,6 +3,8 @@ learner, resolving a topic, printing a backtest."""
 
 from __future__ import annotations
 
+import glob
+import os
 from pathlib import Path
 
 import click
@@ -10,27 +12,81 @@ import click
 from spark.cli.app import print_json
 from spark.errors import SparkError
 from spark.settings import DEFAULT_MODEL, MODEL_NAMES
+from spark.ticks.readers import FORMATS
+
+FORMAT_HELP = (
+    "lean-quote/lean-trade: QuantConnect LEAN tick files (zip or plain); csv: "
+    "ts,symbol,bid,ask[,bid_size,ask_size,last,last_size] with ts ISO-8601 or epoch ms; "
+    "binance: websocket JSON lines (combined-stream or bare, optional receive-ns prefix, "
+    "plain or gzip): bookTicker, trade and aggTrade become ticks, other kinds are skipped."
+)
+
+
+def expand_paths(values) -> tuple[Path, ...]:
+    """Paths as given, with glob patterns (``*``, ``?``, ``[``) expanded in sorted order; a
+    pattern that matches nothing is an error that says so."""
+    out: list[Path] = []
+    for value in values:
+        text = str(value)
+        if any(c in text for c in "*?["):
+            found = sorted(glob.glob(os.path.expanduser(text), recursive=True))
+            if not found:
+                raise click.BadParameter(f"no file matches {text!r}")
+            out.extend(Path(f) for f in found if not Path(f).is_dir())
+        else:
+            out.append(Path(text))
+    return tuple(out)
+
+
+class PathsOption(click.Option):
+    """A repeatable option that also takes several values after one flag, as shells expand
+    globs: ``--data a.zip b.zip``, ``--data a.zip --data b.zip`` and ``--data 'x/*.zip'``
+    are the same. Values end at the next token that starts with ``-``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("multiple", True)
+        kwargs.setdefault("metavar", "PATH...")
+        kwargs.setdefault("type", click.Path(path_type=Path))
+        kwargs.setdefault("callback", lambda _ctx, _param, value: expand_paths(value))
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            parsed = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if parsed is None:
+                continue
+            take_one = parsed.process
+
+            def take_all(value, state, take_one=take_one) -> None:
+                take_one(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    take_one(state.rargs.pop(0), state)
+
+            parsed.process = take_all
+
+
+def paths_option(flag: str, dest: str, help: str, required: bool = True):
+    return click.option(flag, dest, cls=PathsOption, required=required, help=help)
+
+
+def format_option(required: bool):
+    fmt = {"required": True} if required else {"default": "lean-quote", "show_default": True}
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), help=f"Input format. {FORMAT_HELP}", **fmt
+    )
 
 
 def tick_data_options(format_required: bool) -> list:
     """--data, --format, --symbol, --tz: which recorded ticks a command reads."""
-    fmt = {"required": True} if format_required else {"default": "lean-quote", "show_default": True}
     return [
-        click.option(
+        paths_option(
             "--data",
             "paths",
-            multiple=True,
-            required=True,
-            type=click.Path(path_type=Path),
-            help="Tick files (repeat for several; merged in time order).",
+            "Tick files, merged in time order: several after one --data, repeated --data, "
+            "or glob patterns ('data/*.zip').",
         ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(["csv", "lean-quote", "lean-trade"]),
-            help="Input format.",
-            **fmt,
-        ),
+        format_option(format_required),
         click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
         click.option(
             "--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities)."

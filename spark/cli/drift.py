@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
-from spark.cli.common import learner_settings, read_ticks
+from spark.cli.common import format_option, learner_settings, paths_option, read_ticks
 
 
 @cli.group(context_settings=CONTEXT)
@@ -16,29 +14,9 @@ def drift() -> None:
 
 
 @drift.command("eval")
-@click.option(
-    "--data",
-    "paths",
-    multiple=True,
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Ticks before the switch (repeat for several files).",
-)
-@click.option(
-    "--then",
-    "then_paths",
-    multiple=True,
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Ticks after the switch: another instrument, venue or day.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    required=True,
-    type=click.Choice(["csv", "lean-quote", "lean-trade"]),
-    help="Input format.",
-)
+@paths_option("--data", "paths", "Ticks before the switch (several files, or a glob).")
+@paths_option("--then", "then_paths", "Ticks after the switch: another instrument, venue or day.")
+@format_option(required=True)
 @click.option(
     "--horizon",
     type=click.FloatRange(min=0, min_open=True),

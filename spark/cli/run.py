@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
+from spark.cli.common import paths_option
 
 AGENT_CHOICE = click.Choice(["pipeline", "jobs"])
 
@@ -206,12 +205,11 @@ def status(as_json: bool) -> None:
     show_default=True,
     help="Rows to replay (0 = all 61,053 bundled rows).",
 )
-@click.option(
+@paths_option(
     "--data",
     "paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Replay these LEAN quote files instead of the bundled slice.",
+    "Replay these LEAN quote files instead of the bundled slice (several, or a glob).",
+    required=False,
 )
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as one JSON line.")
 def demo(rate: float, keep: bool, limit: int, paths, as_json: bool) -> None:

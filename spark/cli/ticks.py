@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
+from spark.cli.common import expand_paths, format_option, paths_option
 from spark.errors import SparkError
 
 
@@ -17,15 +18,15 @@ def ticks() -> None:
 
 
 @ticks.command("replay")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    required=True,
-    type=click.Choice(["csv", "lean-quote", "lean-trade"]),
-    help="lean-quote/lean-trade: QuantConnect LEAN tick files (zip or plain); csv: "
-    "ts,symbol,bid,ask[,bid_size,ask_size,last,last_size] with ts ISO-8601 or epoch ms.",
+@click.argument("files", nargs=-1, metavar="[PATHS]...", type=click.Path(path_type=Path))
+@paths_option(
+    "--data",
+    "data",
+    "The same as the PATHS arguments, as the other commands take them: several after one "
+    "--data, repeated, or glob patterns.",
+    required=False,
 )
+@format_option(required=True)
 @click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name).")
 @click.option(
     "--tz", help="Time zone of LEAN times (default: UTC-05:00 for FX, New York for equities)."
@@ -47,15 +48,21 @@ def ticks() -> None:
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as one JSON object.")
-def ticks_replay(paths, fmt, symbol, tz, max_rate, speed, limit, progress, as_json) -> None:
-    """Replay recorded tick files onto the tick topic in event-time order.
+def ticks_replay(files, data, fmt, symbol, tz, max_rate, speed, limit, progress, as_json) -> None:
+    """Replay recorded tick files (PATHS, or --data; globs welcome) onto the tick topic in
+    event-time order.
 
     Rows that cannot be valid ticks (unparsable, price <= 0, bid > ask, flagged
     suspicious, time going back) go to the dead-letter topic with the reason in
-    headers. The summary accounts for every row: produced + dead-lettered = read.
+    headers. Lines that are no tick by design (Binance depth updates and other kinds)
+    are skipped and counted by kind. The summary accounts for every row:
+    read = produced + dead-lettered + skipped.
     """
     from spark.progress import replay_with_progress
 
+    paths = expand_paths(files) + tuple(data)
+    if not paths:
+        raise click.UsageError("give the tick files: spark ticks replay FILE... --format F")
     if max_rate and speed:
         raise click.UsageError("use --max-rate or --speed, not both")
     if symbol:
@@ -81,6 +88,8 @@ def ticks_replay(paths, fmt, symbol, tz, max_rate, speed, limit, progress, as_js
                 "produced": result.produced,
                 "dead_lettered": result.dead_lettered,
                 "reasons": dict(result.reasons),
+                "skipped": sum(result.skipped.values()),
+                "skipped_kinds": dict(result.skipped),
                 "seconds": round(result.seconds, 3),
                 "topic": ticks_spec.name,
                 "dlq": catalog()[ticks_spec.dlq].name,
@@ -89,11 +98,13 @@ def ticks_replay(paths, fmt, symbol, tz, max_rate, speed, limit, progress, as_js
     else:
         rate = result.rows / result.seconds if result.seconds else 0
         reasons = ", ".join(f"{r} {n}" for r, n in result.reasons.most_common())
+        kinds = ", ".join(f"{k} {n}" for k, n in result.skipped.most_common())
         click.echo(
             f"read {result.rows} rows in {result.seconds:.1f}s ({rate:,.0f}/s): "
             f"{result.produced} produced to {ticks_spec.name}, {result.dead_lettered} "
             f"dead-lettered to {catalog()[ticks_spec.dlq].name}"
             + (f" ({reasons})" if reasons else "")
+            + (f", {sum(result.skipped.values())} skipped ({kinds})" if kinds else "")
         )
     if not result.accounted:
-        raise SparkError("produced + dead-lettered does not equal rows read")
+        raise SparkError("produced + dead-lettered + skipped does not equal rows read")

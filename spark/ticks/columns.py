@@ -147,8 +147,8 @@ def read_batch(
     try:
         for path in paths:
             path = Path(path)
-            if fmt == "csv":
-                raise _Irregular("generic csv")
+            if fmt not in ("lean-quote", "lean-trade"):
+                raise _Irregular(f"{fmt} is read row by row")
             read(path, fmt, symbol, tz)  # the row reader's checks of the path and format
             files.append(_lean_file(path, fmt, symbol, tz))
         return _merge(files)
@@ -200,7 +200,8 @@ def _by_rows(paths, fmt, symbol, tz) -> tuple[TickBatch, Counter]:
     rejected: Counter = Counter()
 
     def count(row) -> None:
-        rejected[row.reason or "good"] += 1
+        # lines that are no tick by design (e.g. Binance depth updates) are counted by kind
+        rejected[row.reason or (f"skipped:{row.skipped}" if row.skipped else "good")] += 1
 
     kept = list(valid_ticks([Path(p) for p in paths], fmt, symbol, tz, on_row=count))
     good = rejected.pop("good", 0)

@@ -11,6 +11,16 @@ Formats
 ``csv``         Spark's generic CSV: ``ts,symbol,bid,ask[,bid_size,ask_size,last,last_size]``,
                 an optional header line starting with ``ts``, ``ts`` as ISO-8601
                 (naive = UTC) or epoch milliseconds, empty fields = missing.
+``binance``     Binance websocket market-stream JSON, one message per line (plain or gzip),
+                spot or USD-M futures: combined-stream envelopes ``{"stream", "data"}`` or
+                bare payloads, each line optionally prefixed by the receive time in
+                nanoseconds (``1714521600123456789 {...}``, separated by spaces, a tab or a
+                comma). ``bookTicker`` becomes a quote with sizes, ``trade`` and ``aggTrade``
+                a trade (last, last_size); ``depthUpdate``, partial depth and every other
+                kind are *skipped* rows, counted by kind. Event time is the exchange's
+                ``E`` (else ``T``), else the receive stamp, else (spot bookTicker, which
+                carries no time, captured without stamps) the time of the line before
+                it in the file; the symbol is the payload's.
 
 LEAN times are milliseconds (possibly fractional) since midnight of the date
 in the file name (``YYYYMMDD_...``): FX files in a fixed UTC-05:00 offset,
@@ -23,6 +33,7 @@ import csv
 import datetime as dt
 import gzip
 import io
+import json
 import re
 import zipfile
 from collections.abc import Iterator
@@ -33,7 +44,7 @@ from zoneinfo import ZoneInfo
 from spark.errors import SparkError
 from spark.ticks.model import InvalidTick, Tick, validate
 
-FORMATS = ("csv", "lean-quote", "lean-trade")
+FORMATS = ("csv", "lean-quote", "lean-trade", "binance")
 FX_ZONE = dt.timezone(dt.timedelta(hours=-5))
 EQUITY_ZONE = "America/New_York"
 EQUITY_PRICE_SCALE = 10_000.0
@@ -56,6 +67,7 @@ class Row:
     origin: str
     nbytes: int
     key: bytes | None = None
+    skipped: str | None = None  # a line that is no tick by design (its kind), not an error
 
 
 class LineSource:
@@ -141,9 +153,13 @@ class _RowMaker:
         self.last_ts = tick.ts
         return Row(tick.ts, tick, None, "", line, f"{self.path}:{self.lineno}", len(line))
 
-    def bad(self, reason: str, detail: str, line: bytes) -> Row:
+    def bad(self, reason: str, detail: str, line: bytes, key: bytes | None = None) -> Row:
         origin = f"{self.path}:{self.lineno}"
-        return Row(self.last_ts, None, reason, detail, line, origin, len(line), self.key)
+        return Row(self.last_ts, None, reason, detail, line, origin, len(line), key or self.key)
+
+    def skip(self, kind: str, line: bytes) -> Row:
+        origin = f"{self.path}:{self.lineno}"
+        return Row(self.last_ts, None, None, "", line, origin, len(line), self.key, kind)
 
 
 def read_lean_quote(path: Path, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
@@ -277,7 +293,123 @@ def read_csv(path: Path, symbol: str | None = None, tz: str | None = None) -> It
         yield rows.good(tick, line)
 
 
-READERS = {"csv": read_csv, "lean-quote": read_lean_quote, "lean-trade": read_lean_trade}
+_RECEIVE_STAMP = re.compile(rb"^\s*(\d{1,20})[\s,]+(?=[{\[])")
+_BOOK_TICKER_KEYS = frozenset("sbBaA")
+
+
+def _binance_kind(data: dict, stream: str | None) -> str:
+    """The message kind: its ``e``, else what the payload's keys or stream name say."""
+    kind = data.get("e")
+    if isinstance(kind, str):
+        return kind
+    if data.keys() >= _BOOK_TICKER_KEYS:
+        return "bookTicker"  # spot bookTicker carries no "e"
+    if "lastUpdateId" in data:
+        return "depth"  # spot partial book depth
+    if stream and "@" in stream:
+        return stream.split("@", 1)[1]
+    if "result" in data and "id" in data:
+        return "response"  # the answer to a SUBSCRIBE
+    return "unknown"
+
+
+def _binance_price(data: dict, key: str) -> float:
+    value = data.get(key)
+    if value is None:
+        raise ValueError(f"no {key!r} field")
+    return float(value)
+
+
+def read_binance(path: Path, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
+    src = LineSource(path)
+    source = f"replay:{path.name}"
+    rows = _RowMaker(path, symbol)
+    last_time: int | None = None  # event time of the last line that had one
+    for line in src.lines():
+        rows.lineno += 1
+        if not line.strip():
+            yield rows.bad("unparsable", "empty line", line)
+            continue
+        received_us = None
+        body = line
+        stamp = _RECEIVE_STAMP.match(line)
+        if stamp:
+            received_us = int(stamp.group(1)) // 1000
+            body = line[stamp.end() :]
+        try:
+            message = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield rows.bad("unparsable", f"not JSON: {exc}", line)
+            continue
+        stream = None
+        if isinstance(message, dict) and isinstance(message.get("data"), dict | list):
+            stream, message = message.get("stream"), message["data"]
+        if not isinstance(message, dict):  # e.g. the all-market arrays (!ticker@arr)
+            yield rows.skip(f"{stream.split('@', 1)[-1] if stream else 'array'}", line)
+            continue
+        kind = _binance_kind(message, stream)
+        try:
+            exchange_ms = message.get("E", message.get("T"))
+            line_time = int(exchange_ms) * 1000 if exchange_ms is not None else received_us
+        except (ValueError, TypeError, OverflowError):
+            line_time = None
+        if kind not in ("bookTicker", "trade", "aggTrade"):
+            last_time = line_time if line_time is not None else last_time
+            yield rows.skip(kind, line)
+            continue
+        name = symbol or str(message.get("s") or "").upper()
+        key = name.encode() if name else None
+        try:
+            if exchange_ms is not None and line_time is None:
+                raise ValueError(f"event time {exchange_ms!r} is not an integer")
+            # spot bookTicker carries no time: captured without stamps, it came after the
+            # line before it
+            ts = line_time if line_time is not None else last_time
+            if ts is None:
+                yield rows.bad(
+                    "no_timestamp",
+                    f"{kind} without E or T, no receive stamp and no earlier time in the "
+                    "file; record the receive time in ns before each line",
+                    line,
+                    key,
+                )
+                continue
+            last_time = ts
+            if not name:
+                yield rows.bad("unparsable", f"{kind} without a symbol (s)", line)
+                continue
+            if kind == "bookTicker":
+                tick = Tick(
+                    name,
+                    ts,
+                    bid=_binance_price(message, "b"),
+                    ask=_binance_price(message, "a"),
+                    bid_size=_binance_price(message, "B"),
+                    ask_size=_binance_price(message, "A"),
+                    venue="binance",
+                    source=source,
+                )
+            else:
+                tick = Tick(
+                    name,
+                    ts,
+                    last=_binance_price(message, "p"),
+                    last_size=_binance_price(message, "q"),
+                    venue="binance",
+                    source=source,
+                )
+        except (ValueError, TypeError, OverflowError) as exc:
+            yield rows.bad("unparsable", f"{kind}: {exc}", line, key)
+            continue
+        yield rows.good(tick, line)
+
+
+READERS = {
+    "csv": read_csv,
+    "lean-quote": read_lean_quote,
+    "lean-trade": read_lean_trade,
+    "binance": read_binance,
+}
 
 
 def read(path: Path, fmt: str, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:

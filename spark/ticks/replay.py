@@ -20,14 +20,16 @@ class ReplayResult:
     produced: int = 0
     dead_lettered: int = 0
     reasons: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)  # lines that are no tick, by kind
     seconds: float = 0.0
     first_ts: int | None = None
     last_ts: int | None = None
 
     @property
     def accounted(self) -> bool:
-        """Every row read is either on the tick topic or on its dead-letter topic."""
-        return self.produced + self.dead_lettered == self.rows
+        """Every row read is on the tick topic, on its dead-letter topic, or counted as
+        skipped (a kind of line that is no tick, e.g. a Binance depth update)."""
+        return self.produced + self.dead_lettered + sum(self.skipped.values()) == self.rows
 
 
 class Pacer:
@@ -99,7 +101,9 @@ def replay(
             break
         result.rows += 1
         tick = row.tick
-        if tick is not None:
+        if row.skipped is not None:
+            result.skipped[row.skipped] += 1
+        elif tick is not None:
             if tick.ts < last_ts.get(tick.symbol, 0):
                 feed.dead_letter(
                     tick.symbol.encode(),
