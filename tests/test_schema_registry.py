@@ -164,6 +164,10 @@ def test_error_bodies_are_confluents(registry):
     status, body = http("DELETE", f"{base}/subjects/{ticks}-value?permanent=true")
     assert (status, body["error_code"]) == (404, 40405)  # soft delete first
     assert http("GET", f"{base}/subjects/{ticks}-value/versions/latest/schema")[1]["name"] == "Tick"
+    status, listing = http("GET", f"{base}/schemas?latestOnly=true")
+    assert status == 200 and {"subject", "version", "id", "schema"} <= listing[0].keys()
+    assert f"{ticks}-value" in {e["subject"] for e in listing}
+    assert http("GET", f"{base}/mode") == (200, {"mode": "READWRITE"})
 
 
 @pytest.mark.broker

@@ -51,11 +51,18 @@ class RegistryLog:
         ``timeout``; returns whether the condition was met. A fetched batch is always
         applied whole, so no event is skipped."""
         deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
         while True:
-            left = deadline - time.monotonic()
-            batch = self._consumer.consume(500, timeout=max(0.0, min(left, 0.2)))
-            if not batch and until_end and self._at_end:
-                return True  # at the end before, and nothing new since (no second EOF comes)
+            # consume() returns when it has 500 messages or its timeout passed: short
+            # rounds, so an event is applied within ~20 ms of its arrival
+            batch = self._consumer.consume(500, timeout=0.02 if timeout > 0 else 0.0)
+            now = time.monotonic()
+            if batch:
+                quiet_since = now
+            elif until_end and self._at_end and now - quiet_since >= 0.06:
+                # at the end before, and nothing new for longer than one fetch round
+                # (fetch.wait.max.ms is 50): no second EOF comes, so this is the end
+                return True
             seen = False
             for msg in batch:
                 err = msg.error()
@@ -74,7 +81,7 @@ class RegistryLog:
                 seen = seen or (until_nonce is not None and event.get("nonce") == until_nonce)
             if seen or (until_end and self._at_end and batch):
                 return True
-            if left <= 0:
+            if now >= deadline:
                 return until_nonce is None and not until_end
 
     def catch_up(self, timeout: float | None = None) -> State:

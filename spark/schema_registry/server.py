@@ -126,6 +126,24 @@ def create_app(registry: RegistryLog) -> web.Application:
 
         return _reply(await read(subjects))
 
+    @routes.get("/schemas")
+    async def all_schemas(request):
+        deleted, latest = _flag(request, "deleted"), _flag(request, "latestOnly")
+
+        def listing(st: State):
+            out = []
+            for subject in st.subject_names(deleted):
+                versions = st.live(subject, deleted)
+                for v in versions[-1:] if latest else versions:
+                    out.append(st.version(subject, v.version, deleted=True))
+            return out
+
+        return _reply(await read(listing))
+
+    @routes.get("/mode")
+    async def mode(_request):
+        return _reply({"mode": "READWRITE"})  # no IMPORT or READONLY modes here
+
     @routes.get("/subjects")
     async def subjects(request):
         deleted = _flag(request, "deleted")
