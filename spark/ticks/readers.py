@@ -14,13 +14,14 @@ Formats
 ``binance``     Binance websocket market-stream JSON, one message per line (plain or gzip),
                 spot or USD-M futures: combined-stream envelopes ``{"stream", "data"}`` or
                 bare payloads, each line optionally prefixed by the receive time in
-                nanoseconds (``1714521600123456789 {...}``, separated by spaces, a tab or a
-                comma). ``bookTicker`` becomes a quote with sizes, ``trade`` and ``aggTrade``
-                a trade (last, last_size); ``depthUpdate``, partial depth and every other
-                kind are *skipped* rows, counted by kind. Event time is the exchange's
-                ``E`` (else ``T``), else the receive stamp, else (spot bookTicker, which
-                carries no time, captured without stamps) the time of the line before
-                it in the file; the symbol is the payload's.
+                nanoseconds (``1714521600123456789 {...}``, separated by spaces, a tab,
+                a comma, ``;`` or ``|``; µs, ms and fractional seconds are told apart
+                by size). ``bookTicker`` becomes a quote with sizes, ``trade`` and
+                ``aggTrade`` a trade (last, last_size); ``depthUpdate``, partial depth
+                and every other kind are *skipped* rows, counted by kind. Event time:
+                the exchange's ``E`` (else ``T``), else the receive stamp, else (a spot
+                bookTicker, which carries no time, captured without stamps) the time
+                of the line before it in the file. The symbol is the payload's.
 
 LEAN times are milliseconds (possibly fractional) since midnight of the date
 in the file name (``YYYYMMDD_...``): FX files in a fixed UTC-05:00 offset,
@@ -293,7 +294,29 @@ def read_csv(path: Path, symbol: str | None = None, tz: str | None = None) -> It
         yield rows.good(tick, line)
 
 
-_RECEIVE_STAMP = re.compile(rb"^\s*(\d{1,20})[\s,]+(?=[{\[])")
+_RECEIVE_STAMP = re.compile(rb"^\s*(\d{1,20}(?:\.\d+)?)\s*[\s,;|]\s*(?=[{\[])")
+
+
+def _stamp_us(text: bytes) -> int:
+    """A receive stamp in µs: nanoseconds as the format says, or, told apart by size, µs,
+    ms or (with a fraction) seconds, as other capture tools write them.
+
+    >>> [_stamp_us(s) for s in (b"1769224700012345678", b"1769224700012345",
+    ...                         b"1769224700012", b"1769224700.0123")]
+    [1769224700012345, 1769224700012345, 1769224700012000, 1769224700012300]
+    """
+    if b"." in text:
+        return round(float(text) * 1_000_000)
+    value = int(text)
+    if value >= 10**17:
+        return value // 1000  # ns
+    if value >= 10**14:
+        return value  # µs
+    if value >= 10**11:
+        return value * 1000  # ms
+    return value * 1_000_000  # s
+
+
 _BOOK_TICKER_KEYS = frozenset("sbBaA")
 
 
@@ -334,7 +357,7 @@ def read_binance(path: Path, symbol: str | None = None, tz: str | None = None) -
         body = line
         stamp = _RECEIVE_STAMP.match(line)
         if stamp:
-            received_us = int(stamp.group(1)) // 1000
+            received_us = _stamp_us(stamp.group(1))
             body = line[stamp.end() :]
         try:
             message = json.loads(body)
@@ -345,7 +368,7 @@ def read_binance(path: Path, symbol: str | None = None, tz: str | None = None) -
         if isinstance(message, dict) and isinstance(message.get("data"), dict | list):
             stream, message = message.get("stream"), message["data"]
         if not isinstance(message, dict):  # e.g. the all-market arrays (!ticker@arr)
-            yield rows.skip(f"{stream.split('@', 1)[-1] if stream else 'array'}", line)
+            yield rows.skip(stream if isinstance(stream, str) else "array", line)
             continue
         kind = _binance_kind(message, stream)
         try:
