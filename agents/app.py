@@ -91,6 +91,13 @@ def create_app(
         topic_allow_declare=False,
     )
 
+    from spark.kafka.dlq import KNOWN_REASONS
+    from spark.metrics import DEAD_LETTERS
+
+    for (topic_id, stage), reasons in KNOWN_REASONS.items():
+        for reason in reasons:
+            DEAD_LETTERS.labels(topic_id, stage, reason)  # exists at 0 from the start
+
     @app.page("/metrics")
     async def metrics(web, request):  # noqa: ARG001 - Faust view signature
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -88,40 +88,66 @@ def _register_kind(app, kind, requests_id, results_id, name, executor, pool) -> 
     async def serve(stream):
         async for events in stream.take_events(10, within=0.5):
             for event in events:
-                message = event.message
-                EVENTS_IN.labels(requests.id).inc()
-                now = int(time.time() * 1e6)
                 try:
-                    request = serde.decode(message.value, requests.value)
-                except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
-                    reason = getattr(exc, "reason", "unexpected_error")
-                    dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
-                    continue
-                try:
-                    if request["kind"] != kind:
-                        raise InvalidParams(f"kind must be {kind!r} here, not {request['kind']!r}")
-                    check(kind, json.loads(request["params_json"]))
-                except (InvalidParams, json.JSONDecodeError) as exc:
-                    reason = getattr(exc, "reason", "invalid_json")
-                    dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
-                    failed = {"status": "failed", "metrics": {}, "artifact_uri": None,
-                              "error": str(exc), "started": now, "finished": now}  # fmt: skip
-                    send_result(request, failed)
-                    continue
-                log.info("%s %s started", kind, request["job_id"])
-                JOBS_RUNNING.labels(kind).inc()
-                try:
-                    loop = asyncio.get_running_loop()
-                    outcome = await loop.run_in_executor(executor(), job_in_subprocess, request)
-                except Exception as exc:  # noqa: BLE001 - e.g. the job's process died
-                    pool.pop("pool", None)
-                    outcome = {"status": "failed", "metrics": {}, "artifact_uri": None,
-                               "error": f"the job's process failed: {exc!r}", "started": now,
-                               "finished": int(time.time() * 1e6)}  # fmt: skip
-                finally:
-                    JOBS_RUNNING.labels(kind).dec()
-                send_result(request, outcome)
-                log.info("%s %s %s", kind, request["job_id"], outcome["status"])
+                    await handle(event.message)
+                except Exception as exc:  # noqa: BLE001 - one request never stops the agent
+                    log.exception("%s request at offset %s", kind, event.message.offset)
+                    unexpected(event.message, exc)
             last_batch.set_to_current_time()
+
+    def unexpected(message, exc: Exception) -> None:
+        """Dead-letter a request whose handling failed in a way nobody foresaw, and answer
+        it (failed) if it can be read at all."""
+        dead_letter(requests_dlq, message, requests, "jobs", "unexpected_error", repr(exc))
+        try:
+            request = serde.decode(message.value, requests.value)
+            send_result(request, failure(f"unexpected error: {exc!r}", int(time.time() * 1e6)))
+        except Exception:  # noqa: BLE001 - an unreadable request has nobody to answer
+            log.warning("%s request at offset %s could not be answered", kind, message.offset)
+
+    async def handle(message) -> None:
+        EVENTS_IN.labels(requests.id).inc()
+        now = int(time.time() * 1e6)
+        try:
+            request = serde.decode(message.value, requests.value)
+        except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
+            reason = getattr(exc, "reason", "unexpected_error")
+            dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
+            return
+        try:
+            if request["kind"] != kind:
+                raise InvalidParams(f"kind must be {kind!r} here, not {request['kind']!r}")
+            check(kind, json.loads(request["params_json"]))
+        except (InvalidParams, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors
+            reason = getattr(exc, "reason", "invalid_json")
+            dead_letter(requests_dlq, message, requests, "jobs", reason, str(exc))
+            send_result(request, failure(str(exc), now))
+            return
+        await run(request, now)
+
+    async def run(request: dict, now: int) -> None:
+        """The job runs in the pool; the agent only waits for it."""
+        log.info("%s %s started", kind, request["job_id"])
+        JOBS_RUNNING.labels(kind).inc()
+        try:
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(executor(), job_in_subprocess, request)
+        except Exception as exc:  # noqa: BLE001 - e.g. the job's process died
+            pool.pop("pool", None)
+            outcome = failure(f"the job's process failed: {exc!r}", now)
+        finally:
+            JOBS_RUNNING.labels(kind).dec()
+        send_result(request, outcome)
+        log.info("%s %s %s", kind, request["job_id"], outcome["status"])
+
+    def failure(error: str, started: int) -> dict:
+        return {
+            "status": "failed",
+            "metrics": {},
+            "artifact_uri": None,
+            "error": error[:2000],
+            "started": started,
+            "finished": int(time.time() * 1e6),
+        }
 
     app.agent(requests_in, name=name)(serve)

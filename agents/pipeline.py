@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import threading
+import time
 
 import faust
 from faust.web import Request, Response, View
@@ -25,7 +26,9 @@ from spark.agents.dead_letters import dead_letter
 from spark.errors import SparkError
 from spark.execution.paper import summary
 from spark.features.kernel import FEATURE_NAMES
+from spark.metrics import CONSUMER_LAG, STAGE_HEALTHY
 from spark.settings import Settings
+from spark.stream.health import Watchdog
 from spark.stream.loop import TickLoop, start_thread
 from spark.ticks.model import InvalidTick, Tick, validate
 from spark.ticks.producer import default_serde
@@ -93,8 +96,43 @@ def register(app: faust.App, settings: Settings) -> TickLoop:
             log.info("starting the tick loop")
             running["thread"] = start_thread(loop, stop)
 
+    watchdog = Watchdog(settings.stall_s)
+    ticks_name = catalog()["ticks"].name
+    last_status = {"status": "starting"}
+
+    def tick_loop_health() -> dict:
+        thread = running.get("thread")
+        lag = sum(
+            sample.value
+            for metric in CONSUMER_LAG.collect()
+            for sample in metric.samples
+            if sample.labels.get("topic") == ticks_name
+        )
+        return watchdog.assess(
+            time.monotonic(),
+            alive=thread is None or thread.is_alive(),
+            ready=loop.ready.is_set(),
+            iterated_at=loop.iterated_at,
+            consumed_at=loop.consumed_at,
+            lag=lag,
+        )
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:  # noqa: ARG002 - Faust signature
+            stages = {"tick_loop": tick_loop_health()}
+            healthy = all(s["status"] in ("ok", "starting") for s in stages.values())
+            body = {"status": "ok" if healthy else "unhealthy", "stages": stages}
+            return self.json(body, status=200 if healthy else 503)
+
     @app.timer(interval=1.0)
     async def watch_tick_loop() -> None:
+        health = tick_loop_health()
+        STAGE_HEALTHY.labels("tick_loop").set(health["status"] in ("ok", "starting"))
+        if health["status"] != last_status["status"]:
+            level = logging.WARNING if health["status"] in ("stalled", "dead") else logging.INFO
+            log.log(level, "tick loop %s %s", health["status"], health["reason"])
+            last_status["status"] = health["status"]
         thread = running.get("thread")
         if thread is not None and not thread.is_alive() and not stop.is_set():
             log.error("the tick loop died (see above); stopping the worker so it is restarted")

@@ -66,6 +66,11 @@ LAST_BATCH = Gauge(
     "Unix time an agent last finished a batch (a stalled agent stops moving it).",
     ["agent"],
 )
+STAGE_HEALTHY = Gauge(
+    "spark_stage_healthy",
+    "1 when a stage of the worker is healthy (or starting), 0 when stalled or dead (/health).",
+    ["stage"],
+)
 CONSUMER_LAG = Gauge(
     "spark_consumer_lag_messages",
     "Messages on a partition not yet committed by the worker group (true end offsets).",

@@ -132,6 +132,8 @@ class Settings:
     idle_evict_ticks: int = 10_000_000
     session_timeout_ms: int = 10_000
     delivery: str = "exactly_once"  # or at_least_once
+    max_future_s: float = 600.0  # a tick stamped further ahead of its broker time is refused
+    stall_s: float = 60.0  # /health: lag and no messages taken, or no loop round, this long
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -205,6 +207,8 @@ class Settings:
             idle_evict_ticks=read.whole("SPARK_IDLE_EVICT_TICKS", 10_000_000),
             session_timeout_ms=read.whole("SPARK_SESSION_TIMEOUT_MS", _default_session_ms(env)),
             delivery=_delivery(env),
+            max_future_s=read.number("SPARK_MAX_FUTURE_S", 600.0),
+            stall_s=read.number("SPARK_STALL_S", 60.0),
         )
 
 

@@ -104,6 +104,7 @@ def test_kubernetes_manifests():
     worker = pod["containers"][0]
     assert worker["command"][:2] == ["spark", "worker"]
     assert worker["readinessProbe"]["httpGet"]["path"] == "/ml/health"
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/health"
     refs = {next(iter(r.values()))["name"] for r in worker["envFrom"]}
     assert refs == {kinds["ConfigMap"]["metadata"]["name"], kinds["Secret"]["metadata"]["name"]}
     assert pod["initContainers"][0]["command"] == ["spark", "topics", "create"]

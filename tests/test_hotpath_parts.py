@@ -118,6 +118,10 @@ def _message(serde, other_id: int, kind: str, price: float, symbol: str) -> tupl
     if kind in ("nan", "inf", "negative", "zero"):
         bad = {"nan": math.nan, "inf": math.inf, "negative": -price, "zero": 0.0}[kind]
         return key, _encode(serde, dict(record, ask=bad))
+    if kind == "huge":  # contract-valid and finite, but no market: it would overflow features
+        return key, _encode(serde, dict(record, bid=1.7e308, ask=1.7e308))
+    if kind == "huge_size":
+        return key, _encode(serde, dict(record, bid_size=1e300))
     if kind == "bad_size":
         return key, _encode(serde, dict(record, bid_size=-1.0))
     if kind == "nan_size":
@@ -164,6 +168,8 @@ KINDS = [
     "inf",
     "negative",
     "zero",
+    "huge",
+    "huge_size",
     "bad_size",
     "nan_size",
     "crossed",
@@ -203,7 +209,7 @@ def _check_decoder(serde, decoder, messages):
     keys = [k for k, _ in messages]
     values = [v for _, v in messages]
     offsets = list(range(100, 100 + len(messages)))
-    received = [7] * len(messages)
+    received = [GOOD["ts"]] * len(messages)  # the broker took them when they were made
     batch, good, rejected = decoder.decode(keys, values, offsets, received)
     expected = [_expected(serde, k, v) for k, v in messages]
     want_good = [i for i, (tick, _) in enumerate(expected) if tick is not None]
@@ -215,7 +221,7 @@ def _check_decoder(serde, decoder, messages):
     for row, i in enumerate(want_good):
         tick = expected[i][0]
         assert batch.symbol_at(row) == tick.symbol and batch.ts[row] == tick.ts
-        assert batch.offset[row] == offsets[i] and batch.received[row] == 7
+        assert batch.offset[row] == offsets[i] and batch.received[row] == GOOD["ts"]
         for name in PRICES:
             value = getattr(tick, name)
             got = getattr(batch, name)[row]
@@ -231,6 +237,27 @@ def test_every_kind_of_poison_is_rejected_for_the_reason_check_tick_message_give
     # has a reason; none of them stops the batch
     assert sum(reasons.values()) == len(KINDS) - 3
     assert {"key_mismatch", "crossed_book", "non_finite_price", "bad_size"} <= set(reasons)
+    assert reasons["absurd_price"] == 1
+
+
+def test_ticks_stamped_far_ahead_of_their_broker_time_are_refused(serde):
+    from spark.stream.decode import TickDecoder
+
+    decoder = TickDecoder(serde, max_future_s=600)
+    stamp = GOOD["ts"]
+    messages = [
+        _message(serde, 0, "good", 1.25, "EURUSD"),
+        (b"EURUSD", _encode(serde, dict(GOOD, ts=stamp + 601_000_000))),  # 601 s ahead
+        (b"EURUSD", _encode(serde, dict(GOOD, ts=stamp + 599_000_000))),  # within the bound
+    ]
+    keys, values = [k for k, _ in messages], [v for _, v in messages]
+    batch, good, rejected = decoder.decode(keys, values, [0, 1, 2], [stamp] * 3)
+    assert good.tolist() == [0, 2]
+    assert [(r.index, r.reason) for r in rejected] == [(1, "future_timestamp")]
+    assert "601 s after the broker took it" in rejected[0].detail
+    # no broker time (0, as in files): nothing to compare with, nothing refused
+    _batch, good, rejected = decoder.decode(keys, values, [0, 1, 2], [0] * 3)
+    assert good.tolist() == [0, 1, 2] and not rejected
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

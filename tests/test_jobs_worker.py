@@ -83,6 +83,31 @@ def test_failed_and_refused_jobs(worker, tmp_path):
     assert reasons == ["bad_magic_byte", "invalid_params"]
 
 
+MALFORMED = [
+    ("backtest", {"data": str(FX), "model": []}),
+    ("backtest", {"data": "ticks\u0000.zip"}),  # a NUL in a path
+    ("backtest", {"data": str(FX), "band": 10**400}),  # a 400-digit integer
+    ("backtest", []),  # not an object
+    ("optimizer", {"data": str(FX), "objective": [], "grid": {"band": [0.1]}}),
+    ("optimizer", {"data": str(FX), "grid": [{}]}),
+    ("optimizer", {"data": str(FX), "grid": {"band": [{}]}}),
+    ("export", {"data": str(FX), "output": {"x": 1}}),
+]
+
+
+def test_malformed_requests_each_get_a_failed_result(worker):
+    """Requests a fuzzer would send: each is answered (failed, with a reason) within seconds,
+    and the agent goes on serving the next one."""
+    from spark.jobs.client import submit
+
+    for kind, params in MALFORMED:
+        result = submit(kind, params, timeout=60)
+        assert result["status"] == "failed" and result["error"], (kind, params)
+    ok = submit("backtest", {"data": str(FX), "limit": 500}, timeout=120)
+    assert ok["status"] == "ok", ok["error"]
+    assert worker.proc.poll() is None
+
+
 def test_submit_without_a_jobs_worker_says_what_to_do(broker, monkeypatch):
     assert os.environ.get("SPARK_TOPIC_PREFIX")
     result = CliRunner().invoke(

@@ -67,6 +67,30 @@ def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker)
     assert all(h["spark.dlq.stage"] == "ingest" for h in headers)
     assert all(h["spark.dlq.origin"].startswith(ticks.name + "/") for h in headers)
     assert worker.proc.poll() is None, "the worker keeps running after bad input"
+    # every reason counted is one the worker declares (and so shows at 0 from the start)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from spark.kafka.dlq import KNOWN_REASONS
+
+    counted = {
+        (s.labels["topic"], s.labels["stage"], s.labels["reason"]): s.value
+        for family in text_string_to_metric_families(worker.metrics_text())
+        for s in family.samples
+        if s.name == "spark_dead_letters_total"
+    }
+    declared = {(t, st, r) for (t, st), reasons in KNOWN_REASONS.items() for r in reasons}
+    assert set(counted) == declared
+    assert counted[("ticks", "ingest", "crossed_book")] == 1
+    assert counted[("risk_commands", "risk", "invalid_command")] == 0
+    # and it says it is healthy, apart from /metrics
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/health", timeout=5) as r:
+        health = json.loads(r.read())
+    assert r.status == 200 and health["status"] == "ok"
+    assert health["stages"]["tick_loop"]["status"] == "ok"
+    assert worker.metric("spark_stage_healthy", stage="tick_loop") == 1
 
     def worker_group_caught_up():
         from spark.agents import ticks_group

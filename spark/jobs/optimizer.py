@@ -63,7 +63,7 @@ def check_sweep(params: dict, restrict: bool = True):
     if not isinstance(params, dict):
         raise InvalidParams("parameters must be a JSON object")
     objective = params.get("objective", "pnl")
-    if objective not in OBJECTIVES:
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise InvalidParams(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     rest = {k: v for k, v in params.items() if k not in ("grid", "objective")}
     data, base = check_request(rest, restrict)

@@ -24,6 +24,8 @@ def check(kind: str, params: dict) -> None:
     checkers = {"backtest": check_request, "optimizer": check_sweep, "export": check_export}
     if kind not in checkers:
         raise InvalidParams(f"kind must be one of {', '.join(checkers)}, not {kind!r}")
+    if not isinstance(params, dict):
+        raise InvalidParams("parameters must be a JSON object")
     checkers[kind](params)
 
 

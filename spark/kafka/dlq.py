@@ -15,6 +15,32 @@ STAGE = "spark.dlq.stage"
 ORIGIN = "spark.dlq.origin"
 MAX_DETAIL = 1000
 
+# What can land on a dead-letter topic, per (source topic id, stage): the worker creates a
+# counter at 0 for each at start, so dashboards and alerts see 0, never "No data".
+# tests/test_worker.py checks every reason the worker counts is listed here.
+_UNREADABLE = ("undecodable", "bad_magic_byte", "unknown_schema_id")
+KNOWN_REASONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ticks", "ingest"): (
+        *_UNREADABLE,
+        "key_mismatch",
+        "bad_symbol",
+        "bad_timestamp",
+        "no_price",
+        "non_finite_price",
+        "non_positive_price",
+        "absurd_price",
+        "bad_size",
+        "crossed_book",
+        "future_timestamp",
+    ),
+    **{
+        (requests, "jobs"): (*_UNREADABLE, "invalid_params", "invalid_json", "unexpected_error")
+        for requests in ("backtest_requests", "optimizer_requests", "export_requests")
+    },
+    ("gate_commands", "gate"): (*_UNREADABLE, "invalid_command"),
+    ("risk_commands", "risk"): (*_UNREADABLE, "invalid_command"),
+}
+
 
 def dlq_headers(
     reason: str, detail: str, topic: str, stage: str, origin: str | None = None

@@ -22,7 +22,7 @@ from spark.pipeline.batch import PRICES, TickBatch
 from spark.serde import fast
 from spark.serde.avro import AvroSerde
 from spark.ticks.check import check_tick_message, rejection
-from spark.ticks.model import MAX_TS_US, SYMBOL
+from spark.ticks.model import MAX_PRICE, MAX_SIZE, MAX_TS_US, SYMBOL
 
 BID, ASK, BID_SIZE, ASK_SIZE, LAST, LAST_SIZE = range(6)
 
@@ -54,8 +54,9 @@ def _offsets(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class TickDecoder:
-    def __init__(self, serde: AvroSerde) -> None:
+    def __init__(self, serde: AvroSerde, max_future_s: float = 600.0) -> None:
         self.serde = serde
+        self.max_future_us = round(max_future_s * 1e6)
         self._current = to_parsing_canonical_form(serde._reader("Tick"))
         self._writer_is_current: dict[int, bool] = {}
         self._good_symbol: dict[bytes, bool] = {}
@@ -124,12 +125,13 @@ class TickDecoder:
             if not self._symbol_ok(keys[k]):
                 suspect[k] = True
         finite = np.isfinite(prices)
+        quoted = prices[:, [BID, ASK, LAST]]
         bad_price = present[:, [BID, ASK, LAST]] & (
-            ~finite[:, [BID, ASK, LAST]] | (prices[:, [BID, ASK, LAST]] <= 0)
+            ~finite[:, [BID, ASK, LAST]] | (quoted <= 0) | (quoted > MAX_PRICE)
         )
+        sizes = prices[:, [BID_SIZE, ASK_SIZE, LAST_SIZE]]
         bad_size = present[:, [BID_SIZE, ASK_SIZE, LAST_SIZE]] & (
-            ~finite[:, [BID_SIZE, ASK_SIZE, LAST_SIZE]]
-            | (prices[:, [BID_SIZE, ASK_SIZE, LAST_SIZE]] < 0)
+            ~finite[:, [BID_SIZE, ASK_SIZE, LAST_SIZE]] | (sizes < 0) | (sizes > MAX_SIZE)
         )
         suspect |= (ts <= 0) | (ts >= MAX_TS_US)
         suspect |= ~present[:, [BID, ASK, LAST]].any(axis=1)
@@ -149,6 +151,16 @@ class TickDecoder:
                 present[k, f] = value is not None
                 prices[k, f] = math.nan if value is None else value
             suspect[k] = False
+        # stamped too far ahead of when the broker took it: a clock or unit mistake that
+        # would hold the symbol's label queue (labels wait for time to pass it) for ever
+        stamp = np.asarray(received, np.int64)
+        ahead = ~suspect & (stamp > 0) & (ts > stamp + self.max_future_us)
+        for k in np.flatnonzero(ahead).tolist():
+            seconds = (ts[k] - stamp[k]) / 1e6
+            rejected.append(
+                Rejected(k, "future_timestamp", f"ts is {seconds:,.0f} s after the broker took it")
+            )
+        suspect |= ahead
         good = np.flatnonzero(~suspect)
         index: dict[bytes, int] = {}
         code = np.fromiter(

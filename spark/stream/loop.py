@@ -105,7 +105,7 @@ class TickLoop:
         topics = catalog()
         self.ticks, self.state_topic = topics["ticks"], topics["pipeline_state"]
         self.registry = topics["model_versions"]
-        self.decoder = TickDecoder(serde)
+        self.decoder = TickDecoder(serde, settings.max_future_s)
         self.writer = OutputWriter(serde)
         self.key = registry_key()
         self.partitions: dict[int, Partition] = {}
@@ -114,6 +114,9 @@ class TickLoop:
         self.lock = threading.RLock()  # held while stepping; readers (HTTP) take it too
         self.stats = LoopStats()
         self.ready = threading.Event()  # set once the first assignment is restored
+        # for the stall watchdog (spark.stream.health): monotonic times of the last round
+        # of the loop and of the last messages taken
+        self.iterated_at = self.consumed_at = time.monotonic()
         self.stopped = threading.Event()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -186,6 +189,9 @@ class TickLoop:
                     self._commit_acknowledged()
                     self.stats.gauges(self.pipelines(), force=self._commanded)
                     self._commanded = False
+                self.iterated_at = time.monotonic()
+                if messages:
+                    self.consumed_at = self.iterated_at
         finally:
             try:
                 consumer.close()  # revokes: every pipeline is checkpointed and committed

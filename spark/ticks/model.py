@@ -16,6 +16,11 @@ from dataclasses import dataclass, fields
 SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._:/-]{0,31}$")
 # Event times outside [1970, 2200) are a unit mistake (seconds or ns for µs), not data.
 MAX_TS_US = 7_258_118_400_000_000
+# Above these a price or size is a unit or encoding mistake, not a market (the dearest
+# traded instrument is quoted near 1e6; 1e12 units of size is more than any book holds).
+# A contract-valid 1.7e308 would overflow the features to inf and poison a model.
+MAX_PRICE = 1e9
+MAX_SIZE = 1e12
 
 
 class InvalidTick(ValueError):
@@ -85,9 +90,11 @@ def validate(tick: Tick) -> None:
             raise InvalidTick("non_finite_price", f"{name} is {value}")
         if value <= 0:
             raise InvalidTick("non_positive_price", f"{name} {value} <= 0")
+        if value > MAX_PRICE:
+            raise InvalidTick("absurd_price", f"{name} {value} is above {MAX_PRICE:g}")
     for name in ("bid_size", "ask_size", "last_size"):
         value = getattr(tick, name)
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise InvalidTick("bad_size", f"{name} {value} is not a finite size >= 0")
+        if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_SIZE):
+            raise InvalidTick("bad_size", f"{name} {value} is not a size from 0 to {MAX_SIZE:g}")
     if tick.bid is not None and tick.ask is not None and tick.bid > tick.ask:
         raise InvalidTick("crossed_book", f"bid {tick.bid} > ask {tick.ask}")
