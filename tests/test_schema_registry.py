@@ -161,8 +161,8 @@ def test_error_bodies_are_confluents(registry):
         200,
         {"compatibilityLevel": "BACKWARD"},
     )
-    status, body = http("DELETE", f"{base}/subjects/{ticks}-value?permanent=true")
-    assert (status, body["error_code"]) == (404, 40405)  # soft delete first
+    status, body = http("DELETE", f"{base}/subjects/x-value?permanent=true")
+    assert (status, body["error_code"]) == (404, 40401)
     assert http("GET", f"{base}/subjects/{ticks}-value/versions/latest/schema")[1]["name"] == "Tick"
     status, listing = http("GET", f"{base}/schemas?latestOnly=true")
     assert status == 200 and {"subject", "version", "id", "schema"} <= listing[0].keys()
@@ -214,3 +214,19 @@ def test_serve_on_a_taken_port_says_so(broker, registry):
     assert out.returncode != 0
     assert f"port {registry.port} is taken" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.broker
+def test_the_contracts_cannot_be_deleted_a_feeds_own_version_can(registry):
+    client, base = registry.client, registry.url
+    subject = f"{catalog()['ticks'].name}-value"
+    feed = {**TICK, "fields": [f for f in TICK["fields"] if f["name"] not in ("venue", "source")]}
+    client.register_schema(subject, Schema(json.dumps(feed), "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+    for url in (f"{base}/subjects/{subject}/versions/1", f"{base}/subjects/{subject}"):
+        status, body = http("DELETE", url)
+        assert (status, body["error_code"]) == (422, 42205), url
+        assert "contract of a catalog topic" in body["message"]
+    assert client.delete_version(subject, 2) == 2
+    assert client.delete_version(subject, 2, permanent=True) == 2
+    assert client.get_versions(subject) == [1]

@@ -20,6 +20,7 @@ from spark import schemas
 from spark.errors import SparkError
 from spark.kafka import clients
 from spark.schema_registry.state import RegistryError, State
+from spark.serde.registry import schema_id
 from spark.topics import catalog
 
 log = logging.getLogger("spark.schema_registry")
@@ -128,6 +129,9 @@ class RegistryLog:
                 subject = f"{spec.name}-value"
                 texts = [json.dumps(old) for _v, old in schemas.released_versions(spec.value)]
                 texts.append(json.dumps(schemas.load_current(spec.value)))
+                ids = {schema_id(json.loads(t)) for t in texts}
+                self.state.protect(subject, ids)
+                scratch.protect(subject, ids)
                 for text in texts:
                     try:
                         event = scratch.register_event(subject, text)

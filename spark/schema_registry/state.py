@@ -69,6 +69,7 @@ class State:
     global_level: str = DEFAULT_LEVEL
     subject_levels: dict[str, str] = field(default_factory=dict)
     applied: int = 0  # events replayed
+    protected: dict[str, set[int]] = field(default_factory=dict)  # see protect()
 
     # --- replay -----------------------------------------------------------------------------
     def apply(self, event: dict) -> None:
@@ -215,8 +216,24 @@ class State:
                 problems += incompatibilities(reader=old, writer=parsed)
         return problems
 
+    def protect(self, subject: str, ids: set[int]) -> None:
+        """Versions with these ids under ``subject`` cannot be deleted (the catalog's
+        contracts: stock readers of our topics look them up by subject)."""
+        self.protected.setdefault(subject, set()).update(ids)
+
+    def _refuse_protected(self, subject: str, versions: list[Version]) -> None:
+        held = [v.version for v in versions if v.id in self.protected.get(subject, ())]
+        if held:
+            raise RegistryError(
+                422,
+                42205,
+                f"Operation not permitted: versions {held} of subject '{subject}' are the "
+                "contract of a catalog topic (schemas/); change the contract there instead",
+            )
+
     def delete_version_event(self, subject: str, version: str, permanent: bool) -> tuple[dict, int]:
         v = self.find(subject, version, deleted=permanent)
+        self._refuse_protected(subject, [v])
         if permanent and not v.deleted:
             raise RegistryError(
                 404,
@@ -235,6 +252,7 @@ class State:
         everything = self.live(subject, deleted=True)
         if not everything:
             raise subject_not_found(subject)
+        self._refuse_protected(subject, everything)
         live = self.live(subject)
         if permanent and live:
             raise RegistryError(
