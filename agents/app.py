@@ -89,6 +89,12 @@ def create_app(
         topic_partitions=6,
         producer_linger_ms=5,
         topic_allow_declare=False,
+        # Faust's own pages (router, tables, graph, stats) are off: the worker serves
+        # /metrics, /health and the /ml views only
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
 
     from spark.kafka.dlq import KNOWN_REASONS

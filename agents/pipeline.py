@@ -11,6 +11,7 @@ lock, so the event loop never waits on a batch.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import os
@@ -27,6 +28,7 @@ from spark.errors import SparkError
 from spark.execution.paper import summary
 from spark.features.kernel import FEATURE_NAMES
 from spark.metrics import CONSUMER_LAG, STAGE_HEALTHY
+from spark.ml.snapshots import api_token
 from spark.settings import Settings
 from spark.stream.health import Watchdog
 from spark.stream.loop import TickLoop, start_thread
@@ -190,7 +192,12 @@ def _check_command(kind: str, command: dict) -> None:
             Limits().set(command["limit_name"], command["value"])  # a clear error if not a limit
 
 
+MAX_BODY = 64 * 1024  # a predict request is a tick or 48 features: far less
+
+
 def _register_views(app: faust.App, loop: TickLoop) -> None:
+    token = api_token()  # made now, so `spark token` shows the one the worker checks
+
     async def read(fn):
         def locked():
             with loop.lock:
@@ -201,6 +208,14 @@ def _register_views(app: faust.App, loop: TickLoop) -> None:
     @app.page("/ml/predict")
     class Predict(View):
         async def post(self, request: Request) -> Response:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return self.json(
+                    {"error": "send the header Authorization: Bearer <token> (`spark token`)"},
+                    status=401,
+                )
+            if (request.content_length or 0) > MAX_BODY:
+                return self.json({"error": f"the body is over {MAX_BODY} bytes"}, status=413)
             try:
                 body = await request.json()
             except ValueError:

@@ -127,16 +127,27 @@ def test_predict_from_a_raw_tick_uses_live_state_without_changing_it():
     assert unseen["features"]["dt_s"] == 0.0  # a symbol never seen: its first tick
 
 
-def http(port: int, path: str, body: object | None = None) -> tuple[int, dict]:
+def http(port: int, path: str, body: object | None = None, token: bool = True) -> tuple[int, dict]:
+    from spark.ml.snapshots import api_token
+
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:  # the worker's token: it shares the test's SPARK_HOME
+        headers["Authorization"] = f"Bearer {api_token()}"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
 def wait_restored(worker: WorkerProcess) -> None:
@@ -189,6 +200,13 @@ def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_pat
         assert status == 200 and answer["features"]["dt_s"] == 0.001
         status, answer = http(w1.web_port, "/ml/predict", {"features": {"ret_bp": 1}})
         assert status == 400 and "features missing" in answer["error"]
+        # without the token: refused, and told how to get one
+        status, answer = http(w1.web_port, "/ml/predict", {"tick": tick}, token=False)
+        assert status == 401 and "spark token" in answer["error"]
+        status, answer = http(w1.web_port, "/ml/predict", {"tick": "x" * 70_000})
+        assert status == 413
+        # Faust's own pages are not served
+        assert http_status(w1.web_port, "/router/") == 404
     finally:
         assert w1.stop() == 0  # checkpoints every partition on the way out
 

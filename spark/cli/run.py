@@ -220,3 +220,23 @@ def demo(rate: float, keep: bool, limit: int, paths, as_json: bool) -> None:
     summary = run_demo(rate=rate, keep=keep, paths=list(paths) or None, limit=limit or None)
     if as_json:
         print_json(summary)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="The token as one JSON object.")
+def token(as_json: bool) -> None:
+    """The bearer token of the workers' HTTP API: POST /ml/predict needs the header
+    `Authorization: Bearer <token>`. It is SPARK_API_TOKEN, or a file in SPARK_HOME made on
+    first use (workers on other machines need the same SPARK_API_TOKEN)."""
+    from spark.ml.snapshots import api_token
+
+    value = api_token()
+    if as_json:
+        print_json({"token": value, "header": f"Authorization: Bearer {value}"})
+        return
+    click.echo(value)
+    click.echo(
+        f"curl -H 'Authorization: Bearer {value}' -H 'Content-Type: application/json' "
+        "-d '{\"tick\": {...}}' http://127.0.0.1:6066/ml/predict",
+        err=True,
+    )

@@ -30,11 +30,16 @@ def registry_key() -> bytes:
         if len(key) < 16:
             raise SparkError("SPARK_MODEL_KEY must be at least 16 bytes (32 hex digits)")
         return key
-    path = spark_home() / "model.key"
+    return bytes.fromhex(secret_file("model.key"))
+
+
+def secret_file(name: str) -> str:
+    """The hex secret in ``$SPARK_HOME/name``, made on first use: 32 random bytes, written
+    in full under another name (mode 0600), then linked into place, so a process that
+    reads it never sees a half-written file and the first one made wins."""
+    path = spark_home() / name
     if not path.exists():
-        # written in full under another name, then linked into place: a process that reads
-        # the key never sees a half-written file, and the first one made wins
-        tmp = path.with_name(f".model.key.{os.getpid()}.{secrets.token_hex(4)}")
+        tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
@@ -44,4 +49,15 @@ def registry_key() -> bytes:
             pass
         finally:
             tmp.unlink()
-    return bytes.fromhex(path.read_text().strip())
+    return path.read_text().strip()
+
+
+def api_token() -> str:
+    """The bearer token of the worker's HTTP API (``/ml/predict``): ``SPARK_API_TOKEN``, or
+    ``$SPARK_HOME/api.token`` made on first use. ``spark token`` prints it."""
+    env = os.environ.get("SPARK_API_TOKEN", "").strip()
+    if env:
+        if len(env) < 16:
+            raise SparkError("SPARK_API_TOKEN must be at least 16 characters")
+        return env
+    return secret_file("api.token")
