@@ -5,9 +5,10 @@ the requests' DLQ with the reason (and a ``failed`` result, so whoever asked
 is not left waiting). A valid request runs in a separate process (a pool of
 ``SPARK_JOB_PROCESSES``, default 1), so a long backtest does not stall the
 streaming agents of the same worker; a job that fails while running (e.g. an
-unreadable file) ends as a ``failed`` JobResult with the error. Jobs of one
-worker run one at a time per partition batch; more workers share the
-partitions of the request topic.
+unreadable file) ends as a ``failed`` JobResult with the error, and one that runs
+over ``SPARK_JOB_TIMEOUT_S`` (default 1800) has its process killed and ends failed
+too. Parameters over 64 KiB are refused. Jobs of one worker run one at a time per
+partition batch; more workers share the partitions of the request topic.
 """
 
 from __future__ import annotations
@@ -52,11 +53,27 @@ def register(app: faust.App) -> None:
         if "pool" in pool:
             pool.pop("pool").shutdown(wait=False, cancel_futures=True)
 
+    def kill_pool() -> None:
+        """Stop the running job's process (a pool cannot cancel one call) and the pool."""
+        stopped = pool.pop("pool", None)
+        if stopped is not None:
+            for process in list(getattr(stopped, "_processes", {}).values()):
+                process.kill()
+            stopped.shutdown(wait=False, cancel_futures=True)
+
+    timeout_s = float(os.environ.get("SPARK_JOB_TIMEOUT_S", "1800"))
     for kind, (requests_id, results_id, name) in KINDS.items():
-        _register_kind(app, kind, requests_id, results_id, name, executor, pool)
+        _register_kind(
+            app, kind, requests_id, results_id, name, executor, pool, timeout_s, kill_pool
+        )
 
 
-def _register_kind(app, kind, requests_id, results_id, name, executor, pool) -> None:
+MAX_PARAMS = 64 * 1024  # a request's parameters: a few paths and numbers, a grid
+
+
+def _register_kind(
+    app, kind, requests_id, results_id, name, executor, pool, timeout_s, kill_pool
+) -> None:
     topics = catalog()
     requests, results = topics[requests_id], topics[results_id]
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -117,6 +134,8 @@ def _register_kind(app, kind, requests_id, results_id, name, executor, pool) -> 
         try:
             if request["kind"] != kind:
                 raise InvalidParams(f"kind must be {kind!r} here, not {request['kind']!r}")
+            if len(request["params_json"]) > MAX_PARAMS:
+                raise InvalidParams(f"parameters over {MAX_PARAMS:,} bytes")
             check(kind, json.loads(request["params_json"]))
         except (InvalidParams, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors
             reason = getattr(exc, "reason", "invalid_json")
@@ -131,7 +150,14 @@ def _register_kind(app, kind, requests_id, results_id, name, executor, pool) -> 
         JOBS_RUNNING.labels(kind).inc()
         try:
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(executor(), job_in_subprocess, request)
+            outcome = await asyncio.wait_for(
+                loop.run_in_executor(executor(), job_in_subprocess, request), timeout_s
+            )
+        except TimeoutError:
+            kill_pool()
+            outcome = failure(
+                f"the job ran over {timeout_s:g} s (SPARK_JOB_TIMEOUT_S) and was stopped", now
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. the job's process died
             pool.pop("pool", None)
             outcome = failure(f"the job's process failed: {exc!r}", now)

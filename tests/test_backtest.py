@@ -168,3 +168,22 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
         body = path.read_bytes()
         assert body.startswith(b"%PDF") and b"Spark backtest report" in body
         assert b"/Type /Page" in body
+
+
+def test_reports_for_requests_never_overwrite_or_follow_links(tmp_path):
+    """A worker writes a request's report with O_EXCL | O_NOFOLLOW: a job id used twice, or a
+    link planted where the report goes, fails the job instead of writing elsewhere."""
+    from spark.errors import SparkError
+    from spark.export.reports import write_report
+
+    report = {"trades": [], "equity_curve": [], "params": {}}
+    path = write_report(report, tmp_path / "job-1.json", exclusive=True)
+    with pytest.raises(SparkError, match="exists already"):
+        write_report(report, path, exclusive=True)
+    target = tmp_path / "elsewhere.json"
+    target.write_text("keep me")
+    (tmp_path / "job-2.json").symlink_to(target)
+    with pytest.raises(SparkError, match="exists already|symbolic link"):
+        write_report(report, tmp_path / "job-2.json", exclusive=True)
+    assert target.read_text() == "keep me"
+    write_report(report, path)  # the CLI, on the user's own path, may overwrite

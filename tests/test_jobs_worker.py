@@ -95,16 +95,29 @@ MALFORMED = [
 ]
 
 
-def test_malformed_requests_each_get_a_failed_result(worker):
+@pytest.fixture
+def short_job_timeout(monkeypatch):
+    monkeypatch.setenv("SPARK_JOB_TIMEOUT_S", "6")  # before the worker fixture starts one
+
+
+def test_malformed_requests_each_get_a_failed_result(short_job_timeout, worker):
     """Requests a fuzzer would send: each is answered (failed, with a reason) within seconds,
-    and the agent goes on serving the next one."""
+    and the agent goes on serving the next one; a job over its time limit is stopped."""
+    import time
+
     from spark.jobs.client import submit
 
-    for kind, params in MALFORMED:
+    for kind, params in MALFORMED + [("backtest", {"data": str(FX), "x": "y" * 70_000})]:
         result = submit(kind, params, timeout=60)
         assert result["status"] == "failed" and result["error"], (kind, params)
-    ok = submit("backtest", {"data": str(FX), "limit": 500}, timeout=120)
-    assert ok["status"] == "ok", ok["error"]
+    # 64 backtests of a whole day take minutes: stopped at 6 s, and the next job runs
+    started = time.monotonic()
+    grid = {"band": [0.05, 0.1, 0.15, 0.2], "limits.max_orders_per_minute": list(range(1, 17))}
+    slow = submit("optimizer", {"data": str(FX), "grid": grid}, timeout=120)
+    assert slow["status"] == "failed" and "SPARK_JOB_TIMEOUT_S" in slow["error"]
+    assert time.monotonic() - started < 30
+    again = submit("backtest", {"data": str(FX), "limit": 500}, timeout=120)
+    assert again["status"] == "ok", again["error"]
     assert worker.proc.poll() is None
 
 

@@ -11,9 +11,15 @@ build a workbook in memory; the PDF lists at most ``PDF_TRADES`` fills.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
+
+from spark.errors import SparkError
 
 FORMATS = ("json", "csv", "xlsx", "pdf")
 TRADE_COLUMNS = ("ts", "order_id", "symbol", "side", "quantity", "price", "fee", "latency_ms")
@@ -37,28 +43,47 @@ def iso(ts_us: int) -> str:
     return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat(timespec="milliseconds")
 
 
-def write_report(report: dict, path: Path, fmt: str | None = None) -> Path:
-    """Write ``report`` to ``path`` in ``fmt`` (default: from the extension)."""
+def write_report(report: dict, path: Path, fmt: str | None = None, exclusive: bool = False) -> Path:
+    """Write ``report`` to ``path`` in ``fmt`` (default: from the extension).
+
+    ``exclusive`` (reports a worker writes for requests from a topic): the file must not
+    exist yet and is never reached through a symbolic link (``O_EXCL | O_NOFOLLOW``), so
+    a request cannot overwrite another job's report or write where a link points."""
     fmt = fmt or format_of(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    {"json": _json, "csv": _csv, "xlsx": _xlsx, "pdf": _pdf}[fmt](report, path)
+    flags = os.O_WRONLY | os.O_CREAT
+    flags |= (os.O_EXCL | os.O_NOFOLLOW) if exclusive else os.O_TRUNC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        raise SparkError(f"{path.name} exists already: job ids must be unique") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SparkError(
+                f"{path.name} is a symbolic link; reports are not written through links"
+            ) from None
+        raise
+    with os.fdopen(fd, "wb") as fh:
+        {"json": _json, "csv": _csv, "xlsx": _xlsx, "pdf": _pdf}[fmt](report, fh)
     return path
 
 
-def _json(report: dict, path: Path) -> None:
-    path.write_text(json.dumps(report, default=str) + "\n")
+def _json(report: dict, fh: BinaryIO) -> None:
+    fh.write((json.dumps(report, default=str) + "\n").encode())
 
 
 def _trade_row(trade: dict) -> list:
     return [iso(trade["ts"]), *(trade[c] for c in TRADE_COLUMNS[1:])]
 
 
-def _csv(report: dict, path: Path) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(TRADE_COLUMNS)
-        for trade in report["trades"]:
-            writer.writerow(_trade_row(trade))
+def _csv(report: dict, fh: BinaryIO) -> None:
+    text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+    writer = csv.writer(text)
+    writer.writerow(TRADE_COLUMNS)
+    for trade in report["trades"]:
+        writer.writerow(_trade_row(trade))
+    text.flush()
+    text.detach()  # the caller closes the file
 
 
 def _summary_rows(report: dict) -> list[tuple[str, object]]:
@@ -70,7 +95,7 @@ def _summary_rows(report: dict) -> list[tuple[str, object]]:
     return rows
 
 
-def _xlsx(report: dict, path: Path) -> None:
+def _xlsx(report: dict, fh: BinaryIO) -> None:
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
@@ -86,10 +111,10 @@ def _xlsx(report: dict, path: Path) -> None:
     equity.append(["hour (UTC)", "equity"])
     for ts, value in report["equity_curve"]:
         equity.append([iso(ts), value])
-    book.save(path)
+    book.save(fh)
 
 
-def _pdf(report: dict, path: Path) -> None:
+def _pdf(report: dict, fh: BinaryIO) -> None:
     from reportlab.graphics.charts.lineplots import LinePlot
     from reportlab.graphics.shapes import Drawing
     from reportlab.lib import colors
@@ -137,4 +162,4 @@ def _pdf(report: dict, path: Path) -> None:
     fills = Table(rows, repeatRows=1)
     fills.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 6)]))
     story.append(fills)
-    SimpleDocTemplate(str(path), pagesize=A4, title="Spark backtest report").build(story)
+    SimpleDocTemplate(fh, pagesize=A4, title="Spark backtest report").build(story)

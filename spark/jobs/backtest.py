@@ -122,7 +122,8 @@ def run_request(
     artifact = None
     if report is not None:  # the format by the file's extension: json, csv, xlsx or pdf
         full = summary | {"equity_curve": result.equity_curve, "trades": result.trades}
-        artifact = write_report(full, report).resolve().as_uri()
+        # from a topic (restrict): never over another report, never through a link
+        artifact = write_report(full, report, exclusive=restrict).resolve().as_uri()
     return {"metrics": result.metrics(), "summary": summary, "artifact_uri": artifact}
 
 
