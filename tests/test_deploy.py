@@ -105,6 +105,17 @@ def test_kubernetes_manifests():
     assert worker["command"][:2] == ["spark", "worker"]
     assert worker["readinessProbe"]["httpGet"]["path"] == "/ml/health"
     assert worker["livenessProbe"]["httpGet"]["path"] == "/health"
+    # never root, and the root file system read-only: writes go to mounted SPARK_HOME, /tmp
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    for container in pod["containers"] + pod["initContainers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {"/var/lib/spark", "/tmp"} <= mounts
+    dockerfile = (ROOT / "deploy/Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert "NUMBA_CACHE_DIR=/var/lib/spark/" in dockerfile  # numba caches where it may write
     refs = {next(iter(r.values()))["name"] for r in worker["envFrom"]}
     assert refs == {kinds["ConfigMap"]["metadata"]["name"], kinds["Secret"]["metadata"]["name"]}
     assert pod["initContainers"][0]["command"] == ["spark", "topics", "create"]
