@@ -1,11 +1,11 @@
 """Wiring of the tick path into the Faust worker: the loop thread, operator commands, HTTP.
 
 The work itself is ``spark.stream.loop.TickLoop`` (batch consume → SignalPipeline →
-produce → commit, docs/hot-path.md); Faust keeps what it does well here: the web server,
-timers and the low-rate command topics. Gate and risk commands are decoded by Faust agents
-(bad ones dead-lettered with a reason) and queued into the loop, which applies them
-between batches. HTTP handlers read the loop's pipelines in a thread, under the loop's
-lock, so the event loop never waits on a batch.
+produce → commit, docs/hot-path.md); Faust keeps what it does well here: the web server
+and timers. Gate and risk commands are read by the loop itself, every worker all of them
+(``spark.stream.commands``: a Faust agent's shared group gave each command to one worker
+of several). HTTP handlers read the loop's pipelines in a thread, under the loop's lock,
+so the event loop never waits on a batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import faust
 from faust.web import Request, Response, View
 
 from spark.agents import ticks_group
-from spark.agents.dead_letters import dead_letter
 from spark.errors import SparkError
 from spark.execution.paper import summary
 from spark.features.kernel import FEATURE_NAMES
@@ -37,7 +36,6 @@ from spark.ticks.producer import default_serde
 from spark.topics import catalog
 
 log = logging.getLogger("spark.agents.pipeline")
-WITHIN_S = 0.2
 
 
 class BadRequest(ValueError):
@@ -147,49 +145,8 @@ def register(app: faust.App, settings: Settings) -> TickLoop:
         if thread is not None:  # it checkpoints and commits on its way out
             await asyncio.get_running_loop().run_in_executor(None, thread.join, 60)
 
-    _register_commands(app, loop)
     _register_views(app, loop)
     return loop
-
-
-def _register_commands(app: faust.App, loop: TickLoop) -> None:
-    topics = catalog()
-    serde = default_serde()
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    for topic_id, kind in (("gate_commands", "gate"), ("risk_commands", "risk")):
-        spec = topics[topic_id]
-        dlq = app.topic(topics[spec.dlq].name, **raw)
-
-        async def serve(stream, spec=spec, kind=kind, dlq=dlq):
-            async for events in stream.take_events(100, within=WITHIN_S):
-                for event in events:
-                    message = event.message
-                    try:
-                        command = serde.decode(message.value, spec.value)
-                        _check_command(kind, command)
-                    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered
-                        reason = getattr(exc, "reason", "invalid_command")
-                        dead_letter(dlq, message, spec, kind, reason, str(exc))
-                        continue
-                    loop.submit({"kind": kind, **command})
-
-        app.agent(app.topic(spec.name, **raw), name=f"{kind}-commands")(serve)
-
-
-def _check_command(kind: str, command: dict) -> None:
-    from spark.execution.risk import LIMIT_NAMES, Limits
-
-    if kind == "gate" and command["action"] not in ("open", "close"):
-        raise ValueError(f"action must be open or close, not {command['action']!r}")
-    if kind == "risk":
-        if command["action"] not in ("kill", "clear", "set_limit"):
-            raise ValueError(f"action must be kill, clear or set_limit, not {command['action']!r}")
-        if command["action"] == "set_limit":
-            if command.get("limit_name") is None or command.get("value") is None:
-                raise ValueError(
-                    f"set_limit needs limit_name (one of {', '.join(LIMIT_NAMES)}) and value"
-                )
-            Limits().set(command["limit_name"], command["value"])  # a clear error if not a limit
 
 
 MAX_BODY = 64 * 1024  # a predict request is a tick or 48 features: far less

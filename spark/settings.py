@@ -134,6 +134,7 @@ class Settings:
     delivery: str = "exactly_once"  # or at_least_once
     max_future_s: float = 600.0  # a tick stamped further ahead of its broker time is refused
     stall_s: float = 60.0  # /health: lag and no messages taken, or no loop round, this long
+    command_max_age_s: float = 300.0  # a command's ts this far from its broker time: stale
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -209,6 +210,7 @@ class Settings:
             delivery=_delivery(env),
             max_future_s=read.number("SPARK_MAX_FUTURE_S", 600.0),
             stall_s=read.number("SPARK_STALL_S", 60.0),
+            command_max_age_s=read.number("SPARK_COMMAND_MAX_AGE_S", 300.0),
         )
 
 

@@ -149,32 +149,88 @@ def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeyp
     assert len(order_ids) == len(set(order_ids))
 
 
-def test_bad_risk_commands_are_dead_lettered(worker):
-    serde = default_serde()
-    commands = catalog()["risk_commands"]
-    producer = clients.producer()
-    producer.produce(commands.name, b"garbage")
-    bad_limit = {
-        "action": "set_limit",
-        "limit_name": "max_leverage",
-        "value": 2.0,
-        "reason": "?",
-        "operator": None,
-        "ts": 1,
-    }
-    producer.produce(commands.name, serde.encode(commands.name, commands.value, bad_limit))
-    producer.flush(10)
+def test_risk_commands_reach_every_worker_and_bad_ones_are_dead_lettered(worker, tmp_path):
+    """Two workers share the tick partitions; `spark risk kill` reaches every partition of
+    both (a broadcast read, not a shared group), each acknowledges it in the state topic,
+    and commands that are malformed, unsigned, wrongly signed, stale or replayed are each
+    dead-lettered once with their reason."""
+    import time
 
-    def dead():
+    from spark.commands import sign
+    from spark.ml.snapshots import registry_key
+
+    second = WorkerProcess(free_port(), tmp_path / "w2.log")
+    try:
+        second.wait_ready()
+        both = (worker, second)
+
+        def split():
+            held = [set(http(w.web_port, "/ml/health")[1]["partitions"]) for w in both]
+            return held if all(held) and sum(len(h) for h in held) == 6 else None
+
+        wait_for(split, what="the two workers to share the six tick partitions")
+        invoke("risk", "kill", "--reason", "broadcast test")
+
+        def all_killed():
+            views = [http(w.web_port, "/executor")[1]["partitions"] for w in both]
+            engaged = [v["kill_switch"] for view in views for v in view.values()]
+            return len(engaged) == 6 and all(engaged)
+
+        wait_for(all_killed, what="every partition of both workers to take the kill")
+        acks = wait_for(
+            lambda: (lambda c: c if len(c) == 6 else None)(
+                json.loads(invoke("risk", "status", "--json"))["commands"]
+            ),
+            what="an acknowledgement from every partition",
+        )
+        assert all(a["kill_switch"] and a["commands_applied"] for a in acks.values())
+        assert len({a["worker"] for a in acks.values()}) == 2
+
+        serde, key = default_serde(), registry_key()
+        commands = catalog()["risk_commands"]
+        now = int(time.time() * 1e6)
+        base = dict.fromkeys(["limit_name", "value", "nonce", "key_id", "signature"])
+        base |= {"action": "kill", "reason": "?", "operator": "t", "ts": now}
+        signed = sign({k: v for k, v in base.items() if k != "signature"}, key)
+        first_kill = next(
+            m.value() for m in messages(commands, from_beginning=True)
+        )  # the CLI's signed kill, produced again as it was: a replay
+        bad = [
+            b"garbage",
+            serde.encode(commands.name, commands.value,
+                         dict(base, action="set_limit", limit_name="max_leverage", value=2.0)),
+            serde.encode(commands.name, commands.value, base),  # unsigned
+            serde.encode(commands.name, commands.value, sign(
+                {k: v for k, v in base.items() if k != "signature"}, bytes(32))),  # other key
+            serde.encode(commands.name, commands.value, dict(signed, action="clear")),
+            serde.encode(commands.name, commands.value, sign(
+                {k: v for k, v in dict(base, ts=now - 3_600_000_000).items()
+                 if k != "signature"}, key)),  # issued an hour before the broker took it
+            first_kill,
+        ]  # fmt: skip
+        producer = clients.producer()
+        for value in bad:
+            producer.produce(commands.name, value)
+        producer.flush(10)
+
+        def dead():
+            got = list(messages(catalog()[commands.dlq], from_beginning=True))
+            return got if len(got) >= len(bad) else None
+
+        got = wait_for(dead, what="every bad risk command dead-lettered")
+        time.sleep(1.0)  # and no second copy from the other worker
         got = list(messages(catalog()[commands.dlq], from_beginning=True))
-        return got if len(got) == 2 else None
-
-    got = wait_for(dead, what="two dead-lettered risk commands")
-    headers = sorted(
-        (decode_headers(m.headers()) for m in got), key=lambda h: h["spark.dlq.reason"]
-    )
-    assert [h["spark.dlq.reason"] for h in headers] == ["bad_magic_byte", "invalid_command"]
-    assert "unknown limit 'max_leverage'" in headers[1]["spark.dlq.detail"]
+        reasons = sorted(decode_headers(m.headers())["spark.dlq.reason"] for m in got)
+        assert reasons == sorted(
+            ["bad_magic_byte", "invalid_command", "unsigned_command", "unknown_key",
+             "bad_signature", "stale_command", "replayed_command"]
+        )  # fmt: skip
+        details = {decode_headers(m.headers())["spark.dlq.detail"] for m in got}
+        assert any("unknown limit 'max_leverage'" in d for d in details)
+        # the refused ones changed nothing: the kill still holds everywhere
+        assert all_killed()
+    finally:
+        second.stop()
 
 
 def test_risk_cli_rejects_bad_arguments_in_one_line():

@@ -90,3 +90,9 @@ def risk_status(as_json: bool) -> None:
             f"  {symbol:10} qty {p['quantity']:>12,.0f} avg {p['avg_price']:<12.6g} "
             f"realized {p['realized_pnl']:>12,.2f} unrealized {p['unrealized_pnl']:>10,.2f}"
         )
+    if view["commands"]:
+        click.echo("commands taken (last offset per command topic), per tick partition:")
+    for part, ack in sorted(view["commands"].items(), key=lambda kv: int(kv[0])):
+        taken = ", ".join(f"{k}@{v}" for k, v in sorted(ack["commands_applied"].items()))
+        kill = "kill switch ENGAGED" if ack.get("kill_switch") else "kill switch off"
+        click.echo(f"  partition {part}: {taken} ({kill}) on worker {ack['worker']}")

@@ -649,12 +649,14 @@ def saved_view(settings) -> dict:
 
     clients.ensure_reachable()
     saved = latest_json(catalog()["executor_state"].name, [0])
-    views = {}
+    views, acks = {}, {}
     for key, state in sorted(saved.items()):
         if key.startswith("partition:"):
             executor = PaperExecutor(settings.execution, settings.limits)
             executor.load(state)
             views[key.removeprefix("partition:")] = summary(executor)
+        elif key.startswith("commands:"):  # what each partition's worker took of the commands
+            acks[key.removeprefix("commands:")] = state
     if not views:
         raise SparkError("no executor state yet: start a worker (spark up) and send ticks")
-    return combined(views)
+    return combined(views) | {"commands": acks}

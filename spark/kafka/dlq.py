@@ -37,8 +37,18 @@ KNOWN_REASONS: dict[tuple[str, str], tuple[str, ...]] = {
         (requests, "jobs"): (*_UNREADABLE, "invalid_params", "invalid_json", "unexpected_error")
         for requests in ("backtest_requests", "optimizer_requests", "export_requests")
     },
-    ("gate_commands", "gate"): (*_UNREADABLE, "invalid_command"),
-    ("risk_commands", "risk"): (*_UNREADABLE, "invalid_command"),
+    **{
+        (commands, kind): (
+            *_UNREADABLE,
+            "invalid_command",
+            "unsigned_command",
+            "unknown_key",
+            "bad_signature",
+            "stale_command",
+            "replayed_command",
+        )  # fmt: skip
+        for commands, kind in (("gate_commands", "gate"), ("risk_commands", "risk"))
+    },
 }
 
 

@@ -136,6 +136,9 @@ class SignalPipeline:
         self.free_slots: list[int] = []
         self.fstate, self.istate = features.new_state(0)
         self.seq = 0  # ticks stepped so far
+        # operator commands taken: "<command topic id>/<partition>" -> last offset
+        # (spark.stream.commands); saved with the rest, so a restart takes each once
+        self.commands_applied: dict[str, int] = {}
         self.last_seq = np.zeros(0, np.int64)  # each slot's latest tick number (-1: none)
         self.last_side = np.zeros(0, np.int8)
         self.q_head = np.zeros(0, np.int64)
@@ -472,6 +475,7 @@ class SignalPipeline:
             },
             "next_promotion_check": self.next_promotion_check,
             "seq": self.seq,
+            "commands_applied": self.commands_applied,
         }
         arrays = {name: getattr(self, name) for name in self._ARRAYS}
         arrays.update({f"pool.{k}": a for k, a in enumerate(self.pool)})
@@ -506,6 +510,7 @@ class SignalPipeline:
         self.scores.labels = np.array(meta["scores"]["labels"], np.int64)
         self.next_promotion_check = meta["next_promotion_check"]
         self.seq = meta["seq"]
+        self.commands_applied = dict(meta.get("commands_applied", {}))
         return self
 
     # --- bounded memory ---------------------------------------------------------------------

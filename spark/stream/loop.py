@@ -24,8 +24,9 @@ stepped without producing (their records exist). On revocation and at shutdown e
 pipeline is checkpointed in a transaction with its offsets. A pipeline revoked and
 assigned back with nothing processed elsewhere in between is kept in memory.
 
-Operator commands (gate open/close, risk kill/clear/set_limit) are queued by the Faust
-agents and applied between turns. The delivery guarantee per broker is in
+Operator commands (gate open/close, risk kill/clear/set_limit) are read by every worker
+(``spark.stream.commands``) and taken between turns, each by every partition it concerns
+exactly once (the offsets taken are part of the checkpoint). The delivery guarantee per broker is in
 docs/hot-path.md.
 """
 
@@ -33,7 +34,8 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
+import os
+import socket
 import threading
 import time
 import uuid
@@ -44,12 +46,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from spark.errors import SparkError
 from spark.kafka import clients
+from spark.kafka.dlq import dlq_headers
 from spark.kafka.partitioner import partition_of
+from spark.metrics import DEAD_LETTERS
 from spark.ml.snapshots import registry_key
 from spark.pipeline import SignalPipeline
 from spark.serde.avro import AvroSerde
 from spark.settings import MODEL_NAMES, Settings
 from spark.stream import checkpoint
+from spark.stream.commands import CommandFeed
 from spark.stream.decode import TickDecoder
 from spark.stream.outputs import Outgoing, OutputWriter
 from spark.stream.stats import LoopStats
@@ -108,9 +113,10 @@ class TickLoop:
         self.decoder = TickDecoder(serde, settings.max_future_s)
         self.writer = OutputWriter(serde)
         self.key = registry_key()
+        self.feed = CommandFeed(serde, self.key, settings.command_max_age_s)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.partitions: dict[int, Partition] = {}
         self.parked: dict[int, Partition] = {}  # revoked, kept in case they come back
-        self.commands: queue.Queue = queue.Queue()
         self.lock = threading.RLock()  # held while stepping; readers (HTTP) take it too
         self.stats = LoopStats()
         self.ready = threading.Event()  # set once the first assignment is restored
@@ -165,6 +171,7 @@ class TickLoop:
         """Process ticks until ``stop`` is set; checkpoint everything on the way out."""
         started = time.monotonic()
         self._clients()
+        self.feed.open()
         consumer = self._consumer
         consumer.subscribe(
             [self.ticks.name],
@@ -180,7 +187,7 @@ class TickLoop:
                 messages = consumer.consume(self.batch, self.wait_s)
                 with self.lock:
                     out, offsets = Outgoing(), {}
-                    self._apply_commands(out)
+                    self._take_commands(out)
                     if messages:
                         self._process(messages, out, offsets)
                     self._due_checkpoints(out, offsets)
@@ -195,6 +202,7 @@ class TickLoop:
         finally:
             try:
                 consumer.close()  # revokes: every pipeline is checkpointed and committed
+                self.feed.close()
             finally:
                 if self._producer is not None:
                     self._producer.flush(30)
@@ -493,55 +501,72 @@ class TickLoop:
             consumer.unassign()
 
     # --- operator commands ----------------------------------------------------------------------
-    def submit(self, command: dict) -> None:
-        """Queue an operator command ({"kind": "gate"|"risk", ...}) for the next turn."""
-        self.commands.put(command)
+    def _take_commands(self, out: Outgoing) -> None:
+        """New operator commands from the broadcast read, then every partition takes the
+        ones it has not taken yet (spark.stream.commands)."""
+        self.feed.poll()
+        for p, part in self.partitions.items():
+            self._catch_up_commands(p, part, out)
 
-    def _apply_commands(self, out: Outgoing) -> None:
-        while True:
-            try:
-                command = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            self._commanded = True  # operators see its effect in the metrics at once
-            if command["kind"] == "gate":
-                self._gate_command(command, out)
-            else:
-                for p, part in self.partitions.items():
-                    part.pipeline.executor.command(
-                        command["action"],
-                        command.get("limit_name"),
-                        command.get("value"),
-                        command["reason"],
-                        command["ts"],
-                    )
-                    self._publish_executor(p, part, out)
-                log.warning(
-                    "risk command by %s: %s (%s)",
-                    command.get("operator") or "unknown",
-                    command["action"],
-                    command["reason"],
-                )
-
-    def _gate_command(self, command: dict, out: Outgoing) -> None:
-        symbol = command["symbol"]
-        owners = [part for part in self.partitions.values() if symbol in part.pipeline.slot_of]
-        if not owners:
-            p = partition_of(symbol.encode(), self.ticks.partitions)
-            owners = [self.partitions[p]] if p in self.partitions else []
-        if not owners:
-            log.warning(
-                "gate %s %s: the symbol's partition is not on this worker",
-                symbol,
-                command["action"],
-            )
+    def _catch_up_commands(self, p: int, part: Partition, out: Outgoing) -> None:
+        applied = part.pipeline.commands_applied
+        todo = self.feed.pending(applied)
+        if not todo:
             return
-        for part in owners:
-            record = part.pipeline.drift.command(
-                symbol, command["action"], command["reason"], command["ts"]
-            )
-            out.add("gate_state", symbol.encode(), self.writer._encode("gate_state", record), [])
-        log.warning("gate %s %s by operator: %s", symbol, command["action"], command["reason"])
+        executor_changed = False
+        for e in todo:
+            if e.reason is not None:
+                if p == 0:  # dead-lettered once, by the holder of tick partition 0
+                    self._dead_letter_command(e, out)
+            elif e.kind == "risk":
+                c = e.command
+                part.pipeline.executor.command(
+                    c["action"], c.get("limit_name"), c.get("value"), c["reason"], c["ts"]
+                )
+                executor_changed = True
+                log.warning(
+                    "partition %d: risk command by %s: %s (%s)",
+                    p,
+                    c.get("operator") or "unknown",
+                    c["action"],
+                    c["reason"],
+                )
+            else:
+                self._gate_command(p, part, e.command, out)
+            applied[e.source] = e.offset
+        self._commanded = True  # operators see its effect in the metrics at once
+        if executor_changed:
+            self._publish_executor(p, part, out)
+        ack = {
+            "partition": p,
+            "worker": self.worker_id,
+            "commands_applied": dict(applied),
+            "kill_switch": part.pipeline.executor.kill,
+            "ts": int(time.time() * 1e6),
+        }
+        out.add("executor_state", f"commands:{p}".encode(), json.dumps(ack).encode(), [])
+
+    def _dead_letter_command(self, e, out: Outgoing) -> None:
+        topic_id = e.source.split("/")[0]
+        spec = catalog()[topic_id]
+        origin = f"{spec.name}/{e.source.split('/')[1]}@{e.offset}"
+        headers = dlq_headers(e.reason, e.detail, spec.name, e.kind, origin)
+        out.add(spec.dlq, e.key, e.value or b"", headers)
+        DEAD_LETTERS.labels(topic_id, e.kind, e.reason).inc()
+
+    def _gate_command(self, p: int, part: Partition, command: dict, out: Outgoing) -> None:
+        symbol = command["symbol"]
+        owns = symbol in part.pipeline.slot_of or (
+            partition_of(symbol.encode(), self.ticks.partitions) == p
+        )
+        if not owns:
+            return
+        record = part.pipeline.drift.command(
+            symbol, command["action"], command["reason"], command["ts"]
+        )
+        out.add("gate_state", symbol.encode(), self.writer._encode("gate_state", record), [])
+        action, reason = command["action"], command["reason"]
+        log.warning("partition %d: gate %s %s by operator: %s", p, symbol, action, reason)
 
     # --- reads for the HTTP API ------------------------------------------------------------------
     def pipelines(self) -> list[SignalPipeline]:
