@@ -95,6 +95,37 @@ MALFORMED = [
 ]
 
 
+def submit_all(requests: list[tuple[str, object]], timeout: float = 60) -> list[dict]:
+    """Send every request at once; their results, in the same order."""
+    import time
+    import uuid
+
+    from spark.jobs.client import TOPICS
+    from spark.ticks.producer import default_serde
+
+    serde, producer, ids = default_serde(), clients.producer(), []
+    for kind, params in requests:
+        spec = catalog()[TOPICS[kind][0]]
+        job_id = f"{kind}-{uuid.uuid4().hex[:8]}"
+        record = {"job_id": job_id, "kind": kind, "params_json": json.dumps(params),
+                  "requested_by": "test", "parent_job_id": None,
+                  "ts": int(time.time() * 1e6)}  # fmt: skip
+        producer.produce(spec.name, serde.encode(spec.name, spec.value, record), job_id.encode())
+        ids.append((kind, job_id))
+    assert producer.flush(10) == 0
+
+    def answered():
+        found = {}
+        for kind in {k for k, _ in ids}:
+            spec = catalog()[TOPICS[kind][1]]
+            for m in messages(spec, from_beginning=True):
+                found[m.key().decode()] = serde.decode(m.value(), spec.value)
+        return found if all(j in found for _, j in ids) else None
+
+    found = wait_for(answered, timeout, what="a result for every request")
+    return [found[j] for _, j in ids]
+
+
 @pytest.fixture
 def short_job_timeout(monkeypatch):
     monkeypatch.setenv("SPARK_JOB_TIMEOUT_S", "6")  # before the worker fixture starts one
@@ -107,9 +138,10 @@ def test_malformed_requests_each_get_a_failed_result(short_job_timeout, worker):
 
     from spark.jobs.client import submit
 
-    for kind, params in MALFORMED + [("backtest", {"data": str(FX), "x": "y" * 70_000})]:
-        result = submit(kind, params, timeout=60)
+    results = submit_all(MALFORMED + [("backtest", {"data": str(FX), "x": "y" * 70_000})])
+    for (kind, params), result in zip(MALFORMED, results, strict=False):
         assert result["status"] == "failed" and result["error"], (kind, params)
+    assert results[-1]["status"] == "failed" and "over 65,536 bytes" in results[-1]["error"]
     # 64 backtests of a whole day take minutes: stopped at 6 s, and the next job runs
     started = time.monotonic()
     grid = {"band": [0.05, 0.1, 0.15, 0.2], "limits.max_orders_per_minute": list(range(1, 17))}

@@ -165,46 +165,51 @@ def npm_installed() -> None:
         )
 
 
-@pytest.mark.parametrize("language", ["python", "node"])
-def test_example_clients_feed_the_worker_and_read_its_predictions(registry, worker, language):
-    """examples/<language>: a feed handler and a reader with stock clients, run as users do."""
-    root = Path(__file__).resolve().parent.parent / "examples" / language
-    if language == "node":
-        npm_installed()
-        run = ["node"]
-        producer, consumer = ["producer.js"], ["consumer.js"]
-    else:
-        run = [sys.executable]
-        producer, consumer = ["producer.py"], ["consumer.py", "--idle", "10"]
+def test_example_clients_feed_the_worker_and_read_its_predictions(registry, worker):
+    """examples/python and examples/node: a feed handler and a reader with stock clients,
+    run as users do, against one worker: each feeds 500 real ticks, each reads back the
+    predictions of all 1,000."""
+    npm_installed()
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    languages = {
+        "python": (
+            [sys.executable, "producer.py"],
+            [sys.executable, "consumer.py", "--idle", "10"],
+        ),
+        "node": (["node", "producer.js"], ["node", "consumer.js"]),
+    }
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": clients.base_config()["bootstrap.servers"],
         "SCHEMA_REGISTRY_URL": registry.url,
     }
-    sent = first_ticks(500)
-    fed = subprocess.run(
-        [*run, *producer, "--topic", catalog()["ticks"].name],
-        input="".join(json.dumps(t) + "\n" for t in sent),
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=120,
-    )
-    assert fed.returncode == 0, fed.stderr
-    assert json.loads(fed.stdout)["sent"] == len(sent)
-    wait_predicted(worker, len(sent))
+    ticks = first_ticks(1000)
+    for n, (language, (producer, _)) in enumerate(languages.items()):
+        sent = ticks[n * 500 : (n + 1) * 500]
+        fed = subprocess.run(
+            [*producer, "--topic", catalog()["ticks"].name],
+            input="".join(json.dumps(t) + "\n" for t in sent),
+            capture_output=True,
+            text=True,
+            cwd=examples / language,
+            env=env,
+            timeout=120,
+        )
+        assert fed.returncode == 0, (language, fed.stderr)
+        assert json.loads(fed.stdout)["sent"] == len(sent)
+    wait_predicted(worker, len(ticks))
 
-    read = subprocess.run(
-        [*run, *consumer, "--topic", catalog()["predictions"].name, "--limit", "500"],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=180,
-    )
-    assert read.returncode == 0, read.stderr
-    records = [json.loads(line) for line in read.stdout.splitlines()]
-    assert len(records) == len(sent)
-    assert sorted(r["ts"] for r in records) == [t["ts"] for t in sent]
-    assert all(r["symbol"] == "EURUSD" and 0 <= r["prob_up"] <= 1 for r in records)
+    for language, (_, consumer) in languages.items():
+        read = subprocess.run(
+            [*consumer, "--topic", catalog()["predictions"].name, "--limit", str(len(ticks))],
+            capture_output=True,
+            text=True,
+            cwd=examples / language,
+            env=env,
+            timeout=180,
+        )
+        assert read.returncode == 0, (language, read.stderr)
+        records = [json.loads(line) for line in read.stdout.splitlines()]
+        assert len(records) == len(ticks), language
+        assert sorted(r["ts"] for r in records) == [t["ts"] for t in ticks], language
+        assert all(r["symbol"] == "EURUSD" and 0 <= r["prob_up"] <= 1 for r in records)
