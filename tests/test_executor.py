@@ -116,7 +116,7 @@ def test_max_position_notional_rejects_with_the_values_compared():
     [rejected] = rejections(out)
     assert rejected["limit_name"] == "max_position_notional"
     assert "1,000.00 > limit 800.00" in rejected["reason"]
-    assert rejected["order_id"] == f"EURUSD-{T0}" and rejected["quantity"] == 1000.0
+    assert rejected["order_id"] == f"EURUSD-{T0}-r1" and rejected["quantity"] == 1000.0
     assert "EURUSD" not in ex.positions or ex.positions["EURUSD"].quantity == 0
 
 
@@ -269,3 +269,21 @@ def test_risk_decisions_do_not_depend_on_how_far_ahead_the_quotes_were_read():
     just_in_time, all_first = run(False), run(True)
     assert "rejection" in {k for k, _, _ in just_in_time}  # the limit is reached on the way
     assert sorted(just_in_time) == sorted(all_first)
+
+
+def test_order_ids_are_unique_even_for_signals_at_the_same_time():
+    """Ticks share timestamps, so two signals of one symbol can too: their orders still get
+    different ids, and the same ids again when the same events are processed again."""
+
+    def run():
+        ex = make()
+        out = quote(ex, T0, 0.99, 1.01)
+        out += ex.on_signal(signal("BUY", T0 + 10 * MS))
+        out += quote(ex, T0 + 40 * MS, 0.99, 1.01)
+        out += ex.on_signal(signal("SELL", T0 + 10 * MS))  # the same signal time
+        out += quote(ex, T0 + 80 * MS, 0.99, 1.01)
+        return [r["order_id"] for kind, r in out if kind == "order"]
+
+    ids = run()
+    assert len(ids) == 2 and len(set(ids)) == 2, ids
+    assert run() == ids

@@ -407,10 +407,13 @@ class PaperExecutor:
 
     def _reject(self, signal: dict, side: str, quantity: float, limit: str, reason: str) -> tuple:
         self.rejections[limit] = self.rejections.get(limit, 0) + 1
+        number = sum(self.rejections.values())
         return (
             "rejection",
             {
-                "order_id": f"{signal['symbol']}-{signal['ts']}",
+                # unique (the partition's count; a symbol lives on one partition) and the
+                # same when a batch is processed again (the count is in the checkpoint)
+                "order_id": f"{signal['symbol']}-{signal['ts']}-r{number}",
                 "symbol": signal["symbol"],
                 "side": side,
                 "quantity": quantity,
@@ -444,7 +447,6 @@ class PaperExecutor:
             self.unchanged += 1
             return [("no_change", {"symbol": symbol, "ts": signal_ts})]
         side = "BUY" if delta > 0 else "SELL"
-        order_id = f"{symbol}-{signal_ts}"
         if quote is None:
             refused = ("stale_signal", self._stale(signal, self.dropped[symbol]))
         else:
@@ -454,6 +456,9 @@ class PaperExecutor:
         quote_ts, bid, ask, quote_mid = quote
         self.order_times.append(signal_ts)
         self.orders += 1
+        # two signals of one symbol at one time (ticks share timestamps) no longer share an
+        # id: the partition's order count makes it unique, and re-processing gives the same
+        order_id = f"{symbol}-{signal_ts}-{self.orders}"
         order = {
             "order_id": order_id,
             "symbol": symbol,

@@ -1,0 +1,337 @@
+"""The long form of the chaos suite (docs/reliability.md): one command.
+
+    .venv/bin/python bench/chaos.py [DATA] [--ticks 1000000] [--corrupt 0.01] [--kills 3]
+                                    [--broker-restart]
+
+Real ticks from ``../shared/data`` (EURUSD and NZDUSD quote days from 2014-05-01 on, as
+many as ``--ticks`` needs, merged in time order)
+go to the tick topic with one bad record per hundred mixed in, of 14 kinds (undecodable
+bytes and contract-valid poison). A worker runs while they are produced and is killed
+with SIGKILL ``--kills`` times mid-stream (at even shares of the messages committed), a
+new one started each time;
+``--broker-restart`` runs the embedded broker on S3 storage (moto's S3 server) and
+restarts it once mid-stream. At the end every output is read back and counted:
+
+* sent: good ticks and bad records produced;
+* processed: good ticks with a feature vector (told apart by their ``spark.source``);
+* duplicated: feature vectors beyond one per tick (re-processing after a kill on the
+  embedded broker, at-least-once; byte-identical, so consumers dedupe by key);
+* dead-lettered: bad records on the tick DLQ (by origin), and whether each kind has its
+  reason;
+* lost: good ticks with no feature vector, bad records with no dead letter (must be 0);
+* recovery: seconds from each kill to the new worker's first output.
+
+The short form runs in CI: tests/test_worker.py (poison) and tests/test_streams.py
+(kill -9), tests/test_durable_storage.py (broker restart on S3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import metric  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DAYS = ("01", "02", "04", "05", "06", "07", "08", "09", "11", "12", "13", "14", "15")
+FILES = [f"fxcm/{s}/201405{d}_quote.zip" for d in DAYS for s in ("eurusd", "nzdusd")]
+KINDS = (
+    "garbage", "empty", "truncated", "bad_magic", "unknown_schema", "nan_bid", "inf_ask",
+    "negative_bid", "huge_price", "crossed", "no_key", "wrong_key", "bad_ts", "huge_size",
+)  # fmt: skip
+
+
+def good_ticks(data: Path, n: int):
+    from spark.pipeline.batch import TickBatch
+    from spark.ticks.columns import read_batch
+
+    batches = []
+    for name in FILES:
+        batch, _ = read_batch([data / name], "lean-quote")
+        batches.append(batch)
+        if sum(len(b) for b in batches) >= n * 1.01:
+            break
+    merged = TickBatch.concat(batches)
+    order = np.argsort(merged.ts, kind="stable")[:n]
+    return merged, order
+
+
+def messages(data: Path, n: int, corrupt: float, seed: int = 7):
+    """[(key, value, kind)] in send order: n good ticks, bad ones mixed in."""
+    from spark.ticks.model import Tick
+    from spark.ticks.producer import default_serde
+    from spark.topics import catalog
+
+    serde, name = default_serde(), catalog()["ticks"].name
+    batch, order = good_ticks(data, n)
+    rng = random.Random(seed)
+    nan = lambda v: None if v != v else float(v)  # noqa: E731
+    out, kinds = [], 0
+    for i in order.tolist():
+        symbol = batch.symbol_at(i)
+        tick = Tick(symbol, int(batch.ts[i]), nan(batch.bid[i]), nan(batch.ask[i]))
+        record = tick.to_record()
+        value = serde.encode(name, "Tick", record)
+        out.append((symbol.encode(), value, "good"))
+        if rng.random() < corrupt:
+            kind = KINDS[kinds % len(KINDS)]
+            kinds += 1
+            out.append((*poison(serde, name, kind, record, value), kind))
+    return out
+
+
+def poison(serde, name: str, kind: str, record: dict, value: bytes) -> tuple[bytes | None, bytes]:
+    key = record["symbol"].encode()
+    encode = lambda r: serde.encode(name, "Tick", r)  # noqa: E731
+    return {
+        "garbage": (key, b"\x07not avro at all"),
+        "empty": (key, b""),
+        "truncated": (key, value[:-4]),
+        "bad_magic": (key, b"\x01" + value[1:]),
+        "unknown_schema": (key, b"\x00" + struct.pack(">I", 0x7FFFFFF0) + value[5:]),
+        "nan_bid": (key, encode(dict(record, bid=float("nan")))),
+        "inf_ask": (key, encode(dict(record, ask=float("inf")))),
+        "negative_bid": (key, encode(dict(record, bid=-1.0))),
+        "huge_price": (key, encode(dict(record, bid=1.7e308, ask=1.7e308))),
+        "crossed": (key, encode(dict(record, bid=record["ask"] + 1.0))),
+        "no_key": (None, value),
+        "wrong_key": (b"XXXYYY", value),
+        "bad_ts": (key, encode(dict(record, ts=-1))),
+        "huge_size": (key, encode(dict(record, bid_size=1e300))),
+    }[kind]
+
+
+class Worker:
+    def __init__(self, home: Path, n: int) -> None:
+        from spark.broker.embedded import free_port
+
+        self.port = free_port()
+        self.log = open(home / f"chaos-worker-{n}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.started = time.monotonic()
+
+    def outputs(self) -> float:
+        return metric(self.port, "spark_events_out_total", 'topic="features"')
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def produce(msgs, progress: list, stop: threading.Event) -> None:
+    from spark.kafka import clients
+    from spark.topics import catalog
+
+    name = catalog()["ticks"].name
+    producer = clients.producer(**{"queue.buffering.max.messages": 2_000_000})
+    for i, (key, value, _kind) in enumerate(msgs):
+        while not stop.is_set():
+            try:
+                producer.produce(name, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+            progress[0] = i
+    remaining = producer.flush(300)
+    progress[0] = len(msgs) if not remaining else len(msgs) - remaining
+
+
+def read_back(topic_id: str, header: str) -> Counter:
+    """How many records of each ``header`` value (spark.source or spark.dlq.origin)."""
+    from spark.consume import messages as read
+    from spark.topics import catalog
+
+    seen: Counter = Counter()
+    for m in read(catalog()[topic_id], from_beginning=True):
+        value = dict(m.headers() or []).get(header, b"")
+        seen[value.split(b"#")[0]] += 1
+    return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--ticks", type=int, default=1_000_000)
+    parser.add_argument("--corrupt", type=float, default=0.01)
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--broker-restart", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="spark-chaos-"))
+    os.environ["SPARK_HOME"] = str(home)
+    os.environ["SPARK_TOPIC_PREFIX"] = f"chaos{uuid.uuid4().hex[:6]}."
+    os.environ.setdefault("SPARK_MODEL", "logreg")  # the gbm refits would dominate the run
+    from spark.broker import embedded
+    from spark.kafka.topics import create_topics
+
+    s3 = start_s3(home) if args.broker_restart else None
+    storage = "s3://spark/" if s3 else "memory://tansu/"
+    port = embedded.free_port()
+    embedded.start(port=port, storage=storage)
+    figures: dict = {"ticks_asked": args.ticks, "storage": storage}
+    try:
+        create_topics()
+        t0 = time.monotonic()
+        msgs = messages(args.data, args.ticks, args.corrupt)
+        bad = [m for m in msgs if m[2] != "good"]
+        figures["load_seconds"] = round(time.monotonic() - t0, 1)
+        print(f"{len(msgs) - len(bad):,} real ticks, {len(bad):,} bad records", flush=True)
+
+        progress, stop = [0], threading.Event()
+        feeder = threading.Thread(target=produce, args=(msgs, progress, stop), daemon=True)
+        worker = Worker(home, 0)
+        started = time.monotonic()
+        feeder.start()
+        recoveries, n = [], 0
+        marks = [len(msgs) * (k + 1) // (args.kills + 2) for k in range(args.kills)]
+        restart_at = len(msgs) // 2 if s3 else None
+        while n < args.kills or (restart_at is not None):
+            time.sleep(0.5)
+            done = committed()
+            if n < args.kills and done >= marks[n] and worker.outputs() > 0:
+                worker.kill()
+                killed = time.monotonic()
+                n += 1
+                print(f"kill -9 number {n} with {done:,} of {len(msgs):,} committed", flush=True)
+                worker = Worker(home, n)
+                while worker.outputs() == 0 and time.monotonic() - killed < 300:
+                    time.sleep(0.2)
+                recoveries.append(round(time.monotonic() - killed, 1))
+            if restart_at is not None and progress[0] >= restart_at:
+                print("restarting the broker (S3 storage)", flush=True)
+                embedded.stop()
+                embedded.start(port=port, storage=storage)
+                restart_at = None
+                figures["broker_restarted"] = True
+        feeder.join()
+        figures["produce_seconds"] = round(time.monotonic() - started, 1)
+        expected = len(msgs) - len(bad)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and not caught_up():
+            time.sleep(1)
+        figures["seconds_to_caught_up"] = round(time.monotonic() - started, 1)
+        worker.stop()
+
+        features = read_back("features", "spark.source")
+        dead = read_back("ticks_dlq", "spark.dlq.origin")
+        reasons = read_back("ticks_dlq", "spark.dlq.reason")
+        processed = len(features)
+        figures.update(
+            sent=len(msgs),
+            sent_good=expected,
+            sent_bad=len(bad),
+            processed=processed,
+            duplicated=sum(features.values()) - processed,
+            dead_lettered=len(dead),
+            dead_letter_duplicates=sum(dead.values()) - len(dead),
+            lost_good=expected - processed,
+            lost_bad=len(bad) - len(dead),
+            kills=args.kills,
+            recovery_seconds=recoveries,
+            bad_kinds=dict(Counter(m[2] for m in bad)),
+            dead_letter_reasons={k.decode(): v for k, v in reasons.most_common()},
+        )
+    finally:
+        embedded.stop()
+        if s3 is not None:
+            s3.terminate()
+    print(json.dumps(figures, indent=None if args.json else 2))
+    if figures.get("lost_good") or figures.get("lost_bad"):
+        sys.exit(1)
+
+
+def committed() -> int:
+    """Tick messages the worker group has committed (processed or dead-lettered)."""
+    from spark.agents import ticks_group
+    from spark.kafka.topics import committed_offsets
+    from spark.topics import catalog
+
+    spec = catalog()["ticks"]
+    try:
+        return sum(committed_offsets(ticks_group(), {spec.name: spec.partitions}).values())
+    except Exception:  # noqa: BLE001 - the broker may be restarting
+        return 0
+
+
+def caught_up() -> bool:
+    from spark.agents import ticks_group
+    from spark.kafka.topics import group_lag
+    from spark.topics import catalog
+
+    spec = catalog()["ticks"]
+    try:
+        lag = group_lag(ticks_group(), {spec.name: spec.partitions})
+    except Exception:  # noqa: BLE001 - the broker may be restarting
+        return False
+    return bool(lag) and sum(lag.values()) == 0
+
+
+def start_s3(home: Path):
+    import shutil
+
+    from spark.broker.embedded import free_port, port_open
+
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    if exe is None:
+        sys.exit("--broker-restart needs moto_server: pip install -e '.[test]'")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not port_open("127.0.0.1", port):
+        time.sleep(0.1)
+    env = {
+        "AWS_ENDPOINT": f"http://127.0.0.1:{port}",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "spark",
+        "AWS_SECRET_ACCESS_KEY": "spark",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    os.environ.update(env)
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT"],
+        region_name="us-east-1",
+        aws_access_key_id="spark",
+        aws_secret_access_key="spark",
+    ).create_bucket(Bucket="spark")
+    return proc
+
+
+if __name__ == "__main__":
+    main()
