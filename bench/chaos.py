@@ -10,7 +10,9 @@ bytes and contract-valid poison). A worker runs while they are produced and is k
 with SIGKILL ``--kills`` times mid-stream (at even shares of the messages committed), a
 new one started each time;
 ``--broker-restart`` runs the embedded broker on S3 storage (moto's S3 server) and
-restarts it once mid-stream. At the end every output is read back and counted:
+restarts it once mid-stream, after the kills. A worker that exits on its own (its tick
+loop stops the worker when the broker is gone) is started again, as a supervisor would.
+At the end every output is read back and counted:
 
 * sent: good ticks and bad records produced;
 * processed: good ticks with a feature vector (told apart by their ``spark.source``);
@@ -213,11 +215,17 @@ def main() -> None:
         worker = Worker(home, 0)
         started = time.monotonic()
         feeder.start()
-        recoveries, n = [], 0
+        recoveries, n, supervised = [], 0, 0
         marks = [len(msgs) * (k + 1) // (args.kills + 2) for k in range(args.kills)]
-        restart_at = len(msgs) // 2 if s3 else None
+        restart_at = len(msgs) * (args.kills + 1) // (args.kills + 2) if s3 else None
         while n < args.kills or (restart_at is not None):
             time.sleep(0.5)
+            if worker.proc.poll() is not None:  # exited: a supervisor (k8s, compose) restarts it
+                print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
+                worker.log.close()
+                supervised += 1
+                worker = Worker(home, 100 + supervised)
+                continue
             done = committed()
             if n < args.kills and done >= marks[n] and worker.outputs() > 0:
                 worker.kill()
@@ -228,18 +236,25 @@ def main() -> None:
                 while worker.outputs() == 0 and time.monotonic() - killed < 300:
                     time.sleep(0.2)
                 recoveries.append(round(time.monotonic() - killed, 1))
-            if restart_at is not None and progress[0] >= restart_at:
-                print("restarting the broker (S3 storage)", flush=True)
+            if restart_at is not None and n == args.kills and done >= restart_at:
+                print(f"restarting the broker (S3 storage) with {done:,} committed", flush=True)
+                stopped = time.monotonic()
                 embedded.stop()
                 embedded.start(port=port, storage=storage)
                 restart_at = None
-                figures["broker_restarted"] = True
+                figures["broker_restart_seconds"] = round(time.monotonic() - stopped, 1)
         feeder.join()
         figures["produce_seconds"] = round(time.monotonic() - started, 1)
         expected = len(msgs) - len(bad)
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline and not caught_up():
+            if worker.proc.poll() is not None:
+                print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
+                worker.log.close()
+                supervised += 1
+                worker = Worker(home, 100 + supervised)
             time.sleep(1)
+        figures["supervisor_restarts"] = supervised
         figures["seconds_to_caught_up"] = round(time.monotonic() - started, 1)
         worker.stop()
 

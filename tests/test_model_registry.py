@@ -142,6 +142,49 @@ def http(port: int, path: str, body: object | None = None, token: bool = True) -
         return err.code, json.loads(err.read())
 
 
+def fuzz_predict(port: int, tick: dict) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalar = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+    value = st.recursive(
+        scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c)
+    )
+    ticks = st.fixed_dictionaries({}, optional={k: scalar for k in tick}).map(
+        lambda t: {**tick, **t}
+    )
+    bodies = (
+        value
+        | st.fixed_dictionaries({"tick": ticks | value})
+        | st.fixed_dictionaries(
+            {
+                "features": st.dictionaries(
+                    st.sampled_from(FEATURE_NAMES) | st.text(max_size=6), scalar
+                )
+            }
+        )
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(bodies)
+    def any_body(body):
+        from spark.ml.snapshots import api_token
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/ml/predict",
+            data=json.dumps(body).encode(),  # "null" too: always a POST with a JSON body
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_token()}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, answer = response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            status, answer = err.code, json.loads(err.read())
+        assert status in (200, 400, 409), (status, body, answer)
+
+    any_body()
+
+
 def http_status(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
@@ -207,6 +250,8 @@ def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_pat
         assert status == 413
         # Faust's own pages are not served
         assert http_status(w1.web_port, "/router/") == 404
+        # whatever JSON a client sends, the answer is a prediction or says what is wrong
+        fuzz_predict(w1.web_port, tick)
     finally:
         assert w1.stop() == 0  # checkpoints every partition on the way out
 
