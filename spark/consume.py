@@ -60,6 +60,7 @@ def messages(
     follow: bool = False,
     limit: int | None = None,
     idle_exit_s: float = 10.0,
+    **consumer_config,
 ) -> Iterator:
     """Messages of ``spec`` across all partitions, without joining a consumer group.
 
@@ -68,7 +69,7 @@ def messages(
     """
     if limit is not None and limit <= 0:
         return
-    consumer = clients.reader()
+    consumer = clients.reader(**consumer_config)
     try:
         meta = clients.ensure_reachable().topics.get(spec.name)
         if meta is None or meta.error is not None:

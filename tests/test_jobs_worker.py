@@ -200,3 +200,17 @@ def test_export_job_writes_the_report_on_the_worker(worker):
         lines[0].startswith("ts,order_id,symbol,side") and len(lines) - 1 == job["metrics"]["fills"]
     )
     assert worker.metric("spark_jobs_total", kind="export", status="ok") == 1
+    # a topic export as a job: the export requests topic itself, to Parquet, on the worker
+    from spark.jobs.client import submit
+
+    job = submit("export", {"topic": "export_requests", "output": "parquet"}, timeout=120)
+    assert job["status"] == "ok", job["error"]
+    exported = Path(urlparse(job["artifact_uri"]).path)
+    assert exported.suffix == ".parquet" and exported.is_relative_to(spark_home() / "jobs")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(exported)
+    assert table.num_rows == job["metrics"]["exported"] >= 1
+    assert "params_json" in table.column_names
+    bad = submit("export", {"topic": "ticks_dlq", "output": "csv"}, timeout=60)
+    assert bad["status"] == "failed" and "raw bytes" in bad["error"]

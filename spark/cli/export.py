@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from spark.cli.app import CONTEXT, cli
 from spark.cli.common import backtest_options, backtest_params, submit_job
+from spark.errors import SparkError
 
 
 @cli.group(context_settings=CONTEXT)
 def export() -> None:
-    """Backtest reports as CSV/XLSX/PDF files, made by the workers (Export@Scale).
-    Locally, `spark backtest run --report FILE.xlsx` does the same."""
+    """Export@Scale: any topic to CSV/XLSX/Parquet (`topic`), and backtest reports as
+    CSV/XLSX/PDF made by the workers (`submit`; locally `spark backtest run --report`)."""
 
 
 @export.command("submit")
@@ -34,3 +37,62 @@ def export_submit(output, wait, timeout, as_json, **options) -> None:
     if result is None:
         return
     click.echo(f"report on the worker: {result['artifact_uri']}")
+
+
+@export.command("topic")
+@click.argument("topic")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write: .csv, .xlsx or .parquet (by extension).",
+)
+@click.option(
+    "--from", "start", help="Only records at or after this event time (ISO-8601 or epoch ms)."
+)
+@click.option("--to", "end", help="Only records before this event time (ISO-8601 or epoch ms).")
+@click.option("--symbol", "symbols", multiple=True, help="Only these symbols (repeat).")
+@click.option("--fields", help="Comma-separated fields to export, in this order (default: all).")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress line (default: on a terminal)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the accounting as one JSON object.")
+def export_topic_command(topic, output, start, end, symbols, fields, progress, as_json) -> None:
+    """Stream TOPIC (a catalog id like `predictions`, or its name) to a CSV, XLSX or Parquet
+    file in flat memory; the summary accounts for every record: read = exported + skipped
+    (with the reason of each skip)."""
+    import sys
+
+    from spark.cli.app import print_json
+    from spark.cli.common import resolve_topic
+    from spark.export.topic import export_topic, parse_time, peak_rss_mb
+
+    spec = resolve_topic(topic)
+    start_us = parse_time(start) if start else None
+    end_us = parse_time(end) if end else None
+    wanted = tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else ()
+    show = sys.stderr.isatty() if progress is None else progress
+
+    def report(result) -> None:
+        if show:
+            click.echo(f"\r{result.read:,} read, {result.exported:,} exported", nl=False, err=True)
+
+    result = export_topic(
+        spec, output, start_us=start_us, end_us=end_us, symbols=symbols, fields=wanted,
+        on_progress=report,
+    )  # fmt: skip
+    if show:
+        click.echo("", err=True)
+    summary = result.as_dict() | {"topic": spec.name, "peak_rss_mb": round(peak_rss_mb())}
+    if as_json:
+        print_json(summary)
+    else:
+        skipped = ", ".join(f"{k} {v:,}" for k, v in result.skipped.most_common()) or "none"
+        click.echo(
+            f"{spec.name} -> {output}: {result.read:,} read, {result.exported:,} exported, "
+            f"skipped: {skipped}; {result.bytes:,} bytes in {result.seconds:.1f}s"
+            + (f", {result.sheets} sheets" if result.sheets > 1 else "")
+        )
+    if not result.accounted:
+        raise SparkError("exported + skipped does not equal records read")

@@ -127,10 +127,96 @@ def run_request(
     return {"metrics": result.metrics(), "summary": summary, "artifact_uri": artifact}
 
 
+TOPIC_KEYS = ("topic", "output", "from", "to", "symbols", "fields")
+
+
+def check_topic_export(params: dict) -> dict:
+    """A topic export request (``spark.export.topic``): ``topic`` (catalog id or name),
+    ``output`` (csv, xlsx, parquet), optional ``from``/``to`` (event time, µs or ISO-8601),
+    ``symbols`` and ``fields`` (lists of strings). The checked parameters."""
+    from spark.export.topic import OUTPUTS as TOPIC_OUTPUTS
+    from spark.export.topic import columns_of, parse_time
+    from spark.topics import catalog
+
+    unknown = sorted(set(params) - set(TOPIC_KEYS))
+    if unknown:
+        raise InvalidParams(f"a topic export takes {', '.join(TOPIC_KEYS)}, not {unknown[0]!r}")
+    try:
+        spec = catalog().resolve(params["topic"]) if isinstance(params["topic"], str) else None
+    except KeyError as exc:
+        raise InvalidParams(exc.args[0]) from None
+    if spec is None:
+        raise InvalidParams('"topic" must be a catalog topic id or name')
+    try:
+        columns_of(spec)
+    except SparkError as exc:
+        raise InvalidParams(str(exc)) from None
+    output = params.get("output", "csv")
+    if not isinstance(output, str) or output not in TOPIC_OUTPUTS:
+        raise InvalidParams(f"output must be one of {', '.join(TOPIC_OUTPUTS)}, not {output!r}")
+    checked = {"topic": spec.id, "output": output}
+    for key in ("from", "to"):
+        value = params.get(key)
+        if value is None:
+            checked[key] = None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            checked[key] = value
+        elif isinstance(value, str):
+            try:
+                checked[key] = parse_time(value)
+            except SparkError as exc:
+                raise InvalidParams(str(exc)) from None
+        else:
+            raise InvalidParams(f"{key} must be µs since the epoch or ISO-8601, not {value!r}")
+    for key in ("symbols", "fields"):
+        value = params.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidParams(f"{key} must be a list of strings")
+        checked[key] = value
+    known = {name for name, _ in columns_of(spec)}
+    if any(f not in known for f in checked["fields"]):
+        raise InvalidParams(f"fields must be among {', '.join(sorted(known))}")
+    return checked
+
+
+def run_topic_export(params: dict, report: Path) -> dict:
+    """A topic export on a worker: the file goes next to the job's report, created new
+    (never over another file, never through a link)."""
+    from spark.export.topic import export_topic
+    from spark.topics import catalog
+
+    checked = check_topic_export(params)
+    path = report.with_suffix(f".{checked['output']}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # reserve the name: O_EXCL | O_NOFOLLOW, as for reports
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+    except FileExistsError:
+        raise SparkError(f"{path.name} exists already: job ids must be unique") from None
+    result = export_topic(
+        catalog()[checked["topic"]],
+        path,
+        start_us=checked["from"],
+        end_us=checked["to"],
+        symbols=tuple(checked["symbols"]),
+        fields=tuple(checked["fields"]),
+    )
+    metrics = {
+        "read": float(result.read),
+        "exported": float(result.exported),
+        "skipped": float(sum(result.skipped.values())),
+        "bytes": float(result.bytes),
+        "seconds": result.seconds,
+    }
+    return {"metrics": metrics, "artifact_uri": path.resolve().as_uri()}
+
+
 def check_export(params: dict, restrict: bool = True) -> tuple[dict, BacktestParams, str]:
-    """An export request: a backtest's parameters plus ``output`` (json, csv, xlsx, pdf)."""
+    """An export request: a backtest's parameters plus ``output`` (json, csv, xlsx, pdf),
+    or a topic export (``topic``: ``check_topic_export``)."""
     if not isinstance(params, dict):
         raise InvalidParams("parameters must be a JSON object")
+    if "topic" in params:
+        return {}, BacktestParams(), check_topic_export(params)["output"]
     output = params.get("output", "xlsx")
     if output not in OUTPUTS:
         raise InvalidParams(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
@@ -139,7 +225,10 @@ def check_export(params: dict, restrict: bool = True) -> tuple[dict, BacktestPar
 
 
 def run_export(params: dict, report: Path, restrict: bool = True) -> dict:
-    """Run the backtest of an export request and write its report as ``output``."""
+    """Run the backtest of an export request and write its report as ``output``, or export
+    a topic."""
+    if isinstance(params, dict) and "topic" in params:
+        return run_topic_export(params, report)
     _data, _strategy, output = check_export(params, restrict)
     rest = {k: v for k, v in params.items() if k != "output"}
     return run_request(rest, report.with_suffix(f".{output}"), restrict)

@@ -1,0 +1,118 @@
+"""`spark export topic`: any Avro topic to CSV, XLSX or Parquet, streamed, every record
+accounted for (read = exported + skipped, with reasons)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from spark.cli import cli
+from spark.export import topic as export
+from spark.kafka import clients
+from spark.ticks import TickProducer
+from spark.ticks.producer import default_serde
+from spark.topics import catalog
+from tests.test_streams import EURUSD, ticks_of
+
+
+class Msg:
+    """What the exporter needs of a Kafka message."""
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def tick_messages(ticks) -> list[Msg]:
+    serde, name = default_serde(), catalog()["ticks"].name
+    return [Msg(serde.encode(name, "Tick", t.to_record())) for t in ticks]
+
+
+def test_every_format_holds_every_record_with_its_values(tmp_path):
+    ticks = ticks_of(EURUSD, 2000)
+    msgs = tick_messages(ticks) + [Msg(b"not avro")]
+    spec = catalog()["ticks"]
+    start, end = ticks[100].ts, ticks[1900].ts
+    for name in ("t.csv", "t.xlsx", "t.parquet"):
+        result = export.export_topic(
+            spec, tmp_path / name, start_us=start, end_us=end, records=iter(msgs)
+        )
+        assert result.read == 2001 and result.accounted
+        assert result.skipped["undecodable"] == 1
+        assert result.skipped["before_from"] == sum(t.ts < start for t in ticks)
+        assert result.skipped["after_to"] == sum(t.ts >= end for t in ticks)
+    kept = [t for t in ticks if start <= t.ts < end]
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert table.num_rows == len(kept)
+    assert table.column("bid").to_pylist() == [t.bid for t in kept]
+    assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+    stamps = table.column("ts").cast("int64").to_pylist()
+    assert stamps == [t.ts for t in kept]
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:4] == ["symbol", "ts", "bid", "ask"] and len(rows) == len(kept) + 1
+    assert float(rows[1][2]) == kept[0].bid and rows[1][1].startswith("2014-05-01T")
+    book = load_workbook(tmp_path / "t.xlsx", read_only=True)
+    sheet = book.worksheets[0]
+    assert sheet.max_row == len(kept) + 1
+    assert next(sheet.iter_rows(min_row=2, max_row=2, values_only=True))[2] == kept[0].bid
+
+
+def test_xlsx_starts_a_new_sheet_past_the_row_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "XLSX_ROWS", 700)
+    ticks = ticks_of(EURUSD, 1500)
+    result = export.export_topic(
+        catalog()["ticks"], tmp_path / "t.xlsx", records=iter(tick_messages(ticks))
+    )
+    assert result.sheets == 3 and result.exported == 1500
+    book = load_workbook(tmp_path / "t.xlsx", read_only=True)
+    assert [ws.max_row for ws in book.worksheets] == [701, 701, 101]
+
+
+def test_bad_requests_say_what_to_do(tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(cli, ["export", "topic", "ticks_dlq", "-o", str(tmp_path / "d.csv")])
+    assert out.exit_code == 1 and "raw bytes" in out.output and "Traceback" not in out.output
+    out = runner.invoke(cli, ["export", "topic", "ticks", "-o", str(tmp_path / "d.pdf")])
+    assert out.exit_code == 1 and "csv, xlsx, parquet" in out.output
+    out = runner.invoke(
+        cli, ["export", "topic", "ticks", "-o", str(tmp_path / "d.csv"), "--fields", "bid,nope"]
+    )
+    assert out.exit_code == 1 and "no field 'nope'" in out.output
+    out = runner.invoke(
+        cli, ["export", "topic", "ticks", "-o", str(tmp_path / "d.csv"), "--from", "yesterday"]
+    )
+    assert out.exit_code == 1 and "not a time" in out.output
+
+
+@pytest.mark.broker
+def test_export_a_topic_from_the_broker(broker, tmp_path):
+    ticks = ticks_of(EURUSD, 1500)
+    with TickProducer(source="export-test") as feed:
+        for t in ticks:
+            feed.send(t)
+    producer = clients.producer()
+    producer.produce(catalog()["ticks"].name, b"\x00\x00\x00\x00\x07garbage", b"EURUSD")
+    producer.flush(10)
+    output = tmp_path / "ticks.parquet"
+    out = CliRunner().invoke(
+        cli,
+        ["export", "topic", "ticks", "-o", str(output), "--symbol", "eurusd",
+         "--fields", "ts,symbol,bid,ask", "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.output)
+    assert summary["read"] == 1501 and summary["exported"] == 1500
+    assert summary["skipped"] == {"undecodable": 1}
+    assert summary["peak_rss_mb"] > 0 and summary["bytes"] == Path(output).stat().st_size
+    table = pq.read_table(output)
+    assert table.column_names == ["ts", "symbol", "bid", "ask"]
+    assert sorted(table.column("bid").to_pylist()) == sorted(t.bid for t in ticks)
