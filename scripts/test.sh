@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the whole test suite needs, then runs it (extra arguments go to pytest):
+# Installs what the whole test suite needs, then runs it in two processes (extra arguments
+# go to pytest):
 #   - a virtualenv .venv with Spark and its test extras,
 #   - promtool (Debian's prometheus package) for the alert-rule tests, and node + npm for
 #     the Node client interop test (examples/node), when run as root on Debian/Ubuntu;
@@ -21,4 +22,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+# Two test processes (SPARK_TEST_PROCESSES to change): each has its own embedded broker;
+# a module's tests stay in one process (--dist loadfile).
+exec .venv/bin/python -m pytest -n "${SPARK_TEST_PROCESSES:-2}" --dist loadfile "$@"
