@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 
-from spark.broker.embedded import _terminate, free_port, pid_alive, port_open
-from spark.config import clear_state, read_state, spark_home, write_state
+from spark.broker.embedded import pid_alive
+from spark.config import spark_home, write_state
+from spark.detached import port_or_free, spawn, status, stop
 from spark.errors import SparkError
 
 DEFAULT_WEB_PORT = 6066
 
 
 def pick_web_port(port: int | None) -> int:
-    port = port or DEFAULT_WEB_PORT
-    return free_port() if port_open("127.0.0.1", port) else port
+    return port_or_free(port or DEFAULT_WEB_PORT)
 
 
 def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str = "warn") -> None:
@@ -48,18 +45,10 @@ def start_detached(agents: tuple[str, ...], web_port: int | None = None) -> dict
         return current
     port = pick_web_port(web_port)
     log_path = spark_home() / "worker.log"
-    cmd = [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(port)]
+    args = ["worker", "--web-port", str(port)]
     for agent in agents:
-        cmd += ["--agent", agent]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=dict(os.environ),
-        )
+        args += ["--agent", agent]
+    proc = spawn(args, log_path)
     record = {"pid": proc.pid, "web_port": port, "log": str(log_path), "agents": list(agents)}
     write_state("worker", record)
     return {**record, "running": True}
@@ -80,18 +69,8 @@ def wait_ready(record: dict, timeout: float = 60.0) -> None:
 
 
 def worker_status() -> dict | None:
-    record = read_state("worker")
-    if not record:
-        return None
-    return {**record, "running": pid_alive(record["pid"])}
+    return status("worker")
 
 
 def stop_detached() -> bool:
-    record = read_state("worker")
-    if not record:
-        return False
-    alive = pid_alive(record["pid"])
-    if alive:
-        _terminate(record["pid"], grace=15.0)
-    clear_state("worker")
-    return alive
+    return stop("worker", grace=15.0)

@@ -51,21 +51,28 @@ def write_report(report: dict, path: Path, fmt: str | None = None, exclusive: bo
     a request cannot overwrite another job's report or write where a link points."""
     fmt = fmt or format_of(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT
-    flags |= (os.O_EXCL | os.O_NOFOLLOW) if exclusive else os.O_TRUNC
+    if exclusive:
+        fd = create_new(path)
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        {"json": _json, "csv": _csv, "xlsx": _xlsx, "pdf": _pdf}[fmt](report, fh)
+    return path
+
+
+def create_new(path: Path) -> int:
+    """A file descriptor of ``path``, which must not exist yet and is never reached through
+    a symbolic link (``O_EXCL | O_NOFOLLOW``): what a worker writes for a request."""
     try:
-        fd = os.open(path, flags, 0o644)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
         raise SparkError(f"{path.name} exists already: job ids must be unique") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise SparkError(
-                f"{path.name} is a symbolic link; reports are not written through links"
+                f"{path.name} is a symbolic link; nothing is written through links"
             ) from None
         raise
-    with os.fdopen(fd, "wb") as fh:
-        {"json": _json, "csv": _csv, "xlsx": _xlsx, "pdf": _pdf}[fmt](report, fh)
-    return path
 
 
 def _json(report: dict, fh: BinaryIO) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
 from spark.config import spark_home
 from spark.errors import SparkError
-from spark.export.reports import write_report
+from spark.export.reports import create_new, write_report
 from spark.pipeline.batch import TickBatch
 from spark.ticks.columns import read_batch
 from spark.ticks.readers import FORMATS
@@ -188,10 +188,7 @@ def run_topic_export(params: dict, report: Path) -> dict:
     checked = check_topic_export(params)
     path = report.with_suffix(f".{checked['output']}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # reserve the name: O_EXCL | O_NOFOLLOW, as for reports
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
-    except FileExistsError:
-        raise SparkError(f"{path.name} exists already: job ids must be unique") from None
+    os.close(create_new(path))  # the name reserved as for reports; the writer fills it
     result = export_topic(
         catalog()[checked["topic"]],
         path,

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 
-from spark.broker.embedded import _terminate, free_port, pid_alive, port_open
-from spark.config import clear_state, read_state, spark_home, write_state
+from spark.config import clear_state, spark_home, write_state
+from spark.detached import port_or_free, spawn, status, stop
 from spark.errors import SparkError
 from spark.schema_registry.server import DEFAULT_PORT
 
 STATE = "schema_registry"
 
 
-def pick_port(port: int | None) -> int:
-    port = port or DEFAULT_PORT
-    return free_port() if port_open("127.0.0.1", port) else port
-
-
 def registry_status() -> dict | None:
     """The registry `spark up` started: pid, port, url, log, running; None if none."""
-    record = read_state(STATE)
-    if not record:
-        return None
-    return {**record, "running": pid_alive(record["pid"])}
+    return status(STATE)
 
 
 def served_url() -> str | None:
@@ -40,18 +29,9 @@ def start_detached(port: int | None = None, timeout: float = 60.0) -> dict:
     current = registry_status()
     if current and current["running"]:
         return current
-    port = pick_port(port)
+    port = port_or_free(port or DEFAULT_PORT)
     log_path = spark_home() / "schema-registry.log"
-    cmd = [sys.executable, "-m", "spark.cli", "schemas", "serve", "--port", str(port)]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=dict(os.environ),
-        )
+    proc = spawn(["schemas", "serve", "--port", str(port)], log_path)
     url = f"http://127.0.0.1:{port}"
     record = {"pid": proc.pid, "port": port, "url": url, "log": str(log_path)}
     write_state(STATE, record)
@@ -69,11 +49,4 @@ def start_detached(port: int | None = None, timeout: float = 60.0) -> dict:
 
 
 def stop_detached() -> bool:
-    record = read_state(STATE)
-    if not record:
-        return False
-    alive = pid_alive(record["pid"])
-    if alive:
-        _terminate(record["pid"], grace=10.0)
-    clear_state(STATE)
-    return alive
+    return stop(STATE, grace=10.0)

@@ -68,14 +68,15 @@ def create_app(registry: RegistryLog) -> web.Application:
         return await asyncio.to_thread(run)
 
     async def write(fn: Callable[[State], tuple[dict | None, object]]) -> object:
-        """``fn`` checks against the caught-up state and gives (event or None, reply)."""
+        """``fn`` checks against the caught-up state and gives (event or None, reply); the
+        event is appended and read back before the reply goes out."""
 
         def run():
             with registry.lock:
                 event, answer = fn(registry.catch_up())
                 if event is not None:
                     registry.append(event)
-                return answer(registry.state) if callable(answer) else answer
+                return answer
 
         return await asyncio.to_thread(run)
 
@@ -217,10 +218,10 @@ def create_app(registry: RegistryLog) -> web.Application:
             parsed, _sid = validate(text, schema_type)
             level = st.level(subject)
             if against_version is None:
-                problems = st.incompatibilities(subject, parsed, level, transitive=None)
+                problems = st.incompatibilities(subject, parsed, level)
             else:
                 target = st.find(subject, against_version)
-                problems = st.incompatibilities(subject, parsed, level, None, against=target)
+                problems = st.incompatibilities(subject, parsed, level, against=target)
             answer: dict = {"is_compatible": not problems}
             if verbose:
                 answer["messages"] = problems

@@ -172,7 +172,7 @@ class State:
         parsed, canonical_id = validate(text, schema_type)
         if any(v.id == canonical_id for v in self.live(subject)):
             return None
-        problems = self.incompatibilities(subject, parsed, self.level(subject), transitive=None)
+        problems = self.incompatibilities(subject, parsed, self.level(subject))
         if problems:
             raise RegistryError(
                 409,
@@ -193,7 +193,7 @@ class State:
         raise RegistryError(404, 40403, "Schema not found")
 
     def incompatibilities(
-        self, subject: str, parsed: dict, level: str, transitive: bool | None, against=None
+        self, subject: str, parsed: dict, level: str, against: Version | None = None
     ) -> list[str]:
         """Why ``parsed`` may not follow ``subject``'s live versions under ``level``
         (or only ``against``, one version, when given); [] when it may."""

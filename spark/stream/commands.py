@@ -104,6 +104,7 @@ class CommandFeed:
         self.entries.extend(new)
         return new
 
-    def pending(self, applied: dict[str, int]) -> list[Entry]:
-        """Entries a pipeline that took up to ``applied`` has not taken, in log order."""
-        return [e for e in self.entries if e.offset > applied.get(e.source, -1)]
+    def pending(self, applied: dict[str, int], since: int = 0) -> list[Entry]:
+        """Entries from the ``since``-th on that a pipeline which took up to ``applied`` has
+        not taken, in log order."""
+        return [e for e in self.entries[since:] if e.offset > applied.get(e.source, -1)]

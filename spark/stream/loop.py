@@ -87,6 +87,7 @@ class Partition:
     applied: int  # offset of the last tick the pipeline includes (-1: none)
     produced_from: int  # outputs of offsets below this were produced before (a restart)
     checkpointed: float = 0.0  # monotonic time of its last checkpoint
+    commands_seen: int = 0  # entries of the command feed already looked at (in memory)
 
 
 class TickLoop:
@@ -509,8 +510,11 @@ class TickLoop:
             self._catch_up_commands(p, part, out)
 
     def _catch_up_commands(self, p: int, part: Partition, out: Outgoing) -> None:
+        if part.commands_seen == len(self.feed.entries):
+            return  # nothing new since this partition last looked: every round, no scan
         applied = part.pipeline.commands_applied
-        todo = self.feed.pending(applied)
+        todo = self.feed.pending(applied, since=part.commands_seen)
+        part.commands_seen = len(self.feed.entries)
         if not todo:
             return
         executor_changed = False
