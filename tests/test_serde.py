@@ -85,3 +85,29 @@ def test_invalid_record_is_a_serialization_error(serde):
     with pytest.raises(SerializationError) as err:
         serde.encode("t", "Tick", {"symbol": "X", "ts": "yesterday"})
     assert err.value.reason == "invalid_record"
+
+
+def test_ids_from_the_served_registry_are_learned_in_one_read_and_checked():
+    """A feed handler's own schema is found in the registry log; a flood of made-up ids
+    (garbage with magic byte 0) costs one read of the log, not one per id; a text that does
+    not hash to its id is not believed."""
+    import json
+
+    feed = {"type": "record", "name": "Tick", "namespace": "io.spark", "fields": [
+        {"name": "symbol", "type": "string"}, {"name": "ts", "type": "long"}]}  # fmt: skip
+    other = {"type": "record", "name": "X", "fields": []}
+    feed_id = schema_id(feed)
+    reads = []
+
+    def lookup():
+        reads.append(1)
+        return {feed_id: json.dumps(feed), 12345: json.dumps(other)}  # 12345: a wrong id
+
+    registry = EmbeddedRegistry(lookup=lookup)
+    for made_up in range(1, 500):
+        with pytest.raises(SerializationError):
+            registry.schema_for(made_up)
+    assert len(reads) == 1
+    assert registry.schema_for(feed_id)["name"] == "io.spark.Tick"  # learned in that read
+    with pytest.raises(SerializationError):
+        registry.schema_for(12345)

@@ -145,8 +145,8 @@ class RegistryLog:
         return len(pending)
 
 
-def schema_text_of(schema_id: int, timeout: float = 30.0) -> str | None:
-    """The text registered with ``schema_id`` in the registry topic, if any (one full read)."""
+def registered_schemas(timeout: float = 30.0) -> dict[int, str]:
+    """Every schema text in the registry topic by id (one full read); {} if unreadable."""
     from spark.kafka.state import _read_to_end
 
     try:
@@ -156,6 +156,6 @@ def schema_text_of(schema_id: int, timeout: float = 30.0) -> str | None:
                 state.apply(json.loads(msg.value()))
             except (TypeError, ValueError):
                 continue
-        return state.schemas.get(schema_id)
+        return dict(state.schemas)
     except SparkError:
-        return None
+        return {}

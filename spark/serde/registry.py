@@ -89,16 +89,18 @@ class EmbeddedRegistry:
     """Ids from schema content; knows current and released versions of every contract."""
 
     #: seconds before an id that was not found is looked up again
-    RETRY_MISSING_S = 10.0
+    #: seconds between two reads of the registry log for ids no contract has: one read
+    #: learns every registered schema, and a flood of made-up ids costs one read, not one each
+    REREAD_S = 10.0
 
-    def __init__(self, lookup: Callable[[int], str | None] | None = None) -> None:
-        """``lookup``: where ids that are no contract's are found (the served registry's
-        log, ``spark.schema_registry.log.schema_text_of``); the text found must hash to
-        the id asked for, so a wrong answer cannot make us decode with the wrong schema."""
+    def __init__(self, lookup: Callable[[], dict[int, str]] | None = None) -> None:
+        """``lookup``: every schema registered with the served registry, by id (its log,
+        ``spark.schema_registry.log.registered_schemas``); a text must hash to its id, so
+        a wrong answer cannot make us decode with the wrong schema."""
         self._by_id: dict[int, Any] = {}
         self._current_id: dict[str, int] = {}
         self._lookup = lookup
-        self._missed: dict[int, float] = {}
+        self._read_at = -math.inf
         for name in schemas.schema_names():
             current = schemas.load_current(name)
             self._current_id[name] = self._add(current)
@@ -132,18 +134,19 @@ class EmbeddedRegistry:
 
     def _look_up(self, sid: int) -> Any:
         now = time.monotonic()
-        if now - self._missed.get(sid, -math.inf) < self.RETRY_MISSING_S:
+        if now - self._read_at < self.REREAD_S:
             return None
-        text = self._lookup(sid)
-        try:
-            schema_json = json.loads(text) if text else None
-            if schema_json is not None and schema_id(schema_json) == sid:
-                self._by_id[sid] = parse(schema_json)
-                return self._by_id[sid]
-        except Exception:  # an unparsable text counts as not found
-            pass
-        self._missed[sid] = now
-        return None
+        self._read_at = now
+        for other, text in self._lookup().items():
+            if other in self._by_id:
+                continue
+            try:
+                schema_json = json.loads(text)
+                if schema_id(schema_json) == other:
+                    self._by_id[other] = parse(schema_json)
+            except Exception:  # an unparsable text is left out
+                continue
+        return self._by_id.get(sid)
 
     def ids(self) -> dict[str, int]:
         """Current id of every contract, for producers in other languages."""
@@ -190,6 +193,6 @@ def default_registry(url: str | None = None, basic_auth: str | None = None) -> R
     """The registry for this process: Confluent's when a URL is given, else embedded."""
     if url:
         return ConfluentRegistry(url, basic_auth)
-    from spark.schema_registry.log import schema_text_of
+    from spark.schema_registry.log import registered_schemas
 
-    return EmbeddedRegistry(lookup=schema_text_of)
+    return EmbeddedRegistry(lookup=registered_schemas)
