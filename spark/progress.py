@@ -64,8 +64,8 @@ def row_progress(paths: list[Path], show: bool, label: str) -> Iterator:
 
 
 @contextmanager
-def tick_progress(total: int, show: bool, label: str) -> Iterator:
-    """A progress bar over ``total`` ticks; yields ``advance(done)`` (ticks done so far)."""
+def tick_progress(total: int, show: bool, label: str, unit: str = "ticks") -> Iterator:
+    """A progress bar over ``total`` ticks (or other ``unit``); yields ``advance(done)``."""
     if not show:
         yield lambda _done: None
         return
@@ -73,7 +73,7 @@ def tick_progress(total: int, show: bool, label: str) -> Iterator:
         TextColumn(f"[bold]{label}[/]"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.completed:,.0f} ticks"),
+        TextColumn("{task.completed:,.0f} " + unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),

@@ -12,6 +12,11 @@ SPARK_MODEL                    champion learner: gbm or logreg                  
 SPARK_CHALLENGERS              learners run in shadow, comma-separated          (none)
 SPARK_HORIZON_S                label horizon, seconds                           1.0
 SPARK_SIGNAL_BAND              signal band around 0.5                           0.1
+SPARK_MIN_EDGE                 cost-aware policy: enter only where the          0
+                               predicted edge >= this x (spread + 2 fees);
+                               0: the band alone decides (docs/policy.md)
+SPARK_MIN_HOLD_S               cost-aware policy: seconds a position is held    0
+                               before it may change
 SPARK_GBM_WINDOW               gbm: labels its trees are fit on                 40000
 SPARK_GBM_REFIT                gbm: labels between refits                       5000
 SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      500
@@ -72,6 +77,8 @@ class ModelSettings:
     challengers: tuple[str, ...] = ()
     horizon_s: float = 1.0
     band: float = 0.1
+    min_edge: float = 0.0  # > 0: the cost-aware policy (spark.ml.signals)
+    min_hold_s: float = 0.0
     gbm_window: int = 40_000
     gbm_refit: int = 5_000
     gbm_swap: int | None = None  # None: 500 labels, or the refit period if shorter
@@ -90,6 +97,11 @@ class ModelSettings:
             )
         if not 0 < self.band < 0.5:
             raise SettingsError(f"the signal band must be between 0 and 0.5, not {self.band!r}")
+        if not (0 <= self.min_edge < 1_000 and 0 <= self.min_hold_s < 86_400):
+            raise SettingsError(
+                "SPARK_MIN_EDGE must be between 0 and 1000 and SPARK_MIN_HOLD_S between 0 and "
+                f"86400, not {self.min_edge!r} and {self.min_hold_s!r}"
+            )
         if not 0 < self.gbm_refit <= self.gbm_window:
             raise SettingsError("SPARK_GBM_REFIT must be positive and at most SPARK_GBM_WINDOW")
         if self.gbm_swap is not None and not 0 <= self.gbm_swap <= self.gbm_refit:
@@ -173,6 +185,8 @@ class Settings:
             challengers=challengers,
             horizon_s=read.number("SPARK_HORIZON_S", 1.0),
             band=read.number("SPARK_SIGNAL_BAND", 0.1),
+            min_edge=read.number("SPARK_MIN_EDGE", ModelSettings.min_edge),
+            min_hold_s=read.number("SPARK_MIN_HOLD_S", ModelSettings.min_hold_s),
             gbm_window=read.whole("SPARK_GBM_WINDOW", 40_000),
             gbm_refit=read.whole("SPARK_GBM_REFIT", 5_000),
             gbm_swap=read.whole("SPARK_GBM_SWAP", 0) if swap else None,

@@ -502,3 +502,64 @@ class SignalPolicy:
         if commit:
             self.last_side[symbol] = side
         return side, min(abs(prob_up - 0.5) * 2, 1.0), rule
+
+
+class CostedPolicy:
+    """The cost-aware policy (``spark.ml.signals.decide_costed``), one tick at a time."""
+
+    def __init__(self, band: float, fee_bp: float, min_edge: float, min_hold_us: int) -> None:
+        self.band, self.fee_bp, self.min_edge, self.min_hold_us = (
+            band,
+            fee_bp,
+            min_edge,
+            min_hold_us,
+        )
+        self.side: dict[str, str] = {}
+        self.since: dict[str, int] = {}
+
+    def decide(
+        self, symbol: str, ts: int, prob_up: float, move_bp: float, bid: float, ask: float,
+        commit: bool = True,
+    ) -> str | None:  # fmt: skip
+        """The side to send, or None to keep the one held."""
+        held = self.side.get(symbol, "FLAT")
+        if prob_up >= 0.5 + self.band:
+            towards = "BUY"
+        elif prob_up <= 0.5 - self.band:
+            towards = "SELL"
+        else:
+            return None  # no view: hold
+        if towards == held:
+            return None
+        cost = (ask - bid) / ((ask + bid) / 2) * 1e4 + 2 * self.fee_bp
+        edge = abs(2 * prob_up - 1) * move_bp
+        if not (math.isnan(edge) or math.isnan(cost)) and edge >= self.min_edge * cost:
+            want = towards
+        elif held != "FLAT":
+            want = "FLAT"  # the model turned against the position and the other side won't pay
+        else:
+            return None
+        if held != "FLAT" and ts - self.since[symbol] < self.min_hold_us:
+            return None
+        if commit:
+            self.side[symbol], self.since[symbol] = want, ts
+        return want
+
+
+def mean_moves(ticks, horizon_us: int, span: float) -> list[float]:
+    """For each tick of one two-sided symbol, the mean |mid move| over the horizon (bp) of the
+    labels resolved up to it: a vector made at t resolves at the first tick later than
+    t + H, against the mid before that tick (ties count, as 0); a running mean over the
+    first ``span`` labels, exponential after. NaN before the first."""
+    queue: list[tuple[int, float]] = []
+    out, mean, count, last_mid = [], 0.0, 0, None
+    for t in ticks:
+        while queue and queue[0][0] + horizon_us < t.ts:
+            _, mid0 = queue.pop(0)
+            count += 1
+            mean += (abs(last_mid - mid0) / mid0 * 1e4 - mean) / min(count, span)
+        mid = (t.bid + t.ask) / 2
+        out.append(mean if count else math.nan)
+        queue.append((t.ts, mid))
+        last_mid = mid
+    return out

@@ -27,7 +27,7 @@ from spark.ml.quality import exact_auc, precision_at_top
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import CHUNK, OfflineRun
 from spark.pipeline.records import all_records
-from spark.settings import DEFAULT_MODEL, MODEL_NAMES, Settings
+from spark.settings import DEFAULT_MODEL, MODEL_NAMES, ModelSettings, Settings
 from spark.ticks.model import Tick
 
 HOUR_US = 3_600_000_000
@@ -47,6 +47,8 @@ class BacktestParams:
     model: str = DEFAULT_MODEL
     horizon_s: float = 1.0
     band: float = 0.1
+    min_edge: float = ModelSettings.min_edge  # > 0: the cost-aware policy (docs/policy.md)
+    min_hold_s: float = ModelSettings.min_hold_s
     gate: bool = True
     order_notional: float = 100_000.0
     fee_bp: float = 0.5
@@ -72,7 +74,15 @@ class BacktestParams:
             raise InvalidParams(
                 f"model must be one of {', '.join(MODEL_NAMES)}, not {self.model!r}"
             )
-        for name in ("horizon_s", "order_notional", "fee_bp", "latency_ms", "band"):
+        for name in (
+            "horizon_s",
+            "order_notional",
+            "fee_bp",
+            "latency_ms",
+            "band",
+            "min_edge",
+            "min_hold_s",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidParams(f"{name} must be a number, not {value!r}")
@@ -82,6 +92,8 @@ class BacktestParams:
             raise InvalidParams("horizon_s and order_notional must be > 0")
         if not 0 < self.band < 0.5:
             raise InvalidParams(f"band must be between 0 and 0.5, not {self.band!r}")
+        if self.min_edge >= 1_000 or self.min_hold_s >= 86_400:
+            raise InvalidParams("min_edge must be below 1000 and min_hold_s below 86400")
         if not isinstance(self.gate, bool):
             raise InvalidParams(f"gate must be true or false, not {self.gate!r}")
         if not isinstance(self.limits, dict):
@@ -115,6 +127,11 @@ class BacktestResult:
     realized_pnl: float = 0.0
     unrealized_pnl: float = 0.0
     fees: float = 0.0
+    spread_cost: float = 0.0  # what fills paid across the spread: |price - mid| x quantity
+    gross_pnl: float = 0.0  # pnl + fees + spread_cost: the PnL at mid, before costs
+    traded_notional: float = 0.0
+    break_even_edge_bp: float = float("nan")  # costs per round trip, bp of its notional
+    edge_bp: float = float("nan")  # gross PnL per round trip, bp of its notional
     max_drawdown: float = 0.0
     sharpe: float = float("nan")
     hours: int = 0
@@ -141,6 +158,11 @@ class BacktestResult:
             "realized_pnl",
             "unrealized_pnl",
             "fees",
+            "spread_cost",
+            "gross_pnl",
+            "traded_notional",
+            "break_even_edge_bp",
+            "edge_bp",
             "max_drawdown",
             "sharpe",
             "hours",
@@ -213,7 +235,12 @@ def _settings(params: BacktestParams, base: Settings) -> Settings:
         limits = limits.set(name, value)
     return replace(
         base.with_models(
-            model=params.model, challengers=(), horizon_s=params.horizon_s, band=params.band
+            model=params.model,
+            challengers=(),
+            horizon_s=params.horizon_s,
+            band=params.band,
+            min_edge=params.min_edge,
+            min_hold_s=params.min_hold_s,
         ),
         execution=replace(
             base.execution,
@@ -267,6 +294,8 @@ def run_backtest(
                     result.rejected += 1
                 elif kind == "fill":
                     fills.append((lo + int(idx[i]), len(fills), record))
+                    result.spread_cost += abs(record["price"] - r.quotes[i, 0]) * record["quantity"]
+                    result.traded_notional += record["price"] * record["quantity"]
                 elif kind == "position":
                     moves.append((int(idx[i]), len(moves), chunk.code[idx[i]], record))
             if on_records is not None:
@@ -309,6 +338,11 @@ def run_backtest(
     result.realized_pnl = sum(p.realized for p in held)
     result.unrealized_pnl = sum(p.unrealized for p in held)
     result.pnl = result.realized_pnl + result.unrealized_pnl
+    result.gross_pnl = result.pnl + result.fees + result.spread_cost
+    if result.traded_notional > 0:  # a round trip trades its notional twice
+        per_trip = 2e4 / result.traded_notional
+        result.break_even_edge_bp = (result.fees + result.spread_cost) * per_trip
+        result.edge_bp = result.gross_pnl * per_trip
     for ex in executors:
         for name, count in ex.rejections.items():
             result.rejections[name] = result.rejections.get(name, 0) + count

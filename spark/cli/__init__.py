@@ -16,6 +16,7 @@ from spark.cli import (  # noqa: F401 - importing a module registers its command
     gate,
     model,
     optimize,
+    research,
     risk,
     run,
     schemas,

@@ -11,7 +11,7 @@ import click
 
 from spark.cli.app import print_json
 from spark.errors import SparkError
-from spark.settings import DEFAULT_MODEL, MODEL_NAMES
+from spark.settings import DEFAULT_MODEL, MODEL_NAMES, ModelSettings
 from spark.ticks.readers import FORMATS
 
 FORMAT_HELP = (
@@ -165,6 +165,23 @@ def backtest_options(command):
             help="Signal band: BUY at prob_up >= 0.5+band, SELL <= 0.5-band.",
         ),
         click.option(
+            "--min-edge",
+            type=click.FloatRange(0, 1000, max_open=True),
+            default=ModelSettings.min_edge,
+            show_default=True,
+            help="Cost-aware policy: enter only where the predicted edge is at least this "
+            "many times the round trip's cost (spread + 2 fees); 0: the band alone decides "
+            "(docs/policy.md).",
+        ),
+        click.option(
+            "--min-hold",
+            "min_hold_s",
+            type=click.FloatRange(0, 86_400, max_open=True),
+            default=ModelSettings.min_hold_s,
+            show_default=True,
+            help="Cost-aware policy: seconds a position is held before it may change.",
+        ),
+        click.option(
             "--gate/--no-gate",
             default=True,
             show_default=True,
@@ -211,6 +228,8 @@ def backtest_params(
     model_name,
     horizon,
     band,
+    min_edge,
+    min_hold_s,
     gate,
     order_notional,
     fee_bp,
@@ -235,6 +254,8 @@ def backtest_params(
         "model": model_name,
         "horizon_s": horizon,
         "band": band,
+        "min_edge": min_edge,
+        "min_hold_s": min_hold_s,
         "gate": gate,
         "order_notional": order_notional,
         "fee_bp": fee_bp,
@@ -267,6 +288,11 @@ def print_backtest(metrics: dict, rejections: dict | None = None) -> None:
         f"PnL {fmt('pnl')} (realized {fmt('realized_pnl')} incl. fees {fmt('fees')}, "
         f"unrealized {fmt('unrealized_pnl')}); max drawdown {fmt('max_drawdown')}; "
         f"Sharpe {fmt('sharpe', '.2f')} (hourly, annualised, {fmt('hours', ',.0f')} h)"
+    )
+    click.echo(
+        f"gross {fmt('gross_pnl')} at mid - fees {fmt('fees')} - spread {fmt('spread_cost')} "
+        f"= net {fmt('pnl')}; per round trip: edge {fmt('edge_bp', '.3f')} bp, break-even "
+        f"{fmt('break_even_edge_bp', '.3f')} bp"
     )
     click.echo(
         f"model AUC {fmt('auc', '.4f')}, precision@20 {fmt('precision_at_20', '.4f')} over "

@@ -9,6 +9,14 @@ changes of intent, not a stream of repeats. Strength = |prob_up − 0.5| × 2.
 Compiled and stepped over a batch (``decide``); the readable per-tick definition it
 is tested against is ``tests/oracles.py``'s ``SignalPolicy``.
 
+The cost-aware policy (``decide_costed``, on when ``SPARK_MIN_EDGE`` > 0; docs/policy.md)
+asks more of an entry: the predicted edge of a side, |2·prob_up − 1| × the symbol's mean
+|move| over the horizon (bp, learned from the labels resolved so far), must reach
+``min_edge`` × the cost of a round trip (the quote's spread + two fees, bp). A position is
+left (FLAT) when the model turns against it (prob_up past the band on the other side) and
+the other side does not pay; it is flipped when the other side pays. A position is held at
+least ``min_hold`` µs of event time before it may change. Between those, it is held.
+
 >>> import numpy as np
 >>> p = np.array([0.55, 0.7, 0.72, 0.5])
 >>> n = len(p); decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
@@ -47,5 +55,54 @@ def decide(slot, valid, reset, prob_up, allowed, band, last_side, decision, side
         if allowed[i]:
             decision[i] = SIGNAL
             last_side[s] = want
+        else:
+            decision[i] = SUPPRESSED
+
+
+@njit(cache=True)
+def decide_costed(
+    slot,
+    valid,
+    reset,
+    prob_up,
+    allowed,
+    band,
+    last_side,
+    decision,
+    side,
+    costs,
+    last_ts,
+) -> None:
+    """The cost-aware policy over a batch (module docstring). ``costs``: (ts, move_bp, bid,
+    ask, mid per tick, fee_bp, min_edge, min_hold µs); ``last_ts``: per slot, the event
+    time of the last side sent."""
+    ts, move_bp, bid, ask, mid, fee_bp, min_edge, min_hold = costs
+    up, down = 0.5 + band, 0.5 - band
+    for i in range(slot.shape[0]):
+        s = slot[i]
+        if reset[i]:
+            last_side[s] = 0
+        if not valid[i]:
+            continue
+        p = prob_up[i]
+        towards = 1 if p >= up else (2 if p <= down else 0)
+        held = last_side[s]
+        if towards == 0 or towards == held:
+            continue
+        cost = (ask[i] - bid[i]) / mid[i] * 1e4 + 2.0 * fee_bp
+        edge = abs(2.0 * p - 1.0) * move_bp[i]
+        if edge >= min_edge * cost:  # NaN (no spread or move known yet) never pays
+            want = towards
+        elif held != 0:
+            want = 0
+        else:
+            continue
+        if held != 0 and ts[i] - last_ts[s] < min_hold:
+            continue
+        side[i] = want
+        if allowed[i]:
+            decision[i] = SIGNAL
+            last_side[s] = want
+            last_ts[s] = ts[i]
         else:
             decision[i] = SUPPRESSED

@@ -44,6 +44,7 @@ from spark.ml import linear, trees
 LINEAR, GBM = 0, 1
 DONE, STOP_MODEL, STOP_POOL = 0, 1, 2
 NONE = -1
+MOVE_SPAN = 2_000.0  # labels in the running mean of |move| (then exponential)
 
 
 @njit(cache=True)
@@ -82,13 +83,24 @@ def run(start, batch, feats, labels, models, forest, out, seen):
     slot, ts, bid, ask, bid_size, ask_size, last, last_size = batch
     first_seq, idle, last_seq = seen
     fstate, istate = feats
-    horizon, q_head, q_tail, q_mid, q_ties, pool_ts, pool_mid, pool_x, pool_p, pool_next, free = (
-        labels
-    )
+    (
+        horizon,
+        q_head,
+        q_tail,
+        q_mid,
+        q_ties,
+        q_move,
+        pool_ts,
+        pool_mid,
+        pool_x,
+        pool_p,
+        pool_next,
+        free,
+    ) = labels
     kind, lin, counts, gidx, has_trees, tree_range, win_x, win_y, win_pos, refit_at, swap_at = (
         models
     )
-    x_out, quote_out, valid, p_out, ev_tick, ev_y, ev_p, ev_n, reset = out
+    x_out, quote_out, valid, p_out, ev_tick, ev_y, ev_p, ev_n, reset, move_out = out
     n_models = kind.shape[0]
     for i in range(start, slot.shape[0]):
         for m in range(n_models):
@@ -104,6 +116,8 @@ def run(start, batch, feats, labels, models, forest, out, seen):
             features.reset(fstate[s], istate[s])
             _release(s, q_head, q_tail, pool_next, free)
             q_mid[s] = 0.0
+            q_move[s, 0] = 0.0
+            q_move[s, 1] = 0.0
             reset[i] = True
         last_seq[s] = seq
         x = x_out[i]
@@ -129,6 +143,10 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         item = q_head[s]
         while item != NONE and pool_ts[item] + horizon < ts[i]:
             following = pool_next[item]
+            # the symbol's mean |move| over the horizon, in bp, ties (0) included
+            q_move[s, 1] += 1.0
+            moved = abs(q_mid[s] - pool_mid[item]) / pool_mid[item] * 1e4
+            q_move[s, 0] += (moved - q_move[s, 0]) / min(q_move[s, 1], MOVE_SPAN)
             if q_mid[s] != pool_mid[item]:
                 y = 1 if q_mid[s] > pool_mid[item] else 0
                 e = ev_n[0]
@@ -160,6 +178,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         if item == NONE:
             q_tail[s] = NONE
         q_mid[s] = mid
+        move_out[i] = q_move[s, 0] if q_move[s, 1] > 0 else np.nan
         for m in range(n_models):
             if kind[m] == GBM and has_trees[m]:
                 p_out[i, m] = trees.predict(forest, tree_range[m, 0], tree_range[m, 1], x)

@@ -41,7 +41,7 @@ from spark.execution.paper import PaperExecutor
 from spark.features import kernel as features
 from spark.ml import linear, trees
 from spark.ml.quality import exact_auc, precision_at_top
-from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide
+from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide, decide_costed
 from spark.pipeline import core
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.learners import Learners
@@ -72,6 +72,7 @@ class StepResult:
     valid: np.ndarray  # the tick gave a feature vector
     features: np.ndarray  # (ticks, 48)
     quotes: np.ndarray  # (ticks, 3): mid, bid, ask after the tick (NaN: side unknown)
+    move_bp: np.ndarray  # the symbol's mean |mid move| over the horizon, bp (NaN: none yet)
     probs: np.ndarray  # (ticks, models): each model's prob_up
     champion: np.ndarray  # index of the champion model at each tick
     models: list[tuple[str, int]]  # (model_id, version) of each column of probs
@@ -145,6 +146,8 @@ class SignalPipeline:
         self.q_tail = np.zeros(0, np.int64)
         self.q_mid = np.zeros(0)
         self.q_ties = np.zeros(0, np.int64)
+        self.q_move = np.zeros((0, 2))  # mean |move| over the horizon (bp), labels in it
+        self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
         self.learners = Learners(settings.models)
         m = len(self.learners.slots)
         self.pool = core.new_pool(POOL_START, features.N_FEATURES, m)
@@ -179,6 +182,8 @@ class SignalPipeline:
         self.q_tail = np.concatenate([self.q_tail, np.full(pad, core.NONE, np.int64)])
         self.q_mid = np.concatenate([self.q_mid, np.zeros(pad)])
         self.q_ties = np.concatenate([self.q_ties, np.zeros(pad, np.int64)])
+        self.q_move = np.concatenate([self.q_move, np.zeros((pad, 2))])
+        self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
         self.drift.grow(size)
         self.symbols += [""] * pad
         self.free_slots += list(range(size - 1, old, -1))
@@ -198,6 +203,7 @@ class SignalPipeline:
         ev_tick, ev_y, ev_p = np.empty(room, np.int64), np.empty(room, np.int8), np.empty((room, m))
         ev_n = np.zeros(1, np.int64)
         reset = np.zeros(n, np.bool_)
+        move_bp = np.full(n, math.nan)
         ties_before = int(self.q_ties.sum())
         columns = (
             slot,
@@ -209,7 +215,7 @@ class SignalPipeline:
             batch.last,
             batch.last_size,
         )
-        out = (x, quotes, valid, probs, ev_tick, ev_y, ev_p, ev_n, reset)
+        out = (x, quotes, valid, probs, ev_tick, ev_y, ev_p, ev_n, reset, move_bp)
         seen = (self.seq, self.settings.idle_evict_ticks, self.last_seq)
         start = 0
         while True:
@@ -219,6 +225,7 @@ class SignalPipeline:
                 self.q_tail,
                 self.q_mid,
                 self.q_ties,
+                self.q_move,
                 *self.pool,
             )
             status, start = core.run(
@@ -247,6 +254,7 @@ class SignalPipeline:
             valid,
             x,
             quotes,
+            move_bp,
             probs,
             champion,
             [(s.model_id, s.version) for s in learners.slots],
@@ -340,14 +348,28 @@ class SignalPipeline:
             return
         p = r.probs[np.arange(n), r.champion]
         decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
-        band = self.settings.models.band
-        decide(r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side)
+        rule = self.settings.models
+        band, fee_bp = rule.band, self.settings.execution.fee_bp
+        mid, bid, ask = r.quotes[:, 0], r.quotes[:, 1], r.quotes[:, 2]
+        if rule.min_edge > 0:
+            hold_us = round(rule.min_hold_s * 1e6)
+            costs = (ts, r.move_bp, bid, ask, mid, fee_bp, rule.min_edge, hold_us)
+            decide_costed(
+                r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
+                costs, self.last_ts,
+            )  # fmt: skip
+        else:
+            decide(r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side)
         if self.settings.gate:
             held = np.flatnonzero(decision == SUPPRESSED)
             r.suppressed = self.drift.count_suppressed(symbols, r.slot, held, r.gates)
         for i in np.flatnonzero(decision == SIGNAL).tolist():
             prob, name = float(p[i]), SIDES[side[i]]
-            if name == "BUY":
+            if rule.min_edge > 0:
+                reason = _costed_reason(
+                    prob, name, float(r.move_bp[i]), bid[i], ask[i], mid[i], rule.min_edge, fee_bp
+                )
+            elif name == "BUY":
                 reason = f"prob_up {prob:.3f} >= {0.5 + band:.2f}"
             elif name == "SELL":
                 reason = f"prob_up {prob:.3f} <= {0.5 - band:.2f}"
@@ -454,6 +476,8 @@ class SignalPipeline:
 
     # --- state ---------------------------------------------------------------------------------
     _ARRAYS = ("fstate", "istate", "last_seq", "last_side", "q_head", "q_tail", "q_mid", "q_ties")
+    # added later: a checkpoint without them restores them empty
+    _ARRAYS_SINCE_V2 = ("q_move", "last_ts")
 
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
         """Everything the pipeline holds: (JSON-able part, arrays, ADWIN detectors pickled).
@@ -477,7 +501,7 @@ class SignalPipeline:
             "seq": self.seq,
             "commands_applied": self.commands_applied,
         }
-        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        arrays = {name: getattr(self, name) for name in self._ARRAYS + self._ARRAYS_SINCE_V2}
         arrays.update({f"pool.{k}": a for k, a in enumerate(self.pool)})
         arrays.update({f"learners.{k}": a for k, a in learners_arrays.items()})
         arrays.update(drift_arrays)
@@ -494,6 +518,9 @@ class SignalPipeline:
         self.free_slots = list(meta["free_slots"])
         for name in self._ARRAYS:
             setattr(self, name, arrays[name].copy())
+        size = len(self.symbols)
+        self.q_move = arrays["q_move"].copy() if "q_move" in arrays else np.zeros((size, 2))
+        self.last_ts = arrays["last_ts"].copy() if "last_ts" in arrays else np.zeros(size, np.int64)
         self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
         learned = {
             k.removeprefix("learners."): a.copy()
@@ -542,6 +569,8 @@ class SignalPipeline:
         self.last_side[rows] = 0
         self.last_seq[rows] = -1
         self.q_mid[rows] = 0.0
+        self.q_move[rows] = 0.0
+        self.last_ts[rows] = 0
         names = [self.symbols[s] for s in gone]
         self.drift.forget(rows, names)
         self.symbols = list(self.symbols)  # a result of an earlier step keeps the old names
@@ -550,3 +579,16 @@ class SignalPipeline:
             self.symbols[s] = ""
             executor.forget(symbol)
         self.free_slots += gone
+
+
+def _costed_reason(
+    prob: float, side: str, move: float, bid: float, ask: float, mid: float, k: float, fee: float
+) -> str:
+    """Why the cost-aware policy sent ``side`` (its figures, in bp)."""
+    spread = (ask - bid) / mid * 1e4
+    cost = spread + 2 * fee
+    edge = abs(2 * prob - 1) * move
+    figures = f"edge {edge:.3f}bp, cost {cost:.3f}bp (spread {spread:.3f} + fees {2 * fee:g})"
+    if side == "FLAT":
+        return f"prob_up {prob:.3f} turned against the position, {figures}: out"
+    return f"prob_up {prob:.3f}: {figures}, edge >= {k:g} x cost"

@@ -1,0 +1,120 @@
+"""``spark research``: the selection protocol of the defaults (docs/policy.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from spark.cli.app import CONTEXT, cli, print_json
+
+
+@cli.group(context_settings=CONTEXT)
+def research() -> None:
+    """Research at scale on recorded days: how the shipped defaults were chosen."""
+
+
+@research.command("select")
+@click.option(
+    "--data",
+    "root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder holding fxcm/{eurusd,nzdusd}/ and equity/{bac,aig,ibm}/ LEAN quote "
+    "day-files (the layout of ../shared/data).",
+)
+@click.option(
+    "--max-ticks",
+    type=click.IntRange(min=1_000),
+    default=50_000,
+    show_default=True,
+    help="Ticks of each day-file used, from its start (equities: from 09:30 New York).",
+)
+@click.option(
+    "--train-share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.4,
+    show_default=True,
+    help="Share of each instrument's days (the first ones) the choice is made on.",
+)
+@click.option(
+    "--instrument",
+    "instruments",
+    multiple=True,
+    help="Only these instruments (repeat): EURUSD NZDUSD BAC AIG IBM.",
+)
+@click.option("--model", "models", multiple=True, help="Only these learners (repeat).")
+@click.option(
+    "--horizon", "horizons", type=float, multiple=True, help="Only these horizons, s (repeat)."
+)
+@click.option(
+    "--min-edge", "edges", type=float, multiple=True, help="Only these policies (repeat; 0: band)."
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="this machine's cores",
+    help="Day-files scored in parallel.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as Markdown (e.g. docs/selection.md).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole selection as JSON.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def research_select(
+    root, max_ticks, train_share, instruments, models, horizons, edges, jobs, output, as_json,
+    progress,
+) -> None:  # fmt: skip
+    """Score every candidate (learner x horizon x policy) on every instrument and day-file,
+    choose on the train days only, report the choice on the later days: per instrument mean,
+    worst and spread of AUC, precision@20 and net PnL, and every candidate's figures."""
+    from spark.progress import tick_progress
+    from spark.research.select import CANDIDATES, markdown, run_selection
+
+    candidates = tuple(
+        c
+        for c in CANDIDATES
+        if (not models or c.model in models)
+        and (not horizons or c.horizon_s in horizons)
+        and (not edges or c.min_edge in edges)
+    )
+    if not candidates:
+        raise click.UsageError(
+            "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2"
+        )
+    show = sys.stderr.isatty() if progress is None else progress
+    bar: dict = {}
+
+    def advance(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tick_progress(total, show, label="research select", unit="day-files")
+            bar["advance"] = bar["bar"].__enter__()
+        bar["advance"](done)
+
+    try:
+        selection = run_selection(
+            root,
+            max_ticks=max_ticks,
+            train_share=train_share,
+            candidates=candidates,
+            instruments=instruments or None,
+            jobs=jobs,
+            on_day=advance,
+        )
+    finally:
+        if "bar" in bar:
+            bar["bar"].__exit__(None, None, None)
+    page = markdown(selection)
+    if output is not None:
+        output.write_text(page)
+    if as_json:
+        print_json(selection.as_dict())
+    else:
+        click.echo(page, nl=False)

@@ -1,0 +1,1 @@
+"""Research at scale: the selection protocol of the defaults (docs/policy.md)."""

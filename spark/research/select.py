@@ -1,0 +1,329 @@
+"""The selection protocol (docs/policy.md): candidates scored on every instrument and day,
+chosen on the train days only, reported on the later days.
+
+1. **Universe**: every instrument with quotes under the data folder (``UNIVERSE``): FX whole
+   days, US equities in the regular session (09:30–16:00 New York); each day-file at most
+   ``max_ticks`` ticks from its start (or session start). A day-file starts fresh (model,
+   features, executor), so day results do not depend on each other and run in parallel.
+2. **Split**: per instrument, its days in date order; the first ``train_share`` of them
+   (at least one) are train days, the rest test days.
+3. **Candidates** (``CANDIDATES``): learner × label horizon × policy (``min_edge`` 0 is the
+   band policy; > 0 the cost-aware policy with ``min_hold_s`` = the horizon). Everything else
+   is the live default (band 0.1, drift gate on, 100,000 notional, 0.5 bp fees, 20 ms
+   latency, default risk limits).
+4. **Choice**: the candidate with the best mean net PnL per train day-file over all
+   instruments; ties (within 0.01) by the mean train AUC. Nothing of a test day is read to
+   choose.
+5. **Report**: per instrument and test day, the chosen candidate's AUC, precision@20, gross,
+   costs, net and fills; per instrument mean, worst and spread (max − min); and every
+   candidate's train and test means, so the choice can be checked against what was not
+   chosen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from spark.errors import SparkError
+from spark.pipeline.batch import TickBatch
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str
+    pattern: str  # glob under the data folder
+    session: tuple[float, float] | None = None  # local hours kept, e.g. (9.5, 16.0)
+    zone: str = "America/New_York"
+
+
+UNIVERSE = (
+    Instrument("EURUSD", "fxcm/eurusd/*_quote.zip"),
+    Instrument("NZDUSD", "fxcm/nzdusd/*_quote.zip"),
+    Instrument("BAC", "equity/bac/*_quote.zip", (9.5, 16.0)),
+    Instrument("AIG", "equity/aig/*_quote.zip", (9.5, 16.0)),
+    Instrument("IBM", "equity/ibm/*_quote.zip", (9.5, 16.0)),
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    horizon_s: float
+    min_edge: float  # 0: the band policy
+
+    @property
+    def name(self) -> str:
+        policy = "band" if self.min_edge == 0 else f"edge>={self.min_edge:g}xcost"
+        return f"{self.model} h={self.horizon_s:g}s {policy}"
+
+    @property
+    def min_hold_s(self) -> float:
+        return self.horizon_s if self.min_edge > 0 else 0.0
+
+
+CANDIDATES = tuple(
+    Candidate(model, horizon, edge)
+    for model in ("logreg", "gbm")
+    for horizon in (1.0, 60.0, 300.0)
+    for edge in (0.0, 1.0, 2.0)
+)
+FIGURES = (
+    "auc",
+    "precision_at_20",
+    "labels",
+    "pnl",
+    "gross_pnl",
+    "fees",
+    "spread_cost",
+    "fills",
+    "ticks",
+)
+
+
+@dataclass(frozen=True)
+class Day:
+    instrument: str
+    date: str
+    path: str
+
+
+def find_days(root: Path, universe=UNIVERSE) -> list[Day]:
+    """Every day-file of the universe under ``root``, by instrument then date."""
+    from spark.ticks.readers import LineSource, file_date
+
+    days = []
+    for inst in universe:
+        for path in sorted(root.glob(inst.pattern)):
+            date = file_date(path, LineSource(path).member)
+            days.append(Day(inst.name, date.isoformat(), str(path)))
+    if not days:
+        raise SparkError(
+            f"no day-files of the protocol's instruments under {root} "
+            f"(looked for {', '.join(i.pattern for i in universe)})"
+        )
+    return days
+
+
+def split(days: list[Day], train_share: float) -> dict[str, list[Day]]:
+    """{"train": [...], "test": [...]}: per instrument its first days (at least one) train."""
+    out: dict[str, list[Day]] = {"train": [], "test": []}
+    for name in dict.fromkeys(d.instrument for d in days):
+        mine = sorted((d for d in days if d.instrument == name), key=lambda d: d.date)
+        k = max(1, math.floor(len(mine) * train_share))
+        out["train"] += mine[:k]
+        out["test"] += mine[k:]
+    return out
+
+
+def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
+    """The day's valid ticks, in its session, the first ``max_ticks`` of them."""
+    from spark.ticks.columns import read_batch
+
+    inst = next(i for i in universe if i.name == day.instrument)
+    batch = read_batch([Path(day.path)], "lean-quote")[0]
+    lo, hi = 0, len(batch)
+    if inst.session is not None:
+        zone = ZoneInfo(inst.zone)
+        midnight = dt.datetime.combine(dt.date.fromisoformat(day.date), dt.time(), zone)
+        start_us = round(midnight.timestamp() * 1e6 + inst.session[0] * 3.6e9)
+        end_us = round(midnight.timestamp() * 1e6 + inst.session[1] * 3.6e9)
+        lo, hi = np.searchsorted(batch.ts, [start_us, end_us]).tolist()
+    return batch.take(lo, min(hi, lo + max_ticks))
+
+
+def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[dict]]:
+    """Every candidate's figures on one day-file (fresh pipelines each)."""
+    from spark.backtest.engine import BacktestParams, run_backtest
+    from spark.settings import Settings
+
+    day, candidates, max_ticks = task
+    batch = load_day(day, max_ticks)
+    rows = []
+    for c in candidates:
+        params = BacktestParams(
+            model=c.model, horizon_s=c.horizon_s, min_edge=c.min_edge, min_hold_s=c.min_hold_s
+        )
+        result = run_backtest(batch, params, keep_trades=False, settings=Settings())
+        rows.append({k: float(getattr(result, k)) for k in FIGURES} | {"candidate": c.name})
+    return day, rows
+
+
+def _mean(values: list[float]) -> float:
+    ok = [v for v in values if v == v]
+    return sum(ok) / len(ok) if ok else float("nan")
+
+
+def choose(scores: dict[tuple[str, str], dict], train: list[Day], names: list[str]) -> str:
+    """The candidate with the best mean net PnL over the train day-files; ties (0.01) by the
+    mean train AUC. ``scores``: (day path, candidate name) -> figures."""
+
+    def key(name: str) -> tuple[float, float]:
+        pnl = _mean([scores[(d.path, name)]["pnl"] for d in train])
+        auc = _mean([scores[(d.path, name)]["auc"] for d in train])
+        return (round(pnl, 2), auc if auc == auc else -1.0)
+
+    return max(names, key=key)
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    ok = [v for v in values if v == v]
+    if not ok:
+        return {"mean": float("nan"), "worst": float("nan"), "spread": float("nan")}
+    return {"mean": sum(ok) / len(ok), "worst": min(ok), "spread": max(ok) - min(ok)}
+
+
+@dataclass
+class Selection:
+    chosen: str
+    candidates: list[dict]  # name, train/test means of auc, pnl
+    test_days: list[dict]  # the chosen candidate per instrument and test day
+    per_instrument: dict[str, dict]  # auc/p20/pnl summaries over test days
+    train_days: list[dict]  # instrument, date of each train day
+    settings: dict
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_selection(
+    root: Path,
+    *,
+    max_ticks: int = 50_000,
+    train_share: float = 0.4,
+    candidates: tuple[Candidate, ...] = CANDIDATES,
+    instruments: tuple[str, ...] | None = None,
+    jobs: int = 1,
+    on_day: Callable[[int, int], None] | None = None,
+) -> Selection:
+    """Run the protocol on the day-files under ``root`` (module docstring)."""
+    started = time.monotonic()
+    days = find_days(root)
+    if instruments:
+        wanted = {i.upper() for i in instruments}
+        days = [d for d in days if d.instrument in wanted]
+        if not days:
+            raise SparkError(f"none of {', '.join(sorted(wanted))} under {root}")
+    parts = split(days, train_share)
+    tasks = [(d, candidates, max_ticks) for d in days]
+    scores: dict[tuple[str, str], dict] = {}
+    done = 0
+    if jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for day, rows in pool.imap_unordered(score_day, tasks):
+                done = _take(scores, day, rows, done, len(tasks), on_day)
+    else:
+        for task in tasks:
+            done = _take(scores, *score_day(task), done, len(tasks), on_day)
+    names = [c.name for c in candidates]
+    chosen = choose(scores, parts["train"], names)
+    table = []
+    for name in names:
+        row = {"candidate": name}
+        for part in ("train", "test"):
+            for k in ("auc", "precision_at_20", "pnl", "fills"):
+                row[f"{part}_{k}"] = _mean([scores[(d.path, name)][k] for d in parts[part]])
+        table.append(row)
+    test_rows = [
+        {"instrument": d.instrument, "date": d.date} | scores[(d.path, chosen)]
+        for d in parts["test"]
+    ]
+    per_instrument = {}
+    for inst in dict.fromkeys(r["instrument"] for r in test_rows):
+        mine = [r for r in test_rows if r["instrument"] == inst]
+        per_instrument[inst] = {
+            k: summarise([r[k] for r in mine]) for k in ("auc", "precision_at_20", "pnl")
+        } | {"days": len(mine)}
+    return Selection(
+        chosen=chosen,
+        candidates=table,
+        test_days=test_rows,
+        per_instrument=per_instrument,
+        train_days=[{"instrument": d.instrument, "date": d.date} for d in parts["train"]],
+        settings={
+            "max_ticks": max_ticks,
+            "train_share": train_share,
+            "candidates": [asdict(c) | {"name": c.name} for c in candidates],
+            "data": str(root),
+        },
+        seconds=time.monotonic() - started,
+    )
+
+
+def _take(scores, day: Day, rows: list[dict], done: int, total: int, on_day) -> int:
+    for row in rows:
+        scores[(day.path, row["candidate"])] = row
+    if on_day is not None:
+        on_day(done + 1, total)
+    return done + 1
+
+
+def markdown(s: Selection) -> str:
+    """The report as a Markdown page (what ``--output`` writes)."""
+
+    def f(v, spec=".4f"):
+        return "n/a" if v != v else format(v, spec)
+
+    lines = [
+        "# Selection report (generated by `spark research select`)",
+        "",
+        f"Chosen on the train days: **{s.chosen}**.",
+        "",
+        f"Data: `{s.settings['data']}`, at most {s.settings['max_ticks']:,} ticks a day-file "
+        f"(equities: from 09:30 New York), train share {s.settings['train_share']:g} of each "
+        f"instrument's days. Train days: "
+        + ", ".join(f"{d['instrument']} {d['date']}" for d in s.train_days)
+        + f". {s.seconds:.0f} s.",
+        "",
+        "## The chosen candidate on the test days, per instrument",
+        "",
+        "| instrument | test days | AUC mean | AUC worst | AUC spread | P@20 mean | P@20 worst "
+        "| net PnL mean | net PnL worst | net PnL spread |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for inst, r in s.per_instrument.items():
+        a, p, n = r["auc"], r["precision_at_20"], r["pnl"]
+        lines.append(
+            f"| {inst} | {r['days']} | {f(a['mean'])} | {f(a['worst'])} | {f(a['spread'])} | "
+            f"{f(p['mean'])} | {f(p['worst'])} | {f(n['mean'], ',.2f')} | "
+            f"{f(n['worst'], ',.2f')} | {f(n['spread'], ',.2f')} |"
+        )
+    lines += [
+        "",
+        "## The chosen candidate, every test day",
+        "",
+        "| instrument | date | ticks | AUC | P@20 | fills | gross | fees | spread | net |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in s.test_days:
+        lines.append(
+            f"| {r['instrument']} | {r['date']} | {r['ticks']:,.0f} | {f(r['auc'])} | "
+            f"{f(r['precision_at_20'])} | {r['fills']:,.0f} | {f(r['gross_pnl'], ',.2f')} | "
+            f"{f(r['fees'], ',.2f')} | {f(r['spread_cost'], ',.2f')} | {f(r['pnl'], ',.2f')} |"
+        )
+    lines += [
+        "",
+        "## Every candidate: means per day-file, train and test",
+        "",
+        "| candidate | train AUC | train net | train fills | test AUC | test P@20 | test net "
+        "| test fills |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in s.candidates:
+        mark = " (chosen)" if r["candidate"] == s.chosen else ""
+        lines.append(
+            f"| {r['candidate']}{mark} | {f(r['train_auc'])} | {f(r['train_pnl'], ',.2f')} | "
+            f"{f(r['train_fills'], ',.0f')} | {f(r['test_auc'])} | "
+            f"{f(r['test_precision_at_20'])} | {f(r['test_pnl'], ',.2f')} | "
+            f"{f(r['test_fills'], ',.0f')} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,263 @@
+"""The cost-aware signal policy, the backtest's cost accounting and the selection protocol
+(docs/policy.md), without Kafka."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spark.pipeline import SignalPipeline, TickBatch
+from spark.settings import Settings, SettingsError
+from spark.ticks.replay import valid_ticks
+
+BUNDLED = Path(__file__).resolve().parent.parent / "spark/data"
+EURUSD = BUNDLED / "fxcm/eurusd/20140501_quote.zip"
+IBM = BUNDLED / "equity/ibm/20131007_quote.zip"
+
+
+def ticks_of(path: Path, n: int):
+    return list(itertools.islice(valid_ticks([path], "lean-quote"), n))
+
+
+# cheap enough to trade at a 1 s horizon on EURUSD, so the policy acts often
+COSTED = replace(
+    Settings().with_models(model="logreg", min_edge=0.3, min_hold_s=2.0),
+    execution=replace(Settings().execution, fee_bp=0.0),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),  # symbol slot
+            st.integers(0, 3_000_000),  # µs since the previous tick
+            st.floats(0, 1),  # prob_up
+            st.one_of(st.just(math.nan), st.floats(0, 3)),  # mean move, bp
+            st.floats(0, 2),  # spread, bp
+            st.booleans(),  # allowed by the gate
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+    st.sampled_from([0.05, 0.1]),
+    st.sampled_from([0.0, 0.5]),
+    st.sampled_from([0.5, 1.0, 2.0]),
+    st.sampled_from([0, 1_000_000, 5_000_000]),
+)
+def test_compiled_costed_policy_decides_as_the_readable_one(rows, band, fee, k, hold):
+    from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide_costed
+    from tests.oracles import CostedPolicy
+
+    n = len(rows)
+    slot = np.array([r[0] for r in rows], np.int64)
+    ts = np.cumsum([r[1] for r in rows]).astype(np.int64) + 1_000_000
+    p = np.array([r[2] for r in rows])
+    move = np.array([r[3] for r in rows])
+    mid = np.full(n, 1.25)
+    bid = mid * (1 - np.array([r[4] for r in rows]) / 2e4)
+    ask = mid * (1 + np.array([r[4] for r in rows]) / 2e4)
+    mid = (bid + ask) / 2
+    allowed = np.array([r[5] for r in rows])
+    decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
+    decide_costed(
+        slot, np.ones(n, np.bool_), np.zeros(n, np.bool_), p, allowed, band,
+        np.zeros(3, np.int8), decision, side, (ts, move, bid, ask, mid, fee, k, hold),
+        np.zeros(3, np.int64),
+    )  # fmt: skip
+    oracle = CostedPolicy(band, fee, k, hold)
+    for i, r in enumerate(rows):
+        expected = oracle.decide(
+            str(r[0]), int(ts[i]), r[2], r[3], float(bid[i]), float(ask[i]), commit=r[5]
+        )
+        if expected is None:
+            assert decision[i] == 0, i
+        else:
+            assert decision[i] == (SIGNAL if r[5] else SUPPRESSED), i
+            assert SIDES[side[i]] == expected, i
+
+
+def test_the_mean_move_is_learned_from_resolved_labels_only():
+    """The pipeline's mean |move| over the horizon, per tick, equals the readable
+    definition on real quotes: no look-ahead, ties included."""
+    from tests.oracles import mean_moves
+
+    ticks = ticks_of(EURUSD, 5000)
+    settings_ = Settings().with_models(model="logreg")
+    r = SignalPipeline(settings_).step(TickBatch.from_ticks(ticks))
+    expected = np.array(mean_moves(ticks, settings_.models.horizon_us, 2_000.0))
+    assert np.isnan(r.move_bp[0]) and np.isnan(expected).sum() == np.isnan(r.move_bp).sum() > 0
+    assert np.allclose(r.move_bp, expected, rtol=1e-9, equal_nan=True)
+    assert np.nanmax(r.move_bp) > 0
+
+
+def costed_run(batch: TickBatch, cuts: list[int]):
+    pipeline = SignalPipeline(COSTED)
+    bounds = [0, *sorted(set(cuts)), len(batch)]
+    signals, executions = [], []
+    for lo, hi in itertools.pairwise(bounds):
+        r = pipeline.step(batch.take(lo, hi))
+        signals += [(lo + i, s) for i, s in r.signals]
+        executions += [(lo + i, k, e) for i, k, e in r.executions]
+    return signals, executions
+
+
+@pytest.fixture(scope="module")
+def costed_whole():
+    batch = TickBatch.from_ticks(ticks_of(EURUSD, 8000))
+    return batch, costed_run(batch, [])
+
+
+def test_the_costed_policy_enters_only_where_the_edge_pays_and_holds(costed_whole):
+    batch, (signals, executions) = costed_whole
+    assert len(signals) > 20, "the policy should act on this day at these costs"
+    assert {k for _, k, _ in executions} >= {"order", "fill"}
+    r = SignalPipeline(COSTED).step(batch)
+    p = r.probs[np.arange(len(batch)), r.champion]
+    mid, bid, ask = r.quotes.T
+    last: dict[str, tuple[str, int]] = {}
+    for i, s in signals:
+        edge = abs(2 * p[i] - 1) * r.move_bp[i]
+        cost = (ask[i] - bid[i]) / mid[i] * 1e4
+        if s["side"] != "FLAT":
+            assert edge >= 0.3 * cost, (i, s)
+            assert "edge >= 0.3 x cost" in s["reason"]
+        else:
+            assert "turned against the position" in s["reason"]
+        held, since = last.get(s["symbol"], ("FLAT", 0))
+        if held != "FLAT":  # a position is held at least min_hold_s
+            assert s["ts"] - since >= 2_000_000
+        last[s["symbol"]] = (s["side"], s["ts"])
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=7999), max_size=10))
+def test_where_a_batch_is_cut_never_changes_a_costed_decision(costed_whole, cuts):
+    batch, whole = costed_whole
+    assert costed_run(batch, cuts) == whole
+
+
+def test_a_checkpoint_carries_the_costed_policy_on():
+    from spark.stream import checkpoint
+
+    key = b"k" * 32
+    batch = TickBatch.from_ticks(ticks_of(EURUSD, 6000))
+    original = SignalPipeline(COSTED)
+    original.step(batch.take(0, 3000))
+    restored, _ = checkpoint.decode(checkpoint.encode(original, 0, 2999, key), key, 0)
+    a, b = original.step(batch.take(3000, 6000)), restored.step(batch.take(3000, 6000))
+    assert a.signals and a.signals == b.signals and a.executions == b.executions
+    assert np.array_equal(a.move_bp, b.move_bp, equal_nan=True)
+
+
+def test_policy_settings_are_read_and_checked():
+    s = Settings.from_env({"SPARK_MIN_EDGE": "1.5", "SPARK_MIN_HOLD_S": "30"})
+    assert (s.models.min_edge, s.models.min_hold_s) == (1.5, 30.0)
+    with pytest.raises(SettingsError, match="SPARK_MIN_EDGE"):
+        Settings.from_env({"SPARK_MIN_EDGE": "-1"})
+    with pytest.raises(SettingsError, match="SPARK_MIN_EDGE"):
+        Settings().with_models(min_edge=5000)
+
+
+# --- the backtest's cost accounting ------------------------------------------------------------
+def test_backtest_splits_net_into_gross_fees_and_spread():
+    from spark.backtest.engine import BacktestParams, run_backtest
+
+    batch = TickBatch.from_ticks(ticks_of(EURUSD, 15000))
+    band = run_backtest(batch, BacktestParams(model="logreg"), settings=Settings())
+    assert band.fills > 10
+    assert band.gross_pnl - band.fees - band.spread_cost == pytest.approx(band.pnl, abs=1e-6)
+    assert band.spread_cost > 0 and band.fees > 0
+    # every fill crosses half the spread of its quote: spread cost = sum |price - mid| x qty
+    notional = sum(t["price"] * t["quantity"] for t in band.trades)
+    assert band.traded_notional == pytest.approx(notional)
+    assert band.break_even_edge_bp == pytest.approx((band.fees + band.spread_cost) / notional * 2e4)
+    assert band.fees / notional * 1e4 == pytest.approx(0.5)  # the fee is 0.5 bp a fill
+    costed = run_backtest(
+        batch, BacktestParams(model="logreg", min_edge=1.0, min_hold_s=1.0), settings=Settings()
+    )
+    assert costed.fills < band.fills
+    assert costed.gross_pnl - costed.fees - costed.spread_cost == pytest.approx(costed.pnl)
+
+
+def test_backtest_cli_prints_the_cost_split(tmp_path):
+    from spark.cli import cli
+
+    out = CliRunner().invoke(
+        cli,
+        ["backtest", "run", "--data", str(EURUSD), "--limit", "8000", "--model", "logreg",
+         "--min-edge", "0.5", "--min-hold", "5", "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    figures = json.loads(out.output)
+    assert figures["params"]["min_edge"] == 0.5 and figures["params"]["min_hold_s"] == 5
+    for key in ("gross_pnl", "spread_cost", "break_even_edge_bp", "edge_bp"):
+        assert key in figures
+    bad = CliRunner().invoke(cli, ["backtest", "run", "--data", str(EURUSD), "--min-edge", "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+# --- the selection protocol ----------------------------------------------------------------
+def test_the_choice_reads_train_days_only():
+    from spark.research.select import Day, choose
+
+    train = [Day("A", "2014-05-01", "a1"), Day("B", "2013-10-07", "b1")]
+    test = [Day("A", "2014-05-02", "a2")]
+    scores = {}
+    for d in train + test:
+        scores[(d.path, "x")] = {"pnl": -10.0, "auc": 0.60}
+        scores[(d.path, "y")] = {"pnl": -1.0, "auc": 0.55}
+    assert choose(scores, train, ["x", "y"]) == "y"
+    scores[("a2", "x")] = {"pnl": 1e9, "auc": 0.99}  # a test day can't change the choice
+    assert choose(scores, train, ["x", "y"]) == "y"
+    scores[("a1", "x")] = {"pnl": -1.0, "auc": 0.60}
+    scores[("b1", "x")] = {"pnl": -1.0, "auc": 0.60}
+    assert choose(scores, train, ["x", "y"]) == "x"  # equal PnL: the better train AUC
+
+
+def test_split_keeps_each_instruments_first_days_for_training():
+    from spark.research.select import Day, split
+
+    days = [Day("A", f"2014-05-{d:02d}", f"a{d}") for d in range(1, 11)]
+    days += [Day("B", f"2013-10-{d:02d}", f"b{d}") for d in (7, 8)]
+    parts = split(days, 0.4)
+    assert [d.path for d in parts["train"]] == ["a1", "a2", "a3", "a4", "b7"]
+    for inst in "AB":
+        last_train = max(d.date for d in parts["train"] if d.instrument == inst)
+        assert all(d.date > last_train for d in parts["test"] if d.instrument == inst)
+
+
+def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
+    from spark.cli import cli
+
+    out = tmp_path / "selection.md"
+    result = CliRunner().invoke(
+        cli,
+        ["research", "select", "--data", str(shared_data), "--instrument", "EURUSD",
+         "--instrument", "IBM", "--max-ticks", "2000", "--model", "logreg", "--horizon", "1",
+         "--jobs", "1", "--output", str(out), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    selection = json.loads(result.output)
+    names = [c["candidate"] for c in selection["candidates"]]
+    assert names == ["logreg h=1s band", "logreg h=1s edge>=1xcost", "logreg h=1s edge>=2xcost"]
+    assert selection["chosen"] in names
+    assert {r["instrument"] for r in selection["test_days"]} == {"EURUSD", "IBM"}
+    assert len(selection["test_days"]) == 8 + 3  # 13 and 5 days, the first 40 % to train
+    train = {(d["instrument"], d["date"]) for d in selection["train_days"]}
+    assert not train & {(r["instrument"], r["date"]) for r in selection["test_days"]}
+    assert all(r["ticks"] == 2000 for r in selection["test_days"])
+    assert "## The chosen candidate on the test days, per instrument" in out.read_text()
+    none = CliRunner().invoke(cli, ["research", "select", "--data", str(tmp_path)])
+    assert none.exit_code == 1 and "no day-files" in none.output
