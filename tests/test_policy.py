@@ -246,7 +246,7 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
         cli,
         ["research", "select", "--data", str(shared_data), "--instrument", "EURUSD",
          "--instrument", "IBM", "--max-ticks", "2000", "--model", "logreg", "--horizon", "1",
-         "--jobs", "1", "--output", str(out), "--json"],
+         "--jobs", "1", "--output", str(out), "--pdf", str(tmp_path / "s.pdf"), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     selection = json.loads(result.output)
@@ -259,5 +259,7 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert not train & {(r["instrument"], r["date"]) for r in selection["test_days"]}
     assert all(r["ticks"] == 2000 for r in selection["test_days"])
     assert "## The chosen candidate on the test days, per instrument" in out.read_text()
+    pdf = (tmp_path / "s.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"Spark selection report" in pdf
     none = CliRunner().invoke(cli, ["research", "select", "--data", str(tmp_path)])
     assert none.exit_code == 1 and "no day-files" in none.output

@@ -64,19 +64,24 @@ def research() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report as Markdown (e.g. docs/selection.md).",
 )
+@click.option(
+    "--pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report as a PDF with charts of AUC and net PnL per test day.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole selection as JSON.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
 def research_select(
-    root, max_ticks, train_share, instruments, models, horizons, edges, jobs, output, as_json,
+    root, max_ticks, train_share, instruments, models, horizons, edges, jobs, output, pdf, as_json,
     progress,
 ) -> None:  # fmt: skip
     """Score every candidate (learner x horizon x policy) on every instrument and day-file,
     choose on the train days only, report the choice on the later days: per instrument mean,
     worst and spread of AUC, precision@20 and net PnL, and every candidate's figures."""
     from spark.progress import tick_progress
-    from spark.research.select import CANDIDATES, markdown, run_selection
+    from spark.research.select import CANDIDATES, markdown, run_selection, write_pdf
 
     candidates = tuple(
         c
@@ -114,6 +119,8 @@ def research_select(
     page = markdown(selection)
     if output is not None:
         output.write_text(page)
+    if pdf is not None:
+        write_pdf(selection, pdf)
     if as_json:
         print_json(selection.as_dict())
     else:
