@@ -518,7 +518,7 @@ class CostedPolicy:
         self.since: dict[str, int] = {}
 
     def decide(
-        self, symbol: str, ts: int, prob_up: float, move_bp: float, bid: float, ask: float,
+        self, symbol: str, ts: int, prob_up: float, beta: float, bid: float, ask: float,
         commit: bool = True,
     ) -> str | None:  # fmt: skip
         """The side to send, or None to keep the one held."""
@@ -532,8 +532,8 @@ class CostedPolicy:
         if towards == held:
             return None
         cost = (ask - bid) / ((ask + bid) / 2) * 1e4 + 2 * self.fee_bp
-        edge = abs(2 * prob_up - 1) * move_bp
-        if not (math.isnan(edge) or math.isnan(cost)) and edge >= self.min_edge * cost:
+        edge = abs(2 * prob_up - 1) * beta
+        if not (math.isnan(edge) or math.isnan(cost)) and edge > 0 and edge >= self.min_edge * cost:
             want = towards
         elif held != "FLAT":
             want = "FLAT"  # the model turned against the position and the other side won't pay
@@ -546,20 +546,23 @@ class CostedPolicy:
         return want
 
 
-def mean_moves(ticks, horizon_us: int, span: float) -> list[float]:
-    """For each tick of one two-sided symbol, the mean |mid move| over the horizon (bp) of the
-    labels resolved up to it: a vector made at t resolves at the first tick later than
-    t + H, against the mid before that tick (ties count, as 0); a running mean over the
-    first ``span`` labels, exponential after. NaN before the first."""
-    queue: list[tuple[int, float]] = []
-    out, mean, count, last_mid = [], 0.0, 0, None
-    for t in ticks:
+def move_betas(ticks, horizon_us: int, probs, span: float, min_labels: int) -> list[float]:
+    """For each tick of one two-sided symbol, the fit of the mid's move over the horizon (bp)
+    on the lean 2p - 1 of the model's prediction ``probs`` (least squares through 0), over
+    the labels resolved up to it: a vector made at t resolves at the first tick later than
+    t + H, against the mid before that tick (ties count, as a move of 0); running means
+    over the first ``span`` labels, exponential after. NaN before ``min_labels`` labels."""
+    queue: list[tuple[int, float, float]] = []
+    out, ms, ss, count, last_mid = [], 0.0, 0.0, 0, None
+    for t, p in zip(ticks, probs, strict=True):
         while queue and queue[0][0] + horizon_us < t.ts:
-            _, mid0 = queue.pop(0)
+            _, mid0, lean = queue.pop(0)
             count += 1
-            mean += (abs(last_mid - mid0) / mid0 * 1e4 - mean) / min(count, span)
+            move = (last_mid - mid0) / mid0 * 1e4
+            ms += (move * lean - ms) / min(count, span)
+            ss += (lean * lean - ss) / min(count, span)
         mid = (t.bid + t.ask) / 2
-        out.append(mean if count else math.nan)
-        queue.append((t.ts, mid))
+        out.append(ms / ss if count >= min_labels and ss > 0 else math.nan)
+        queue.append((t.ts, mid, 2 * p - 1))
         last_mid = mid
     return out

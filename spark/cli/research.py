@@ -92,7 +92,7 @@ def research_select(
     )
     if not candidates:
         raise click.UsageError(
-            "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2"
+            "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2 4"
         )
     show = sys.stderr.isatty() if progress is None else progress
     bar: dict = {}

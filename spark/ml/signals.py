@@ -10,9 +10,11 @@ Compiled and stepped over a batch (``decide``); the readable per-tick definition
 is tested against is ``tests/oracles.py``'s ``SignalPolicy``.
 
 The cost-aware policy (``decide_costed``, on when ``SPARK_MIN_EDGE`` > 0; docs/policy.md)
-asks more of an entry: the predicted edge of a side, |2·prob_up − 1| × the symbol's mean
-|move| over the horizon (bp, learned from the labels resolved so far), must reach
-``min_edge`` × the cost of a round trip (the quote's spread + two fees, bp). A position is
+asks more of an entry: the predicted edge of a side, β × |2·prob_up − 1| in bp, where β is
+the symbol's fit of the mid's move over the horizon on the model's lean 2·prob_up − 1
+(least squares through 0 over the labels resolved so far: ``spark.pipeline.core``), must
+be positive and reach ``min_edge`` × the cost of a round trip (the quote's spread + two
+fees, bp). A model whose leans do not come true has β ≤ 0 and never trades. A position is
 left (FLAT) when the model turns against it (prob_up past the band on the other side) and
 the other side does not pay; it is flipped when the other side pays. A position is held at
 least ``min_hold`` µs of event time before it may change. Between those, it is held.
@@ -73,10 +75,10 @@ def decide_costed(
     costs,
     last_ts,
 ) -> None:
-    """The cost-aware policy over a batch (module docstring). ``costs``: (ts, move_bp, bid,
+    """The cost-aware policy over a batch (module docstring). ``costs``: (ts, beta, bid,
     ask, mid per tick, fee_bp, min_edge, min_hold µs); ``last_ts``: per slot, the event
     time of the last side sent."""
-    ts, move_bp, bid, ask, mid, fee_bp, min_edge, min_hold = costs
+    ts, beta, bid, ask, mid, fee_bp, min_edge, min_hold = costs
     up, down = 0.5 + band, 0.5 - band
     for i in range(slot.shape[0]):
         s = slot[i]
@@ -90,8 +92,8 @@ def decide_costed(
         if towards == 0 or towards == held:
             continue
         cost = (ask[i] - bid[i]) / mid[i] * 1e4 + 2.0 * fee_bp
-        edge = abs(2.0 * p - 1.0) * move_bp[i]
-        if edge >= min_edge * cost:  # NaN (no spread or move known yet) never pays
+        edge = abs(2.0 * p - 1.0) * beta[i]
+        if edge > 0 and edge >= min_edge * cost:  # NaN (no spread or fit yet) never pays
             want = towards
         elif held != 0:
             want = 0

@@ -10,7 +10,9 @@ For every tick, in order (``run``):
    comes, against the mid *before* that tick. Ties (mid unchanged) carry no label and are
    counted and dropped. Each label is learned by every model, and recorded as an event
    (the tick that resolved it, the label, and what each model predicted back then) for
-   scores, drift and gates;
+   scores, drift and gates; every resolved vector, tie or not, also updates each model's
+   move fit for the symbol: the move in bp against the model's lean 2p − 1 back then (the
+   cost-aware policy's edge, ``spark.ml.signals``);
 3. each model's prediction for this tick's vector;
 4. the vector, its mid and the predictions join the symbol's label queue.
 
@@ -44,7 +46,8 @@ from spark.ml import linear, trees
 LINEAR, GBM = 0, 1
 DONE, STOP_MODEL, STOP_POOL = 0, 1, 2
 NONE = -1
-MOVE_SPAN = 2_000.0  # labels in the running mean of |move| (then exponential)
+MOVE_SPAN = 2_000.0  # labels in the running means of the move fit (then exponential)
+MOVE_MIN_LABELS = 500  # labels a symbol's move fit needs before it is used
 
 
 @njit(cache=True)
@@ -116,8 +119,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
             features.reset(fstate[s], istate[s])
             _release(s, q_head, q_tail, pool_next, free)
             q_mid[s] = 0.0
-            q_move[s, 0] = 0.0
-            q_move[s, 1] = 0.0
+            q_move[s] = 0.0
             reset[i] = True
         last_seq[s] = seq
         x = x_out[i]
@@ -143,10 +145,16 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         item = q_head[s]
         while item != NONE and pool_ts[item] + horizon < ts[i]:
             following = pool_next[item]
-            # the symbol's mean |move| over the horizon, in bp, ties (0) included
-            q_move[s, 1] += 1.0
-            moved = abs(q_mid[s] - pool_mid[item]) / pool_mid[item] * 1e4
-            q_move[s, 0] += (moved - q_move[s, 0]) / min(q_move[s, 1], MOVE_SPAN)
+            # each model's move fit: move (bp, ties as 0) ~ beta x (2 p - 1), least squares
+            # through 0 over running means of move x (2p - 1) and (2p - 1)^2
+            moved = (q_mid[s] - pool_mid[item]) / pool_mid[item] * 1e4
+            for m in range(n_models):
+                fit = q_move[s, m]
+                fit[2] += 1.0
+                lean = 2.0 * pool_p[item, m] - 1.0
+                rate = 1.0 / min(fit[2], MOVE_SPAN)
+                fit[0] += (moved * lean - fit[0]) * rate
+                fit[1] += (lean * lean - fit[1]) * rate
             if q_mid[s] != pool_mid[item]:
                 y = 1 if q_mid[s] > pool_mid[item] else 0
                 e = ev_n[0]
@@ -178,7 +186,10 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         if item == NONE:
             q_tail[s] = NONE
         q_mid[s] = mid
-        move_out[i] = q_move[s, 0] if q_move[s, 1] > 0 else np.nan
+        for m in range(n_models):
+            fit = q_move[s, m]
+            ok = fit[2] >= MOVE_MIN_LABELS and fit[1] > 0
+            move_out[i, m] = fit[0] / fit[1] if ok else np.nan
         for m in range(n_models):
             if kind[m] == GBM and has_trees[m]:
                 p_out[i, m] = trees.predict(forest, tree_range[m, 0], tree_range[m, 1], x)

@@ -72,7 +72,9 @@ class StepResult:
     valid: np.ndarray  # the tick gave a feature vector
     features: np.ndarray  # (ticks, 48)
     quotes: np.ndarray  # (ticks, 3): mid, bid, ask after the tick (NaN: side unknown)
-    move_bp: np.ndarray  # the symbol's mean |mid move| over the horizon, bp (NaN: none yet)
+    # (ticks, models): each model's move fit for the tick's symbol: the expected mid move over
+    # the horizon (bp) is beta x (2 prob_up - 1) (NaN: fewer than 500 labels yet)
+    beta: np.ndarray
     probs: np.ndarray  # (ticks, models): each model's prob_up
     champion: np.ndarray  # index of the champion model at each tick
     models: list[tuple[str, int]]  # (model_id, version) of each column of probs
@@ -146,10 +148,12 @@ class SignalPipeline:
         self.q_tail = np.zeros(0, np.int64)
         self.q_mid = np.zeros(0)
         self.q_ties = np.zeros(0, np.int64)
-        self.q_move = np.zeros((0, 2))  # mean |move| over the horizon (bp), labels in it
         self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
         self.learners = Learners(settings.models)
         m = len(self.learners.slots)
+        # per slot and model, the move fit (spark.pipeline.core): running means of
+        # move x lean and lean^2 (lean = 2 prob_up - 1), labels in them
+        self.q_move = np.zeros((0, m, 3))
         self.pool = core.new_pool(POOL_START, features.N_FEATURES, m)
         self.drift = DriftStage(settings.drift)
         self.executor = PaperExecutor(settings.execution, settings.limits)
@@ -182,7 +186,7 @@ class SignalPipeline:
         self.q_tail = np.concatenate([self.q_tail, np.full(pad, core.NONE, np.int64)])
         self.q_mid = np.concatenate([self.q_mid, np.zeros(pad)])
         self.q_ties = np.concatenate([self.q_ties, np.zeros(pad, np.int64)])
-        self.q_move = np.concatenate([self.q_move, np.zeros((pad, 2))])
+        self.q_move = np.concatenate([self.q_move, np.zeros((pad, *self.q_move.shape[1:]))])
         self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
         self.drift.grow(size)
         self.symbols += [""] * pad
@@ -203,7 +207,7 @@ class SignalPipeline:
         ev_tick, ev_y, ev_p = np.empty(room, np.int64), np.empty(room, np.int8), np.empty((room, m))
         ev_n = np.zeros(1, np.int64)
         reset = np.zeros(n, np.bool_)
-        move_bp = np.full(n, math.nan)
+        beta = np.full((n, m), math.nan)
         ties_before = int(self.q_ties.sum())
         columns = (
             slot,
@@ -215,7 +219,7 @@ class SignalPipeline:
             batch.last,
             batch.last_size,
         )
-        out = (x, quotes, valid, probs, ev_tick, ev_y, ev_p, ev_n, reset, move_bp)
+        out = (x, quotes, valid, probs, ev_tick, ev_y, ev_p, ev_n, reset, beta)
         seen = (self.seq, self.settings.idle_evict_ticks, self.last_seq)
         start = 0
         while True:
@@ -254,7 +258,7 @@ class SignalPipeline:
             valid,
             x,
             quotes,
-            move_bp,
+            beta,
             probs,
             champion,
             [(s.model_id, s.version) for s in learners.slots],
@@ -353,7 +357,8 @@ class SignalPipeline:
         mid, bid, ask = r.quotes[:, 0], r.quotes[:, 1], r.quotes[:, 2]
         if rule.min_edge > 0:
             hold_us = round(rule.min_hold_s * 1e6)
-            costs = (ts, r.move_bp, bid, ask, mid, fee_bp, rule.min_edge, hold_us)
+            beta = r.beta[np.arange(n), r.champion]
+            costs = (ts, beta, bid, ask, mid, fee_bp, rule.min_edge, hold_us)
             decide_costed(
                 r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
                 costs, self.last_ts,
@@ -367,7 +372,7 @@ class SignalPipeline:
             prob, name = float(p[i]), SIDES[side[i]]
             if rule.min_edge > 0:
                 reason = _costed_reason(
-                    prob, name, float(r.move_bp[i]), bid[i], ask[i], mid[i], rule.min_edge, fee_bp
+                    prob, name, float(beta[i]), bid[i], ask[i], mid[i], rule.min_edge, fee_bp
                 )
             elif name == "BUY":
                 reason = f"prob_up {prob:.3f} >= {0.5 + band:.2f}"
@@ -416,6 +421,8 @@ class SignalPipeline:
             self.learners.adopt(m, *learned)
         ts, mid, x, p, following, free = self.pool
         self.pool = (ts, mid, x, np.hstack([p, np.full((len(p), 1), 0.5)]), following, free)
+        fits = self.q_move
+        self.q_move = np.concatenate([fits, np.zeros((len(fits), 1, 3))], axis=1)
         scores = RollingScores(m + 1)
         scores.p[:m], scores.y[:m] = self.scores.p, self.scores.y
         scores.p[m] = 0.5
@@ -519,7 +526,8 @@ class SignalPipeline:
         for name in self._ARRAYS:
             setattr(self, name, arrays[name].copy())
         size = len(self.symbols)
-        self.q_move = arrays["q_move"].copy() if "q_move" in arrays else np.zeros((size, 2))
+        fits = (size, len(self.learners.slots), 3)
+        self.q_move = arrays["q_move"].copy() if "q_move" in arrays else np.zeros(fits)
         self.last_ts = arrays["last_ts"].copy() if "last_ts" in arrays else np.zeros(size, np.int64)
         self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
         learned = {
@@ -582,12 +590,12 @@ class SignalPipeline:
 
 
 def _costed_reason(
-    prob: float, side: str, move: float, bid: float, ask: float, mid: float, k: float, fee: float
+    prob: float, side: str, beta: float, bid: float, ask: float, mid: float, k: float, fee: float
 ) -> str:
     """Why the cost-aware policy sent ``side`` (its figures, in bp)."""
     spread = (ask - bid) / mid * 1e4
     cost = spread + 2 * fee
-    edge = abs(2 * prob - 1) * move
+    edge = abs(2 * prob - 1) * beta
     figures = f"edge {edge:.3f}bp, cost {cost:.3f}bp (spread {spread:.3f} + fees {2 * fee:g})"
     if side == "FLAT":
         return f"prob_up {prob:.3f} turned against the position, {figures}: out"

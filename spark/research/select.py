@@ -74,7 +74,7 @@ CANDIDATES = tuple(
     Candidate(model, horizon, edge)
     for model in ("logreg", "gbm")
     for horizon in (1.0, 60.0, 300.0)
-    for edge in (0.0, 1.0, 2.0)
+    for edge in (0.0, 1.0, 2.0, 4.0)
 )
 FIGURES = (
     "auc",
