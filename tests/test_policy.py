@@ -263,3 +263,53 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert pdf.startswith(b"%PDF") and b"Spark selection report" in pdf
     none = CliRunner().invoke(cli, ["research", "select", "--data", str(tmp_path)])
     assert none.exit_code == 1 and "no day-files" in none.output
+
+
+# --- drift rules across instruments and synthetic switches ---------------------------------
+def test_synthetic_switches_change_what_they_say_and_nothing_else():
+    from spark.research.drift import follow, synthetic
+
+    batch = TickBatch.from_ticks(ticks_of(EURUSD, 3000))
+    mid, spread = (batch.bid + batch.ask) / 2, batch.ask - batch.bid
+    vol = synthetic(batch, "vol_x3")
+    assert np.allclose(np.diff((vol.bid + vol.ask) / 2), 3 * np.diff(mid))
+    assert np.allclose(vol.ask - vol.bid, spread)
+    wide = synthetic(batch, "spread_x3")
+    assert np.allclose(wide.ask - wide.bid, 3 * spread) and np.allclose(
+        (wide.bid + wide.ask) / 2, mid
+    )
+    drift = synthetic(batch, "mid_drift")
+    minutes = (batch.ts[-1] - batch.ts[0]) / 60e6
+    moved = ((drift.bid[-1] + drift.ask[-1]) / 2) / mid[-1] - 1
+    assert moved == pytest.approx(1e-4 * minutes)
+    frozen = synthetic(batch, "frozen")
+    assert (frozen.bid == frozen.bid[0]).all() and (frozen.ask == frozen.ask[0]).all()
+    assert np.array_equal(frozen.ts, batch.ts) and np.array_equal(vol.bid_size, batch.bid_size, equal_nan=True)
+    later = follow(batch.take(0, 1000), TickBatch.from_ticks(ticks_of(IBM, 500)))
+    assert later.ts[0] == batch.ts[999] + 1_000_000 and (np.diff(later.ts) >= 0).all()
+    with pytest.raises(ValueError, match="unknown switch"):
+        synthetic(batch, "vol_x9")
+
+
+def test_research_drift_measures_every_detector_on_every_stream(shared_data):
+    from spark.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["research", "drift", "--data", str(shared_data), "--instrument", "EURUSD",
+         "--instrument", "IBM", "--before", "3000", "--after", "1500", "--jobs", "1", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    matrix = json.loads(result.output)
+    assert list(matrix["streams"]) == [
+        "EURUSD -> IBM", "IBM -> EURUSD",
+        "EURUSD vol_x3", "EURUSD spread_x3", "EURUSD mid_drift", "EURUSD frozen",
+        "IBM vol_x3", "IBM spread_x3", "IBM mid_drift", "IBM frozen",
+    ]  # fmt: skip
+    for row in matrix["streams"].values():
+        assert row["switch_tick"] == 3000
+        assert "psi_confirmed (gate default)" in row["detectors"] and "adwin" in row["detectors"]
+    summary = {r["detector"]: r for r in matrix["summary"]}
+    assert len(summary) == 7 * 4 + 2
+    spread = summary["psi_spread_bp_w2000_t2"]
+    assert spread["streams"] == 10 and spread["caught_within_target"] >= 1

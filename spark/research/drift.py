@@ -1,0 +1,255 @@
+"""Drift rules measured where they must generalise (docs/drift.md, issue 16 point 3).
+
+Streams, each "A then B" under one symbol, continuous in event time (B's clock is moved to
+start 1 s after A's last tick, keeping its own spacing):
+
+* **instrument switches**: every ordered pair of instruments, A = the first ``before`` ticks
+  of one instrument's last day-file, B = the first ``after`` ticks of the other's;
+* **synthetic switches on real data**: A = the first ``before`` ticks of an instrument's
+  last day-file, B = its next ``after`` ticks changed from the switch on: ``vol_x3``
+  (every mid move ×3 around the mid at the switch, spread kept), ``spread_x3`` (the
+  spread ×3 around the mid), ``mid_drift`` (the mid drifts +1 bp a minute), ``frozen``
+  (the quote stops changing; ticks keep coming).
+
+Each stream runs through the live pipeline (logreg, trading off) with the gate rule
+``psi_confirmed`` and informational PSIs on ``FEATURES`` (scale-free ones among them, so
+a price level alone does not decide), for each (window, threshold) of ``GRID``, and ADWIN
+on the model's errors. Per detector and stream: the delay (ticks from the switch to the
+first alarm at or after it; None: no alarm) and the false alarms per 100k ticks before it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from spark.pipeline.batch import TickBatch
+from spark.research.select import UNIVERSE, Day, find_days, load_day
+
+SWITCHES = ("vol_x3", "spread_x3", "mid_drift", "frozen")
+FEATURES = ("spread_bp", "vol_bp", "spread_rel", "spread_z", "activity_5s", "dt_s", "ret_bp")
+GRID = ((2_000, 2.0), (2_000, 4.0), (5_000, 2.0), (5_000, 4.0))
+TARGET_DELAY, TARGET_FA = 2_000, 1.0
+DRIFT_PER_MINUTE = 1e-4  # mid_drift: +1 bp a minute
+
+
+def follow(first: TickBatch, then: TickBatch) -> TickBatch:
+    """``then`` with its clock moved to start 1 s after ``first`` ends."""
+    if not len(first) or not len(then):
+        return then
+    moved = replace(then, ts=then.ts - then.ts[0] + first.ts[-1] + 1_000_000)
+    return moved
+
+
+def synthetic(batch: TickBatch, kind: str) -> TickBatch:
+    """``batch`` changed by switch ``kind`` (module docstring), from its first tick on."""
+    bid, ask = batch.bid.copy(), batch.ask.copy()
+    mid, half = (bid + ask) / 2, (ask - bid) / 2
+    if kind == "vol_x3":
+        mid = mid[0] + 3 * (mid - mid[0])
+    elif kind == "spread_x3":
+        half = 3 * half
+    elif kind == "mid_drift":
+        minutes = (batch.ts - batch.ts[0]) / 60e6
+        mid = mid * (1 + DRIFT_PER_MINUTE * minutes)
+    elif kind == "frozen":
+        mid, half = np.full_like(mid, mid[0]), np.full_like(half, half[0])
+    else:
+        raise ValueError(f"unknown switch {kind!r}; known: {', '.join(SWITCHES)}")
+    return replace(batch, bid=mid - half, ask=mid + half)
+
+
+def streams(
+    root: Path, instruments: tuple[str, ...] | None = None
+) -> list[tuple[str, Day, Day | None, str]]:
+    """(name, day of A, day of B or None, switch kind or "pair") of every stream."""
+    last: dict[str, Day] = {}
+    wanted = {i.upper() for i in instruments} if instruments else None
+    for day in find_days(root):
+        if wanted is None or day.instrument in wanted:
+            last[day.instrument] = day  # find_days lists each instrument's days by date
+    names = [i.name for i in UNIVERSE if i.name in last]
+    out = [(f"{a} -> {b}", last[a], last[b], "pair") for a in names for b in names if a != b]
+    out += [(f"{a} {kind}", last[a], None, kind) for a in names for kind in SWITCHES]
+    return out
+
+
+def _stream(a: Day, b: Day | None, kind: str, before: int, after: int) -> tuple[TickBatch, int]:
+    from spark.drift.evaluate import one_stream
+
+    day = load_day(a, before + after)
+    if b is None:
+        cut = max(1, min(before, len(day) - after))
+        first, then = day.take(0, cut), synthetic(day.take(cut, cut + after), kind)
+    else:
+        first = day.take(0, min(before, len(day)))
+        then = load_day(b, after)
+    return one_stream(first, follow(first, then)), len(first)
+
+
+def measure(task) -> tuple[str, dict]:
+    """Every detector's delay and false alarms on one stream, for each (window, threshold)."""
+    from spark.pipeline.offline import OfflineRun
+    from spark.settings import CONFIRMED, Settings
+
+    name, a, b, kind, before, after = task
+    stream, switch = _stream(a, b, kind, before, after)
+    rows: dict[str, dict] = {}
+    for window, threshold in GRID:
+        base = Settings().with_models(model="logreg", challengers=())
+        settings = replace(
+            base,
+            drift=replace(
+                base.drift,
+                watch=FEATURES,
+                rule=CONFIRMED,
+                window=window,
+                threshold=threshold,
+                concept_gates=False,
+            ),
+            gate=True,
+            trading=False,
+        )
+        alarms: dict[str, list[int]] = {}
+        for lo, idx, result in OfflineRun(settings, partitions=1).run(stream):
+            for i, alert in result.alerts:
+                if alert["detector"] == "psi":
+                    key = f"psi_{alert['feature']}_w{window}_t{threshold:g}"
+                elif alert["detector"] == "psi_confirmed" and (window, threshold) == GRID[0]:
+                    key = "psi_confirmed (gate default)"
+                elif alert["detector"] == "adwin" and (window, threshold) == GRID[0]:
+                    key = "adwin"
+                else:
+                    continue
+                alarms.setdefault(key, []).append(int(lo + idx[i]))
+        keys = [f"psi_{f}_w{window}_t{threshold:g}" for f in FEATURES]
+        if (window, threshold) == GRID[0]:
+            keys += ["psi_confirmed (gate default)", "adwin"]
+        for key in keys:
+            found = alarms.get(key, [])
+            false = sum(1 for t in found if t < switch)
+            later = [t for t in found if t >= switch]
+            rows[key] = {
+                "delay_ticks": later[0] + 1 - switch if later else None,
+                "false_per_100k": false / switch * 1e5,
+            }
+    return name, {"switch_tick": switch, "ticks": len(stream), "detectors": rows}
+
+
+def run_matrix(
+    root: Path,
+    *,
+    before: int = 50_000,
+    after: int = 20_000,
+    jobs: int = 1,
+    instruments: tuple[str, ...] | None = None,
+    on_stream: Callable[[int, int], None] | None = None,
+) -> dict:
+    started = time.monotonic()
+    tasks = [(*s, before, after) for s in streams(root, instruments)]
+    if not tasks:
+        from spark.errors import SparkError
+
+        raise SparkError(f"none of {', '.join(instruments or ())} under {root}")
+    results: dict[str, dict] = {}
+    if jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for name, row in pool.imap_unordered(measure, tasks):
+                results[name] = row
+                if on_stream:
+                    on_stream(len(results), len(tasks))
+    else:
+        for task in tasks:
+            name, row = measure(task)
+            results[name] = row
+            if on_stream:
+                on_stream(len(results), len(tasks))
+    order = [t[0] for t in tasks]
+    results = {n: results[n] for n in order}
+    return {
+        "streams": results,
+        "summary": summarise(results),
+        "settings": {"before": before, "after": after, "data": str(root)},
+        "seconds": time.monotonic() - started,
+    }
+
+
+def summarise(results: dict[str, dict]) -> list[dict]:
+    """Per detector over every stream: switches caught within TARGET_DELAY, the worst delay,
+    the worst and mean false alarms per 100k, and whether it meets both targets on all."""
+    names = list(dict.fromkeys(k for r in results.values() for k in r["detectors"]))
+    out = []
+    for det in names:
+        rows = [r["detectors"][det] for r in results.values() if det in r["detectors"]]
+        delays = [r["delay_ticks"] for r in rows]
+        caught = sum(1 for d in delays if d is not None and d <= TARGET_DELAY)
+        false = [r["false_per_100k"] for r in rows]
+        worst_delay = None if any(d is None for d in delays) else max(delays)
+        out.append(
+            {
+                "detector": det,
+                "streams": len(rows),
+                "caught_within_target": caught,
+                "missed": sum(1 for d in delays if d is None),
+                "worst_delay_ticks": worst_delay,
+                "median_delay_ticks": float(np.median([d for d in delays if d is not None]))
+                if any(d is not None for d in delays)
+                else None,
+                "worst_false_per_100k": max(false),
+                "mean_false_per_100k": sum(false) / len(false),
+                "meets_targets": caught == len(rows) and max(false) <= TARGET_FA,
+            }
+        )
+    out.sort(key=lambda r: (-r["caught_within_target"], r["mean_false_per_100k"]))
+    return out
+
+
+def markdown(m: dict) -> str:
+    s = m["settings"]
+    lines = [
+        "# Drift rules across instruments and synthetic switches "
+        "(generated by `spark research drift`)",
+        "",
+        f"Data `{s['data']}`; A = {s['before']:,} ticks, B = {s['after']:,} ticks; "
+        f"{len(m['streams'])} streams; {m['seconds']:.0f} s. Targets: delay <= "
+        f"{TARGET_DELAY:,} ticks on every switch, <= {TARGET_FA:g} false alarm per 100k ticks.",
+        "",
+        "## Per detector, over every stream",
+        "",
+        "| detector | caught <= 2,000 | missed | median delay | worst delay | mean FA/100k "
+        "| worst FA/100k | meets both |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def d(v):
+        return "none" if v is None else f"{v:,.0f}"
+
+    for r in m["summary"]:
+        lines.append(
+            f"| {r['detector']} | {r['caught_within_target']}/{r['streams']} | {r['missed']} | "
+            f"{d(r['median_delay_ticks'])} | {d(r['worst_delay_ticks'])} | "
+            f"{r['mean_false_per_100k']:.1f} | {r['worst_false_per_100k']:.1f} | "
+            f"{'yes' if r['meets_targets'] else 'no'} |"
+        )
+    top = [r["detector"] for r in m["summary"][:6]]
+    lines += [
+        "",
+        "## Per stream: delay in ticks / false alarms per 100k (the six detectors above first)",
+        "",
+        "| stream | " + " | ".join(top) + " |",
+        "|---|" + "---:|" * len(top),
+    ]
+    for name, row in m["streams"].items():
+        cells = []
+        for det in top:
+            r = row["detectors"].get(det)
+            cells.append(
+                "n/a" if r is None else f"{d(r['delay_ticks'])} / {r['false_per_100k']:.1f}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
