@@ -213,3 +213,29 @@ def test_model_eval_per_file_carries_the_model_and_scores_each_day(shared_data):
     # the second day is scored with the model carried from the first: not a fresh run
     fresh = evaluate(read_batch([days[0]], "lean-quote")[0], settings)
     assert second["auc"] != fresh.auc
+
+
+def test_model_eval_per_file_summarises_and_charts(shared_data, tmp_path):
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+
+    days = [shared_data / f"fxcm/eurusd/201405{d}_quote.zip" for d in ("04", "11")]
+    args = ["model", "eval", "--format", "lean-quote", "--model", "logreg", "--per-file"]
+    for day in days:
+        args += ["--data", str(day)]
+    pdf = tmp_path / "auc.pdf"
+    out = json.loads(CliRunner().invoke(cli, [*args, "--json", "--pdf", str(pdf)]).output)
+    aucs = [f["auc"] for f in out["files"]]
+    summary = out["summary"]
+    assert summary["auc"]["worst"] == min(aucs) and summary["files"] == 2
+    assert summary["auc"]["spread"] == pytest.approx(max(aucs) - min(aucs))
+    assert summary["meeting_targets"] == sum(
+        f["auc"] >= 0.62 and f["precision_at_20"] >= 0.58 for f in out["files"]
+    )
+    assert pdf.read_bytes().startswith(b"%PDF")
+    text = CliRunner().invoke(cli, args).output
+    assert "per file: AUC mean" in text and "targets" in text.splitlines()[0]
+    refused = CliRunner().invoke(cli, ["model", "eval", "--data", str(days[0]), "--format",
+                                       "lean-quote", "--pdf", str(tmp_path / "x.pdf")])  # fmt: skip
+    assert refused.exit_code == 2 and "--per-file" in refused.output

@@ -251,7 +251,7 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     selection = json.loads(result.output)
     names = [c["candidate"] for c in selection["candidates"]]
-    assert names == ["logreg h=1s band", "logreg h=1s edge>=1xcost", "logreg h=1s edge>=2xcost"]
+    assert names == [f"logreg h=1s {p}" for p in ("band", *(f"edge>={k}xcost" for k in (1, 2, 4)))]
     assert selection["chosen"] in names
     assert {r["instrument"] for r in selection["test_days"]} == {"EURUSD", "IBM"}
     assert len(selection["test_days"]) == 8 + 3  # 13 and 5 days, the first 40 % to train
@@ -284,20 +284,23 @@ def test_synthetic_switches_change_what_they_say_and_nothing_else():
     assert moved == pytest.approx(1e-4 * minutes)
     frozen = synthetic(batch, "frozen")
     assert (frozen.bid == frozen.bid[0]).all() and (frozen.ask == frozen.ask[0]).all()
-    assert np.array_equal(frozen.ts, batch.ts) and np.array_equal(vol.bid_size, batch.bid_size, equal_nan=True)
+    assert np.array_equal(frozen.ts, batch.ts) and np.array_equal(
+        vol.bid_size, batch.bid_size, equal_nan=True
+    )
     later = follow(batch.take(0, 1000), TickBatch.from_ticks(ticks_of(IBM, 500)))
     assert later.ts[0] == batch.ts[999] + 1_000_000 and (np.diff(later.ts) >= 0).all()
     with pytest.raises(ValueError, match="unknown switch"):
         synthetic(batch, "vol_x9")
 
 
-def test_research_drift_measures_every_detector_on_every_stream(shared_data):
+def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp_path):
     from spark.cli import cli
 
     result = CliRunner().invoke(
         cli,
         ["research", "drift", "--data", str(shared_data), "--instrument", "EURUSD",
-         "--instrument", "IBM", "--before", "3000", "--after", "1500", "--jobs", "1", "--json"],
+         "--instrument", "IBM", "--before", "3000", "--after", "1500", "--jobs", "1", "--json",
+         "--pdf", str(tmp_path / "d.pdf")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     matrix = json.loads(result.output)
@@ -313,3 +316,4 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data):
     assert len(summary) == 7 * 4 + 2
     spread = summary["psi_spread_bp_w2000_t2"]
     assert spread["streams"] == 10 and spread["caught_within_target"] >= 1
+    assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")

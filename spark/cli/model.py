@@ -30,7 +30,14 @@ def model() -> None:
     help="Score each file on its own (files in name order, i.e. by day for LEAN files), the "
     "model and features carried from one to the next as a live worker carries them.",
 )
-def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json, per_file) -> None:
+@click.option(
+    "--pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --per-file: also write a PDF with AUC and precision@20 per file as charts.",
+)
+def model_eval(
+    paths, fmt, symbol, tz, horizon, model_name, progress, as_json, per_file, pdf
+) -> None:
     """Progressive test-then-train evaluation with delayed labels: every tick is predicted
     before its label is known, and learned from only once its horizon has passed.
 
@@ -43,8 +50,10 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json, p
     show = sys.stderr.isatty() if progress is None else progress
     settings = learner_settings(model_name, horizon)
     if per_file:
-        _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json)
+        _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf)
         return
+    if pdf is not None:
+        raise click.UsageError("--pdf charts the files of --per-file; add --per-file")
     batch = read_ticks(paths, fmt, symbol, tz)
     with tick_progress(len(batch), show, label="eval") as advance:
         result = evaluate(batch, settings, on_tick=advance)
@@ -58,7 +67,27 @@ def model_eval(paths, fmt, symbol, tz, horizon, model_name, progress, as_json, p
         )
 
 
-def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json) -> None:
+AUC_TARGET, P20_TARGET = 0.62, 0.58  # the offline SLO of docs/ml.md
+
+
+def per_file_summary(rows) -> dict:
+    """Mean, worst and spread of AUC and precision@20 over files, and files meeting the
+    targets (AUC >= 0.62 and precision@20 >= 0.58)."""
+    out: dict = {"files": len(rows)}
+    for key in ("auc", "precision_at_20"):
+        values = [getattr(r, key) for _, r in rows if getattr(r, key) == getattr(r, key)]
+        out[key] = {
+            "mean": sum(values) / len(values) if values else None,
+            "worst": min(values) if values else None,
+            "spread": max(values) - min(values) if values else None,
+        }
+    out["meeting_targets"] = sum(
+        1 for _, r in rows if r.auc >= AUC_TARGET and r.precision_at_20 >= P20_TARGET
+    )
+    return out
+
+
+def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf) -> None:
     from spark.ml.evaluate import evaluate_per_file
     from spark.progress import tick_progress
 
@@ -66,15 +95,44 @@ def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json) -> Non
     files = [(str(p), read_ticks([p], fmt, symbol, tz)) for p in ordered]
     with tick_progress(sum(len(b) for _, b in files), show, label="eval") as advance:
         rows, total = evaluate_per_file(files, settings, on_tick=advance)
+    summary = per_file_summary(rows)
+    if pdf is not None:
+        from spark.research.charts import bar_chart, write_pdf
+
+        labels = [Path(name).name.split("_")[0] for name, _ in rows]
+        write_pdf(
+            pdf,
+            f"{total.model}, H={total.horizon_s:g}s: progressive AUC per file",
+            [
+                bar_chart("AUC (red: 0.62)", labels, [r.auc for _, r in rows], AUC_TARGET),
+                bar_chart(
+                    "precision@20 (red: 0.58)",
+                    labels,
+                    [r.precision_at_20 for _, r in rows],
+                    P20_TARGET,
+                ),
+            ],
+        )
     if as_json:
         out = total.as_dict()
         out["files"] = [{"file": name, **r.as_dict()} for name, r in rows]
+        out["summary"] = summary
         print_json(out)
         return
+    width = max(len(Path(name).name) for name, _ in rows)
+    click.echo(f"{'file':<{width}}  {'n':>9}  {'AUC':>6}  {'P@20':>6}  targets")
     for name, r in rows:
+        ok = "yes" if r.auc >= AUC_TARGET and r.precision_at_20 >= P20_TARGET else "no"
         click.echo(
-            f"{Path(name).name}: n={r.n:,} AUC={r.auc:.4f} precision@20={r.precision_at_20:.4f}"
+            f"{Path(name).name:<{width}}  {r.n:>9,}  {r.auc:>6.4f}  {r.precision_at_20:>6.4f}  {ok}"
         )
+    a, p = summary["auc"], summary["precision_at_20"]
+    click.echo(
+        f"per file: AUC mean {a['mean']:.4f}, worst {a['worst']:.4f}, spread {a['spread']:.4f}; "
+        f"precision@20 mean {p['mean']:.4f}, worst {p['worst']:.4f}; "
+        f"{summary['meeting_targets']}/{summary['files']} files meet AUC >= {AUC_TARGET} and "
+        f"precision@20 >= {P20_TARGET}"
+    )
     click.echo(
         f"{total.model}, H={total.horizon_s:g}s, all files: n={total.n:,} AUC={total.auc:.4f} "
         f"precision@20={total.precision_at_20:.4f} ({total.seconds:.1f}s)"

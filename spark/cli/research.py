@@ -167,16 +167,21 @@ def research_select(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report as Markdown.",
 )
+@click.option(
+    "--pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a PDF with the best detectors' delays per stream as charts.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
-def research_drift(root, before, after, jobs, instruments, output, as_json, progress) -> None:
+def research_drift(root, before, after, jobs, instruments, output, pdf, as_json, progress) -> None:
     """Every drift detector on every ordered pair of instruments (A then B in one stream)
     and on synthetic switches of real days (volatility x3, spread x3, a drifting mid, a
     frozen feed): delay after the switch and false alarms per 100k ticks before it."""
     from spark.progress import tick_progress
-    from spark.research.drift import markdown, run_matrix
+    from spark.research.drift import markdown, run_matrix, write_pdf
 
     show = sys.stderr.isatty() if progress is None else progress
     bar: dict = {}
@@ -202,6 +207,8 @@ def research_drift(root, before, after, jobs, instruments, output, as_json, prog
     page = markdown(matrix)
     if output is not None:
         output.write_text(page)
+    if pdf is not None:
+        write_pdf(matrix, pdf)
     if as_json:
         print_json(matrix)
     else:

@@ -253,3 +253,37 @@ def markdown(m: dict) -> str:
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_pdf(m: dict, path: Path, detectors: int = 6) -> None:
+    """Delays per stream of the best ``detectors`` (a missed switch drawn at the stream's
+    length after it), the 2,000-tick target drawn; and the summary table."""
+    from spark.research.charts import bar_chart, table, write_pdf
+
+    after = m["settings"]["after"]
+    labels = list(m["streams"])
+    blocks: list = [
+        f" Delay after the switch in ticks (red: {TARGET_DELAY:,}); a missed switch is drawn "
+        f"at {after:,}, the ticks after it."
+    ]
+    for r in m["summary"][:detectors]:
+        det = r["detector"]
+        delays = []
+        for row in m["streams"].values():
+            d = row["detectors"].get(det, {}).get("delay_ticks")
+            delays.append(after if d is None else d)
+        blocks += [det, bar_chart(f"{det}: delay per stream", labels, delays, TARGET_DELAY)]
+    head = ["detector", "caught", "missed", "worst delay", "mean FA/100k", "worst FA/100k"]
+    rows = [head] + [
+        [
+            r["detector"],
+            f"{r['caught_within_target']}/{r['streams']}",
+            str(r["missed"]),
+            "none" if r["worst_delay_ticks"] is None else f"{r['worst_delay_ticks']:,}",
+            f"{r['mean_false_per_100k']:.1f}",
+            f"{r['worst_false_per_100k']:.1f}",
+        ]
+        for r in m["summary"]
+    ]
+    blocks += ["Every detector", table(rows)]
+    write_pdf(path, "Spark drift rules across switches", blocks)

@@ -331,69 +331,26 @@ def markdown(s: Selection) -> str:
 
 def write_pdf(s: Selection, path: Path) -> None:
     """The report as a PDF: per instrument, the chosen candidate's AUC and net PnL on each
-    test day as bars (AUC with the 0.62 target drawn), and the tables of the Markdown."""
-    from reportlab.graphics.charts.barcharts import VerticalBarChart
-    from reportlab.graphics.shapes import Drawing, Line, String
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    test day as bars (AUC with the 0.62 target drawn), and every candidate's means."""
+    from spark.research.charts import bar_chart, table, write_pdf
 
-    styles = getSampleStyleSheet()
-    story = [
-        Paragraph("Spark selection report", styles["Title"]),
-        Paragraph(f"Chosen on the train days: <b>{s.chosen}</b>", styles["Normal"]),
-        Spacer(1, 8),
-    ]
-
-    def bars(title: str, labels: list[str], values: list[float], target: float | None):
-        drawing = Drawing(480, 150)
-        chart = VerticalBarChart()
-        chart.x, chart.y, chart.width, chart.height = 50, 30, 410, 100
-        shown = [0.0 if v != v else v for v in values]
-        chart.data = [shown]
-        chart.categoryAxis.categoryNames = labels
-        chart.categoryAxis.labels.fontSize = 6
-        chart.valueAxis.labels.fontSize = 6
-        low, high = min([*shown, 0.0]), max([*shown, target or 0.0, 1e-9])
-        chart.valueAxis.valueMin, chart.valueAxis.valueMax = low, high * 1.1 if high > 0 else 0
-        chart.bars[0].fillColor = colors.steelblue
-        drawing.add(chart)
-        if target is not None and high > low:
-            y = chart.y + (target - low) / (chart.valueAxis.valueMax - low) * chart.height
-            drawing.add(Line(chart.x, y, chart.x + chart.width, y, strokeColor=colors.red))
-        drawing.add(String(50, 138, title, fontSize=8))
-        return drawing
-
+    blocks: list = [f" Chosen on the train days: <b>{s.chosen}</b>."]
     for inst in s.per_instrument:
         mine = [r for r in s.test_days if r["instrument"] == inst]
         labels = [r["date"][5:] for r in mine]
-        story.append(Paragraph(inst, styles["h3"]))
-        story.append(bars("AUC per test day (red: 0.62)", labels, [r["auc"] for r in mine], 0.62))
-        story.append(bars("net PnL per test day", labels, [r["pnl"] for r in mine], None))
+        blocks += [
+            inst,
+            bar_chart("AUC per test day (red: 0.62)", labels, [r["auc"] for r in mine], 0.62),
+            bar_chart("net PnL per test day", labels, [r["pnl"] for r in mine]),
+        ]
 
     def cell(v) -> str:
-        return (
-            "n/a"
-            if isinstance(v, float) and v != v
-            else (f"{v:,.4f}" if isinstance(v, float) else str(v))
-        )
+        if isinstance(v, float):
+            return "n/a" if v != v else f"{v:,.4f}"
+        return str(v)
 
+    keys = ("train_auc", "train_pnl", "test_auc", "test_precision_at_20", "test_pnl")
     head = ["candidate", "train AUC", "train net", "test AUC", "test P@20", "test net"]
-    rows = [head] + [
-        [r["candidate"], *(cell(r[k]) for k in ("train_auc", "train_pnl", "test_auc",
-         "test_precision_at_20", "test_pnl"))]
-        for r in s.candidates
-    ]  # fmt: skip
-    table = Table(rows, repeatRows=1)
-    table.setStyle(
-        TableStyle(
-            [
-                ("FONTSIZE", (0, 0), (-1, -1), 6),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
-                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-            ]
-        )
-    )
-    story += [Paragraph("Every candidate (means per day-file)", styles["h3"]), table]
-    SimpleDocTemplate(str(path), pagesize=A4, title="Spark selection report").build(story)
+    rows = [head] + [[r["candidate"], *(cell(r[k]) for k in keys)] for r in s.candidates]
+    blocks += ["Every candidate (means per day-file)", table(rows)]
+    write_pdf(path, "Spark selection report", blocks)
