@@ -341,9 +341,27 @@ def _replay_and_watch(
         if worker["p20"] != worker["p20"]
         else round(worker["p20"], 4),
         "seconds": round(time.monotonic() - started, 1),
+        "policy": _policy(),
     }
     _print_summary(console, summary)
     return summary
+
+
+def _policy() -> dict:
+    """The signal policy as this environment configures it (a worker started here uses it)."""
+    from spark.settings import Settings
+
+    rule = Settings.from_env().models
+    return {"band": rule.band, "min_edge": rule.min_edge, "min_hold_s": rule.min_hold_s}
+
+
+def _policy_text(policy: dict) -> str:
+    if policy["min_edge"] <= 0:
+        return f"band policy: a signal at every crossing of 0.5 ± {policy['band']:g}"
+    return (
+        f"cost-aware policy: a side only where the model's edge pays {policy['min_edge']:g} x "
+        "(spread + fees), docs/policy.md; SPARK_MIN_EDGE=0 trades every band crossing"
+    )
 
 
 def _print_summary(console: Console, s: dict) -> None:
@@ -369,7 +387,8 @@ def _print_summary(console: Console, s: dict) -> None:
     console.print(
         f"[bold]Streams and ML[/] {s['features']:,} feature vectors, {s['predictions']:,} "
         f"predictions ({s['labels']:,} labels learned so far; rolling AUC {s['rolling_auc']}, "
-        f"precision@20 {s['rolling_precision_at_20']}), {s['signals']:,} signals."
+        f"precision@20 {s['rolling_precision_at_20']}), {s['signals']:,} signals "
+        f"({_policy_text(s['policy'])})."
     )
     console.print(
         f"[bold]Drift gates[/] {s['drift_alerts']:,} gate-closing drift alerts "

@@ -194,8 +194,13 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def worker(broker, tmp_path):
+def worker(broker, tmp_path, request, monkeypatch):
+    """A worker; ``@pytest.mark.worker_env(NAME="value", ...)`` sets its environment."""
     from spark.broker.embedded import free_port
+
+    marker = request.node.get_closest_marker("worker_env")
+    for name, value in (marker.kwargs if marker else {}).items():
+        monkeypatch.setenv(name, value)
 
     proc = WorkerProcess(free_port(), tmp_path / "worker.log")
     proc.wait_ready()

@@ -31,7 +31,7 @@ def fx():
 
 
 def test_figures_add_up_on_real_ticks(fx):
-    result = run_backtest(fx, BacktestParams(band=0.05, gate=False))
+    result = run_backtest(fx, BacktestParams(band=0.05, min_edge=0.0, gate=False))
     assert result.ticks == len(fx) and result.symbols == 1
     assert result.signals > 0 and result.fills == result.orders > 0
     # every signal became an order, a rejection, no order (target held), or waits for a quote
@@ -51,8 +51,8 @@ def test_figures_add_up_on_real_ticks(fx):
 
 
 def test_same_ticks_same_result(fx):
-    a = run_backtest(fx[:3000], BacktestParams(band=0.05))
-    b = run_backtest(fx[:3000], BacktestParams(band=0.05))
+    a = run_backtest(fx[:3000], BacktestParams(band=0.05, min_edge=0.0))
+    b = run_backtest(fx[:3000], BacktestParams(band=0.05, min_edge=0.0))
     assert a.metrics() | {"seconds": 0} == b.metrics() | {"seconds": 0}
     assert a.trades == b.trades
 
@@ -60,15 +60,18 @@ def test_same_ticks_same_result(fx):
 def test_parameters_change_the_outcome(fx):
     no_drawdown_limit = {"max_daily_drawdown": 1e12}  # else fees change which orders pass
     cheap = run_backtest(
-        fx[:3000], BacktestParams(band=0.05, gate=False, fee_bp=0.0, limits=no_drawdown_limit)
+        fx[:3000],
+        BacktestParams(band=0.05, min_edge=0.0, gate=False, fee_bp=0.0, limits=no_drawdown_limit),
     )
     dear = run_backtest(
-        fx[:3000], BacktestParams(band=0.05, gate=False, fee_bp=2.0, limits=no_drawdown_limit)
+        fx[:3000],
+        BacktestParams(band=0.05, min_edge=0.0, gate=False, fee_bp=2.0, limits=no_drawdown_limit),
     )
     assert cheap.orders == dear.orders and cheap.fees == 0 < dear.fees
     assert dear.realized_pnl == pytest.approx(cheap.realized_pnl - dear.fees)
     tight = run_backtest(
-        fx[:3000], BacktestParams(band=0.05, gate=False, limits={"max_orders_per_minute": 1})
+        fx[:3000],
+        BacktestParams(band=0.05, min_edge=0.0, gate=False, limits={"max_orders_per_minute": 1}),
     )
     assert tight.rejections.get("max_orders_per_minute", 0) > 0
 
@@ -145,7 +148,7 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
 
     path = tmp_path / f"report.{fmt}"
     params = {"data": [str(DATA / "fxcm/eurusd/20140501_quote.zip")], "limit": 3000,
-              "band": 0.05, "gate": False}  # fmt: skip
+              "band": 0.05, "min_edge": 0.0, "gate": False}  # fmt: skip
     out = run_request(params, path, restrict=False)
     fills = int(out["metrics"]["fills"])
     assert fills > 0 and out["artifact_uri"] == path.resolve().as_uri()

@@ -53,6 +53,7 @@ def prom_query(port: int, expr: str) -> list:
 def test_every_panel_query_returns_data(broker, tmp_path, monkeypatch):
     exe = prometheus_binary()
     monkeypatch.setenv("SPARK_SNAPSHOT_S", "2")
+    monkeypatch.setenv("SPARK_MIN_EDGE", "0")  # the band policy: signals from few ticks
     from spark.kafka import clients
     from spark.ticks import TickProducer
     from spark.topics import catalog

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.broker
 def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["SPARK_HOME"] = str(tmp_path / "home")
+    # the band policy, so paper trading has signals to account for (the cost-aware default
+    # makes none on these 20,000 rows: docs/policy.md)
+    env["SPARK_MIN_EDGE"] = "0"
     proc = subprocess.run(
         spark_cmd("demo", "--json"),
         capture_output=True,
@@ -50,6 +53,8 @@ def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     assert summary["orders"] == summary["fills"] > 0
     decided = summary["orders"] + summary["orders_rejected"] + summary["signals_without_order"]
     assert summary["signals"] - 2 <= decided <= summary["signals"]  # <= 1 waits per symbol
+    assert summary["policy"] == {"band": 0.1, "min_edge": 0.0, "min_hold_s": 1.0}
+    assert "band policy: a signal at every crossing" in " ".join(proc.stdout.split())
     assert "Paper trading" in proc.stdout
     assert "every row accounted for" in proc.stdout
     # it stopped what it started

@@ -64,6 +64,7 @@ def settle(worker: WorkerProcess, n_ticks: int) -> dict:
 
 def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeypatch):
     monkeypatch.setenv("SPARK_SIGNAL_BAND", "0.02")  # plenty of signals from few ticks
+    monkeypatch.setenv("SPARK_MIN_EDGE", "0")  # the band policy: signals from few ticks
     monkeypatch.setenv("SPARK_GATE_RULE", "spread_bp")
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "1000")  # no gate in the way here
     monkeypatch.setenv("SPARK_FILL_LATENCY_MS", str(LATENCY_MS))

@@ -483,7 +483,9 @@ def test_idle_symbols_are_freed_while_symbols_come_and_go():
     """1,000 symbols, 50 at a time, each gone for good after its phase: an idle one is freed
     unless it holds a position or a signal waiting for its fill quote (docs/hot-path.md)."""
     rng = np.random.default_rng(7)
-    pipeline = SignalPipeline(Settings(idle_evict_ticks=3_000).with_models(model="logreg"))
+    pipeline = SignalPipeline(  # the band policy: some symbols leave holding a position
+        Settings(idle_evict_ticks=3_000).with_models(model="logreg", min_edge=0.0)
+    )
     kept = []
     for phase in range(20):
         names = [f"P{phase:02d}S{k:03d}" for k in range(50)]

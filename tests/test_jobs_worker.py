@@ -29,13 +29,16 @@ def submit(*args: str):
 
 
 def test_backtest_job_matches_a_local_run(worker):
-    options = ["--data", str(FX), "--limit", "4000", "--band", "0.05", "--fee-bp", "1"]
+    # the band policy (min edge 0): 4,000 ticks give it orders to compare
+    options = ["--data", str(FX), "--limit", "4000", "--band", "0.05", "--min-edge", "0"]
+    options += ["--fee-bp", "1"]
     result = submit(*options, "--json")
     assert result.exit_code == 0, result.output
     job = json.loads(result.output.strip().splitlines()[-1])
     assert job["status"] == "ok" and job["error"] is None and job["kind"] == "backtest"
     local = run_request(
-        {"data": [str(FX)], "limit": 4000, "band": 0.05, "fee_bp": 1.0}, restrict=False
+        {"data": [str(FX)], "limit": 4000, "band": 0.05, "min_edge": 0.0, "fee_bp": 1.0},
+        restrict=False,
     )["metrics"]
     remote = job["metrics"]
     assert remote["ticks"] == 4000 and remote["orders"] > 0

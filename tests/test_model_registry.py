@@ -212,6 +212,7 @@ def eurusd_models(worker: WorkerProcess) -> list[dict]:
 @pytest.mark.broker
 def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_path, monkeypatch):
     monkeypatch.setenv("SPARK_CHALLENGERS", "logreg")
+    monkeypatch.setenv("SPARK_MIN_EDGE", "0")  # the band policy: signals from few ticks
     ticks = ticks_of(FX, 1500)
     w1 = WorkerProcess(free_port(), tmp_path / "w1.log")
     w1.wait_ready()

@@ -237,7 +237,12 @@ def run_in_pieces(settings_, batch: TickBatch, cuts: list[int]) -> dict:
 
 
 GBM_SMALL = Settings().with_models(
-    model="gbm", challengers=("logreg",), gbm_window=1000, gbm_refit=400, promotion_min_labels=300
+    model="gbm",
+    challengers=("logreg",),
+    gbm_window=1000,
+    gbm_refit=400,
+    promotion_min_labels=300,
+    min_edge=0.0,  # the band policy: signals and fills on every few hundred ticks
 )
 
 

@@ -175,7 +175,7 @@ def test_backtest_splits_net_into_gross_fees_and_spread():
     from spark.backtest.engine import BacktestParams, run_backtest
 
     batch = TickBatch.from_ticks(ticks_of(EURUSD, 15000))
-    band = run_backtest(batch, BacktestParams(model="logreg"), settings=Settings())
+    band = run_backtest(batch, BacktestParams(model="logreg", min_edge=0.0), settings=Settings())
     assert band.fills > 10
     assert band.gross_pnl - band.fees - band.spread_cost == pytest.approx(band.pnl, abs=1e-6)
     assert band.spread_cost > 0 and band.fees > 0
@@ -317,3 +317,26 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     spread = summary["psi_spread_bp_w2000_t2"]
     assert spread["streams"] == 10 and spread["caught_within_target"] >= 1
     assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_loop_counts_every_output_topic_from_the_start():
+    """With the cost-aware default an hour without signals is normal: the signals counter
+    exists at 0 from the start, so the dashboard panel says 0, not "no data"."""
+    from prometheus_client import REGISTRY
+
+    from spark.stream.stats import LoopStats
+
+    LoopStats()
+    for topic in ("signals", "predictions", "fills", "orders", "drift_alerts"):
+        value = REGISTRY.get_sample_value("spark_events_out_total", {"topic": topic})
+        assert value is not None, topic
+
+
+def test_the_demo_says_which_policy_made_its_signals(monkeypatch):
+    from spark.demo import _policy, _policy_text
+
+    monkeypatch.delenv("SPARK_MIN_EDGE", raising=False)
+    default = _policy()
+    assert default["min_edge"] == 2.0 and "cost-aware policy" in _policy_text(default)
+    monkeypatch.setenv("SPARK_MIN_EDGE", "0")
+    assert _policy_text(_policy()).startswith("band policy")

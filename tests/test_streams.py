@@ -71,6 +71,9 @@ def deduplicated(items: list[tuple[bytes, dict, bytes]]) -> list[dict]:
     return out
 
 
+# the band policy (SPARK_MIN_EDGE=0): the cost-aware default trades too rarely on these ticks
+# for the records this test compares
+@pytest.mark.worker_env(SPARK_MIN_EDGE="0")
 def test_a_worker_and_spark_backtest_run_produce_the_same_records(worker, tmp_path):
     from spark.cli import cli
 
@@ -78,7 +81,18 @@ def test_a_worker_and_spark_backtest_run_produce_the_same_records(worker, tmp_pa
     produce(day)
     records = tmp_path / "records.jsonl"
     out = CliRunner().invoke(
-        cli, ["backtest", "run", "--data", str(EURUSD), "--records", str(records), "--json"]
+        cli,
+        [
+            "backtest",
+            "run",
+            "--data",
+            str(EURUSD),
+            "--records",
+            str(records),
+            "--json",
+            "--min-edge",
+            "0",
+        ],  # fmt: skip
     )
     assert out.exit_code == 0, out.output
     expected: dict[str, list] = defaultdict(list)

@@ -46,6 +46,7 @@ from spark.metrics import (
     TICKS_ACCEPTED,
 )
 from spark.ml.quality import exact_auc, precision_at_top
+from spark.pipeline.records import EXECUTION_TOPICS, SPARSE
 
 STAGE = "ticks"  # the agent label of the loop's batch metrics
 GAUGE_EVERY_S = 1.0
@@ -85,6 +86,15 @@ class LoopStats:
             CHECKPOINTS.labels(outcome)
         for outcome in ("restored", "rejected"):
             SNAPSHOTS.labels(outcome)
+        # every topic the loop produces: with the cost-aware policy, hours without a signal
+        # are normal, and the signals panel must say 0
+        for topic_id in (
+            "features",
+            "predictions",
+            *dict(SPARSE).values(),
+            *EXECUTION_TOPICS.values(),
+        ):
+            EVENTS_OUT.labels(topic_id)
 
     def step(self, result, messages: int, rejected, first_offset: int, pipeline) -> None:
         """One partition's step; outputs below ``first_offset`` were produced before."""
