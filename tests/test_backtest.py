@@ -166,6 +166,11 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
         assert book.sheetnames == ["Summary", "Fills", "Equity"]
         summary = {r[0]: r[1] for r in book["Summary"].iter_rows(min_row=2, values_only=True)}
         assert summary["pnl"] == pytest.approx(out["metrics"]["pnl"])
+        # the cost split and the policy that ran are in the report
+        assert summary["gross_pnl"] - summary["fees"] - summary["spread_cost"] == pytest.approx(
+            summary["pnl"]
+        )
+        assert summary["param: min_edge"] == "0.0" and summary["param: model"] == '"gbm"'
         assert sum(1 for _ in book["Fills"].iter_rows(min_row=2)) == fills
     else:
         body = path.read_bytes()

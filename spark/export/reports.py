@@ -25,7 +25,8 @@ FORMATS = ("json", "csv", "xlsx", "pdf")
 TRADE_COLUMNS = ("ts", "order_id", "symbol", "side", "quantity", "price", "fee", "latency_ms")
 SUMMARY_KEYS = (
     "ticks", "symbols", "signals", "suppressed", "orders", "fills", "rejected", "no_change",
-    "pnl", "realized_pnl", "unrealized_pnl", "fees", "max_drawdown", "sharpe", "hours",
+    "pnl", "realized_pnl", "unrealized_pnl", "fees", "spread_cost", "gross_pnl",
+    "traded_notional", "edge_bp", "break_even_edge_bp", "max_drawdown", "sharpe", "hours",
     "auc", "precision_at_20", "labels",
 )  # fmt: skip
 PDF_TRADES = 200
