@@ -317,6 +317,20 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     spread = summary["psi_spread_bp_w2000_t2"]
     assert spread["streams"] == 10 and spread["caught_within_target"] >= 1
     assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
+    assert len(matrix["train_streams"]) == 10
+    assert all(n.startswith("train: ") for n in matrix["train_streams"])
+    first_days = {r["switch_tick"] for r in matrix["train_streams"].values()}
+    assert first_days == {3000}
+    assert matrix["combined"] and {"rule", "train", "test"} <= set(matrix["combined"][0])
+
+
+def test_a_confirmed_rule_alarms_when_both_alarm_close_together():
+    from spark.research.drift import confirm
+
+    assert confirm([100, 5000], [300, 9000], 250) == [300]
+    assert confirm([100, 5000], [300, 9000], 100) == []
+    # a burst of confirmations within the window is one event
+    assert confirm([100, 150, 200, 2000], [120, 2100], 250) == [120, 2100]
 
 
 def test_the_loop_counts_every_output_topic_from_the_start():

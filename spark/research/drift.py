@@ -65,14 +65,18 @@ def synthetic(batch: TickBatch, kind: str) -> TickBatch:
 
 
 def streams(
-    root: Path, instruments: tuple[str, ...] | None = None
+    root: Path, instruments: tuple[str, ...] | None = None, day: str = "last"
 ) -> list[tuple[str, Day, Day | None, str]]:
-    """(name, day of A, day of B or None, switch kind or "pair") of every stream."""
+    """(name, day of A, day of B or None, switch kind or "pair") of every stream, made of
+    each instrument's ``day``: "last" (a test day of the selection protocol) or "first"
+    (a train day)."""
     last: dict[str, Day] = {}
     wanted = {i.upper() for i in instruments} if instruments else None
-    for day in find_days(root):
-        if wanted is None or day.instrument in wanted:
-            last[day.instrument] = day  # find_days lists each instrument's days by date
+    for found in find_days(root):  # each instrument's days in date order
+        if (wanted is None or found.instrument in wanted) and (
+            day == "last" or found.instrument not in last
+        ):
+            last[found.instrument] = found
     names = [i.name for i in UNIVERSE if i.name in last]
     out = [(f"{a} -> {b}", last[a], last[b], "pair") for a in names for b in names if a != b]
     out += [(f"{a} {kind}", last[a], None, kind) for a in names for kind in SWITCHES]
@@ -137,6 +141,7 @@ def measure(task) -> tuple[str, dict]:
             rows[key] = {
                 "delay_ticks": later[0] + 1 - switch if later else None,
                 "false_per_100k": false / switch * 1e5,
+                "alarms": found,
             }
     return name, {"switch_tick": switch, "ticks": len(stream), "detectors": rows}
 
@@ -151,7 +156,9 @@ def run_matrix(
     on_stream: Callable[[int, int], None] | None = None,
 ) -> dict:
     started = time.monotonic()
-    tasks = [(*s, before, after) for s in streams(root, instruments)]
+    tasks = [(*s, before, after) for s in streams(root, instruments, "first")]
+    tasks = [(f"train: {t[0]}", *t[1:]) for t in tasks]
+    tasks += [(*s, before, after) for s in streams(root, instruments, "last")]
     if not tasks:
         from spark.errors import SparkError
 
@@ -170,13 +177,84 @@ def run_matrix(
             if on_stream:
                 on_stream(len(results), len(tasks))
     order = [t[0] for t in tasks]
-    results = {n: results[n] for n in order}
+    train = {n: results[n] for n in order if n.startswith("train: ")}
+    test = {n: results[n] for n in order if not n.startswith("train: ")}
+    rules = combined_rules(train, test)
     return {
-        "streams": results,
-        "summary": summarise(results),
+        "streams": test,
+        "train_streams": train,
+        "summary": summarise(test),
+        "train_summary": summarise(train),
+        "combined": rules,
         "settings": {"before": before, "after": after, "data": str(root)},
         "seconds": time.monotonic() - started,
     }
+
+
+CONFIRM_WITHIN = (250, 1_000)  # ticks between the two alarms of a confirmed rule
+
+
+def confirm(a: list[int], b: list[int], within: int) -> list[int]:
+    """Alarm ticks of "a confirmed by b": a tick where one of the two alarms and the other
+    alarmed within the ``within`` ticks before (or at it); confirmed alarms closer than
+    ``within`` to the previous one are the same event."""
+    events = sorted([(t, 0) for t in a] + [(t, 1) for t in b])
+    last = [-(10**18), -(10**18)]
+    out: list[int] = []
+    for t, who in events:
+        last[who] = t
+        if t - last[1 - who] <= within and (not out or t - out[-1] > within):
+            out.append(t)
+    return out
+
+
+def _score(results: dict[str, dict], alarms_of) -> dict:
+    caught = missed = 0
+    false = []
+    for row in results.values():
+        found, switch = alarms_of(row), row["switch_tick"]
+        later = [t for t in found if t >= switch]
+        delay = later[0] + 1 - switch if later else None
+        caught += delay is not None and delay <= TARGET_DELAY
+        missed += delay is None
+        false.append(sum(1 for t in found if t < switch) / switch * 1e5)
+    return {
+        "caught_within_target": caught,
+        "missed": missed,
+        "streams": len(results),
+        "worst_false_per_100k": max(false),
+        "mean_false_per_100k": sum(false) / len(false),
+        "meets_targets": caught == len(results) and max(false) <= TARGET_FA,
+    }
+
+
+def combined_rules(train: dict[str, dict], test: dict[str, dict], keep: int = 10) -> list[dict]:
+    """Every pair of detectors as a confirmed rule (``confirm``, each CONFIRM_WITHIN), scored
+    on the train streams (each instrument's first day); the best ``keep`` by (false alarms
+    within target on every train stream, switches caught, fewer false alarms), with their
+    figures on the test streams (each instrument's last day), which played no part."""
+    names = sorted({k for r in train.values() for k in r["detectors"]})
+    scored = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            for within in CONFIRM_WITHIN:
+
+                def alarms(row, a=a, b=b, within=within):
+                    d = row["detectors"]
+                    return confirm(d[a]["alarms"], d[b]["alarms"], within)
+
+                figures = _score(train, alarms)
+                key = (
+                    figures["worst_false_per_100k"] <= TARGET_FA,
+                    figures["caught_within_target"],
+                    -figures["mean_false_per_100k"],
+                )
+                scored.append((key, f"{a} & {b} within {within}", alarms, figures))
+    scored.sort(key=lambda x: x[0], reverse=True)
+    return [
+        {"rule": name, "train": figures, "test": _score(test, alarms)}
+        for _, name, alarms, figures in scored[:keep]
+    ]
 
 
 def summarise(results: dict[str, dict]) -> list[dict]:
@@ -216,10 +294,12 @@ def markdown(m: dict) -> str:
         "(generated by `spark research drift`)",
         "",
         f"Data `{s['data']}`; A = {s['before']:,} ticks, B = {s['after']:,} ticks; "
-        f"{len(m['streams'])} streams; {m['seconds']:.0f} s. Targets: delay <= "
+        f"{len(m['streams'])} test streams (each instrument's last day) and "
+        f"{len(m['train_streams'])} train streams (its first day); {m['seconds']:.0f} s. "
+        "Targets: delay <= "
         f"{TARGET_DELAY:,} ticks on every switch, <= {TARGET_FA:g} false alarm per 100k ticks.",
         "",
-        "## Per detector, over every stream",
+        "## Per detector, over every test stream",
         "",
         "| detector | caught <= 2,000 | missed | median delay | worst delay | mean FA/100k "
         "| worst FA/100k | meets both |",
@@ -235,6 +315,28 @@ def markdown(m: dict) -> str:
             f"{d(r['median_delay_ticks'])} | {d(r['worst_delay_ticks'])} | "
             f"{r['mean_false_per_100k']:.1f} | {r['worst_false_per_100k']:.1f} | "
             f"{'yes' if r['meets_targets'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "## Confirmed pairs: chosen on the train streams, reported on the test streams",
+        "",
+        "Every pair of the detectors above as one rule (an alarm of one confirmed by the other "
+        "within 250 or 1,000 ticks), ranked on the train streams (each instrument's first "
+        "day): false alarms within target on every stream first, then switches caught, then "
+        "fewer false alarms. The test streams (the tables above: each instrument's last day) "
+        "played no part in the ranking.",
+        "",
+        "| rule | train caught | train worst FA/100k | test caught <= 2,000 | test missed "
+        "| test mean FA/100k | test worst FA/100k | meets both on test |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in m["combined"]:
+        tr, te = r["train"], r["test"]
+        lines.append(
+            f"| {r['rule']} | {tr['caught_within_target']}/{tr['streams']} | "
+            f"{tr['worst_false_per_100k']:.1f} | {te['caught_within_target']}/{te['streams']} | "
+            f"{te['missed']} | {te['mean_false_per_100k']:.1f} | "
+            f"{te['worst_false_per_100k']:.1f} | {'yes' if te['meets_targets'] else 'no'} |"
         )
     top = [r["detector"] for r in m["summary"][:6]]
     lines += [
