@@ -329,8 +329,9 @@ def test_a_confirmed_rule_alarms_when_both_alarm_close_together():
 
     assert confirm([100, 5000], [300, 9000], 250) == [300]
     assert confirm([100, 5000], [300, 9000], 100) == []
-    # a burst of confirmations within the window is one event
+    # after a confirmation both must alarm again (as the kernel's confirmed groups re-arm)
     assert confirm([100, 150, 200, 2000], [120, 2100], 250) == [120, 2100]
+    assert confirm([100, 150], [120, 130], 250) == [120, 150]  # both alarmed again: 130, 150
 
 
 def test_the_loop_counts_every_output_topic_from_the_start():

@@ -195,16 +195,17 @@ CONFIRM_WITHIN = (250, 1_000)  # ticks between the two alarms of a confirmed rul
 
 
 def confirm(a: list[int], b: list[int], within: int) -> list[int]:
-    """Alarm ticks of "a confirmed by b": a tick where one of the two alarms and the other
-    alarmed within the ``within`` ticks before (or at it); confirmed alarms closer than
-    ``within`` to the previous one are the same event."""
+    """Alarm ticks of "a confirmed by b", as a confirmed group of ``spark.drift.kernel`` raises
+    them: at a tick where both have alarmed, the older alarm at most ``within`` ticks before;
+    then both must alarm again."""
     events = sorted([(t, 0) for t in a] + [(t, 1) for t in b])
-    last = [-(10**18), -(10**18)]
+    last: list[int | None] = [None, None]
     out: list[int] = []
     for t, who in events:
         last[who] = t
-        if t - last[1 - who] <= within and (not out or t - out[-1] > within):
+        if last[0] is not None and last[1] is not None and t - min(last) <= within:
             out.append(t)
+            last = [None, None]
     return out
 
 
