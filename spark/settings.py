@@ -64,7 +64,11 @@ from spark.execution.risk import LIMIT_ENV, LIMIT_NAMES, ExecutionSettings, Limi
 
 MODEL_NAMES = ("gbm", "logreg")
 DEFAULT_MODEL = "gbm"  # measured best: docs/ml.md
-CONFIRMED = "confirmed"  # the default gate rule: PSI on spread_bp confirmed by vol_bp
+CONFIRMED = "confirmed"  # PSI on spread_bp confirmed by vol_bp (the default until session 7)
+# PSI on dt_s confirmed by PSI on spread_bp within 1,000 vectors: chosen by `spark research
+# drift` on train streams (docs/drift.md, session 7); the default gate rule
+DT_SPREAD = "dt_spread"
+CONFIRMED_RULES = (CONFIRMED, DT_SPREAD)
 
 
 class SettingsError(SparkError):
@@ -123,7 +127,7 @@ class ModelSettings:
 @dataclass(frozen=True)
 class DriftSettings:
     watch: tuple[str, ...] | str = "core"  # feature names, or core / all / none
-    rule: str = CONFIRMED
+    rule: str = DT_SPREAD
     concept_gates: bool = False
     window: int = 5_000
     threshold: float = 4.0
@@ -200,7 +204,7 @@ class Settings:
             raise SettingsError(f"SPARK_GATE_CONCEPT must be on or off, not {concept!r}")
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
-            rule=env.get("SPARK_GATE_RULE", CONFIRMED).strip() or CONFIRMED,
+            rule=env.get("SPARK_GATE_RULE", DT_SPREAD).strip() or DT_SPREAD,
             concept_gates=concept == "on",
             window=read.whole("SPARK_DRIFT_WINDOW", 5_000),
             threshold=read.number("SPARK_DRIFT_THRESHOLD", 4.0),

@@ -72,7 +72,7 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     assert result["delay_ticks"] == result["detectors"][result["detector"]]["delay_ticks"]
     # the gate's default rule on this switch: within the aim (docs/drift.md has six switches)
     assert result["detector"] == "psi_confirmed"
-    assert result["detectors"]["psi_confirmed"]["watches"] == "spread_bp&vol_bp"
+    assert result["detectors"]["psi_confirmed"]["watches"] == "dt_s&spread_bp"  # the default
     assert result["delay_ticks"] < 2000 and result["false_alarms_per_100k"] <= 1.0
 
 

@@ -355,3 +355,36 @@ def test_the_demo_says_which_policy_made_its_signals(monkeypatch):
     assert default["min_edge"] == 2.0 and "cost-aware policy" in _policy_text(default)
     monkeypatch.setenv("SPARK_MIN_EDGE", "0")
     assert _policy_text(_policy()).startswith("band policy")
+
+
+def test_the_default_gate_rule_is_dt_s_confirmed_by_spread_bp():
+    """The gate rule `spark research drift` chose on train streams: PSI on dt_s (window
+    2,000, threshold 2) and PSI on spread_bp (window 2,000, threshold 4), both checked every
+    250 vectors, within 1,000 of each other; its alarms in the pipeline are the readable
+    rule's, on a real switch of instrument."""
+    from spark.drift.evaluate import one_stream
+    from spark.features.kernel import FEATURE_NAMES
+    from spark.research.drift import follow
+    from tests.oracles import Confirmed, PSIDetector
+
+    assert Settings().drift.rule == "dt_spread"
+    first = TickBatch.from_ticks(ticks_of(EURUSD, 12000))
+    stream = one_stream(first, follow(first, TickBatch.from_ticks(ticks_of(IBM, 8000))))
+    settings_ = replace(Settings().with_models(model="logreg"), trading=False)
+    r = SignalPipeline(settings_).step(stream)
+    got = [i for i, a in r.alerts if a["detector"] == "psi_confirmed"]
+    assert got and all(a["feature"] == "dt_s&spread_bp" for _, a in r.alerts if a["detector"]
+                       == "psi_confirmed")  # fmt: skip
+    rule = Confirmed(
+        {
+            "dt_s": PSIDetector(window=2000, threshold=2.0, check_every=250),
+            "spread_bp": PSIDetector(window=2000, threshold=4.0, check_every=250),
+        },
+        within=1000,
+    )
+    expected = [
+        i
+        for i in np.flatnonzero(r.valid).tolist()
+        if rule.update_vector(dict(zip(FEATURE_NAMES, r.features[i].tolist(), strict=True)))
+    ]
+    assert got == expected

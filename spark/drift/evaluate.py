@@ -9,7 +9,8 @@ seconds to the first alarm at or after it) and the false alarms per 100,000 tick
 it.
 
 Detectors, as the pipeline runs them (``spark.drift.stage``): ``psi_confirmed`` (the
-gate's rule), ``psi_spread`` and ``psi_vol`` (the informational PSIs on those features,
+gate's confirmed rule: ``SPARK_GATE_RULE`` when it names one, else the default),
+``psi_spread`` and ``psi_vol`` (the informational PSIs on those features,
 window ``SPARK_DRIFT_WINDOW``, threshold ``SPARK_DRIFT_THRESHOLD``) and ``adwin`` (the
 model's errors).
 """
@@ -22,11 +23,11 @@ import numpy as np
 
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import OfflineRun
-from spark.settings import CONFIRMED, Settings
+from spark.settings import CONFIRMED_RULES, DT_SPREAD, Settings
 
 # name -> what identifies its alerts: (detector, feature)
 DETECTORS: dict[str, tuple[str, str | None]] = {
-    "psi_confirmed": ("psi_confirmed", "spread_bp&vol_bp"),  # the gate's default rule
+    "psi_confirmed": ("psi_confirmed", None),  # the gate's confirmed rule, whichever it is
     "psi_spread": ("psi", "spread_bp"),
     "psi_vol": ("psi", "vol_bp"),
     "adwin": ("adwin", None),
@@ -53,11 +54,17 @@ def drift_eval(
     settings = replace(
         settings.with_models(challengers=()),
         drift=replace(
-            settings.drift, watch=("spread_bp", "vol_bp"), rule=CONFIRMED, concept_gates=False
+            settings.drift,
+            watch=("spread_bp", "vol_bp"),
+            rule=settings.drift.rule if settings.drift.rule in CONFIRMED_RULES else DT_SPREAD,
+            concept_gates=False,
         ),
         gate=True,
         trading=False,
     )
+    from spark.drift.stage import CONFIRMED_GROUPS
+
+    rule_features = "&".join(m[0] for m in CONFIRMED_GROUPS[settings.drift.rule][0])
     stream = one_stream(first, then)
     switch, count = len(first), len(stream)
     switch_ts = int(stream.ts[switch]) if switch < count else None
@@ -65,7 +72,8 @@ def drift_eval(
     for lo, idx, result in OfflineRun(settings).run(stream):
         for i, alert in result.alerts:
             for name in names:
-                if DETECTORS[name] == (alert["detector"], alert["feature"]):
+                detector, feature = DETECTORS[name]
+                if detector == alert["detector"] and feature in (None, alert["feature"]):
                     alarms[name].append((int(lo + idx[i]), alert["ts"]))
     out = {"ticks_before": switch, "ticks_after": count - switch, "detectors": {}}
     for name in names:
@@ -73,7 +81,8 @@ def drift_eval(
         after = [a for a in alarms[name] if a[0] >= switch]
         first_after = after[0] if after else None
         out["detectors"][name] = {
-            "watches": DETECTORS[name][1] or "error",
+            "watches": DETECTORS[name][1]
+            or (rule_features if name == "psi_confirmed" else "error"),
             "delay_ticks": None if first_after is None else first_after[0] + 1 - switch,
             "delay_s": None if first_after is None else (first_after[1] - switch_ts) / 1e6,
             "false_alarms": len(before),

@@ -28,12 +28,16 @@ from river._river_rust.drift import AdaptiveWindowing
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
-from spark.settings import CONFIRMED, DriftSettings, SettingsError
+from spark.settings import CONFIRMED, CONFIRMED_RULES, DT_SPREAD, DriftSettings, SettingsError
 
 DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin")  # alert label values
 _RESTART = -1
 ADWIN_DELTA = 1e-4
-RULE_FEATURES = ("spread_bp", "vol_bp")
+# each confirmed gate rule's members: (feature, window, threshold, check every), and within
+CONFIRMED_GROUPS = {
+    CONFIRMED: ((("spread_bp", 2000, 4.0, 250), ("vol_bp", 1500, 3.0, 100)), 250),
+    DT_SPREAD: ((("dt_s", 2000, 2.0, 250), ("spread_bp", 2000, 4.0, 250)), 1000),
+}
 
 
 def watched_features(watch: tuple[str, ...] | str) -> tuple[str, ...]:
@@ -93,16 +97,17 @@ class DriftStage:
             Detector(index(f), settings.window, settings.threshold, 250) for f in self.watch
         ]
         self.n_info = len(detectors)
-        if settings.rule == CONFIRMED:
-            detectors += [
-                Detector(index("spread_bp"), 2000, 4.0, 250, group=0),
-                Detector(index("vol_bp"), 1500, 3.0, 100, group=0),
-            ]
-            within = [250]
+        if settings.rule in CONFIRMED_RULES:
+            members, span = CONFIRMED_GROUPS[settings.rule]
+            detectors += [Detector(index(f), w, t, c, group=0) for f, w, t, c in members]
+            within = [span]
+            self.rule_features = "&".join(m[0] for m in members)
         else:
+            self.rule_features = settings.rule
             if settings.rule not in FEATURE_NAMES:
                 raise SettingsError(
-                    f"SPARK_GATE_RULE must be {CONFIRMED} or a feature name, not {settings.rule!r}"
+                    f"SPARK_GATE_RULE must be {DT_SPREAD}, {CONFIRMED} or a feature name, "
+                    f"not {settings.rule!r}"
                 )
             detectors.append(
                 Detector(index(settings.rule), settings.window, settings.threshold, 250)
@@ -139,7 +144,7 @@ class DriftStage:
         cfg = self.detectors.detectors
         if d >= len(cfg):  # the confirmed group: reported with its head detector's settings
             head = cfg[self.n_info]
-            detector, feature, severity = "psi_confirmed", "&".join(RULE_FEATURES), "warning"
+            detector, feature, severity = "psi_confirmed", self.rule_features, "warning"
         else:
             head = cfg[d]
             detector, feature = "psi", FEATURE_NAMES[head.feature]
