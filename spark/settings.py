@@ -22,7 +22,8 @@ SPARK_GBM_REFIT                gbm: labels between refits                       
 SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      500
 SPARK_PROMOTION_MARGIN         challenger AUC over champion to be promoted      0.01
 SPARK_PROMOTION_MIN_LABELS     labels each needs before a comparison            2000
-SPARK_GATE_RULE                confirmed, or a feature name (one PSI on it)     confirmed
+SPARK_GATE_RULE                dt_spread, confirmed, or a feature name          dt_spread
+                               (one PSI on it): docs/drift.md
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
