@@ -105,3 +105,22 @@ def spinner(label: str, show: bool | None = None) -> Iterator:
     ) as progress:
         task = progress.add_task(label, total=None)
         yield lambda: progress.update(task)
+
+
+@contextmanager
+def progress_once_known(show: bool, label: str, unit: str = "ticks") -> Iterator:
+    """A progress bar whose total is known only at the first report: yields
+    ``advance(done, total)``; the bar appears then and is closed on exit."""
+    state: dict = {}
+
+    def advance(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tick_progress(total, show, label=label, unit=unit)
+            state["advance"] = state["bar"].__enter__()
+        state["advance"](done)
+
+    try:
+        yield advance
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)

@@ -38,7 +38,7 @@ def backtest_run(report, as_json, records, progress, **options) -> None:
     """Run a backtest here, on files on this machine; prints PnL, drawdown, Sharpe, counts."""
     from spark.export.reports import format_of
     from spark.jobs.backtest import run_request
-    from spark.progress import tick_progress
+    from spark.progress import progress_once_known
 
     params = backtest_params(**options)
     if report is not None:
@@ -47,19 +47,8 @@ def backtest_run(report, as_json, records, progress, **options) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--report") from None
     show = sys.stderr.isatty() if progress is None else progress
-    state: dict = {}
-
-    def advance(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = tick_progress(total, show, label="backtest")
-            state["advance"] = state["bar"].__enter__()
-        state["advance"](done)
-
-    try:
+    with progress_once_known(show, "backtest") as advance:
         out = run_request(params, report, restrict=False, on_tick=advance, records=records)
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)
     if as_json:
         print_json(out["summary"] | {"artifact_uri": out["artifact_uri"]})
         return

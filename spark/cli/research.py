@@ -16,6 +16,19 @@ def research() -> None:
     """Research at scale on recorded days: how the shipped defaults were chosen."""
 
 
+def _emit(page: str, figures: dict, output, pdf, write_pdf, as_json: bool) -> None:
+    """A research report: Markdown to ``output``, a PDF to ``pdf``, and on stdout the JSON
+    figures or the Markdown."""
+    if output is not None:
+        output.write_text(page)
+    if pdf is not None:
+        write_pdf(pdf)
+    if as_json:
+        print_json(figures)
+    else:
+        click.echo(page, nl=False)
+
+
 @research.command("select")
 @click.option(
     "--data",
@@ -80,7 +93,7 @@ def research_select(
     """Score every candidate (learner x horizon x policy) on every instrument and day-file,
     choose on the train days only, report the choice on the later days: per instrument mean,
     worst and spread of AUC, precision@20 and net PnL, and every candidate's figures."""
-    from spark.progress import tick_progress
+    from spark.progress import progress_once_known
     from spark.research.select import CANDIDATES, markdown, run_selection, write_pdf
 
     candidates = tuple(
@@ -95,15 +108,7 @@ def research_select(
             "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2 4"
         )
     show = sys.stderr.isatty() if progress is None else progress
-    bar: dict = {}
-
-    def advance(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tick_progress(total, show, label="research select", unit="day-files")
-            bar["advance"] = bar["bar"].__enter__()
-        bar["advance"](done)
-
-    try:
+    with progress_once_known(show, "research select", "day-files") as advance:
         selection = run_selection(
             root,
             max_ticks=max_ticks,
@@ -113,18 +118,14 @@ def research_select(
             jobs=jobs,
             on_day=advance,
         )
-    finally:
-        if "bar" in bar:
-            bar["bar"].__exit__(None, None, None)
-    page = markdown(selection)
-    if output is not None:
-        output.write_text(page)
-    if pdf is not None:
-        write_pdf(selection, pdf)
-    if as_json:
-        print_json(selection.as_dict())
-    else:
-        click.echo(page, nl=False)
+    _emit(
+        markdown(selection),
+        selection.as_dict(),
+        output,
+        pdf,
+        lambda p: write_pdf(selection, p),
+        as_json,
+    )
 
 
 @research.command("drift")
@@ -180,19 +181,11 @@ def research_drift(root, before, after, jobs, instruments, output, pdf, as_json,
     """Every drift detector on every ordered pair of instruments (A then B in one stream)
     and on synthetic switches of real days (volatility x3, spread x3, a drifting mid, a
     frozen feed): delay after the switch and false alarms per 100k ticks before it."""
-    from spark.progress import tick_progress
+    from spark.progress import progress_once_known
     from spark.research.drift import markdown, run_matrix, write_pdf
 
     show = sys.stderr.isatty() if progress is None else progress
-    bar: dict = {}
-
-    def advance(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tick_progress(total, show, label="research drift", unit="streams")
-            bar["advance"] = bar["bar"].__enter__()
-        bar["advance"](done)
-
-    try:
+    with progress_once_known(show, "research drift", "streams") as advance:
         matrix = run_matrix(
             root,
             before=before,
@@ -201,15 +194,4 @@ def research_drift(root, before, after, jobs, instruments, output, pdf, as_json,
             instruments=instruments or None,
             on_stream=advance,
         )
-    finally:
-        if "bar" in bar:
-            bar["bar"].__exit__(None, None, None)
-    page = markdown(matrix)
-    if output is not None:
-        output.write_text(page)
-    if pdf is not None:
-        write_pdf(matrix, pdf)
-    if as_json:
-        print_json(matrix)
-    else:
-        click.echo(page, nl=False)
+    _emit(markdown(matrix), matrix, output, pdf, lambda p: write_pdf(matrix, p), as_json)
