@@ -12,7 +12,7 @@ SPARK_MODEL                    champion learner: gbm or logreg                  
 SPARK_CHALLENGERS              learners run in shadow, comma-separated          (none)
 SPARK_HORIZON_S                label horizon, seconds                           1.0
 SPARK_SIGNAL_BAND              signal band around 0.5                           0.1
-SPARK_MIN_EDGE                 cost-aware policy: enter only where the          2
+SPARK_MIN_EDGE                 cost-aware policy: enter only where the          4
                                predicted edge >= this x (spread + 2 fees);
                                0: the band alone decides (docs/policy.md)
 SPARK_MIN_HOLD_S               cost-aware policy: seconds a position is held    1
@@ -84,7 +84,7 @@ class ModelSettings:
     band: float = 0.1
     # the cost-aware policy (spark.ml.signals), as `spark research select` chose on train
     # days (docs/policy.md, docs/selection.md); min_edge 0: the band policy alone
-    min_edge: float = 2.0
+    min_edge: float = 4.0
     min_hold_s: float = 1.0
     gbm_window: int = 40_000
     gbm_refit: int = 5_000

@@ -352,7 +352,7 @@ def test_the_demo_says_which_policy_made_its_signals(monkeypatch):
 
     monkeypatch.delenv("SPARK_MIN_EDGE", raising=False)
     default = _policy()
-    assert default["min_edge"] == 2.0 and "cost-aware policy" in _policy_text(default)
+    assert default["min_edge"] == 4.0 and "cost-aware policy" in _policy_text(default)
     monkeypatch.setenv("SPARK_MIN_EDGE", "0")
     assert _policy_text(_policy()).startswith("band policy")
 
