@@ -42,8 +42,7 @@ def follow(first: TickBatch, then: TickBatch) -> TickBatch:
     """``then`` with its clock moved to start 1 s after ``first`` ends."""
     if not len(first) or not len(then):
         return then
-    moved = replace(then, ts=then.ts - then.ts[0] + first.ts[-1] + 1_000_000)
-    return moved
+    return replace(then, ts=then.ts - then.ts[0] + first.ts[-1] + 1_000_000)
 
 
 def synthetic(batch: TickBatch, kind: str) -> TickBatch:
