@@ -32,6 +32,10 @@ SPARK_GATE_COOLDOWN            labels a closed gate waits before probation      
 SPARK_GATE_PROBATION           labels scored in probation                       2000
 SPARK_GATE_MIN_AUC             probation AUC needed to reopen                   0.55
 SPARK_ORDER_NOTIONAL ...       paper executor (spark.execution.risk)            see there
+SPARK_FEE_BP, SPARK_MAKER_FEE_BP, SPARK_FEE_SCHEDULE, SPARK_FILL_LATENCY_MS,
+SPARK_LATENCY_JITTER_MS, SPARK_SLIPPAGE_BP, SPARK_DEPTH_SPREADS, SPARK_FILL_MODEL,
+SPARK_PASSIVE_TIMEOUT_MS, SPARK_PASSIVE_ON_TIMEOUT
+                               cost and fill models: docs/costs.md              see there
 SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
 SPARK_DELIVERY                 exactly_once or at_least_once (the tick loop)    see below
@@ -61,6 +65,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from spark.errors import SparkError
+from spark.execution.costs import CostModelError, CostModels
 from spark.execution.risk import LIMIT_ENV, LIMIT_NAMES, ExecutionSettings, Limits
 
 MODEL_NAMES = ("gbm", "logreg")
@@ -218,7 +223,22 @@ class Settings:
             order_notional=read.number("SPARK_ORDER_NOTIONAL", d.order_notional),
             fee_bp=read.number("SPARK_FEE_BP", d.fee_bp),
             latency_ms=read.number("SPARK_FILL_LATENCY_MS", d.latency_ms),
+            maker_fee_bp=read.number("SPARK_MAKER_FEE_BP", d.maker_fee_bp, signed=True),
+            fee_schedule=env.get("SPARK_FEE_SCHEDULE", "").strip(),
+            latency_jitter_ms=read.number("SPARK_LATENCY_JITTER_MS", d.latency_jitter_ms),
+            slippage_bp=read.number("SPARK_SLIPPAGE_BP", d.slippage_bp),
+            depth_spreads=read.number("SPARK_DEPTH_SPREADS", d.depth_spreads),
+            fill_model=env.get("SPARK_FILL_MODEL", d.fill_model).strip().lower() or d.fill_model,
+            passive_timeout_ms=read.number("SPARK_PASSIVE_TIMEOUT_MS", d.passive_timeout_ms),
+            passive_on_timeout=env.get("SPARK_PASSIVE_ON_TIMEOUT", d.passive_on_timeout)
+            .strip()
+            .lower()
+            or d.passive_on_timeout,
         )
+        try:
+            CostModels.from_settings(execution)
+        except CostModelError as exc:
+            raise SettingsError(f"cost and fill models (docs/costs.md): {exc}") from None
         limits = Limits(**{n: read.number(LIMIT_ENV[n], getattr(Limits(), n)) for n in LIMIT_NAMES})
         return cls(
             models=models,
@@ -264,7 +284,7 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, signed: bool = False) -> float:
         raw = self.env.get(name, "")
         if raw.strip() == "":
             return default
@@ -272,7 +292,7 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-        if not math.isfinite(value) or value < 0:
+        if not math.isfinite(value) or (value < 0 and not signed):
             raise SettingsError(f"{name} must be a finite number >= 0, not {raw!r}")
         return value
 

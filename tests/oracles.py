@@ -507,13 +507,18 @@ class SignalPolicy:
 class CostedPolicy:
     """The cost-aware policy (``spark.ml.signals.decide_costed``), one tick at a time."""
 
-    def __init__(self, band: float, fee_bp: float, min_edge: float, min_hold_us: int) -> None:
+    def __init__(
+        self, band: float, fee_bp: float, min_edge: float, min_hold_us: int, passive: bool = False
+    ) -> None:
+        """``fee_bp``: one way; ``passive``: the fill model does not cross the spread, so a
+        round trip costs its two fees only (docs/costs.md)."""
         self.band, self.fee_bp, self.min_edge, self.min_hold_us = (
             band,
             fee_bp,
             min_edge,
             min_hold_us,
         )
+        self.passive = passive
         self.side: dict[str, str] = {}
         self.since: dict[str, int] = {}
 
@@ -531,7 +536,8 @@ class CostedPolicy:
             return None  # no view: hold
         if towards == held:
             return None
-        cost = (ask - bid) / ((ask + bid) / 2) * 1e4 + 2 * self.fee_bp
+        spread = 0.0 if self.passive else (ask - bid) / ((ask + bid) / 2) * 1e4
+        cost = spread + 2 * self.fee_bp
         edge = abs(2 * prob_up - 1) * beta
         if not (math.isnan(edge) or math.isnan(cost)) and edge > 0 and edge >= self.min_edge * cost:
             want = towards

@@ -53,8 +53,9 @@ COSTED = replace(
     st.sampled_from([0.0, 0.5]),
     st.sampled_from([0.5, 1.0, 2.0]),
     st.sampled_from([0, 1_000_000, 5_000_000]),
+    st.booleans(),
 )
-def test_compiled_costed_policy_decides_as_the_readable_one(rows, band, fee, k, hold):
+def test_compiled_costed_policy_decides_as_the_readable_one(rows, band, fee, k, hold, passive):
     from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide_costed
     from tests.oracles import CostedPolicy
 
@@ -71,10 +72,11 @@ def test_compiled_costed_policy_decides_as_the_readable_one(rows, band, fee, k, 
     decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
     decide_costed(
         slot, np.ones(n, np.bool_), np.zeros(n, np.bool_), p, allowed, band,
-        np.zeros(3, np.int8), decision, side, (ts, move, bid, ask, mid, fee, k, hold),
+        np.zeros(3, np.int8), decision, side,
+        (ts, move, bid, ask, mid, np.full(n, 2 * fee), 0.0 if passive else 1.0, k, hold),
         np.zeros(3, np.int64),
     )  # fmt: skip
-    oracle = CostedPolicy(band, fee, k, hold)
+    oracle = CostedPolicy(band, fee, k, hold, passive)
     for i, r in enumerate(rows):
         expected = oracle.decide(
             str(r[0]), int(ts[i]), r[2], r[3], float(bid[i]), float(ask[i]), commit=r[5]

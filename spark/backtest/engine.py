@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 from numba import njit
 
-from spark.execution.risk import LIMIT_NAMES, Limits
+from spark.execution.costs import CostModelError, CostModels
+from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 from spark.ml.quality import exact_auc, precision_at_top
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import CHUNK, OfflineRun
@@ -51,9 +52,18 @@ class BacktestParams:
     min_hold_s: float = ModelSettings.min_hold_s
     gate: bool = True
     order_notional: float = 100_000.0
-    fee_bp: float = 0.5
+    fee_bp: float = 0.5  # taker
     latency_ms: float = 20.0
     limits: dict[str, float] = field(default_factory=dict)  # over the configured limits
+    # cost and fill models (docs/costs.md); defaults as the live worker's
+    maker_fee_bp: float = ExecutionSettings.maker_fee_bp
+    fee_schedule: str = ExecutionSettings.fee_schedule
+    latency_jitter_ms: float = ExecutionSettings.latency_jitter_ms
+    slippage_bp: float = ExecutionSettings.slippage_bp
+    depth_spreads: float = ExecutionSettings.depth_spreads
+    fill_model: str = ExecutionSettings.fill_model
+    passive_timeout_ms: float = ExecutionSettings.passive_timeout_ms
+    passive_on_timeout: str = ExecutionSettings.passive_on_timeout
 
     @classmethod
     def from_dict(cls, given: dict) -> BacktestParams:
@@ -82,6 +92,10 @@ class BacktestParams:
             "band",
             "min_edge",
             "min_hold_s",
+            "latency_jitter_ms",
+            "slippage_bp",
+            "depth_spreads",
+            "passive_timeout_ms",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -94,6 +108,17 @@ class BacktestParams:
             raise InvalidParams(f"band must be between 0 and 0.5, not {self.band!r}")
         if self.min_edge >= 1_000 or self.min_hold_s >= 86_400:
             raise InvalidParams("min_edge must be below 1000 and min_hold_s below 86400")
+        for name in ("fee_schedule", "fill_model", "passive_on_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > 2_000:
+                raise InvalidParams(f"{name} must be a string of at most 2000 characters")
+        maker = self.maker_fee_bp
+        if isinstance(maker, bool) or not isinstance(maker, int | float):
+            raise InvalidParams(f"maker_fee_bp must be a number, not {maker!r}")
+        try:
+            CostModels.from_settings(self._execution(ExecutionSettings()))
+        except (CostModelError, TypeError, ValueError) as exc:
+            raise InvalidParams(str(exc)) from None
         if not isinstance(self.gate, bool):
             raise InvalidParams(f"gate must be true or false, not {self.gate!r}")
         if not isinstance(self.limits, dict):
@@ -108,6 +133,23 @@ class BacktestParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def _execution(self, base: ExecutionSettings) -> ExecutionSettings:
+        """``base`` with what these parameters set."""
+        return replace(
+            base,
+            order_notional=self.order_notional,
+            fee_bp=self.fee_bp,
+            latency_ms=self.latency_ms,
+            maker_fee_bp=float(self.maker_fee_bp),
+            fee_schedule=self.fee_schedule,
+            latency_jitter_ms=self.latency_jitter_ms,
+            slippage_bp=self.slippage_bp,
+            depth_spreads=self.depth_spreads,
+            fill_model=self.fill_model,
+            passive_timeout_ms=self.passive_timeout_ms,
+            passive_on_timeout=self.passive_on_timeout,
+        )
 
 
 @dataclass
@@ -127,7 +169,9 @@ class BacktestResult:
     realized_pnl: float = 0.0
     unrealized_pnl: float = 0.0
     fees: float = 0.0
-    spread_cost: float = 0.0  # what fills paid across the spread: |price - mid| x quantity
+    # what fills paid against the mid of their quote: (price - mid) x quantity for a buy,
+    # (mid - price) x quantity for a sell; negative where passive fills earned the spread
+    spread_cost: float = 0.0
     gross_pnl: float = 0.0  # pnl + fees + spread_cost: the PnL at mid, before costs
     traded_notional: float = 0.0
     break_even_edge_bp: float = float("nan")  # costs per round trip, bp of its notional
@@ -139,6 +183,10 @@ class BacktestResult:
     precision_at_20: float = float("nan")
     labels: int = 0
     seconds: float = 0.0
+    taker_fills: int = 0
+    maker_fills: int = 0  # passive orders filled by queue position
+    unfilled: int = 0  # passive orders cancelled unfilled at their timeout
+    cost_models: dict = field(default_factory=dict)  # which ran, with which figures
     equity_curve: list[tuple[int, float]] = field(default_factory=list)  # (hour start µs, equity)
     trades: list[dict] = field(default_factory=list)  # fills, in order
 
@@ -170,6 +218,9 @@ class BacktestResult:
             "precision_at_20",
             "labels",
             "seconds",
+            "taker_fills",
+            "maker_fills",
+            "unfilled",
         )
         return {k: float(getattr(self, k)) for k in keys}
 
@@ -178,6 +229,7 @@ class BacktestResult:
         out = {k: (None if v != v else v) for k, v in self.metrics().items()}
         out["rejections"] = dict(self.rejections)
         out["params"] = self.params
+        out["cost_models"] = self.cost_models
         return out
 
 
@@ -242,12 +294,7 @@ def _settings(params: BacktestParams, base: Settings) -> Settings:
             min_edge=params.min_edge,
             min_hold_s=params.min_hold_s,
         ),
-        execution=replace(
-            base.execution,
-            order_notional=params.order_notional,
-            fee_bp=params.fee_bp,
-            latency_ms=params.latency_ms,
-        ),
+        execution=params._execution(base.execution),
         limits=limits,
         gate=params.gate,
     )
@@ -271,6 +318,7 @@ def run_backtest(
     run = OfflineRun(_settings(params, settings or Settings.from_env()))
     result = BacktestResult(params.as_dict())
     result.ticks, result.symbols = len(batch), len(batch.symbols)
+    result.cost_models = CostModels.from_settings(run.settings.execution).describe()
     positions = np.zeros((len(batch.symbols), 4))  # quantity, avg price, realized, mark
     equity = np.full(len(batch), np.nan)
     scored_p, scored_y, scored_at, fills, produced = [], [], [], [], []
@@ -292,9 +340,17 @@ def run_backtest(
                     result.orders += 1
                 elif kind == "rejection":
                     result.rejected += 1
+                elif kind == "cancel":
+                    result.unfilled += 1
                 elif kind == "fill":
                     fills.append((lo + int(idx[i]), len(fills), record))
-                    result.spread_cost += abs(record["price"] - r.quotes[i, 0]) * record["quantity"]
+                    direction = 1.0 if record["side"] == "BUY" else -1.0
+                    paid = direction * (record["price"] - r.quotes[i, 0]) * record["quantity"]
+                    result.spread_cost += paid
+                    if record.get("liquidity") == "maker":
+                        result.maker_fills += 1
+                    else:
+                        result.taker_fills += 1
                     result.traded_notional += record["price"] * record["quantity"]
                 elif kind == "position":
                     moves.append((int(idx[i]), len(moves), chunk.code[idx[i]], record))

@@ -11,6 +11,8 @@ import click
 
 from spark.cli.app import print_json
 from spark.errors import SparkError
+from spark.execution.costs import FILL_MODELS, ON_TIMEOUT
+from spark.execution.risk import ExecutionSettings
 from spark.settings import DEFAULT_MODEL, MODEL_NAMES, ModelSettings
 from spark.ticks.readers import FORMATS
 
@@ -152,6 +154,72 @@ def resolve_topic(name: str):
         raise SparkError(exc.args[0]) from None
 
 
+def cost_options() -> list:
+    """The cost and fill model options (docs/costs.md); defaults as the live worker's."""
+    d = ExecutionSettings()
+    return [
+        click.option(
+            "--fill",
+            "fill_model",
+            type=click.Choice(FILL_MODELS),
+            default=d.fill_model,
+            show_default=True,
+            help="taker: cross the spread at the first quote past the latency; passive: rest "
+            "at the own-side touch and fill by queue position (docs/costs.md).",
+        ),
+        click.option(
+            "--maker-fee-bp",
+            type=click.FloatRange(-999, 999),
+            default=d.maker_fee_bp,
+            show_default=True,
+            help="Fee of a passive (maker) fill, bp; negative for a rebate.",
+        ),
+        click.option(
+            "--fee-schedule",
+            default=d.fee_schedule,
+            metavar="PATTERN=TAKER[/MAKER],...",
+            help="Per-symbol fees in bp, first match wins, e.g. 'EURUSD=0.2/0,BAC=0.6/-0.2'.",
+        ),
+        click.option(
+            "--slippage-bp",
+            type=click.FloatRange(0, 999),
+            default=d.slippage_bp,
+            show_default=True,
+            help="Taker fills: this many bp of mid past the touch.",
+        ),
+        click.option(
+            "--depth-spreads",
+            type=click.FloatRange(0, 999),
+            default=d.depth_spreads,
+            show_default=True,
+            help="Taker fills: the part of an order beyond the size shown at the touch pays "
+            "this many spreads more (where the feed has sizes).",
+        ),
+        click.option(
+            "--latency-jitter-ms",
+            type=click.FloatRange(min=0),
+            default=d.latency_jitter_ms,
+            show_default=True,
+            help="Add a deterministic 0..N ms to each signal's latency.",
+        ),
+        click.option(
+            "--passive-timeout-ms",
+            type=click.FloatRange(min=0),
+            default=d.passive_timeout_ms,
+            show_default=True,
+            help="Passive orders: event-time ms to wait for a fill.",
+        ),
+        click.option(
+            "--on-timeout",
+            "passive_on_timeout",
+            type=click.Choice(ON_TIMEOUT),
+            default=d.passive_on_timeout,
+            show_default=True,
+            help="Passive orders unfilled at the timeout: cross the spread, or cancel.",
+        ),
+    ]
+
+
 def backtest_options(command):
     options = [
         *tick_data_options(False),
@@ -199,7 +267,7 @@ def backtest_options(command):
             type=click.FloatRange(min=0),
             default=0.5,
             show_default=True,
-            help="Fee per fill, basis points of notional.",
+            help="Taker fee per fill, basis points of notional.",
         ),
         click.option(
             "--latency-ms",
@@ -208,6 +276,7 @@ def backtest_options(command):
             show_default=True,
             help="Fill at the first quote this long after a signal.",
         ),
+        *cost_options(),
         click.option(
             "--set-limit",
             "set_limits",
@@ -235,6 +304,14 @@ def backtest_params(
     fee_bp,
     latency_ms,
     set_limits,
+    fill_model="taker",
+    maker_fee_bp=0.0,
+    fee_schedule="",
+    slippage_bp=0.0,
+    depth_spreads=1.0,
+    latency_jitter_ms=0.0,
+    passive_timeout_ms=5_000.0,
+    passive_on_timeout="cross",
 ) -> dict:
     limits = {}
     for item in set_limits:
@@ -261,6 +338,14 @@ def backtest_params(
         "fee_bp": fee_bp,
         "latency_ms": latency_ms,
         "limits": limits,
+        "fill_model": fill_model,
+        "maker_fee_bp": maker_fee_bp,
+        "fee_schedule": fee_schedule,
+        "slippage_bp": slippage_bp,
+        "depth_spreads": depth_spreads,
+        "latency_jitter_ms": latency_jitter_ms,
+        "passive_timeout_ms": passive_timeout_ms,
+        "passive_on_timeout": passive_on_timeout,
     }
     from spark.backtest.engine import InvalidParams
     from spark.jobs.backtest import check_request
@@ -294,9 +379,35 @@ def print_backtest(metrics: dict, rejections: dict | None = None) -> None:
         f"= net {fmt('pnl')}; per round trip: edge {fmt('edge_bp', '.3f')} bp, break-even "
         f"{fmt('break_even_edge_bp', '.3f')} bp"
     )
+    if metrics.get("maker_fills") or metrics.get("unfilled"):
+        click.echo(
+            f"fills: {fmt('taker_fills', ',.0f')} taker, {fmt('maker_fills', ',.0f')} maker "
+            f"(passive, by queue position), {fmt('unfilled', ',.0f')} passive orders unfilled"
+        )
+    models = metrics.get("cost_models")
+    if models:
+        click.echo("cost models: " + describe_costs(models))
     click.echo(
         f"model AUC {fmt('auc', '.4f')}, precision@20 {fmt('precision_at_20', '.4f')} over "
         f"{fmt('labels', ',.0f')} labels; {fmt('seconds', '.1f')}s"
+    )
+
+
+def describe_costs(models: dict) -> str:
+    """One line saying which cost and fill models ran (``CostModels.describe()``)."""
+    fill, fees = models["fill"], models["fees"]
+    how = (
+        "taker"
+        if fill["kind"] == "taker"
+        else (f"passive (queue position, {fill['timeout_ms']:g} ms then {fill['on_timeout']})")
+    )
+    overrides = f", {len(fees['overrides'])} per-symbol" if fees["overrides"] else ""
+    slip, lat = models["slippage"], models["latency"]
+    jitter = f" + 0..{lat['jitter_ms']:g}" if lat["jitter_ms"] else ""
+    return (
+        f"fill {how}; fees taker {fees['taker_bp']:g} / maker {fees['maker_bp']:g} bp{overrides}; "
+        f"slippage {slip['slippage_bp']:g} bp + {slip['depth_spreads']:g} spread beyond the "
+        f"shown size; latency {lat['base_ms']:g}{jitter} ms"
     )
 
 

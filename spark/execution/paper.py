@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,11 +45,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from spark.errors import SparkError
+from spark.execution.costs import CostModels, QueueOrder
 from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 
 SIDES = {"BUY": 1, "SELL": -1, "FLAT": 0}
 # every reason an order can be refused for (OrderRejection.limit_name)
-REJECTION_REASONS = (*LIMIT_NAMES, "kill_switch", "stale_signal")
+# (passive_unfilled: a passive order cancelled unfilled at its timeout, docs/costs.md)
+REJECTION_REASONS = (*LIMIT_NAMES, "kill_switch", "stale_signal", "passive_unfilled")
 OUTCOMES = ("order", "rejected", "no_change")  # what becomes of a signal
 MINUTE_US = 60_000_000
 MIN_ORDER_FRACTION = 0.1  # no order to re-size a same-side position by less than this
@@ -115,16 +118,62 @@ def check_signal(signal: dict) -> None:
 
 
 class Quotes:
-    """One symbol's recent quotes: event times and (ts, bid, ask, mid) rows; inside
-    ``on_ticks`` also where the batch's quotes start and the batch tick of each."""
+    """One symbol's recent quotes: event times and (ts, bid, ask, mid, bid_size, ask_size,
+    last, last_size) rows (None: not on the tick); ``base``: rows dropped so far (a row's
+    id is base + its index); inside ``on_ticks`` also where the batch's quotes start and
+    the batch tick of each."""
 
-    __slots__ = ("ts", "rows", "batch_start", "batch_ticks")
+    __slots__ = ("ts", "rows", "base", "batch_start", "batch_ticks")
 
     def __init__(self) -> None:
         self.ts: list[int] = []
         self.rows: list[tuple] = []
+        self.base = 0
         self.batch_start: int | None = None
         self.batch_ticks: list[int] | None = None
+
+
+NO_BOOK = (None, None, None, None)
+
+
+def _num(v) -> float:
+    return math.nan if v is None else v
+
+
+@dataclass
+class Resting:
+    """A passive order waiting in the queue (docs/costs.md): its order record, signed
+    quantity, queue position, the id of the next row of its symbol it has to look at,
+    and, once known, how it ends (``fill`` or ``timeout``) and at which row id."""
+
+    order: dict
+    delta: float
+    queue: QueueOrder
+    next_row: int
+    deadline: int  # event time (µs) of the timeout
+    resolved: tuple[str, int] | None = None
+
+    def state(self) -> dict:
+        return {
+            "order": self.order,
+            "delta": self.delta,
+            "queue": self.queue.state(),
+            "next_row": self.next_row,
+            "deadline": self.deadline,
+            "resolved": list(self.resolved) if self.resolved else None,
+        }
+
+    @classmethod
+    def load(cls, saved: dict) -> Resting:
+        resolved = saved.get("resolved")
+        return cls(
+            saved["order"],
+            float(saved["delta"]),
+            QueueOrder.load(saved["queue"]),
+            int(saved["next_row"]),
+            int(saved["deadline"]),
+            (resolved[0], int(resolved[1])) if resolved else None,
+        )
 
 
 def _nones(values: np.ndarray) -> list:
@@ -135,6 +184,9 @@ def _nones(values: np.ndarray) -> list:
 class PaperExecutor:
     def __init__(self, settings: ExecutionSettings, limits: Limits) -> None:
         self.settings = settings
+        self.costs = CostModels.from_settings(settings)
+        self.resting: dict[str, Resting] = {}  # passive orders in the queue, per symbol
+        self.cancelled = 0  # passive orders cancelled unfilled
         self.base_limits = limits  # configured (environment)
         self.limits = limits  # configured + operator overrides
         self.overrides: dict[str, float] = {}  # set_limit commands, kept across restarts
@@ -169,23 +221,36 @@ class PaperExecutor:
         return True
 
     def on_quote(
-        self, symbol: str, ts: int, bid: float | None, ask: float | None, mid: float
+        self,
+        symbol: str,
+        ts: int,
+        bid: float | None,
+        ask: float | None,
+        mid: float,
+        book: tuple = NO_BOOK,
     ) -> list[tuple[str, dict]]:
-        """A quote of ``symbol``: mark its position, execute the signals that waited for it."""
+        """A quote of ``symbol``: mark its position, settle a resting passive order it
+        fills, execute the signals that waited for it. ``book``: (bid_size, ask_size, last,
+        last_size) of the tick, None where not given."""
         self.quotes_read += 1
         quotes = self.quotes.get(symbol)
         if quotes is None:
             quotes = self.quotes[symbol] = Quotes()
         quotes.ts.append(ts)
-        quotes.rows.append((ts, bid, ask, mid))
+        quotes.rows.append((ts, bid, ask, mid, *book))
         self._retain(symbol, quotes)
         position = self.positions.get(symbol)
         if position is not None:
             position.mark = mid
         out: list[tuple[str, dict]] = []
+        if symbol in self.resting:
+            k = self._scan(symbol, quotes, len(quotes.rows))
+            if k is not None:
+                out += self._settle(symbol, quotes.rows[k])
         waiting = self.pending.get(symbol)
-        while waiting and self._due(waiting[0]["ts"], ts):
-            out += self._execute(waiting.popleft(), quotes.rows[-1])
+        row = quotes.base + len(quotes.rows) - 1
+        while waiting and symbol not in self.resting and self._due(symbol, waiting[0]["ts"], ts):
+            out += self._execute(waiting.popleft(), quotes.rows[-1], row)
         return out
 
     def on_signal(self, signal: dict) -> list[tuple[str, dict]]:
@@ -194,7 +259,7 @@ class PaperExecutor:
         check_signal(signal)
         symbol, ts = signal["symbol"], signal["ts"]
         waiting = self.pending.setdefault(symbol, deque())
-        if not waiting:  # signals of a symbol execute in order
+        if not waiting and symbol not in self.resting:  # signals of a symbol execute in order
             dropped = self.dropped.get(symbol)
             if dropped is not None and dropped[0] > ts:
                 return self._execute(signal, None)
@@ -202,19 +267,27 @@ class PaperExecutor:
             if quotes is not None:
                 end = self._end(quotes)
                 for i in range(bisect.bisect_right(quotes.ts, ts, 0, end), end):
-                    if self._due(ts, quotes.ts[i]):
-                        return self._execute(signal, quotes.rows[i])
+                    if self._due(symbol, ts, quotes.ts[i]):
+                        out = self._execute(signal, quotes.rows[i], quotes.base + i)
+                        if symbol in self.resting:  # posted passive: the known rows since
+                            k = self._scan(symbol, quotes, end)
+                            if k is not None:
+                                out += self._settle(symbol, quotes.rows[k])
+                        return out
         waiting.append(
             {k: signal.get(k) for k in ("symbol", "ts", "side", "model_version", "strength")}
         )
         return []
 
-    def on_ticks(self, symbols, slot_of, slot, ts, bid, ask, mid, valid, signals) -> list[tuple]:
+    def on_ticks(
+        self, symbols, slot_of, slot, ts, bid, ask, mid, valid, signals, book=None
+    ) -> list[tuple]:
         """A batch of quotes (arrays; ``symbols[slot[i]]`` is tick i's symbol and
         ``slot_of`` its inverse, NaN = no side) with the gated signals made at some of them
         (``signals``: (tick, signal) in tick order), as if each tick's quote and then its
         signal were given one by one; returns (tick, kind, record) of every output, kind
-        as in ``on_quote``.
+        as in ``on_quote``. ``book``: the ticks' (bid_size, ask_size, last, last_size)
+        arrays (NaN: not given), for the slippage and passive fill models.
 
         Only the symbols that can act are touched: those with signals waiting or arriving
         and those with an open position (their marks count in risk checks). A signal's
@@ -227,6 +300,7 @@ class PaperExecutor:
         active = {symbols[slot[i]] for i, _ in signals}
         active |= {s for s, q in self.pending.items() if q}
         active |= self.held.keys()
+        active |= self.resting.keys()
         codes = [slot_of[s] for s in active if s in slot_of]
         if not codes:
             return []
@@ -242,22 +316,31 @@ class PaperExecutor:
             quotes.batch_start, quotes.batch_ticks = len(quotes.ts), idx.tolist()
             times = ts[idx].tolist()
             quotes.ts += times
-            quotes.rows += zip(
-                times, _nones(bid[idx]), _nones(ask[idx]), mid[idx].tolist(), strict=True
-            )
+            columns = [_nones(bid[idx]), _nones(ask[idx]), mid[idx].tolist()]
+            if book is None:
+                columns += [[None] * len(idx)] * 4
+            else:
+                columns += [_nones(column[idx]) for column in book]
+            quotes.rows += zip(times, *columns, strict=True)
             batch.append(quotes)
         out: list[tuple] = []
         heap: list[tuple[int, str]] = []
 
         def wait_for_fill(symbol: str, after: int) -> None:
-            """Schedule the head of ``symbol``'s queue at its fill tick in this batch."""
+            """Schedule ``symbol`` at the tick of this batch where its resting order ends,
+            else where the head of its queue of signals fills."""
             quotes = self.quotes.get(symbol)
             if quotes is None or quotes.batch_ticks is None:
                 return
-            head = self.pending[symbol][0]["ts"]
             ticks_, base = quotes.batch_ticks, quotes.batch_start
+            if symbol in self.resting:
+                k = self._scan(symbol, quotes, base + len(ticks_))
+                if k is not None:
+                    heapq.heappush(heap, (ticks_[k - base], symbol))
+                return
+            head = self.pending[symbol][0]["ts"]
             for k in range(bisect.bisect_right(ticks_, after), len(ticks_)):
-                if self._due(head, quotes.ts[base + k]):
+                if self._due(symbol, head, quotes.ts[base + k]):
                     heapq.heappush(heap, (ticks_[k], symbol))
                     return
 
@@ -266,23 +349,34 @@ class PaperExecutor:
                 j, symbol = heapq.heappop(heap)
                 self._now = j
                 quotes = self.quotes[symbol]
-                quote = quotes.rows[quotes.batch_start + bisect.bisect_left(quotes.batch_ticks, j)]
-                waiting = self.pending[symbol]
-                while waiting and self._due(waiting[0]["ts"], quote[0]):
-                    out.extend((j, k, r) for k, r in self._execute(waiting.popleft(), quote))
-                if waiting:
+                at = quotes.batch_start + bisect.bisect_left(quotes.batch_ticks, j)
+                quote = quotes.rows[at]
+                resting = self.resting.get(symbol)
+                if resting is not None and resting.resolved is not None:
+                    out.extend((j, k, r) for k, r in self._settle(symbol, quote))
+                waiting = self.pending.get(symbol)
+                while (
+                    waiting
+                    and symbol not in self.resting
+                    and self._due(symbol, waiting[0]["ts"], quote[0])
+                ):
+                    executed = self._execute(waiting.popleft(), quote, quotes.base + at)
+                    out.extend((j, k, r) for k, r in executed)
+                if waiting or symbol in self.resting:
                     wait_for_fill(symbol, j)
 
         try:
-            for symbol in sorted(s for s, q in self.pending.items() if q):
+            for symbol in sorted(s for s, q in self.pending.items() if q) + sorted(
+                s for s in self.resting if not self.pending.get(s)
+            ):
                 wait_for_fill(symbol, -1)
             for i, signal in signals:
                 fills_until(i)
                 self._now = i
                 symbol = signal["symbol"]
-                waited = bool(self.pending.get(symbol))
+                waited = bool(self.pending.get(symbol)) or symbol in self.resting
                 out.extend((i, k, r) for k, r in self.on_signal(signal))
-                if not waited and self.pending.get(symbol):
+                if not waited and (self.pending.get(symbol) or symbol in self.resting):
                     wait_for_fill(symbol, i)
             fills_until(len(slot))
         finally:
@@ -301,6 +395,7 @@ class PaperExecutor:
         self.quotes.pop(symbol, None)
         self.dropped.pop(symbol, None)
         self.pending.pop(symbol, None)
+        self.resting.pop(symbol, None)
 
     def _trim(self) -> None:
         """Keep each symbol's quotes back to the oldest signal still waiting (and one before
@@ -320,9 +415,13 @@ class PaperExecutor:
             self._drop(symbol, quotes, len(quotes.ts) - limit)
 
     def _drop(self, symbol: str, quotes: Quotes, k: int) -> None:
+        resting = self.resting.get(symbol)
+        if resting is not None:  # never drop a row a resting order has still to look at
+            k = min(k, resting.next_row - quotes.base)
         if k > 0:
             self.dropped[symbol] = quotes.rows[k - 1]
             del quotes.ts[:k], quotes.rows[:k]
+            quotes.base += k
 
     def _end(self, quotes: Quotes) -> int:
         """How many of a symbol's quotes are known at the tick being processed."""
@@ -360,8 +459,10 @@ class PaperExecutor:
         return max(self.day_peak - self.equity(), 0.0)
 
     # --- internals ------------------------------------------------------------------------
-    def _due(self, signal_ts: int, quote_ts: int) -> bool:
-        return quote_ts > signal_ts and quote_ts >= signal_ts + self.settings.latency_ms * 1000
+    def _due(self, symbol: str, signal_ts: int, quote_ts: int) -> bool:
+        return quote_ts > signal_ts and quote_ts >= signal_ts + self.costs.latency.delay_us(
+            symbol, signal_ts
+        )
 
     def _mark_at(self, symbol: str, ts: int) -> float:
         """Mid of ``symbol``'s last quote at or before event time ``ts`` (else its last mark)."""
@@ -423,8 +524,9 @@ class PaperExecutor:
             },
         )
 
-    def _execute(self, signal: dict, quote: tuple | None) -> list[tuple[str, dict]]:
-        """Risk-check and fill ``signal`` at ``quote``; None: its quote is no longer known."""
+    def _execute(self, signal: dict, quote: tuple | None, row: int = -1) -> list[tuple[str, dict]]:
+        """Risk-check and fill ``signal`` at ``quote`` (row id ``row``) as a taker, or post
+        it there as a passive order; None: its quote is no longer known."""
         symbol, signal_ts = signal["symbol"], signal["ts"]
         # the day's high-water mark is sampled at decision times, in event time, so risk
         # decisions do not depend on how far ahead of the signals the quotes were read
@@ -453,7 +555,7 @@ class PaperExecutor:
             refused = self._check(symbol, position.quantity, delta, mid, signal_ts, equity)
         if refused is not None:
             return [self._reject(signal, side, abs(delta), *refused)]
-        quote_ts, bid, ask, quote_mid = quote
+        quote_ts, bid, ask = quote[0], quote[1], quote[2]
         self.order_times.append(signal_ts)
         self.orders += 1
         # two signals of one symbol at one time (ticks share timestamps) no longer share an
@@ -469,8 +571,36 @@ class PaperExecutor:
             "ts": signal_ts,
             "model_version": int(signal.get("model_version") or 0),
         }
-        price = (ask if delta > 0 else bid) or quote_mid  # trade-only data: the trade price
-        fee = self.settings.fee_bp * 1e-4 * abs(delta) * price
+        direction = 1 if delta > 0 else -1
+        own = bid if direction > 0 else ask
+        if self.costs.fill.passive and own is not None and row >= 0:
+            # join the queue at the own-side touch of the quote the signal reached
+            order["limit_price"], order["ts"] = own, quote_ts
+            shown = _num(quote[4] if direction > 0 else quote[5]) if len(quote) > 4 else math.nan
+            ahead = shown if shown == shown else math.inf
+            self.resting[symbol] = Resting(
+                order,
+                delta,
+                QueueOrder(direction, own, ahead, quote_ts),
+                row + 1,
+                quote_ts + round(self.costs.fill.timeout_ms * 1000),
+            )
+            return [("order", order)]
+        return [("order", order), *self._fill(order, delta, quote, "taker")]
+
+    def _fill(self, order: dict, delta: float, quote: tuple, liquidity: str) -> list[tuple]:
+        """Book ``order`` (signed ``delta``) filled at ``quote``: a taker crosses to the
+        other side (with slippage), a maker gets its limit price."""
+        symbol = order["symbol"]
+        quote_ts, bid, ask, quote_mid = quote[:4]
+        direction = 1 if delta > 0 else -1
+        if liquidity == "maker":
+            price = order["limit_price"]
+        else:
+            shown = (quote[5] if direction > 0 else quote[4]) if len(quote) > 4 else None
+            price = self.costs.slippage.price(direction, abs(delta), bid, ask, quote_mid, shown)
+        fee = self.costs.fees.rate(symbol, liquidity) * 1e-4 * abs(delta) * price
+        position = self.positions[symbol]
         before = position.realized
         position.apply(delta, price, fee)
         self.realized += position.realized - before
@@ -480,16 +610,66 @@ class PaperExecutor:
             self.held.pop(symbol, None)
         position.mark = quote_mid
         fill = {
-            "order_id": order_id,
+            "order_id": order["order_id"],
             "symbol": symbol,
-            "side": side,
+            "side": order["side"],
             "quantity": abs(delta),
             "price": price,
             "fee": fee,
-            "latency_ms": (quote_ts - signal_ts) / 1000.0,
+            "latency_ms": (quote_ts - order["signal_ts"]) / 1000.0,
             "ts": quote_ts,
+            "liquidity": liquidity,
         }
-        return [("order", order), ("fill", fill), ("position", position.record(symbol, quote_ts))]
+        return [("fill", fill), ("position", position.record(symbol, quote_ts))]
+
+    def _scan(self, symbol: str, quotes: Quotes, stop: int) -> int | None:
+        """Walk ``symbol``'s resting order over its rows up to index ``stop`` (exclusive)
+        not seen yet: the index of the row where it ends (filled, or past its timeout),
+        or None."""
+        resting = self.resting[symbol]
+        if resting.resolved is not None:
+            return resting.resolved[1] - quotes.base
+        queue = resting.queue
+        for k in range(max(resting.next_row - quotes.base, 0), stop):
+            row = quotes.rows[k]
+            resting.next_row = quotes.base + k + 1
+            if row[0] >= resting.deadline:
+                resting.resolved = ("timeout", quotes.base + k)
+                return k
+            book = row[4:8] if len(row) > 4 else NO_BOOK
+            shown = _num(book[0] if queue.side > 0 else book[1])
+            if queue.on_row(row[0], row[1], row[2], shown, _num(book[2]), _num(book[3])):
+                resting.resolved = ("fill", quotes.base + k)
+                return k
+        return None
+
+    def _settle(self, symbol: str, quote: tuple) -> list[tuple[str, dict]]:
+        """The resting order of ``symbol`` ends at ``quote``: filled as a maker at its
+        price; or, past its timeout, crossed as a taker or cancelled."""
+        resting = self.resting.pop(symbol)
+        how = resting.resolved[0]
+        if how == "fill":
+            return self._fill(resting.order, resting.delta, quote, "maker")
+        if self.costs.fill.on_timeout == "cross":
+            return self._fill(resting.order, resting.delta, quote, "taker")
+        self.cancelled += 1
+        self.rejections["passive_unfilled"] = self.rejections.get("passive_unfilled", 0) + 1
+        order = resting.order
+        return [
+            (
+                "cancel",
+                {
+                    "order_id": order["order_id"],
+                    "symbol": symbol,
+                    "side": order["side"],
+                    "quantity": order["quantity"],
+                    "limit_name": "passive_unfilled",
+                    "reason": f"passive order at {order['limit_price']} not filled in "
+                    f"{self.costs.fill.timeout_ms:g} ms: cancelled",
+                    "ts": quote[0],
+                },
+            )
+        ]
 
     def _check(
         self, symbol: str, q0: float, delta: float, mid: float, ts: int, equity: float
@@ -556,7 +736,10 @@ class PaperExecutor:
             "quotes_read": self.quotes_read,
             "signals_read": self.signals_read,
             "quotes": {s: [list(r) for r in q.rows] for s, q in self.quotes.items()},
+            "quote_base": {s: q.base for s, q in self.quotes.items() if q.base},
             "dropped": {s: list(r) for s, r in self.dropped.items()},
+            "resting": {s: r.state() for s, r in self.resting.items()},
+            "cancelled": self.cancelled,
         }
 
     def load(self, saved: dict) -> None:
@@ -582,11 +765,16 @@ class PaperExecutor:
         self.quotes_read = int(saved.get("quotes_read", 0))
         self.signals_read = int(saved.get("signals_read", 0))
         self.quotes = {}
+        bases = saved.get("quote_base", {})
         for symbol, rows in saved.get("quotes", {}).items():
             quotes = self.quotes[symbol] = Quotes()
-            quotes.rows = [tuple(r) for r in rows]
+            # rows saved before session 8 have no book columns
+            quotes.rows = [tuple(r) + NO_BOOK[: max(8 - len(r), 0)] for r in rows]
             quotes.ts = [r[0] for r in rows]
+            quotes.base = int(bases.get(symbol, 0))
         self.dropped = {s: tuple(r) for s, r in saved.get("dropped", {}).items()}
+        self.resting = {s: Resting.load(r) for s, r in saved.get("resting", {}).items()}
+        self.cancelled = int(saved.get("cancelled", 0))
 
 
 def summary(executor: PaperExecutor) -> dict:
@@ -613,6 +801,9 @@ def summary(executor: PaperExecutor) -> dict:
             for s, p in sorted(executor.positions.items())
         },
         "pending_signals": sum(len(q) for q in executor.pending.values()),
+        "resting_orders": len(executor.resting),
+        "cancelled_unfilled": executor.cancelled,
+        "cost_models": executor.costs.describe(),
         "quotes_read": executor.quotes_read,
         "signals_read": executor.signals_read,
     }
@@ -639,6 +830,9 @@ def combined(views: dict[str, dict]) -> dict:
         "gross_notional": sum(v["gross_notional"] for v in parts),
         "positions": {s: p for v in parts for s, p in v["positions"].items()},
         "pending_signals": sum(v["pending_signals"] for v in parts),
+        "resting_orders": sum(v.get("resting_orders", 0) for v in parts),
+        "cancelled_unfilled": sum(v.get("cancelled_unfilled", 0) for v in parts),
+        "cost_models": parts[0].get("cost_models"),
         "quotes_read": sum(v["quotes_read"] for v in parts),
         "signals_read": sum(v["signals_read"] for v in parts),
         "partitions": views,

@@ -63,11 +63,20 @@ class ExecutionSettings:
     """How signals become paper orders and fills."""
 
     order_notional: float = 100_000.0  # target position size, quote currency
-    fee_bp: float = 0.5  # fee per fill, basis points of the fill's notional
+    fee_bp: float = 0.5  # taker fee per fill, basis points of the fill's notional
     latency_ms: float = 20.0  # a fill uses the first quote at least this long after the signal
     # quotes kept per symbol for signals that arrive after later quotes (the executor reads
     # quotes and signals from two topics; in a fast replay it can be thousands of quotes ahead)
     retain_quotes: int = 50_000
+    # cost and fill models (spark.execution.costs, docs/costs.md)
+    maker_fee_bp: float = 0.0  # passive fills; negative: a rebate
+    fee_schedule: str = ""  # PATTERN=TAKER[/MAKER],... per symbol or venue:symbol
+    latency_jitter_ms: float = 0.0
+    slippage_bp: float = 0.0  # taker fills, bp of mid
+    depth_spreads: float = 1.0  # spreads paid by the part of an order beyond the shown size
+    fill_model: str = "taker"  # or passive
+    passive_timeout_ms: float = 5_000.0
+    passive_on_timeout: str = "cross"  # or cancel
 
 
 def _env_float(name: str, default: float) -> float:

@@ -22,12 +22,14 @@ from typing import BinaryIO
 from spark.errors import SparkError
 
 FORMATS = ("json", "csv", "xlsx", "pdf")
-TRADE_COLUMNS = ("ts", "order_id", "symbol", "side", "quantity", "price", "fee", "latency_ms")
+TRADE_COLUMNS = (
+    "ts", "order_id", "symbol", "side", "quantity", "price", "fee", "latency_ms", "liquidity",
+)  # fmt: skip
 SUMMARY_KEYS = (
     "ticks", "symbols", "signals", "suppressed", "orders", "fills", "rejected", "no_change",
     "pnl", "realized_pnl", "unrealized_pnl", "fees", "spread_cost", "gross_pnl",
     "traded_notional", "edge_bp", "break_even_edge_bp", "max_drawdown", "sharpe", "hours",
-    "auc", "precision_at_20", "labels",
+    "auc", "precision_at_20", "labels", "taker_fills", "maker_fills", "unfilled",
 )  # fmt: skip
 PDF_TRADES = 200
 
@@ -97,6 +99,8 @@ def _csv(report: dict, fh: BinaryIO) -> None:
 def _summary_rows(report: dict) -> list[tuple[str, object]]:
     rows = [(k, report.get(k)) for k in SUMMARY_KEYS]
     rows += [(f"rejected: {k}", v) for k, v in sorted(report.get("rejections", {}).items())]
+    # which cost and fill models ran (docs/costs.md)
+    rows += [(f"model: {k}", json.dumps(v)) for k, v in report.get("cost_models", {}).items()]
     rows += [(f"param: {k}", json.dumps(v)) for k, v in sorted(report.get("params", {}).items())]
     data = report.get("data") or {}
     rows += [("data", ", ".join(Path(p).name for p in data.get("data", [])))]

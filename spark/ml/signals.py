@@ -76,9 +76,9 @@ def decide_costed(
     last_ts,
 ) -> None:
     """The cost-aware policy over a batch (module docstring). ``costs``: (ts, beta, bid,
-    ask, mid per tick, fee_bp, min_edge, min_hold µs); ``last_ts``: per slot, the event
-    time of the last side sent."""
-    ts, beta, bid, ask, mid, fee_bp, min_edge, min_hold = costs
+    ask, mid, round-trip fees in bp per tick, the share of the spread a round trip pays,
+    min_edge, min_hold µs); ``last_ts``: per slot, the event time of the last side sent."""
+    ts, beta, bid, ask, mid, fees, spread_weight, min_edge, min_hold = costs
     up, down = 0.5 + band, 0.5 - band
     for i in range(slot.shape[0]):
         s = slot[i]
@@ -91,7 +91,7 @@ def decide_costed(
         held = last_side[s]
         if towards == 0 or towards == held:
             continue
-        cost = (ask[i] - bid[i]) / mid[i] * 1e4 + 2.0 * fee_bp
+        cost = spread_weight * (ask[i] - bid[i]) / mid[i] * 1e4 + fees[i]
         edge = abs(2.0 * p - 1.0) * beta[i]
         if edge > 0 and edge >= min_edge * cost:  # NaN (no spread or fit yet) never pays
             want = towards

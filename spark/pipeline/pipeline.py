@@ -352,13 +352,18 @@ class SignalPipeline:
             return
         p = r.probs[np.arange(n), r.champion]
         decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
-        rule = self.settings.models
-        band, fee_bp = rule.band, self.settings.execution.fee_bp
+        rule, models = self.settings.models, self.executor.costs
+        band = rule.band
         mid, bid, ask = r.quotes[:, 0], r.quotes[:, 1], r.quotes[:, 2]
         if rule.min_edge > 0:
             hold_us = round(rule.min_hold_s * 1e6)
             beta = r.beta[np.arange(n), r.champion]
-            costs = (ts, beta, bid, ask, mid, fee_bp, rule.min_edge, hold_us)
+            if models.fees.overrides:  # round-trip fees per symbol, then per tick
+                fees = np.array([models.round_trip_fee_bp(s) for s in symbols])[r.slot]
+            else:
+                fees = np.full(n, models.round_trip_fee_bp(""))
+            weight = models.spread_weight
+            costs = (ts, beta, bid, ask, mid, fees, weight, rule.min_edge, hold_us)
             decide_costed(
                 r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
                 costs, self.last_ts,
@@ -372,8 +377,9 @@ class SignalPipeline:
             prob, name = float(p[i]), SIDES[side[i]]
             if rule.min_edge > 0:
                 reason = _costed_reason(
-                    prob, name, float(beta[i]), bid[i], ask[i], mid[i], rule.min_edge, fee_bp
-                )
+                    prob, name, float(beta[i]), bid[i] , ask[i], mid[i], rule.min_edge,
+                    float(fees[i]), weight,
+                )  # fmt: skip
             elif name == "BUY":
                 reason = f"prob_up {prob:.3f} >= {0.5 + band:.2f}"
             elif name == "SELL":
@@ -397,6 +403,7 @@ class SignalPipeline:
                     },
                 )
             )
+        b = r.batch
         r.executions = self.executor.on_ticks(
             symbols,
             self.slot_of,
@@ -407,6 +414,7 @@ class SignalPipeline:
             r.quotes[:, 0],
             r.valid,
             r.signals,
+            (b.bid_size, b.ask_size, b.last, b.last_size),
         )
 
     # --- registered models ----------------------------------------------------------------------
@@ -560,6 +568,7 @@ class SignalPipeline:
             s
             for s in candidates.tolist()
             if not executor.pending.get(self.symbols[s])
+            and self.symbols[s] not in executor.resting
             and not (
                 self.symbols[s] in executor.positions
                 and executor.positions[self.symbols[s]].quantity
@@ -590,13 +599,23 @@ class SignalPipeline:
 
 
 def _costed_reason(
-    prob: float, side: str, beta: float, bid: float, ask: float, mid: float, k: float, fee: float
+    prob: float,
+    side: str,
+    beta: float,
+    bid: float,
+    ask: float,
+    mid: float,
+    k: float,
+    fees: float,
+    spread_weight: float = 1.0,
 ) -> str:
-    """Why the cost-aware policy sent ``side`` (its figures, in bp)."""
-    spread = (ask - bid) / mid * 1e4
-    cost = spread + 2 * fee
+    """Why the cost-aware policy sent ``side`` (its figures, in bp; ``fees``: a round
+    trip's)."""
+    spread = spread_weight * (ask - bid) / mid * 1e4
+    cost = spread + fees
     edge = abs(2 * prob - 1) * beta
-    figures = f"edge {edge:.3f}bp, cost {cost:.3f}bp (spread {spread:.3f} + fees {2 * fee:g})"
+    paid = f"spread {spread:.3f} + fees {fees:g}" if spread_weight else f"fees {fees:g}, passive"
+    figures = f"edge {edge:.3f}bp, cost {cost:.3f}bp ({paid})"
     if side == "FLAT":
         return f"prob_up {prob:.3f} turned against the position, {figures}: out"
     return f"prob_up {prob:.3f}: {figures}, edge >= {k:g} x cost"

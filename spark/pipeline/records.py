@@ -18,6 +18,7 @@ EXECUTION_TOPICS = {
     "order": "orders",
     "fill": "fills",
     "rejection": "order_rejections",
+    "cancel": "order_rejections",  # a passive order cancelled unfilled (docs/costs.md)
     "position": "positions",
 }
 SPARSE = (

@@ -80,7 +80,7 @@ class LoopStats:
             ORDER_REJECTIONS.labels(reason)
         for outcome in OUTCOMES:
             EXECUTOR_SIGNALS.labels(outcome)
-        for outcome in ("accepted", "rejected"):
+        for outcome in ("accepted", "rejected", "cancelled"):
             PAPER_ORDERS.labels(outcome)
         for outcome in ("written", "restored"):
             CHECKPOINTS.labels(outcome)
@@ -138,6 +138,9 @@ class LoopStats:
             elif kind == "rejection":
                 PAPER_ORDERS.labels("rejected").inc()
                 EXECUTOR_SIGNALS.labels("rejected").inc()
+                ORDER_REJECTIONS.labels(record["limit_name"]).inc()
+            elif kind == "cancel":  # a passive order that rested unfilled until its timeout
+                PAPER_ORDERS.labels("cancelled").inc()
                 ORDER_REJECTIONS.labels(record["limit_name"]).inc()
             elif kind == "no_change":
                 EXECUTOR_SIGNALS.labels("no_change").inc()
