@@ -253,7 +253,8 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     selection = json.loads(result.output)
     names = [c["candidate"] for c in selection["candidates"]]
-    assert names == [f"logreg h=1s {p}" for p in ("band", *(f"edge>={k}xcost" for k in (1, 2, 4)))]
+    policies = ("band", *(f"edge>={k}xcost" for k in (1, 2, 4)))
+    assert names == [f"logreg h=1s {p}{f}" for p in policies for f in ("", " passive")]
     assert selection["chosen"] in names
     assert {r["instrument"] for r in selection["test_days"]} == {"EURUSD", "IBM"}
     assert len(selection["test_days"]) == 8 + 3  # 13 and 5 days, the first 40 % to train

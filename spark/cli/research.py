@@ -66,6 +66,13 @@ def _emit(page: str, figures: dict, output, pdf, write_pdf, as_json: bool) -> No
     "--min-edge", "edges", type=float, multiple=True, help="Only these policies (repeat; 0: band)."
 )
 @click.option(
+    "--fill",
+    "fills",
+    type=click.Choice(("taker", "passive")),
+    multiple=True,
+    help="Only these fill models (repeat; docs/costs.md).",
+)
+@click.option(
     "--jobs",
     type=click.IntRange(min=1),
     default=os.cpu_count() or 1,
@@ -87,10 +94,11 @@ def _emit(page: str, figures: dict, output, pdf, write_pdf, as_json: bool) -> No
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
 def research_select(
-    root, max_ticks, train_share, instruments, models, horizons, edges, jobs, output, pdf, as_json,
-    progress,
+    root, max_ticks, train_share, instruments, models, horizons, edges, fills, jobs, output, pdf,
+    as_json, progress,
 ) -> None:  # fmt: skip
-    """Score every candidate (learner x horizon x policy) on every instrument and day-file,
+    """Score every candidate (learner x horizon x policy x fill model) on every instrument and
+    day-file,
     choose on the train days only, report the choice on the later days: per instrument mean,
     worst and spread of AUC, precision@20 and net PnL, and every candidate's figures."""
     from spark.progress import progress_once_known
@@ -102,10 +110,12 @@ def research_select(
         if (not models or c.model in models)
         and (not horizons or c.horizon_s in horizons)
         and (not edges or c.min_edge in edges)
+        and (not fills or c.fill in fills)
     )
     if not candidates:
         raise click.UsageError(
-            "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2 4"
+            "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2 4, "
+            "fills: taker passive"
         )
     show = sys.stderr.isatty() if progress is None else progress
     with progress_once_known(show, "research select", "day-files") as advance:

@@ -8,9 +8,10 @@ chosen on the train days only, reported on the later days.
 2. **Split**: per instrument, its days in date order; the first ``train_share`` of them
    (at least one) are train days, the rest test days.
 3. **Candidates** (``CANDIDATES``): learner × label horizon × policy (``min_edge`` 0 is the
-   band policy; > 0 the cost-aware policy with ``min_hold_s`` = the horizon). Everything else
-   is the live default (band 0.1, drift gate on, 100,000 notional, 0.5 bp fees, 20 ms
-   latency, default risk limits).
+   band policy; > 0 the cost-aware policy with ``min_hold_s`` = the horizon) × fill model
+   (taker; or passive: rest at the own-side touch, fill by queue position, cross after
+   5 s; docs/costs.md). Everything else is the live default (band 0.1, drift gate on,
+   100,000 notional, 0.5 bp taker and 0 bp maker fees, 20 ms latency, default risk limits).
 4. **Choice**: the candidate with the best mean net PnL per train day-file over all
    instruments; ties (within 0.01) by the mean train AUC. Nothing of a test day is read to
    choose.
@@ -59,11 +60,14 @@ class Candidate:
     model: str
     horizon_s: float
     min_edge: float  # 0: the band policy
+    fill: str = "taker"  # or passive (docs/costs.md)
 
     @property
     def name(self) -> str:
         policy = "band" if self.min_edge == 0 else f"edge>={self.min_edge:g}xcost"
-        return f"{self.model} h={self.horizon_s:g}s {policy}"
+        return f"{self.model} h={self.horizon_s:g}s {policy}" + (
+            " passive" if self.fill == "passive" else ""
+        )
 
     @property
     def min_hold_s(self) -> float:
@@ -71,10 +75,11 @@ class Candidate:
 
 
 CANDIDATES = tuple(
-    Candidate(model, horizon, edge)
+    Candidate(model, horizon, edge, fill)
     for model in ("logreg", "gbm")
     for horizon in (1.0, 60.0, 300.0)
     for edge in (0.0, 1.0, 2.0, 4.0)
+    for fill in ("taker", "passive")
 )
 FIGURES = (
     "auc",
@@ -150,7 +155,11 @@ def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[d
     rows = []
     for c in candidates:
         params = BacktestParams(
-            model=c.model, horizon_s=c.horizon_s, min_edge=c.min_edge, min_hold_s=c.min_hold_s
+            model=c.model,
+            horizon_s=c.horizon_s,
+            min_edge=c.min_edge,
+            min_hold_s=c.min_hold_s,
+            fill_model=c.fill,
         )
         result = run_backtest(batch, params, keep_trades=False, settings=Settings())
         rows.append({k: float(getattr(result, k)) for k in FIGURES} | {"candidate": c.name})
