@@ -26,7 +26,18 @@ import faust
 from spark.agents.dead_letters import dead_letter
 from spark.backtest.engine import InvalidParams
 from spark.jobs.runner import check, job_in_subprocess
-from spark.metrics import EVENTS_IN, EVENTS_OUT, JOB_SECONDS, JOBS, JOBS_RUNNING, LAST_BATCH
+from spark.metrics import (
+    EVENTS_IN,
+    EVENTS_OUT,
+    EXPORT_BYTES,
+    EXPORT_ROWS,
+    EXPORT_SECONDS,
+    EXPORT_SKIPPED,
+    JOB_SECONDS,
+    JOBS,
+    JOBS_RUNNING,
+    LAST_BATCH,
+)
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
 
@@ -101,6 +112,12 @@ def _register_kind(
         EVENTS_OUT.labels(results.id).inc()
         JOBS.labels(kind, outcome["status"]).inc()
         JOB_SECONDS.labels(kind).observe((outcome["finished"] - outcome["started"]) / 1e6)
+        figures = outcome.get("metrics") or {}
+        if outcome["status"] == "ok" and "exported" in figures:  # a topic export
+            EXPORT_ROWS.inc(figures["exported"])
+            EXPORT_SKIPPED.inc(figures.get("skipped", 0.0))
+            EXPORT_BYTES.inc(figures.get("bytes", 0.0))
+            EXPORT_SECONDS.observe(figures.get("seconds", 0.0))
 
     async def serve(stream):
         async for events in stream.take_events(10, within=0.5):

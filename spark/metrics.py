@@ -145,3 +145,14 @@ JOB_SECONDS = Histogram(
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 JOBS_RUNNING = Gauge("spark_jobs_running", "Jobs a worker is running now, per kind.", ["kind"])
+# --- topic exports run as jobs (docs/export.md)
+EXPORT_ROWS = Counter("spark_export_rows_total", "Rows written by topic export jobs.")
+EXPORT_SKIPPED = Counter(
+    "spark_export_skipped_total", "Records topic export jobs read and did not write."
+)
+EXPORT_BYTES = Counter("spark_export_bytes_total", "Bytes of the files topic export jobs wrote.")
+EXPORT_SECONDS = Histogram(
+    "spark_export_seconds",
+    "Wall time of one topic export job's read and write.",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)

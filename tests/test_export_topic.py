@@ -21,6 +21,21 @@ from spark.topics import catalog
 from tests.test_streams import EURUSD, ticks_of
 
 
+def pdf_text(pdf: bytes) -> bytes:
+    """The text drawn on a reportlab PDF's pages (its streams are ASCII85 + Flate)."""
+    import base64
+    import re
+    import zlib
+
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.S):
+        try:
+            out.append(zlib.decompress(base64.a85decode(m.group(1).strip(), adobe=True)))
+        except ValueError:
+            out.append(m.group(1))
+    return b"\n".join(out)
+
+
 class Msg:
     """What the exporter needs of a Kafka message."""
 
@@ -81,8 +96,8 @@ def test_bad_requests_say_what_to_do(tmp_path):
     runner = CliRunner()
     out = runner.invoke(cli, ["export", "topic", "ticks_dlq", "-o", str(tmp_path / "d.csv")])
     assert out.exit_code == 1 and "raw bytes" in out.output and "Traceback" not in out.output
-    out = runner.invoke(cli, ["export", "topic", "ticks", "-o", str(tmp_path / "d.pdf")])
-    assert out.exit_code == 1 and "csv, xlsx, parquet" in out.output
+    out = runner.invoke(cli, ["export", "topic", "ticks", "-o", str(tmp_path / "d.doc")])
+    assert out.exit_code == 1 and "csv, xlsx, parquet, pdf" in out.output
     out = runner.invoke(
         cli, ["export", "topic", "ticks", "-o", str(tmp_path / "d.csv"), "--fields", "bid,nope"]
     )
@@ -116,3 +131,44 @@ def test_export_a_topic_from_the_broker(broker, tmp_path):
     table = pq.read_table(output)
     assert table.column_names == ["ts", "symbol", "bid", "ask"]
     assert sorted(table.column("bid").to_pylist()) == sorted(t.bid for t in ticks)
+
+
+def test_a_pdf_has_the_summary_and_the_charts_in_flat_memory(tmp_path, monkeypatch):
+    """Ticks: mid and spread per symbol; positions: equity and drawdown over all symbols, as
+    recomputed here from the records; series decimated to at most CHART_POINTS points."""
+    monkeypatch.setattr(export, "CHART_POINTS", 64)
+    ticks = ticks_of(EURUSD, 3000)
+    msgs = tick_messages(ticks) + [Msg(b"not avro")]
+    out = tmp_path / "ticks.pdf"
+    result = export.export_topic(catalog()["ticks"], out, records=iter(msgs))
+    assert result.read == 3001 and result.exported == 3000 and result.accounted
+    pdf = out.read_bytes()
+    assert pdf.startswith(b"%PDF")
+    pdf = pdf_text(pdf)
+    for text in (b"EURUSD: mid", b"EURUSD: spread, bp", b"skipped: undecodable", b"3,000"):
+        assert text in pdf, text
+
+    serde, name = default_serde(), catalog()["positions"].name
+    marks = [(s, i, ((i * 37) % 11 - 5) * 10.0) for i in range(400) for s in ("A", "B")]
+    records = [
+        {"symbol": s, "quantity": 1.0, "avg_price": 1.0, "realized_pnl": pnl,
+         "unrealized_pnl": 1.0, "ts": ticks[0].ts + i * 1_000_000}
+        for s, i, pnl in marks
+    ]  # fmt: skip
+    writer = export.PdfOut(tmp_path / "p.pdf", export.columns_of(catalog()["positions"]), None)
+    last, peak, worst, total = {}, 0.0, 0.0, 0.0
+    for r in records:
+        writer.write([r.get(n) for n in writer.names])
+        last[r["symbol"]] = r["realized_pnl"] + r["unrealized_pnl"]
+        total = sum(last.values())
+        peak = max(peak, total)
+        worst = max(worst, peak - total)
+    assert writer.total_equity == pytest.approx(total)
+    assert all(len(s.points) < 64 for s in writer.series.values())
+    assert writer._max_drawdown() <= worst and writer._max_drawdown() > 0
+    msgs = [Msg(serde.encode(name, "Position", r)) for r in records]
+    result = export.export_topic(catalog()["positions"], tmp_path / "p.pdf", records=iter(msgs))
+    pdf = pdf_text((tmp_path / "p.pdf").read_bytes())
+    assert result.exported == 800
+    for text in (b"all symbols: equity", b"all symbols: drawdown", b"max drawdown"):
+        assert text in pdf, text

@@ -215,5 +215,14 @@ def test_export_job_writes_the_report_on_the_worker(worker):
     table = pq.read_table(exported)
     assert table.num_rows == job["metrics"]["exported"] >= 1
     assert "params_json" in table.column_names
+    # the worker counts what its topic exports wrote (rows, bytes, time)
+    assert worker.metric("spark_export_rows_total") == job["metrics"]["exported"]
+    assert worker.metric("spark_export_bytes_total") == exported.stat().st_size
+    assert worker.metric("spark_export_seconds_count") == 1
+    # and a PDF of a topic, charts and summary table, also as a job
+    pdf = submit("export", {"topic": "export_requests", "output": "pdf"}, timeout=120)
+    assert pdf["status"] == "ok", pdf["error"]
+    assert Path(urlparse(pdf["artifact_uri"]).path).read_bytes().startswith(b"%PDF")
+    assert worker.metric("spark_export_seconds_count") == 2
     bad = submit("export", {"topic": "ticks_dlq", "output": "csv"}, timeout=60)
     assert bad["status"] == "failed" and "raw bytes" in bad["error"]

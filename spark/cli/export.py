@@ -46,7 +46,7 @@ def export_submit(output, wait, timeout, as_json, **options) -> None:
     "-o",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File to write: .csv, .xlsx or .parquet (by extension).",
+    help="File to write: .csv, .xlsx, .parquet, or .pdf (summary table and charts; by extension).",
 )
 @click.option(
     "--from", "start", help="Only records at or after this event time (ISO-8601 or epoch ms)."

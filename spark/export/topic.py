@@ -1,4 +1,4 @@
-"""Export@Scale: any Avro topic of the catalog to CSV, XLSX or Parquet, streamed.
+"""Export@Scale: any Avro topic of the catalog to CSV, XLSX, Parquet or PDF, streamed.
 
 Records are read with ``assign()`` from the beginning to the end of every partition (no
 consumer group), filtered by event time (``ts``, µs) and symbol, and written as they come:
@@ -7,6 +7,12 @@ memory stays flat whatever the size (CSV row by row; Parquet in row groups of
 new sheet past Excel's 1,048,576 rows). Every record read is accounted for:
 read = exported + skipped, with the reason of each skip (``undecodable``,
 ``before_from``, ``after_to``, ``other_symbol``).
+
+PDF (a desk review, not the rows): a summary table (rows, time span, per symbol counts, every
+numeric column's min/mean/max) and charts per symbol of what the topic says: mid and spread
+of ticks, prob_up and the side of signals, equity and drawdown of positions, fill prices and
+fees, else its first numeric fields. Series are decimated as they come (``PdfOut``: at most
+``CHART_POINTS`` points each, every other one dropped when full), so memory stays flat too.
 
 Time columns (Avro ``timestamp-micros``) are written as UTC timestamps (ISO-8601 text in
 CSV, dates in XLSX, ``timestamp[us, UTC]`` in Parquet); maps and arrays as JSON text.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,7 +35,9 @@ from spark import schemas
 from spark.errors import SerializationError, SparkError
 from spark.topics import TopicSpec
 
-OUTPUTS = ("csv", "xlsx", "parquet")
+OUTPUTS = ("csv", "xlsx", "parquet", "pdf")
+CHART_POINTS = 1_000  # points kept per chart series
+CHART_SYMBOLS = 6  # symbols charted (the ones with most rows); all counted in the table
 ROW_GROUP = 65_536
 XLSX_ROWS = 1_048_576 - 1  # data rows per sheet; the first row is the header
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -142,7 +151,10 @@ def export_topic(
     result = ExportResult(str(output))
     started = time.monotonic()
     output.parent.mkdir(parents=True, exist_ok=True)
-    writer = {"csv": CsvOut, "xlsx": XlsxOut, "parquet": ParquetOut}[fmt](output, columns)
+    if fmt == "pdf":
+        writer = PdfOut(output, columns, spec)
+    else:
+        writer = {"csv": CsvOut, "xlsx": XlsxOut, "parquet": ParquetOut}[fmt](output, columns)
     try:
         source = records if records is not None else messages(spec, from_beginning=True, **READER)
         for msg in source:
@@ -164,6 +176,8 @@ def export_topic(
                 result.exported += 1
             if on_progress is not None and result.read % 10_000 == 0:
                 on_progress(result)
+        if fmt == "pdf":
+            writer.accounting = result
         result.sheets = writer.close()
     except BaseException:
         writer.abort()
@@ -307,3 +321,155 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # macOS: bytes
+
+
+class Series:
+    """A (time, value) series in constant memory: past ``limit`` points every other one is
+    dropped and only every ``stride``-th point is kept from then on."""
+
+    __slots__ = ("limit", "stride", "seen", "points")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit, self.stride, self.seen = limit or CHART_POINTS, 1, 0
+        self.points: list[tuple[float, float]] = []
+
+    def add(self, t: float, v: float) -> None:
+        if self.seen % self.stride == 0 and v == v:
+            self.points.append((t, v))
+            if len(self.points) >= self.limit:
+                self.points = self.points[::2]
+                self.stride *= 2
+        self.seen += 1
+
+
+class PdfOut:
+    """A PDF of a topic: summary table and charts, in constant memory (module docstring)."""
+
+    def __init__(self, path: Path, columns: list[tuple[str, str]], spec: TopicSpec) -> None:
+        self.path, self.spec = path, spec
+        self.names = [name for name, _ in columns]
+        self.numeric = [n for n, kind in columns if kind in ("int", "float") and n != "ts"]
+        self.stats = {n: [0, 0.0, math.inf, -math.inf] for n in self.numeric}  # n, sum, lo, hi
+        self.rows: Counter = Counter()  # per symbol
+        self.sides: Counter = Counter()  # signals: per side
+        self.first = self.last = None
+        self.series: dict[tuple[str, str], Series] = {}
+        self.equity: dict[str, float] = {}  # positions: each symbol's last equity
+        self.total_equity, self.peak = 0.0, 0.0
+        self.fees = 0.0
+        self.accounting: ExportResult | None = None
+
+    def _add(self, chart: str, symbol: str, t: float, v) -> None:
+        if v is None:
+            return
+        key = (chart, symbol)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+        series.add(t, float(v))
+
+    def write(self, row: list) -> None:
+        r = dict(zip(self.names, row, strict=True))
+        symbol = str(r.get("symbol") or "(all)")
+        self.rows[symbol] += 1
+        for n in self.numeric:
+            v = r.get(n)
+            if isinstance(v, int | float) and v == v and not isinstance(v, bool):
+                st = self.stats[n]
+                st[0] += 1
+                st[1] += v
+                st[2], st[3] = min(st[2], v), max(st[3], v)
+        ts = r.get("ts")
+        if not isinstance(ts, int):
+            return
+        self.first = ts if self.first is None else min(self.first, ts)
+        self.last = ts if self.last is None else max(self.last, ts)
+        t = ts / 3.6e9  # hours since the epoch; shifted to the first hour when drawn
+        bid, ask, last = r.get("bid"), r.get("ask"), r.get("last")
+        if "prob_up" in r and "side" in r:  # signals
+            self.sides[r["side"]] += 1
+            self._add("prob_up", symbol, t, r["prob_up"])
+            self._add("side (BUY +1, SELL -1, FLAT 0)", symbol, t, _SIDE.get(r["side"]))
+        elif "realized_pnl" in r and "unrealized_pnl" in r:  # positions
+            equity = (r["realized_pnl"] or 0.0) + (r["unrealized_pnl"] or 0.0)
+            self.total_equity += equity - self.equity.get(symbol, 0.0)
+            self.equity[symbol] = equity
+            self.peak = max(self.peak, self.total_equity)
+            self._add("equity", "all symbols", t, self.total_equity)
+            self._add("drawdown", "all symbols", t, self.peak - self.total_equity)
+            self._add("equity", symbol, t, equity)
+        elif "fee" in r and "price" in r:  # fills
+            self.fees += r["fee"] or 0.0
+            self._add("fill price", symbol, t, r["price"])
+            self._add("fees, cumulative", "all symbols", t, self.fees)
+        elif bid is not None and ask is not None and bid > 0 and ask > 0:  # quotes
+            mid = (bid + ask) / 2
+            self._add("mid", symbol, t, mid)
+            self._add("spread, bp", symbol, t, (ask - bid) / mid * 1e4)
+        elif last is not None:
+            self._add("trade price", symbol, t, last)
+        elif "prob_up" in r:  # predictions
+            self._add("prob_up", symbol, t, r["prob_up"])
+        else:
+            for n in self.numeric[:2]:
+                self._add(n, symbol, t, r.get(n))
+
+    def close(self) -> int:
+        from spark.research import charts
+
+        blocks: list = ["Summary"]
+        acc = self.accounting
+        span = (
+            f"{_time(self.first).isoformat(timespec='seconds')} .. "
+            f"{_time(self.last).isoformat(timespec='seconds')}"
+            if self.first is not None
+            else "no event times"
+        )
+        summary = [["figure", "value"], ["topic", self.spec.name], ["event time", span]]
+        if acc is not None:
+            summary += [["records read", f"{acc.read:,}"], ["exported", f"{acc.exported:,}"]]
+            summary += [[f"skipped: {k}", f"{v:,}"] for k, v in sorted(acc.skipped.items())]
+        summary += [[f"rows: {s}", f"{n:,}"] for s, n in self.rows.most_common(20)]
+        if len(self.rows) > 20:
+            summary.append(
+                [
+                    "rows: other symbols",
+                    f"{sum(self.rows.values()) - sum(n for _, n in self.rows.most_common(20)):,}",
+                ]
+            )
+        summary += [[f"signals: {side}", f"{n:,}"] for side, n in sorted(self.sides.items())]
+        if self.equity:
+            summary.append(["equity at the end (all symbols)", f"{self.total_equity:,.2f}"])
+            summary.append(["max drawdown", f"{self._max_drawdown():,.2f}"])
+        if self.fees:
+            summary.append(["fees", f"{self.fees:,.2f}"])
+        blocks.append(charts.table(summary))
+        if self.numeric:
+            rows = [["field", "values", "min", "mean", "max"]]
+            for n in self.numeric:
+                count, total, lo, hi = self.stats[n]
+                if count:
+                    rows.append([n, f"{count:,}", f"{lo:.6g}", f"{total / count:.6g}", f"{hi:.6g}"])
+            blocks += ["Numeric fields", charts.table(rows)]
+        charted = {s for s, _ in self.rows.most_common(CHART_SYMBOLS)} | {"all symbols"}
+        start = (self.first or 0) / 3.6e9
+        for (chart, symbol), series in sorted(self.series.items()):
+            if symbol not in charted or len(series.points) < 2:
+                continue
+            points = [(t - start, v) for t, v in series.points]
+            blocks.append(
+                charts.line_chart(f"{symbol}: {chart} (x: hours from the first record)", points)
+            )
+        charts.write_pdf(self.path, f"Spark export: {self.spec.name}", blocks)
+        return 0
+
+    def _max_drawdown(self) -> float:
+        series = self.series.get(("drawdown", "all symbols"))
+        return max((v for _, v in series.points), default=0.0) if series else 0.0
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+_SIDE = {"BUY": 1.0, "SELL": -1.0, "FLAT": 0.0}

@@ -132,7 +132,7 @@ TOPIC_KEYS = ("topic", "output", "from", "to", "symbols", "fields")
 
 def check_topic_export(params: dict) -> dict:
     """A topic export request (``spark.export.topic``): ``topic`` (catalog id or name),
-    ``output`` (csv, xlsx, parquet), optional ``from``/``to`` (event time, µs or ISO-8601),
+    ``output`` (csv, xlsx, parquet, pdf), optional ``from``/``to`` (event time, µs or ISO-8601),
     ``symbols`` and ``fields`` (lists of strings). The checked parameters."""
     from spark.export.topic import OUTPUTS as TOPIC_OUTPUTS
     from spark.export.topic import columns_of, parse_time

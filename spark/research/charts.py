@@ -33,6 +33,28 @@ def bar_chart(title: str, labels: list[str], values: list[float | None], target=
     return drawing
 
 
+def line_chart(title: str, points: list[tuple[float, float]]):
+    """A reportlab Drawing: one line through ``points`` (x, y)."""
+    from reportlab.graphics.charts.lineplots import LinePlot
+    from reportlab.graphics.shapes import Drawing, String
+    from reportlab.lib import colors
+
+    drawing = Drawing(480, 150)
+    plot = LinePlot()
+    plot.x, plot.y, plot.width, plot.height = 50, 25, 410, 105
+    plot.data = [points]
+    plot.lines[0].strokeColor = colors.steelblue
+    plot.lines[0].strokeWidth = 0.6
+    plot.xValueAxis.labels.fontSize = 6
+    plot.yValueAxis.labels.fontSize = 6
+    ys = [y for _, y in points]
+    if max(ys) == min(ys):  # a flat line still needs a range
+        plot.yValueAxis.valueMin, plot.yValueAxis.valueMax = min(ys) - 1, max(ys) + 1
+    drawing.add(plot)
+    drawing.add(String(50, 138, title, fontSize=8))
+    return drawing
+
+
 def table(rows: list[list[str]]):
     from reportlab.lib import colors
     from reportlab.platypus import Table, TableStyle
