@@ -139,6 +139,85 @@ def test_sweep_parameters_are_checked():
                     restrict=False)  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", ["rolling", "anchored"])
+def test_walk_forward_chooses_on_train_windows_and_scores_the_next(mode):
+    """Each fold's choice is the best of its train window alone, its out-of-sample figure
+    a backtest of that choice on the next window alone; nothing of a test window is read to
+    choose; the same request gives the same result."""
+    from spark.jobs.optimizer import run_sweep
+    from spark.ticks.columns import read_batch
+
+    path = DATA / "fxcm/eurusd/20140501_quote.zip"
+    grid = {"band": [0.05, 0.15, 0.25], "fee_bp": [0.0, 0.5]}
+    params = {
+        "data": [str(path)], "limit": 12_000, "gate": False, "model": "logreg",
+        "min_edge": 0.0, "limits": {"max_daily_drawdown": 1e9}, "grid": grid,
+        "walk_forward": {"folds": 3, "mode": mode, "train_folds": 2},
+    }  # fmt: skip
+
+    def timeless(value):  # wall times differ from run to run, nothing else may
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if k != "seconds"}
+        if isinstance(value, list):
+            return [timeless(v) for v in value]
+        return value
+
+    out = run_sweep(params, restrict=False)
+    assert timeless(out) == timeless(run_sweep(params, restrict=False))
+    walk = out["walk"]
+    assert len(walk["windows"]) == 3 and out["metrics"]["folds"] == 3
+    batch = read_batch([path], "lean-quote", None, None)[0].take(0, 12_000)
+    base = {"gate": False, "model": "logreg", "min_edge": 0.0}
+    base["limits"] = {"max_daily_drawdown": 1e9}
+    cuts = [0, 2400, 4800, 7200, 9600, 12_000]
+    for f, row in enumerate(walk["windows"]):
+        lo, hi = (0 if mode == "anchored" else cuts[f]), cuts[f + 2]
+        test = batch.take(cuts[f + 2], cuts[f + 3])
+        assert row["train"][2] == hi - lo and row["test"][2] == len(test)
+        assert row["train"][1] < row["test"][0]  # the choice never saw the test window
+        train_pnl = {
+            (b, fee): run_backtest(
+                batch.take(lo, hi), BacktestParams.from_dict(base | {"band": b, "fee_bp": fee})
+            ).pnl
+            for b, fee in itertools.product(*grid.values())
+        }
+        best = max(train_pnl.values())
+        assert row["in_sample"] == pytest.approx(best)
+        assert train_pnl[(row["params"]["band"], row["params"]["fee_bp"])] == best
+        alone = run_backtest(test, BacktestParams.from_dict(row["params"]))
+        assert row["out_of_sample"] == pytest.approx(alone.pnl)
+        assert 1 <= row["oos_rank"] <= 6
+    assert out["metrics"]["oos_pnl"] == pytest.approx(
+        sum(r["out_of_sample"] for r in walk["windows"])
+    )
+
+
+def test_walk_forward_is_checked_and_printed():
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+    from spark.jobs.optimizer import check_sweep
+
+    path = str(DATA / "fxcm/eurusd/20140501_quote.zip")
+    for walk, says in [
+        ({"folds": 0}, "folds must be a whole number"),
+        ({"folds": 2, "mode": "sideways"}, "mode must be one of rolling, anchored"),
+        ({"fold": 2}, "unknown"),
+        ([2], "must be an object"),
+    ]:
+        with pytest.raises(InvalidParams, match=says):
+            check_sweep({"data": [path], "grid": {"band": [0.1]}, "walk_forward": walk},
+                        restrict=False)  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        ["optimize", "run", "--data", path, "--limit", "4000", "--no-gate", "--grid",
+         "band=0.05,0.2", "--walk-forward", "2", "--anchored", "--min-edge", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "walk-forward, anchored, 2 test windows, pnl" in result.output
+    assert "out of sample: PnL" in result.output and "in sample" in result.output
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv", "xlsx", "pdf"])
 def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
     import csv

@@ -185,6 +185,23 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     ranking = json.loads(Path(urlparse(job["artifact_uri"]).path).read_text())["ranking"]
     assert [r["params"]["band"] for r in ranking] == [r["params"]["band"] for r in local["ranking"]]
     assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 1
+    # walk-forward as a job: the worker's out-of-sample figures are a local run's
+    result = CliRunner().invoke(
+        cli,
+        ["optimize", "submit", "--data", str(FX), "--limit", "2000", "--no-gate",
+         "--grid", "band=0.05,0.15", "--walk-forward", "2", "--timeout", "120"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "walk-forward over 2 test windows, 2 combinations: out-of-sample PnL" in result.output
+    walk = {"folds": 2, "mode": "rolling", "train_folds": 1}
+    local = run_sweep(
+        {"data": [str(FX)], "limit": 2000, "gate": False, "grid": {"band": [0.05, 0.15]},
+         "walk_forward": walk},
+        restrict=False,
+    )  # fmt: skip
+    figure = f"out-of-sample PnL {local['metrics']['oos_pnl']:,.2f}"
+    assert figure in result.output
+    assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 2
 
 
 def test_export_job_writes_the_report_on_the_worker(worker):

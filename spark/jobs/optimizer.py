@@ -7,9 +7,19 @@ Parameters: those of a backtest (``spark.jobs.backtest``: data and base strategy
   at most ``MAX_COMBINATIONS`` combinations;
 * ``objective``: ``pnl`` (default), ``sharpe`` or ``neg_max_drawdown`` — larger is better.
 
+* ``walk_forward`` (optional): ``{"folds": K, "mode": "rolling" | "anchored",
+  "train_folds": T}``. The ticks are cut into T + K consecutive windows of equal tick
+  count; for each of the last K (the test windows) every combination runs on its train
+  window (rolling: the T windows before it; anchored: every window before it), the best by
+  the objective is chosen there, and scored on the test window, which nothing of the
+  choice has read. The result shows in-sample against out-of-sample per window, where the
+  chosen combination ranked among all of them on the test window, and the out-of-sample
+  totals: the honest figure of the sweep (docs/jobs.md).
+
 Every combination runs the live pipeline (``run_backtest``) over the same ticks,
-read once into columns. The result ranks them; the best one's figures are the job's
-metrics. Beware of choosing on the data you report: docs/jobs.md.
+read once into columns; each window starts fresh (model, features, executor). The result
+ranks them; the best one's figures are the job's metrics. Runs are deterministic: the same
+request gives the same result. Beware of choosing on the data you report: docs/jobs.md.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from spark.errors import SparkError
 from spark.jobs.backtest import DATA_KEYS, check_request, load_ticks
 
 MAX_COMBINATIONS = 64
+MAX_FOLDS = 20
+WALK_MODES = ("rolling", "anchored")
 OBJECTIVES = {
     "pnl": lambda m: m["pnl"],
     "sharpe": lambda m: m["sharpe"],
@@ -49,7 +61,7 @@ def combinations(base: dict, grid: dict) -> list[dict]:
         for name, value in zip(names, values, strict=True):
             if name.startswith("limits."):
                 params["limits"][name.removeprefix("limits.")] = value
-            elif name in DATA_KEYS or name in ("grid", "objective"):
+            elif name in DATA_KEYS or name in ("grid", "objective", "walk_forward"):
                 raise InvalidParams(f"{name!r} cannot be swept")
             else:
                 params[name] = value
@@ -65,30 +77,154 @@ def check_sweep(params: dict, restrict: bool = True):
     objective = params.get("objective", "pnl")
     if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise InvalidParams(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
-    rest = {k: v for k, v in params.items() if k not in ("grid", "objective")}
+    check_walk(params.get("walk_forward"))
+    rest = {k: v for k, v in params.items() if k not in ("grid", "objective", "walk_forward")}
     data, base = check_request(rest, restrict)
     return data, base.as_dict(), combinations(base.as_dict(), params.get("grid")), objective
 
 
-def run_sweep(params: dict, report: Path | None = None, restrict: bool = True, on_combo=None):
-    """Run every combination; a dict with ``metrics`` (the best), ``ranking``, ``artifact_uri``."""
-    data, _base, combos, objective = check_sweep(params, restrict)
-    ticks = load_ticks(data)
-    if not len(ticks):
-        raise SparkError(f"no valid ticks in the data as {data['format']}: check the format")
-    score = OBJECTIVES[objective]
+def check_walk(walk) -> dict | None:
+    """The walk-forward settings with defaults; InvalidParams names what is wrong."""
+    if walk is None:
+        return None
+    if not isinstance(walk, dict):
+        raise InvalidParams('"walk_forward" must be an object like {"folds": 4}')
+    unknown = sorted(set(walk) - {"folds", "mode", "train_folds"})
+    if unknown:
+        raise InvalidParams(f"walk_forward: unknown {unknown}; known: folds, mode, train_folds")
+    folds, train = walk.get("folds", 4), walk.get("train_folds", 1)
+    mode = walk.get("mode", "rolling")
+    for name, value in (("folds", folds), ("train_folds", train)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FOLDS:
+            raise InvalidParams(f"walk_forward {name} must be a whole number 1..{MAX_FOLDS}")
+    if mode not in WALK_MODES:
+        raise InvalidParams(f"walk_forward mode must be one of {', '.join(WALK_MODES)}")
+    return {"folds": folds, "mode": mode, "train_folds": train}
+
+
+def windows(n: int, walk: dict) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(train, test) tick ranges [lo, hi) of each fold: T + K windows of equal count.
+
+    >>> windows(100, {"folds": 3, "mode": "rolling", "train_folds": 2})
+    [((0, 40), (40, 60)), ((20, 60), (60, 80)), ((40, 80), (80, 100))]
+    >>> windows(100, {"folds": 2, "mode": "anchored", "train_folds": 2})
+    [((0, 50), (50, 75)), ((0, 75), (75, 100))]
+    """
+    k, t = walk["folds"], walk["train_folds"]
+    cuts = [round(i * n / (k + t)) for i in range(k + t + 1)]
+    out = []
+    for f in range(k):
+        test = (cuts[t + f], cuts[t + f + 1])
+        lo = cuts[0] if walk["mode"] == "anchored" else cuts[f]
+        out.append(((lo, test[0]), test))
+    return out
+
+
+def _rank(ticks, combos, score, on_combo=None, done: int = 0, total: int = 0) -> list[dict]:
+    """Every combination on ``ticks``, best first (NaN objectives last)."""
     ranking = []
     for i, combo in enumerate(combos):
         result = run_backtest(ticks, BacktestParams.from_dict(combo), keep_trades=False)
         metrics = result.metrics()
         value = score(metrics)
         ranking.append(
-            {"params": combo, "objective": None if value != value else value, "metrics": metrics}
+            {
+                "index": i,
+                "params": combo,
+                "objective": None if value != value else value,
+                "metrics": metrics,
+            }
         )
         if on_combo is not None:
-            on_combo(i + 1, len(combos))
-    ranking.sort(key=lambda r: r["objective"] if r["objective"] is not None else -math.inf)
-    ranking.reverse()  # best first; combinations without a figure (NaN) last
+            on_combo(done + i + 1, total or len(combos))
+    ranking.sort(key=lambda r: (r["objective"] is not None, r["objective"] or 0.0, -r["index"]))
+    ranking.reverse()
+    return ranking
+
+
+def _better(a: float | None, b: float | None) -> bool:
+    return a is not None and (b is None or a > b)
+
+
+def walk_forward(ticks, combos, objective: str, walk: dict, on_combo=None) -> dict:
+    """Choose on each train window, score on the next test window (module docstring)."""
+    score = OBJECTIVES[objective]
+    folds = windows(len(ticks), walk)
+    total, done, rows = 2 * len(folds) * len(combos), 0, []
+    for f, ((lo, hi), (tlo, thi)) in enumerate(folds):
+        train = _rank(ticks.take(lo, hi), combos, score, on_combo, done, total)
+        done += len(combos)
+        test = _rank(ticks.take(tlo, thi), combos, score, on_combo, done, total)
+        done += len(combos)
+        chosen = train[0]
+        scored = next(r for r in test if r["index"] == chosen["index"])
+        rows.append(
+            {
+                "fold": f + 1,
+                "train": [int(ticks.ts[lo]), int(ticks.ts[hi - 1]), hi - lo],
+                "test": [int(ticks.ts[tlo]), int(ticks.ts[thi - 1]), thi - tlo],
+                "params": chosen["params"],
+                "in_sample": chosen["objective"],
+                "out_of_sample": scored["objective"],
+                # 1 + how many did strictly better on the test window (ties do not flatter)
+                "oos_rank": 1 + sum(_better(r["objective"], scored["objective"]) for r in test),
+                "oos_best": test[0]["objective"],  # hindsight, for comparison only
+                "in_sample_metrics": chosen["metrics"],
+                "out_of_sample_metrics": scored["metrics"],
+            }
+        )
+
+    def total_of(key: str, figure: str) -> float:
+        return float(sum(r[key][figure] for r in rows))
+
+    def mean_of(key: str) -> float:
+        values = [r[key] for r in rows if r[key] is not None]
+        return float(sum(values) / len(values)) if values else math.nan
+
+    summary = {
+        "folds": float(len(rows)),
+        "combinations": float(len(combos)),
+        "is_objective_mean": mean_of("in_sample"),
+        "oos_objective_mean": mean_of("out_of_sample"),
+        "is_pnl": total_of("in_sample_metrics", "pnl"),
+        "oos_pnl": total_of("out_of_sample_metrics", "pnl"),
+        "oos_fees": total_of("out_of_sample_metrics", "fees"),
+        "oos_fills": total_of("out_of_sample_metrics", "fills"),
+        "oos_rank_mean": float(sum(r["oos_rank"] for r in rows) / len(rows)),
+    }
+    return {"walk": walk, "objective": objective, "windows": rows, "summary": summary}
+
+
+def run_sweep(params: dict, report: Path | None = None, restrict: bool = True, on_combo=None):
+    """Run every combination; a dict with ``metrics`` (the best), ``ranking``, ``artifact_uri``;
+    with ``walk_forward``, ``metrics`` are the out-of-sample totals and ``walk`` the windows."""
+    data, _base, combos, objective = check_sweep(params, restrict)
+    ticks = load_ticks(data)
+    if not len(ticks):
+        raise SparkError(f"no valid ticks in the data as {data['format']}: check the format")
+    walk = check_walk(params.get("walk_forward"))
+    if walk is not None:
+        if len(ticks) < 100 * (walk["folds"] + walk["train_folds"]):
+            raise SparkError(
+                f"{len(ticks):,} ticks are too few for {walk['folds'] + walk['train_folds']} "
+                "windows (at least 100 each): fewer folds or more data"
+            )
+        out = walk_forward(ticks, combos, objective, walk, on_combo)
+        artifact = None
+        if report is not None:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps(out | {"data": data}, default=str) + "\n")
+            artifact = report.resolve().as_uri()
+        return {
+            "metrics": out["summary"],
+            "walk": out,
+            "objective": objective,
+            "artifact_uri": artifact,
+        }
+    score = OBJECTIVES[objective]
+    ranking = _rank(ticks, combos, score, on_combo)  # best first, without a figure (NaN) last
+    for row in ranking:
+        del row["index"]
     best = ranking[0]
     metrics = dict(best["metrics"], combinations=float(len(combos)))
     artifact = None
