@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -25,6 +26,7 @@ import faust
 
 from spark.agents.dead_letters import dead_letter
 from spark.backtest.engine import InvalidParams
+from spark.jobs.fanout import fanned_job, fans_out
 from spark.jobs.runner import check, job_in_subprocess
 from spark.metrics import (
     EVENTS_IN,
@@ -162,16 +164,24 @@ def _register_kind(
         await run(request, now)
 
     async def run(request: dict, now: int) -> None:
-        """The job runs in the pool; the agent only waits for it."""
+        """The job runs in the pool; the agent only waits for it. A sweep that fans out
+        runs in a thread instead: it only sends child jobs and gathers their results, and
+        must not hold the pool the children (some on this worker) need."""
         log.info("%s %s started", kind, request["job_id"])
         JOBS_RUNNING.labels(kind).inc()
+        stop = threading.Event()
+        fanned = kind == "optimizer" and fans_out(json.loads(request["params_json"]))
         try:
             loop = asyncio.get_running_loop()
-            outcome = await asyncio.wait_for(
-                loop.run_in_executor(executor(), job_in_subprocess, request), timeout_s
-            )
+            if fanned:
+                work = loop.run_in_executor(None, fanned_job, request, stop)
+            else:
+                work = loop.run_in_executor(executor(), job_in_subprocess, request)
+            outcome = await asyncio.wait_for(work, timeout_s)
         except TimeoutError:
-            kill_pool()
+            stop.set()
+            if not fanned:
+                kill_pool()
             outcome = failure(
                 f"the job ran over {timeout_s:g} s (SPARK_JOB_TIMEOUT_S) and was stopped", now
             )

@@ -88,23 +88,25 @@ def tick_progress(total: int, show: bool, label: str, unit: str = "ticks") -> It
 @contextmanager
 def spinner(label: str, show: bool | None = None) -> Iterator:
     """A spinner with elapsed time on stderr while waiting (only on a terminal by default);
-    yields ``tick()`` to call while waiting."""
+    yields ``tick(note=None)`` to call while waiting (``note``: shown after the label)."""
     import sys
 
     if not (sys.stderr.isatty() if show is None else show):
-        yield lambda: None
+        yield lambda note=None: None
         return
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
         SpinnerColumn(),
-        TextColumn(label),
+        TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
     ) as progress:
         task = progress.add_task(label, total=None)
-        yield lambda: progress.update(task)
+        yield lambda note=None: progress.update(
+            task, description=f"{label} ({note})" if note else label
+        )
 
 
 @contextmanager

@@ -182,9 +182,16 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     )
     assert job["metrics"]["combinations"] == 2
     assert job["metrics"]["pnl"] == pytest.approx(local["metrics"]["pnl"])
-    ranking = json.loads(Path(urlparse(job["artifact_uri"]).path).read_text())["ranking"]
+    body = json.loads(Path(urlparse(job["artifact_uri"]).path).read_text())
+    ranking = body["ranking"]
     assert [r["params"]["band"] for r in ranking] == [r["params"]["band"] for r in local["ranking"]]
     assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 1
+    # the sweep ran as two child backtest jobs of its own
+    assert body["fanned_out"] and {r["job_id"] for r in ranking} == {
+        f"{job['job_id']}-c000",
+        f"{job['job_id']}-c001",
+    }
+    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2
     # walk-forward as a job: the worker's out-of-sample figures are a local run's
     result = CliRunner().invoke(
         cli,
@@ -243,3 +250,50 @@ def test_export_job_writes_the_report_on_the_worker(worker):
     assert worker.metric("spark_export_seconds_count") == 2
     bad = submit("export", {"topic": "ticks_dlq", "output": "csv"}, timeout=60)
     assert bad["status"] == "failed" and "raw bytes" in bad["error"]
+
+
+def test_a_sweep_is_shared_by_two_workers_and_survives_one_dying(broker, tmp_path, capsys):
+    """Two workers share a fanned-out sweep's child backtests; the one coordinating it is
+    killed with -9 mid-sweep; the survivor takes the sweep and its children again and
+    answers with every combination ranked."""
+    from spark.broker.embedded import free_port
+    from spark.jobs.client import submit as send
+    from spark.jobs.client import wait_for_result
+    from spark.kafka.topics import end_offsets
+    from tests.conftest import WorkerProcess
+
+    a = WorkerProcess(free_port(), tmp_path / "a.log")
+    b = WorkerProcess(free_port(), tmp_path / "b.log")
+    workers = [a, b]
+    try:
+        for w in workers:
+            w.wait_ready()
+        results = catalog()["optimizer_results"]
+        start = end_offsets(results.name, results.partitions)
+        grid = {"band": [0.05, 0.1, 0.15], "fee_bp": [0.0, 0.5]}
+        params = {"data": [str(FX)], "limit": 30_000, "gate": False, "grid": grid}
+        send("optimizer", params, wait=False)
+        job_id = capsys.readouterr().out.split("submitted ")[1].split()[0]
+
+        def ran_children(w) -> float:
+            return w.metric("spark_jobs_total", kind="backtest", status="ok")
+
+        wait_for(
+            lambda: all(ran_children(w) >= 1 for w in workers),
+            timeout=180,
+            what="both workers to run child backtests of the sweep",
+        )
+        coordinator = next(w for w in workers if f"optimizer {job_id} started" in w.log.read_text())
+        coordinator.kill()
+        workers.remove(coordinator)
+        result = wait_for_result(results, start, job_id, 300)
+        assert result["status"] == "ok", result["error"]
+        assert result["metrics"]["combinations"] == 6
+        assert result["metrics"]["children_failed"] == 0
+        body = json.loads(Path(urlparse(result["artifact_uri"]).path).read_text())
+        assert len(body["ranking"]) == 6 and all(r["status"] == "ok" for r in body["ranking"])
+        survivor = workers[0]
+        assert f"optimizer {job_id} started" in survivor.log.read_text()  # taken over
+    finally:
+        for w in workers:
+            w.stop()

@@ -38,6 +38,9 @@ def submit(kind: str, params: dict, wait: bool = True, timeout: float = 600.0) -
     serde = default_serde()
     job_id = f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     start = end_offsets(results.name, results.partitions) if wait else {}
+    # a sweep fans out as child backtests: their results say how far it got
+    children = catalog()["backtest_results"] if kind == "optimizer" and wait else None
+    child_start = end_offsets(children.name, children.partitions) if children else {}
     record = {
         "job_id": job_id,
         "kind": kind,
@@ -55,26 +58,47 @@ def submit(kind: str, params: dict, wait: bool = True, timeout: float = 600.0) -
     print(f"submitted {job_id} to {requests.name}", flush=True)
     if not wait:
         return None
-    return wait_for_result(results, start, job_id, timeout)
+    return wait_for_result(results, start, job_id, timeout, children, child_start)
 
 
-def wait_for_result(results, start: dict[int, int], job_id: str, timeout: float) -> dict:
+def wait_for_result(
+    results,
+    start: dict[int, int],
+    job_id: str,
+    timeout: float,
+    children=None,
+    child_start: dict[int, int] | None = None,
+) -> dict:
+    """The JobResult of ``job_id``; while waiting, the count of its children's results
+    (``children``: their results topic) is shown beside the spinner."""
     serde = default_serde()
     consumer = clients.reader(**{"enable.partition.eof": False, "fetch.wait.max.ms": 200})
+    done: set[str] = set()
     try:
-        consumer.assign(
-            [TopicPartition(results.name, p, start.get(p, 0)) for p in range(results.partitions)]
-        )
+        assignment = [
+            TopicPartition(results.name, p, start.get(p, 0)) for p in range(results.partitions)
+        ]
+        if children is not None:
+            assignment += [
+                TopicPartition(children.name, p, (child_start or {}).get(p, 0))
+                for p in range(children.partitions)
+            ]
+        consumer.assign(assignment)
         deadline = time.monotonic() + timeout
         with spinner(f"waiting for {job_id}") as tick:
             while time.monotonic() < deadline:
-                tick()
+                tick(f"{len(done)} child backtests done" if done else None)
                 for msg in consumer.consume(100, timeout=0.5):
                     if msg.error() is not None:
                         if msg.error().code() == KafkaError._PARTITION_EOF:
                             continue
-                        raise SparkError(f"reading {results.name}: {msg.error().str()}")
-                    if (msg.key() or b"").decode() == job_id:
+                        raise SparkError(f"reading {msg.topic()}: {msg.error().str()}")
+                    key = (msg.key() or b"").decode(errors="replace")
+                    if children is not None and msg.topic() == children.name:
+                        if key.startswith(f"{job_id}-c"):
+                            done.add(key)
+                        continue
+                    if key == job_id:
                         return serde.decode(msg.value(), results.value)
     finally:
         consumer.close()

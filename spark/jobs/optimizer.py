@@ -7,6 +7,9 @@ Parameters: those of a backtest (``spark.jobs.backtest``: data and base strategy
   at most ``MAX_COMBINATIONS`` combinations;
 * ``objective``: ``pnl`` (default), ``sharpe`` or ``neg_max_drawdown`` — larger is better.
 
+* ``fan_out`` (default true): on a worker, the sweep becomes one child backtest job per
+  combination on ``backtest.requests`` that the whole worker group shares
+  (``spark.jobs.fanout``); false runs it in the taking worker's job process;
 * ``walk_forward`` (optional): ``{"folds": K, "mode": "rolling" | "anchored",
   "train_folds": T}``. The ticks are cut into T + K consecutive windows of equal tick
   count; for each of the last K (the test windows) every combination runs on its train
@@ -61,7 +64,7 @@ def combinations(base: dict, grid: dict) -> list[dict]:
         for name, value in zip(names, values, strict=True):
             if name.startswith("limits."):
                 params["limits"][name.removeprefix("limits.")] = value
-            elif name in DATA_KEYS or name in ("grid", "objective", "walk_forward"):
+            elif name in DATA_KEYS or name in ("grid", "objective", "walk_forward", "fan_out"):
                 raise InvalidParams(f"{name!r} cannot be swept")
             else:
                 params[name] = value
@@ -78,7 +81,10 @@ def check_sweep(params: dict, restrict: bool = True):
     if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise InvalidParams(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     check_walk(params.get("walk_forward"))
-    rest = {k: v for k, v in params.items() if k not in ("grid", "objective", "walk_forward")}
+    if not isinstance(params.get("fan_out", True), bool):
+        raise InvalidParams("fan_out must be true or false")
+    sweep_keys = ("grid", "objective", "walk_forward", "fan_out")
+    rest = {k: v for k, v in params.items() if k not in sweep_keys}
     data, base = check_request(rest, restrict)
     return data, base.as_dict(), combinations(base.as_dict(), params.get("grid")), objective
 

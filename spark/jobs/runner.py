@@ -38,6 +38,10 @@ def job_in_subprocess(request: dict) -> dict:
     try:
         params = json.loads(request["params_json"])
         report = spark_home() / "jobs" / f"{safe_name(request['job_id'])}.json"
+        if request.get("parent_job_id") and request["kind"] == "backtest":
+            # a sweep's child (spark.jobs.fanout): its figures are all the sweep gathers,
+            # and a child run again after a worker died must not find its file taken
+            report = None
         run = {"backtest": run_request, "optimizer": run_sweep, "export": run_export}[
             request["kind"]
         ]

@@ -1,0 +1,158 @@
+"""A sweep fanned out over the worker group: one child backtest job per combination.
+
+The worker that takes an optimizer request (``agents/jobs.py``) runs this in a thread, not
+in its job process, so its own backtest agent stays free to take children too:
+
+1. the end offsets of ``backtest.results`` are noted;
+2. every combination becomes a JobRequest on ``backtest.requests``, job id
+   ``<sweep id>-c<index>``, ``parent_job_id`` the sweep's id; keyed by job id, they spread
+   over the topic's partitions, so every worker of the group takes a share;
+3. the results are read from the noted offsets; a child's result is taken once (a re-run
+   child, after a worker died with it, answers again under the same id);
+4. with every child answered (or the sweep's time up: then it fails, naming how many are
+   missing) the children are ranked as ``run_sweep`` ranks them in one process, and the
+   ranking goes to the sweep's report.
+
+A worker that dies while running a child has not committed that request, so the group
+gives its partition to a survivor, which runs it again; a worker that dies while
+coordinating has not committed the optimizer request either, and the survivor starts the
+sweep again (children already run are run again: at least once, deduplicated by id).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from spark.errors import SparkError
+from spark.jobs.backtest import DATA_KEYS
+from spark.jobs.optimizer import OBJECTIVES, check_sweep
+
+
+def fans_out(params: dict) -> bool:
+    """Whether an optimizer request is fanned out (the default; not for walk-forward, whose
+    windows run in one process, nor when ``fan_out`` is false)."""
+    return params.get("fan_out", True) is not False and "walk_forward" not in params
+
+
+def child_id(parent: str, index: int) -> str:
+    return f"{parent}-c{index:03d}"
+
+
+def run_fanned_sweep(
+    request: dict, report: Path, stop: threading.Event, on_child=None, restrict: bool = True
+) -> dict:
+    """Fan ``request`` out and gather it; ``{"metrics", "ranking", "artifact_uri"}``."""
+    from spark.kafka import clients
+    from spark.kafka.topics import end_offsets
+    from spark.ticks.producer import default_serde
+    from spark.topics import catalog
+
+    params = json.loads(request["params_json"])
+    _data, _base, combos, objective = check_sweep(params, restrict)
+    parent = request["job_id"]
+    data = {k: params[k] for k in DATA_KEYS if k in params}
+    requests, results = catalog()["backtest_requests"], catalog()["backtest_results"]
+    serde = default_serde()
+    start = end_offsets(results.name, results.partitions)
+    producer = clients.producer()
+    wanted = {}
+    for i, combo in enumerate(combos):
+        job_id = child_id(parent, i)
+        wanted[job_id] = i
+        record = {
+            "job_id": job_id,
+            "kind": "backtest",
+            "params_json": json.dumps(data | combo),
+            "requested_by": request.get("requested_by") or "optimizer",
+            "parent_job_id": parent,
+            "ts": int(time.time() * 1e6),
+        }
+        producer.produce(
+            requests.name, serde.encode(requests.name, requests.value, record), job_id.encode()
+        )
+    if producer.flush(30):
+        raise SparkError("the sweep's child requests were not acknowledged by Kafka")
+    answers: dict[str, dict] = {}
+    consumer = clients.reader(**{"enable.partition.eof": False, "fetch.wait.max.ms": 200})
+    try:
+        consumer.assign(
+            [TopicPartition(results.name, p, start.get(p, 0)) for p in range(results.partitions)]
+        )
+        while len(answers) < len(wanted) and not stop.is_set():
+            for msg in consumer.consume(100, timeout=0.5):
+                if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise SparkError(f"reading {results.name}: {msg.error().str()}")
+                job_id = (msg.key() or b"").decode(errors="replace")
+                if job_id not in wanted or job_id in answers:
+                    continue
+                answers[job_id] = serde.decode(msg.value(), results.value)
+                if on_child is not None:
+                    on_child(len(answers), len(wanted))
+    finally:
+        consumer.close()
+    if len(answers) < len(wanted):
+        raise SparkError(
+            f"the sweep stopped with {len(wanted) - len(answers)} of {len(wanted)} child "
+            "backtests unanswered (raise SPARK_JOB_TIMEOUT_S, or start more workers)"
+        )
+    score = OBJECTIVES[objective]
+    ranking = []
+    for job_id, i in wanted.items():
+        answer = answers[job_id]
+        metrics = dict(answer["metrics"]) if answer["status"] == "ok" else {}
+        value = score(metrics) if metrics else math.nan
+        ranking.append(
+            {
+                "index": i,
+                "job_id": job_id,
+                "params": combos[i],
+                "objective": None if value != value else value,
+                "metrics": metrics,
+                "status": answer["status"],
+                "error": answer.get("error"),
+            }
+        )
+    ranking.sort(key=lambda r: (r["objective"] is not None, r["objective"] or 0.0, -r["index"]))
+    ranking.reverse()
+    failed = sum(r["status"] != "ok" for r in ranking)
+    if failed == len(ranking):
+        raise SparkError(f"every child backtest failed; the first: {ranking[0]['error']}")
+    best = ranking[0]
+    metrics = dict(best["metrics"], combinations=float(len(combos)), children_failed=float(failed))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    body = {"objective": objective, "data": data, "fanned_out": True, "ranking": ranking}
+    report.write_text(json.dumps(body, default=str) + "\n")
+    return {"metrics": metrics, "ranking": ranking, "artifact_uri": report.resolve().as_uri()}
+
+
+def fanned_job(request: dict, stop: threading.Event) -> dict:
+    """The JobResult fields of a fanned-out sweep; never raises (as ``job_in_subprocess``)."""
+    from spark.config import spark_home
+    from spark.jobs.runner import safe_name
+
+    started = int(time.time() * 1e6)
+    try:
+        report = spark_home() / "jobs" / f"{safe_name(request['job_id'])}.json"
+        out = run_fanned_sweep(request, report, stop)
+        status, error = "ok", None
+        metrics, artifact = out["metrics"], out["artifact_uri"]
+    except Exception as exc:  # noqa: BLE001 - a failed sweep is a result, with the reason
+        known = isinstance(exc, ValueError | SparkError)
+        status, error = "failed", str(exc) if known else f"{type(exc).__name__}: {exc}"
+        metrics, artifact = {}, None
+    return {
+        "status": status,
+        "metrics": metrics,
+        "artifact_uri": artifact,
+        "error": error,
+        "started": started,
+        "finished": int(time.time() * 1e6),
+    }
