@@ -5,7 +5,7 @@
 
 Real ticks from ``../shared/data`` (EURUSD and NZDUSD quote days from 2014-05-01 on, as
 many as ``--ticks`` needs, merged in time order)
-go to the tick topic with one bad record per hundred mixed in, of 14 kinds (undecodable
+go to the tick topic with one bad record per hundred mixed in, of 15 kinds (undecodable
 bytes and contract-valid poison). A worker runs while they are produced and is killed
 with SIGKILL ``--kills`` times mid-stream (at even shares of the messages committed), a
 new one started each time;
@@ -54,6 +54,7 @@ FILES = [f"fxcm/{s}/201405{d}_quote.zip" for d in DAYS for s in ("eurusd", "nzdu
 KINDS = (
     "garbage", "empty", "truncated", "bad_magic", "unknown_schema", "nan_bid", "inf_ask",
     "negative_bid", "huge_price", "crossed", "no_key", "wrong_key", "bad_ts", "huge_size",
+    "shifted_price",
 )  # fmt: skip
 
 
@@ -114,6 +115,11 @@ def poison(serde, name: str, kind: str, record: dict, value: bytes) -> tuple[byt
         "wrong_key": (b"XXXYYY", value),
         "bad_ts": (key, encode(dict(record, ts=-1))),
         "huge_size": (key, encode(dict(record, bid_size=1e300))),
+        # contract-valid, a decimal shifted: refused by the pipeline's price screen
+        "shifted_price": (
+            key,
+            encode(dict(record, bid=record["bid"] * 100, ask=record["ask"] * 100)),
+        ),
     }[kind]
 
 

@@ -40,6 +40,9 @@ SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
 SPARK_DELIVERY                 exactly_once or at_least_once (the tick loop)    see below
 SPARK_EMBEDDED_BROKER          1: KAFKA_BOOTSTRAP_SERVERS is an embedded broker (unset)
+SPARK_PRICE_BAND               a price this share away from its symbol's       0.5
+                               reference mid is refused (price_jump); 0: off
+SPARK_PRICE_RELEARN            ... until this many in a row: the new level      20
 SPARK_IDLE_EVICT_TICKS         ticks of its partition after which an idle       10000000
                                symbol is forgotten (it starts fresh if it
                                returns)
@@ -157,6 +160,11 @@ class Settings:
     session_timeout_ms: int = 10_000
     delivery: str = "exactly_once"  # or at_least_once
     max_future_s: float = 600.0  # a tick stamped further ahead of its broker time is refused
+    # a price further than this share from its symbol's reference mid (either way, in log
+    # terms) is refused as price_jump, until price_relearn such ticks in a row make the new
+    # level the reference (spark.pipeline.screen); 0: off
+    price_band: float = 0.5
+    price_relearn: int = 20
     stall_s: float = 60.0  # /health: lag and no messages taken, or no loop round, this long
     command_max_age_s: float = 300.0  # a command's ts this far from its broker time: stale
 
@@ -250,6 +258,8 @@ class Settings:
             session_timeout_ms=read.whole("SPARK_SESSION_TIMEOUT_MS", _default_session_ms(env)),
             delivery=_delivery(env),
             max_future_s=read.number("SPARK_MAX_FUTURE_S", 600.0),
+            price_band=read.number("SPARK_PRICE_BAND", 0.5),
+            price_relearn=read.whole("SPARK_PRICE_RELEARN", 20),
             stall_s=read.number("SPARK_STALL_S", 60.0),
             command_max_age_s=read.number("SPARK_COMMAND_MAX_AGE_S", 300.0),
         )

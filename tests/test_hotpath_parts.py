@@ -118,6 +118,8 @@ def _message(serde, other_id: int, kind: str, price: float, symbol: str) -> tupl
     if kind in ("nan", "inf", "negative", "zero"):
         bad = {"nan": math.nan, "inf": math.inf, "negative": -price, "zero": 0.0}[kind]
         return key, _encode(serde, dict(record, ask=bad))
+    if kind == "shifted":  # contract-valid, a decimal shifted: the pipeline's price screen
+        return key, _encode(serde, dict(record, bid=price * 100, ask=(price + 0.0001) * 100))
     if kind == "huge":  # contract-valid and finite, but no market: it would overflow features
         return key, _encode(serde, dict(record, bid=1.7e308, ask=1.7e308))
     if kind == "huge_size":

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.broker
 POISON = [  # contract-valid poison and undecodable bytes (tests/test_hotpath_parts.py)
     "nan", "inf", "negative", "zero", "huge", "huge_size", "bad_size", "nan_size", "no_price",
     "bad_ts", "far_ts", "lower_symbol", "truncated", "trailing", "garbage", "empty",
-    "unknown_schema", "bad_magic", "utf8",
+    "unknown_schema", "bad_magic", "utf8", "shifted",
 ]  # fmt: skip
 
 
@@ -84,6 +84,7 @@ def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker)
     reasons = Counter(h["spark.dlq.reason"] for h in headers)
     assert len(reasons) >= 10, reasons  # many kinds, each with its own reason
     assert reasons["absurd_price"] >= 1 and reasons["unknown_schema_id"] >= 1
+    assert reasons["price_jump"] >= 1  # refused by the pipeline's price screen
     assert all(h["spark.dlq.stage"] == "ingest" for h in headers)
     assert all(h["spark.dlq.origin"].startswith(ticks.name + "/") for h in headers)
     assert worker.proc.poll() is None, "the worker keeps running after bad input"

@@ -32,6 +32,7 @@ KNOWN_REASONS: dict[tuple[str, str], tuple[str, ...]] = {
         "bad_size",
         "crossed_book",
         "future_timestamp",
+        "price_jump",  # the pipeline's price screen (spark.pipeline.screen)
     ),
     **{
         (requests, "jobs"): (*_UNREADABLE, "invalid_params", "invalid_json", "unexpected_error")

@@ -53,6 +53,13 @@ class TickBatch:
             *(getattr(self, f.name)[lo:hi] for f in fields(self) if f.name != "symbols"),
         )
 
+    def select(self, idx: np.ndarray) -> TickBatch:
+        """The ticks at positions ``idx`` (copies), in that order."""
+        return TickBatch(
+            self.symbols,
+            *(getattr(self, f.name)[idx] for f in fields(self) if f.name != "symbols"),
+        )
+
     def chunks(self, size: int) -> Iterable[TickBatch]:
         for lo in range(0, len(self), size):
             yield self.take(lo, lo + size)

@@ -43,11 +43,15 @@ class OfflineRun:
         out = []
         for p in np.unique(where).tolist():
             idx = np.flatnonzero(where == p)
-            part = batch if len(idx) == len(batch) else _subset(batch, idx)
+            part = batch if len(idx) == len(batch) else batch.select(idx)
             pipeline = self.pipelines.get(p)
             if pipeline is None:
                 pipeline = self.pipelines[p] = SignalPipeline(self.settings)
-            out.append((idx, pipeline.step(part)))
+            result = pipeline.step(part)
+            if result.kept is not None:  # the price screen refused some (their positions:
+                result.screened = [(int(idx[i]), r, d) for i, r, d in result.screened]
+                idx = idx[result.kept]  # now in ``batch``)
+            out.append((idx, result))
         return out
 
     def run(
@@ -60,19 +64,3 @@ class OfflineRun:
                 yield lo, idx, result
             if on_chunk is not None:
                 on_chunk(min(lo + chunk, len(batch)))
-
-
-def _subset(batch: TickBatch, idx: np.ndarray) -> TickBatch:
-    return TickBatch(
-        batch.symbols,
-        batch.code[idx],
-        batch.ts[idx],
-        batch.bid[idx],
-        batch.ask[idx],
-        batch.bid_size[idx],
-        batch.ask_size[idx],
-        batch.last[idx],
-        batch.last_size[idx],
-        batch.offset[idx],
-        batch.received[idx],
-    )

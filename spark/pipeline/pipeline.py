@@ -45,6 +45,7 @@ from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide, decide_costed
 from spark.pipeline import core
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.learners import Learners
+from spark.pipeline.screen import screen
 from spark.settings import Settings
 
 ROLLING = 2_000  # labels in each model's rolling scores
@@ -88,6 +89,11 @@ class StepResult:
     suppressed: dict[str, int] = field(default_factory=dict)
     executions: list[tuple[int, str, dict]] = field(default_factory=list)
     model_events: list[tuple[int, dict]] = field(default_factory=list)
+    # ticks of the batch given to ``step`` refused by the price screen (spark.pipeline.screen):
+    # (position in that batch, reason, detail); ``kept``: the positions of ``batch``'s ticks
+    # in it (None: every tick was kept, ``batch`` is the one given)
+    screened: list[tuple[int, str, str]] = field(default_factory=list)
+    kept: np.ndarray | None = None
 
     def role(self, m: int, i: int) -> str:
         return "champion" if self.champion[i] == m else "challenger"
@@ -149,6 +155,8 @@ class SignalPipeline:
         self.q_mid = np.zeros(0)
         self.q_ties = np.zeros(0, np.int64)
         self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
+        self.ref_mid = np.zeros(0)  # the price screen's reference mid (NaN: none yet)
+        self.jumps = np.zeros(0, np.int64)  # ticks refused by it in a row
         self.learners = Learners(settings.models)
         m = len(self.learners.slots)
         # per slot and model, the move fit (spark.pipeline.core): running means of
@@ -188,6 +196,8 @@ class SignalPipeline:
         self.q_ties = np.concatenate([self.q_ties, np.zeros(pad, np.int64)])
         self.q_move = np.concatenate([self.q_move, np.zeros((pad, *self.q_move.shape[1:]))])
         self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
+        self.ref_mid = np.concatenate([self.ref_mid, np.full(pad, math.nan)])
+        self.jumps = np.concatenate([self.jumps, np.zeros(pad, np.int64)])
         self.drift.grow(size)
         self.symbols += [""] * pad
         self.free_slots += list(range(size - 1, old, -1))
@@ -195,6 +205,37 @@ class SignalPipeline:
 
     # --- the step -----------------------------------------------------------------------------
     def step(self, batch: TickBatch) -> StepResult:
+        screened, kept = [], None
+        if self.settings.price_band > 0 and len(batch):
+            batch, screened, kept = self._screen(batch)
+        result = self._step(batch)
+        result.screened, result.kept = screened, kept
+        return result
+
+    def _screen(self, batch: TickBatch) -> tuple[TickBatch, list, np.ndarray | None]:
+        """The batch without the ticks the price screen refuses, and those."""
+        slot = self._slots(batch)
+        keep, ratio = np.ones(len(batch), np.bool_), np.zeros(len(batch))
+        limit = math.log1p(self.settings.price_band)
+        relearn = self.settings.price_relearn
+        state = (self.ref_mid, self.jumps)
+        screen(slot, batch.bid, batch.ask, batch.last, *state, limit, relearn, keep, ratio)
+        if keep.all():
+            return batch, [], None
+        refused = np.flatnonzero(~keep)
+        screened = [
+            (
+                i,
+                "price_jump",
+                f"a price {ratio[i]:.4g} x its symbol's reference mid; more than "
+                f"{self.settings.price_band:g} away (SPARK_PRICE_BAND)",
+            )
+            for i in refused.tolist()
+        ]
+        kept = np.flatnonzero(keep)
+        return batch.select(kept), screened, kept
+
+    def _step(self, batch: TickBatch) -> StepResult:
         n = len(batch)
         slot = self._slots(batch)
         learners = self.learners
@@ -492,7 +533,7 @@ class SignalPipeline:
     # --- state ---------------------------------------------------------------------------------
     _ARRAYS = ("fstate", "istate", "last_seq", "last_side", "q_head", "q_tail", "q_mid", "q_ties")
     # added later: a checkpoint without them restores them empty
-    _ARRAYS_SINCE_V2 = ("q_move", "last_ts")
+    _ARRAYS_SINCE_V2 = ("q_move", "last_ts", "ref_mid", "jumps")
 
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
         """Everything the pipeline holds: (JSON-able part, arrays, ADWIN detectors pickled).
@@ -537,6 +578,8 @@ class SignalPipeline:
         fits = (size, len(self.learners.slots), 3)
         self.q_move = arrays["q_move"].copy() if "q_move" in arrays else np.zeros(fits)
         self.last_ts = arrays["last_ts"].copy() if "last_ts" in arrays else np.zeros(size, np.int64)
+        self.ref_mid = arrays["ref_mid"].copy() if "ref_mid" in arrays else np.full(size, math.nan)
+        self.jumps = arrays["jumps"].copy() if "jumps" in arrays else np.zeros(size, np.int64)
         self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
         learned = {
             k.removeprefix("learners."): a.copy()
@@ -588,6 +631,8 @@ class SignalPipeline:
         self.q_mid[rows] = 0.0
         self.q_move[rows] = 0.0
         self.last_ts[rows] = 0
+        self.ref_mid[rows] = math.nan
+        self.jumps[rows] = 0
         names = [self.symbols[s] for s in gone]
         self.drift.forget(rows, names)
         self.symbols = list(self.symbols)  # a result of an earlier step keeps the old names

@@ -55,7 +55,7 @@ from spark.serde.avro import AvroSerde
 from spark.settings import MODEL_NAMES, Settings
 from spark.stream import checkpoint
 from spark.stream.commands import CommandFeed
-from spark.stream.decode import TickDecoder
+from spark.stream.decode import Rejected, TickDecoder
 from spark.stream.outputs import Outgoing, OutputWriter
 from spark.stream.stats import LoopStats
 from spark.topics import catalog
@@ -228,8 +228,10 @@ class TickLoop:
             values = [m.value() for m in msgs]
             msg_offsets = [m.offset() for m in msgs]
             received = [m.timestamp()[1] * 1000 if m.timestamp()[0] else 0 for m in msgs]
-            batch, _good, rejected = self.decoder.decode(keys, values, msg_offsets, received)
+            batch, good, rejected = self.decoder.decode(keys, values, msg_offsets, received)
             result = part.pipeline.step(batch)
+            # ticks the price screen refused: dead letters like the decoder's rejections
+            rejected += [Rejected(int(good[i]), r, d) for i, r, d in result.screened]
             first = part.produced_from
             self.writer.write(
                 result,

@@ -1,0 +1,121 @@
+"""Sweep benchmark: one parameter sweep of real ticks, run three ways in one run.
+
+    .venv/bin/python bench/bench_sweep.py [--ticks 20000] [--combos 8]
+
+1. in one process, here (``fan_out: false`` semantics: ``run_sweep``): the baseline;
+2. fanned out (one child backtest job per combination) to one fresh `spark worker`;
+3. the same to two fresh workers (one consumer group; on this 2-core machine the two
+   share the cores, so the ceiling is 2x only where each child is CPU-light).
+
+Prints combinations per second and the speed-up of two workers over one (issue 15: "sweep
+throughput with one and two workers"). Timed from the request sent to the sweep's result
+read, workers already up and idle (group joined), so worker start is excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench_broker  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "spark/data/fxcm/eurusd/20140501_quote.zip"
+
+
+def grid(combos: int) -> dict:
+    bands = [round(0.02 + 0.02 * i, 2) for i in range(max(combos // 2, 1))]
+    return {"band": bands, "fee_bp": [0.0, 0.5]}
+
+
+def start_workers(count: int) -> list[tuple[subprocess.Popen, int]]:
+    from spark.broker.embedded import free_port
+
+    out = []
+    for i in range(count):
+        port = free_port()
+        log = open(Path(os.environ["SPARK_HOME"]) / f"sweep-worker-{count}-{i}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        out.append((proc, port))
+    deadline = time.monotonic() + 120
+    for _proc, port in out:
+        while not _up(port):
+            if time.monotonic() > deadline:
+                raise SystemExit("workers did not start")
+            time.sleep(0.5)
+    time.sleep(8)  # the group settles (two workers: one rebalance more)
+    return out
+
+
+def _up(port: int) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def fanned(params: dict, workers: int) -> tuple[float, dict]:
+    from spark.jobs.client import submit
+
+    procs = start_workers(workers)
+    try:
+        t0 = time.perf_counter()
+        result = submit("optimizer", params, wait=True, timeout=1800)
+        seconds = time.perf_counter() - t0
+    finally:
+        for proc, _port in procs:
+            proc.terminate()
+        for proc, _port in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if result["status"] != "ok":
+        raise SystemExit(f"sweep failed: {result['error']}")
+    return seconds, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ticks", type=int, default=20_000)
+    parser.add_argument("--combos", type=int, default=8)
+    args = parser.parse_args()
+    params = {
+        "data": [str(DATA)],
+        "limit": args.ticks,
+        "gate": False,
+        "model": "logreg",
+        "min_edge": 0.0,
+        "grid": grid(args.combos),
+    }
+    n = len(params["grid"]["band"]) * 2
+    with bench_broker():
+        from spark.jobs.optimizer import run_sweep
+
+        t0 = time.perf_counter()
+        local = run_sweep(dict(params, fan_out=False), restrict=False)
+        here = time.perf_counter() - t0
+        one, r1 = fanned(params, 1)
+        two, r2 = fanned(params, 2)
+    same = r1["metrics"]["pnl"] == r2["metrics"]["pnl"] == local["metrics"]["pnl"]
+    print(f"sweep of {n} combinations x {args.ticks:,} real EURUSD ticks (logreg, band policy)")
+    print(f"  in one process here      {here:7.1f} s  {n / here:6.2f} combinations/s")
+    print(f"  fanned out, one worker   {one:7.1f} s  {n / one:6.2f} combinations/s")
+    print(f"  fanned out, two workers  {two:7.1f} s  {n / two:6.2f} combinations/s")
+    print(f"  two workers / one: {one / two:.2f}x; best PnL equal in all three: {same}")
+
+
+if __name__ == "__main__":
+    main()
