@@ -33,6 +33,7 @@ import secrets
 import time
 
 from spark.errors import SparkError
+from spark.ml.snapshots import Keyring, as_keyring, key_id
 
 SIGNATURE = "signature"
 
@@ -41,10 +42,6 @@ class CommandRejected(SparkError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
-
-
-def key_id(key: bytes) -> str:
-    return hashlib.sha256(key).hexdigest()[:16]
 
 
 def _payload(record: dict) -> bytes:
@@ -58,16 +55,20 @@ def sign(record: dict, key: bytes) -> dict:
     return {**signed, SIGNATURE: hmac.new(key, _payload(signed), hashlib.sha256).hexdigest()}
 
 
-def verify(record: dict, key: bytes, broker_ts_us: int, max_age_s: float, seen: set) -> None:
-    """CommandRejected unless ``record`` is signed with ``key``, fresh and new; remembers
-    its nonce in ``seen``. ``broker_ts_us``: when the broker took it (0: unknown)."""
+def verify(
+    record: dict, key: bytes | Keyring, broker_ts_us: int, max_age_s: float, seen: set
+) -> None:
+    """CommandRejected unless ``record`` is signed with a key of the ring, fresh and new;
+    remembers its nonce in ``seen``. ``broker_ts_us``: when the broker took it (0: unknown)."""
+    ring = as_keyring(key)
     if not record.get(SIGNATURE) or not record.get("nonce") or not record.get("key_id"):
         raise CommandRejected("unsigned_command", "send commands with `spark gate|risk ...`")
-    if record["key_id"] != key_id(key):
+    signer = ring.find(str(record["key_id"]))
+    if signer is None:
         raise CommandRejected(
-            "unknown_key", f"signed with key {record['key_id']}, this worker has {key_id(key)}"
+            "unknown_key", f"signed with key {record['key_id']}, this worker has {ring.key_id}"
         )
-    expected = hmac.new(key, _payload(record), hashlib.sha256).hexdigest()
+    expected = hmac.new(signer, _payload(record), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, str(record[SIGNATURE])):
         raise CommandRejected("bad_signature", "the signature does not cover this command")
     if broker_ts_us and abs(broker_ts_us - record["ts"]) > max_age_s * 1e6:

@@ -422,7 +422,7 @@ def test_checkpoints_not_ours_are_refused():
     tampered[len(blob) // 2] ^= 1
     cases = {
         "signature": (bytes(tampered), key, 1),
-        "signature ": (blob, b"x" * 32, 1),  # another deployment's key
+        "does not hold": (blob, b"x" * 32, 1),  # another deployment's key
         "partition 1": (blob, key, 2),
         "not a Spark checkpoint": (b"PK\x03\x04" + blob[4:], key, 1),
         "not a Spark checkpoint ": (blob[:20], key, 1),

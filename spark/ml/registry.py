@@ -38,27 +38,44 @@ import struct
 
 import numpy as np
 
-from spark.ml.snapshots import SnapshotRejected
+from spark.ml.snapshots import Keyring, SnapshotRejected, as_keyring
 
 SIGNED = ("model_id", "version", "role", "config_json", "created")
 
 
-def _digest(record: dict, key: bytes) -> str:
-    fields = json.dumps([record[f] for f in SIGNED]).encode()
+def _digest(record: dict, key: bytes, kid: str | None) -> str:
+    """HMAC over the signed fields, the key id (None: the signatures before session 8,
+    which named no key) and the parameters."""
+    named = [record[f] for f in SIGNED] + ([kid] if kid is not None else [])
+    fields = json.dumps(named).encode()
     body = struct.pack(">Q", len(fields)) + fields + (record.get("snapshot") or b"")
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def sign_record(record: dict, key: bytes) -> dict:
-    return dict(record, snapshot_hmac=_digest(record, key))
+def sign_record(record: dict, key: bytes | Keyring) -> dict:
+    """``record`` signed with the current key: ``snapshot_hmac`` = ``<key id>:<hmac>``."""
+    ring = as_keyring(key)
+    return dict(record, snapshot_hmac=f"{ring.key_id}:{_digest(record, ring.current, ring.key_id)}")
 
 
-def verify_record(record: dict, key: bytes) -> None:
-    """SnapshotRejected unless ``record`` is signed, with this key, as it is."""
+def verify_record(record: dict, key: bytes | Keyring) -> None:
+    """SnapshotRejected unless ``record`` is signed, with a key of the ring, as it is."""
+    ring = as_keyring(key)
     mac = record.get("snapshot_hmac")
     if not record.get("snapshot") or not mac:
         raise SnapshotRejected("snapshot or signature missing")
-    if not hmac.compare_digest(_digest(record, key), mac):
+    kid, sep, digest = str(mac).rpartition(":")
+    if sep:
+        signer = ring.find(kid)
+        if signer is None:
+            raise SnapshotRejected(
+                f"signed with key {kid}, which this worker does not hold (its key is "
+                f"{ring.key_id}; during a rotation list the old key in SPARK_MODEL_KEYS_OLD)"
+            )
+        expected = _digest(record, signer, kid)
+    else:  # signed before key ids: only the current key
+        expected = _digest(record, ring.current, None)
+    if not hmac.compare_digest(expected, digest):
         raise SnapshotRejected(
             "the signature does not cover this record: version, role, configuration or "
             "parameters changed, or another registry key signed it"

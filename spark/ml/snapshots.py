@@ -4,13 +4,24 @@
 share; without it, a key file in ``$SPARK_HOME/model.key`` made on first use (enough for
 workers on one machine), created atomically with mode 0600 and never overwritten. Anything signed
 is checked in constant time before it is read (``spark.ml.registry``,
-``spark.stream.checkpoint``).
+``spark.stream.checkpoint``, ``spark.commands``).
+
+Every signature names its key by id (the first 16 hex digits of the key's SHA-256) and the
+MAC covers that id too. Rotation (docs/reliability.md): ``SPARK_MODEL_KEYS_OLD`` (hex keys,
+comma-separated) are keys still accepted to verify, never used to sign; new signatures
+are always made with ``SPARK_MODEL_KEY``.
+
+>>> ring = Keyring(bytes(16), (bytes([1]) * 16,))
+>>> ring.key_id, ring.find(key_id(bytes([1]) * 16)) == bytes([1]) * 16, ring.find("0" * 16)
+('374708fff7719dd5', True, None)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
+from dataclasses import dataclass
 
 from spark.config import spark_home
 from spark.errors import SparkError
@@ -20,17 +31,56 @@ class SnapshotRejected(SparkError):
     """A model version whose signature is missing or wrong; it is never loaded."""
 
 
+def key_id(key: bytes) -> str:
+    """What a signature names its key by (not secret: a hash of it)."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The key that signs (``current``) and older ones still accepted to verify."""
+
+    current: bytes
+    old: tuple[bytes, ...] = ()
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.current)
+
+    def find(self, kid: str) -> bytes | None:
+        """The key with id ``kid``, or None."""
+        for key in (self.current, *self.old):
+            if key_id(key) == kid:
+                return key
+        return None
+
+
+def as_keyring(key: bytes | Keyring) -> Keyring:
+    return key if isinstance(key, Keyring) else Keyring(key)
+
+
+def _hex_key(name: str, text: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise SparkError(f"{name} must be hex (e.g. 64 hex digits)") from None
+    if len(key) < 16:
+        raise SparkError(f"{name} must be at least 16 bytes (32 hex digits)")
+    return key
+
+
 def registry_key() -> bytes:
     env = os.environ.get("SPARK_MODEL_KEY")
     if env:
-        try:
-            key = bytes.fromhex(env)
-        except ValueError:
-            raise SparkError("SPARK_MODEL_KEY must be hex (e.g. 64 hex digits)") from None
-        if len(key) < 16:
-            raise SparkError("SPARK_MODEL_KEY must be at least 16 bytes (32 hex digits)")
-        return key
+        return _hex_key("SPARK_MODEL_KEY", env)
     return bytes.fromhex(secret_file("model.key"))
+
+
+def keyring() -> Keyring:
+    """``registry_key()`` to sign, and ``SPARK_MODEL_KEYS_OLD`` also accepted to verify."""
+    raw = os.environ.get("SPARK_MODEL_KEYS_OLD", "")
+    old = tuple(_hex_key("SPARK_MODEL_KEYS_OLD", k) for k in raw.split(",") if k.strip())
+    return Keyring(registry_key(), old)
 
 
 def secret_file(name: str) -> str:

@@ -1,8 +1,9 @@
 """Pipeline checkpoints: a partition's whole SignalPipeline, signed, in its state topic.
 
 A checkpoint is the pipeline's state (``SignalPipeline.state``) and the offset of the last
-tick it includes. Bytes: ``SPKC`` + format version + HMAC-SHA256 (registry key, over all
-that follows) + zlib of (JSON length, JSON, ``numpy.savez`` of the arrays, the pickled
+tick it includes. Bytes: ``SPKC`` + format version (2) + the signing key's id (16 ASCII
+hex digits) + HMAC-SHA256 (that key, over the version, the key id and all that follows) +
+zlib of (JSON length, JSON, ``numpy.savez`` of the arrays, the pickled
 ADWIN detectors). The signature is checked before anything is parsed; the arrays load
 with ``allow_pickle=False``; only the ADWIN part is a pickle, of the worker's own signed
 bytes.
@@ -30,11 +31,12 @@ import numpy as np
 from confluent_kafka import KafkaError, TopicPartition
 
 from spark.errors import SparkError
+from spark.ml.snapshots import Keyring, as_keyring
 from spark.pipeline.pipeline import SignalPipeline
 
 log = logging.getLogger("spark.stream.checkpoint")
 MAGIC = b"SPKC"
-VERSION = 1
+VERSION = 2  # 1: before key ids (still read, with the current key)
 CHUNK = 4 * 1024 * 1024
 OFFSET_HEADER = "spark.checkpoint"
 CHUNK_HEADER = "spark.chunk"
@@ -44,7 +46,7 @@ class CheckpointRejected(SparkError):
     """A checkpoint whose signature or contents are not right; it is not loaded."""
 
 
-def encode(pipeline: SignalPipeline, partition: int, offset: int, key: bytes) -> bytes:
+def encode(pipeline: SignalPipeline, partition: int, offset: int, key: bytes | Keyring) -> bytes:
     meta, arrays, concept = pipeline.state()
     text = json.dumps({"partition": partition, "offset": offset, "state": meta}).encode()
     packed = io.BytesIO()
@@ -52,19 +54,33 @@ def encode(pipeline: SignalPipeline, partition: int, offset: int, key: bytes) ->
     body = zlib.compress(
         struct.pack(">QQ", len(text), packed.tell()) + text + packed.getvalue() + concept, 1
     )
-    mac = hmac.new(key, bytes([VERSION]) + body, hashlib.sha256).digest()
-    return MAGIC + bytes([VERSION]) + mac + body
+    ring = as_keyring(key)
+    kid = ring.key_id.encode()
+    mac = hmac.new(ring.current, bytes([VERSION]) + kid + body, hashlib.sha256).digest()
+    return MAGIC + bytes([VERSION]) + kid + mac + body
 
 
-def decode(blob: bytes, key: bytes, partition: int) -> tuple[SignalPipeline, int]:
+def decode(blob: bytes, key: bytes | Keyring, partition: int) -> tuple[SignalPipeline, int]:
     """(pipeline, offset of the last tick it includes) of tick partition ``partition``;
     CheckpointRejected if it is not ours or of another partition."""
+    ring = as_keyring(key)
     if len(blob) < 37 or blob[:4] != MAGIC:
         raise CheckpointRejected("not a Spark checkpoint")
-    version, mac, body = blob[4], blob[5:37], blob[37:]
-    if version != VERSION:
-        raise CheckpointRejected(f"checkpoint format {version}, this worker reads {VERSION}")
-    expected = hmac.new(key, bytes([version]) + body, hashlib.sha256).digest()
+    version = blob[4]
+    if version == 1:  # before key ids: the current key
+        signer, signed, mac, body = ring.current, blob[4:5], blob[5:37], blob[37:]
+    elif version == 2 and len(blob) >= 53:
+        kid, mac, body = blob[5:21], blob[21:53], blob[53:]
+        signer = ring.find(kid.decode(errors="replace"))
+        if signer is None:
+            raise CheckpointRejected(
+                f"checkpoint signed with key {kid.decode(errors='replace')}, which this worker "
+                "does not hold (during a rotation list the old key in SPARK_MODEL_KEYS_OLD)"
+            )
+        signed = blob[4:21]
+    else:
+        raise CheckpointRejected(f"checkpoint format {version}, this worker reads 1 and 2")
+    expected = hmac.new(signer, signed + body, hashlib.sha256).digest()
     if not hmac.compare_digest(mac, expected):
         raise CheckpointRejected("checkpoint signature does not match the registry key")
     raw = zlib.decompress(body)

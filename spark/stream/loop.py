@@ -49,7 +49,7 @@ from spark.kafka import clients
 from spark.kafka.dlq import dlq_headers
 from spark.kafka.partitioner import partition_of
 from spark.metrics import DEAD_LETTERS
-from spark.ml.snapshots import registry_key
+from spark.ml.snapshots import keyring
 from spark.pipeline import SignalPipeline
 from spark.serde.avro import AvroSerde
 from spark.settings import MODEL_NAMES, Settings
@@ -113,7 +113,7 @@ class TickLoop:
         self.registry = topics["model_versions"]
         self.decoder = TickDecoder(serde, settings.max_future_s)
         self.writer = OutputWriter(serde)
-        self.key = registry_key()
+        self.key = keyring()
         self.feed = CommandFeed(serde, self.key, settings.command_max_age_s)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.partitions: dict[int, Partition] = {}
