@@ -26,6 +26,7 @@ import faust
 
 from spark.agents.dead_letters import dead_letter
 from spark.backtest.engine import InvalidParams
+from spark.jobs.control import JobControl
 from spark.jobs.fanout import fanned_job, fans_out
 from spark.jobs.runner import check, job_in_subprocess
 from spark.metrics import (
@@ -40,6 +41,7 @@ from spark.metrics import (
     JOBS_RUNNING,
     LAST_BATCH,
 )
+from spark.ml.snapshots import keyring
 from spark.ticks.producer import default_serde
 from spark.topics import catalog
 
@@ -75,17 +77,42 @@ def register(app: faust.App) -> None:
             stopped.shutdown(wait=False, cancel_futures=True)
 
     timeout_s = float(os.environ.get("SPARK_JOB_TIMEOUT_S", "1800"))
+    # job id -> (parent job id, stop event, fanned out, event loop) of the jobs running here
+    running: dict[str, tuple] = {}
+
+    def cancel_running(job_id: str) -> None:
+        """A cancel arrived (the command reader's thread): stop the job if it runs here, and
+        the children of a sweep that runs here."""
+        for running_id, (parent, stop, fanned, loop) in list(running.items()):
+            if job_id in (running_id, parent):
+                stop.set()
+                if not fanned:
+                    loop.call_soon_threadsafe(kill_pool)
+
+    control = JobControl(
+        keyring(), float(os.environ.get("SPARK_COMMAND_MAX_AGE_S", "300")), cancel_running
+    )
+
+    @app.task
+    async def read_job_commands() -> None:
+        control.start()
+
+    @app.on_before_shutdown.connect
+    async def stop_job_commands(app, **_kwargs) -> None:  # noqa: ARG001 - signal signature
+        control.stop()
+
     for kind, (requests_id, results_id, name) in KINDS.items():
         _register_kind(
-            app, kind, requests_id, results_id, name, executor, pool, timeout_s, kill_pool
-        )
+            app, kind, requests_id, results_id, name, executor, pool, timeout_s, kill_pool,
+            control, running,
+        )  # fmt: skip
 
 
 MAX_PARAMS = 64 * 1024  # a request's parameters: a few paths and numbers, a grid
 
 
 def _register_kind(
-    app, kind, requests_id, results_id, name, executor, pool, timeout_s, kill_pool
+    app, kind, requests_id, results_id, name, executor, pool, timeout_s, kill_pool, control, running
 ) -> None:
     topics = catalog()
     requests, results = topics[requests_id], topics[results_id]
@@ -167,12 +194,19 @@ def _register_kind(
         """The job runs in the pool; the agent only waits for it. A sweep that fans out
         runs in a thread instead: it only sends child jobs and gathers their results, and
         must not hold the pool the children (some on this worker) need."""
-        log.info("%s %s started", kind, request["job_id"])
+        job_id, parent = request["job_id"], request.get("parent_job_id")
+        why = control.why(job_id) or (control.why(parent) if parent else None)
+        if why is not None:  # cancelled before its turn came
+            send_result(request, failure(f"{why} (before it started)", now))
+            log.info("%s %s cancelled before it started", kind, job_id)
+            return
+        log.info("%s %s started", kind, job_id)
         JOBS_RUNNING.labels(kind).inc()
         stop = threading.Event()
         fanned = kind == "optimizer" and fans_out(json.loads(request["params_json"]))
+        loop = asyncio.get_running_loop()
+        running[job_id] = (parent, stop, fanned, loop)
         try:
-            loop = asyncio.get_running_loop()
             if fanned:
                 work = loop.run_in_executor(None, fanned_job, request, stop)
             else:
@@ -185,11 +219,15 @@ def _register_kind(
             outcome = failure(
                 f"the job ran over {timeout_s:g} s (SPARK_JOB_TIMEOUT_S) and was stopped", now
             )
-        except Exception as exc:  # noqa: BLE001 - e.g. the job's process died
+        except Exception as exc:  # noqa: BLE001 - e.g. the job's process died (or was killed)
             pool.pop("pool", None)
             outcome = failure(f"the job's process failed: {exc!r}", now)
         finally:
             JOBS_RUNNING.labels(kind).dec()
+            running.pop(job_id, None)
+        why = control.why(job_id) or (control.why(parent) if parent else None)
+        if why is not None and outcome["status"] != "ok":  # stopped by the cancel
+            outcome = failure(why, now)
         send_result(request, outcome)
         log.info("%s %s %s", kind, request["job_id"], outcome["status"])
 

@@ -88,6 +88,12 @@ def check_command(kind: str, command: dict) -> None:
     action = command.get("action")
     if kind == "gate" and action not in ("open", "close"):
         raise CommandRejected("invalid_command", f"action must be open or close, not {action!r}")
+    if kind == "job":
+        if action != "cancel":
+            raise CommandRejected("invalid_command", f"action must be cancel, not {action!r}")
+        job_id = command.get("job_id")
+        if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
+            raise CommandRejected("invalid_command", "job_id must be a job's id")
     if kind == "risk":
         if action not in ("kill", "clear", "set_limit"):
             raise CommandRejected(

@@ -297,3 +297,62 @@ def test_a_sweep_is_shared_by_two_workers_and_survives_one_dying(broker, tmp_pat
     finally:
         for w in workers:
             w.stop()
+
+
+def test_jobs_are_cancelled_running_or_queued(worker, capsys):
+    """`spark job cancel`: a running backtest is stopped and a queued one never starts, both
+    answered failed with who and why; an unsigned cancel is dead-lettered; the worker goes
+    on running jobs."""
+    import time
+
+    from spark.jobs.client import submit as send
+    from spark.jobs.client import wait_for_result
+    from spark.kafka.topics import end_offsets
+    from spark.ticks.producer import default_serde
+
+    results = catalog()["backtest_results"]
+    start = end_offsets(results.name, results.partitions)
+    data = [str(FX), str(FX.parent.parent.parent / "equity/ibm/20131007_quote.zip")]
+    long_job = {"data": data, "model": "gbm", "min_edge": 0.0, "gate": False}
+    ids = []
+    for _ in range(2):
+        send("backtest", long_job, wait=False)
+        ids.append(capsys.readouterr().out.split("submitted ")[1].split()[0])
+    wait_for(
+        lambda: worker.metric("spark_jobs_running", kind="backtest") == 1,
+        what="the first backtest to start",
+    )
+    log = worker.log.read_text()
+    ids.sort(key=lambda job_id: f"backtest {job_id} started" not in log)  # the running first
+    for job_id in reversed(ids):  # the queued one first: its cancel is taken before its turn
+        out = CliRunner().invoke(cli, ["job", "cancel", job_id, "--reason", "wrong data"])
+        assert out.exit_code == 0, out.output
+        time.sleep(2)
+    asked = time.monotonic()
+    running = wait_for_result(results, start, ids[0], 60)
+    assert running["status"] == "failed" and "wrong data" in running["error"], running
+    assert time.monotonic() - asked < 30  # stopped, not run to the end
+    queued = wait_for_result(results, start, ids[1], 60)
+    assert queued["status"] == "failed" and "before it started" in queued["error"]
+    # an unsigned cancel: dead-lettered, and no job is touched
+    spec = catalog()["job_commands"]
+    forged = {"job_id": "x", "action": "cancel", "reason": "forged", "ts": int(time.time() * 1e6)}
+    producer = clients.producer()
+    producer.produce(spec.name, default_serde().encode(spec.name, spec.value, forged), b"x")
+    producer.flush(10)
+
+    def dead() -> list:
+        got = [
+            decode_headers(m.headers())
+            for m in messages(catalog()["job_commands_dlq"], from_beginning=True)
+        ]
+        return got or None
+
+    headers = wait_for(dead, what="the unsigned job command dead-lettered")
+    assert headers[0]["spark.dlq.reason"] == "unsigned_command"
+    assert (
+        worker.metric("spark_dead_letters_total", topic="job_commands", reason="unsigned_command")
+        == 1
+    )
+    ok = submit("--data", str(FX), "--limit", "2000", "--no-gate", "--json")
+    assert ok.exit_code == 0 and json.loads(ok.output.strip().splitlines()[-1])["status"] == "ok"

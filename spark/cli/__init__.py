@@ -14,6 +14,7 @@ from spark.cli import (  # noqa: F401 - importing a module registers its command
     drift,
     export,
     gate,
+    job,
     model,
     optimize,
     research,

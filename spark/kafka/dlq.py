@@ -48,7 +48,11 @@ KNOWN_REASONS: dict[tuple[str, str], tuple[str, ...]] = {
             "stale_command",
             "replayed_command",
         )  # fmt: skip
-        for commands, kind in (("gate_commands", "gate"), ("risk_commands", "risk"))
+        for commands, kind in (
+            ("gate_commands", "gate"),
+            ("risk_commands", "risk"),
+            ("job_commands", "jobs"),
+        )
     },
 }
 
