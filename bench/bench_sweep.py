@@ -52,8 +52,36 @@ def start_workers(count: int) -> list[tuple[subprocess.Popen, int]]:
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not start")
             time.sleep(0.5)
-    time.sleep(8)  # the group settles (two workers: one rebalance more)
+    time.sleep(SETTLE_S)  # the group settles (two workers: one rebalance more)
     return out
+
+
+SETTLE_S = 20
+CHURN = (b"rebalancing", b"UnknownMemberId", b"re-joining")
+
+
+def children_run(port: int) -> int:
+    """Backtest jobs a worker ran (its spark_jobs_total for kind backtest)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("spark_jobs_total{") and 'kind="backtest"' in line
+        )
+    )
+
+
+def churn(logs: list[Path], since: list[int]) -> int:
+    """Group-churn lines the workers logged after the sweep was sent."""
+    count = 0
+    for log, start in zip(logs, since, strict=True):
+        with open(log, "rb") as f:
+            f.seek(start)
+            count += sum(1 for line in f if any(c in line for c in CHURN))
+    return count
 
 
 def _up(port: int) -> bool:
@@ -70,10 +98,15 @@ def fanned(params: dict, workers: int) -> tuple[float, dict]:
     from spark.jobs.client import submit
 
     procs = start_workers(workers)
+    home = Path(os.environ["SPARK_HOME"])
+    logs = [home / f"sweep-worker-{workers}-{i}.log" for i in range(workers)]
     try:
+        since = [log.stat().st_size for log in logs]
         t0 = time.perf_counter()
         result = submit("optimizer", params, wait=True, timeout=1800)
         seconds = time.perf_counter() - t0
+        result["churn"] = churn(logs, since)
+        result["per_worker"] = [children_run(port) for _proc, port in procs]
     finally:
         for proc, _port in procs:
             proc.terminate()
@@ -91,29 +124,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=20_000)
     parser.add_argument("--combos", type=int, default=8)
+    parser.add_argument(
+        "--model", choices=["logreg", "gbm"], default="logreg", help="gbm: ~8x the CPU per tick"
+    )
     args = parser.parse_args()
     params = {
         "data": [str(DATA)],
         "limit": args.ticks,
         "gate": False,
-        "model": "logreg",
+        "model": args.model,
         "min_edge": 0.0,
         "grid": grid(args.combos),
     }
     n = len(params["grid"]["band"]) * 2
     with bench_broker():
-        from spark.jobs.optimizer import run_sweep
+        from spark.jobs.optimizer import check_sweep, load_ticks, run_sweep
 
         t0 = time.perf_counter()
         local = run_sweep(dict(params, fan_out=False), restrict=False)
         here = time.perf_counter() - t0
+        ticks = len(load_ticks(check_sweep(params, restrict=False)[0]))
         one, r1 = fanned(params, 1)
         two, r2 = fanned(params, 2)
     same = r1["metrics"]["pnl"] == r2["metrics"]["pnl"] == local["metrics"]["pnl"]
-    print(f"sweep of {n} combinations x {args.ticks:,} real EURUSD ticks (logreg, band policy)")
+    print(f"sweep of {n} combinations x {ticks:,} real EURUSD ticks ({args.model}, band policy)")
     print(f"  in one process here      {here:7.1f} s  {n / here:6.2f} combinations/s")
-    print(f"  fanned out, one worker   {one:7.1f} s  {n / one:6.2f} combinations/s")
-    print(f"  fanned out, two workers  {two:7.1f} s  {n / two:6.2f} combinations/s")
+    print(
+        f"  fanned out, one worker   {one:7.1f} s  {n / one:6.2f} combinations/s"
+        f"  (group-churn log lines during the sweep: {r1['churn']})"
+    )
+    print(
+        f"  fanned out, two workers  {two:7.1f} s  {n / two:6.2f} combinations/s"
+        f"  (group-churn log lines during the sweep: {r2['churn']};"
+        f" children run per worker: {r2['per_worker']})"
+    )
     print(f"  two workers / one: {one / two:.2f}x; best PnL equal in all three: {same}")
 
 

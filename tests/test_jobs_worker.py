@@ -356,3 +356,25 @@ def test_jobs_are_cancelled_running_or_queued(worker, capsys):
     )
     ok = submit("--data", str(FX), "--limit", "2000", "--no-gate", "--json")
     assert ok.exit_code == 0 and json.loads(ok.output.strip().splitlines()[-1])["status"] == "ok"
+
+
+def test_children_are_spread_evenly_over_two_workers():
+    """With an even partition count (the catalog's six), two workers holding contiguous
+    halves (range assignor) or alternate partitions (round-robin) get shares of a sweep's
+    children that differ by at most one, however many children; with any partition count a
+    whole cycle sends one child to every partition."""
+    from spark.jobs.fanout import spread
+
+    for partitions in range(1, 13):
+        order = spread(partitions)
+        assert sorted(order) == list(range(partitions))
+        if partitions % 2:
+            continue
+        half = partitions // 2
+        for name, second_worker in {
+            "range": lambda p, half=half: p >= half,
+            "round-robin": lambda p: p % 2 == 1,
+        }.items():
+            for n in range(1, 4 * partitions):
+                second = sum(second_worker(order[i % partitions]) for i in range(n))
+                assert abs((n - second) - second) <= 1, (name, partitions, n)

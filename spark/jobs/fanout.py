@@ -5,8 +5,12 @@ in its job process, so its own backtest agent stays free to take children too:
 
 1. the end offsets of ``backtest.results`` are noted;
 2. every combination becomes a JobRequest on ``backtest.requests``, job id
-   ``<sweep id>-c<index>``, ``parent_job_id`` the sweep's id; keyed by job id, they spread
-   over the topic's partitions, so every worker of the group takes a share;
+   ``<sweep id>-c<index>``, ``parent_job_id`` the sweep's id; child i goes to partition
+   ``spread(P)[i % P]``, pairs of partitions from both ends, so that
+   under either contiguous (range) or alternating (round-robin) assignments every worker
+   of the group takes a near-equal share (hashing the job ids split 8 children 6/2 over
+   two workers in bench_sweep; the embedded broker does not describe group members, so
+   the coordinator cannot ask who holds which partition);
 3. the results are read from the noted offsets; a child's result is taken once (a re-run
    child, after a worker died with it, answers again under the same id);
 4. with every child answered (or the sweep's time up: then it fails, naming how many are
@@ -40,6 +44,19 @@ def fans_out(params: dict) -> bool:
     return params.get("fan_out", True) is not False and "walk_forward" not in params
 
 
+def spread(partitions: int) -> list[int]:
+    """Partitions in the order children are sent: pairs from both ends (6 -> 0, 5, 1, 4,
+    2, 3). With an even count each pair has one partition of each half and one of each
+    parity, so consecutive children alternate between two workers holding contiguous
+    halves (range assignment) and between two holding alternate partitions (round-robin)."""
+    order = []
+    for i in range(partitions // 2):
+        order += [i, partitions - 1 - i]
+    if partitions % 2:
+        order.append(partitions // 2)
+    return order
+
+
 def child_id(parent: str, index: int) -> str:
     return f"{parent}-c{index:03d}"
 
@@ -61,6 +78,7 @@ def run_fanned_sweep(
     serde = default_serde()
     start = end_offsets(results.name, results.partitions)
     producer = clients.producer()
+    order = spread(requests.partitions)
     wanted = {}
     for i, combo in enumerate(combos):
         job_id = child_id(parent, i)
@@ -74,7 +92,10 @@ def run_fanned_sweep(
             "ts": int(time.time() * 1e6),
         }
         producer.produce(
-            requests.name, serde.encode(requests.name, requests.value, record), job_id.encode()
+            requests.name,
+            serde.encode(requests.name, requests.value, record),
+            job_id.encode(),
+            partition=order[i % len(order)],
         )
     if producer.flush(30):
         raise SparkError("the sweep's child requests were not acknowledged by Kafka")
