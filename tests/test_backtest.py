@@ -274,3 +274,39 @@ def test_reports_for_requests_never_overwrite_or_follow_links(tmp_path):
         write_report(report, tmp_path / "job-2.json", exclusive=True)
     assert target.read_text() == "keep me"
     write_report(report, path)  # the CLI, on the user's own path, may overwrite
+
+
+def test_jobs_from_a_topic_are_capped_in_rows_the_cli_is_not(tmp_path, monkeypatch):
+    """SPARK_JOB_MAX_ROWS: a backtest or sweep request over more valid ticks than the cap
+    fails with the count and what to do; under ``limit`` it runs; the CLI is not capped."""
+    import json
+
+    from spark.jobs.backtest import run_request
+    from spark.jobs.runner import job_in_subprocess
+
+    monkeypatch.setenv("SPARK_HOME", str(tmp_path))
+    monkeypatch.setenv("SPARK_JOB_MAX_ROWS", "1000")
+    data = [str(DATA / "fxcm/eurusd/20140501_quote.zip")]
+
+    def job(kind, job_id, **params):
+        body = {"data": data, "gate": False, "model": "logreg"} | params
+        request = {"job_id": job_id, "kind": kind, "parent_job_id": None,
+                   "params_json": json.dumps(body)}  # fmt: skip
+        return job_in_subprocess(request)
+
+    over = job("backtest", "b1")
+    assert over["status"] == "failed", over
+    assert "over this worker's cap of 1,000" in over["error"]
+    assert "SPARK_JOB_MAX_ROWS" in over["error"]
+    sweep = job("optimizer", "s1", grid={"band": [0.05, 0.1]}, fan_out=False)
+    assert sweep["status"] == "failed" and "cap of 1,000" in sweep["error"], sweep
+    under = job("backtest", "b2", limit=800)
+    assert under["status"] == "ok", under
+    assert under["metrics"]["ticks"] == 800
+    local = run_request(
+        {"data": data, "limit": 1500, "gate": False, "model": "logreg"}, restrict=False
+    )
+    assert local["metrics"]["ticks"] == 1500
+    monkeypatch.setenv("SPARK_JOB_MAX_ROWS", "lots")
+    bad = job("backtest", "b3", limit=800)
+    assert bad["status"] == "failed" and "whole number" in bad["error"], bad

@@ -77,12 +77,38 @@ def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestPa
     return spec, strategy
 
 
-def load_ticks(data: dict) -> TickBatch:
-    """The valid ticks a checked data spec names, in time order, as columns."""
+DEFAULT_MAX_ROWS = 50_000_000
+
+
+def job_max_rows() -> int:
+    """``SPARK_JOB_MAX_ROWS``: most valid ticks a job from a topic may run on (0: no cap)."""
+    raw = os.environ.get("SPARK_JOB_MAX_ROWS", "")
+    try:
+        value = int(raw) if raw.strip() else DEFAULT_MAX_ROWS
+    except ValueError:
+        raise SparkError(f"SPARK_JOB_MAX_ROWS must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise SparkError(f"SPARK_JOB_MAX_ROWS must be >= 0, not {value}")
+    return value
+
+
+def load_ticks(data: dict, cap: int | None = None) -> TickBatch:
+    """The valid ticks a checked data spec names, in time order, as columns.
+
+    ``cap`` (jobs from a topic: ``job_max_rows()``): more valid ticks than that, after
+    ``limit``, fail the job with the count and what to do, instead of running for hours.
+    """
     batch, _rejected = read_batch(
         [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"]
     )
-    return batch.take(0, data["limit"]) if data["limit"] else batch
+    if data["limit"]:
+        batch = batch.take(0, data["limit"])
+    if cap and len(batch) > cap:
+        raise SparkError(
+            f"the data holds {len(batch):,} valid ticks, over this worker's cap of {cap:,}: "
+            "pass a smaller limit, or raise SPARK_JOB_MAX_ROWS on the workers"
+        )
+    return batch
 
 
 def run_request(
@@ -99,7 +125,7 @@ def run_request(
     Raises InvalidParams for bad parameters and SparkError for unreadable data.
     """
     data, strategy = check_request(params, restrict)
-    ticks = load_ticks(data)
+    ticks = load_ticks(data, job_max_rows() if restrict else None)
     progress = None if on_tick is None else (lambda done: on_tick(done, len(ticks)))
     if records is None:
         result = run_backtest(ticks, strategy, on_tick=progress)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
 from spark.errors import SparkError
-from spark.jobs.backtest import DATA_KEYS, check_request, load_ticks
+from spark.jobs.backtest import DATA_KEYS, check_request, job_max_rows, load_ticks
 
 MAX_COMBINATIONS = 64
 MAX_FOLDS = 20
@@ -205,7 +205,7 @@ def run_sweep(params: dict, report: Path | None = None, restrict: bool = True, o
     """Run every combination; a dict with ``metrics`` (the best), ``ranking``, ``artifact_uri``;
     with ``walk_forward``, ``metrics`` are the out-of-sample totals and ``walk`` the windows."""
     data, _base, combos, objective = check_sweep(params, restrict)
-    ticks = load_ticks(data)
+    ticks = load_ticks(data, job_max_rows() if restrict else None)
     if not len(ticks):
         raise SparkError(f"no valid ticks in the data as {data['format']}: check the format")
     walk = check_walk(params.get("walk_forward"))
