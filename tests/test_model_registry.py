@@ -268,7 +268,7 @@ def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_pat
         w2.stop()
 
 
-def publish(record: dict) -> None:
+def publish(record: dict, key: bytes | None = None) -> None:
     from spark.kafka import clients
     from spark.ml.registry import registry_key_of
     from spark.ticks.producer import default_serde
@@ -279,7 +279,7 @@ def publish(record: dict) -> None:
     producer.produce(
         spec.name,
         default_serde().encode(spec.name, spec.value, record),
-        registry_key_of(record["model_id"], record["version"]),
+        key or registry_key_of(record["model_id"], record["version"]),
     )
     assert producer.flush(10) == 0
 
@@ -294,7 +294,7 @@ def test_a_forged_version_is_refused_and_the_worker_starts_fresh(broker, tmp_pat
     try:
         worker.wait_ready()
         wait_restored(worker)
-        assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 1
+        assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 2
         assert http(worker.web_port, "/ml/health")[1]["champions"] == [f"{DEFAULT_MODEL} v1"]
         assert "refused" in (tmp_path / "w.log").read_text()
     finally:
@@ -399,3 +399,25 @@ def test_a_better_challenger_is_promoted_with_events(broker, tmp_path, monkeypat
     ]
     assert result.model_events[0][1]["ts"] == events[0]["ts"]
     assert np.count_nonzero(np.diff(result.champion)) == 1
+
+
+@pytest.mark.broker
+def test_forged_or_replayed_newer_versions_do_not_hide_or_replace_a_good_one(broker, tmp_path):
+    """The newest correctly signed version is run: a forged v7 above a good v3 is refused
+    without hiding v3 (the worker checked only the newest record before), and v3's signed
+    record sent again under the key of v9 (an older version replayed over a newer one on
+    the compacted topic) is refused too."""
+    good = version_record(trained("gbm"), registry_key(), version=3)
+    publish(good)
+    publish(version_record(trained("gbm"), b"not the registry key, attacker's", version=7))
+    publish(good, key=b"gbm:9")
+    worker = WorkerProcess(free_port(), tmp_path / "w.log")
+    try:
+        worker.wait_ready()
+        wait_restored(worker)
+        assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 2
+        assert http(worker.web_port, "/ml/health")[1]["champions"] == ["gbm v3"]
+        log = (tmp_path / "w.log").read_text()
+        assert "a record of gbm v3 under the key gbm:9" in log
+    finally:
+        worker.stop()

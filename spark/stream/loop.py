@@ -388,23 +388,31 @@ class TickLoop:
             )
 
     def _registered(self) -> dict[str, dict]:
-        """The newest correctly signed version of each registered model."""
+        """The newest correctly signed version of each registered model (of this horizon).
+
+        Signatures are checked before the newest is picked: a forged record with a higher
+        version is refused and does not hide the good versions below it."""
         from spark.kafka.state import latest_records
         from spark.ml.registry import newest_versions, verify_record
         from spark.ml.snapshots import SnapshotRejected
 
         good = {}
-        for model_id, record in newest_versions(latest_records(self.registry, self.serde)).items():
+        for key, record in latest_records(self.registry, self.serde).items():
             try:
                 verify_record(record, self.key)
+                if key != f"{record['model_id']}:{record['version']}":
+                    # an older version's signed record sent again under a newer one's key
+                    # would replace that version on the compacted topic
+                    raise SnapshotRejected(f"a record of {record['model_id']} "
+                                           f"v{record['version']} under the key {key}")  # fmt: skip
             except SnapshotRejected as exc:
                 self.stats.snapshot("rejected")
-                log.warning("registry version %s v%d refused: %s", model_id, record["version"], exc)
+                log.warning("registry record %s refused: %s", key, exc)
                 continue
             horizon = json.loads(record["config_json"] or "{}").get("horizon_s")
-            if model_id in MODEL_NAMES and horizon == self.settings.models.horizon_s:
-                good[model_id] = record
-        return good
+            if record["model_id"] in MODEL_NAMES and horizon == self.settings.models.horizon_s:
+                good[key] = record
+        return newest_versions(good)
 
     def _adopt(self, p: int, pipeline: SignalPipeline, fresh: bool, registered: dict) -> None:
         """Registered versions into a partition's pipeline: a fresh pipeline's models take
