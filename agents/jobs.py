@@ -230,6 +230,20 @@ def _register_kind(
             outcome = failure(why, now)
         send_result(request, outcome)
         log.info("%s %s %s", kind, request["job_id"], outcome["status"])
+        if fanned and outcome["status"] != "ok" and why is None:
+            # its children still queued (here or on other workers) would run for nothing
+            # and hold up the jobs behind them: every worker skips them on this cancel
+            await loop.run_in_executor(None, cancel_children, job_id, outcome["error"])
+
+    def cancel_children(job_id: str, error: str) -> None:
+        from spark.commands import send_command
+
+        reason = f"its sweep failed ({error[:200]})"
+        try:
+            fields = {"job_id": job_id, "action": "cancel", "reason": reason}
+            send_command("job_commands", fields, "spark worker", job_id.encode())
+        except Exception:  # noqa: BLE001 - the children then run and are ignored
+            log.exception("could not cancel the children of sweep %s", job_id)
 
     def failure(error: str, started: int) -> dict:
         return {

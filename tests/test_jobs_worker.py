@@ -154,6 +154,14 @@ def test_malformed_requests_each_get_a_failed_result(short_job_timeout, worker):
     again = submit("backtest", {"data": str(FX), "limit": 500}, timeout=120)
     assert again["status"] == "ok", again["error"]
     assert worker.proc.poll() is None
+    # the failed sweep cancelled its children still queued: they did not run for nothing
+    from spark.ticks.producer import default_serde
+
+    spec, serde = catalog()["backtest_results"], default_serde()
+    children = [serde.decode(m.value(), spec.value) for m in messages(spec, from_beginning=True)]
+    children = [c for c in children if c["parent_job_id"] == slow["job_id"]]
+    skipped = [c for c in children if "its sweep failed" in (c["error"] or "")]
+    assert any("(before it started)" in c["error"] for c in skipped), children
 
 
 def test_submit_without_a_jobs_worker_says_what_to_do(broker, monkeypatch):
