@@ -393,14 +393,14 @@ class TickLoop:
         Signatures are checked before the newest is picked: a forged record with a higher
         version is refused and does not hide the good versions below it."""
         from spark.kafka.state import latest_records
-        from spark.ml.registry import newest_versions, verify_record
+        from spark.ml.registry import newest_versions, registry_key_of, verify_record
         from spark.ml.snapshots import SnapshotRejected
 
         good = {}
         for key, record in latest_records(self.registry, self.serde).items():
             try:
                 verify_record(record, self.key)
-                if key != f"{record['model_id']}:{record['version']}":
+                if key.encode() != registry_key_of(record["model_id"], record["version"]):
                     # an older version's signed record sent again under a newer one's key
                     # would replace that version on the compacted topic
                     raise SnapshotRejected(f"a record of {record['model_id']} "
