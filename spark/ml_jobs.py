@@ -18,8 +18,8 @@ from spark.errors import SparkError
 from spark.kafka import clients
 from spark.kafka.state import latest_records
 from spark.ml.evaluate import EvalResult, Scores, scoring
-from spark.ml.registry import pack, registry_key_of, sign_record
-from spark.ml.snapshots import registry_key
+from spark.ml.registry import pack, registry_key_of, sign_record, verified_records
+from spark.ml.snapshots import keyring, registry_key
 from spark.pipeline import SignalPipeline, TickBatch
 from spark.settings import Settings
 from spark.ticks.producer import default_serde
@@ -53,7 +53,9 @@ def train_and_register(batch: TickBatch, settings: Settings, on_tick=None) -> Re
     pipeline, result = train(batch, settings, on_tick)
     spec, events = catalog()["model_versions"], catalog()["model_events"]
     serde = default_serde()
-    records = latest_records(spec, serde)
+    # numbered after the versions a worker would trust: forged or replayed records count
+    # for nothing here either (a forged v99 does not push the next version to v100)
+    records, _refused = verified_records(latest_records(spec, serde), keyring())
     model = settings.models.model
     versions = [r["version"] for r in records.values() if r["model_id"] == model]
     has_champion = any(r["role"] == "champion" for r in records.values())

@@ -185,6 +185,54 @@ def fuzz_predict(port: int, tick: dict) -> None:
     any_body()
 
 
+VIEWS = ("/health", "/metrics", "/ml/predict", "/ml/health", "/ml/gates", "/ml/models",
+         "/executor")  # fmt: skip
+
+
+def fuzz_views(port: int) -> None:
+    import http.client
+    import urllib.parse
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    paths = st.sampled_from(VIEWS) | st.builds(
+        lambda base, tail: base + urllib.parse.quote(tail),
+        st.sampled_from([*VIEWS, "/", "/ml/", "/router/"]),
+        st.text(max_size=12),
+    )
+    requests = st.fixed_dictionaries(
+        {
+            "method": st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+            "path": paths,
+            "query": st.dictionaries(st.text(max_size=6), st.text(max_size=12), max_size=3),
+            "body": st.binary(max_size=256),
+            "type": st.sampled_from(["application/json", "text/plain", "x/\u00e9", ""]),
+            "auth": st.sampled_from(["", "Bearer", "Bearer x", "Basic Zm9vOmJhcg=="]),
+        }
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(requests)
+    def any_request(r):
+        query = urllib.parse.urlencode(r["query"])
+        target = r["path"] + (f"?{query}" if query else "")
+        headers = {"Content-Type": r["type"].encode("latin-1", "replace").decode("latin-1")}
+        if r["auth"]:
+            headers["Authorization"] = r["auth"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request(r["method"], target, body=r["body"], headers=headers)
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        unhealthy = response.status == 503 and r["path"] == "/health"
+        assert response.status < 500 or unhealthy, (response.status, r)
+
+    any_request()
+
+
 def http_status(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
@@ -253,6 +301,12 @@ def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_pat
         assert http_status(w1.web_port, "/router/") == 404
         # whatever JSON a client sends, the answer is a prediction or says what is wrong
         fuzz_predict(w1.web_port, tick)
+        # any method, path, query, header or body on any page: an answer below 500, and
+        # the worker goes on serving (and predicting) after it
+        fuzz_views(w1.web_port)
+        status, after = http(w1.web_port, "/ml/predict", {"tick": tick})
+        assert status == 200 and 0 <= after["prob_up"] <= 1
+        assert http(w1.web_port, "/health")[0] == 200
     finally:
         assert w1.stop() == 0  # checkpoints every partition on the way out
 
@@ -421,3 +475,15 @@ def test_forged_or_replayed_newer_versions_do_not_hide_or_replace_a_good_one(bro
         assert "a record of gbm v3 under the key gbm:9" in log
     finally:
         worker.stop()
+    # `spark model train` numbers the next version after those a worker trusts: v4, not
+    # v8 after the forged v7 (it read every record's version before)
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+
+    args = ["model", "train", "--data", str(FX), "--format", "lean-quote", "--model", "gbm",
+            "--json", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    registered = json.loads(result.output.strip().splitlines()[-1])
+    assert (registered["version"], registered["role"]) == (4, "challenger")

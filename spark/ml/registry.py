@@ -102,6 +102,33 @@ def registry_key_of(model_id: str, version: int) -> bytes:
     return f"{model_id}:{version}".encode()
 
 
+def verified_records(
+    records: dict[str, dict], key: bytes | Keyring
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """(the registry records that may be trusted, refused message key -> why), from
+    ``latest_records`` of the registry topic: each correctly signed (``verify_record``) and
+    under its own message key (``registry_key_of``). Whoever reads the registry — a worker
+    adopting versions, ``spark model train`` numbering the next one — reads it through
+    this, so a forged record, or a signed one replayed under a newer version's key, counts
+    for nothing anywhere."""
+    good, refused = {}, {}
+    for message_key, record in records.items():
+        try:
+            verify_record(record, key)
+        except SnapshotRejected as exc:
+            refused[message_key] = str(exc)
+            continue
+        if message_key.encode() != registry_key_of(record["model_id"], record["version"]):
+            # an older version's signed record sent again under a newer one's key would
+            # replace that version on the compacted topic
+            refused[message_key] = (
+                f"a record of {record['model_id']} v{record['version']} under the key {message_key}"
+            )
+            continue
+        good[message_key] = record
+    return good, refused
+
+
 def newest_versions(records: dict[str, dict]) -> dict[str, dict]:
     """model_id -> its newest record, from registry records keyed ``model_id:version``."""
     newest: dict[str, dict] = {}

@@ -393,22 +393,14 @@ class TickLoop:
         Signatures are checked before the newest is picked: a forged record with a higher
         version is refused and does not hide the good versions below it."""
         from spark.kafka.state import latest_records
-        from spark.ml.registry import newest_versions, registry_key_of, verify_record
-        from spark.ml.snapshots import SnapshotRejected
+        from spark.ml.registry import newest_versions, verified_records
 
         good = {}
-        for key, record in latest_records(self.registry, self.serde).items():
-            try:
-                verify_record(record, self.key)
-                if key.encode() != registry_key_of(record["model_id"], record["version"]):
-                    # an older version's signed record sent again under a newer one's key
-                    # would replace that version on the compacted topic
-                    raise SnapshotRejected(f"a record of {record['model_id']} "
-                                           f"v{record['version']} under the key {key}")  # fmt: skip
-            except SnapshotRejected as exc:
-                self.stats.snapshot("rejected")
-                log.warning("registry record %s refused: %s", key, exc)
-                continue
+        trusted, refused = verified_records(latest_records(self.registry, self.serde), self.key)
+        for key, why in refused.items():
+            self.stats.snapshot("rejected")
+            log.warning("registry record %s refused: %s", key, why)
+        for key, record in trusted.items():
             horizon = json.loads(record["config_json"] or "{}").get("horizon_s")
             if record["model_id"] in MODEL_NAMES and horizon == self.settings.models.horizon_s:
                 good[key] = record
