@@ -1,6 +1,7 @@
 """Sweep benchmark: one parameter sweep of real ticks, run three ways in one run.
 
-    .venv/bin/python bench/bench_sweep.py [--ticks 20000] [--combos 8]
+    .venv/bin/python bench/bench_sweep.py [--ticks 20000] [--combos 8] [--model gbm]
+        [--walk-forward K]   (rolling, one train window: K + 1 windows x combos backtests)
 
 1. in one process, here (``fan_out: false`` semantics: ``run_sweep``): the baseline;
 2. fanned out (one child backtest job per combination) to one fresh `spark worker`;
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument(
         "--model", choices=["logreg", "gbm"], default="logreg", help="gbm: ~8x the CPU per tick"
     )
+    parser.add_argument(
+        "--walk-forward", type=int, metavar="K", help="a rolling walk-forward of K test windows"
+    )
     args = parser.parse_args()
     params = {
         "data": [str(DATA)],
@@ -137,6 +141,13 @@ def main() -> None:
         "grid": grid(args.combos),
     }
     n = len(params["grid"]["band"]) * 2
+    figure = "pnl"
+    if args.walk_forward:
+        from spark.jobs.optimizer import unique_windows
+
+        params["walk_forward"] = walk = {"folds": args.walk_forward, "mode": "rolling"}
+        n *= len(unique_windows(walk | {"train_folds": 1}))  # backtests, not combinations
+        figure = "oos_pnl"
     with bench_broker():
         from spark.jobs.optimizer import check_sweep, load_ticks, run_sweep
 
@@ -146,19 +157,22 @@ def main() -> None:
         ticks = len(load_ticks(check_sweep(params, restrict=False)[0]))
         one, r1 = fanned(params, 1)
         two, r2 = fanned(params, 2)
-    same = r1["metrics"]["pnl"] == r2["metrics"]["pnl"] == local["metrics"]["pnl"]
-    print(f"sweep of {n} combinations x {ticks:,} real EURUSD ticks ({args.model}, band policy)")
-    print(f"  in one process here      {here:7.1f} s  {n / here:6.2f} combinations/s")
+    same = r1["metrics"][figure] == r2["metrics"][figure] == local["metrics"][figure]
+    what = f"walk-forward of {args.walk_forward} folds, " if args.walk_forward else ""
+    print(f"sweep ({what}{n} backtests) x {ticks:,} real EURUSD ticks ({args.model}, band policy)")
+    print(f"  in one process here      {here:7.1f} s  {n / here:6.2f} backtests/s")
     print(
-        f"  fanned out, one worker   {one:7.1f} s  {n / one:6.2f} combinations/s"
+        f"  fanned out, one worker   {one:7.1f} s  {n / one:6.2f} backtests/s"
         f"  (group-churn log lines during the sweep: {r1['churn']})"
     )
     print(
-        f"  fanned out, two workers  {two:7.1f} s  {n / two:6.2f} combinations/s"
+        f"  fanned out, two workers  {two:7.1f} s  {n / two:6.2f} backtests/s"
         f"  (group-churn log lines during the sweep: {r2['churn']};"
         f" children run per worker: {r2['per_worker']})"
     )
-    print(f"  two workers / one: {one / two:.2f}x; best PnL equal in all three: {same}")
+    print(
+        f"  two workers / one: {one / two:.2f}x; {figure} of the result equal in all three: {same}"
+    )
 
 
 if __name__ == "__main__":

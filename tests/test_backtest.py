@@ -192,6 +192,44 @@ def test_walk_forward_chooses_on_train_windows_and_scores_the_next(mode):
     )
 
 
+def test_a_window_parameter_runs_one_share_of_the_ticks():
+    """``window: [a, b, m]`` (how a fanned-out walk-forward names a child's ticks) runs the
+    ticks from cut a to cut b of m equal windows, as the in-process walk-forward cuts them,
+    and reports which ticks those were; bad windows are refused with what is allowed."""
+    from spark.errors import SparkError
+    from spark.jobs.backtest import run_request
+    from spark.jobs.optimizer import check_sweep, unique_windows
+    from spark.ticks.columns import read_batch
+
+    path = DATA / "fxcm/eurusd/20140501_quote.zip"
+    base = {"gate": False, "model": "logreg", "min_edge": 0.0, "band": 0.05}
+    out = run_request({"data": [str(path)], "limit": 12_000, "window": [2, 4, 5]} | base,
+                      restrict=False)  # fmt: skip
+    batch = read_batch([path], "lean-quote", None, None)[0].take(0, 12_000)
+    alone = run_backtest(batch.take(4800, 9600), BacktestParams.from_dict(base))
+    metrics = out["metrics"]
+    assert metrics["window_ticks"] == 4800 == metrics["ticks"]
+    assert metrics["window_first_ts"] == batch.ts[4800]
+    assert metrics["window_last_ts"] == batch.ts[9599]
+    assert metrics["pnl"] == pytest.approx(alone.pnl) and metrics["fills"] == alone.fills
+    for window in ([3, 3, 5], [0, 6, 5], [1, 2], "0:1", [0, True, 2], [0, 1, 1001]):
+        with pytest.raises(InvalidParams, match="window must be"):
+            run_request({"data": [str(path)], "window": window} | base, restrict=False)
+    with pytest.raises(SparkError, match="too few for 200 windows"):
+        run_request({"data": [str(path)], "limit": 12_000, "window": [0, 1, 200]} | base,
+                    restrict=False)  # fmt: skip
+    with pytest.raises(InvalidParams, match="a sweep takes"):
+        check_sweep({"data": [str(path)], "grid": {"band": [0.1]}, "window": [0, 1, 2]},
+                    restrict=False)  # fmt: skip
+    # rolling with one train window: each test window is the next fold's train window
+    assert unique_windows({"folds": 3, "mode": "rolling", "train_folds": 1}) == [
+        (0, 1), (1, 2), (2, 3), (3, 4)
+    ]  # fmt: skip
+    assert unique_windows({"folds": 2, "mode": "anchored", "train_folds": 2}) == [
+        (0, 2), (2, 3), (0, 3), (3, 4)
+    ]  # fmt: skip
+
+
 def test_walk_forward_is_checked_and_printed():
     from click.testing import CliRunner
 
@@ -278,7 +316,8 @@ def test_reports_for_requests_never_overwrite_or_follow_links(tmp_path):
 
 def test_jobs_from_a_topic_are_capped_in_rows_the_cli_is_not(tmp_path, monkeypatch):
     """SPARK_JOB_MAX_ROWS: a backtest or sweep request over more valid ticks than the cap
-    fails with the count and what to do; under ``limit`` it runs; the CLI is not capped."""
+    fails with the count and what to do; under ``limit`` it runs; the CLI is not capped.
+    SPARK_JOB_MAX_BYTES: the same for the files' uncompressed bytes, before reading."""
     import json
 
     from spark.jobs.backtest import run_request
@@ -310,3 +349,37 @@ def test_jobs_from_a_topic_are_capped_in_rows_the_cli_is_not(tmp_path, monkeypat
     monkeypatch.setenv("SPARK_JOB_MAX_ROWS", "lots")
     bad = job("backtest", "b3", limit=800)
     assert bad["status"] == "failed" and "whole number" in bad["error"], bad
+    # SPARK_JOB_MAX_BYTES: files over it are refused before they are read (`limit` does
+    # not help: the whole file would be read first)
+    monkeypatch.setenv("SPARK_JOB_MAX_ROWS", "0")
+    monkeypatch.setenv("SPARK_JOB_MAX_BYTES", "100000")
+    big = job("backtest", "b4", limit=800)
+    assert big["status"] == "failed", big
+    assert "over this worker's cap of 100,000" in big["error"]
+    assert "SPARK_JOB_MAX_BYTES" in big["error"]
+    sweep = job("optimizer", "s2", grid={"band": [0.05, 0.1]}, fan_out=False)
+    assert sweep["status"] == "failed" and "SPARK_JOB_MAX_BYTES" in sweep["error"], sweep
+    monkeypatch.setenv("SPARK_JOB_MAX_BYTES", "0")
+    assert job("backtest", "b5", limit=800)["status"] == "ok"
+
+
+def test_data_bytes_counts_what_the_reader_would_hold(tmp_path):
+    """The byte cap's measure: a zip's member as declared, a gzip by decompressing (it
+    stops soon past the cap: a huge or lying gzip is not inflated to the end), plain files
+    by size."""
+    import gzip
+    import zipfile
+
+    from spark.jobs.backtest import data_bytes
+
+    zipped = DATA / "fxcm/eurusd/20140501_quote.zip"
+    with zipfile.ZipFile(zipped) as zf:
+        content = zf.read(zf.namelist()[0])
+    gz, plain = tmp_path / "day.csv.gz", tmp_path / "day.csv"
+    gz.write_bytes(gzip.compress(content * 20))
+    plain.write_bytes(content)
+    assert data_bytes([str(zipped)], 10**12) == len(content)
+    assert data_bytes([str(plain)], 10**12) == len(content)
+    assert data_bytes([str(gz)], 10**12) == 20 * len(content)
+    assert len(content) < data_bytes([str(gz)], len(content)) <= len(content) + (1 << 20) + 1
+    assert data_bytes([str(zipped), str(plain)], 10) > 10

@@ -217,6 +217,22 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     figure = f"out-of-sample PnL {local['metrics']['oos_pnl']:,.2f}"
     assert figure in result.output
     assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 2
+    # it was fanned out: one child per combination and window, each window once (rolling,
+    # one train window: 3 windows), and its report is the local one's, window for window
+    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2 + 3 * 2
+    uri = result.output.split("every window on the worker: ")[1].split()[0]
+    body = json.loads(Path(urlparse(uri).path).read_text())
+
+    def timeless(value):  # wall times differ from run to run, nothing else may
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if k != "seconds"}
+        if isinstance(value, list):
+            return [timeless(v) for v in value]
+        return "NaN" if value != value else value  # NaN == NaN only as one object
+
+    assert body["fanned_out"] and body["children"] == 6
+    assert timeless(body["windows"]) == timeless(local["walk"]["windows"])
+    assert timeless(body["summary"]) == timeless(local["metrics"])
 
 
 def test_export_job_writes_the_report_on_the_worker(worker):

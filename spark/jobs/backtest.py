@@ -4,7 +4,10 @@ Parameters (``params_json`` of a JobRequest, or the CLI's options), docs/jobs.md
 
 * data: ``data`` (list of file paths, required), ``format`` (default lean-quote),
   ``symbol`` (for formats that need it), ``tz`` (of LEAN times), ``limit`` (first N
-  valid ticks);
+  valid ticks), ``window`` (``[a, b, m]``: only the ticks from cut a to cut b of m
+  windows of equal tick count, cut i at ``round(i * n / m)`` of the n valid ticks: how a
+  walk-forward sweep fanned out names a child's train or test window; its metrics then
+  carry ``window_ticks``, ``window_first_ts`` and ``window_last_ts``);
 * strategy: every field of ``spark.backtest.engine.BacktestParams``.
 
 Paths must resolve inside an allowed data folder: ``SPARK_DATA_DIRS``
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
@@ -26,7 +30,32 @@ from spark.pipeline.batch import TickBatch
 from spark.ticks.columns import read_batch
 from spark.ticks.readers import FORMATS
 
-DATA_KEYS = ("data", "format", "symbol", "tz", "limit")
+DATA_KEYS = ("data", "format", "symbol", "tz", "limit", "window")
+MAX_WINDOWS = 1000  # m of a window [a, b, m]
+MIN_WINDOW_TICKS = 100  # fewer ticks in a window of a walk-forward fail it
+
+
+def cut(n: int, i: int, m: int) -> int:
+    """Where cut i of m windows of equal count falls in n ticks (walk-forward windows)."""
+    return round(i * n / m)
+
+
+def check_window(window) -> list[int] | None:
+    """``[a, b, m]`` with 0 <= a < b <= m <= MAX_WINDOWS; InvalidParams says what is wrong."""
+    if window is None:
+        return None
+    ok = (
+        isinstance(window, list)
+        and len(window) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in window)
+    )
+    if not ok or not 0 <= window[0] < window[1] <= window[2] <= MAX_WINDOWS:
+        raise InvalidParams(
+            f"window must be [a, b, m] with 0 <= a < b <= m <= {MAX_WINDOWS}, not {window!r}"
+        )
+    return list(window)
+
+
 OUTPUTS = ("json", "csv", "xlsx", "pdf")  # export jobs: the report's file format
 
 
@@ -74,30 +103,79 @@ def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestPa
         if value is not None and not isinstance(value, str):
             raise InvalidParams(f"{name} must be a string, not {value!r}")
     spec = {"data": resolved, "format": fmt, "symbol": symbol, "tz": tz, "limit": limit}
+    window = check_window(data.get("window"))
+    if window is not None:
+        spec["window"] = window
     return spec, strategy
 
 
 DEFAULT_MAX_ROWS = 50_000_000
 
 
-def job_max_rows() -> int:
-    """``SPARK_JOB_MAX_ROWS``: most valid ticks a job from a topic may run on (0: no cap)."""
-    raw = os.environ.get("SPARK_JOB_MAX_ROWS", "")
+DEFAULT_MAX_BYTES = 500_000_000  # reading costs 10-14 bytes of memory a byte: ~5-7 GB
+
+
+def _cap(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
     try:
-        value = int(raw) if raw.strip() else DEFAULT_MAX_ROWS
+        value = int(raw) if raw.strip() else default
     except ValueError:
-        raise SparkError(f"SPARK_JOB_MAX_ROWS must be a whole number, not {raw!r}") from None
+        raise SparkError(f"{name} must be a whole number, not {raw!r}") from None
     if value < 0:
-        raise SparkError(f"SPARK_JOB_MAX_ROWS must be >= 0, not {value}")
+        raise SparkError(f"{name} must be >= 0, not {value}")
     return value
 
 
-def load_ticks(data: dict, cap: int | None = None) -> TickBatch:
+def job_max_rows() -> int:
+    """``SPARK_JOB_MAX_ROWS``: most valid ticks a job from a topic may run on (0: no cap)."""
+    return _cap("SPARK_JOB_MAX_ROWS", DEFAULT_MAX_ROWS)
+
+
+def job_max_bytes() -> int:
+    """``SPARK_JOB_MAX_BYTES``: most uncompressed bytes of data files a job from a topic
+    may read (0: no cap), checked before reading: reading holds the bytes in memory."""
+    return _cap("SPARK_JOB_MAX_BYTES", DEFAULT_MAX_BYTES)
+
+
+def data_bytes(paths: list[str], cap: int) -> int:
+    """Uncompressed bytes of the files (a zip's first member as its directory declares it,
+    which the reader holds to; a gzip counted by decompressing, stopping past ``cap``)."""
+    import gzip
+
+    from spark.ticks.readers import LineSource
+
+    total = 0
+    for raw in paths:
+        path = Path(raw)
+        if path.suffix == ".gz" and not zipfile.is_zipfile(path):
+            try:
+                with gzip.open(path, "rb") as fh:
+                    while total <= cap and (chunk := fh.read(1 << 20)):
+                        total += len(chunk)
+            except (OSError, EOFError) as exc:
+                raise SparkError(f"cannot read {path}: {exc}") from None
+        else:
+            total += LineSource(path).size
+        if total > cap:
+            break
+    return total
+
+
+def load_ticks(data: dict, cap: int | None = None, max_bytes: int | None = None) -> TickBatch:
     """The valid ticks a checked data spec names, in time order, as columns.
 
     ``cap`` (jobs from a topic: ``job_max_rows()``): more valid ticks than that, after
     ``limit``, fail the job with the count and what to do, instead of running for hours.
+    ``max_bytes`` (jobs from a topic: ``job_max_bytes()``): files holding more than that
+    uncompressed fail the job before they are read.
     """
+    if max_bytes:
+        size = data_bytes(data["data"], max_bytes)
+        if size > max_bytes:
+            raise SparkError(
+                f"the data files hold over {size:,} bytes uncompressed, over this worker's cap "
+                f"of {max_bytes:,}: name fewer files, or raise SPARK_JOB_MAX_BYTES on the workers"
+            )
     batch, _rejected = read_batch(
         [Path(p) for p in data["data"]], data["format"], data["symbol"], data["tz"]
     )
@@ -108,6 +186,15 @@ def load_ticks(data: dict, cap: int | None = None) -> TickBatch:
             f"the data holds {len(batch):,} valid ticks, over this worker's cap of {cap:,}: "
             "pass a smaller limit, or raise SPARK_JOB_MAX_ROWS on the workers"
         )
+    window = data.get("window")
+    if window is not None:
+        a, b, m = window
+        if len(batch) < MIN_WINDOW_TICKS * m:
+            raise SparkError(
+                f"{len(batch):,} ticks are too few for {m} windows (at least "
+                f"{MIN_WINDOW_TICKS} each): fewer folds or more data"
+            )
+        batch = batch.take(cut(len(batch), a, m), cut(len(batch), b, m))
     return batch
 
 
@@ -125,7 +212,7 @@ def run_request(
     Raises InvalidParams for bad parameters and SparkError for unreadable data.
     """
     data, strategy = check_request(params, restrict)
-    ticks = load_ticks(data, job_max_rows() if restrict else None)
+    ticks = load_ticks(data, *((job_max_rows(), job_max_bytes()) if restrict else ()))
     progress = None if on_tick is None else (lambda done: on_tick(done, len(ticks)))
     if records is None:
         result = run_backtest(ticks, strategy, on_tick=progress)
@@ -145,12 +232,19 @@ def run_request(
             f"no valid ticks in {names} as {data['format']}: check the format (and --symbol)"
         )
     summary = result.summary() | {"data": data}
+    metrics = result.metrics()
+    if data.get("window") is not None:  # which ticks the window held, for the sweep's report
+        metrics |= {
+            "window_ticks": float(len(ticks)),
+            "window_first_ts": float(ticks.ts[0]),
+            "window_last_ts": float(ticks.ts[-1]),
+        }
     artifact = None
     if report is not None:  # the format by the file's extension: json, csv, xlsx or pdf
         full = summary | {"equity_curve": result.equity_curve, "trades": result.trades}
         # from a topic (restrict): never over another report, never through a link
         artifact = write_report(full, report, exclusive=restrict).resolve().as_uri()
-    return {"metrics": result.metrics(), "summary": summary, "artifact_uri": artifact}
+    return {"metrics": metrics, "summary": summary, "artifact_uri": artifact}
 
 
 TOPIC_KEYS = ("topic", "output", "from", "to", "symbols", "fields")

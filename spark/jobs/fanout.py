@@ -10,12 +10,16 @@ in its job process, so its own backtest agent stays free to take children too:
    under either contiguous (range) or alternating (round-robin) assignments every worker
    of the group takes a near-equal share (hashing the job ids split 8 children 6/2 over
    two workers in bench_sweep; the embedded broker does not describe group members, so
-   the coordinator cannot ask who holds which partition);
+   the coordinator cannot ask who holds which partition). A walk-forward sends one child
+   per combination and window (each window once, ``unique_windows``), the window named by
+   the child's ``window`` parameter ``[a, b, m]``: the child reads the data and takes its
+   share itself, so the coordinator never loads the ticks;
 3. the results are read from the noted offsets; a child's result is taken once (a re-run
    child, after a worker died with it, answers again under the same id);
 4. with every child answered (or the sweep's time up: then it fails, naming how many are
    missing) the children are ranked as ``run_sweep`` ranks them in one process, and the
-   ranking goes to the sweep's report.
+   ranking goes to the sweep's report; a walk-forward's windows are ranked and its
+   report built by the same ``walk_report`` as in one process.
 
 A worker that dies while running a child has not committed that request, so the group
 gives its partition to a survivor, which runs it again; a worker that dies while
@@ -35,13 +39,20 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from spark.errors import SparkError
 from spark.jobs.backtest import DATA_KEYS
-from spark.jobs.optimizer import OBJECTIVES, check_sweep
+from spark.jobs.optimizer import (
+    OBJECTIVES,
+    best_first,
+    check_sweep,
+    check_walk,
+    unique_windows,
+    walk_report,
+)
 
 
 def fans_out(params: dict) -> bool:
-    """Whether an optimizer request is fanned out (the default; not for walk-forward, whose
-    windows run in one process, nor when ``fan_out`` is false)."""
-    return params.get("fan_out", True) is not False and "walk_forward" not in params
+    """Whether an optimizer request is fanned out (the default; not when ``fan_out`` is
+    false)."""
+    return params.get("fan_out", True) is not False
 
 
 def spread(partitions: int) -> list[int]:
@@ -72,21 +83,29 @@ def run_fanned_sweep(
 
     params = json.loads(request["params_json"])
     _data, _base, combos, objective = check_sweep(params, restrict)
+    walk = check_walk(params.get("walk_forward"))
     parent = request["job_id"]
     data = {k: params[k] for k in DATA_KEYS if k in params}
+    # (combination index, window cuts or None) of each child, in the order they are sent
+    if walk is None:
+        plan = [(i, None) for i in range(len(combos))]
+    else:
+        plan = [(i, w) for w in unique_windows(walk) for i in range(len(combos))]
+        m = walk["folds"] + walk["train_folds"]
     requests, results = catalog()["backtest_requests"], catalog()["backtest_results"]
     serde = default_serde()
     start = end_offsets(results.name, results.partitions)
     producer = clients.producer()
     order = spread(requests.partitions)
     wanted = {}
-    for i, combo in enumerate(combos):
-        job_id = child_id(parent, i)
-        wanted[job_id] = i
+    for n, (i, window) in enumerate(plan):
+        job_id = child_id(parent, n)
+        wanted[job_id] = n
+        child = data | combos[i] | ({} if window is None else {"window": [*window, m]})
         record = {
             "job_id": job_id,
             "kind": "backtest",
-            "params_json": json.dumps(data | combo),
+            "params_json": json.dumps(child),
             "requested_by": request.get("requested_by") or "optimizer",
             "parent_job_id": parent,
             "ts": int(time.time() * 1e6),
@@ -95,7 +114,7 @@ def run_fanned_sweep(
             requests.name,
             serde.encode(requests.name, requests.value, record),
             job_id.encode(),
-            partition=order[i % len(order)],
+            partition=order[n % len(order)],
         )
     if producer.flush(30):
         raise SparkError("the sweep's child requests were not acknowledged by Kafka")
@@ -124,6 +143,8 @@ def run_fanned_sweep(
             f"the sweep stopped with {len(wanted) - len(answers)} of {len(wanted)} child "
             "backtests unanswered (raise SPARK_JOB_TIMEOUT_S, or start more workers)"
         )
+    if walk is not None:
+        return _gather_walk(answers, wanted, plan, combos, objective, walk, data, report)
     score = OBJECTIVES[objective]
     ranking = []
     for job_id, i in wanted.items():
@@ -141,8 +162,7 @@ def run_fanned_sweep(
                 "error": answer.get("error"),
             }
         )
-    ranking.sort(key=lambda r: (r["objective"] is not None, r["objective"] or 0.0, -r["index"]))
-    ranking.reverse()
+    best_first(ranking)
     failed = sum(r["status"] != "ok" for r in ranking)
     if failed == len(ranking):
         raise SparkError(f"every child backtest failed; the first: {ranking[0]['error']}")
@@ -152,6 +172,35 @@ def run_fanned_sweep(
     body = {"objective": objective, "data": data, "fanned_out": True, "ranking": ranking}
     report.write_text(json.dumps(body, default=str) + "\n")
     return {"metrics": metrics, "ranking": ranking, "artifact_uri": report.resolve().as_uri()}
+
+
+def _gather_walk(answers, wanted, plan, combos, objective, walk, data, report) -> dict:
+    """A walk-forward from its children: every window's ranking, then ``walk_report`` as in
+    one process. A failed child fails the sweep: its out-of-sample totals would be wrong."""
+    score = OBJECTIVES[objective]
+    ranked: dict = {}
+    for job_id, n in wanted.items():
+        answer = answers[job_id]
+        if answer["status"] != "ok":
+            raise SparkError(f"child backtest {job_id} failed: {answer.get('error')}")
+        i, window = plan[n]
+        metrics = dict(answer["metrics"])
+        span = [int(metrics.pop(k)) for k in ("window_first_ts", "window_last_ts", "window_ticks")]
+        value = score(metrics)
+        entry = {
+            "index": i,
+            "params": combos[i],
+            "objective": None if value != value else value,
+            "metrics": metrics,
+        }
+        ranked.setdefault(window, ([], span))[0].append(entry)
+    for entries, _span in ranked.values():
+        best_first(entries)
+    out = walk_report(ranked, combos, objective, walk)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    body = out | {"data": data, "fanned_out": True, "children": len(wanted)}
+    report.write_text(json.dumps(body, default=str) + "\n")
+    return {"metrics": out["summary"], "walk": out, "artifact_uri": report.resolve().as_uri()}
 
 
 def fanned_job(request: dict, stop: threading.Event) -> dict:

@@ -34,7 +34,15 @@ from pathlib import Path
 
 from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
 from spark.errors import SparkError
-from spark.jobs.backtest import DATA_KEYS, check_request, job_max_rows, load_ticks
+from spark.jobs.backtest import (
+    DATA_KEYS,
+    MIN_WINDOW_TICKS,
+    check_request,
+    cut,
+    job_max_bytes,
+    job_max_rows,
+    load_ticks,
+)
 
 MAX_COMBINATIONS = 64
 MAX_FOLDS = 20
@@ -83,6 +91,8 @@ def check_sweep(params: dict, restrict: bool = True):
     check_walk(params.get("walk_forward"))
     if not isinstance(params.get("fan_out", True), bool):
         raise InvalidParams("fan_out must be true or false")
+    if "window" in params:
+        raise InvalidParams('"window" names a child backtest\'s ticks; a sweep takes "limit"')
     sweep_keys = ("grid", "objective", "walk_forward", "fan_out")
     rest = {k: v for k, v in params.items() if k not in sweep_keys}
     data, base = check_request(rest, restrict)
@@ -108,6 +118,28 @@ def check_walk(walk) -> dict | None:
     return {"folds": folds, "mode": mode, "train_folds": train}
 
 
+def fold_cuts(walk: dict) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(train, test) of each fold as cuts [a, b) of the T + K windows.
+
+    >>> fold_cuts({"folds": 2, "mode": "rolling", "train_folds": 1})
+    [((0, 1), (1, 2)), ((1, 2), (2, 3))]
+    >>> fold_cuts({"folds": 2, "mode": "anchored", "train_folds": 2})
+    [((0, 2), (2, 3)), ((0, 3), (3, 4))]
+    """
+    k, t = walk["folds"], walk["train_folds"]
+    out = []
+    for f in range(k):
+        lo = 0 if walk["mode"] == "anchored" else f
+        out.append(((lo, t + f), (t + f, t + f + 1)))
+    return out
+
+
+def unique_windows(walk: dict) -> list[tuple[int, int]]:
+    """Every window a walk-forward runs the combinations on, once (rolling with one train
+    window: fold f's test window is fold f + 1's train window)."""
+    return list(dict.fromkeys(w for fold in fold_cuts(walk) for w in fold))
+
+
 def windows(n: int, walk: dict) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """(train, test) tick ranges [lo, hi) of each fold: T + K windows of equal count.
 
@@ -116,14 +148,11 @@ def windows(n: int, walk: dict) -> list[tuple[tuple[int, int], tuple[int, int]]]
     >>> windows(100, {"folds": 2, "mode": "anchored", "train_folds": 2})
     [((0, 50), (50, 75)), ((0, 75), (75, 100))]
     """
-    k, t = walk["folds"], walk["train_folds"]
-    cuts = [round(i * n / (k + t)) for i in range(k + t + 1)]
-    out = []
-    for f in range(k):
-        test = (cuts[t + f], cuts[t + f + 1])
-        lo = cuts[0] if walk["mode"] == "anchored" else cuts[f]
-        out.append(((lo, test[0]), test))
-    return out
+    m = walk["folds"] + walk["train_folds"]
+    return [
+        tuple((cut(n, a, m), cut(n, b, m)) for a, b in fold)  # type: ignore[misc]
+        for fold in fold_cuts(walk)
+    ]
 
 
 def _rank(ticks, combos, score, on_combo=None, done: int = 0, total: int = 0) -> list[dict]:
@@ -143,6 +172,11 @@ def _rank(ticks, combos, score, on_combo=None, done: int = 0, total: int = 0) ->
         )
         if on_combo is not None:
             on_combo(done + i + 1, total or len(combos))
+    return best_first(ranking)
+
+
+def best_first(ranking: list[dict]) -> list[dict]:
+    """Entries by objective, best first; without a figure (None) last; ties by index."""
     ranking.sort(key=lambda r: (r["objective"] is not None, r["objective"] or 0.0, -r["index"]))
     ranking.reverse()
     return ranking
@@ -153,22 +187,32 @@ def _better(a: float | None, b: float | None) -> bool:
 
 
 def walk_forward(ticks, combos, objective: str, walk: dict, on_combo=None) -> dict:
-    """Choose on each train window, score on the next test window (module docstring)."""
+    """Choose on each train window, score on the next test window (module docstring), in
+    this process: every window's ranking once."""
     score = OBJECTIVES[objective]
-    folds = windows(len(ticks), walk)
-    total, done, rows = 2 * len(folds) * len(combos), 0, []
-    for f, ((lo, hi), (tlo, thi)) in enumerate(folds):
-        train = _rank(ticks.take(lo, hi), combos, score, on_combo, done, total)
-        done += len(combos)
-        test = _rank(ticks.take(tlo, thi), combos, score, on_combo, done, total)
-        done += len(combos)
+    m = walk["folds"] + walk["train_folds"]
+    spans = unique_windows(walk)
+    total, ranked = len(spans) * len(combos), {}
+    for w, (a, b) in enumerate(spans):
+        lo, hi = cut(len(ticks), a, m), cut(len(ticks), b, m)
+        ranking = _rank(ticks.take(lo, hi), combos, score, on_combo, w * len(combos), total)
+        ranked[a, b] = (ranking, [int(ticks.ts[lo]), int(ticks.ts[hi - 1]), hi - lo])
+    return walk_report(ranked, combos, objective, walk)
+
+
+def walk_report(ranked: dict, combos, objective: str, walk: dict) -> dict:
+    """The walk-forward result from every window's ranking: ``ranked`` maps a window's cuts
+    (a, b) to (its ranking, best first, [first ts, last ts, ticks])."""
+    rows = []
+    for f, (train_cuts, test_cuts) in enumerate(fold_cuts(walk)):
+        (train, train_span), (test, test_span) = ranked[train_cuts], ranked[test_cuts]
         chosen = train[0]
         scored = next(r for r in test if r["index"] == chosen["index"])
         rows.append(
             {
                 "fold": f + 1,
-                "train": [int(ticks.ts[lo]), int(ticks.ts[hi - 1]), hi - lo],
-                "test": [int(ticks.ts[tlo]), int(ticks.ts[thi - 1]), thi - tlo],
+                "train": train_span,
+                "test": test_span,
                 "params": chosen["params"],
                 "in_sample": chosen["objective"],
                 "out_of_sample": scored["objective"],
@@ -205,12 +249,12 @@ def run_sweep(params: dict, report: Path | None = None, restrict: bool = True, o
     """Run every combination; a dict with ``metrics`` (the best), ``ranking``, ``artifact_uri``;
     with ``walk_forward``, ``metrics`` are the out-of-sample totals and ``walk`` the windows."""
     data, _base, combos, objective = check_sweep(params, restrict)
-    ticks = load_ticks(data, job_max_rows() if restrict else None)
+    ticks = load_ticks(data, *((job_max_rows(), job_max_bytes()) if restrict else ()))
     if not len(ticks):
         raise SparkError(f"no valid ticks in the data as {data['format']}: check the format")
     walk = check_walk(params.get("walk_forward"))
     if walk is not None:
-        if len(ticks) < 100 * (walk["folds"] + walk["train_folds"]):
+        if len(ticks) < MIN_WINDOW_TICKS * (walk["folds"] + walk["train_folds"]):
             raise SparkError(
                 f"{len(ticks):,} ticks are too few for {walk['folds'] + walk['train_folds']} "
                 "windows (at least 100 each): fewer folds or more data"
