@@ -55,7 +55,8 @@ def train_and_register(batch: TickBatch, settings: Settings, on_tick=None) -> Re
     serde = default_serde()
     # numbered after the versions a worker would trust: forged or replayed records count
     # for nothing here either (a forged v99 does not push the next version to v100)
-    records, _refused = verified_records(latest_records(spec, serde), keyring())
+    tombstones: set[str] = set()  # a tombstoned version still counts: its number is not reused
+    records, _ = verified_records(latest_records(spec, serde, tombstones), keyring(), tombstones)
     model = settings.models.model
     versions = [r["version"] for r in records.values() if r["model_id"] == model]
     has_champion = any(r["role"] == "champion" for r in records.values())

@@ -458,21 +458,29 @@ def test_a_better_challenger_is_promoted_with_events(broker, tmp_path, monkeypat
 @pytest.mark.broker
 def test_forged_or_replayed_newer_versions_do_not_hide_or_replace_a_good_one(broker, tmp_path):
     """The newest correctly signed version is run: a forged v7 above a good v3 is refused
-    without hiding v3 (the worker checked only the newest record before), and v3's signed
+    without hiding v3 (the worker checked only the newest record before), v3's signed
     record sent again under the key of v9 (an older version replayed over a newer one on
-    the compacted topic) is refused too."""
+    the compacted topic) is refused too, and so is an (unsigned) tombstone for v3."""
     good = version_record(trained("gbm"), registry_key(), version=3)
     publish(good)
     publish(version_record(trained("gbm"), b"not the registry key, attacker's", version=7))
     publish(good, key=b"gbm:9")
+    # and a tombstone for v3 (it carries no signature): it deletes nothing
+    from spark.kafka import clients
+    from spark.topics import catalog
+
+    producer = clients.producer()
+    producer.produce(catalog()["model_versions"].name, None, b"gbm:3")
+    assert producer.flush(10) == 0
     worker = WorkerProcess(free_port(), tmp_path / "w.log")
     try:
         worker.wait_ready()
         wait_restored(worker)
-        assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 2
+        assert worker.metric("spark_model_snapshots_total", outcome="rejected") == 3
         assert http(worker.web_port, "/ml/health")[1]["champions"] == ["gbm v3"]
         log = (tmp_path / "w.log").read_text()
         assert "a record of gbm v3 under the key gbm:9" in log
+        assert "registry record gbm:3 refused: a tombstone, which deletes nothing" in log
     finally:
         worker.stop()
     # `spark model train` numbers the next version after those a worker trusts: v4, not

@@ -58,23 +58,36 @@ def _read_to_end(
 
 
 def latest_values(
-    topic: str, partitions: list[int], decode: Callable[[bytes], Any], timeout: float = 60.0
+    topic: str,
+    partitions: list[int],
+    decode: Callable[[bytes], Any],
+    timeout: float = 60.0,
+    tombstones: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Key (UTF-8) -> last decoded value on ``partitions`` of ``topic``; a null value deletes."""
+    """Key (UTF-8) -> last decoded value on ``partitions`` of ``topic``; a null value
+    deletes, unless ``tombstones`` (a set) is given: then it deletes nothing and its key is
+    added to the set (append-only state such as the model registry, where a tombstone
+    carries no signature)."""
     latest: dict[str, Any] = {}
     for msg in _read_to_end(topic, dict.fromkeys(partitions, OFFSET_BEGINNING), timeout=timeout):
         key = (msg.key() or b"").decode()
-        if msg.value() is None:
+        if msg.value() is None and tombstones is not None:
+            tombstones.add(key)
+        elif msg.value() is None:
             latest.pop(key, None)
         else:
             latest[key] = decode(msg.value())
     return latest
 
 
-def latest_records(spec, serde) -> dict[str, dict]:
-    """Key -> last Avro record on every partition of catalog topic ``spec`` (compacted state)."""
+def latest_records(spec, serde, tombstones: set[str] | None = None) -> dict[str, dict]:
+    """Key -> last Avro record on every partition of catalog topic ``spec`` (compacted
+    state); ``tombstones`` as in ``latest_values``."""
     return latest_values(
-        spec.name, list(range(spec.partitions)), lambda value: serde.decode(value, spec.value)
+        spec.name,
+        list(range(spec.partitions)),
+        lambda value: serde.decode(value, spec.value),
+        tombstones=tombstones,
     )
 
 

@@ -103,15 +103,22 @@ def registry_key_of(model_id: str, version: int) -> bytes:
 
 
 def verified_records(
-    records: dict[str, dict], key: bytes | Keyring
+    records: dict[str, dict], key: bytes | Keyring, tombstones: set[str] | frozenset = frozenset()
 ) -> tuple[dict[str, dict], dict[str, str]]:
     """(the registry records that may be trusted, refused message key -> why), from
-    ``latest_records`` of the registry topic: each correctly signed (``verify_record``) and
-    under its own message key (``registry_key_of``). Whoever reads the registry — a worker
-    adopting versions, ``spark model train`` numbering the next one — reads it through
-    this, so a forged record, or a signed one replayed under a newer version's key, counts
-    for nothing anywhere."""
-    good, refused = {}, {}
+    ``latest_records`` of the registry topic read with tombstones kept apart: each
+    correctly signed (``verify_record``) and under its own message key
+    (``registry_key_of``). Whoever reads the registry — a worker adopting versions,
+    ``spark model train`` numbering the next one — reads it through this, so a forged
+    record, or a signed one replayed under a newer version's key, counts for nothing
+    anywhere. A tombstone deletes nothing (it carries no signature, and nothing here
+    deletes versions): it is refused, and the version it named stays."""
+    good: dict[str, dict] = {}
+    refused = {
+        k: "a tombstone, which deletes nothing: registry versions are never deleted "
+        "(a tombstone carries no signature)"
+        for k in sorted(tombstones)
+    }
     for message_key, record in records.items():
         try:
             verify_record(record, key)

@@ -396,7 +396,9 @@ class TickLoop:
         from spark.ml.registry import newest_versions, verified_records
 
         good = {}
-        trusted, refused = verified_records(latest_records(self.registry, self.serde), self.key)
+        tombstones: set[str] = set()
+        records = latest_records(self.registry, self.serde, tombstones)
+        trusted, refused = verified_records(records, self.key, tombstones)
         for key, why in refused.items():
             self.stats.snapshot("rejected")
             log.warning("registry record %s refused: %s", key, why)
