@@ -233,6 +233,20 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     assert body["fanned_out"] and body["children"] == 6
     assert timeless(body["windows"]) == timeless(local["walk"]["windows"])
     assert timeless(body["summary"]) == timeless(local["metrics"])
+    # --one-process: the same sweep in the taking worker's job process, no children
+    result = CliRunner().invoke(
+        cli,
+        ["optimize", "submit", "--data", str(FX), "--limit", "2000", "--no-gate",
+         "--grid", "band=0.05,0.15", "--walk-forward", "2", "--timeout", "120",
+         "--one-process"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert figure in result.output
+    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2 + 3 * 2
+    uri = result.output.split("every window on the worker: ")[1].split()[0]
+    body = json.loads(Path(urlparse(uri).path).read_text())
+    assert "fanned_out" not in body
+    assert timeless(body["windows"]) == timeless(local["walk"]["windows"])
 
 
 def test_export_job_writes_the_report_on_the_worker(worker):

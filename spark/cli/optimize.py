@@ -180,11 +180,21 @@ def optimize_run(report, as_json, **options) -> None:
 @_sweep_options
 @click.option("--wait/--no-wait", default=True, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True)
+@click.option(
+    "--fan-out/--one-process",
+    default=True,
+    show_default=True,
+    help="One child backtest job per combination (and walk-forward window) shared by every "
+    "worker, or the whole sweep in one job process of one worker: faster for light models "
+    "(logreg) or few workers (docs/jobs.md has the figures).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JobResult as one JSON object.")
-def optimize_submit(wait, timeout, as_json, **options) -> None:
+def optimize_submit(wait, timeout, fan_out, as_json, **options) -> None:
     """Send the sweep to the workers (a JobRequest on the optimizer requests topic); the
     ranking is in the JSON report on the worker (artifact_uri)."""
     params = _sweep_params(**options)
+    if not fan_out:
+        params["fan_out"] = False
     result = submit_job("optimizer", "sweep", params, wait, timeout, as_json)
     if result is None:
         return
