@@ -131,6 +131,13 @@ def test_export_a_topic_from_the_broker(broker, tmp_path):
     table = pq.read_table(output)
     assert table.column_names == ["ts", "symbol", "bid", "ask"]
     assert sorted(table.column("bid").to_pylist()) == sorted(t.bid for t in ticks)
+    # --progress: a bar over the records on the topic, on stderr, full at the end
+    out = CliRunner().invoke(
+        cli, ["export", "topic", "ticks", "-o", str(tmp_path / "t.csv"), "--progress"]
+    )
+    assert out.exit_code == 0, out.output
+    bar = out.output.split("ticks -> ")[0]
+    assert "export" in bar and "100%" in bar and "1,501 read, 1,500 exported" in bar, bar
 
 
 def test_a_pdf_has_the_summary_and_the_charts_in_flat_memory(tmp_path, monkeypatch):

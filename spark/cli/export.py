@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -39,6 +40,56 @@ def export_submit(output, wait, timeout, as_json, **options) -> None:
     click.echo(f"report on the worker: {result['artifact_uri']}")
 
 
+@contextmanager
+def record_progress(spec, show: bool):
+    """A progress bar over the records on ``spec``'s partitions now (stderr); yields
+    ``report(result)`` for ``export_topic``'s ``on_progress``."""
+    if not show:
+        yield lambda _result: None
+        return
+    from confluent_kafka import TopicPartition
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from spark.kafka import clients
+    from spark.kafka.topics import end_offsets
+
+    ends = end_offsets(spec.name, spec.partitions)
+    consumer = clients.reader()
+    try:
+        lows = {
+            p: consumer.get_watermark_offsets(TopicPartition(spec.name, p), timeout=5)[0]
+            for p in ends
+        }
+    finally:
+        consumer.close()
+    total = sum(max(end - lows[p], 0) for p, end in ends.items())
+    bar = Progress(
+        TextColumn("[bold]export[/]"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    with bar:
+        task = bar.add_task("export", total=total or None, counts="")
+
+        def report(result) -> None:
+            counts = f"{result.read:,} read, {result.exported:,} exported"
+            bar.update(task, completed=result.read, total=max(total, result.read), counts=counts)
+
+        yield report
+
+
 @export.command("topic")
 @click.argument("topic")
 @click.option(
@@ -55,7 +106,7 @@ def export_submit(output, wait, timeout, as_json, **options) -> None:
 @click.option("--symbol", "symbols", multiple=True, help="Only these symbols (repeat).")
 @click.option("--fields", help="Comma-separated fields to export, in this order (default: all).")
 @click.option(
-    "--progress/--no-progress", default=None, help="Progress line (default: on a terminal)."
+    "--progress/--no-progress", default=None, help="Progress bar on stderr (default: on a terminal)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as one JSON object.")
 def export_topic_command(topic, output, start, end, symbols, fields, progress, as_json) -> None:
@@ -73,17 +124,12 @@ def export_topic_command(topic, output, start, end, symbols, fields, progress, a
     end_us = parse_time(end) if end else None
     wanted = tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else ()
     show = sys.stderr.isatty() if progress is None else progress
-
-    def report(result) -> None:
-        if show:
-            click.echo(f"\r{result.read:,} read, {result.exported:,} exported", nl=False, err=True)
-
-    result = export_topic(
-        spec, output, start_us=start_us, end_us=end_us, symbols=symbols, fields=wanted,
-        on_progress=report,
-    )  # fmt: skip
-    if show:
-        click.echo("", err=True)
+    with record_progress(spec, show) as report:
+        result = export_topic(
+            spec, output, start_us=start_us, end_us=end_us, symbols=symbols, fields=wanted,
+            on_progress=report,
+        )  # fmt: skip
+        report(result)
     summary = result.as_dict() | {"topic": spec.name, "peak_rss_mb": round(peak_rss_mb())}
     if as_json:
         print_json(summary)
