@@ -106,7 +106,9 @@ def record_progress(spec, show: bool):
 @click.option("--symbol", "symbols", multiple=True, help="Only these symbols (repeat).")
 @click.option("--fields", help="Comma-separated fields to export, in this order (default: all).")
 @click.option(
-    "--progress/--no-progress", default=None, help="Progress bar on stderr (default: on a terminal)."
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: on a terminal).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the accounting as one JSON object.")
 def export_topic_command(topic, output, start, end, symbols, fields, progress, as_json) -> None:

@@ -125,6 +125,11 @@ def fold_cuts(walk: dict) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     [((0, 1), (1, 2)), ((1, 2), (2, 3))]
     >>> fold_cuts({"folds": 2, "mode": "anchored", "train_folds": 2})
     [((0, 2), (2, 3)), ((0, 3), (3, 4))]
+
+    Cut i of m windows of n ticks is at ``cut(n, i, m)``: 100 ticks, 5 windows of 20.
+
+    >>> [cut(100, i, 5) for i in range(6)]
+    [0, 20, 40, 60, 80, 100]
     """
     k, t = walk["folds"], walk["train_folds"]
     out = []
@@ -138,21 +143,6 @@ def unique_windows(walk: dict) -> list[tuple[int, int]]:
     """Every window a walk-forward runs the combinations on, once (rolling with one train
     window: fold f's test window is fold f + 1's train window)."""
     return list(dict.fromkeys(w for fold in fold_cuts(walk) for w in fold))
-
-
-def windows(n: int, walk: dict) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """(train, test) tick ranges [lo, hi) of each fold: T + K windows of equal count.
-
-    >>> windows(100, {"folds": 3, "mode": "rolling", "train_folds": 2})
-    [((0, 40), (40, 60)), ((20, 60), (60, 80)), ((40, 80), (80, 100))]
-    >>> windows(100, {"folds": 2, "mode": "anchored", "train_folds": 2})
-    [((0, 50), (50, 75)), ((0, 75), (75, 100))]
-    """
-    m = walk["folds"] + walk["train_folds"]
-    return [
-        tuple((cut(n, a, m), cut(n, b, m)) for a, b in fold)  # type: ignore[misc]
-        for fold in fold_cuts(walk)
-    ]
 
 
 def _rank(ticks, combos, score, on_combo=None, done: int = 0, total: int = 0) -> list[dict]:
