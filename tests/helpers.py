@@ -37,3 +37,13 @@ def sample_value(schema: Any, prefer_non_null: bool = True) -> Any:
     if kind == "fixed":
         return b"\x00" * schema["size"]
     raise ValueError(f"no sample for {schema!r}")
+
+
+def timeless(value: Any) -> Any:
+    """``value`` (JSON-like) without wall times ("seconds"), NaN made comparable: what two
+    runs of a deterministic job must agree on (NaN == NaN holds only as one object)."""
+    if isinstance(value, dict):
+        return {k: timeless(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [timeless(v) for v in value]
+    return "NaN" if value != value else value

@@ -155,12 +155,7 @@ def test_walk_forward_chooses_on_train_windows_and_scores_the_next(mode):
         "walk_forward": {"folds": 3, "mode": mode, "train_folds": 2},
     }  # fmt: skip
 
-    def timeless(value):  # wall times differ from run to run, nothing else may
-        if isinstance(value, dict):
-            return {k: timeless(v) for k, v in value.items() if k != "seconds"}
-        if isinstance(value, list):
-            return [timeless(v) for v in value]
-        return value
+    from tests.helpers import timeless
 
     out = run_sweep(params, restrict=False)
     assert timeless(out) == timeless(run_sweep(params, restrict=False))

@@ -223,12 +223,7 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     uri = result.output.split("every window on the worker: ")[1].split()[0]
     body = json.loads(Path(urlparse(uri).path).read_text())
 
-    def timeless(value):  # wall times differ from run to run, nothing else may
-        if isinstance(value, dict):
-            return {k: timeless(v) for k, v in value.items() if k != "seconds"}
-        if isinstance(value, list):
-            return [timeless(v) for v in value]
-        return "NaN" if value != value else value  # NaN == NaN only as one object
+    from tests.helpers import timeless
 
     assert body["fanned_out"] and body["children"] == 6
     assert timeless(body["windows"]) == timeless(local["walk"]["windows"])
