@@ -76,7 +76,7 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     assert result["delay_ticks"] < 2000 and result["false_alarms_per_100k"] <= 1.0
 
 
-def test_drift_eval_cli_json(shared_data):
+def test_drift_eval_cli_json_and_pdf(shared_data, tmp_path):
     # the CLI's wiring, on a short day (the bundled day's figures are checked above)
     data = str(shared_data / "fxcm/eurusd/20140504_quote.zip")
     then = str(BUNDLED / "equity/ibm/20131007_quote.zip")
@@ -85,11 +85,26 @@ def test_drift_eval_cli_json(shared_data):
         args = ["drift", "eval", "--data", data, "--then", then, "--format", "lean-quote"]
         return CliRunner().invoke(cli, [*args, *extra])
 
-    out = drift_eval_cli("--detector", "psi_spread", "--json")
+    pdf = tmp_path / "drift.pdf"
+    out = drift_eval_cli("--detector", "psi_spread", "--detector", "adwin", "--json",
+                         "--pdf", str(pdf))  # fmt: skip
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert {"delay_ticks", "false_alarms_per_100k", "detectors"} <= set(result)
-    assert list(result["detectors"]) == ["psi_spread"]
+    assert list(result["detectors"]) == ["psi_spread", "adwin"]
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 2000
+    # the chart's bars: a detector that never alarmed is drawn as the worst, not at 0
+    from spark.drift.evaluate import delay_bars
+
+    labels, delays = delay_bars(result)
+    for label, delay, (name, d) in zip(labels, delays, result["detectors"].items(), strict=True):
+        if d["delay_ticks"] is None:
+            assert label == f"{name} (none)" and delay == result["ticks_after"]
+        else:
+            assert label == name and delay == d["delay_ticks"]
+    d = result["detectors"]["psi_spread"]
+    never = dict(result, detectors={"x": dict(d, delay_ticks=None, delay_s=None)})
+    assert delay_bars(never) == (["x (none)"], [float(result["ticks_after"])])
     bad = drift_eval_cli("--detector", "magic")
     assert bad.exit_code == 2 and "unknown detectors" in bad.output
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
@@ -37,7 +39,12 @@ def drift() -> None:
     help="One JSON object: delay_ticks and false_alarms_per_100k of the default "
     "detector, and the same per detector under detectors.",
 )
-def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json) -> None:
+@click.option(
+    "--pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a PDF: delay and false alarms per detector as bar charts, with targets.",
+)
+def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json, pdf) -> None:
     """Stream --data, then --then, through the live feature, model and drift code and report,
     per detector, the delay to the first alarm after the switch (ticks and seconds) and the
     false alarms per 100,000 ticks before it."""
@@ -53,6 +60,14 @@ def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json) -> N
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--detector") from None
+    if pdf is not None:
+        from spark.drift.evaluate import write_eval_pdf
+
+        def names(ps) -> str:
+            shown = ", ".join(Path(p).name for p in ps[:2])
+            return shown + (f" and {len(ps) - 2} more" if len(ps) > 2 else "")
+
+        write_eval_pdf(result, pdf, f"Drift: {names(paths)} then {names(then_paths)}")
     if as_json:
         print_json(result)
         return

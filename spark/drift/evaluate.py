@@ -94,3 +94,61 @@ def drift_eval(
     out["delay_ticks"] = out["detectors"][default]["delay_ticks"]
     out["false_alarms_per_100k"] = out["detectors"][default]["false_alarms_per_100k"]
     return out
+
+
+DELAY_TARGET, FALSE_ALARM_TARGET = 2000, 1.0  # issue 16: ticks to the alarm; per 100k ticks
+
+
+def delay_bars(result: dict) -> tuple[list[str], list[float]]:
+    """(labels, delays in ticks) of ``drift_eval``'s detectors for a chart: a detector that
+    never alarmed after the switch is drawn at every tick after it, labelled "(none)", so
+    it reads as the worst, not as an instant alarm."""
+    labels, values = [], []
+    for name, d in result["detectors"].items():
+        never = d["delay_ticks"] is None
+        labels.append(f"{name} (none)" if never else name)
+        values.append(float(result["ticks_after"] if never else d["delay_ticks"]))
+    return labels, values
+
+
+def write_eval_pdf(result: dict, path, title: str) -> None:
+    """``drift_eval``'s result as a PDF: detection delay and false alarms per detector as bar
+    charts (red lines: the targets, 2,000 ticks and 1 per 100k), then the figures."""
+    from spark.research.charts import bar_chart, table, write_pdf
+
+    labels, delays = delay_bars(result)
+    names = list(result["detectors"])
+    rows = [["detector", "watches", "delay (ticks)", "delay (s)", "false alarms", "per 100k"]]
+    for name in names:
+        d = result["detectors"][name]
+        rows.append(
+            [
+                name + (" (default)" if name == result["detector"] else ""),
+                d["watches"],
+                "none" if d["delay_ticks"] is None else f"{d['delay_ticks']:,}",
+                "–" if d["delay_s"] is None else f"{d['delay_s']:.0f}",
+                f"{d['false_alarms']:,}",
+                f"{d['false_alarms_per_100k']:.1f}",
+            ]
+        )
+    write_pdf(
+        path,
+        title,
+        [
+            f" {result['ticks_before']:,} ticks before the switch, {result['ticks_after']:,} "
+            "after; a detector that never alarmed is drawn at every tick after the switch.",
+            bar_chart(
+                "ticks from the switch to the first alarm (red: 2,000)",
+                labels,
+                delays,
+                DELAY_TARGET,
+            ),  # fmt: skip
+            bar_chart(
+                "false alarms per 100k ticks before the switch (red: 1)",
+                names,
+                [result["detectors"][n]["false_alarms_per_100k"] for n in names],
+                FALSE_ALARM_TARGET,
+            ),
+            table(rows),
+        ],
+    )
