@@ -230,3 +230,108 @@ def test_the_contracts_cannot_be_deleted_a_feeds_own_version_can(registry):
     assert client.delete_version(subject, 2) == 2
     assert client.delete_version(subject, 2, permanent=True) == 2
     assert client.get_versions(subject) == [1]
+
+
+@pytest.mark.broker
+def test_any_request_gets_a_confluent_answer_never_a_server_error(registry):
+    """Property-based fuzz of every route of the registry API (issue 13: every HTTP
+    endpoint): arbitrary methods, path parameters, queries and bodies (JSON or not) get an
+    answer below 500 with Confluent's error body for errors, and the server still serves
+    the contracts after."""
+    import urllib.parse
+    from http.client import HTTPConnection
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    ticks = catalog()["ticks"].name
+    routes = [  # every route of spark/schema_registry/server.py, with its method
+        ("GET", "/"), ("GET", "/schemas/types"), ("GET", "/schemas/ids/{id}"),
+        ("GET", "/schemas/ids/{id}/schema"), ("GET", "/schemas/ids/{id}/versions"),
+        ("GET", "/schemas/ids/{id}/subjects"), ("GET", "/schemas"), ("GET", "/mode"),
+        ("GET", "/subjects"), ("GET", "/subjects/{subject}/versions"),
+        ("GET", "/subjects/{subject}/versions/{version}"),
+        ("GET", "/subjects/{subject}/versions/{version}/schema"),
+        ("GET", "/subjects/{subject}/versions/{version}/referencedby"),
+        ("POST", "/subjects/{subject}/versions"), ("POST", "/subjects/{subject}"),
+        ("DELETE", "/subjects/{subject}"), ("DELETE", "/subjects/{subject}/versions/{version}"),
+        ("POST", "/compatibility/subjects/{subject}/versions/{version}"),
+        ("POST", "/compatibility/subjects/{subject}/versions"), ("GET", "/config"),
+        ("PUT", "/config"), ("GET", "/config/{subject}"), ("PUT", "/config/{subject}"),
+        ("DELETE", "/config/{subject}"),
+    ]  # fmt: skip
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    calls = st.sampled_from(routes) | st.tuples(
+        st.sampled_from(methods), st.sampled_from(sorted({t for _, t in routes}))
+    )
+    text = st.text(max_size=12)
+    subjects = st.sampled_from([f"{ticks}-value", "fuzz-value", "x"]) | text
+    versions = st.sampled_from(["latest", "-1", "1", "0", "99999999999999999999"]) | text
+    ids = st.integers(-(2**40), 2**40).map(str) | text
+    scalar = st.none() | st.booleans() | st.integers() | st.floats() | text
+    value = st.recursive(
+        scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3)
+    )
+    schema_text = st.sampled_from(['"string"', "{", '{"type": "record"}', json.dumps(TICK)])
+    bodies = (
+        value.map(lambda v: json.dumps(v).encode())
+        | st.binary(max_size=64)
+        | st.fixed_dictionaries(
+            {"schema": schema_text | text},
+            optional={"schemaType": st.sampled_from(["AVRO", "JSON", "PROTOBUF"]) | text,
+                      "references": value, "compatibility": text | value},
+        ).map(lambda v: json.dumps(v).encode())
+    )  # fmt: skip
+    requests = st.fixed_dictionaries(
+        {
+            "call": calls,
+            "subject": subjects,
+            "version": versions,
+            "id": ids,
+            "query": st.dictionaries(
+                st.sampled_from(
+                    [
+                        "permanent",
+                        "latestOnly",
+                        "defaultToGlobal",
+                        "deleted",
+                        "normalize",
+                        "subject",
+                        "verbose",
+                    ]
+                )
+                | text,
+                st.sampled_from(["true", "false", ""]) | text,
+                max_size=3,
+            ),  # fmt: skip
+            "body": bodies,
+        }
+    )
+    host, port = urllib.parse.urlparse(registry.url).netloc.split(":")
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(requests)
+    def any_request(r):
+        method, template = r["call"]
+        path = template.format(
+            subject=urllib.parse.quote(r["subject"], safe=""),
+            version=urllib.parse.quote(r["version"], safe=""),
+            id=urllib.parse.quote(r["id"], safe=""),
+        )
+        query = urllib.parse.urlencode(r["query"])
+        conn = HTTPConnection(host, int(port), timeout=10)
+        try:
+            headers = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+            conn.request(method, path + (f"?{query}" if query else ""), r["body"], headers)
+            response = conn.getresponse()
+            raw = response.read()
+        finally:
+            conn.close()
+        assert response.status < 500, (response.status, r, raw[:300])
+        if response.status >= 400:
+            body = json.loads(raw)
+            assert isinstance(body["error_code"], int) and isinstance(body["message"], str), body
+
+    any_request()
+    status, latest = http("GET", f"{registry.url}/subjects/{ticks}-value/versions/latest/schema")
+    assert status == 200 and latest["name"] == "Tick"
