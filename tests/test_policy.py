@@ -327,6 +327,44 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     assert matrix["combined"] and {"rule", "train", "test"} <= set(matrix["combined"][0])
 
 
+def test_research_gate_backtests_every_switch_with_and_without_the_gate(shared_data):
+    """`spark research gate`: every test-day stream backtested under both policies with
+    the shipped gate and without; the effect is the difference; a gate that held nothing
+    back changes nothing; instrument switches go on at the same price level."""
+    from spark.cli import cli
+    from spark.research.drift import _stream, streams
+    from spark.research.gate import POLICIES, same_level
+
+    result = CliRunner().invoke(
+        cli,
+        ["research", "gate", "--data", str(shared_data), "--instrument", "EURUSD",
+         "--instrument", "IBM", "--before", "3000", "--after", "1500", "--jobs", "1", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert len(figures["streams"]) == 10 and figures["settings"]["model"] == "logreg"
+    for name, row in figures["streams"].items():
+        assert set(row["policies"]) == set(POLICIES), name
+        for policy, runs in row["policies"].items():
+            gate, none = runs["gate"], runs["no_gate"]
+            assert runs["effect"] == pytest.approx(gate["pnl"] - none["pnl"])
+            assert none["suppressed"] == 0  # no gate, nothing held back
+            if gate["suppressed"] == 0:  # the gate never closed: the same run
+                assert gate == none, (name, policy)
+    band = figures["summary"]["band (min_edge 0)"]
+    assert band["instrument pairs"]["streams"] == 2
+    assert sum(s["streams"] for s in band.values()) == 10
+    # an instrument switch keeps B's moves but not its price level (1.38 -> 180)
+    name, a, b, kind = streams(shared_data, ("EURUSD", "IBM"), "last")[0]
+    stream, switch = _stream(a, b, kind, 3000, 1500)
+    mid = lambda s: (s.bid + s.ask) / 2  # noqa: E731
+    assert mid(stream)[switch] / mid(stream)[switch - 1] > 50  # EURUSD then IBM, as read
+    level = same_level(stream, switch)
+    assert mid(level)[switch] == pytest.approx(mid(level)[switch - 1])
+    moves = np.diff(np.log(mid(stream)[switch:]))
+    assert np.allclose(np.diff(np.log(mid(level)[switch:])), moves)
+
+
 def test_a_confirmed_rule_alarms_when_both_alarm_close_together():
     from spark.research.drift import confirm
 

@@ -138,54 +138,64 @@ def research_select(
     )
 
 
+def _switch_options(command):
+    """The options of the commands that measure switch streams (drift, gate)."""
+    options = [
+        click.option(
+            "--data",
+            "root",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            required=True,
+            help="Folder with the protocol's instruments (the layout of ../shared/data).",
+        ),
+        click.option(
+            "--before",
+            type=click.IntRange(min=1_000),
+            default=50_000,
+            show_default=True,
+            help="Ticks before each switch.",
+        ),
+        click.option(
+            "--after",
+            type=click.IntRange(min=100),
+            default=20_000,
+            show_default=True,
+            help="Ticks after each switch.",
+        ),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=os.cpu_count() or 1,
+            show_default="this machine's cores",
+            help="Streams measured in parallel.",
+        ),
+        click.option(
+            "--instrument",
+            "instruments",
+            multiple=True,
+            help="Only these instruments (repeat): EURUSD NZDUSD BAC AIG IBM.",
+        ),
+        click.option(
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the report as Markdown.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON."),
+        click.option(
+            "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @research.command("drift")
-@click.option(
-    "--data",
-    "root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="Folder with the protocol's instruments (the layout of ../shared/data).",
-)
-@click.option(
-    "--before",
-    type=click.IntRange(min=1_000),
-    default=50_000,
-    show_default=True,
-    help="Ticks before each switch.",
-)
-@click.option(
-    "--after",
-    type=click.IntRange(min=100),
-    default=20_000,
-    show_default=True,
-    help="Ticks after each switch.",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="this machine's cores",
-    help="Streams measured in parallel.",
-)
-@click.option(
-    "--instrument",
-    "instruments",
-    multiple=True,
-    help="Only these instruments (repeat): EURUSD NZDUSD BAC AIG IBM.",
-)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report as Markdown.",
-)
+@_switch_options
 @click.option(
     "--pdf",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a PDF with the best detectors' delays per stream as charts.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON.")
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
 def research_drift(root, before, after, jobs, instruments, output, pdf, as_json, progress) -> None:
     """Every drift detector on every ordered pair of instruments (A then B in one stream)
@@ -205,3 +215,25 @@ def research_drift(root, before, after, jobs, instruments, output, pdf, as_json,
             on_stream=advance,
         )
     _emit(markdown(matrix), matrix, output, pdf, lambda p: write_pdf(matrix, p), as_json)
+
+
+@research.command("gate")
+@_switch_options
+def research_gate(root, before, after, jobs, instruments, output, as_json, progress) -> None:
+    """The shipped drift gate's effect on PnL: every test-day stream of `spark research
+    drift` (instrument pairs, synthetic switches) backtested with the gate and without,
+    under the cost-aware default policy and the band policy (docs/gate-effect.md)."""
+    from spark.progress import progress_once_known
+    from spark.research.gate import markdown, run_gate_effect
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with progress_once_known(show, "research gate", "streams") as advance:
+        figures = run_gate_effect(
+            root,
+            before=before,
+            after=after,
+            jobs=jobs,
+            instruments=instruments or None,
+            on_stream=advance,
+        )
+    _emit(markdown(figures), figures, output, None, None, as_json)
