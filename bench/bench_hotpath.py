@@ -465,11 +465,18 @@ def backtest_rates(files: list[str]) -> dict[str, float]:
 
     path = Path(files[0])
     out = {}
-    for model in ("logreg", "gbm"):
+    runs = {
+        "logreg": {"model": "logreg", "min_edge": 0.0},  # the band policy
+        "gbm": {"model": "gbm", "min_edge": 0.0},
+        "logreg_default_policy": {"model": "logreg"},  # the cost-aware default
+        "gbm_default_policy": {"model": "gbm"},
+    }
+    for name, params in runs.items():
         started = time.perf_counter()
         batch, _ = read_batch([path], "lean-quote")
-        run_backtest(batch, BacktestParams(model=model, min_edge=0.0))  # the band policy
-        out[model] = len(batch) / (time.perf_counter() - started)
+        result = run_backtest(batch, BacktestParams.from_dict(params))
+        out[name] = len(batch) / (time.perf_counter() - started)
+        out[f"{name}_signals"] = result.signals
     out["ticks"] = len(batch)
     return out
 
@@ -511,7 +518,14 @@ def main() -> None:
         figures["backtest"] = rates = backtest_rates(files)
         print(
             f"backtest   {rates['logreg']:>9,.0f} ticks/s logreg, {rates['gbm']:>9,.0f} ticks/s "
-            f"gbm ({rates['ticks']:,} ticks of {Path(files[0]).name}, reading included)"
+            f"gbm ({rates['ticks']:,} ticks of {Path(files[0]).name}, reading included; band "
+            f"policy: {rates['logreg_signals']:,} / {rates['gbm_signals']:,} signals)"
+        )
+        print(
+            f"           {rates['logreg_default_policy']:>9,.0f} ticks/s logreg, "
+            f"{rates['gbm_default_policy']:>9,.0f} ticks/s gbm with the cost-aware default "
+            f"policy ({rates['logreg_default_policy_signals']:,} / "
+            f"{rates['gbm_default_policy_signals']:,} signals: no executor work)"
         )
     full = {"SPARK_MODEL": "gbm", "SPARK_CHALLENGERS": "logreg"}
     logreg = {"SPARK_MODEL": "logreg", "SPARK_CHALLENGERS": ""}
