@@ -266,6 +266,49 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert pdf.startswith(b"%PDF") and b"Spark selection report" in pdf
     none = CliRunner().invoke(cli, ["research", "select", "--data", str(tmp_path)])
     assert none.exit_code == 1 and "no day-files" in none.output
+    # walked forward over days: 2 first train days (IBM's 40 % of 5), 13 - 2 folds
+    walk = selection["walk_forward"]
+    assert walk["summary"]["first_train_days"] == 2 and walk["summary"]["folds"] == 11
+    assert [len(f["test_days"]) for f in walk["folds"]] == [2, 2, 2] + [1] * 8
+    assert all(f["chosen"] in names for f in walk["folds"])
+    assert "## The choice walked forward over days" in out.read_text()
+
+
+def test_walking_forward_over_days_chooses_on_earlier_days_only():
+    """Each fold chooses on the days before its test days, never on them: changing a test
+    day's figures changes that fold's out-of-sample figure, never its choice."""
+    from spark.research.select import Day, walk_forward_days
+
+    days = [Day("FX", f"2014-05-0{i}", f"fx{i}") for i in range(1, 5)]
+    days += [Day("EQ", f"2013-10-0{i}", f"eq{i}") for i in range(1, 4)]
+    # candidate "a" earns early on, "b" later
+    pnl = {"a": [5, 5, -9, -9], "b": [0, 0, 3, 3]}
+
+    def scores(pnl):
+        out = {}
+        for d in days:
+            i = int(d.path[2:]) - 1
+            for name, values in pnl.items():
+                out[(d.path, name)] = {"pnl": values[i], "auc": 0.6, "fills": 1.0}
+        return out
+
+    walk = walk_forward_days(scores(pnl), days, ["a", "b"], first=1)
+    folds = walk["folds"]
+    assert [f["test_days"] for f in folds] == [
+        ["EQ 2013-10-02", "FX 2014-05-02"], ["EQ 2013-10-03", "FX 2014-05-03"],
+        ["FX 2014-05-04"],
+    ]  # fmt: skip
+    assert [f["train_days"] for f in folds] == [2, 4, 6]
+    # a: 5 a day on one and two train days; on three, a makes 1/3 a day and b 1
+    assert [f["chosen"] for f in folds] == ["a", "a", "b"]
+    assert [f["out_of_sample_pnl"] for f in folds] == [5, -9, 3]
+    assert [f["best_on_test_pnl"] for f in folds] == [5, 3, 3]
+    assert walk["summary"]["oos_pnl_per_day_file"] == pytest.approx((2 * 5 - 2 * 9 + 3) / 5)
+    # the test days' figures change the out-of-sample figures, never the choices
+    pnl["a"][2], pnl["a"][3] = 100, 100
+    again = walk_forward_days(scores(pnl), days, ["a", "b"], first=1)
+    assert [f["chosen"] for f in again["folds"]][:2] == ["a", "a"]
+    assert again["folds"][1]["out_of_sample_pnl"] == 100
 
 
 # --- drift rules across instruments and synthetic switches ---------------------------------

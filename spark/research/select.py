@@ -19,6 +19,10 @@ chosen on the train days only, reported on the later days.
    costs, net and fills; per instrument mean, worst and spread (max − min); and every
    candidate's train and test means, so the choice can be checked against what was not
    chosen.
+6. **Walked forward over days** (``walk_forward_days``): the same choice made again on
+   expanding train windows (each instrument's first k days, k = 2, 3, ...) and scored on
+   each instrument's next day, so the choice is tested on every later day rather than one
+   split; a re-reading of the day scores (day-files start fresh), nothing runs again.
 """
 
 from __future__ import annotations
@@ -183,6 +187,56 @@ def choose(scores: dict[tuple[str, str], dict], train: list[Day], names: list[st
     return max(names, key=key)
 
 
+def walk_forward_days(
+    scores: dict[tuple[str, str], dict], days: list[Day], names: list[str], first: int
+) -> dict:
+    """The choice walked forward over days (expanding windows): fold j's train days are
+    each instrument's first ``first + j`` days, its test days each instrument's next day
+    (where it has one); the candidate is chosen by ``choose`` on the train days alone and
+    scored on the test days. Day-files start fresh, so this re-reads the day scores and
+    runs nothing again. Returns {"folds": [...], "summary": {...}}."""
+    by_instrument: dict[str, list[Day]] = {}
+    for d in sorted(days, key=lambda d: (d.instrument, d.date)):
+        by_instrument.setdefault(d.instrument, []).append(d)
+    longest = max((len(v) for v in by_instrument.values()), default=0)
+    folds = []
+    for j in range(max(longest - first, 0)):
+        train = [d for v in by_instrument.values() for d in v[: first + j]]
+        test = [v[first + j] for v in by_instrument.values() if len(v) > first + j]
+        chosen = choose(scores, train, names)
+
+        def mean(part: list[Day], key: str, name: str = chosen) -> float:
+            return _mean([scores[(d.path, name)][key] for d in part])
+
+        folds.append(
+            {
+                "fold": j + 1,
+                "train_days": len(train),
+                "test_days": [f"{d.instrument} {d.date}" for d in test],
+                "chosen": chosen,
+                "in_sample_pnl": mean(train, "pnl"),
+                "out_of_sample_pnl": mean(test, "pnl"),
+                "out_of_sample_auc": mean(test, "auc"),
+                "out_of_sample_fills": mean(test, "fills"),
+                # hindsight, for comparison only: the best candidate on the test days
+                "best_on_test_pnl": max(mean(test, "pnl", n) for n in names),
+            }
+        )
+    test_days = sum(len(f["test_days"]) for f in folds)
+    summary = {
+        "first_train_days": first,
+        "folds": len(folds),
+        "test_day_files": test_days,
+        "oos_pnl_per_day_file": (
+            sum(f["out_of_sample_pnl"] * len(f["test_days"]) for f in folds) / test_days
+            if test_days
+            else float("nan")
+        ),
+        "choices": sorted({f["chosen"] for f in folds}),
+    }
+    return {"folds": folds, "summary": summary}
+
+
 def summarise(values: list[float]) -> dict[str, float]:
     ok = [v for v in values if v == v]
     if not ok:
@@ -199,6 +253,7 @@ class Selection:
     train_days: list[dict]  # instrument, date of each train day
     settings: dict
     seconds: float
+    walk_forward: dict | None = None  # the choice walked forward over days
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -252,7 +307,10 @@ def run_selection(
         per_instrument[inst] = {
             k: summarise([r[k] for r in mine]) for k in ("auc", "precision_at_20", "pnl")
         } | {"days": len(mine)}
+    first = min(max(1, math.floor(n * train_share)) for n in _day_counts(days).values())
+    walk = walk_forward_days(scores, days, names, first)
     return Selection(
+        walk_forward=walk,
         chosen=chosen,
         candidates=table,
         test_days=test_rows,
@@ -266,6 +324,13 @@ def run_selection(
         },
         seconds=time.monotonic() - started,
     )
+
+
+def _day_counts(days: list[Day]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in days:
+        counts[d.instrument] = counts.get(d.instrument, 0) + 1
+    return counts
 
 
 def _take(scores, day: Day, rows: list[dict], done: int, total: int, on_day) -> int:
@@ -335,6 +400,31 @@ def markdown(s: Selection) -> str:
             f"{f(r['test_precision_at_20'])} | {f(r['test_pnl'], ',.2f')} | "
             f"{f(r['test_fills'], ',.0f')} |"
         )
+    if s.walk_forward and s.walk_forward["folds"]:
+        w = s.walk_forward
+        lines += [
+            "",
+            "## The choice walked forward over days (expanding train windows)",
+            "",
+            f"Fold j chooses on each instrument's first {w['summary']['first_train_days']} + "
+            "j − 1 days (all instruments together, as the split above) and is scored on each "
+            "instrument's next day; nothing of a test day is read to choose. "
+            f"Out-of-sample net PnL per test day-file over {w['summary']['folds']} folds: "
+            f"**{f(w['summary']['oos_pnl_per_day_file'], ',.2f')}**; choices: "
+            + ", ".join(w["summary"]["choices"])
+            + ".",
+            "",
+            "| fold | train day-files | chosen | in-sample net | test days | out-of-sample net "
+            "| OOS AUC | OOS fills | best on the test days (hindsight) |",
+            "|---:|---:|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for r in w["folds"]:
+            lines.append(
+                f"| {r['fold']} | {r['train_days']} | {r['chosen']} | "
+                f"{f(r['in_sample_pnl'], ',.2f')} | {', '.join(r['test_days'])} | "
+                f"{f(r['out_of_sample_pnl'], ',.2f')} | {f(r['out_of_sample_auc'])} | "
+                f"{f(r['out_of_sample_fills'], ',.1f')} | {f(r['best_on_test_pnl'], ',.2f')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
