@@ -148,19 +148,15 @@ def _switch_options(command):
             required=True,
             help="Folder with the protocol's instruments (the layout of ../shared/data).",
         ),
-        click.option(
-            "--before",
-            type=click.IntRange(min=1_000),
-            default=50_000,
-            show_default=True,
-            help="Ticks before each switch.",
-        ),
-        click.option(
-            "--after",
-            type=click.IntRange(min=100),
-            default=20_000,
-            show_default=True,
-            help="Ticks after each switch.",
+        *(
+            click.option(
+                f"--{side}",
+                type=click.IntRange(min=low),
+                default=default,
+                show_default=True,
+                help=f"Ticks {side} each switch.",
+            )
+            for side, low, default in (("before", 1_000, 50_000), ("after", 100, 20_000))
         ),
         click.option(
             "--jobs",
@@ -190,6 +186,23 @@ def _switch_options(command):
     return command
 
 
+def _over_streams(label, run, progress, root, before, after, jobs, instruments) -> dict:
+    """``run`` (``run_matrix``, ``run_gate_effect``) over the switch streams, with a
+    progress bar over them on a terminal."""
+    from spark.progress import progress_once_known
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with progress_once_known(show, f"research {label}", "streams") as advance:
+        return run(
+            root,
+            before=before,
+            after=after,
+            jobs=jobs,
+            instruments=instruments or None,
+            on_stream=advance,
+        )
+
+
 @research.command("drift")
 @_switch_options
 @click.option(
@@ -201,19 +214,9 @@ def research_drift(root, before, after, jobs, instruments, output, pdf, as_json,
     """Every drift detector on every ordered pair of instruments (A then B in one stream)
     and on synthetic switches of real days (volatility x3, spread x3, a drifting mid, a
     frozen feed): delay after the switch and false alarms per 100k ticks before it."""
-    from spark.progress import progress_once_known
     from spark.research.drift import markdown, run_matrix, write_pdf
 
-    show = sys.stderr.isatty() if progress is None else progress
-    with progress_once_known(show, "research drift", "streams") as advance:
-        matrix = run_matrix(
-            root,
-            before=before,
-            after=after,
-            jobs=jobs,
-            instruments=instruments or None,
-            on_stream=advance,
-        )
+    matrix = _over_streams("drift", run_matrix, progress, root, before, after, jobs, instruments)
     _emit(markdown(matrix), matrix, output, pdf, lambda p: write_pdf(matrix, p), as_json)
 
 
@@ -223,17 +226,9 @@ def research_gate(root, before, after, jobs, instruments, output, as_json, progr
     """The shipped drift gate's effect on PnL: every test-day stream of `spark research
     drift` (instrument pairs, synthetic switches) backtested with the gate and without,
     under the cost-aware default policy and the band policy (docs/gate-effect.md)."""
-    from spark.progress import progress_once_known
     from spark.research.gate import markdown, run_gate_effect
 
-    show = sys.stderr.isatty() if progress is None else progress
-    with progress_once_known(show, "research gate", "streams") as advance:
-        figures = run_gate_effect(
-            root,
-            before=before,
-            after=after,
-            jobs=jobs,
-            instruments=instruments or None,
-            on_stream=advance,
-        )
+    figures = _over_streams(
+        "gate", run_gate_effect, progress, root, before, after, jobs, instruments
+    )
     _emit(markdown(figures), figures, output, None, None, as_json)

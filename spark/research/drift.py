@@ -145,6 +145,25 @@ def measure(task) -> tuple[str, dict]:
     return name, {"switch_tick": switch, "ticks": len(stream), "detectors": rows}
 
 
+def map_streams(measure_one, tasks: list, jobs: int, on_stream=None) -> dict[str, dict]:
+    """name -> row of ``measure_one(task)`` (which returns (name, row)) for every task, in
+    ``jobs`` processes (spawned: the numba kernels compile once in each)."""
+    results: dict[str, dict] = {}
+    if jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for name, row in pool.imap_unordered(measure_one, tasks):
+                results[name] = row
+                if on_stream:
+                    on_stream(len(results), len(tasks))
+    else:
+        for task in tasks:
+            name, row = measure_one(task)
+            results[name] = row
+            if on_stream:
+                on_stream(len(results), len(tasks))
+    return results
+
+
 def run_matrix(
     root: Path,
     *,
@@ -162,19 +181,7 @@ def run_matrix(
         from spark.errors import SparkError
 
         raise SparkError(f"none of {', '.join(instruments or ())} under {root}")
-    results: dict[str, dict] = {}
-    if jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for name, row in pool.imap_unordered(measure, tasks):
-                results[name] = row
-                if on_stream:
-                    on_stream(len(results), len(tasks))
-    else:
-        for task in tasks:
-            name, row = measure(task)
-            results[name] = row
-            if on_stream:
-                on_stream(len(results), len(tasks))
+    results = map_streams(measure, tasks, jobs, on_stream)
     order = [t[0] for t in tasks]
     train = {n: results[n] for n in order if n.startswith("train: ")}
     test = {n: results[n] for n in order if not n.startswith("train: ")}

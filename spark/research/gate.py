@@ -21,7 +21,6 @@ here, so nothing is tuned on these days: the figures report what the shipped gat
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,25 +90,13 @@ def run_gate_effect(
 ) -> dict:
     """Every test-day stream's backtests with and without the gate (module docstring)."""
     from spark.errors import SparkError
-    from spark.research.drift import streams
+    from spark.research.drift import map_streams, streams
 
     started = time.monotonic()
     tasks = [(*s, before, after) for s in streams(root, instruments, "last")]
     if not tasks:
         raise SparkError(f"none of {', '.join(instruments or ())} under {root}")
-    results: dict[str, dict] = {}
-    if jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for name, row in pool.imap_unordered(measure_gate, tasks):
-                results[name] = row
-                if on_stream:
-                    on_stream(len(results), len(tasks))
-    else:
-        for task in tasks:
-            name, row = measure_gate(task)
-            results[name] = row
-            if on_stream:
-                on_stream(len(results), len(tasks))
+    results = map_streams(measure_gate, tasks, jobs, on_stream)
     ordered = {t[0]: results[t[0]] for t in tasks}
     return {
         "streams": ordered,
