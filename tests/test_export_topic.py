@@ -4,6 +4,7 @@ accounted for (read = exported + skipped, with reasons)."""
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 from pathlib import Path
 
@@ -78,7 +79,12 @@ def test_every_format_holds_every_record_with_its_values(tmp_path):
     book = load_workbook(tmp_path / "t.xlsx", read_only=True)
     sheet = book.worksheets[0]
     assert sheet.max_row == len(kept) + 1
-    assert next(sheet.iter_rows(min_row=2, max_row=2, values_only=True))[2] == kept[0].bid
+    first = next(sheet.iter_rows(min_row=2, max_row=2, values_only=True))
+    assert first[0] == kept[0].symbol and first[2] == kept[0].bid
+    # event time as a date cell: Excel's serial day, read back as the tick's time (to 1 ms)
+    epoch = datetime.datetime(1970, 1, 1)
+    assert isinstance(first[1], datetime.datetime)
+    assert abs((first[1] - epoch).total_seconds() * 1e6 - kept[0].ts) < 1000
 
 
 def test_xlsx_starts_a_new_sheet_past_the_row_limit(tmp_path, monkeypatch):

@@ -218,6 +218,9 @@ class CsvOut:
         self.fh.close()
 
 
+EXCEL_EPOCH_DAYS = 25_569  # 1970-01-01 as an Excel serial day (from 1899-12-30)
+
+
 class XlsxOut:
     def __init__(self, path: Path, columns: list[tuple[str, str]]) -> None:
         import xlsxwriter
@@ -235,6 +238,7 @@ class XlsxOut:
         self.sheets += 1
         self.sheet = self.book.add_worksheet(f"rows {self.sheets}")
         self.sheet.write_row(0, 0, [name for name, _ in self.columns])
+        self.cells = self._cells()
         for c, kind in enumerate(self.kinds):
             if kind == "time":
                 self.sheet.set_column(c, c, 24)
@@ -244,15 +248,31 @@ class XlsxOut:
         if self.row >= XLSX_ROWS:
             self._new_sheet()
         self.row += 1
-        for c, (kind, v) in enumerate(zip(self.kinds, row, strict=True)):
-            if v is None:
-                continue
-            if kind == "time":
-                self.sheet.write_datetime(self.row, c, _time(v).replace(tzinfo=None), self.dates)
-            elif kind == "json":
-                self.sheet.write_string(self.row, c, json.dumps(v))
-            else:
-                self.sheet.write(self.row, c, v)
+        r = self.row
+        for c, cell in enumerate(self.cells):
+            v = row[c]
+            if v is not None:
+                cell(r, c, v)
+
+    def _cells(self) -> list:
+        """A writer per column, by its kind: typed calls, since the generic ``write``
+        sniffs every value (strings for formulas and URLs) and ``write_datetime`` builds a
+        datetime for what is one division."""
+        sheet, dates = self.sheet, self.dates
+        number, string, generic = sheet.write_number, sheet.write_string, sheet.write
+
+        def time_cell(r, c, v):  # Excel's serial day number (1900 system)
+            number(r, c, EXCEL_EPOCH_DAYS + v / 86_400e6, dates)
+
+        def json_cell(r, c, v):
+            string(r, c, json.dumps(v))
+
+        def number_cell(r, c, v):
+            (generic if isinstance(v, bool) else number)(r, c, v)
+
+        by_kind = {"time": time_cell, "json": json_cell, "text": string}
+        by_kind |= {"int": number_cell, "float": number_cell}
+        return [by_kind.get(kind, generic) for kind in self.kinds]
 
     def close(self) -> int:
         if self.sheet is None:
