@@ -3,8 +3,8 @@
 Records are read with ``assign()`` from the beginning to the end of every partition (no
 consumer group), filtered by event time (``ts``, µs) and symbol, and written as they come:
 memory stays flat whatever the size (CSV row by row; Parquet in row groups of
-``ROW_GROUP`` rows through pyarrow; XLSX through XlsxWriter's constant-memory mode, a
-new sheet past Excel's 1,048,576 rows). Every record read is accounted for:
+``ROW_GROUP`` rows through pyarrow; XLSX through ``spark/export/xlsx.py``, sheet XML
+streamed row by row, a new sheet past Excel's 1,048,576 rows). Every record read is accounted for:
 read = exported + skipped, with the reason of each skip (``undecodable``,
 ``before_from``, ``after_to``, ``other_symbol``).
 
@@ -218,71 +218,33 @@ class CsvOut:
         self.fh.close()
 
 
-EXCEL_EPOCH_DAYS = 25_569  # 1970-01-01 as an Excel serial day (from 1899-12-30)
-
-
 class XlsxOut:
+    """Rows to XLSX through ``StreamingXlsx`` (spark/export/xlsx.py), a new sheet every
+    ``XLSX_ROWS`` rows."""
+
     def __init__(self, path: Path, columns: list[tuple[str, str]]) -> None:
-        import xlsxwriter
+        from spark.export.xlsx import StreamingXlsx
 
-        self.columns = columns
-        self.book = xlsxwriter.Workbook(
-            str(path), {"constant_memory": True, "nan_inf_to_errors": True}
-        )
-        self.dates = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"})
-        self.kinds = [kind for _, kind in columns]
+        self.book = StreamingXlsx(path, [n for n, _ in columns], [k for _, k in columns])
         self.sheets, self.row = 0, XLSX_ROWS
-        self.sheet = None
-
-    def _new_sheet(self) -> None:
-        self.sheets += 1
-        self.sheet = self.book.add_worksheet(f"rows {self.sheets}")
-        self.sheet.write_row(0, 0, [name for name, _ in self.columns])
-        self.cells = self._cells()
-        for c, kind in enumerate(self.kinds):
-            if kind == "time":
-                self.sheet.set_column(c, c, 24)
-        self.row = 0
 
     def write(self, row: list) -> None:
         if self.row >= XLSX_ROWS:
-            self._new_sheet()
+            self.sheets += 1
+            self.book.new_sheet(f"rows {self.sheets}")
+            self.row = 0
         self.row += 1
-        r = self.row
-        for c, cell in enumerate(self.cells):
-            v = row[c]
-            if v is not None:
-                cell(r, c, v)
-
-    def _cells(self) -> list:
-        """A writer per column, by its kind: typed calls, since the generic ``write``
-        sniffs every value (strings for formulas and URLs) and ``write_datetime`` builds a
-        datetime for what is one division."""
-        sheet, dates = self.sheet, self.dates
-        number, string, generic = sheet.write_number, sheet.write_string, sheet.write
-
-        def time_cell(r, c, v):  # Excel's serial day number (1900 system)
-            number(r, c, EXCEL_EPOCH_DAYS + v / 86_400e6, dates)
-
-        def json_cell(r, c, v):
-            string(r, c, json.dumps(v))
-
-        def number_cell(r, c, v):
-            (generic if isinstance(v, bool) else number)(r, c, v)
-
-        by_kind = {"time": time_cell, "json": json_cell, "text": string}
-        by_kind |= {"int": number_cell, "float": number_cell}
-        return [by_kind.get(kind, generic) for kind in self.kinds]
+        self.book.write(row)
 
     def close(self) -> int:
-        if self.sheet is None:
-            self._new_sheet()
-        self.book.close()
-        return self.sheets
+        if not self.sheets:
+            self.sheets = 1
+            self.book.new_sheet("rows 1")
+        return self.book.close()
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):  # the export failed already; keep its error
-            self.book.close()
+            self.book.abort()
 
 
 class ParquetOut:
