@@ -28,7 +28,7 @@ from spark.agents.dead_letters import dead_letter
 from spark.backtest.engine import InvalidParams
 from spark.jobs.control import JobControl
 from spark.jobs.fanout import fanned_job, fans_out
-from spark.jobs.runner import check, job_in_subprocess
+from spark.jobs.runner import check, exit_with_parent, job_in_subprocess
 from spark.metrics import (
     EVENTS_IN,
     EVENTS_OUT,
@@ -60,7 +60,12 @@ def register(app: faust.App) -> None:
 
     def executor() -> ProcessPoolExecutor:
         if "pool" not in pool:  # spawned, not forked: the child must not inherit the event loop
-            pool["pool"] = ProcessPoolExecutor(processes, multiprocessing.get_context("spawn"))
+            pool["pool"] = ProcessPoolExecutor(
+                processes,
+                multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return pool["pool"]
 
     @app.on_before_shutdown.connect

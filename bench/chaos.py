@@ -1,7 +1,7 @@
 """The long form of the chaos suite (docs/reliability.md): one command.
 
     .venv/bin/python bench/chaos.py [DATA] [--ticks 1000000] [--corrupt 0.01] [--kills 3]
-                                    [--broker-restart [--s3rver PATH]]
+                                    [--broker-restart [--s3rver PATH]] [--max-backlog N]
 
 Real ticks from ``../shared/data`` (EURUSD and NZDUSD quote days from 2014-05-01 on, as
 many as ``--ticks`` needs, merged in time order)
@@ -156,7 +156,9 @@ class Worker:
         self.log.close()
 
 
-def produce(msgs, progress: list, stop: threading.Event) -> None:
+def produce(msgs, progress: list, stop: threading.Event, max_backlog: int = 0) -> None:
+    """Every message to the tick topic; with ``max_backlog``, never more than that many
+    ahead of what the workers committed (a feed at the rate the pipeline keeps up with)."""
     from spark.kafka import clients
     from spark.topics import catalog
 
@@ -172,6 +174,8 @@ def produce(msgs, progress: list, stop: threading.Event) -> None:
         if i % 10_000 == 0:
             producer.poll(0)
             progress[0] = i
+            while max_backlog and not stop.is_set() and i - committed() > max_backlog:
+                time.sleep(0.5)
     remaining = producer.flush(300)
     progress[0] = len(msgs) if not remaining else len(msgs) - remaining
 
@@ -202,6 +206,14 @@ def main() -> None:
         "node_modules/.bin/s3rver) instead of moto_server, whose Python S3 slowed the "
         "broker to ~40 ticks/s at a 200k backlog",
     )
+    parser.add_argument(
+        "--max-backlog",
+        type=int,
+        default=0,
+        metavar="N",
+        help="produce at most N messages ahead of the committed ones (0: all at once); on S3 "
+        "storage a 470k backlog stalled the worker's fetches",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -217,6 +229,7 @@ def main() -> None:
     port = embedded.free_port()
     embedded.start(port=port, storage=storage)
     figures: dict = {"ticks_asked": args.ticks, "storage": storage}
+    figures["max_backlog"] = args.max_backlog or None
     try:
         create_topics()
         t0 = time.monotonic()
@@ -226,7 +239,9 @@ def main() -> None:
         print(f"{len(msgs) - len(bad):,} real ticks, {len(bad):,} bad records", flush=True)
 
         progress, stop = [0], threading.Event()
-        feeder = threading.Thread(target=produce, args=(msgs, progress, stop), daemon=True)
+        feeder = threading.Thread(
+            target=produce, args=(msgs, progress, stop, args.max_backlog), daemon=True
+        )
         worker = Worker(home, 0)
         started = time.monotonic()
         feeder.start()

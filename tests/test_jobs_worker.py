@@ -285,10 +285,32 @@ def test_export_job_writes_the_report_on_the_worker(worker):
     assert bad["status"] == "failed" and "raw bytes" in bad["error"]
 
 
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, reaped by init soon, counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_a_sweep_is_shared_by_two_workers_and_survives_one_dying(broker, tmp_path, capsys):
     """Two workers share a fanned-out sweep's child backtests; the one coordinating it is
-    killed with -9 mid-sweep; the survivor takes the sweep and its children again and
-    answers with every combination ranked."""
+    killed with -9 mid-sweep, and its job pool ends with it; the survivor takes the sweep
+    and its children again and answers with every combination ranked."""
     from spark.broker.embedded import free_port
     from spark.jobs.client import submit as send
     from spark.jobs.client import wait_for_result
@@ -317,8 +339,12 @@ def test_a_sweep_is_shared_by_two_workers_and_survives_one_dying(broker, tmp_pat
             what="both workers to run child backtests of the sweep",
         )
         coordinator = next(w for w in workers if f"optimizer {job_id} started" in w.log.read_text())
+        pool = children_of(coordinator.proc.pid)
+        assert pool, "the coordinator ran child backtests in its job pool"
         coordinator.kill()
         workers.remove(coordinator)
+        # its job pool does not outlive it (it would wait for work forever)
+        wait_for(lambda: not any(alive(pid) for pid in pool), 15, "the dead worker's pool to end")
         result = wait_for_result(results, start, job_id, 300)
         assert result["status"] == "ok", result["error"]
         assert result["metrics"]["combinations"] == 6

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 
 from spark.config import spark_home
@@ -27,6 +29,23 @@ def check(kind: str, params: dict) -> None:
     if not isinstance(params, dict):
         raise InvalidParams("parameters must be a JSON object")
     checkers[kind](params)
+
+
+def exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Job pool initializer: the pool's process ends itself once its worker is gone.
+
+    A worker killed with -9 (a crash, the OOM killer) cannot stop its pool, and a pool
+    process never sees the end of its call queue (it holds both ends of the pipe), so it
+    would wait for work forever, one idle Python process per crash. ``parent`` is the
+    worker's pid as the worker saw it, so a worker that died before this runs counts too."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(0)
+            time.sleep(every_s)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def job_in_subprocess(request: dict) -> dict:
