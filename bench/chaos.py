@@ -158,26 +158,67 @@ class Worker:
 
 def produce(msgs, progress: list, stop: threading.Event, max_backlog: int = 0) -> None:
     """Every message to the tick topic; with ``max_backlog``, never more than that many
-    ahead of what the workers committed (a feed at the rate the pipeline keeps up with)."""
+    ahead of what the workers committed (a feed at the rate the pipeline keeps up with).
+
+    Like a feed handler, it survives its producer's fatal errors (Tansu on S3 storage once
+    answered OUT_OF_ORDER_SEQUENCE_NUMBER to an idempotent producer; a flush across the
+    broker restart raised SystemError from inside the client): a new producer sends again
+    from the last flushed message, so nothing is lost and a few are sent twice."""
+    from confluent_kafka import KafkaException
+
     from spark.kafka import clients
     from spark.topics import catalog
 
     name = catalog()["ticks"].name
-    producer = clients.producer(**{"queue.buffering.max.messages": 2_000_000})
-    for i, (key, value, _kind) in enumerate(msgs):
-        while not stop.is_set():
+    new = lambda: clients.producer(**{"queue.buffering.max.messages": 2_000_000})  # noqa: E731
+    producer, i, flushed = new(), 0, 0
+    while i < len(msgs) and not stop.is_set():
+        key, value, _kind = msgs[i]
+        try:
             try:
                 producer.produce(name, value, key)
-                break
             except BufferError:
                 producer.poll(0.05)
-        if i % 10_000 == 0:
-            producer.poll(0)
-            progress[0] = i
-            while max_backlog and not stop.is_set() and i - committed() > max_backlog:
-                time.sleep(0.5)
+                continue
+            i += 1
+            if i % 10_000 == 0:
+                if producer.flush(300):
+                    raise KafkaException("messages left after a flush")
+                flushed = progress[0] = i
+                while max_backlog and not stop.is_set() and i - committed() > max_backlog:
+                    time.sleep(0.5)
+        except Exception as exc:  # noqa: BLE001 - a fatal error can surface as SystemError
+            print(f"the feed's producer failed ({exc!r}); a new one resends from {flushed:,}")
+            progress[1] += 1
+            progress[2] += i - flushed
+            producer, i = new(), flushed
     remaining = producer.flush(300)
     progress[0] = len(msgs) if not remaining else len(msgs) - remaining
+
+
+def lost(msgs, features: Counter, dead: Counter) -> tuple[int, int]:
+    """(good, bad) messages sent with no feature vector / no dead letter. Told apart by
+    content, (key, value), read back from the tick topic by offset: a message the feed sent
+    twice (after its producer failed) sits at two offsets, and one output for either counts."""
+    from spark.consume import messages as read
+    from spark.topics import catalog
+
+    spec = catalog()["ticks"]
+    done_good: Counter = Counter()
+    done_bad: Counter = Counter()
+    for m in read(spec, from_beginning=True):
+        origin = f"{spec.name}/{m.partition()}@{m.offset()}".encode()
+        content = (m.key(), m.value() or b"")
+        if origin in features:
+            done_good[content] += 1
+        if origin in dead:
+            done_bad[content] += 1
+    good = Counter((k, v) for k, v, kind in msgs if kind == "good")
+    bad = Counter((k, v) for k, v, kind in msgs if kind != "good")
+    return (
+        sum(max(0, n - done_good[c]) for c, n in good.items()),
+        sum(max(0, n - done_bad[c]) for c, n in bad.items()),
+    )
 
 
 def read_back(topic_id: str, header: str) -> Counter:
@@ -238,7 +279,7 @@ def main() -> None:
         figures["load_seconds"] = round(time.monotonic() - t0, 1)
         print(f"{len(msgs) - len(bad):,} real ticks, {len(bad):,} bad records", flush=True)
 
-        progress, stop = [0], threading.Event()
+        progress, stop = [0, 0, 0], threading.Event()
         feeder = threading.Thread(
             target=produce, args=(msgs, progress, stop, args.max_backlog), daemon=True
         )
@@ -251,10 +292,7 @@ def main() -> None:
         while n < args.kills or (restart_at is not None):
             time.sleep(0.5)
             if worker.proc.poll() is not None:  # exited: a supervisor (k8s, compose) restarts it
-                print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
-                worker.log.close()
-                supervised += 1
-                worker = Worker(home, 100 + supervised)
+                worker, supervised = supervise(worker, home, supervised)
                 continue
             done = committed()
             if n < args.kills and done >= marks[n] and worker.outputs() > 0:
@@ -273,16 +311,15 @@ def main() -> None:
                 embedded.start(port=port, storage=storage)
                 restart_at = None
                 figures["broker_restart_seconds"] = round(time.monotonic() - stopped, 1)
-        feeder.join()
+        while feeder.is_alive():  # the feed may wait for commits: keep a worker running
+            feeder.join(1)
+            worker, supervised = supervise(worker, home, supervised)
         figures["produce_seconds"] = round(time.monotonic() - started, 1)
+        figures["feed_producer_restarts"] = progress[1]
         expected = len(msgs) - len(bad)
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline and not caught_up():
-            if worker.proc.poll() is not None:
-                print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
-                worker.log.close()
-                supervised += 1
-                worker = Worker(home, 100 + supervised)
+            worker, supervised = supervise(worker, home, supervised)
             time.sleep(1)
         figures["supervisor_restarts"] = supervised
         figures["seconds_to_caught_up"] = round(time.monotonic() - started, 1)
@@ -291,17 +328,18 @@ def main() -> None:
         features = read_back("features", "spark.source")
         dead = read_back("ticks_dlq", "spark.dlq.origin")
         reasons = read_back("ticks_dlq", "spark.dlq.reason")
-        processed = len(features)
+        lost_good, lost_bad = lost(msgs, features, dead)
         figures.update(
             sent=len(msgs),
             sent_good=expected,
             sent_bad=len(bad),
-            processed=processed,
-            duplicated=sum(features.values()) - processed,
+            resent_by_the_feed=progress[2],
+            processed=len(features),
+            duplicated=sum(features.values()) - len(features),
             dead_lettered=len(dead),
             dead_letter_duplicates=sum(dead.values()) - len(dead),
-            lost_good=expected - processed,
-            lost_bad=len(bad) - len(dead),
+            lost_good=lost_good,
+            lost_bad=lost_bad,
             kills=args.kills,
             recovery_seconds=recoveries,
             bad_kinds=dict(Counter(m[2] for m in bad)),
@@ -314,6 +352,15 @@ def main() -> None:
     print(json.dumps(figures, indent=None if args.json else 2))
     if figures.get("lost_good") or figures.get("lost_bad"):
         sys.exit(1)
+
+
+def supervise(worker: Worker, home: Path, supervised: int) -> tuple[Worker, int]:
+    """A worker that exited on its own is started again, as k8s or compose would."""
+    if worker.proc.poll() is None:
+        return worker, supervised
+    print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
+    worker.log.close()
+    return Worker(home, 101 + supervised), supervised + 1
 
 
 def committed() -> int:
