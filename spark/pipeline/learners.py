@@ -3,8 +3,9 @@
 Learners (docs/ml.md):
 
 * ``logreg`` — ``spark.ml.linear``: standardized features, online logistic regression.
-* ``gbm`` — LightGBM trees (100 trees of 15 leaves, learning rate 0.05, ≥ 200 labels a
-  leaf, one thread, deterministic) fit on the last ``window`` labelled vectors; until its
+* ``gbm`` — LightGBM trees (30 trees of 15 leaves, learning rate 0.15, 63 bins from 5,000
+  sampled rows, ≥ 200 labels a leaf, one thread, deterministic; chosen by docs/ml.md's
+  session-13 protocol for a 3× cheaper refit) fit on the last ``window`` labelled vectors; until its
   first trees a logreg warm-up answers and learns.
 
 Refits, deterministic and in the background. When a gbm model's label count reaches its
@@ -30,11 +31,13 @@ from spark.pipeline.core import GBM, LINEAR, NONE
 from spark.settings import ModelSettings
 
 KINDS = {"logreg": LINEAR, "gbm": GBM}
-GBM_TREES = 100
+GBM_TREES = 30
 GBM_PARAMS = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.15,
     "num_leaves": 15,
+    "max_bin": 63,
+    "bin_construct_sample_cnt": 5_000,
     "feature_fraction": 0.8,
     "seed": 7,
     "deterministic": True,
