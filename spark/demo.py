@@ -83,6 +83,7 @@ class WorkerView:
             "suppressed": 0.0,
             "gates_not_open": 0.0,
             "executor_signals": 0.0,
+            "waiting": 0.0,
             "orders": 0.0,
             "fills": 0.0,
             "rejected": 0.0,
@@ -116,6 +117,8 @@ class WorkerView:
                 cur["suppressed"] += value
             elif name == "spark_gates_not_open":
                 cur["gates_not_open"] = value
+            elif name == "spark_executor_signals_waiting":
+                cur["waiting"] = value
             elif name == "spark_executor_signals_total":
                 cur["executor_signals"] += value
                 if labels.get("outcome") == "no_change":
@@ -150,6 +153,7 @@ class WorkerView:
                 "info_alerts",
                 "suppressed",
                 "executor_signals",
+                "waiting",
                 "orders",
                 "fills",
                 "rejected",
@@ -288,7 +292,8 @@ def _replay_and_watch(
         refresh_per_second=4,
         transient=False,
     ) as live:
-        deadline = None
+        deadline = previous = None
+        still = 0
         while True:
             time.sleep(0.25)
             worker = view.now()
@@ -300,7 +305,16 @@ def _replay_and_watch(
             final = outcome["result"]
             expected = final.produced + outcome["garbage"]
             live.update(_status_table("worker catching up", final, worker, started))
-            if worker["consumed"] >= expected and worker["predictions"] >= worker["accepted"]:
+            # caught up, and no counter moved for 1.5 s: the worker counts a batch's outputs
+            # topic by topic as it produces them (one look can fall between two), and its
+            # gauges (signals still waiting) refresh once a second
+            still = still + 1 if worker == previous else 0
+            previous = worker
+            if (
+                worker["consumed"] >= expected
+                and worker["predictions"] >= worker["accepted"]
+                and still >= 6
+            ):
                 live.update(_status_table("done", final, worker, started))
                 break
             deadline = deadline or time.monotonic() + CATCH_UP_TIMEOUT_S
@@ -329,6 +343,7 @@ def _replay_and_watch(
         "signals_suppressed": worker["suppressed"],
         "gates_not_open": worker["gates_not_open"],
         "executor_signals": worker["executor_signals"],
+        "signals_waiting": worker["waiting"],
         "orders": worker["orders"],
         "fills": worker["fills"],
         "orders_rejected": worker["rejected"],
@@ -400,8 +415,8 @@ def _print_summary(console: Console, s: dict) -> None:
     console.print(
         f"[bold]Paper trading[/] {s['executor_signals']:,} signals decided by the executor: "
         f"{s['orders']:,} orders ({s['fills']:,} filled), {s['orders_rejected']:,} rejected "
-        f"({limits}), {s['signals_without_order']:,} needed no order (target held), the rest "
-        f"wait for their fill quote; PnL "
+        f"({limits}), {s['signals_without_order']:,} needed no order (target held), "
+        f"{s['signals_waiting']:,} wait for their fill quote; PnL "
         f"{s['pnl_realized']:,.2f} realized (fees included) + {s['pnl_unrealized']:,.2f} "
         "unrealized, quote currency (GET /executor on the worker for positions)."
     )

@@ -94,6 +94,12 @@ GATES_NOT_OPEN = Gauge(
     "spark_gates_not_open", "Symbols whose drift gate is closed or in probation."
 )
 # --- paper executor (labels: order outcome, limit name: bounded sets; no per-symbol labels)
+EXECUTOR_WAITING = Gauge(
+    "spark_executor_signals_waiting",
+    "Signals the paper executor holds until a quote of their symbol at least the fill "
+    "latency later arrives (then decided; with spark_executor_signals_total they account "
+    "for every signal).",
+)
 EXECUTOR_SIGNALS = Counter(
     "spark_executor_signals_total",
     "Signals the paper executor decided, per outcome: order, rejected or no_change (target "

@@ -48,11 +48,13 @@ def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     assert {"drift_alerts", "signals_suppressed", "gates_not_open"} <= set(summary)
     # the executor read every signal; each became an order, a rejection, no order (target
     # already held) or still waits for the quote after it
-    # every signal reaches the executor in the same pipeline; at most one waits per symbol
-    assert summary["signals"] - 2 <= summary["executor_signals"] <= summary["signals"]
+    # every signal reaches the executor in the same pipeline: decided, or still waiting for
+    # a quote of its symbol 20 ms (the fill latency) after it, at the end of the data
+    assert summary["executor_signals"] + summary["signals_waiting"] == summary["signals"]
+    assert summary["signals_waiting"] <= 10  # only signals at a symbol's last quotes wait
     assert summary["orders"] == summary["fills"] > 0
     decided = summary["orders"] + summary["orders_rejected"] + summary["signals_without_order"]
-    assert summary["signals"] - 2 <= decided <= summary["signals"]  # <= 1 waits per symbol
+    assert decided == summary["executor_signals"]  # each decided signal is one of these
     assert summary["policy"] == {"band": 0.1, "min_edge": 0.0, "min_hold_s": 1.0}
     assert "band policy: a signal at every crossing" in " ".join(proc.stdout.split())
     assert "Paper trading" in proc.stdout

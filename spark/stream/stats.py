@@ -24,6 +24,7 @@ from spark.metrics import (
     EVENTS_IN,
     EVENTS_OUT,
     EXECUTOR_SIGNALS,
+    EXECUTOR_WAITING,
     GATE_STATES,
     GATES_NOT_OPEN,
     KILL_SWITCH,
@@ -175,7 +176,7 @@ class LoopStats:
         states = Counter()
         windows: dict[tuple[str, int], list] = {}
         realized = unrealized = drawdown = gross = 0.0
-        open_positions = 0
+        open_positions = waiting = 0
         kill = False
         for pipeline in pipelines:
             for state, count in pipeline.drift.states().items():
@@ -189,6 +190,7 @@ class LoopStats:
                 realized += position.realized
                 unrealized += position.unrealized
                 open_positions += position.quantity != 0
+            waiting += sum(len(q) for q in executor.pending.values())
             drawdown = max(drawdown, executor.drawdown())
             gross += executor.gross_notional()
             kill = kill or executor.kill is not None
@@ -209,6 +211,7 @@ class LoopStats:
         PAPER_DRAWDOWN.set(drawdown)
         PAPER_GROSS_NOTIONAL.set(gross)
         PAPER_OPEN_POSITIONS.set(open_positions)
+        EXECUTOR_WAITING.set(waiting)
         KILL_SWITCH.set(1 if kill else 0)
         if pipelines:
             for name in LIMIT_NAMES:
