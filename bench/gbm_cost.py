@@ -89,6 +89,7 @@ def files(data: Path, days: str) -> list[Path]:
 
 
 def run(name: str, paths: list[Path]) -> dict:
+    from spark.cli.model import per_file_summary
     from spark.ml.evaluate import evaluate
     from spark.pipeline import learners
     from spark.settings import Settings
@@ -117,30 +118,24 @@ def run(name: str, paths: list[Path]) -> dict:
         settings = Settings.from_env().with_models(
             model="gbm", challengers=(), gbm_window=window, gbm_refit=refit
         )
-        rows = []
+        results = []
         started = time.monotonic()
         for path in paths:
-            fmt = "lean-quote"
-            batch, _ = read_batch([path], fmt)
-            result = evaluate(batch, settings)
-            rows.append(
-                {
-                    "file": str(path.relative_to(path.parents[2])),
-                    "auc": round(result.auc, 4),
-                    "p20": round(result.precision_at_20, 4),
-                    "n": result.n,
-                }
-            )
-        aucs = [r["auc"] for r in rows if r["auc"] == r["auc"]]
-        p20s = [r["p20"] for r in rows if r["p20"] == r["p20"]]
+            batch, _ = read_batch([path], "lean-quote")
+            results.append((str(path.relative_to(path.parents[2])), evaluate(batch, settings)))
+        summary = per_file_summary(results)  # what `spark model eval --per-file` prints
+        rows = [
+            {"file": f, "auc": round(r.auc, 4), "p20": round(r.precision_at_20, 4), "n": r.n}
+            for f, r in results
+        ]
         return {
             "config": name,
             "trees": trees,
             "params": changed,
             "window": window,
             "refit": refit,
-            "mean_auc": round(sum(aucs) / len(aucs), 4),
-            "mean_p20": round(sum(p20s) / len(p20s), 4),
+            "mean_auc": round(summary["auc"]["mean"], 4),
+            "mean_p20": round(summary["precision_at_20"]["mean"], 4),
             "fits": fit_seconds[1],
             "fit_cpu_seconds": round(fit_seconds[0], 1),
             "fit_cpu_ms_each": round(1000 * fit_seconds[0] / max(1, fit_seconds[1])),

@@ -46,10 +46,9 @@ def test_demo_runs_on_the_embedded_broker_and_accounts_for_every_row(tmp_path):
     assert summary["signals"] > 0 and summary["labels"] > 0
     assert 0 < summary["rolling_auc"] < 1
     assert {"drift_alerts", "signals_suppressed", "gates_not_open"} <= set(summary)
-    # the executor read every signal; each became an order, a rejection, no order (target
-    # already held) or still waits for the quote after it
-    # every signal reaches the executor in the same pipeline: decided, or still waiting for
-    # a quote of its symbol 20 ms (the fill latency) after it, at the end of the data
+    # every signal reaches the executor in the same pipeline: decided (an order, a rejection,
+    # no order: target already held), or still waiting for a quote of its symbol 20 ms (the
+    # fill latency) after it, at the end of the data
     assert summary["executor_signals"] + summary["signals_waiting"] == summary["signals"]
     assert summary["signals_waiting"] <= 10  # only signals at a symbol's last quotes wait
     assert summary["orders"] == summary["fills"] > 0

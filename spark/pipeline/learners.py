@@ -5,8 +5,8 @@ Learners (docs/ml.md):
 * ``logreg`` — ``spark.ml.linear``: standardized features, online logistic regression.
 * ``gbm`` — LightGBM trees (30 trees of 15 leaves, learning rate 0.15, 63 bins from 5,000
   sampled rows, ≥ 200 labels a leaf, one thread, deterministic; chosen by docs/ml.md's
-  session-13 protocol for a 3× cheaper refit) fit on the last ``window`` labelled vectors; until its
-  first trees a logreg warm-up answers and learns.
+  session-13 protocol for a 3× cheaper refit) fit on the last ``window`` labelled
+  vectors; until its first trees a logreg warm-up answers and learns.
 
 Refits, deterministic and in the background. When a gbm model's label count reaches its
 next refit point k (every ``refit`` labels) at a tick boundary, the window as of that
