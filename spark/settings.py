@@ -22,8 +22,9 @@ SPARK_GBM_REFIT                gbm: labels between refits                       
 SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      500
 SPARK_PROMOTION_MARGIN         challenger AUC over champion to be promoted      0.01
 SPARK_PROMOTION_MIN_LABELS     labels each needs before a comparison            2000
-SPARK_GATE_RULE                dt_spread, confirmed, or a feature name          dt_spread
-                               (one PSI on it): docs/drift.md
+SPARK_GATE_RULE                break (a jump of the mid, a frozen quote),       break+dt_spread
+                               dt_spread, confirmed, a feature name (one PSI
+                               on it), or several joined by +: docs/drift.md
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
@@ -75,9 +76,14 @@ MODEL_NAMES = ("gbm", "logreg")
 DEFAULT_MODEL = "gbm"  # measured best: docs/ml.md
 CONFIRMED = "confirmed"  # PSI on spread_bp confirmed by vol_bp (the default until session 7)
 # PSI on dt_s confirmed by PSI on spread_bp within 1,000 vectors: chosen by `spark research
-# drift` on train streams (docs/drift.md, session 7); the default gate rule
+# drift` on train streams (docs/drift.md, session 7) (the default gate rule until session 14)
 DT_SPREAD = "dt_spread"
+# a jump of the mid or a frozen quote (spark.drift.breaks)
+BREAK = "break"
 CONFIRMED_RULES = (CONFIRMED, DT_SPREAD)
+# the default gate rule: the break detectors or dt_spread, whichever alarms first; chosen by
+# `spark research drift` on train streams (docs/drift.md, session 14)
+GATE_RULE = f"{BREAK}+{DT_SPREAD}"
 
 
 class SettingsError(SparkError):
@@ -134,9 +140,22 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class BreakSettings:
+    """The break detectors (spark.drift.breaks), as `spark research drift` chose them on the
+    train streams (docs/drift-rules.md)."""
+
+    jump: float = 1_000.0  # a mid move of this many typical moves
+    frozen: float = 50.0  # a run without a mid move of this many usual gaps between moves
+    move_span: int = 100  # moves in the typical move size (EW mean of |ret_bp|)
+    rate_span: int = 2_000  # ticks in the rate of mid moves (EW mean)
+    warm: int = 5_000  # ticks of a symbol before either says anything
+
+
+@dataclass(frozen=True)
 class DriftSettings:
     watch: tuple[str, ...] | str = "core"  # feature names, or core / all / none
-    rule: str = DT_SPREAD
+    rule: str = GATE_RULE
+    breaks: BreakSettings = field(default_factory=BreakSettings)
     concept_gates: bool = False
     window: int = 5_000
     threshold: float = 4.0
@@ -177,6 +196,8 @@ class Settings:
         models = dict(saved["models"], challengers=tuple(saved["models"]["challengers"]))
         watch = saved["drift"]["watch"]
         drift = dict(saved["drift"], watch=tuple(watch) if isinstance(watch, list) else watch)
+        if "breaks" in drift:  # a checkpoint from before session 14 has none: the defaults
+            drift["breaks"] = BreakSettings(**drift["breaks"])
         return cls(
             models=ModelSettings(**models),
             drift=DriftSettings(**drift),
@@ -218,7 +239,7 @@ class Settings:
             raise SettingsError(f"SPARK_GATE_CONCEPT must be on or off, not {concept!r}")
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
-            rule=env.get("SPARK_GATE_RULE", DT_SPREAD).strip() or DT_SPREAD,
+            rule=env.get("SPARK_GATE_RULE", GATE_RULE).strip() or GATE_RULE,
             concept_gates=concept == "on",
             window=read.whole("SPARK_DRIFT_WINDOW", 5_000),
             threshold=read.number("SPARK_DRIFT_THRESHOLD", 4.0),

@@ -472,6 +472,60 @@ def confirmed_spread_vol() -> Confirmed:
     )
 
 
+@dataclass
+class BreakDetector:
+    """A jump of the mid or a frozen quote, one symbol (spark.drift.breaks is its compiled
+    form): fed each tick's ``ret_bp``, returns "jump", "frozen" or None.
+
+    >>> b = BreakDetector(jump=50.0, frozen=20.0, move_span=10, rate_span=1000, warm=100)
+    >>> [b.update(0.5 if i % 2 else -0.4) for i in range(300)].count(None)
+    300
+    >>> b.update(100.0)  # 200 typical moves at once
+    'jump'
+    >>> b = BreakDetector(jump=50.0, frozen=20.0, move_span=10, rate_span=1000, warm=100)
+    >>> _ = [b.update(0.5 if i % 2 else -0.4) for i in range(300)]
+    >>> [b.update(0.0) for _ in range(25)].index("frozen")  # 21 gaps of about one tick
+    20
+    """
+
+    jump: float
+    frozen: float
+    move_span: int
+    rate_span: int
+    warm: int
+    size: float = 0.0  # typical |ret_bp| of a move: EW mean over moves
+    moves: int = 0
+    rate: float = 1.0  # moves per tick: EW mean over ticks
+    run: int = 0  # ticks since the mid last moved
+    seen: int = 0
+    fired: bool = False  # frozen alarmed in this run
+    statistic: float = 0.0
+
+    def update(self, ret_bp: float) -> str | None:
+        a = abs(ret_bp)
+        self.run = 0 if a > 0 else self.run + 1
+        self.seen += 1
+        warm = self.seen <= self.warm
+        jump = 0.0 if warm or not self.moves else a / self.size
+        frozen = 0.0 if warm else self.run * self.rate
+        if jump > self.jump:
+            self.statistic = jump
+            fresh = BreakDetector(self.jump, self.frozen, self.move_span, self.rate_span, self.warm)
+            vars(self).update(vars(fresh), statistic=jump)  # a new instrument: start again
+            return "jump"
+        alarm = None
+        if frozen > self.frozen and not self.fired:
+            self.statistic, self.fired, alarm = frozen, True, "frozen"
+        if a > 0:
+            self.fired = False
+            self.size = (
+                a if not self.moves else self.size + 2 / (self.move_span + 1) * (a - self.size)
+            )
+            self.moves += 1
+        self.rate += 2 / (self.rate_span + 1) * ((1.0 if a > 0 else 0.0) - self.rate)
+        return alarm
+
+
 # --- the signal policy (spark.ml.signals.decide is its compiled batch form) -------------
 class SignalPolicy:
     def __init__(self, band: float = 0.1) -> None:

@@ -70,10 +70,24 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     for report in result["detectors"].values():
         assert report["false_alarms_per_100k"] == report["false_alarms"] / len(fx) * 1e5
     assert result["delay_ticks"] == result["detectors"][result["detector"]]["delay_ticks"]
-    # the gate's default rule on this switch: within the aim (docs/drift.md has six switches)
-    assert result["detector"] == "psi_confirmed"
-    assert result["detectors"]["psi_confirmed"]["watches"] == "dt_s&spread_bp"  # the default
-    assert result["delay_ticks"] < 2000 and result["false_alarms_per_100k"] <= 1.0
+    # the gate's default rule on this switch: its break part sees the jump at once, on the
+    # first IBM tick the price screen accepts (it refuses 19 in a row first)
+    assert result["detector"] == "gate"
+    assert result["detectors"]["gate"]["watches"] == "break+dt_spread"
+    assert result["delay_ticks"] == result["detectors"]["break"]["delay_ticks"] == 20
+    assert result["false_alarms_per_100k"] == 0
+    assert result["detectors"]["break"]["watches"] == "ret_bp"
+    # the confirmed part is measured beside it: the session-7 default unless one is named
+    assert result["detectors"]["psi_confirmed"]["watches"] == "dt_s&spread_bp"
+    assert result["detectors"]["psi_confirmed"]["delay_ticks"] < 2000
+    named = drift_eval(
+        TickBatch.from_ticks(fx[:20_000]),
+        TickBatch.from_ticks(equity[:3000]),
+        Settings.from_env({"SPARK_GATE_RULE": "confirmed"}),
+    )
+    assert named["detectors"]["gate"]["watches"] == "confirmed"
+    assert named["detectors"]["psi_confirmed"]["watches"] == "spread_bp&vol_bp"
+    assert named["delay_ticks"] == named["detectors"]["psi_confirmed"]["delay_ticks"]
 
 
 def test_drift_eval_cli_json_and_pdf(shared_data, tmp_path):

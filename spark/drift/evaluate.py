@@ -8,8 +8,10 @@ anything). Reported per detector: the delay after the switch (ticks and event-ti
 seconds to the first alarm at or after it) and the false alarms per 100,000 ticks before
 it.
 
-Detectors, as the pipeline runs them (``spark.drift.stage``): ``psi_confirmed`` (the
-gate's confirmed rule: ``SPARK_GATE_RULE`` when it names one, else the default),
+Detectors, as the pipeline runs them (``spark.drift.stage``): ``gate`` (the settings' gate
+rule, ``SPARK_GATE_RULE``: whichever of its parts alarms first), ``break`` (the jump and
+frozen detectors), ``psi_confirmed`` (the confirmed rule named in
+``SPARK_GATE_RULE``, else ``dt_spread``),
 ``psi_spread`` and ``psi_vol`` (the informational PSIs on those features,
 window ``SPARK_DRIFT_WINDOW``, threshold ``SPARK_DRIFT_THRESHOLD``) and ``adwin`` (the
 model's errors).
@@ -23,16 +25,17 @@ import numpy as np
 
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import OfflineRun
-from spark.settings import CONFIRMED_RULES, DT_SPREAD, Settings
+from spark.settings import BREAK, CONFIRMED_RULES, DT_SPREAD, Settings
 
-# name -> what identifies its alerts: (detector, feature)
-DETECTORS: dict[str, tuple[str, str | None]] = {
-    "psi_confirmed": ("psi_confirmed", None),  # the gate's confirmed rule, whichever it is
-    "psi_spread": ("psi", "spread_bp"),
-    "psi_vol": ("psi", "vol_bp"),
-    "adwin": ("adwin", None),
+# name -> what identifies its alerts: (detector names, feature)
+DETECTORS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "gate": ((), None),  # the settings' gate rule: whichever of its parts alarms
+    "break": (("jump", "frozen"), "ret_bp"),
+    "psi_confirmed": (("psi_confirmed",), None),  # the confirmed rule, whichever it is
+    "psi_spread": (("psi",), "spread_bp"),
+    "psi_vol": (("psi",), "vol_bp"),
+    "adwin": (("adwin",), None),
 }
-DEFAULT_DETECTOR = "psi_confirmed"
 
 
 def one_stream(first: TickBatch, then: TickBatch) -> TickBatch:
@@ -51,29 +54,37 @@ def drift_eval(
     unknown = set(names) - set(DETECTORS)
     if unknown:
         raise ValueError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+    from spark.drift.stage import CONFIRMED_GROUPS, rule_parts
+
+    settings_rule = settings.drift.rule
+    parts = rule_parts(settings_rule)
+    confirmed = next((p for p in parts if p in CONFIRMED_RULES), DT_SPREAD)
     settings = replace(
         settings.with_models(challengers=()),
         drift=replace(
             settings.drift,
             watch=("spread_bp", "vol_bp"),
-            rule=settings.drift.rule if settings.drift.rule in CONFIRMED_RULES else DT_SPREAD,
+            rule=f"{BREAK}+{confirmed}",  # both measured, whichever gates
             concept_gates=False,
         ),
         gate=True,
         trading=False,
     )
-    from spark.drift.stage import CONFIRMED_GROUPS
-
-    rule_features = "&".join(m[0] for m in CONFIRMED_GROUPS[settings.drift.rule][0])
+    rule_features = "&".join(m[0] for m in CONFIRMED_GROUPS[confirmed][0])
     stream = one_stream(first, then)
     switch, count = len(first), len(stream)
     switch_ts = int(stream.ts[switch]) if switch < count else None
+    gating = {"jump", "frozen"} if BREAK in parts else set()
+    if any(p in CONFIRMED_RULES for p in parts):
+        gating.add("psi_confirmed")
     alarms: dict[str, list[tuple[int, int]]] = {n: [] for n in names}
     for lo, idx, result in OfflineRun(settings).run(stream):
         for i, alert in result.alerts:
             for name in names:
                 detector, feature = DETECTORS[name]
-                if detector == alert["detector"] and feature in (None, alert["feature"]):
+                if name == "gate":
+                    detector = gating
+                if alert["detector"] in detector and feature in (None, alert["feature"]):
                     alarms[name].append((int(lo + idx[i]), alert["ts"]))
     out = {"ticks_before": switch, "ticks_after": count - switch, "detectors": {}}
     for name in names:
@@ -82,14 +93,14 @@ def drift_eval(
         first_after = after[0] if after else None
         out["detectors"][name] = {
             "watches": DETECTORS[name][1]
-            or (rule_features if name == "psi_confirmed" else "error"),
+            or {"psi_confirmed": rule_features, "gate": settings_rule}.get(name, "error"),
             "delay_ticks": None if first_after is None else first_after[0] + 1 - switch,
             "delay_s": None if first_after is None else (first_after[1] - switch_ts) / 1e6,
             "false_alarms": len(before),
             "false_alarms_per_100k": len(before) / switch * 1e5 if switch else 0.0,
             "alarms_after": len(after),
         }
-    default = DEFAULT_DETECTOR if DEFAULT_DETECTOR in names else names[0]
+    default = "gate" if "gate" in names else names[0]
     out["detector"] = default
     out["delay_ticks"] = out["detectors"][default]["delay_ticks"]
     out["false_alarms_per_100k"] = out["detectors"][default]["false_alarms_per_100k"]

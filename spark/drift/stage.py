@@ -25,13 +25,23 @@ from collections import defaultdict
 import numpy as np
 from river._river_rust.drift import AdaptiveWindowing
 
+from spark.drift.breaks import JUMP, BreakSet
+from spark.drift.breaks import KINDS as BREAK_KINDS
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
-from spark.settings import CONFIRMED, CONFIRMED_RULES, DT_SPREAD, DriftSettings, SettingsError
+from spark.settings import (
+    BREAK,
+    CONFIRMED,
+    CONFIRMED_RULES,
+    DT_SPREAD,
+    DriftSettings,
+    SettingsError,
+)
 
-DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin")  # alert label values
+DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin", *BREAK_KINDS)  # alert label values
 _RESTART = -1
+RET = FEATURE_NAMES.index("ret_bp")
 ADWIN_DELTA = 1e-4
 # each confirmed gate rule's members: (feature, window, threshold, check every), and within
 CONFIRMED_GROUPS = {
@@ -88,6 +98,24 @@ class Adwin:
         return self._helper.get_total() / width if width else 0.0
 
 
+def rule_parts(rule: str) -> tuple[str, ...]:
+    """The parts of a SPARK_GATE_RULE value, any of which closes the gate: ``break`` (the jump
+    and frozen detectors), one confirmed rule (``dt_spread``, ``confirmed``), feature names
+    (one PSI each), joined by ``+``."""
+    parts = tuple(p.strip() for p in rule.split("+") if p.strip())
+    unknown = [p for p in parts if p not in (BREAK, *CONFIRMED_RULES, *FEATURE_NAMES)]
+    if not parts or unknown:
+        raise SettingsError(
+            f"SPARK_GATE_RULE must be {BREAK}, {DT_SPREAD}, {CONFIRMED} or a feature name, or "
+            f"several joined by '+' (e.g. {BREAK}+{DT_SPREAD}), not {rule!r}"
+        )
+    if sum(p in CONFIRMED_RULES for p in parts) > 1:
+        raise SettingsError(
+            f"SPARK_GATE_RULE {rule!r}: at most one of {', '.join(CONFIRMED_RULES)}"
+        )
+    return parts
+
+
 class DriftStage:
     def __init__(self, settings: DriftSettings) -> None:
         self.settings = settings
@@ -97,23 +125,20 @@ class DriftStage:
             Detector(index(f), settings.window, settings.threshold, 250) for f in self.watch
         ]
         self.n_info = len(detectors)
-        if settings.rule in CONFIRMED_RULES:
-            members, span = CONFIRMED_GROUPS[settings.rule]
-            detectors += [Detector(index(f), w, t, c, group=0) for f, w, t, c in members]
-            within = [span]
-            self.rule_features = "&".join(m[0] for m in members)
-        else:
-            self.rule_features = settings.rule
-            if settings.rule not in FEATURE_NAMES:
-                raise SettingsError(
-                    f"SPARK_GATE_RULE must be {DT_SPREAD}, {CONFIRMED} or a feature name, "
-                    f"not {settings.rule!r}"
-                )
-            detectors.append(
-                Detector(index(settings.rule), settings.window, settings.threshold, 250)
-            )
-            within = []
+        parts = rule_parts(settings.rule)
+        within: list[int] = []
+        self.rule_features = ""
+        for part in parts:  # the confirmed group's members right after the informational ones
+            if part in CONFIRMED_RULES:
+                members, span = CONFIRMED_GROUPS[part]
+                detectors += [Detector(index(f), w, t, c, group=0) for f, w, t, c in members]
+                within = [span]
+                self.rule_features = "&".join(m[0] for m in members)
+        for part in parts:
+            if part in FEATURE_NAMES:
+                detectors.append(Detector(index(part), settings.window, settings.threshold, 250))
         self.detectors = DetectorSet(detectors, within)
+        self.breaks = BreakSet(settings.breaks) if BREAK in parts else None
         self.gates: dict[str, Gate] = {}
         self.concept: dict[tuple[str, str], Adwin] = {}
 
@@ -131,9 +156,13 @@ class DriftStage:
 
     def grow(self, symbols: int) -> None:
         self.detectors.grow(symbols)
+        if self.breaks is not None:
+            self.breaks.grow(symbols)
 
     def forget(self, slots: np.ndarray, names: list[str]) -> None:
         self.detectors.reset(slots)
+        if self.breaks is not None:
+            self.breaks.reset(slots)
         for name in names:
             self.gates.pop(name, None)
             for key in [k for k in self.concept if k[0] == name]:
@@ -162,6 +191,21 @@ class DriftStage:
             "ts": ts,
         }
 
+    def _break_record(self, symbol: str, ts: int, kind: int, statistic: float) -> dict:
+        b = self.settings.breaks
+        return {
+            "symbol": symbol,
+            "model_id": None,
+            "model_version": None,
+            "detector": BREAK_KINDS[kind],
+            "feature": "ret_bp",
+            "statistic": float(statistic),
+            "threshold": b.jump if kind == JUMP else b.frozen,
+            "window": b.move_span if kind == JUMP else b.rate_span,
+            "severity": "warning",
+            "ts": ts,
+        }
+
     def step(self, *, symbols, slot, ts, x, valid, events, champion, models, reset=None) -> tuple:
         """Alerts and gates over one batch.
 
@@ -175,6 +219,10 @@ class DriftStage:
         tick, det, stat = self.detectors.step(slot, x, valid, reset)
         for i, d, value in zip(tick.tolist(), det.tolist(), stat.tolist(), strict=True):
             alerts[i].append(self._psi_record(symbols[slot[i]], int(ts[i]), d, value))
+        if self.breaks is not None:
+            tick, kind, stat, _ = self.breaks.step(slot, x[:, RET], valid, reset)
+            for i, k, value in zip(tick.tolist(), kind.tolist(), stat.tolist(), strict=True):
+                alerts[i].append(self._break_record(symbols[slot[i]], int(ts[i]), k, value))
         ev_tick, ev_y, ev_p = events
         labels_at: dict[int, list[int]] = defaultdict(list)
         for e, i in enumerate(ev_tick.tolist()):
@@ -288,6 +336,8 @@ class DriftStage:
             for symbol, g in self.gates.items()
         }
         arrays = {f"drift.{k}": a for k, a in enumerate(self.detectors.state)}
+        if self.breaks is not None:
+            arrays["drift.breaks"] = self.breaks.state
         return (
             {"gates": gates},
             arrays,
@@ -296,6 +346,9 @@ class DriftStage:
 
     def restore(self, meta: dict, arrays: dict[str, np.ndarray], concept: bytes) -> None:
         self.detectors.state = tuple(arrays[f"drift.{k}"] for k in range(len(self.detectors.state)))
+        if self.breaks is not None:  # a checkpoint from before the break rule: start warming up
+            fresh = self.breaks._empty(self.detectors.symbols)
+            self.breaks.state = arrays.get("drift.breaks", fresh)
         self.gates = {}
         for symbol, fields_ in meta["gates"].items():
             gate = Gate(symbol)

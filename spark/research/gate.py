@@ -32,33 +32,10 @@ MODEL = "logreg"
 LIMITS = {"max_daily_drawdown": 1e9}
 
 
-def same_level(stream, switch: int):
-    """``stream`` with the prices from ``switch`` on scaled so the mid goes on from where it
-    was: an instrument switch keeps B's returns and spreads in bp but not its price level,
-    which would mark a position carried across the switch from 1.38 (EURUSD) to 180 (IBM)
-    and make millions of PnL out of nothing."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    if not 0 < switch < len(stream):
-        return stream
-    mid = (stream.bid + stream.ask) / 2
-    factor = mid[switch - 1] / mid[switch]
-    if not np.isfinite(factor) or factor <= 0:
-        return stream
-    scaled = {}
-    for name in ("bid", "ask", "last"):
-        column = getattr(stream, name).copy()
-        column[switch:] *= factor
-        scaled[name] = column
-    return replace(stream, **scaled)
-
-
 def measure_gate(task) -> tuple[str, dict]:
     """One stream's backtests: policy -> {"gate": figures, "no_gate": figures}."""
     from spark.backtest.engine import BacktestParams, run_backtest
-    from spark.research.drift import _stream
+    from spark.research.drift import _stream, same_level
 
     name, a, b, kind, before, after = task
     stream, switch = _stream(a, b, kind, before, after)
@@ -90,10 +67,12 @@ def run_gate_effect(
 ) -> dict:
     """Every test-day stream's backtests with and without the gate (module docstring)."""
     from spark.errors import SparkError
-    from spark.research.drift import map_streams, streams
+    from spark.research.drift import LEVEL, map_streams, streams
 
     started = time.monotonic()
-    tasks = [(*s, before, after) for s in streams(root, instruments, "last")]
+    # every pair is levelled here (``same_level``): the drift matrix's levelled pairs would
+    # be the same streams twice
+    tasks = [(*s, before, after) for s in streams(root, instruments, "last") if s[3] != LEVEL]
     if not tasks:
         raise SparkError(f"none of {', '.join(instruments or ())} under {root}")
     results = map_streams(measure_gate, tasks, jobs, on_stream)
