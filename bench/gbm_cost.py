@@ -78,6 +78,20 @@ CONFIGS: dict[str, tuple[int, dict, int, int]] = {
         40_000,
         5_000,
     ),
+    # session 14: the same trees, refit less often (the cost per label is what bounds a
+    # backtest: it waits for every refit)
+    "t30_bin63_s5k_r7500": (
+        30,
+        {"learning_rate": 0.15, "max_bin": 63, "bin_construct_sample_cnt": 5_000},
+        40_000,
+        7_500,
+    ),
+    "t30_bin63_s5k_r10k": (
+        30,
+        {"learning_rate": 0.15, "max_bin": 63, "bin_construct_sample_cnt": 5_000},
+        40_000,
+        10_000,
+    ),
 }
 
 
