@@ -346,7 +346,7 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
         cli,
         ["research", "drift", "--data", str(shared_data), "--instrument", "EURUSD",
          "--instrument", "IBM", "--before", "3000", "--after", "1500", "--jobs", "1", "--json",
-         "--pdf", str(tmp_path / "d.pdf")],
+         "--pdf", str(tmp_path / "d.pdf"), "--day-ticks", "2000"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     matrix = json.loads(result.output)
@@ -367,6 +367,13 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     spread = summary["psi_spread_bp_w2000_t2"]
     assert spread["streams"] == 12 and spread["caught_within_target"] >= 1
     assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
+    # the shipped gate rule on every day-file of the two instruments, no switch in them
+    days = matrix["whole_days"]
+    assert len(days) == 13 + 5 and matrix["gate_rule"] == Settings().drift.rule
+    assert {d["instrument"] for d in days.values()} == {"EURUSD", "IBM"}
+    assert all(d["ticks"] == 2000 for d in days.values())
+    for d in days.values():
+        assert d["false_per_100k"] == sum(d["alarms"].values()) / 2000 * 1e5
     assert len(matrix["train_streams"]) == 12
     assert all(n.startswith("train: ") for n in matrix["train_streams"])
     first_days = {r["switch_tick"] for r in matrix["train_streams"].values()}
