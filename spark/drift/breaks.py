@@ -1,15 +1,18 @@
 """Break detectors per symbol: a jump of the mid and a frozen quote, compiled, over a batch.
 
 Both read one feature, ``ret_bp`` (the mid's log return since the symbol's previous tick),
-and both are scale-free, so a price level alone decides nothing (docs/drift.md, session 14):
+and both are scale-free: a move is measured against the symbol's own moves, so the price
+level does not matter, only a change no ordinary tick makes (docs/drift.md, session 14).
+Same-level switches are the PSI rules' part of the gate.
 
 * **jump**: ``|ret_bp|`` over the symbol's typical move size, an exponentially weighted
   mean of ``|ret_bp|`` over its non-zero moves (span ``move_span`` moves). A feed that
-  switches instrument moves the mid by thousands of typical moves in one tick; the
-  largest jump seen on the train streams before a switch is 82 typical moves.
+  switches instrument moves the mid by thousands of typical moves in one tick. On the
+  real days of ``spark research drift`` no tick before a switch went above 100.
 * **frozen**: the run of ticks without a mid change, times the symbol's rate of mid changes
-  per tick (an exponentially weighted mean over ``rate_span`` ticks): the run in units of
-  the usual gap between moves. It alarms once per run; a move re-arms it.
+  per tick (an exponentially weighted mean over ``rate_span`` ticks, which keeps decaying
+  during the run, so the statistic peaks near rate_span / (2e)): the run in units of the
+  usual gap between moves. It alarms once per run; a move re-arms it.
 
 Neither says anything for the first ``warm`` ticks of a symbol. After a jump alarm the
 symbol starts again (a new instrument has a new move size and rate), so one switch raises

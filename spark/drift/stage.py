@@ -2,19 +2,22 @@
 
 Per symbol (docs/drift.md):
 
-* the gate rule — by default PSI on ``spread_bp`` confirmed by PSI on ``vol_bp`` within
-  250 vectors (``psi_confirmed``); or one PSI on a chosen feature — raises alerts with
-  severity "warning" that close the symbol's gate;
+* the gate rule (``SPARK_GATE_RULE``, parts joined by ``+``, any of which closes the gate;
+  ``rule_parts``) raises alerts with severity "warning" that close the symbol's gate. The
+  default, ``break+dt_spread``: the break detectors (``spark.drift.breaks``: a jump of the
+  mid, a frozen quote; alerts ``jump`` / ``frozen``) or PSI on ``dt_s`` confirmed by PSI
+  on ``spread_bp`` within 1,000 vectors (``psi_confirmed``). Other parts: ``confirmed``
+  (PSI on ``spread_bp`` confirmed by ``vol_bp`` within 250), a feature name (one PSI);
 * one PSI per watched feature (``SPARK_DRIFT_FEATURES``), severity "info";
 * ADWIN (delta 1e-4) on each model's prediction errors |prob_up − label|, per symbol and
   model; the champion's alarms are "warning" with ``concept_gates``, else "info".
 
-Gates follow ``spark.drift.gate.Gate``. For each tick, in order: the PSI alerts, the
-champion's then each challenger's concept alerts, then the gate sees the warnings and the
-champion's labels resolved at that tick; a GateState record is produced when the gate
-moved or a warning came. ``allowed`` (may the tick's signal pass?) is the gate's state
-after that. Signals the gate holds back are counted in the gate (``suppressed``) by
-``count_suppressed`` once the policy has run.
+Gates follow ``spark.drift.gate.Gate``. For each tick, in order: the PSI alerts, the break
+alerts, the champion's then each challenger's concept alerts, then the gate sees the
+warnings and the champion's labels resolved at that tick; a GateState record is produced
+when the gate moved or a warning came. ``allowed`` (may the tick's signal pass?) is the
+gate's state after that. Signals the gate holds back are counted in the gate
+(``suppressed``) by ``count_suppressed`` once the policy has run.
 """
 
 from __future__ import annotations
