@@ -167,7 +167,7 @@ def measure(task) -> tuple[str, dict]:
         )
         alarms: dict[str, list[int]] = {}
         first = (window, threshold) == GRID[0]
-        if first:  # ret_bp as the pipeline saw it (ticks the price screen refused: none)
+        if first:  # ret_bp as the pipeline saw it (a tick the price screen refused: unseen)
             ret, seen = np.zeros(len(stream)), np.zeros(len(stream), np.bool_)
         for lo, idx, result in OfflineRun(settings, partitions=1).run(stream):
             if first:

@@ -1,17 +1,17 @@
 """The drift gate's effect on PnL across switches (issue 16 point 3: "the gate's effect on
 PnL across the switches reported"); the report is docs/gate-effect.md.
 
-The streams are those of ``spark research drift`` on the test days (each instrument's
-last day-file): every ordered pair of instruments, A then B under one symbol (B's prices
-scaled to go on from A's last mid, ``same_level``: PnL across a jump from 1.38 to 180
-would be an artefact), and the synthetic switches of real days (volatility x3, spread
-x3, a drifting mid, a frozen feed). Each runs through ``run_backtest`` — the live
-pipeline with the paper executor — twice per policy: with the shipped gate (rule
-``psi_confirmed``) and without a gate, everything else the shipped defaults but the
-model (logreg: gbm's refits would make the 160 backtests take half an hour here) and the
-daily drawdown limit (lifted: it stops the band policy before most switches, and then no
-gate can change anything). Two policies: the cost-aware default (``min_edge`` 4 x cost)
-and the band policy (``min_edge`` 0, which trades every band crossing), since the
+The streams are those of ``spark research drift`` on the test days (each instrument's last
+day-file): every ordered pair of instruments, A then B under one symbol (B's prices scaled
+to go on from A's last mid, ``same_level``: PnL across a jump from 1.38 to 180 would be an
+artefact), and the synthetic switches of real days (volatility x3, spread x3, a drifting
+mid, a frozen feed). Each runs through ``run_backtest`` — the live pipeline with the paper
+executor — twice per policy: with the shipped gate (the default ``SPARK_GATE_RULE``,
+``break+dt_spread`` since session 14) and without a gate, everything else the shipped
+defaults but the model (logreg: gbm's refits would make the 160 backtests take half an hour
+here) and the daily drawdown limit (lifted: it stops the band policy before most switches,
+and then no gate can change anything). Two policies: the cost-aware default (``min_edge`` 4
+x cost) and the band policy (``min_edge`` 0, which trades every band crossing), since the
 default trades little and a gate cannot change the PnL of a policy that does not trade.
 
 Per stream and policy: net PnL, fills and fees with and without the gate, and the signals
