@@ -120,3 +120,32 @@ def test_frozen_statistic_counts_gaps_between_moves():
     assert kind.tolist() == [FROZEN] and JUMP not in kind.tolist()
     assert 100_000 + 28 <= tick[0] <= 100_000 + 32  # 15 gaps of ~2 ticks, the rate decaying
     assert stats[-1, FROZEN] == pytest.approx(40 * 0.5 * (1 - 2 / 10_001) ** 40, rel=0.05)
+
+
+def test_a_checkpoint_carries_the_break_detectors_on(switches):
+    """Cut in the middle of the frozen quote: the restored pipeline raises the same frozen
+    and jump alarms as the one that went on; a checkpoint from before the break detectors
+    restores them fresh (warming up)."""
+    from spark.drift.stage import DriftStage
+    from spark.stream import checkpoint
+
+    stream, frozen_at, _ = switches
+    settings = replace(Settings().with_models(model="logreg"), trading=False)
+    key = b"k" * 32
+    cut = frozen_at + 20  # before the frozen alarm (about 50 ticks in on EURUSD)
+    original = SignalPipeline(settings)
+    original.step(stream.take(0, cut))
+    restored, _ = checkpoint.decode(checkpoint.encode(original, 0, cut - 1, key), key, 0)
+    rest = stream.take(cut, len(stream))
+    a, b = original.step(rest), restored.step(rest)
+    kinds = [(i, x["detector"]) for i, x in a.alerts if x["detector"] in KINDS]
+    assert [k for _, k in kinds] == ["frozen", "jump"]
+    assert kinds == [(i, x["detector"]) for i, x in b.alerts if x["detector"] in KINDS]
+    meta, arrays, concept = original.drift.state()
+    assert "drift.breaks" in arrays
+    del arrays["drift.breaks"]
+    old = DriftStage(settings.drift)
+    old.grow(original.drift.detectors.symbols)
+    old.restore(meta, arrays, concept)
+    assert old.breaks.state.shape == original.drift.breaks.state.shape
+    assert (old.breaks.state == BreakSet._empty(old.breaks.symbols)).all()
