@@ -81,6 +81,8 @@ def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json, pdf)
             else f"delay {d['delay_ticks']:,} ticks ({d['delay_s']:.0f}s)"
         )
         mark = " (default)" if name == result["detector"] else ""
+        if name == "gate":
+            mark += f": the gate rule {d['watches']}"
         click.echo(
             f"  {name:14} {delay}, {d['false_alarms_per_100k']:.1f} false alarms "
             f"per 100k ticks{mark}"
