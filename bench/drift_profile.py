@@ -1,0 +1,96 @@
+"""A probe for the next drift rule: statistics normalised by the instrument's time of day.
+
+    .venv/bin/python bench/drift_profile.py [DATA]
+
+`bench/drift_ratios.py` shows that on FX days the spread and move-size statistics move
+with the trading sessions more than a x3 switch moves them. This probe asks whether a
+profile learnt on an earlier day takes the sessions out. For each instrument, it computes
+the median of each statistic per 30-minute bucket of the day (UTC) on its first day-file:
+
+* spread: the fast EW mean of log spread (200 ticks);
+* move: the fast EW mean of log |move| (20 moves).
+
+On the `spark research drift` test streams (each instrument's last day: volatility x3,
+spread x3 and pairs at the same level), it subtracts the profile of the tick's bucket. It
+prints the largest residual before the switch and in the 2,000 ticks after it, and the
+largest residual on the first day itself, which is a threshold chosen without the test
+day. Nothing here is shipped (docs/drift.md, session 14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET_US = 1800 * 10**6
+DAY_US = 86_400 * 10**6
+
+
+def fast_stats(bid: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mid = (bid + ask) / 2
+    log_spread = np.log(np.maximum((ask - bid) / mid, 1e-7))
+    move = np.abs(np.diff(np.log(mid), prepend=np.log(mid[0])))
+    a, b = 2 / 201, 2 / 21
+    spread, size = np.empty(len(mid)), np.full(len(mid), np.nan)
+    x, m = log_spread[0], np.nan
+    for i in range(len(mid)):
+        x += a * (log_spread[i] - x)
+        spread[i] = x
+        if move[i] > 0:
+            lm = np.log(move[i])
+            m = lm if np.isnan(m) else m + b * (lm - m)
+        size[i] = m
+    return spread, size
+
+
+def residuals(ts, spread, size, profile) -> tuple[np.ndarray, np.ndarray]:
+    bucket = (ts % DAY_US) // BUCKET_US
+    base = np.array([profile.get(int(k), (np.nan, np.nan)) for k in bucket])
+    return spread - base[:, 0], size - base[:, 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args()
+    from spark.research.drift import _stream, streams
+    from spark.research.select import find_days, load_day
+
+    first = {}
+    for day in find_days(args.data):
+        first.setdefault(day.instrument, day)
+    profiles, limits = {}, {}
+    for name, day in first.items():
+        batch = load_day(day, 10**12)
+        spread, size = fast_stats(batch.bid, batch.ask)
+        bucket = (batch.ts % DAY_US) // BUCKET_US
+        profiles[name] = {
+            int(k): (np.nanmedian(spread[bucket == k]), np.nanmedian(size[bucket == k]))
+            for k in np.unique(bucket)
+        }
+        rs, rm = residuals(batch.ts, spread, size, profiles[name])
+        limits[name] = max(np.nanmax(rs[5_000:]), np.nanmax(rm[5_000:]))
+        print(f"{name}: largest residual on its first day {limits[name]:.2f}")
+    print("| stream | before the switch | after it | first-day limit | caught, no false alarm |")
+    print("|---|---:|---:|---:|---|")
+    for name, a, b, kind in streams(args.data, None, "last"):
+        if kind not in ("spread_x3", "vol_x3", "same_level"):
+            continue
+        stream, switch = _stream(a, b, kind, 50_000, 20_000)
+        rs, rm = residuals(stream.ts, *fast_stats(stream.bid, stream.ask), profiles[a.instrument])
+        column = rs if kind == "spread_x3" else (rm if kind == "vol_x3" else np.fmax(rs, rm))
+        before = np.nanmax(column[5_000:switch])
+        after = np.nanmax(column[switch : switch + 2_000])
+        limit = limits[a.instrument]
+        ok = after > limit >= before
+        print(f"| {name} | {before:.2f} | {after:.2f} | {limit:.2f} | {'yes' if ok else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()
