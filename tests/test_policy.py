@@ -364,6 +364,11 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     assert f"chosen: {chosen['rule']}" in summary and len(summary) == 7 * 4 + 2 + 1
     assert chosen["train"]["streams"] == chosen["test"]["streams"] == 12
     assert chosen["train"]["worst_false_per_100k"] <= 1.0  # the protocol's first condition
+    kinds = matrix["chosen_by_kind"]
+    assert {k: f["streams"] for k, f in kinds.items()} == {
+        "pair": 2, "same_level": 2, "vol_x3": 2, "spread_x3": 2, "mid_drift": 2, "frozen": 2
+    }  # fmt: skip
+    assert sum(f["caught"] for f in kinds.values()) == chosen["test"]["caught_within_target"]
     spread = summary["psi_spread_bp_w2000_t2"]
     assert spread["streams"] == 12 and spread["caught_within_target"] >= 1
     assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")

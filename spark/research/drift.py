@@ -197,6 +197,7 @@ def measure(task) -> tuple[str, dict]:
     return name, {
         "switch_tick": switch,
         "ticks": len(stream),
+        "kind": kind,
         "detectors": rows,
         "breaks": break_alarms(ret, seen),
     }
@@ -325,6 +326,14 @@ def run_matrix(
             del row["breaks"]
     for r in breaks:
         del r["alarms"]
+    by_kind: dict[str, dict[str, int]] = {}
+    for row in test.values():  # the chosen rule on the test streams, per kind of switch
+        figures = by_kind.setdefault(row["kind"], {"streams": 0, "caught": 0, "false": 0})
+        found = row["detectors"][f"chosen: {chosen['rule']}"]
+        delay = found["delay_ticks"]
+        figures["streams"] += 1
+        figures["caught"] += delay is not None and delay <= TARGET_DELAY
+        figures["false"] += found["false_per_100k"] > TARGET_FA
     return {
         "streams": test,
         "train_streams": train,
@@ -332,6 +341,7 @@ def run_matrix(
         "train_summary": summarise(train),
         "combined": rules,
         "breaks": breaks,
+        "chosen_by_kind": by_kind,
         "whole_days": whole_days,
         "gate_rule": Settings().drift.rule,
         "settings": {
@@ -541,6 +551,17 @@ def markdown(m: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += [_rule_row(r) for r in m.get("breaks", [])]
+    if m.get("chosen_by_kind"):
+        lines += [
+            "",
+            "The first rule on the test streams, by kind of switch:",
+            "",
+            "| switch | caught <= 2,000 | streams over the false-alarm target |",
+            "|---|---:|---:|",
+        ]
+        for kind, f in m["chosen_by_kind"].items():
+            label = {"pair": "instrument pairs", LEVEL: "pairs at the same level"}.get(kind, kind)
+            lines.append(f"| {label} | {f['caught']}/{f['streams']} | {f['false']} |")
     days = m.get("whole_days", {})
     if days:
         kinds = sorted({k for day in days.values() for k in day["alarms"]})
