@@ -140,6 +140,17 @@ def _stream(a: Day, b: Day | None, kind: str, before: int, after: int) -> tuple[
     return stream, switch
 
 
+def detection(alarms: list[int], switch: int) -> dict:
+    """A rule's alarm ticks on one stream: the delay (ticks from the switch to the first
+    alarm at or after it; None: no alarm) and the false alarms per 100k ticks before it."""
+    later = [t for t in alarms if t >= switch]
+    return {
+        "delay_ticks": later[0] + 1 - switch if later else None,
+        "false_per_100k": sum(1 for t in alarms if t < switch) / switch * 1e5,
+        "alarms": alarms,
+    }
+
+
 def measure(task) -> tuple[str, dict]:
     """Every detector's delay and false alarms on one stream, for each (window, threshold)."""
     from spark.features.kernel import FEATURE_NAMES
@@ -186,14 +197,7 @@ def measure(task) -> tuple[str, dict]:
         if (window, threshold) == GRID[0]:
             keys += ["psi_confirmed (spread_bp & vol_bp)", "adwin"]
         for key in keys:
-            found = alarms.get(key, [])
-            false = sum(1 for t in found if t < switch)
-            later = [t for t in found if t >= switch]
-            rows[key] = {
-                "delay_ticks": later[0] + 1 - switch if later else None,
-                "false_per_100k": false / switch * 1e5,
-                "alarms": found,
-            }
+            rows[key] = detection(alarms.get(key, []), switch)
     return name, {
         "switch_tick": switch,
         "ticks": len(stream),
@@ -314,15 +318,8 @@ def run_matrix(
     chosen = breaks[0]
     for rows in (train, test):  # the chosen rule beside the single detectors
         for row in rows.values():
-            found = chosen["alarms"](row)
-            later = [t for t in found if t >= row["switch_tick"]]
-            row["detectors"][f"chosen: {chosen['rule']}"] = {
-                "delay_ticks": later[0] + 1 - row["switch_tick"] if later else None,
-                "false_per_100k": sum(1 for t in found if t < row["switch_tick"])
-                / row["switch_tick"]
-                * 1e5,
-                "alarms": found,
-            }
+            found = detection(chosen["alarms"](row), row["switch_tick"])
+            row["detectors"][f"chosen: {chosen['rule']}"] = found
             del row["breaks"]
     for r in breaks:
         del r["alarms"]
@@ -376,12 +373,11 @@ def _score(results: dict[str, dict], alarms_of) -> dict:
     caught = missed = 0
     false = []
     for row in results.values():
-        found, switch = alarms_of(row), row["switch_tick"]
-        later = [t for t in found if t >= switch]
-        delay = later[0] + 1 - switch if later else None
+        found = detection(alarms_of(row), row["switch_tick"])
+        delay = found["delay_ticks"]
         caught += delay is not None and delay <= TARGET_DELAY
         missed += delay is None
-        false.append(sum(1 for t in found if t < switch) / switch * 1e5)
+        false.append(found["false_per_100k"])
     return {
         "caught_within_target": caught,
         "missed": missed,
