@@ -33,20 +33,11 @@ DAY_US = 86_400 * 10**6
 
 
 def fast_stats(bid: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mid = (bid + ask) / 2
-    log_spread = np.log(np.maximum((ask - bid) / mid, 1e-7))
-    move = np.abs(np.diff(np.log(mid), prepend=np.log(mid[0])))
-    a, b = 2 / 201, 2 / 21
-    spread, size = np.empty(len(mid)), np.full(len(mid), np.nan)
-    x, m = log_spread[0], np.nan
-    for i in range(len(mid)):
-        x += a * (log_spread[i] - x)
-        spread[i] = x
-        if move[i] > 0:
-            lm = np.log(move[i])
-            m = lm if np.isnan(m) else m + b * (lm - m)
-        size[i] = m
-    return spread, size
+    """The fast EW means of log spread and log |move| (``bench/drift_ratios.py``)."""
+    from bench.drift_ratios import ew_means
+
+    fast_spread, _, fast_move, _ = ew_means(bid, ask)
+    return fast_spread, fast_move
 
 
 def residuals(ts, spread, size, profile) -> tuple[np.ndarray, np.ndarray]:

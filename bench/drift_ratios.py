@@ -31,20 +31,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def ratios(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
-    """Per tick: (spread, move) statistics of the module docstring (NaN before a move)."""
+def ew_means(bid: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per tick: the fast EW mean of log spread (200 ticks), the slow one (10,000) before the
+    tick, the fast EW mean of log |move| (20 moves) and the slow one (500) before the tick
+    (NaN before the first move)."""
     n = len(bid)
-    out = np.full((n, 2), np.nan)
     mid = (bid + ask) / 2
     log_spread = np.log(np.maximum((ask - bid) / mid, 1e-7))
+    fast_spread, slow_spread = np.empty(n), np.empty(n)
+    fast_move, slow_move = np.full(n, np.nan), np.full(n, np.nan)
     fast = slow = log_spread[0]
+    fast_spread[0] = slow_spread[0] = fast
     a_fast, a_slow = 2 / 201, 2 / 10_001
     m_fast = m_slow = 0.0
     b_fast, b_slow = 2 / 21, 2 / 501
     moves = 0
     for t in range(1, n):
         fast += a_fast * (log_spread[t] - fast)
-        out[t, 0] = fast - slow
+        fast_spread[t], slow_spread[t] = fast, slow
         slow += a_slow * (log_spread[t] - slow)
         a = abs(math.log(mid[t] / mid[t - 1]))
         if a > 0:
@@ -52,11 +56,19 @@ def ratios(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
             if moves == 0:
                 m_fast = m_slow = la
             m_fast += b_fast * (la - m_fast)
-            out[t, 1] = m_fast - m_slow
+            fast_move[t], slow_move[t] = m_fast, m_slow
             m_slow += b_slow * (la - m_slow)
             moves += 1
         elif moves:
-            out[t, 1] = m_fast - m_slow
+            fast_move[t], slow_move[t] = m_fast, m_slow
+    return fast_spread, slow_spread, fast_move, slow_move
+
+
+def ratios(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """Per tick: (spread, move) statistics of the module docstring (NaN before a move)."""
+    fast_spread, slow_spread, fast_move, slow_move = ew_means(bid, ask)
+    out = np.column_stack([fast_spread - slow_spread, fast_move - slow_move])
+    out[0] = np.nan
     return out
 
 
