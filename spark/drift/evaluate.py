@@ -29,7 +29,7 @@ from spark.settings import BREAK, CONFIRMED_RULES, DT_SPREAD, Settings
 
 # name -> what identifies its alerts: (detector names, feature)
 DETECTORS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "gate": ((), None),  # the settings' gate rule: whichever of its parts alarms
+    "gate": ((), None),  # the settings' gate rule, whichever of its parts alarms (drift_eval)
     "break": (("jump", "frozen"), "ret_bp"),
     "psi_confirmed": (("psi_confirmed",), None),  # the confirmed rule, whichever it is
     "psi_spread": (("psi",), "spread_bp"),
@@ -74,16 +74,15 @@ def drift_eval(
     stream = one_stream(first, then)
     switch, count = len(first), len(stream)
     switch_ts = int(stream.ts[switch]) if switch < count else None
-    gating = {"jump", "frozen"} if BREAK in parts else set()
+    gating = ("jump", "frozen") if BREAK in parts else ()
     if any(p in CONFIRMED_RULES for p in parts):
-        gating.add("psi_confirmed")
+        gating += ("psi_confirmed",)
+    # name -> (its alerts' detector names, feature); the gate row: whatever the rule gates on
+    matchers = {n: (gating, None) if n == "gate" else DETECTORS[n] for n in names}
     alarms: dict[str, list[tuple[int, int]]] = {n: [] for n in names}
     for lo, idx, result in OfflineRun(settings).run(stream):
         for i, alert in result.alerts:
-            for name in names:
-                detector, feature = DETECTORS[name]
-                if name == "gate":
-                    detector = gating
+            for name, (detector, feature) in matchers.items():
                 if alert["detector"] in detector and feature in (None, alert["feature"]):
                     alarms[name].append((int(lo + idx[i]), alert["ts"]))
     out = {"ticks_before": switch, "ticks_after": count - switch, "detectors": {}}
