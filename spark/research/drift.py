@@ -207,12 +207,13 @@ def measure(task) -> tuple[str, dict]:
     }
 
 
-def break_key(spans: tuple[int, int, int], jump: float, frozen: float) -> str:
-    warm, moves, rate = spans
+def break_name(setting: tuple) -> str:
+    """A break setting ((warm, move span, rate span), jump, frozen) as the report names it."""
+    (warm, moves, rate), jump, frozen = setting
     return f"jump>{jump:g} or frozen>{frozen:g} (warm {warm}, moves {moves}, rate {rate})"
 
 
-def break_alarms(ret: np.ndarray, valid: np.ndarray) -> dict[str, list[int]]:
+def break_alarms(ret: np.ndarray, valid: np.ndarray) -> dict[tuple, list[int]]:
     """Alarm ticks of the break detectors (``spark.drift.breaks``, the live kernel) for every
     setting of BREAK_SPANS x JUMP_THRESHOLDS x FROZEN_THRESHOLDS, on a stream's ``ret_bp``
     as the pipeline computed it (``valid``: the ticks it had a feature row for)."""
@@ -227,7 +228,7 @@ def break_alarms(ret: np.ndarray, valid: np.ndarray) -> dict[str, list[int]]:
                 detectors = BreakSet(BreakSettings(jump, frozen, moves, rate, warm))
                 detectors.grow(1)
                 tick = detectors.step(slot, ret, valid)[0]
-                out[break_key(spans, jump, frozen)] = tick.tolist()
+                out[(spans, jump, frozen)] = tick.tolist()
     return out
 
 
@@ -427,8 +428,7 @@ def break_rules(train: dict[str, dict], test: dict[str, dict], keep: int = 10) -
     a, b, within = DT_SPREAD_MEMBERS
     scored = []
     for key in next(iter(train.values()))["breaks"]:
-        words = key.split()  # jump>J or frozen>F (...)
-        jump, frozen = float(words[0].split(">")[1]), float(words[2].split(">")[1])
+        _, jump, frozen = key
         for with_pair in (False, True):
 
             def alarms(row, key=key, with_pair=with_pair):
@@ -449,7 +449,7 @@ def break_rules(train: dict[str, dict], test: dict[str, dict], keep: int = 10) -
                 jump,
                 frozen,
             )
-            name = f"{key} or dt_spread" if with_pair else key
+            name = break_name(key) + (" or dt_spread" if with_pair else "")
             scored.append((rank, name, alarms, figures))
     scored.sort(key=lambda x: x[0], reverse=True)
     return [
