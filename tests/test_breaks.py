@@ -54,8 +54,10 @@ def test_compiled_break_detectors_equal_the_readable_one(switches):
     compiled = BreakSet(settings)
     compiled.grow(1)
     got = []
-    for lo in range(0, len(stream), 777):  # in batches: the state spans them
-        hi = min(lo + 777, len(stream))
+    rows = len(ret)  # the ticks the price screen kept (it refuses 19 after the switch)
+    assert rows == len(result.valid) < len(stream)
+    for lo in range(0, rows, 777):  # in batches: the state spans them
+        hi = min(lo + 777, rows)
         tick, kind, stat, _ = compiled.step(
             np.zeros(hi - lo, np.int64), ret[lo:hi], result.valid[lo:hi]
         )
@@ -64,6 +66,8 @@ def test_compiled_break_detectors_equal_the_readable_one(switches):
             for t, k, v in zip(tick.tolist(), kind.tolist(), stat, strict=True)
         ]
     assert [(i, k) for i, k, _ in got] == [(i, k) for i, k, _ in expected]
+    with pytest.raises(ValueError, match="per tick"):  # the kernel would read past the end
+        compiled.step(np.zeros(3, np.int64), ret[:2], result.valid[:3])
     assert np.allclose([v for *_, v in got], [v for *_, v in expected], rtol=1e-12)
     kinds = {k: [i for i, kk, _ in got if kk == k] for k in KINDS}
     assert kinds["jump"] and kinds["jump"][-1] == ibm_at  # the instrument switch, at once

@@ -120,6 +120,9 @@ class BreakSet:
         """(tick, kind (JUMP/FROZEN), statistic) of every alarm, and every tick's
         statistics (n × 2)."""
         n = len(slot)
+        if not len(ret) == len(valid) == n or (reset is not None and len(reset) != n):
+            # the kernel does not check bounds: a short array would be read past its end
+            raise ValueError(f"one slot, ret and valid per tick: {n}, {len(ret)}, {len(valid)}")
         stats = np.zeros((n, 2))
         tick, kind, value = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
         reset = np.zeros(n, np.bool_) if reset is None else reset
