@@ -76,7 +76,13 @@ def train_and_register(batch: TickBatch, settings: Settings, on_tick=None) -> Re
             "model_id": model,
             "version": version,
             "role": role,
-            "config_json": json.dumps({"model": model, "horizon_s": settings.models.horizon_s}),
+            "config_json": json.dumps(
+                {
+                    "model": model,
+                    "horizon_s": settings.models.horizon_s,
+                    "horizon_moves": settings.models.horizon_moves,
+                }
+            ),
             "metrics": metrics,
             "snapshot": pack(meta, arrays),
             "created": int(time.time() * 1e6),

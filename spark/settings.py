@@ -11,6 +11,8 @@ variable                       meaning                                         d
 SPARK_MODEL                    champion learner: gbm or logreg                  gbm
 SPARK_CHALLENGERS              learners run in shadow, comma-separated          (none)
 SPARK_HORIZON_S                label horizon, seconds                           1.0
+SPARK_HORIZON_MOVES            > 0: label horizon in event time instead, this   0
+                               many moves of the symbol's mid (docs/ml.md)
 SPARK_SIGNAL_BAND              signal band around 0.5                           0.1
 SPARK_MIN_EDGE                 cost-aware policy: enter only where the          4
                                predicted edge >= this x (spread + 2 fees);
@@ -90,11 +92,39 @@ class SettingsError(SparkError):
     """A setting with a value that cannot be used."""
 
 
+def parse_horizon(text: str) -> dict:
+    """A label horizon as people write it: seconds ("1", "0.5s") or mid moves in event time
+    ("1move", "3 moves", "2mv"); the ModelSettings fields it sets. ValueError says why not.
+
+    >>> parse_horizon("2s"), parse_horizon("1 move")
+    ({'horizon_s': 2.0, 'horizon_moves': 0}, {'horizon_moves': 1})
+    """
+    raw = str(text).strip().lower().replace(" ", "")
+    for unit in ("moves", "move", "mv"):
+        if raw.endswith(unit):
+            count = raw.removesuffix(unit)
+            if count.isdigit() and 0 < int(count) <= 1_000:
+                return {"horizon_moves": int(count)}
+            raise ValueError(f"{text!r}: the moves must be a whole number from 1 to 1000")
+    try:
+        seconds = float(raw.removesuffix("s"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a horizon: seconds (1, 0.5s) or mid moves (1move, 3moves)"
+        ) from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{text!r}: the seconds must be a positive number")
+    return {"horizon_s": seconds, "horizon_moves": 0}
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     model: str = DEFAULT_MODEL
     challengers: tuple[str, ...] = ()
     horizon_s: float = 1.0
+    # > 0: labels in event time instead, the sign of the mid after this many moves of the
+    # symbol's mid (spark.pipeline.core); horizon_s is then unused by the labels
+    horizon_moves: int = 0
     band: float = 0.1
     # the cost-aware policy (spark.ml.signals), as `spark research select` chose on train
     # days (docs/policy.md, docs/selection.md); min_edge 0: the band policy alone
@@ -115,6 +145,11 @@ class ModelSettings:
         if not (self.horizon_s > 0 and math.isfinite(self.horizon_s)):
             raise SettingsError(
                 f"the horizon must be a positive number of seconds, not {self.horizon_s!r}"
+            )
+        if not 0 <= self.horizon_moves <= 1_000:
+            raise SettingsError(
+                "SPARK_HORIZON_MOVES must be between 0 (labels in seconds) and 1000, "
+                f"not {self.horizon_moves!r}"
             )
         if not 0 < self.band < 0.5:
             raise SettingsError(f"the signal band must be between 0 and 0.5, not {self.band!r}")
@@ -137,6 +172,23 @@ class ModelSettings:
     @property
     def horizon_us(self) -> int:
         return round(self.horizon_s * 1e6)
+
+    @property
+    def horizon_ms(self) -> int:
+        """The prediction record's ``horizon_ms``: 0 for labels in event time."""
+        return 0 if self.horizon_moves else round(self.horizon_s * 1000)
+
+    @property
+    def horizon_name(self) -> str:
+        """The labels' horizon for people: "1s", "1 move", "3 moves"."""
+        k = self.horizon_moves
+        return f"{k} move{'s' if k > 1 else ''}" if k else f"{self.horizon_s:g}s"
+
+    @property
+    def label_horizon(self) -> int:
+        """The labels' horizon as the compiled loop takes it: microseconds, or minus the
+        number of mid moves in event time."""
+        return -self.horizon_moves if self.horizon_moves else self.horizon_us
 
 
 @dataclass(frozen=True)
@@ -225,6 +277,7 @@ class Settings:
             model=env.get("SPARK_MODEL", DEFAULT_MODEL).strip() or DEFAULT_MODEL,
             challengers=challengers,
             horizon_s=read.number("SPARK_HORIZON_S", 1.0),
+            horizon_moves=read.whole("SPARK_HORIZON_MOVES", 0),
             band=read.number("SPARK_SIGNAL_BAND", 0.1),
             min_edge=read.number("SPARK_MIN_EDGE", ModelSettings.min_edge),
             min_hold_s=read.number("SPARK_MIN_HOLD_S", ModelSettings.min_hold_s),

@@ -52,13 +52,16 @@ def test_feature_state_is_a_fixed_size_row_per_symbol():
     assert f.nbytes + i.nbytes < 1000
 
 
-def labels_of(ticks: list[tuple[int, float]], horizon_us: int) -> list[tuple[int, int]]:
+def labels_of(
+    ticks: list[tuple[int, float]], horizon_us: int = 1, moves: int = 0
+) -> list[tuple[int, int]]:
     """(index of the tick the label belongs to, label) resolved over one-symbol mids."""
     settings = Settings(gate=False, trading=False).with_models(
-        model="logreg", horizon_s=horizon_us / 1e6
+        model="logreg", horizon_s=horizon_us / 1e6, horizon_moves=moves
     )
     batch = TickBatch.from_ticks(Tick("X", 1_000_000 + ts, bid=mid, ask=mid) for ts, mid in ticks)
     result = SignalPipeline(settings).step(batch)
+    assert result.ties + len(result.labels) <= len(batch)
     # which queued vector each label belongs to: the oldest pending ones resolve first
     queued, out = [], []
     for i in range(len(batch)):
@@ -78,6 +81,23 @@ def test_delayed_labels_use_the_mid_prevailing_at_the_horizon():
     assert resolved == [(0, 1), (1, 0), (2, 1), (3, 0), (4, 1)]
 
 
+def test_labels_in_event_time_compare_the_mid_after_the_next_moves():
+    # (ts, mid); the clock plays no part: a vector's label is the sign of the mid after the
+    # symbol's mid has moved `moves` times since it, known at that tick
+    ticks = [(0, 1.0), (1, 1.0), (2, 1.1), (3, 1.1), (4, 1.0), (5, 1.2), (6, 1.2), (9, 1.2)]
+    # one move: t0, t1 resolve at t2 (1.1: up); t2, t3 at t4 (down); t4 at t5 (up); t5,
+    # t6, t7 wait for a move
+    assert labels_of(ticks, moves=1) == [(0, 1), (1, 1), (2, 0), (3, 0), (4, 1)]
+    stretched = [(ts * 10**6, mid) for ts, mid in ticks]  # seconds apart, not microseconds
+    assert labels_of(stretched, horizon_us=1, moves=1) == labels_of(ticks, moves=1)
+    # two moves: t0, t1 resolve at t4 (1.0 again: ties, no label); t2, t3 at t5 (1.2: up)
+    settings = Settings(gate=False, trading=False).with_models(model="logreg", horizon_moves=2)
+    batch = TickBatch.from_ticks(Tick("X", 1_000_000 + ts, bid=mid, ask=mid) for ts, mid in ticks)
+    result = SignalPipeline(settings).step(batch)
+    assert result.ties == 2
+    assert result.labels.tick.tolist() == [5, 5] and result.labels.y.tolist() == [1, 1]
+
+
 def test_label_ties_are_skipped():
     settings = Settings(gate=False, trading=False).with_models(model="logreg", horizon_s=5e-6)
     batch = TickBatch.from_ticks(Tick("X", 1_000_000 + ts, bid=1.0, ask=1.0) for ts in (0, 1, 100))
@@ -85,13 +105,18 @@ def test_label_ties_are_skipped():
     assert len(result.labels) == 0 and result.ties == 2
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_no_look_ahead_changing_the_future_never_changes_past_predictions(name):
+@pytest.mark.parametrize(("name", "moves"), [*((m, 0) for m in MODEL_NAMES), ("gbm", 1)])
+def test_no_look_ahead_changing_the_future_never_changes_past_predictions(name, moves):
     ticks = real_ticks(6000)
     cut = 4000
     future = [Tick(t.symbol, t.ts, bid=t.bid * 1.01, ask=t.ask * 1.02) for t in ticks[cut:]]
     settings = SCORING.with_models(
-        model=name, horizon_s=2.0, gbm_window=1000, gbm_refit=400, gbm_swap=100
+        model=name,
+        horizon_s=2.0,
+        horizon_moves=moves,
+        gbm_window=1000,
+        gbm_refit=400,
+        gbm_swap=100,
     )
 
     def predictions(stream):
@@ -172,6 +197,12 @@ def test_model_eval_cli_json(shared_data):
     direct = evaluate(batch, Settings.from_env().with_models(model="logreg", horizon_s=2.0))
     assert (out["n"], out["auc"]) == (direct.n, direct.auc)  # the CLI runs exactly that code
     assert out["ticks"] == direct.ticks == 7_851  # every valid tick of the day
+    # in event time: every vector but the last few gets a label, and none is a tie
+    moves = CliRunner().invoke(cli, [*args[:-1], "1 move", "--model", "logreg", "--json"])
+    out = json.loads(moves.output.strip().splitlines()[-1])
+    direct = evaluate(batch, Settings.from_env().with_models(model="logreg", horizon_moves=1))
+    assert (out["n"], out["auc"], out["horizon"]) == (direct.n, direct.auc, "1 move")
+    assert out["ties"] == 0 and 7_800 < out["n"] < 7_851 and out["horizon_moves"] == 1
 
 
 def test_model_eval_cli_errors_are_one_line(tmp_path):
@@ -187,6 +218,12 @@ def test_model_eval_cli_errors_are_one_line(tmp_path):
         cli, ["model", "eval", "--data", str(BUNDLED), "--format", "lean-quote", "--model", "gpt"]
     )
     assert result.exit_code == 2 and "gpt" in result.output
+    for bad in ("0moves", "soon", "-1"):
+        result = CliRunner().invoke(
+            cli,
+            ["model", "eval", "--data", str(BUNDLED), "--format", "lean-quote", "--horizon", bad],
+        )
+        assert result.exit_code == 2 and "Invalid value for '--horizon'" in result.output, bad
 
 
 def test_model_eval_per_file_carries_the_model_and_scores_each_day(shared_data):

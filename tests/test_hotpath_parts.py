@@ -393,12 +393,13 @@ def test_observe_many_equals_observe_one_by_one():
 
 
 # --- checkpoints -----------------------------------------------------------------------------
-def test_checkpoint_restores_a_pipeline_that_carries_on_identically():
+@pytest.mark.parametrize("moves", [0, 2])  # labels in clock time, in event time
+def test_checkpoint_restores_a_pipeline_that_carries_on_identically(moves):
     from spark.stream import checkpoint
 
     key = b"k" * 32
     batch = real_batch(4000)
-    settings = Settings().with_models(model="logreg")  # gates on, trading on
+    settings = Settings().with_models(model="logreg", horizon_moves=moves)  # gates, trading on
     first, second = batch.take(0, 2500), batch.take(2500, len(batch))
     original = SignalPipeline(settings)
     original.step(first)
@@ -407,6 +408,8 @@ def test_checkpoint_restores_a_pipeline_that_carries_on_identically():
     assert offset == 2499
     a, b = original.step(second), restored.step(second)
     assert np.array_equal(a.probs, b.probs) and np.array_equal(a.features, b.features)
+    assert np.array_equal(a.labels.tick, b.labels.tick) and len(a.labels) > 1_000
+    assert np.array_equal(a.labels.y, b.labels.y)
     assert a.signals == b.signals and a.executions == b.executions and a.gates == b.gates
 
 

@@ -47,6 +47,7 @@ class BacktestParams:
 
     model: str = DEFAULT_MODEL
     horizon_s: float = 1.0
+    horizon_moves: int = ModelSettings.horizon_moves  # > 0: labels in event time (docs/ml.md)
     band: float = 0.1
     min_edge: float = ModelSettings.min_edge  # > 0: the cost-aware policy (docs/policy.md)
     min_hold_s: float = ModelSettings.min_hold_s
@@ -104,6 +105,9 @@ class BacktestParams:
                 raise InvalidParams(f"{name} must be a finite number >= 0, not {value!r}")
         if self.horizon_s <= 0 or self.order_notional <= 0:
             raise InvalidParams("horizon_s and order_notional must be > 0")
+        moves = self.horizon_moves
+        if isinstance(moves, bool) or not isinstance(moves, int) or not 0 <= moves <= 1_000:
+            raise InvalidParams(f"horizon_moves must be a whole number 0..1000, not {moves!r}")
         if not 0 < self.band < 0.5:
             raise InvalidParams(f"band must be between 0 and 0.5, not {self.band!r}")
         if self.min_edge >= 1_000 or self.min_hold_s >= 86_400:
@@ -290,6 +294,7 @@ def _settings(params: BacktestParams, base: Settings) -> Settings:
             model=params.model,
             challengers=(),
             horizon_s=params.horizon_s,
+            horizon_moves=params.horizon_moves,
             band=params.band,
             min_edge=params.min_edge,
             min_hold_s=params.min_hold_s,
@@ -355,7 +360,7 @@ def run_backtest(
                 elif kind == "position":
                     moves.append((int(idx[i]), len(moves), chunk.code[idx[i]], record))
             if on_records is not None:
-                horizon_ms = round(run.settings.models.horizon_s * 1000)
+                horizon_ms = run.settings.models.horizon_ms
                 symbols = run.pipelines[run.partition(chunk.symbols[chunk.code[idx[0]]])].symbols
                 produced += [
                     (lo + int(idx[i]), t, rec) for i, t, rec in all_records(r, symbols, horizon_ms)

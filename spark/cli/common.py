@@ -96,16 +96,33 @@ def tick_data_options(format_required: bool) -> list:
     ]
 
 
+class HorizonType(click.ParamType):
+    """A label horizon: seconds ("1", "0.5s") or mid moves in event time ("1move")."""
+
+    name = "H"
+
+    def convert(self, value, param, ctx):
+        from spark.settings import parse_horizon
+
+        if isinstance(value, dict):
+            return value
+        try:
+            return parse_horizon(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+HORIZON_HELP = (
+    "Label horizon H: seconds (1, 0.5s: is the mid higher H later?) or mid moves in event "
+    "time (1move, 3moves: is the mid higher after the next moves?). Default: "
+    "SPARK_HORIZON_MOVES / SPARK_HORIZON_S, else the shipped default (docs/ml.md)."
+)
+
+
 def learner_options() -> list:
     """--horizon, --model: the online learner, as the predictor runs it."""
     return [
-        click.option(
-            "--horizon",
-            type=click.FloatRange(min=0, min_open=True),
-            default=1.0,
-            show_default=True,
-            help="Label horizon H in seconds: is the mid higher H later? (docs/ml.md)",
-        ),
+        click.option("--horizon", type=HorizonType(), default=None, help=HORIZON_HELP),
         click.option(
             "--model",
             "model_name",
@@ -138,11 +155,12 @@ def read_ticks(paths, fmt, symbol, tz):
     return read_batch([Path(p) for p in paths], fmt, symbol.upper() if symbol else None, tz)[0]
 
 
-def learner_settings(model_name: str, horizon: float):
-    """The environment's settings (read once here) with the command's learner."""
+def learner_settings(model_name: str, horizon: dict | None):
+    """The environment's settings (read once here) with the command's learner; ``horizon``:
+    the --horizon given (None: the environment's or the default)."""
     from spark.settings import Settings
 
-    return Settings.from_env().with_models(model=model_name, challengers=(), horizon_s=horizon)
+    return Settings.from_env().with_models(model=model_name, challengers=(), **(horizon or {}))
 
 
 def resolve_topic(name: str):
@@ -329,7 +347,7 @@ def backtest_params(
         "tz": tz,
         "limit": limit,
         "model": model_name,
-        "horizon_s": horizon,
+        **(horizon or {}),  # horizon_s / horizon_moves; none: the backtest's defaults
         "band": band,
         "min_edge": min_edge,
         "min_hold_s": min_hold_s,

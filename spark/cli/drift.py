@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
-from spark.cli.common import format_option, learner_settings, paths_option, read_ticks
+from spark.cli.common import (
+    HORIZON_HELP,
+    HorizonType,
+    format_option,
+    learner_settings,
+    paths_option,
+    read_ticks,
+)
 
 
 @cli.group(context_settings=CONTEXT)
@@ -19,13 +26,7 @@ def drift() -> None:
 @paths_option("--data", "paths", "Ticks before the switch (several files, or a glob).")
 @paths_option("--then", "then_paths", "Ticks after the switch: another instrument, venue or day.")
 @format_option(required=True)
-@click.option(
-    "--horizon",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Label horizon H in seconds for the model's errors.",
-)
+@click.option("--horizon", type=HorizonType(), default=None, help=HORIZON_HELP)
 @click.option(
     "--detector",
     "detectors",

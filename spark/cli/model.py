@@ -61,7 +61,7 @@ def model_eval(
         print_json(result.as_dict())
     else:
         click.echo(
-            f"{result.model}, H={result.horizon_s:g}s: n={result.n:,} AUC={result.auc:.4f} "
+            f"{result.model}, H={result.horizon}: n={result.n:,} AUC={result.auc:.4f} "
             f"precision@20={result.precision_at_20:.4f} ({result.ticks:,} ticks, "
             f"{result.ties:,} ties skipped, {result.seconds:.1f}s)"
         )
@@ -102,7 +102,7 @@ def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf) -
         labels = [Path(name).name.split("_")[0] for name, _ in rows]
         write_pdf(
             pdf,
-            f"{total.model}, H={total.horizon_s:g}s: progressive AUC per file",
+            f"{total.model}, H={total.horizon}: progressive AUC per file",
             [
                 bar_chart("AUC (red: 0.62)", labels, [r.auc for _, r in rows], AUC_TARGET),
                 bar_chart(
@@ -134,7 +134,7 @@ def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf) -
         f"precision@20 >= {P20_TARGET}"
     )
     click.echo(
-        f"{total.model}, H={total.horizon_s:g}s, all files: n={total.n:,} AUC={total.auc:.4f} "
+        f"{total.model}, H={total.horizon}, all files: n={total.n:,} AUC={total.auc:.4f} "
         f"precision@20={total.precision_at_20:.4f} ({total.seconds:.1f}s)"
     )
 

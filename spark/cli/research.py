@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
+from spark.cli.common import HorizonType
 
 
 @cli.group(context_settings=CONTEXT)
@@ -60,7 +61,11 @@ def _emit(page: str, figures: dict, output, pdf, write_pdf, as_json: bool) -> No
 )
 @click.option("--model", "models", multiple=True, help="Only these learners (repeat).")
 @click.option(
-    "--horizon", "horizons", type=float, multiple=True, help="Only these horizons, s (repeat)."
+    "--horizon",
+    "horizons",
+    type=HorizonType(),
+    multiple=True,
+    help="Only these horizons (repeat): 1, 60, 300 (seconds), 1move, 2moves.",
 )
 @click.option(
     "--min-edge", "edges", type=float, multiple=True, help="Only these policies (repeat; 0: band)."
@@ -108,14 +113,14 @@ def research_select(
         c
         for c in CANDIDATES
         if (not models or c.model in models)
-        and (not horizons or c.horizon_s in horizons)
+        and (not horizons or c.horizon in horizons)
         and (not edges or c.min_edge in edges)
         and (not fills or c.fill in fills)
     )
     if not candidates:
         raise click.UsageError(
-            "no candidate left; learners: logreg gbm, horizons: 1 60 300, min edges: 0 1 2 4, "
-            "fills: taker passive"
+            "no candidate left; learners: logreg gbm, horizons: 1 60 300 1move 2moves, "
+            "min edges: 0 1 2 4, fills: taker passive"
         )
     show = sys.stderr.isatty() if progress is None else progress
     with progress_once_known(show, "research select", "day-files") as advance:

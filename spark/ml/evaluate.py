@@ -31,6 +31,15 @@ class EvalResult:
     auc: float
     precision_at_20: float
     seconds: float
+    horizon_moves: int = 0  # > 0: labels in event time, horizon_s unused
+
+    @property
+    def horizon(self) -> str:
+        from spark.settings import ModelSettings
+
+        return ModelSettings(
+            horizon_s=self.horizon_s, horizon_moves=self.horizon_moves
+        ).horizon_name
 
     def as_dict(self) -> dict:
         return {
@@ -41,6 +50,8 @@ class EvalResult:
             "ties": self.ties,
             "model": self.model,
             "horizon_s": self.horizon_s,
+            "horizon_moves": self.horizon_moves,
+            "horizon": self.horizon,
             "seconds": round(self.seconds, 2),
         }
 
@@ -80,6 +91,7 @@ class Scores:
             exact_auc(p, y),
             precision_at_top(p, y),
             time.monotonic() - started,
+            m.horizon_moves,
         )
 
 

@@ -93,6 +93,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         q_mid,
         q_ties,
         q_move,
+        q_count,
         pool_ts,
         pool_mid,
         pool_x,
@@ -105,6 +106,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
     )
     x_out, quote_out, valid, p_out, ev_tick, ev_y, ev_p, ev_n, reset, move_out = out
     n_models = kind.shape[0]
+    moves = -horizon  # a horizon < 0: |horizon| mid moves of the symbol (event time)
     for i in range(start, slot.shape[0]):
         for m in range(n_models):
             if (swap_at[m] != NONE and counts[m] >= swap_at[m]) or (
@@ -120,6 +122,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
             _release(s, q_head, q_tail, pool_next, free)
             q_mid[s] = 0.0
             q_move[s] = 0.0
+            q_count[s] = 0
             reset[i] = True
         last_seq[s] = seq
         x = x_out[i]
@@ -139,15 +142,22 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         if not ok:
             continue
         mid = fstate[s, features.PREV_MID]
+        if mid != q_mid[s]:
+            q_count[s] += 1
         quote_out[i, 0] = mid
         quote_out[i, 1] = fstate[s, features.PREV_BID]
         quote_out[i, 2] = fstate[s, features.PREV_ASK]
+        # the mid the labels due now resolve against: in clock time, the mid prevailing at
+        # t + H (the one before this tick); in event time, the mid of this tick's move
+        at = mid if moves > 0 else q_mid[s]
         item = q_head[s]
-        while item != NONE and pool_ts[item] + horizon < ts[i]:
+        while item != NONE and (
+            pool_ts[item] + moves <= q_count[s] if moves > 0 else pool_ts[item] + horizon < ts[i]
+        ):
             following = pool_next[item]
             # each model's move fit: move (bp, ties as 0) ~ beta x (2 p - 1), least squares
             # through 0 over running means of move x (2p - 1) and (2p - 1)^2
-            moved = (q_mid[s] - pool_mid[item]) / pool_mid[item] * 1e4
+            moved = (at - pool_mid[item]) / pool_mid[item] * 1e4
             for m in range(n_models):
                 fit = q_move[s, m]
                 fit[2] += 1.0
@@ -155,8 +165,8 @@ def run(start, batch, feats, labels, models, forest, out, seen):
                 rate = 1.0 / min(fit[2], MOVE_SPAN)
                 fit[0] += (moved * lean - fit[0]) * rate
                 fit[1] += (lean * lean - fit[1]) * rate
-            if q_mid[s] != pool_mid[item]:
-                y = 1 if q_mid[s] > pool_mid[item] else 0
+            if at != pool_mid[item]:
+                y = 1 if at > pool_mid[item] else 0
                 e = ev_n[0]
                 ev_tick[e] = i
                 ev_y[e] = y
@@ -198,7 +208,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
         item = free[0]  # queue the vector for its label
         free[0] = pool_next[item]
         free[1] -= 1
-        pool_ts[item] = ts[i]
+        pool_ts[item] = q_count[s] if moves > 0 else ts[i]
         pool_mid[item] = mid
         pool_x[item] = x
         pool_p[item] = p_out[i]

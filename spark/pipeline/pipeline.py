@@ -154,6 +154,7 @@ class SignalPipeline:
         self.q_tail = np.zeros(0, np.int64)
         self.q_mid = np.zeros(0)
         self.q_ties = np.zeros(0, np.int64)
+        self.q_count = np.zeros(0, np.int64)  # each slot's mid moves (event-time labels)
         self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
         self.ref_mid = np.zeros(0)  # the price screen's reference mid (NaN: none yet)
         self.jumps = np.zeros(0, np.int64)  # ticks refused by it in a row
@@ -194,6 +195,7 @@ class SignalPipeline:
         self.q_tail = np.concatenate([self.q_tail, np.full(pad, core.NONE, np.int64)])
         self.q_mid = np.concatenate([self.q_mid, np.zeros(pad)])
         self.q_ties = np.concatenate([self.q_ties, np.zeros(pad, np.int64)])
+        self.q_count = np.concatenate([self.q_count, np.zeros(pad, np.int64)])
         self.q_move = np.concatenate([self.q_move, np.zeros((pad, *self.q_move.shape[1:]))])
         self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
         self.ref_mid = np.concatenate([self.ref_mid, np.full(pad, math.nan)])
@@ -265,12 +267,13 @@ class SignalPipeline:
         start = 0
         while True:
             labels = (
-                self.settings.models.horizon_us,
+                self.settings.models.label_horizon,
                 self.q_head,
                 self.q_tail,
                 self.q_mid,
                 self.q_ties,
                 self.q_move,
+                self.q_count,
                 *self.pool,
             )
             status, start = core.run(
@@ -533,7 +536,7 @@ class SignalPipeline:
     # --- state ---------------------------------------------------------------------------------
     _ARRAYS = ("fstate", "istate", "last_seq", "last_side", "q_head", "q_tail", "q_mid", "q_ties")
     # added later: a checkpoint without them restores them empty
-    _ARRAYS_SINCE_V2 = ("q_move", "last_ts", "ref_mid", "jumps")
+    _ARRAYS_SINCE_V2 = ("q_move", "last_ts", "ref_mid", "jumps", "q_count")
 
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
         """Everything the pipeline holds: (JSON-able part, arrays, ADWIN detectors pickled).
@@ -580,6 +583,7 @@ class SignalPipeline:
         self.last_ts = arrays["last_ts"].copy() if "last_ts" in arrays else np.zeros(size, np.int64)
         self.ref_mid = arrays["ref_mid"].copy() if "ref_mid" in arrays else np.full(size, math.nan)
         self.jumps = arrays["jumps"].copy() if "jumps" in arrays else np.zeros(size, np.int64)
+        self.q_count = arrays["q_count"].copy() if "q_count" in arrays else np.zeros(size, np.int64)
         self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
         learned = {
             k.removeprefix("learners."): a.copy()
@@ -630,6 +634,7 @@ class SignalPipeline:
         self.last_seq[rows] = -1
         self.q_mid[rows] = 0.0
         self.q_move[rows] = 0.0
+        self.q_count[rows] = 0
         self.last_ts[rows] = 0
         self.ref_mid[rows] = math.nan
         self.jumps[rows] = 0

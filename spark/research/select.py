@@ -65,23 +65,36 @@ class Candidate:
     horizon_s: float
     min_edge: float  # 0: the band policy
     fill: str = "taker"  # or passive (docs/costs.md)
+    horizon_moves: int = 0  # > 0: labels in event time, this many mid moves (horizon_s unused)
 
     @property
     def name(self) -> str:
         policy = "band" if self.min_edge == 0 else f"edge>={self.min_edge:g}xcost"
-        return f"{self.model} h={self.horizon_s:g}s {policy}" + (
-            " passive" if self.fill == "passive" else ""
-        )
+        horizon = f"{self.horizon_moves}mv" if self.horizon_moves else f"{self.horizon_s:g}s"
+        return f"{self.model} h={horizon} {policy}" + (" passive" if self.fill == "passive" else "")
+
+    @property
+    def horizon(self) -> dict:
+        """The horizon as ``settings.parse_horizon`` gives it."""
+        if self.horizon_moves:
+            return {"horizon_moves": self.horizon_moves}
+        return {"horizon_s": self.horizon_s, "horizon_moves": 0}
 
     @property
     def min_hold_s(self) -> float:
-        return self.horizon_s if self.min_edge > 0 else 0.0
+        """The cost-aware policy holds a position for the horizon; 1 s for event-time ones
+        (the shortest clock horizon here)."""
+        if self.min_edge == 0:
+            return 0.0
+        return 1.0 if self.horizon_moves else self.horizon_s
 
 
+# label horizons: (seconds, mid moves); moves > 0 are event time (session 15)
+HORIZONS = ((1.0, 0), (60.0, 0), (300.0, 0), (1.0, 1), (1.0, 2))
 CANDIDATES = tuple(
-    Candidate(model, horizon, edge, fill)
+    Candidate(model, seconds, edge, fill, moves)
     for model in ("logreg", "gbm")
-    for horizon in (1.0, 60.0, 300.0)
+    for seconds, moves in HORIZONS
     for edge in (0.0, 1.0, 2.0, 4.0)
     for fill in ("taker", "passive")
 )
@@ -161,6 +174,7 @@ def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[d
         params = BacktestParams(
             model=c.model,
             horizon_s=c.horizon_s,
+            horizon_moves=c.horizon_moves,
             min_edge=c.min_edge,
             min_hold_s=c.min_hold_s,
             fill_model=c.fill,

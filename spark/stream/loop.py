@@ -237,7 +237,7 @@ class TickLoop:
                 result,
                 p,
                 part.pipeline.symbols,
-                round(self.settings.models.horizon_s * 1000),
+                self.settings.models.horizon_ms,
                 first,
                 out,
             )
@@ -403,8 +403,13 @@ class TickLoop:
             self.stats.snapshot("rejected")
             log.warning("registry record %s refused: %s", key, why)
         for key, record in trusted.items():
-            horizon = json.loads(record["config_json"] or "{}").get("horizon_s")
-            if record["model_id"] in MODEL_NAMES and horizon == self.settings.models.horizon_s:
+            config = json.loads(record["config_json"] or "{}")
+            mine = self.settings.models
+            same = (config.get("horizon_moves", 0), config.get("horizon_s")) == (
+                mine.horizon_moves,
+                mine.horizon_s,
+            )
+            if record["model_id"] in MODEL_NAMES and same:  # learnt for the same labels
                 good[key] = record
         return newest_versions(good)
 
