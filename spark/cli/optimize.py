@@ -27,7 +27,8 @@ def _sweep_options(command):
             required=True,
             metavar="NAME=V1,V2,...",
             help="Values to try for a backtest parameter (band, fee_bp, model, gate, "
-            "latency_ms, order_notional, horizon_s, limits.<limit>); repeat for more.",
+            "latency_ms, order_notional, horizon_s, horizon_moves, limits.<limit>); repeat for "
+            "more.",
         ),
         click.option(
             "--objective",
