@@ -116,6 +116,11 @@ class BreakSet:
     def reset(self, rows: np.ndarray) -> None:
         self.state[rows] = self._empty(1)[0]
 
+    def restore(self, state: np.ndarray | None, symbols: int) -> None:
+        """A checkpoint's state, or (None: a checkpoint from before the break rule) every
+        one of ``symbols`` warming up afresh."""
+        self.state = self._empty(symbols) if state is None else state
+
     def step(self, slot, ret, valid, reset=None) -> tuple[np.ndarray, ...]:
         """(tick, kind (JUMP/FROZEN), statistic) of every alarm, and every tick's
         statistics (n × 2)."""

@@ -349,9 +349,8 @@ class DriftStage:
 
     def restore(self, meta: dict, arrays: dict[str, np.ndarray], concept: bytes) -> None:
         self.detectors.state = tuple(arrays[f"drift.{k}"] for k in range(len(self.detectors.state)))
-        if self.breaks is not None:  # a checkpoint from before the break rule: start warming up
-            fresh = self.breaks._empty(self.detectors.symbols)
-            self.breaks.state = arrays.get("drift.breaks", fresh)
+        if self.breaks is not None:
+            self.breaks.restore(arrays.get("drift.breaks"), self.detectors.symbols)
         self.gates = {}
         for symbol, fields_ in meta["gates"].items():
             gate = Gate(symbol)
