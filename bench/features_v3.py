@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,24 +42,24 @@ ALL_DAYS = ("01", "02", "04", "05", "06", "07", "08", "09", "11", "12", "13", "1
 CANDIDATES = ("tod_h", "rv_300s", "ret_30s", "ret_120s")
 
 
+@njit(cache=True)
+def _decayed_std(ts, x, tau):
+    out = np.zeros(len(x))
+    mean = var = 0.0
+    last = ts[0]
+    for i in range(len(x)):
+        a = 1.0 - math.exp(-max(ts[i] - last, 0) / 1e6 / tau) if i else 1.0
+        d = x[i] - mean
+        mean += a * d
+        var = (1 - a) * (var + a * d * d)
+        last = ts[i]
+        out[i] = math.sqrt(max(var, 0.0))
+    return out
+
+
 def decayed_std(ts: np.ndarray, x: np.ndarray, tau: float) -> np.ndarray:
-    from numba import njit
-
-    @njit(cache=False)
-    def run(ts, x, tau):
-        out = np.zeros(len(x))
-        mean = var = 0.0
-        last = ts[0]
-        for i in range(len(x)):
-            a = 1.0 - math.exp(-max(ts[i] - last, 0) / 1e6 / tau) if i else 1.0
-            d = x[i] - mean
-            mean += a * d
-            var = (1 - a) * (var + a * d * d)
-            last = ts[i]
-            out[i] = math.sqrt(max(var, 0.0))
-        return out
-
-    return run(ts, x, tau)
+    """Time-decayed standard deviation of ``x`` (time constant ``tau`` seconds)."""
+    return _decayed_std(ts, x, tau)
 
 
 def candidates(ts: np.ndarray, mid: np.ndarray) -> dict[str, np.ndarray]:
