@@ -606,23 +606,32 @@ class CostedPolicy:
         return want
 
 
-def move_betas(ticks, horizon_us: int, probs, span: float, min_labels: int) -> list[float]:
+def move_betas(
+    ticks, horizon_us: int, probs, span: float, min_labels: int, moves: int = 0
+) -> list[float]:
     """For each tick of one two-sided symbol, the fit of the mid's move over the horizon (bp)
     on the lean 2p - 1 of the model's prediction ``probs`` (least squares through 0), over
     the labels resolved up to it: a vector made at t resolves at the first tick later than
-    t + H, against the mid before that tick (ties count, as a move of 0); running means
-    over the first ``span`` labels, exponential after. NaN before ``min_labels`` labels."""
+    t + H, against the mid before that tick (ties count, as a move of 0); with ``moves`` > 0
+    (event time) at the tick of the symbol's ``moves``-th mid move after t, against that
+    tick's mid. Running means over the first ``span`` labels, exponential after. NaN before
+    ``min_labels`` labels."""
     queue: list[tuple[int, float, float]] = []
-    out, ms, ss, count, last_mid = [], 0.0, 0.0, 0, None
+    out, ms, ss, count, last_mid, moved = [], 0.0, 0.0, 0, None, 0
     for t, p in zip(ticks, probs, strict=True):
-        while queue and queue[0][0] + horizon_us < t.ts:
+        mid = (t.bid + t.ask) / 2
+        if mid != last_mid:
+            moved += 1
+        # event time: due after `moves` mid moves, against this tick's mid; clock time: due
+        # once a tick later than t + H comes, against the mid before it
+        now, wait, against = (moved, moves - 1, mid) if moves else (t.ts, horizon_us, last_mid)
+        while queue and queue[0][0] + wait < now:
             _, mid0, lean = queue.pop(0)
             count += 1
-            move = (last_mid - mid0) / mid0 * 1e4
+            move = (against - mid0) / mid0 * 1e4
             ms += (move * lean - ms) / min(count, span)
             ss += (lean * lean - ss) / min(count, span)
-        mid = (t.bid + t.ask) / 2
         out.append(ms / ss if count >= min_labels and ss > 0 else math.nan)
-        queue.append((t.ts, mid, 2 * p - 1))
+        queue.append((moved if moves else t.ts, mid, 2 * p - 1))
         last_mid = mid
     return out

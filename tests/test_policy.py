@@ -88,15 +88,17 @@ def test_compiled_costed_policy_decides_as_the_readable_one(rows, band, fee, k, 
             assert SIDES[side[i]] == expected, i
 
 
-def test_the_move_fit_is_learned_from_resolved_labels_only():
+@pytest.mark.parametrize("moves", [0, 1, 3])  # labels in clock time; in event time
+def test_the_move_fit_is_learned_from_resolved_labels_only(moves):
     """The pipeline's move fit per tick (what the policy's edge rests on) equals the readable
     definition on real quotes: no look-ahead, ties included, 500 labels of warm-up."""
     from tests.oracles import move_betas
 
     ticks = ticks_of(EURUSD, 8000)
-    settings_ = Settings().with_models(model="logreg")
+    settings_ = Settings().with_models(model="logreg", horizon_moves=moves)
     r = SignalPipeline(settings_).step(TickBatch.from_ticks(ticks))
-    expected = move_betas(ticks, settings_.models.horizon_us, r.probs[:, 0], 2_000.0, 500)
+    horizon = settings_.models.horizon_us
+    expected = move_betas(ticks, horizon, r.probs[:, 0], 2_000.0, 500, moves)
     assert np.allclose(r.beta[:, 0], expected, rtol=1e-9, equal_nan=True)
     assert np.isnan(r.beta[:500, 0]).all() and (~np.isnan(r.beta[:, 0])).sum() > 5000
     assert np.nanmax(np.abs(r.beta)) > 0
