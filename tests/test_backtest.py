@@ -107,6 +107,7 @@ def test_a_sweep_ranks_every_combination_by_the_objective(fx):
         "data": [path],
         "limit": 3000,
         "gate": False,
+        "min_edge": 0.0,  # the band policy: it trades
         "grid": {"band": [0.05, 0.15], "fee_bp": [0.0, 1.0]},
         "objective": "pnl",
     }
@@ -282,7 +283,7 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
         assert summary["gross_pnl"] - summary["fees"] - summary["spread_cost"] == pytest.approx(
             summary["pnl"]
         )
-        assert summary["param: min_edge"] == "0.0" and summary["param: model"] == '"gbm"'
+        assert summary["param: min_edge"] == "0.0" and summary["param: model"] == '"logreg"'
         assert sum(1 for _ in book["Fills"].iter_rows(min_row=2)) == fills
     else:
         body = path.read_bytes()

@@ -99,7 +99,9 @@ def test_labels_in_event_time_compare_the_mid_after_the_next_moves():
 
 
 def test_label_ties_are_skipped():
-    settings = Settings(gate=False, trading=False).with_models(model="logreg", horizon_s=5e-6)
+    settings = Settings(gate=False, trading=False).with_models(
+        model="logreg", horizon_s=5e-6, horizon_moves=0
+    )
     batch = TickBatch.from_ticks(Tick("X", 1_000_000 + ts, bid=1.0, ask=1.0) for ts in (0, 1, 100))
     result = SignalPipeline(settings).step(batch)
     assert len(result.labels) == 0 and result.ties == 2
@@ -174,7 +176,9 @@ def test_every_model_learns_something_simple(name):
 
 def test_evaluate_counts_every_resolved_label_once():
     ticks = real_ticks(3000)
-    result = evaluate(TickBatch.from_ticks(ticks), SCORING.with_models(horizon_s=2.0))
+    result = evaluate(
+        TickBatch.from_ticks(ticks), SCORING.with_models(horizon_s=2.0, horizon_moves=0)
+    )
     # every prediction is scored, a tie, or still pending at the end of the data
     assert result.n + result.ties <= len(ticks) == result.ticks
     assert len(ticks) - (result.n + result.ties) < 50
@@ -194,7 +198,9 @@ def test_model_eval_cli_json(shared_data):
     out = json.loads(result.output.strip().splitlines()[-1])
     assert {"n", "auc", "precision_at_20"} <= set(out)
     batch, _ = read_batch([day], "lean-quote")
-    direct = evaluate(batch, Settings.from_env().with_models(model="logreg", horizon_s=2.0))
+    direct = evaluate(
+        batch, Settings.from_env().with_models(model="logreg", horizon_s=2.0, horizon_moves=0)
+    )
     assert (out["n"], out["auc"]) == (direct.n, direct.auc)  # the CLI runs exactly that code
     assert out["ticks"] == direct.ticks == 7_851  # every valid tick of the day
     # in event time: every vector but the last few gets a label, and none is a tie

@@ -42,7 +42,12 @@ def version_record(pipeline: SignalPipeline, key: bytes, version: int = 1) -> di
         "model_id": meta["model_id"],
         "version": version,
         "role": "champion",
-        "config_json": json.dumps({"horizon_s": 1.0}),
+        "config_json": json.dumps(
+            {
+                "horizon_s": pipeline.settings.models.horizon_s,
+                "horizon_moves": pipeline.settings.models.horizon_moves,
+            }
+        ),  # fmt: skip
         "metrics": {},
         "snapshot": pack(meta, arrays),
         "created": 123,
@@ -456,11 +461,14 @@ def test_a_better_challenger_is_promoted_with_events(broker, tmp_path, monkeypat
 
 
 @pytest.mark.broker
-def test_forged_or_replayed_newer_versions_do_not_hide_or_replace_a_good_one(broker, tmp_path):
+def test_forged_or_replayed_newer_versions_do_not_hide_or_replace_a_good_one(
+    broker, tmp_path, monkeypatch
+):
     """The newest correctly signed version is run: a forged v7 above a good v3 is refused
     without hiding v3 (the worker checked only the newest record before), v3's signed
     record sent again under the key of v9 (an older version replayed over a newer one on
     the compacted topic) is refused too, and so is an (unsigned) tombstone for v3."""
+    monkeypatch.setenv("SPARK_MODEL", "gbm")  # the worker runs the registered model
     good = version_record(trained("gbm"), registry_key(), version=3)
     publish(good)
     publish(version_record(trained("gbm"), b"not the registry key, attacker's", version=7))

@@ -174,7 +174,9 @@ def test_policy_settings_are_read_and_checked():
         Settings().with_models(min_edge=5000)
     moves = Settings.from_env({"SPARK_HORIZON_MOVES": "2"}).models
     assert (moves.horizon_moves, moves.label_horizon, moves.horizon_ms) == (2, -2, 0)
-    assert moves.horizon_name == "2 moves" and Settings().models.label_horizon > 0
+    assert moves.horizon_name == "2 moves"
+    seconds = Settings.from_env({"SPARK_HORIZON_MOVES": "0", "SPARK_HORIZON_S": "2"}).models
+    assert (seconds.label_horizon, seconds.horizon_ms, seconds.horizon_name) == (2e6, 2000, "2s")
     for bad in ("-1", "1.5", "5000"):
         with pytest.raises(SettingsError, match="SPARK_HORIZON_MOVES"):
             Settings.from_env({"SPARK_HORIZON_MOVES": bad})

@@ -177,7 +177,7 @@ def test_after_a_kill_every_tick_gets_exactly_its_records(broker, tmp_path, monk
         symbols = next(
             p for p in run.pipelines.values() if result.batch.symbols[0] in p.slot_of
         ).symbols
-        for _, topic_id, record in all_records(result, symbols, 1000):
+        for _, topic_id, record in all_records(result, symbols, run.settings.models.horizon_ms):
             offline[topic_id].append(record)
     for topic_id in ("predictions", "signals", "fills"):
         items = topic_records(topic_id)

@@ -19,7 +19,7 @@ the optimizer all call it.
 
 >>> from spark.ticks.model import Tick
 >>> from spark.settings import Settings
->>> p = SignalPipeline(Settings().with_models(model="logreg"))
+>>> p = SignalPipeline(Settings().with_models(model="logreg", horizon_moves=0))  # H = 1 s
 >>> ticks = [Tick("EURUSD", 1_000_000 * k, bid=1.1 + k * 1e-5, ask=1.1002 + k * 1e-5)
 ...          for k in range(1, 6)]
 >>> r = p.step(TickBatch.from_ticks(ticks))
