@@ -227,26 +227,31 @@ class DriftStage:
             for i, k, value in zip(tick.tolist(), kind.tolist(), stat.tolist(), strict=True):
                 alerts[i].append(self._break_record(symbols[slot[i]], int(ts[i]), k, value))
         ev_tick, ev_y, ev_p = events
-        labels_at: dict[int, list[int]] = defaultdict(list)
-        for e, i in enumerate(ev_tick.tolist()):
-            labels_at[i].append(e)
+        # each tick's labels, a range of events (they come in tick order)
+        labels_at: dict[int, range] = {}
+        if len(ev_tick):
+            starts = np.flatnonzero(np.r_[True, ev_tick[1:] != ev_tick[:-1]]).tolist()
+            for lo, hi in zip(starts, [*starts[1:], len(ev_tick)], strict=True):
+                labels_at[int(ev_tick[lo])] = range(lo, hi)
+        errors = np.abs(ev_p - ev_y[:, None]).tolist()  # per label, each model's |p - y|
         concept_gates = self.settings.concept_gates
         fresh = np.flatnonzero(reset).tolist()  # symbols back after a silence: fresh detectors
-        for i in sorted(set(labels_at) | set(fresh)):
-            symbol, champ = symbols[slot[i]], champion[i]
+        slots, champions = slot.tolist(), champion.tolist()
+        orders = [[c] + [m for m in range(len(models)) if m != c] for c in range(len(models))]
+        for i in sorted(labels_at.keys() | set(fresh)) if fresh else labels_at:
+            symbol, champ = symbols[slots[i]], champions[i]
             if reset[i]:
                 for key in [k for k in self.concept if k[0] == symbol]:
                     del self.concept[key]
-            found = labels_at.get(i, [])
-            order = [champ] + [m for m in range(len(models)) if m != champ]
-            for m in order:
+            found = labels_at.get(i, ())
+            for m in orders[champ]:
                 model_id, version = models[m]
                 key = (symbol, model_id)
                 adwin = self.concept.get(key)
                 if adwin is None:
                     adwin = self.concept[key] = Adwin()
                 for e in found:
-                    adwin.update(abs(ev_p[e, m] - ev_y[e]))
+                    adwin.update(errors[e][m])
                     if adwin.drift_detected:
                         gating = m == champ and concept_gates
                         alerts[i].append(
