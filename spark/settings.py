@@ -246,6 +246,8 @@ class Settings:
     def from_dict(cls, saved: dict) -> Settings:
         """Settings from ``as_dict()``."""
         models = dict(saved["models"], challengers=tuple(saved["models"]["challengers"]))
+        # saved before session 15: its queued labels wait on a clock, not on mid moves
+        models.setdefault("horizon_moves", 0)
         watch = saved["drift"]["watch"]
         drift = dict(saved["drift"], watch=tuple(watch) if isinstance(watch, list) else watch)
         if "breaks" in drift:  # a checkpoint from before session 14 has none: the defaults

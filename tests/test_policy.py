@@ -177,6 +177,10 @@ def test_policy_settings_are_read_and_checked():
     assert moves.horizon_name == "2 moves"
     seconds = Settings.from_env({"SPARK_HORIZON_MOVES": "0", "SPARK_HORIZON_S": "2"}).models
     assert (seconds.label_horizon, seconds.horizon_ms, seconds.horizon_name) == (2e6, 2000, "2s")
+    saved = Settings().as_dict()  # a checkpoint's settings from before event-time labels
+    del saved["models"]["horizon_moves"]
+    assert Settings.from_dict(saved).models.label_horizon == 1_000_000  # H = 1 s, as then
+    assert Settings.from_dict(Settings().as_dict()) == Settings()
     for bad in ("-1", "1.5", "5000"):
         with pytest.raises(SettingsError, match="SPARK_HORIZON_MOVES"):
             Settings.from_env({"SPARK_HORIZON_MOVES": bad})
