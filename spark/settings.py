@@ -117,6 +117,11 @@ def parse_horizon(text: str) -> dict:
     return {"horizon_s": seconds, "horizon_moves": 0}
 
 
+def horizon_name(seconds: float, moves: int) -> str:
+    """A label horizon for people: "1s", "1 move", "3 moves"."""
+    return f"{moves} move{'s' if moves > 1 else ''}" if moves else f"{seconds:g}s"
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     model: str = DEFAULT_MODEL
@@ -180,9 +185,7 @@ class ModelSettings:
 
     @property
     def horizon_name(self) -> str:
-        """The labels' horizon for people: "1s", "1 move", "3 moves"."""
-        k = self.horizon_moves
-        return f"{k} move{'s' if k > 1 else ''}" if k else f"{self.horizon_s:g}s"
+        return horizon_name(self.horizon_s, self.horizon_moves)
 
     @property
     def label_horizon(self) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from spark.ml.quality import exact_auc, precision_at_top
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import OfflineRun
-from spark.settings import Settings
+from spark.settings import Settings, horizon_name
 
 
 @dataclass
@@ -35,11 +35,7 @@ class EvalResult:
 
     @property
     def horizon(self) -> str:
-        from spark.settings import ModelSettings
-
-        return ModelSettings(
-            horizon_s=self.horizon_s, horizon_moves=self.horizon_moves
-        ).horizon_name
+        return horizon_name(self.horizon_s, self.horizon_moves)
 
     def as_dict(self) -> dict:
         return {
