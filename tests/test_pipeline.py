@@ -112,6 +112,27 @@ def test_compiled_trees_predict_what_lightgbm_predicts():
     assert mine == booster.predict(probe).tolist()  # exactly
 
 
+def test_gbm_fits_do_not_depend_on_the_thread_count(mixed_ticks, monkeypatch):
+    """Fits train on two threads (a backtest waits for each one); the trees must be the
+    ones one thread grows, or a replay on another machine setting could differ."""
+    from spark.features.kernel import FEATURE_NAMES
+    from spark.pipeline import learners
+
+    result = SignalPipeline(Settings(gate=False).with_models(model="logreg")).step(
+        TickBatch.from_ticks(mixed_ticks)
+    )
+    x = result.features[result.valid]
+    y = (np.roll(x[:, FEATURE_NAMES.index("ret_bp")], -1) > 0).astype(np.int8)
+    assert len(y) > 8000 and 0.2 < y.mean() < 0.8
+    forests = []
+    for threads in (1, 2):
+        monkeypatch.setitem(learners.GBM_PARAMS, "num_threads", threads)
+        forests.append(learners.fit_forest(x, y))
+    assert forests[0].trees == learners.GBM_TREES
+    for mine, theirs in zip(forests[0].arrays(), forests[1].arrays(), strict=True):
+        assert np.array_equal(mine, theirs)
+
+
 def test_compiled_psi_detectors_equal_the_python_ones(mixed_ticks):
     from spark.drift.kernel import Detector, DetectorSet
     from spark.features.kernel import FEATURE_NAMES
