@@ -147,6 +147,11 @@ class ModelSettings:
                 raise SettingsError(
                     f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}"
                 )
+        if len({self.model, *self.challengers}) != 1 + len(self.challengers):
+            raise SettingsError(
+                f"SPARK_CHALLENGERS {','.join(self.challengers)!r} names the champion "
+                f"({self.model}) or one model twice: a challenger is another model"
+            )
         if not (self.horizon_s > 0 and math.isfinite(self.horizon_s)):
             raise SettingsError(
                 f"the horizon must be a positive number of seconds, not {self.horizon_s!r}"

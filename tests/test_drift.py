@@ -50,6 +50,62 @@ def test_adwin_sees_a_jump_in_errors():
     )
 
 
+def _error_streams():
+    """Prediction-error-like streams with shifts: uniform, normal, 0/1 and a constant run."""
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        n = 4_000
+        x = np.concatenate(
+            [
+                rng.uniform(0, 0.3 + 0.1 * (seed % 3), n),
+                rng.uniform(0.3, 1.0, n),
+                np.abs(rng.normal(0.5, 0.2, n)),
+                np.full(500, 0.25),
+            ]
+        )
+        yield (x > 0.5).astype(float) if seed % 4 == 0 else x
+
+
+def test_compiled_adwin_is_rivers_adwin_step_for_step():
+    """Detections, window width, total and variance equal river's ADWIN after every value,
+    and a detector read from river's serialized state mid-stream carries on as river's."""
+    from spark.drift import adwin
+
+    detections = 0
+    for stream in _error_streams():
+        theirs = river_drift.ADWIN(delta=1e-4)
+        mine = adwin.AdwinSet(1, 1)
+        scal, ints, count, buckets = (a[0, 0] for a in mine.state)
+        for i, value in enumerate(stream.tolist()):
+            theirs.update(value)
+            found = adwin.update(value, scal, ints, count, buckets)
+            assert found == theirs.drift_detected, i
+            assert scal[adwin.WIDTH] == theirs.width, i
+            assert scal[adwin.TOTAL] == theirs._helper.get_total(), i
+            assert scal[adwin.VARIANCE] == theirs._helper.get_variance(), i
+            detections += found
+            if i == 5_000:  # from river's own bytes, then both go on
+                read = adwin.from_river(theirs._helper.__getstate__(), theirs.drift_detected)
+                for a, b in zip((scal, ints, count, buckets), read, strict=True):
+                    assert np.array_equal(a, b), i
+    assert detections >= 16  # at least the two shifts of each stream
+
+
+def test_rivers_adwin_state_in_another_layout_is_refused():
+    from spark.drift import adwin
+
+    theirs = river_drift.ADWIN(delta=1e-4)
+    for v in range(100):
+        theirs.update(v % 3 / 2)
+    state = theirs._helper.__getstate__()
+    with pytest.raises(ValueError, match="layout"):
+        adwin.from_river(state + b"\0" * 8, False)
+    other = river_drift.ADWIN(delta=0.002)
+    other.update(1.0)
+    with pytest.raises(ValueError, match="other settings"):
+        adwin.from_river(other._helper.__getstate__(), False)
+
+
 def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     fx = list(
         itertools.islice(

@@ -413,6 +413,66 @@ def test_checkpoint_restores_a_pipeline_that_carries_on_identically(moves):
     assert a.signals == b.signals and a.executions == b.executions and a.gates == b.gates
 
 
+def _rivers_detectors(result) -> dict:
+    """The ADWIN detectors a pipeline kept before session 16, fed ``result``'s labels: river's
+    detector in ``spark.drift.stage.Adwin``, by (symbol, model id), fresh after a detection
+    and for a symbol back after a silence."""
+    from river._river_rust.drift import AdaptiveWindowing
+
+    from spark.drift.stage import Adwin
+
+    def fresh() -> AdaptiveWindowing:
+        return AdaptiveWindowing(
+            delta=1e-4, clock=32, max_buckets=5, min_window_length=5, grace_period=10
+        )
+
+    detectors: dict = {}
+    ev = result.labels
+    resets = set(np.flatnonzero(result.reset).tolist())
+    for i in sorted(resets | set(ev.tick.tolist())):
+        symbol = result.symbols[result.slot[i]]
+        if i in resets:
+            for key in [k for k in detectors if k[0] == symbol]:
+                del detectors[key]
+        for e in np.flatnonzero(ev.tick == i).tolist():
+            for m, (model_id, _) in enumerate(result.models):
+                d = detectors.get((symbol, model_id))
+                if d is None:
+                    d = detectors[(symbol, model_id)] = Adwin()
+                    d.drift_detected, d._helper = False, fresh()
+                if d.drift_detected:
+                    d._helper = fresh()
+                d.drift_detected = d._helper.update(abs(float(ev.p[e, m]) - float(ev.y[e])))
+    return detectors
+
+
+def test_a_checkpoint_with_rivers_pickled_adwin_detectors_carries_on_identically():
+    """Checkpoints written before session 16 pickled river's ADWIN objects; restored, their
+    state is read into the compiled detectors and the run goes on as if never stopped."""
+    import pickle
+
+    batch = real_batch(6000)
+    settings = Settings().with_models(model="logreg", challengers=("gbm",))  # gates on
+    first, second = batch.take(0, 4000), batch.take(4000, len(batch))
+    original = SignalPipeline(settings)
+    meta, arrays, concept = original.step(first) and original.state()
+    assert concept == b"" and "drift.adwin.buckets" in arrays
+    legacy = _rivers_detectors(SignalPipeline(settings).step(first))
+    assert len(legacy) == 4  # two symbols, two models
+    arrays = {k: a.copy() for k, a in arrays.items() if not k.startswith("drift.adwin.")}
+    restored = SignalPipeline.from_state(meta, arrays, pickle.dumps(legacy))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(restored.drift.concept.state, original.drift.concept.state, strict=True)
+    )
+    a, b = original.step(second), restored.step(second)
+    concept_alerts = [x for _, x in a.alerts if x["detector"] == "adwin"]
+    assert concept_alerts and a.alerts == b.alerts
+    # the detectors' history matters: fresh ones would not raise the same alerts
+    forgetful = SignalPipeline.from_state(meta, arrays, b"")
+    assert forgetful.step(second).alerts != a.alerts
+
+
 def test_checkpoints_not_ours_are_refused():
     from spark.stream.checkpoint import CheckpointRejected, decode, encode
 

@@ -264,6 +264,7 @@ def eurusd_models(worker: WorkerProcess) -> list[dict]:
 
 @pytest.mark.broker
 def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARK_MODEL", "gbm")  # and the other model in shadow
     monkeypatch.setenv("SPARK_CHALLENGERS", "logreg")
     monkeypatch.setenv("SPARK_MIN_EDGE", "0")  # the band policy: signals from few ticks
     ticks = ticks_of(FX, 1500)

@@ -184,6 +184,11 @@ def test_policy_settings_are_read_and_checked():
     for bad in ("-1", "1.5", "5000"):
         with pytest.raises(SettingsError, match="SPARK_HORIZON_MOVES"):
             Settings.from_env({"SPARK_HORIZON_MOVES": bad})
+    # a challenger is another model: one ADWIN, one registry row per (symbol, model id)
+    assert Settings.from_env({"SPARK_MODEL": "gbm", "SPARK_CHALLENGERS": "logreg"})
+    for champion, challengers in (("logreg", "logreg"), ("gbm", "logreg,logreg")):
+        with pytest.raises(SettingsError, match="a challenger is another model"):
+            Settings.from_env({"SPARK_MODEL": champion, "SPARK_CHALLENGERS": challengers})
 
 
 # --- the backtest's cost accounting ------------------------------------------------------------

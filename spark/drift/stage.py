@@ -26,8 +26,9 @@ import pickle
 from collections import defaultdict
 
 import numpy as np
-from river._river_rust.drift import AdaptiveWindowing
 
+from spark.drift import adwin
+from spark.drift.adwin import AdwinSet
 from spark.drift.breaks import JUMP, BreakSet
 from spark.drift.breaks import KINDS as BREAK_KINDS
 from spark.drift.gate import CLOSED, OPEN, Gate
@@ -45,7 +46,7 @@ from spark.settings import (
 DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin", *BREAK_KINDS)  # alert label values
 _RESTART = -1
 RET = FEATURE_NAMES.index("ret_bp")
-ADWIN_DELTA = 1e-4
+ADWIN_DELTA = adwin.DELTA
 # each confirmed gate rule's members: (feature, window, threshold, check every), and within
 CONFIRMED_GROUPS = {
     CONFIRMED: ((("spread_bp", 2000, 4.0, 250), ("vol_bp", 1500, 3.0, 100)), 250),
@@ -72,33 +73,11 @@ def watched_features(watch: tuple[str, ...] | str) -> tuple[str, ...]:
 
 
 class Adwin:
-    """ADWIN (Bifet and Gavaldà, 2007) exactly as ``river.drift.ADWIN`` runs it — river's
-    Rust core, a fresh window after each detection — without importing ``river.drift``,
-    which pulls in scipy (a second of worker start-up). A test compares the two."""
+    """The drift stage's ADWIN before session 16: river's detector in a Python object. Only
+    here so that a checkpoint that pickled these can be read (``spark.drift.adwin``)."""
 
-    def __init__(self, delta: float = ADWIN_DELTA) -> None:
-        self.delta = delta
-        self.drift_detected = False
-        self._helper = self._fresh()
-
-    def _fresh(self) -> AdaptiveWindowing:
-        return AdaptiveWindowing(
-            delta=self.delta, clock=32, max_buckets=5, min_window_length=5, grace_period=10
-        )
-
-    def update(self, x: float) -> None:
-        if self.drift_detected:
-            self._helper = self._fresh()
-        self.drift_detected = self._helper.update(x)
-
-    @property
-    def width(self) -> int:
-        return self._helper.get_width()
-
-    @property
-    def estimation(self) -> float:
-        width = self.width
-        return self._helper.get_total() / width if width else 0.0
+    drift_detected: bool
+    _helper: object  # river._river_rust.drift.AdaptiveWindowing
 
 
 def rule_parts(rule: str) -> tuple[str, ...]:
@@ -120,7 +99,9 @@ def rule_parts(rule: str) -> tuple[str, ...]:
 
 
 class DriftStage:
-    def __init__(self, settings: DriftSettings) -> None:
+    def __init__(self, settings: DriftSettings, models: int = 0) -> None:
+        """``models``: how many models the pipeline runs (0: as many as the first batch
+        has)."""
         self.settings = settings
         self.watch = watched_features(settings.watch)
         index = FEATURE_NAMES.index
@@ -143,7 +124,7 @@ class DriftStage:
         self.detectors = DetectorSet(detectors, within)
         self.breaks = BreakSet(settings.breaks) if BREAK in parts else None
         self.gates: dict[str, Gate] = {}
-        self.concept: dict[tuple[str, str], Adwin] = {}
+        self.concept = AdwinSet(models)  # ADWIN per (symbol slot, model)
 
     def gate(self, symbol: str) -> Gate:
         gate = self.gates.get(symbol)
@@ -159,6 +140,7 @@ class DriftStage:
 
     def grow(self, symbols: int) -> None:
         self.detectors.grow(symbols)
+        self.concept.grow(symbols)
         if self.breaks is not None:
             self.breaks.grow(symbols)
 
@@ -166,10 +148,9 @@ class DriftStage:
         self.detectors.reset(slots)
         if self.breaks is not None:
             self.breaks.reset(slots)
+        self.concept.reset(slots)
         for name in names:
             self.gates.pop(name, None)
-            for key in [k for k in self.concept if k[0] == name]:
-                del self.concept[key]
 
     # --- alerts -----------------------------------------------------------------------------
     def _psi_record(self, symbol: str, ts: int, d: int, statistic: float) -> dict:
@@ -233,41 +214,7 @@ class DriftStage:
             starts = np.flatnonzero(np.r_[True, ev_tick[1:] != ev_tick[:-1]]).tolist()
             for lo, hi in zip(starts, [*starts[1:], len(ev_tick)], strict=True):
                 labels_at[int(ev_tick[lo])] = range(lo, hi)
-        errors = np.abs(ev_p - ev_y[:, None]).tolist()  # per label, each model's |p - y|
-        concept_gates = self.settings.concept_gates
-        fresh = np.flatnonzero(reset).tolist()  # symbols back after a silence: fresh detectors
-        slots, champions = slot.tolist(), champion.tolist()
-        orders = [[c] + [m for m in range(len(models)) if m != c] for c in range(len(models))]
-        for i in sorted(labels_at.keys() | set(fresh)) if fresh else labels_at:
-            symbol, champ = symbols[slots[i]], champions[i]
-            if reset[i]:
-                for key in [k for k in self.concept if k[0] == symbol]:
-                    del self.concept[key]
-            found = labels_at.get(i, ())
-            for m in orders[champ]:
-                model_id, version = models[m]
-                key = (symbol, model_id)
-                adwin = self.concept.get(key)
-                if adwin is None:
-                    adwin = self.concept[key] = Adwin()
-                for e in found:
-                    adwin.update(errors[e][m])
-                    if adwin.drift_detected:
-                        gating = m == champ and concept_gates
-                        alerts[i].append(
-                            {
-                                "symbol": symbol,
-                                "model_id": model_id,
-                                "model_version": version,
-                                "detector": "adwin",
-                                "feature": None,
-                                "statistic": float(adwin.estimation),
-                                "threshold": ADWIN_DELTA,
-                                "window": int(adwin.width),
-                                "severity": "warning" if gating else "info",
-                                "ts": int(ts[i]),
-                            }
-                        )
+        self._concept(symbols, slot, ts, ev_tick, ev_y, ev_p, champion, models, reset, alerts)
         allowed = np.ones(len(slot), np.bool_)
         records: list[tuple[int, dict]] = []
         warned = {
@@ -306,6 +253,52 @@ class DriftStage:
         ordered = [(i, a) for i in sorted(alerts) for a in alerts[i]]
         return ordered, records, allowed
 
+    def _concept(self, symbols, slot, ts, ev_tick, ev_y, ev_p, champion, models, reset, alerts):
+        """Each label's |prob_up − label| into its symbol's ADWIN of each model, compiled
+        (``spark.drift.adwin``); a symbol back after a silence (``reset``) starts fresh
+        detectors first. A detection's alert goes after the tick's other alerts: the
+        champion's first, then each challenger's, in label order."""
+        if self.concept.models != len(models):
+            if self.concept.models:
+                raise ValueError(f"{len(models)} models, not {self.concept.models}")
+            self.concept = AdwinSet(len(models), self.detectors.symbols)
+        errors = np.ascontiguousarray(np.abs(ev_p - ev_y[:, None]), np.float64)
+        ev_slot = slot[ev_tick].astype(np.int64)
+        found: list[tuple] = []
+        lo = 0
+        for r in np.flatnonzero(reset).tolist():  # labels before a fresh start, then the start
+            hi = int(np.searchsorted(ev_tick, r, side="left"))
+            found.append(self.concept.step(ev_slot, errors, lo, hi))
+            self.concept.reset(slot[r])
+            lo = hi
+        found.append(self.concept.step(ev_slot, errors, lo, len(ev_tick)))
+        detections = []
+        for events, model, values in found:
+            for e, m, (estimation, width) in zip(
+                events.tolist(), model.tolist(), values.tolist(), strict=True
+            ):
+                i = int(ev_tick[e])
+                champ = int(champion[i])
+                detections.append((i, m != champ, m - (m > champ), e, m, estimation, width))
+        concept_gates = self.settings.concept_gates
+        for i, _, _, _, m, estimation, width in sorted(detections):
+            model_id, version = models[m]
+            gating = m == int(champion[i]) and concept_gates
+            alerts[i].append(
+                {
+                    "symbol": symbols[slot[i]],
+                    "model_id": model_id,
+                    "model_version": version,
+                    "detector": "adwin",
+                    "feature": None,
+                    "statistic": float(estimation),
+                    "threshold": ADWIN_DELTA,
+                    "window": int(width),
+                    "severity": "warning" if gating else "info",
+                    "ts": int(ts[i]),
+                }
+            )
+
     def count_suppressed(self, symbols, slot, suppressed: np.ndarray, records) -> dict[str, int]:
         """Count the signals the gates held back (``suppressed``: their ticks) in their gates
         and in this batch's GateState records, which count the suppressions before them since
@@ -337,8 +330,8 @@ class DriftStage:
 
     # --- state ---------------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
-        """(gates, detector arrays, the ADWIN detectors pickled: loaded only from a checkpoint
-        whose signature was checked)."""
+        """(gates, detector arrays, b""): the last part held the ADWIN detectors pickled
+        before session 16; they are arrays now."""
         gates = {
             symbol: {**vars(g), "_probation": [list(pair) for pair in g._probation]}
             for symbol, g in self.gates.items()
@@ -346,13 +339,21 @@ class DriftStage:
         arrays = {f"drift.{k}": a for k, a in enumerate(self.detectors.state)}
         if self.breaks is not None:
             arrays["drift.breaks"] = self.breaks.state
-        return (
-            {"gates": gates},
-            arrays,
-            pickle.dumps(self.concept, protocol=pickle.HIGHEST_PROTOCOL),
-        )
+        arrays.update(self.concept.arrays())
+        return {"gates": gates}, arrays, b""
 
-    def restore(self, meta: dict, arrays: dict[str, np.ndarray], concept: bytes) -> None:
+    def restore(
+        self,
+        meta: dict,
+        arrays: dict[str, np.ndarray],
+        concept: bytes,
+        symbols: list[str] | None = None,
+        model_ids: list[str] | None = None,
+    ) -> None:
+        """A checkpoint's state. One written before session 16 pickled river's ADWIN
+        detectors by (symbol, model id) in ``concept`` (loaded only from a checkpoint whose
+        signature was checked): they are read into arrays, by ``symbols`` (slot -> name)
+        and ``model_ids`` (model -> id)."""
         self.detectors.state = tuple(arrays[f"drift.{k}"] for k in range(len(self.detectors.state)))
         if self.breaks is not None:
             self.breaks.restore(arrays.get("drift.breaks"), self.detectors.symbols)
@@ -363,7 +364,17 @@ class DriftStage:
                 setattr(gate, name, value)
             gate._probation = [tuple(pair) for pair in fields_["_probation"]]
             self.gates[symbol] = gate
-        self.concept = pickle.loads(concept)  # noqa: S301 - a signed checkpoint's own bytes
+        if self.concept.load(arrays):
+            return
+        self.concept = AdwinSet(len(model_ids or ()), self.detectors.symbols)
+        if not concept:
+            return
+        old = pickle.loads(concept)  # noqa: S301 - a signed checkpoint's own bytes
+        slot_of = {name: k for k, name in enumerate(symbols or ()) if name}
+        for (symbol, model_id), detector in old.items():
+            if symbol in slot_of and model_id in model_ids:
+                state = adwin.from_river(detector._helper.__getstate__(), detector.drift_detected)
+                self.concept.put(slot_of[symbol], model_ids.index(model_id), state)
 
     def command(self, symbol: str, action: str, reason: str, ts: int) -> dict:
         """An operator's open or close; the GateState record to publish."""

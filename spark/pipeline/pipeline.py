@@ -164,7 +164,7 @@ class SignalPipeline:
         # move x lean and lean^2 (lean = 2 prob_up - 1), labels in them
         self.q_move = np.zeros((0, m, 3))
         self.pool = core.new_pool(POOL_START, features.N_FEATURES, m)
-        self.drift = DriftStage(settings.drift)
+        self.drift = DriftStage(settings.drift, models=m)
         self.executor = PaperExecutor(settings.execution, settings.limits)
         self.scores = RollingScores(m)
         self.next_promotion_check = PROMOTION_EVERY
@@ -539,8 +539,9 @@ class SignalPipeline:
     _ARRAYS_SINCE_V2 = ("q_move", "last_ts", "ref_mid", "jumps", "q_count")
 
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
-        """Everything the pipeline holds: (JSON-able part, arrays, ADWIN detectors pickled).
-        ``from_state`` continues exactly where this one is."""
+        """Everything the pipeline holds: (JSON-able part, arrays, b""; before session 16 the
+        last part held the ADWIN detectors pickled). ``from_state`` continues exactly where
+        this one is, and reads the older form too."""
         learners_meta, learners_arrays = self.learners.state()
         drift_meta, drift_arrays, concept = self.drift.state()
         meta = {
@@ -592,7 +593,13 @@ class SignalPipeline:
         }
         self.learners = Learners.from_state(meta["learners"], learned)
         self.drift.grow(len(self.symbols))
-        self.drift.restore(meta["drift"], {k: a.copy() for k, a in arrays.items()}, concept)
+        self.drift.restore(
+            meta["drift"],
+            {k: a.copy() for k, a in arrays.items()},
+            concept,
+            self.symbols,
+            [slot.model_id for slot in self.learners.slots],
+        )
         self.executor.load(meta["executor"])
         self.scores.p, self.scores.y = arrays["scores.p"].copy(), arrays["scores.y"].copy()
         self.scores.filled, self.scores.at = meta["scores"]["filled"], meta["scores"]["at"]

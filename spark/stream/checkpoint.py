@@ -3,10 +3,11 @@
 A checkpoint is the pipeline's state (``SignalPipeline.state``) and the offset of the last
 tick it includes. Bytes: ``SPKC`` + format version (2) + the signing key's id (16 ASCII
 hex digits) + HMAC-SHA256 (that key, over the version, the key id and all that follows) +
-zlib of (JSON length, JSON, ``numpy.savez`` of the arrays, the pickled
-ADWIN detectors). The signature is checked before anything is parsed; the arrays load
-with ``allow_pickle=False``; only the ADWIN part is a pickle, of the worker's own signed
-bytes.
+zlib of (JSON length, JSON, ``numpy.savez`` of the arrays, a last part). The signature is
+checked before anything is parsed; the arrays load with ``allow_pickle=False``. The last
+part is empty since session 16 (the ADWIN detectors are arrays); in older checkpoints it
+is the ADWIN detectors pickled, unpickled only after the signature check, of the worker's
+own signed bytes.
 
 On the topic: partition = the tick partition, key = the partition number, one message
 per chunk of at most CHUNK bytes, headers ``spark.checkpoint`` (the offset) and
