@@ -264,8 +264,8 @@ def eurusd_models(worker: WorkerProcess) -> list[dict]:
 
 @pytest.mark.broker
 def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARK_MODEL", "gbm")  # and the other model in shadow
-    monkeypatch.setenv("SPARK_CHALLENGERS", "logreg")
+    shadow = "gbm" if DEFAULT_MODEL == "logreg" else "logreg"  # the other model in shadow
+    monkeypatch.setenv("SPARK_CHALLENGERS", shadow)
     monkeypatch.setenv("SPARK_MIN_EDGE", "0")  # the band policy: signals from few ticks
     ticks = ticks_of(FX, 1500)
     w1 = WorkerProcess(free_port(), tmp_path / "w1.log")
@@ -279,7 +279,7 @@ def test_shadow_models_http_and_a_restart_that_continues_exactly(broker, tmp_pat
         models = eurusd_models(w1)
         assert {(m["model_id"], m["role"]) for m in models} == {
             (DEFAULT_MODEL, "champion"),
-            ("logreg", "challenger"),
+            (shadow, "challenger"),
         }
         assert all(m["metrics"]["labels"] > 0 for m in models)
         assert w1.metric("spark_events_out_total", topic="signals") > 0
