@@ -96,11 +96,22 @@ def _emit(page: str, figures: dict, output, pdf, write_pdf, as_json: bool) -> No
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole selection as JSON.")
 @click.option(
+    "--save-scores",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every day-file's figures as JSON, to choose again later with --scores.",
+)
+@click.option(
+    "--scores",
+    "saved",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run nothing: choose and report again from a --save-scores file.",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
 def research_select(
     root, max_ticks, train_share, instruments, models, horizons, edges, fills, jobs, output, pdf,
-    as_json, progress,
+    as_json, save_scores, saved, progress,
 ) -> None:  # fmt: skip
     """Score every candidate (learner x horizon x policy x fill model) on every instrument and
     day-file,
@@ -132,6 +143,8 @@ def research_select(
             instruments=instruments or None,
             jobs=jobs,
             on_day=advance,
+            save_scores=save_scores,
+            saved=saved,
         )
     _emit(
         markdown(selection),

@@ -13,8 +13,11 @@ chosen on the train days only, reported on the later days.
    5 s; docs/costs.md). Everything else is the live default (band 0.1, drift gate on,
    100,000 notional, 0.5 bp taker and 0 bp maker fees, 20 ms latency, default risk limits).
 4. **Choice**: the candidate with the best mean net PnL per train day-file over all
-   instruments; ties (within 0.01) by the mean train AUC. Nothing of a test day is read to
-   choose.
+   instruments. Ties (within 0.01) go to the learner and horizon whose signals carry the
+   most edge before costs: the gross PnL per round trip (bp of its notional, pooled over
+   the train day-files) of the band-policy taker candidate with that learner and horizon
+   (``band_edge``; since run 7: money, so comparable across label horizons, which an AUC
+   is not). Remaining ties by the mean train AUC. Nothing of a test day is read to choose.
 5. **Report**: per instrument and test day, the chosen candidate's AUC, precision@20, gross,
    costs, net and fills; per instrument mean, worst and spread (max − min); and every
    candidate's train and test means, so the choice can be checked against what was not
@@ -28,6 +31,7 @@ chosen on the train days only, reported on the later days.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import multiprocessing
 import time
@@ -98,6 +102,7 @@ CANDIDATES = tuple(
     for edge in (0.0, 1.0, 2.0, 4.0)
     for fill in ("taker", "passive")
 )
+BY_NAME = {c.name: c for c in CANDIDATES}
 FIGURES = (
     "auc",
     "precision_at_20",
@@ -108,6 +113,7 @@ FIGURES = (
     "spread_cost",
     "fills",
     "ticks",
+    "traded_notional",
 )
 
 
@@ -189,14 +195,31 @@ def _mean(values: list[float]) -> float:
     return sum(ok) / len(ok) if ok else float("nan")
 
 
-def choose(scores: dict[tuple[str, str], dict], train: list[Day], names: list[str]) -> str:
-    """The candidate with the best mean net PnL over the train day-files; ties (0.01) by the
-    mean train AUC. ``scores``: (day path, candidate name) -> figures."""
+def band_edge(scores: dict[tuple[str, str], dict], days: list[Day], name: str) -> float:
+    """Edge before costs of ``name``'s learner and horizon: gross PnL per round trip, bp of
+    its notional, of their band-policy taker candidate, pooled over ``days`` (NaN when that
+    candidate was not run or made no trade)."""
+    c = BY_NAME.get(name)
+    if c is None:
+        return math.nan
+    band = Candidate(c.model, c.horizon_s, 0.0, "taker", c.horizon_moves).name
+    rows = [scores.get((d.path, band)) for d in days]
+    if any(r is None for r in rows):
+        return math.nan
+    notional = sum(r.get("traded_notional", 0.0) for r in rows)
+    return sum(r["gross_pnl"] for r in rows) * 2e4 / notional if notional > 0 else math.nan
 
-    def key(name: str) -> tuple[float, float]:
+
+def choose(scores: dict[tuple[str, str], dict], train: list[Day], names: list[str]) -> str:
+    """The candidate with the best mean net PnL over the train day-files; ties (0.01) by
+    ``band_edge`` on the train days, then by the mean train AUC. ``scores``: (day path,
+    candidate name) -> figures."""
+
+    def key(name: str) -> tuple[float, float, float]:
         pnl = _mean([scores[(d.path, name)]["pnl"] for d in train])
+        edge = band_edge(scores, train, name)
         auc = _mean([scores[(d.path, name)]["auc"] for d in train])
-        return (round(pnl, 2), auc if auc == auc else -1.0)
+        return (round(pnl, 2), edge if edge == edge else -math.inf, auc if auc == auc else -1.0)
 
     return max(names, key=key)
 
@@ -282,10 +305,15 @@ def run_selection(
     instruments: tuple[str, ...] | None = None,
     jobs: int = 1,
     on_day: Callable[[int, int], None] | None = None,
+    save_scores: Path | None = None,
+    saved: Path | None = None,
 ) -> Selection:
-    """Run the protocol on the day-files under ``root`` (module docstring)."""
+    """Run the protocol on the day-files under ``root`` (module docstring). ``save_scores``:
+    also write every day-file's figures as JSON; ``saved``: take them from such a file
+    instead of running anything (the choice and the report made again)."""
     started = time.monotonic()
-    days = find_days(root)
+    stored = json.loads(saved.read_text()) if saved is not None else None
+    days = find_days(root) if stored is None else [Day(**e["day"]) for e in stored]
     if instruments:
         wanted = {i.upper() for i in instruments}
         days = [d for d in days if d.instrument in wanted]
@@ -295,13 +323,27 @@ def run_selection(
     tasks = [(d, candidates, max_ticks) for d in days]
     scores: dict[tuple[str, str], dict] = {}
     done = 0
-    if jobs > 1:
+    if stored is not None:
+        wanted = {c.name for c in candidates}
+        for entry in stored:
+            rows = [r for r in entry["rows"] if r["candidate"] in wanted]
+            missing = wanted - {r["candidate"] for r in rows}
+            if missing:
+                raise SparkError(f"{saved} has no figures of {sorted(missing)[0]!r}: run it again")
+            done = _take(scores, Day(**entry["day"]), rows, done, len(stored), on_day)
+    elif jobs > 1:
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             for day, rows in pool.imap_unordered(score_day, tasks):
                 done = _take(scores, day, rows, done, len(tasks), on_day)
     else:
         for task in tasks:
             done = _take(scores, *score_day(task), done, len(tasks), on_day)
+    if save_scores is not None:
+        by_day: dict[str, list] = {}
+        for (path, _), row in scores.items():
+            by_day.setdefault(path, []).append(row)
+        entries = [{"day": asdict(d), "rows": by_day[d.path]} for d in days if d.path in by_day]
+        save_scores.write_text(json.dumps(entries))
     names = [c.name for c in candidates]
     chosen = choose(scores, parts["train"], names)
     table = []
@@ -310,6 +352,7 @@ def run_selection(
         for part in ("train", "test"):
             for k in ("auc", "precision_at_20", "pnl", "fills"):
                 row[f"{part}_{k}"] = _mean([scores[(d.path, name)][k] for d in parts[part]])
+            row[f"{part}_band_edge"] = band_edge(scores, parts[part], name)
         table.append(row)
     test_rows = [
         {"instrument": d.instrument, "date": d.date} | scores[(d.path, chosen)]
@@ -402,17 +445,20 @@ def markdown(s: Selection) -> str:
         "",
         "## Every candidate: means per day-file, train and test",
         "",
-        "| candidate | train AUC | train net | train fills | test AUC | test P@20 | test net "
-        "| test fills |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Band edge: gross PnL per round trip (bp of its notional) of the band-policy taker "
+        "candidate with the same learner and horizon, pooled over the days: the tie-break.",
+        "",
+        "| candidate | train AUC | train net | train fills | train band edge | test AUC "
+        "| test P@20 | test net | test fills | test band edge |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in s.candidates:
         mark = " (chosen)" if r["candidate"] == s.chosen else ""
         lines.append(
             f"| {r['candidate']}{mark} | {f(r['train_auc'])} | {f(r['train_pnl'], ',.2f')} | "
-            f"{f(r['train_fills'], ',.0f')} | {f(r['test_auc'])} | "
-            f"{f(r['test_precision_at_20'])} | {f(r['test_pnl'], ',.2f')} | "
-            f"{f(r['test_fills'], ',.0f')} |"
+            f"{f(r['train_fills'], ',.0f')} | {f(r['train_band_edge'], '.3f')} | "
+            f"{f(r['test_auc'])} | {f(r['test_precision_at_20'])} | {f(r['test_pnl'], ',.2f')} | "
+            f"{f(r['test_fills'], ',.0f')} | {f(r['test_band_edge'], '.3f')} |"
         )
     if s.walk_forward and s.walk_forward["folds"]:
         w = s.walk_forward
