@@ -247,6 +247,46 @@ def test_the_choice_reads_train_days_only():
     assert choose(scores, train, ["x", "y"]) == "x"  # equal PnL: the better train AUC
 
 
+def test_ties_go_to_the_most_edge_before_costs_not_to_an_auc_of_another_horizon():
+    """Two candidates that make no trade tie on net PnL. The AUCs answer different questions
+    (1 s vs the next mid move), so the tie goes to the learner and horizon whose band-policy
+    trades earned more per round trip before costs, on the train days only."""
+    from spark.research.select import Day, band_edge, choose
+
+    train = [Day("A", "2014-05-01", "a1"), Day("A", "2014-05-02", "a2")]
+    test = [Day("A", "2014-05-05", "a5")]
+    quiet = {"pnl": 0.0, "gross_pnl": 0.0, "traded_notional": 0.0}
+    gbm, logreg = "gbm h=1s edge>=4xcost", "logreg h=1mv edge>=4xcost"
+    scores = {}
+    for d in train + test:
+        scores[(d.path, gbm)] = quiet | {"auc": 0.63}
+        scores[(d.path, logreg)] = quiet | {"auc": 0.66}
+        # band policy, 1e6 notional a day: gbm 1 s earns 3 bp a round trip gross, logreg 1 bp
+        scores[(d.path, "gbm h=1s band")] = {
+            "pnl": -50.0,
+            "gross_pnl": 150.0,
+            "traded_notional": 1e6,
+            "auc": 0.63,
+        }
+        scores[(d.path, "logreg h=1mv band")] = {
+            "pnl": -90.0,
+            "gross_pnl": 50.0,
+            "traded_notional": 1e6,
+            "auc": 0.66,
+        }
+    assert band_edge(scores, train, gbm) == pytest.approx(3.0)
+    assert band_edge(scores, train, logreg) == pytest.approx(1.0)
+    assert choose(scores, train, [logreg, gbm]) == gbm  # not the higher AUC
+    scores[("a5", "logreg h=1mv band")]["gross_pnl"] = 1e6  # a test day changes nothing
+    assert choose(scores, train, [logreg, gbm]) == gbm
+    scores[("a1", "logreg h=1mv band")]["gross_pnl"] = 1e3  # a train day does
+    assert choose(scores, train, [logreg, gbm]) == logreg
+    # without a band candidate of its horizon, an edge is unknown: ranked below a known one
+    del scores[("a1", "gbm h=1s band")]
+    assert band_edge(scores, train, gbm) != band_edge(scores, train, gbm)  # NaN
+    assert choose(scores, train, [gbm, logreg]) == logreg
+
+
 def test_split_keeps_each_instruments_first_days_for_training():
     from spark.research.select import Day, split
 
@@ -267,7 +307,8 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
         cli,
         ["research", "select", "--data", str(shared_data), "--instrument", "EURUSD",
          "--instrument", "IBM", "--max-ticks", "2000", "--model", "logreg", "--horizon", "1",
-         "--jobs", "1", "--output", str(out), "--pdf", str(tmp_path / "s.pdf"), "--json"],
+         "--jobs", "1", "--output", str(out), "--pdf", str(tmp_path / "s.pdf"), "--json",
+         "--save-scores", str(tmp_path / "scores.json")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     selection = json.loads(result.output)
@@ -291,6 +332,22 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert [len(f["test_days"]) for f in walk["folds"]] == [2, 2, 2] + [1] * 8
     assert all(f["chosen"] in names for f in walk["folds"])
     assert "## The choice walked forward over days" in out.read_text()
+    # chosen again from the saved figures: nothing runs (no data folder), the same answer
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    again = CliRunner().invoke(
+        cli,
+        ["research", "select", "--data", str(empty), "--scores", str(tmp_path / "scores.json"),
+         "--model", "logreg", "--horizon", "1", "--json"],
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    redone = json.loads(again.output)
+    for key in ("chosen", "candidates", "test_days", "per_instrument", "walk_forward"):
+        assert redone[key] == selection[key], key
+    more = CliRunner().invoke(
+        cli, ["research", "select", "--data", str(empty), "--scores", str(tmp_path / "scores.json")]
+    )  # every candidate wanted, but the file has logreg 1 s only
+    assert more.exit_code == 1 and "run it again" in more.output
 
 
 def test_walking_forward_over_days_chooses_on_earlier_days_only():
