@@ -76,6 +76,14 @@ def test_compiled_writers_write_fastavros_bytes(serde):
         serde.decode(v, "Prediction")["role"] for _, v, _ in out.messages["predictions"]
     )
     assert roles == {"champion": len(batch), "challenger": len(batch)}
+    # each tick's source once on features; on predictions once plain, once as its 2nd record
+    plain = [h[0][1] for _, _, h in out.messages["features"]]
+    assert len(set(plain)) == len(batch) and all(b"#" not in x for x in plain)
+    sources = sorted(h[0][1] for _, _, h in out.messages["predictions"])
+    assert sources == sorted(plain + [x + b"#1" for x in plain])
+    assert {tuple(n for n, _ in h) for _, _, h in out.messages["predictions"]} == {
+        ("spark.source", "spark.processed_at")
+    }
 
 
 # --- the tick decoder, poison included -------------------------------------------------------

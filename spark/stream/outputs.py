@@ -84,9 +84,8 @@ class OutputWriter:
         offsets = batch.offset
         now = str(int(time.time() * 1e6)).encode()
         prefix = f"{self.source_prefix}{partition}@"
-        headers = [
-            [(SOURCE, f"{prefix}{o}".encode()), (PROCESSED_AT, now)] for o in offsets.tolist()
-        ]
+        sources = [f"{prefix}{o}".encode() for o in offsets.tolist()]
+        headers = [[(SOURCE, source), (PROCESSED_AT, now)] for source in sources]
         keys = [s.encode() for s in symbols]
         rows = np.flatnonzero(result.valid & (offsets >= first_offset))
         if len(rows):
@@ -110,8 +109,11 @@ class OutputWriter:
                     result.champion,
                     horizon_ms,
                 )
-                if m:
-                    row_headers = [_nth(h, m) for h in row_headers]
+                if m:  # the m-th record of each tick on the topic
+                    nth = b"#%d" % m
+                    row_headers = [
+                        [(SOURCE, sources[i] + nth), (PROCESSED_AT, now)] for i in rows.tolist()
+                    ]
                 out.extend("predictions", list(zip(row_keys, values, row_headers, strict=True)))
         seen: dict[tuple[int, str], int] = {}
         for i, topic_id, record in sparse(result):
