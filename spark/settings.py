@@ -8,10 +8,10 @@ naming the variable.
 =============================  ==============================================  =========
 variable                       meaning                                         default
 =============================  ==============================================  =========
-SPARK_MODEL                    champion learner: gbm or logreg                  logreg
+SPARK_MODEL                    champion learner: gbm or logreg                  gbm
 SPARK_CHALLENGERS              learners run in shadow, comma-separated          (none)
 SPARK_HORIZON_S                label horizon, seconds                           1.0
-SPARK_HORIZON_MOVES            > 0: label horizon in event time instead, this   1
+SPARK_HORIZON_MOVES            > 0: label horizon in event time instead, this   0
                                many moves of the symbol's mid; 0: SPARK_HORIZON_S
 SPARK_SIGNAL_BAND              signal band around 0.5                           0.1
 SPARK_MIN_EDGE                 cost-aware policy: enter only where the          4
@@ -75,7 +75,7 @@ from spark.execution.costs import CostModelError, CostModels
 from spark.execution.risk import LIMIT_ENV, LIMIT_NAMES, ExecutionSettings, Limits
 
 MODEL_NAMES = ("gbm", "logreg")
-DEFAULT_MODEL = "logreg"  # the selection protocol's choice (docs/policy.md, session 15)
+DEFAULT_MODEL = "gbm"  # the selection protocol's choice (docs/policy.md, run 7, session 16)
 CONFIRMED = "confirmed"  # PSI on spread_bp confirmed by vol_bp (the default until session 7)
 # PSI on dt_s confirmed by PSI on spread_bp within 1,000 vectors: chosen by `spark research
 # drift` on train streams (docs/drift.md, session 7) (the default gate rule until session 14)
@@ -129,7 +129,7 @@ class ModelSettings:
     horizon_s: float = 1.0
     # > 0: labels in event time instead, the sign of the mid after this many moves of the
     # symbol's mid (spark.pipeline.core); horizon_s is then unused by the labels
-    horizon_moves: int = 1
+    horizon_moves: int = 0  # run 7 (session 16) chose 1 s; run 6 had chosen 1 move
     band: float = 0.1
     # the cost-aware policy (spark.ml.signals), as `spark research select` chose on train
     # days (docs/policy.md, docs/selection.md); min_edge 0: the band policy alone
@@ -287,7 +287,7 @@ class Settings:
             model=env.get("SPARK_MODEL", DEFAULT_MODEL).strip() or DEFAULT_MODEL,
             challengers=challengers,
             horizon_s=read.number("SPARK_HORIZON_S", 1.0),
-            horizon_moves=read.whole("SPARK_HORIZON_MOVES", 1),
+            horizon_moves=read.whole("SPARK_HORIZON_MOVES", 0),
             band=read.number("SPARK_SIGNAL_BAND", 0.1),
             min_edge=read.number("SPARK_MIN_EDGE", ModelSettings.min_edge),
             min_hold_s=read.number("SPARK_MIN_HOLD_S", ModelSettings.min_hold_s),

@@ -258,6 +258,7 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
     import json
 
     from spark.jobs.backtest import run_request
+    from spark.settings import DEFAULT_MODEL
 
     path = tmp_path / f"report.{fmt}"
     params = {"data": [str(DATA / "fxcm/eurusd/20140501_quote.zip")], "limit": 3000,
@@ -283,7 +284,8 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
         assert summary["gross_pnl"] - summary["fees"] - summary["spread_cost"] == pytest.approx(
             summary["pnl"]
         )
-        assert summary["param: min_edge"] == "0.0" and summary["param: model"] == '"logreg"'
+        assert summary["param: min_edge"] == "0.0"
+        assert summary["param: model"] == f'"{DEFAULT_MODEL}"'
         assert sum(1 for _ in book["Fills"].iter_rows(min_row=2)) == fills
     else:
         body = path.read_bytes()

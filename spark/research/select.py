@@ -378,6 +378,7 @@ def run_selection(
             "train_share": train_share,
             "candidates": [asdict(c) | {"name": c.name} for c in candidates],
             "data": str(root),
+            "scores": None if saved is None else str(saved),
         },
         seconds=time.monotonic() - started,
     )
@@ -413,7 +414,11 @@ def markdown(s: Selection) -> str:
         f"(equities: from 09:30 New York), train share {s.settings['train_share']:g} of each "
         f"instrument's days. Train days: "
         + ", ".join(f"{d['instrument']} {d['date']}" for d in s.train_days)
-        + f". {s.seconds:.0f} s.",
+        + (
+            f". Figures read from `{s.settings['scores']}`: chosen again, nothing run."
+            if s.settings.get("scores")
+            else f". {s.seconds:.0f} s."
+        ),
         "",
         "## The chosen candidate on the test days, per instrument",
         "",
