@@ -89,6 +89,9 @@ def test_compiled_adwin_is_rivers_adwin_step_for_step():
                 for a, b in zip((scal, ints, count, buckets), read, strict=True):
                     assert np.array_equal(a, b), i
     assert detections >= 16  # at least the two shifts of each stream
+    # the bytes a detector holds, as docs/hot-path.md gives them per symbol and model
+    one = adwin.AdwinSet(1, 1)
+    assert sum(a[0, 0].nbytes for a in one.state) == adwin.BYTES_PER_DETECTOR == 3_376
 
 
 def test_rivers_adwin_state_in_another_layout_is_refused():

@@ -17,7 +17,7 @@ State, one detector per (symbol slot, model): ``scal`` (total, variance, width),
 ``ints`` (clock tick, levels in use, detected at the last value), ``count`` (buckets per
 level) and ``buckets`` (level, bucket, total/variance). A fresh detector is all zeros
 with one level. ``LEVELS`` levels hold 5 × 2³¹ values, more than any window reaches;
-the state is 3,392 bytes a detector.
+the state is 3,376 bytes a detector.
 
 ``from_river`` reads the state of river's detector (its serialized bytes) into these
 arrays: a checkpoint written before session 16 held river's detectors, pickled.
