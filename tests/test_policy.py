@@ -338,16 +338,22 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     again = CliRunner().invoke(
         cli,
         ["research", "select", "--data", str(empty), "--scores", str(tmp_path / "scores.json"),
-         "--model", "logreg", "--horizon", "1", "--json"],
+         "--model", "logreg", "--horizon", "1", "--max-ticks", "2000", "--json"],
     )  # fmt: skip
     assert again.exit_code == 0, again.output
     redone = json.loads(again.output)
     for key in ("chosen", "candidates", "test_days", "per_instrument", "walk_forward"):
         assert redone[key] == selection[key], key
     more = CliRunner().invoke(
+        cli,
+        ["research", "select", "--data", str(empty), "--scores", str(tmp_path / "scores.json"),
+         "--max-ticks", "2000"],
+    )  # fmt: skip
+    assert more.exit_code == 1 and "run it again" in more.output  # the file has logreg 1 s only
+    other = CliRunner().invoke(
         cli, ["research", "select", "--data", str(empty), "--scores", str(tmp_path / "scores.json")]
-    )  # every candidate wanted, but the file has logreg 1 s only
-    assert more.exit_code == 1 and "run it again" in more.output
+    )  # the default 50,000 ticks a day-file: not the figures the file holds
+    assert other.exit_code == 1 and "--max-ticks 2000" in other.output
 
 
 def test_walking_forward_over_days_chooses_on_earlier_days_only():

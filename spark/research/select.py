@@ -312,7 +312,15 @@ def run_selection(
     also write every day-file's figures as JSON; ``saved``: take them from such a file
     instead of running anything (the choice and the report made again)."""
     started = time.monotonic()
-    stored = json.loads(saved.read_text()) if saved is not None else None
+    stored = None
+    if saved is not None:
+        content = json.loads(saved.read_text())
+        if content.get("max_ticks") != max_ticks:
+            raise SparkError(
+                f"{saved} holds figures of at most {content.get('max_ticks')} ticks a day-file, "
+                f"not {max_ticks}: pass --max-ticks {content.get('max_ticks')}"
+            )
+        stored = content["days"]
     days = find_days(root) if stored is None else [Day(**e["day"]) for e in stored]
     if instruments:
         wanted = {i.upper() for i in instruments}
@@ -343,7 +351,7 @@ def run_selection(
         for (path, _), row in scores.items():
             by_day.setdefault(path, []).append(row)
         entries = [{"day": asdict(d), "rows": by_day[d.path]} for d in days if d.path in by_day]
-        save_scores.write_text(json.dumps(entries))
+        save_scores.write_text(json.dumps({"max_ticks": max_ticks, "days": entries}))
     names = [c.name for c in candidates]
     chosen = choose(scores, parts["train"], names)
     table = []
