@@ -305,6 +305,12 @@ def _settings(params: BacktestParams, base: Settings) -> Settings:
     )
 
 
+def per_round_trip_bp(amount: float, traded_notional: float) -> float:
+    """``amount`` per round trip, in bp of the round trip's notional: a round trip trades
+    its notional twice. NaN when nothing traded."""
+    return amount * 2e4 / traded_notional if traded_notional > 0 else math.nan
+
+
 def run_backtest(
     ticks: TickBatch | Iterable[Tick],
     params: BacktestParams | None = None,
@@ -400,10 +406,11 @@ def run_backtest(
     result.unrealized_pnl = sum(p.unrealized for p in held)
     result.pnl = result.realized_pnl + result.unrealized_pnl
     result.gross_pnl = result.pnl + result.fees + result.spread_cost
-    if result.traded_notional > 0:  # a round trip trades its notional twice
-        per_trip = 2e4 / result.traded_notional
-        result.break_even_edge_bp = (result.fees + result.spread_cost) * per_trip
-        result.edge_bp = result.gross_pnl * per_trip
+    if result.traded_notional > 0:
+        result.break_even_edge_bp = per_round_trip_bp(
+            result.fees + result.spread_cost, result.traded_notional
+        )
+        result.edge_bp = per_round_trip_bp(result.gross_pnl, result.traded_notional)
     for ex in executors:
         for name, count in ex.rejections.items():
             result.rejections[name] = result.rejections.get(name, 0) + count

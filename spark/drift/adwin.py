@@ -40,6 +40,7 @@ LEVELS = 32
 SLOTS = MAX_BUCKETS + 1  # a level briefly holds one bucket more before it merges
 TOTAL, VARIANCE, WIDTH = 0, 1, 2
 TICK, USED, DETECTED = 0, 1, 2
+ARRAYS = ("scal", "ints", "count", "buckets")  # a checkpoint's names, drift.adwin.<name>
 BYTES_PER_DETECTOR = 8 * (3 + 3 + LEVELS + LEVELS * SLOTS * 2)
 
 
@@ -238,15 +239,13 @@ class AdwinSet:
         return out_e[:found], out_m[:found], out_v[:found]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        names = ("scal", "ints", "count", "buckets")
-        return {f"drift.adwin.{n}": a for n, a in zip(names, self.state, strict=True)}
+        return {f"drift.adwin.{n}": a for n, a in zip(ARRAYS, self.state, strict=True)}
 
     def load(self, arrays: dict[str, np.ndarray]) -> bool:
         """A checkpoint's detectors; False if it has none (written before session 16)."""
-        names = ("scal", "ints", "count", "buckets")
-        if f"drift.adwin.{names[0]}" not in arrays:
+        if f"drift.adwin.{ARRAYS[0]}" not in arrays:
             return False
-        self.state = tuple(arrays[f"drift.adwin.{n}"] for n in names)
+        self.state = tuple(arrays[f"drift.adwin.{n}"] for n in ARRAYS)
         return True
 
     def put(self, slot: int, model: int, detector: tuple) -> None:

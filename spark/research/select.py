@@ -206,8 +206,10 @@ def band_edge(scores: dict[tuple[str, str], dict], days: list[Day], name: str) -
     rows = [scores.get((d.path, band)) for d in days]
     if any(r is None for r in rows):
         return math.nan
+    from spark.backtest.engine import per_round_trip_bp
+
     notional = sum(r.get("traded_notional", 0.0) for r in rows)
-    return sum(r["gross_pnl"] for r in rows) * 2e4 / notional if notional > 0 else math.nan
+    return per_round_trip_bp(sum(r["gross_pnl"] for r in rows), notional)
 
 
 def choose(scores: dict[tuple[str, str], dict], train: list[Day], names: list[str]) -> str:
