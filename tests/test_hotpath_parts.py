@@ -575,3 +575,30 @@ def test_idle_symbols_are_freed_while_symbols_come_and_go():
         assert len(pipeline.symbols) <= 2 * (100 + len(held)) + 8
         kept.append(len(live - set(names)))
     assert 0 < max(kept) < 50 * 19 // 2  # most of the 950 departed symbols were freed
+
+
+def test_the_tick_loop_collects_cyclic_garbage_less_often_but_still_collects_it():
+    import gc
+    import weakref
+
+    from spark.stream.loop import GC_THRESHOLD, collect_less
+
+    before = gc.get_threshold()
+    try:
+        collect_less()
+        assert gc.get_threshold() == GC_THRESHOLD
+        assert gc.get_freeze_count() > 0  # what existed is out of the scans
+
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.peer, b.peer = b, a  # a cycle: reference counting alone never frees it
+        gone = weakref.ref(a)
+        del a, b
+        kept = [[] for _ in range(2 * GC_THRESHOLD[0])]  # live allocations start a collection
+        assert gone() is None
+        assert len(kept) == 2 * GC_THRESHOLD[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
