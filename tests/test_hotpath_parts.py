@@ -86,6 +86,31 @@ def test_compiled_writers_write_fastavros_bytes(serde):
     }
 
 
+def test_the_band_policys_records_take_the_generated_encoders_and_get_fastavros_bytes():
+    from spark import schemas
+    from spark.pipeline.records import sparse
+    from spark.serde.encoders import compile_encoder
+    from spark.serde.registry import parse
+    from spark.topics import catalog
+
+    settings = Settings(gate=False).with_models(model="logreg", min_edge=0.0)
+    pipeline = SignalPipeline(settings)
+    topics = catalog()
+    written = Counter()
+    for part in real_batch(6000).chunks(900):
+        for _, topic_id, record in sparse(pipeline.step(part)):
+            name = topics[topic_id].value
+            parsed = parse(schemas.load_current(name))
+            reference = io.BytesIO()
+            schemaless_writer(reference, parsed, record)
+            encode = compile_encoder(parsed)
+            if encode is None:
+                continue
+            assert encode(record) == reference.getvalue()  # taken (no fallback), same bytes
+            written[topic_id] += 1
+    assert {"signals", "orders", "fills", "positions"} <= set(written)
+
+
 # --- the tick decoder, poison included -------------------------------------------------------
 GOOD = {"symbol": "EURUSD", "ts": 1_398_920_401_787_000, "bid": 1.3866, "ask": 1.3867}
 OTHER_WRITER = {  # a feed handler's newer writer: an extra field, fields in another order

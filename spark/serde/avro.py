@@ -22,6 +22,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from spark import schemas
 from spark.errors import SerializationError
+from spark.serde.encoders import compile_encoder
 from spark.serde.registry import EmbeddedRegistry, Registry, parse
 
 MAGIC = 0
@@ -35,6 +36,7 @@ class AvroSerde:
         self.registry = registry
         self._readers: dict[str, Any] = {}
         self._same: dict[tuple[int, str], bool] = {}
+        self._encoders: dict[str, Any] = {}  # schema name -> generated encoder (or None)
 
     def _reader(self, schema_name: str) -> Any:
         parsed = self._readers.get(schema_name)
@@ -44,8 +46,17 @@ class AvroSerde:
 
     def encode(self, topic: str, schema_name: str, record: dict) -> bytes:
         """Serialize ``record`` as the current ``schema_name``; SerializationError if invalid."""
+        header = _HEADER.pack(MAGIC, self.registry.id_for(topic, schema_name))
+        fast = self._encoders.get(schema_name, False)
+        if fast is False:
+            fast = self._encoders[schema_name] = compile_encoder(self._reader(schema_name))
+        if fast is not None:
+            try:
+                return header + fast(record)
+            except Exception:  # noqa: S110 - fastavro decides what the generated code did not take
+                pass
         out = io.BytesIO()
-        out.write(_HEADER.pack(MAGIC, self.registry.id_for(topic, schema_name)))
+        out.write(header)
         try:
             schemaless_writer(out, self._reader(schema_name), record)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
