@@ -25,6 +25,7 @@ from fastavro import parse_schema, schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spark import schemas
 from spark.pipeline import SignalPipeline, TickBatch
 from spark.serde.avro import AvroSerde
 from spark.serde.registry import EmbeddedRegistry
@@ -84,6 +85,46 @@ def test_compiled_writers_write_fastavros_bytes(serde):
     assert {tuple(n for n, _ in h) for _, _, h in out.messages["predictions"]} == {
         ("spark.source", "spark.processed_at")
     }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(st.text(min_size=1, max_size=70), min_size=1, max_size=4, unique=True),
+    n=st.integers(1, 30),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_feature_writer_writes_fastavros_bytes_on_any_columns(serde, names, n, seed):
+    from spark.features.kernel import FEATURE_NAMES, FEATURE_SET
+    from spark.serde.fast import FeatureWriter
+    from spark.serde.registry import parse
+
+    rng = np.random.default_rng(seed)
+    writer = FeatureWriter(7, FEATURE_NAMES, FEATURE_SET)
+    slot = rng.integers(0, len(names), n)
+    ts = rng.integers(-(2**62), 2**62, n)
+    quotes = rng.normal(size=(n, 3)) * 10.0 ** rng.integers(-300, 300, (n, 3))
+    quotes[rng.random((n, 3)) < 0.3] = np.nan
+    x = rng.normal(size=(n, len(FEATURE_NAMES)))
+    received = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 2**62, n))
+    rows = np.flatnonzero(rng.random(n) < 0.8)
+    values = writer.encode(names, rows, slot, ts, quotes, x, received)
+    parsed = parse(schemas.load_current("FeatureVector"))
+    nan = lambda v: None if v != v else float(v)  # noqa: E731
+    for i, value in zip(rows.tolist(), values, strict=True):
+        record = {
+            "symbol": names[slot[i]],
+            "ts": int(ts[i]),
+            "mid": float(quotes[i, 0]),
+            "bid": nan(quotes[i, 1]),
+            "ask": nan(quotes[i, 2]),
+            "values": dict(zip(FEATURE_NAMES, x[i].tolist(), strict=True)),
+            "feature_set": FEATURE_SET,
+            "computed_at": None,
+            "tick_received_at": int(received[i]) or None,
+        }
+        body = io.BytesIO()
+        schemaless_writer(body, parsed, record)
+        assert value == bytes([0, 0, 0, 0, 7]) + body.getvalue()
 
 
 def test_the_band_policys_records_take_the_generated_encoders_and_get_fastavros_bytes():

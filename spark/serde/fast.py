@@ -141,53 +141,61 @@ def _put_str(out, at, table, lo, hi):
 
 
 @njit(cache=True)
+def _copy(out, at, data, lo, n):
+    for k in range(n):
+        out[at + k] = data[lo + k]
+    return at + n
+
+
+@njit(cache=True)
 def write_features(
     header,
-    names,
-    name_bounds,
-    fset,
+    block,
+    places,
     symbols,
     sym_bounds,
     rows,
     slot,
     ts,
     quotes,
-    x,
+    qb,
+    xb,
     received,
     out,
     ends,
 ):
     """FeatureVector values of ``rows``: symbol, ts, mid, bid, ask, values (map), feature_set,
-    computed_at (null), tick_received_at (null when 0)."""
-    scratch = np.empty(1, np.float64)
-    sb = scratch.view(np.uint8)
-    at = 0
+    computed_at (null), tick_received_at (null when 0). ``block``: the bytes from the map to
+    computed_at with the values zeroed, ``places`` where each value goes in it; ``qb`` and
+    ``xb``: the quotes and features as bytes (8 a value)."""
+    n = places.shape[0]
+    size = block.shape[0]
     for r in range(rows.shape[0]):
         i = rows[r]
-        at = _put_bytes(out, at, header, 0, header.shape[0])
+        at = _copy(out, 0 if r == 0 else ends[r - 1], header, 0, header.shape[0])
         s = slot[i]
-        at = _put_str(out, at, symbols, sym_bounds[s], sym_bounds[s + 1])
+        at = _put_varint(out, at, sym_bounds[s + 1] - sym_bounds[s])
+        at = _copy(out, at, symbols, sym_bounds[s], sym_bounds[s + 1] - sym_bounds[s])
         at = _put_varint(out, at, ts[i])
-        at = _put_double(out, at, quotes[i, 0], scratch, sb)
+        at = _copy(out, at, qb[i], 0, 8)
         for side in (1, 2):
             if np.isnan(quotes[i, side]):
-                at = _put_varint(out, at, 0)
+                out[at] = 0
+                at += 1
             else:
-                at = _put_varint(out, at, 1)
-                at = _put_double(out, at, quotes[i, side], scratch, sb)
-        n = x.shape[1]
-        at = _put_varint(out, at, n)
+                out[at] = 2
+                at = _copy(out, at + 1, qb[i], 8 * side, 8)
+        base = at
+        at = _copy(out, at, block, 0, size)
+        row = xb[i]
         for j in range(n):
-            at = _put_bytes(out, at, names, name_bounds[j], name_bounds[j + 1])
-            at = _put_double(out, at, x[i, j], scratch, sb)
-        at = _put_varint(out, at, 0)
-        at = _put_bytes(out, at, fset, 0, fset.shape[0])
-        at = _put_varint(out, at, 0)  # computed_at: null (deterministic records)
+            _copy(out, base + places[j], row, 8 * j, 8)
         if received[i] > 0:
-            at = _put_varint(out, at, 1)
-            at = _put_varint(out, at, received[i])
+            out[at] = 2
+            at = _put_varint(out, at + 1, received[i])
         else:
-            at = _put_varint(out, at, 0)
+            out[at] = 0
+            at += 1
         ends[r] = at
 
 
@@ -231,6 +239,12 @@ def write_predictions(
         ends[r] = at
 
 
+def avro_long(value: int) -> bytes:
+    """The Avro encoding of a long (zig-zag varint)."""
+    out = np.zeros(10, np.uint8)
+    return out[: _put_varint(out, 0, value)].tobytes()
+
+
 def avro_string(text: str) -> bytes:
     """The Avro encoding of a string (length, then UTF-8)."""
     data = text.encode()
@@ -252,7 +266,9 @@ def _table(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 def split(buf: np.ndarray, ends: np.ndarray) -> list[bytes]:
     """Each encoded value as bytes."""
-    data = buf.tobytes()
+    if not len(ends):
+        return []
+    data = buf[: ends[-1]].tobytes()
     starts = [0, *ends[:-1].tolist()]
     return [data[a:b] for a, b in zip(starts, ends.tolist(), strict=True)]
 
@@ -262,11 +278,17 @@ class FeatureWriter:
 
     def __init__(self, schema_id: int, feature_names: tuple[str, ...], feature_set: str) -> None:
         self.header = wire_header(schema_id)
-        self.names, self.name_bounds = _table([avro_string(n) for n in feature_names])
-        self.fset = np.frombuffer(avro_string(feature_set), np.uint8).copy()
-        self.fixed = (
-            5 + 30 + 8 + 18 + 2 + len(self.names) + 8 * len(feature_names) + len(self.fset) + 12
-        )
+        # the values map, feature_set and computed_at (null) are the same bytes in every
+        # record but for the 8 bytes of each value: written once here, copied per record
+        block, places = bytearray(avro_long(len(feature_names))), []
+        for name in feature_names:
+            block += avro_string(name)
+            places.append(len(block))
+            block += bytes(8)
+        block += avro_long(0) + avro_string(feature_set) + avro_long(0)
+        self.block = np.frombuffer(bytes(block), np.uint8).copy()
+        self.places = np.array(places, np.int64)
+        self.fixed = 5 + 10 + 10 + 8 + 18 + len(self.block) + 11
 
     def encode(self, symbols: list[str], rows, slot, ts, quotes, x, received) -> list[bytes]:
         raw = [s.encode() for s in symbols]
@@ -274,18 +296,20 @@ class FeatureWriter:
         longest = max((len(s) for s in raw), default=0)
         out = np.empty(len(rows) * (self.fixed + longest), np.uint8)
         ends = np.empty(len(rows), np.int64)
+        quotes = np.ascontiguousarray(quotes, np.float64)
+        x = np.ascontiguousarray(x, np.float64)
         write_features(
             self.header,
-            self.names,
-            self.name_bounds,
-            self.fset,
+            self.block,
+            self.places,
             table,
             bounds,
             rows,
             slot,
             ts,
             quotes,
-            x,
+            quotes.view(np.uint8),
+            x.view(np.uint8),
             received,
             out,
             ends,
