@@ -85,7 +85,8 @@ class OutputWriter:
         now = str(int(time.time() * 1e6)).encode()
         prefix = f"{self.source_prefix}{partition}@"
         sources = [f"{prefix}{o}".encode() for o in offsets.tolist()]
-        headers = [[(SOURCE, source), (PROCESSED_AT, now)] for source in sources]
+        stamp = (PROCESSED_AT, now)  # one tuple shared by every record of the turn
+        headers = [[(SOURCE, source), stamp] for source in sources]
         keys = [s.encode() for s in symbols]
         rows = np.flatnonzero(result.valid & (offsets >= first_offset))
         if len(rows):
@@ -111,9 +112,7 @@ class OutputWriter:
                 )
                 if m:  # the m-th record of each tick on the topic
                     nth = b"#%d" % m
-                    row_headers = [
-                        [(SOURCE, sources[i] + nth), (PROCESSED_AT, now)] for i in rows.tolist()
-                    ]
+                    row_headers = [[(SOURCE, sources[i] + nth), stamp] for i in rows.tolist()]
                 out.extend("predictions", list(zip(row_keys, values, row_headers, strict=True)))
         seen: dict[tuple[int, str], int] = {}
         for i, topic_id, record in sparse(result):
