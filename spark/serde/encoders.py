@@ -49,6 +49,15 @@ def _long(value: Any) -> bytes:
     return small if small is not None else _varint(n)
 
 
+def _int(value: Any) -> bytes:
+    # fastavro refuses an int out of 32 bits in a union (and writes one outside unions):
+    # out of range, fastavro decides
+    if type(value) is not int or not -(2**31) <= value < 2**31:
+        raise TypeError(f"expected a 32-bit int, got {value!r}")
+    small = _SMALL.get(value)
+    return small if small is not None else _varint(value)
+
+
 def _string(value: Any) -> bytes:
     if type(value) is not str:
         raise TypeError(f"expected str, got {type(value).__name__}")
@@ -82,7 +91,7 @@ def _boolean(value: Any) -> bytes:
 
 PRIMITIVES: dict[str, Callable[[Any], bytes]] = {
     "boolean": _boolean,
-    "int": _long,  # the same varint (fastavro checks no range either)
+    "int": _int,
     "long": _long,
     "float": _float,
     "double": _double,
