@@ -1,5 +1,5 @@
 """Avro record bodies written by Python code generated from the schema: fastavro's bytes,
-in ~40 % of fastavro's time for the flat records the worker writes per signal (Signal,
+in about half of fastavro's time for the flat records the worker writes per signal (Signal,
 PaperOrder, PaperFill, Position, OrderRejection; docs/hot-path.md, session 17).
 
 ``compile_encoder(schema)`` returns a function ``record -> body bytes`` for a record
