@@ -44,9 +44,8 @@ for _n in range(-64, 64):
 def _long(value: Any) -> bytes:
     if type(value) is not int:
         raise TypeError(f"expected int, got {type(value).__name__}")
-    n = value
-    small = _SMALL.get(n)
-    return small if small is not None else _varint(n)
+    small = _SMALL.get(value)
+    return small if small is not None else _varint(value)
 
 
 def _int(value: Any) -> bytes:

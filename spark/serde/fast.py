@@ -20,6 +20,8 @@ import struct
 import numpy as np
 from numba import njit
 
+from spark.serde.encoders import PRIMITIVES
+
 OK, TOO_SHORT, BAD_MAGIC, BAD_BODY = 0, 1, 2, 3
 # Tick fields after symbol and ts, in contract order: each ["null", "double"]
 TICK_DOUBLES = ("bid", "ask", "bid_size", "ask_size", "last", "last_size")
@@ -239,18 +241,8 @@ def write_predictions(
         ends[r] = at
 
 
-def avro_long(value: int) -> bytes:
-    """The Avro encoding of a long (zig-zag varint)."""
-    out = np.zeros(10, np.uint8)
-    return out[: _put_varint(out, 0, value)].tobytes()
-
-
-def avro_string(text: str) -> bytes:
-    """The Avro encoding of a string (length, then UTF-8)."""
-    data = text.encode()
-    out = np.zeros(len(data) + 10, np.uint8)
-    at = _put_str(out, 0, np.frombuffer(data, np.uint8), 0, len(data))
-    return out[:at].tobytes()
+# the Avro encoding of a long / a string, for the writers' constant parts
+avro_long, avro_string = PRIMITIVES["long"], PRIMITIVES["string"]
 
 
 def wire_header(schema_id: int) -> np.ndarray:
