@@ -244,8 +244,8 @@ def worker_rates(n: int, workers: int, env: dict) -> tuple[float, float]:
             if done and first is None:
                 first = (now, done)
             elif first is not None and done > first[1]:
-                # a scrape of /metrics takes the worker ~20 ms of its GIL: every 50 ms only
-                # for the first prediction and the last second, twice a second in between
+                # a scrape of /metrics holds the worker's GIL (10-25 ms as seen here): every
+                # 50 ms only for the first prediction and the last second, else twice a second
                 left = (n * models - done) / ((done - first[1]) / (now - first[0]))
                 pause = 0.05 if left < 1.0 else 0.5
         end = time.perf_counter()
