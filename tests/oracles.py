@@ -635,3 +635,74 @@ def move_betas(
         queue.append((moved if moves else t.ts, mid, 2 * p - 1))
         last_mid = mid
     return out
+
+
+def passive_round_trips(
+    ticks, timeout_us: int, cross: bool, maker_bp: float, taker_bp: float, slippage_bp: float,
+    span: float, min_legs: int, counts: dict | None = None,
+) -> list[float]:  # fmt: skip
+    """For each tick, the cost of a passive round trip for its symbol measured so far on
+    shadow orders (``spark.execution.passive_cost``): one per side and symbol, posted at the
+    touch of a tick where none rests, walked on the symbol's later ticks by the executor's
+    ``QueueOrder`` after a timeout check; a fill costs its price against the mid it fills at
+    plus the maker fee, a timeout crossed half the spread then plus slippage and the taker
+    fee, a cancelled one nothing. Two legs' mean (running over ``span`` legs, exponential
+    after), NaN before ``min_legs`` legs. Quotes as the pipeline sees them: a side missing
+    from a tick is carried forward; the mid is (bid + ask) / 2, else the trade, else the one
+    side known; a tick without a mid is skipped (NaN). ``counts``, if given, gets per symbol
+    [legs, fills, timeouts]."""
+    from spark.execution.costs import QueueOrder
+
+    def nan(v):
+        return math.nan if v is None else v
+
+    resting: dict[tuple[str, int], tuple[QueueOrder, int]] = {}
+    mean: dict[str, float] = {}
+    legs: dict[str, int] = {}
+    book: dict[str, tuple[float, float]] = {}
+    out = []
+    for t in ticks:
+        bid, ask = book.get(t.symbol, (math.nan, math.nan))
+        bid, ask = (
+            nan(t.bid) if t.bid is not None else bid,
+            nan(t.ask) if t.ask is not None else ask,
+        )
+        if bid == bid and ask == ask:
+            mid = (bid + ask) / 2
+        else:
+            mid = next((v for v in (nan(t.last), bid) if v == v and v != 0), ask)
+        if not (mid > 0):
+            out.append(math.nan)
+            continue
+        book[t.symbol] = bid, ask
+        for direction in (1, -1):
+            shown = nan(t.bid_size if direction > 0 else t.ask_size)
+            key = (t.symbol, direction)
+            if key in resting:
+                order, deadline = resting[key]
+                leg, ended = None, False
+                if t.ts >= deadline:
+                    ended = True
+                    touch = ask if direction > 0 else bid
+                    if cross and touch == touch:
+                        leg = abs(touch - mid) / mid * 1e4 + slippage_bp + taker_bp
+                elif order.on_row(t.ts, bid, ask, shown, nan(t.last), nan(t.last_size)):
+                    ended = True
+                    leg = direction * (order.price - mid) / mid * 1e4 + maker_bp
+                if ended:
+                    tally = counts.setdefault(t.symbol, [0, 0, 0]) if counts is not None else None
+                    if tally is not None:
+                        tally[0] += leg is not None
+                        tally[1 if t.ts < deadline else 2] += 1
+                    del resting[key]
+                    if leg is not None:
+                        legs[t.symbol] = n = legs.get(t.symbol, 0) + 1
+                        m = mean.get(t.symbol, 0.0)
+                        mean[t.symbol] = m + (leg - m) / min(n, span)
+            own = bid if direction > 0 else ask
+            if key not in resting and own == own:
+                ahead = shown if shown == shown else math.inf
+                resting[key] = (QueueOrder(direction, own, ahead, t.ts), t.ts + timeout_us)
+        enough = legs.get(t.symbol, 0) >= min_legs
+        out.append(2 * mean[t.symbol] if enough else math.nan)
+    return out

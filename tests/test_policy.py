@@ -165,6 +165,119 @@ def test_a_checkpoint_carries_the_costed_policy_on():
     assert np.array_equal(a.beta, b.beta, equal_nan=True)
 
 
+# --- the measured cost of a passive round trip (spark.execution.passive_cost) -------------------
+def passive(settings_: Settings, on_timeout: str = "cross") -> Settings:
+    execution = replace(settings_.execution, fill_model="passive", passive_on_timeout=on_timeout)
+    return replace(settings_, execution=execution)
+
+
+@pytest.mark.parametrize("path", [EURUSD, IBM])  # quotes without sizes; with sizes
+@pytest.mark.parametrize("on_timeout", ["cross", "cancel"])
+def test_the_passive_cost_is_measured_on_shadow_orders_as_the_executor_fills(path, on_timeout):
+    """Per tick, the pipeline's measured passive round trip equals the readable definition
+    built on the executor's own queue model, on real quotes; with no maker fee it is still
+    positive: a resting order fills when the market has moved through it."""
+    from spark.execution import passive_cost
+    from tests.oracles import passive_round_trips
+
+    ticks = ticks_of(path, 12000)
+    settings_ = passive(
+        replace(COSTED, execution=replace(COSTED.execution, fee_bp=0.7)), on_timeout
+    )
+    r = SignalPipeline(settings_).step(TickBatch.from_ticks(ticks))
+    e = settings_.execution
+    expected = passive_round_trips(
+        ticks, round(e.passive_timeout_ms * 1000), on_timeout == "cross", e.maker_fee_bp,
+        e.fee_bp, e.slippage_bp, passive_cost.SPAN, passive_cost.MIN_LEGS,
+    )  # fmt: skip
+    assert np.allclose(r.passive_cost, expected, rtol=1e-9, equal_nan=True)
+    measured = r.passive_cost[~np.isnan(r.passive_cost)]
+    assert len(measured) > len(ticks) / 2 and e.maker_fee_bp == 0
+    assert (measured[-1000:] > 0).all()
+    if on_timeout == "cross":  # the timeouts pay the taker fee on top
+        assert measured[-1] > 0.7
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1),  # symbol
+            st.integers(0, 2_000_000),  # µs since the previous tick
+            st.integers(-1, 1),  # mid, ticks of 0.5 from 100
+            st.integers(1, 3),  # spread, ticks
+            st.one_of(st.just(math.nan), st.integers(0, 4).map(float)),  # sizes shown
+            # a trade: at the bid (0) or the ask (1), a quarter tick away or not
+            st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(-1, 1))),
+            st.integers(1, 3).map(float),  # its size
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    st.sampled_from([True, False]),
+)
+def test_compiled_shadow_orders_walk_trades_and_sizes_as_the_queue_model(rows, cross):
+    """Trades at, through and away from a resting shadow order, shrinking shown sizes and
+    emptied levels: the compiled walk ends each order where ``QueueOrder`` does."""
+    from spark.execution import passive_cost
+    from spark.ticks.model import Tick
+    from tests.oracles import passive_round_trips
+
+    ticks, ts = [], 1_000_000
+    for symbol, gap, mid, spread, shown, trade, size in rows:
+        ts += gap
+        bid, ask = 100 + 0.5 * mid - 0.25 * spread, 100 + 0.5 * mid + 0.25 * spread
+        last = None if trade is None else (bid, ask)[trade[0]] + 0.25 * trade[1]
+        size_ = None if shown != shown else shown
+        ticks.append(
+            Tick(str(symbol), ts, bid, ask, size_, size_, last, None if last is None else size)
+        )
+    n = len(ticks)
+    col = np.array
+    batch = (
+        col([int(t.symbol) for t in ticks], np.int64),
+        col([t.ts for t in ticks], np.int64),
+        np.ones(n, np.bool_),
+        np.zeros(n, np.bool_),
+        col([t.bid for t in ticks]),
+        col([t.ask for t in ticks]),
+        col([(t.bid + t.ask) / 2 for t in ticks]),
+        col([math.nan if t.bid_size is None else t.bid_size for t in ticks]),
+        col([math.nan if t.ask_size is None else t.ask_size for t in ticks]),
+        col([math.nan if t.last is None else t.last for t in ticks]),
+        col([math.nan if t.last_size is None else t.last_size for t in ticks]),
+    )
+    out, state = np.empty(n), passive_cost.new_state(2)
+    rule = (1_500_000, cross, 0.2, 4.0, 2.0)  # a short span and warm-up: both matter here
+    passive_cost.step(batch, (np.full(n, 0.1), np.full(n, 0.6)), rule, state, out)
+    counts: dict = {}
+    expected = passive_round_trips(ticks, 1_500_000, cross, 0.1, 0.6, 0.2, 4.0, 2, counts)
+    assert np.allclose(out, expected, rtol=1e-9, atol=0, equal_nan=True)
+    fit = state[3]  # legs, fills, timeouts per symbol: where each order ended
+    for symbol in range(2):
+        assert fit[symbol, 1:].tolist() == counts.get(str(symbol), [0, 0, 0])
+
+
+def test_where_a_batch_is_cut_or_a_checkpoint_taken_never_changes_the_passive_cost():
+    from spark.stream import checkpoint
+
+    settings_ = passive(COSTED)
+    batch = TickBatch.from_ticks(ticks_of(IBM, 6000))
+    whole = SignalPipeline(settings_).step(batch)
+    assert (~np.isnan(whole.passive_cost)).sum() > 1000
+    cut = SignalPipeline(settings_)
+    parts = [cut.step(batch.take(lo, hi)) for lo, hi in ((0, 1234), (1234, 3000))]
+    key = b"k" * 32
+    restored, _ = checkpoint.decode(checkpoint.encode(cut, 0, 2999, key), key, 0)
+    parts.append(restored.step(batch.take(3000, 6000)))
+    joined = np.concatenate([p.passive_cost for p in parts])
+    assert np.array_equal(joined, whole.passive_cost, equal_nan=True)
+    signals = [
+        (lo + i, s) for lo, p in zip((0, 1234, 3000), parts, strict=True) for i, s in p.signals
+    ]
+    assert signals == whole.signals
+
+
 def test_policy_settings_are_read_and_checked():
     s = Settings.from_env({"SPARK_MIN_EDGE": "1.5", "SPARK_MIN_HOLD_S": "30"})
     assert (s.models.min_edge, s.models.min_hold_s) == (1.5, 30.0)

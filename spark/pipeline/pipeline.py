@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spark.drift.stage import DriftStage
+from spark.execution import passive_cost
 from spark.execution.paper import PaperExecutor
 from spark.features import kernel as features
 from spark.ml import linear, trees
@@ -94,6 +95,9 @@ class StepResult:
     # in it (None: every tick was kept, ``batch`` is the one given)
     screened: list[tuple[int, str, str]] = field(default_factory=list)
     kept: np.ndarray | None = None
+    # the measured cost of a passive round trip for the tick's symbol, bp (NaN: not yet);
+    # only with the passive fill model under the cost-aware policy (else None)
+    passive_cost: np.ndarray | None = None
 
     def role(self, m: int, i: int) -> str:
         return "champion" if self.champion[i] == m else "challenger"
@@ -158,6 +162,8 @@ class SignalPipeline:
         self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
         self.ref_mid = np.zeros(0)  # the price screen's reference mid (NaN: none yet)
         self.jumps = np.zeros(0, np.int64)  # ticks refused by it in a row
+        # shadow orders measuring a passive round trip's cost (spark.execution.passive_cost)
+        self.passive = passive_cost.new_state(0)
         self.learners = Learners(settings.models)
         m = len(self.learners.slots)
         # per slot and model, the move fit (spark.pipeline.core): running means of
@@ -200,6 +206,10 @@ class SignalPipeline:
         self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
         self.ref_mid = np.concatenate([self.ref_mid, np.full(pad, math.nan)])
         self.jumps = np.concatenate([self.jumps, np.zeros(pad, np.int64)])
+        self.passive = tuple(
+            np.concatenate([a, b])
+            for a, b in zip(self.passive, passive_cost.new_state(pad), strict=True)
+        )
         self.drift.grow(size)
         self.symbols += [""] * pad
         self.free_slots += list(range(size - 1, old, -1))
@@ -374,6 +384,28 @@ class SignalPipeline:
             ]
         return []
 
+    def _passive_costs(self, r: StepResult, models) -> np.ndarray:
+        """Step the shadow orders over the batch: per tick, the measured cost of a passive
+        round trip for its symbol (bp; NaN: not measured yet)."""
+        n, symbols, b = len(r.batch), self.symbols, r.batch
+        if models.fees.overrides:
+            maker = np.array([models.fees.rate(s, "maker") for s in symbols])[r.slot]
+            taker = np.array([models.fees.rate(s, "taker") for s in symbols])[r.slot]
+        else:
+            maker = np.full(n, models.fees.rate("", "maker"))
+            taker = np.full(n, models.fees.rate("", "taker"))
+        fill = models.fill
+        timeout = round(fill.timeout_ms * 1000)
+        slippage = float(models.slippage.slippage_bp)
+        cross = fill.on_timeout == "cross"
+        rule = (timeout, cross, slippage, passive_cost.SPAN, float(passive_cost.MIN_LEGS))
+        quotes = (r.quotes[:, 1], r.quotes[:, 2], r.quotes[:, 0])
+        book = (b.bid_size, b.ask_size, b.last, b.last_size)
+        batch = (r.slot, b.ts, r.valid, r.reset, *quotes, *book)
+        out = np.empty(n)
+        passive_cost.step(batch, (maker, taker), rule, self.passive, out)
+        return out
+
     def _decide(self, r: StepResult) -> None:
         """Drift and gates, the signal policy, the paper executor."""
         n, ts = len(r.batch), r.batch.ts
@@ -407,6 +439,8 @@ class SignalPipeline:
             else:
                 fees = np.full(n, models.round_trip_fee_bp(""))
             weight = models.spread_weight
+            if models.fill.passive:  # a round trip's spread cost and fees, measured
+                fees = r.passive_cost = self._passive_costs(r, models)
             costs = (ts, beta, bid, ask, mid, fees, weight, rule.min_edge, hold_us)
             decide_costed(
                 r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
@@ -563,6 +597,7 @@ class SignalPipeline:
         }
         arrays = {name: getattr(self, name) for name in self._ARRAYS + self._ARRAYS_SINCE_V2}
         arrays.update({f"pool.{k}": a for k, a in enumerate(self.pool)})
+        arrays.update({f"passive.{k}": a for k, a in enumerate(self.passive)})
         arrays.update({f"learners.{k}": a for k, a in learners_arrays.items()})
         arrays.update(drift_arrays)
         arrays["scores.p"], arrays["scores.y"] = self.scores.p, self.scores.y
@@ -586,6 +621,10 @@ class SignalPipeline:
         self.jumps = arrays["jumps"].copy() if "jumps" in arrays else np.zeros(size, np.int64)
         self.q_count = arrays["q_count"].copy() if "q_count" in arrays else np.zeros(size, np.int64)
         self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
+        if "passive.0" in arrays:  # since session 19
+            self.passive = tuple(arrays[f"passive.{k}"].copy() for k in range(4))
+        else:
+            self.passive = passive_cost.new_state(size)
         learned = {
             k.removeprefix("learners."): a.copy()
             for k, a in arrays.items()
@@ -645,6 +684,7 @@ class SignalPipeline:
         self.last_ts[rows] = 0
         self.ref_mid[rows] = math.nan
         self.jumps[rows] = 0
+        passive_cost.clear(self.passive, rows)
         names = [self.symbols[s] for s in gone]
         self.drift.forget(rows, names)
         self.symbols = list(self.symbols)  # a result of an earlier step keeps the old names
@@ -671,7 +711,10 @@ def _costed_reason(
     spread = spread_weight * (ask - bid) / mid * 1e4
     cost = spread + fees
     edge = abs(2 * prob - 1) * beta
-    paid = f"spread {spread:.3f} + fees {fees:g}" if spread_weight else f"fees {fees:g}, passive"
+    if spread_weight:
+        paid = f"spread {spread:.3f} + fees {fees:g}"
+    else:  # passive: ``fees`` is the round trip measured on shadow orders
+        paid = "passive, measured on shadow orders"
     figures = f"edge {edge:.3f}bp, cost {cost:.3f}bp ({paid})"
     if side == "FLAT":
         return f"prob_up {prob:.3f} turned against the position, {figures}: out"
