@@ -190,6 +190,9 @@ class BacktestResult:
     taker_fills: int = 0
     maker_fills: int = 0  # passive orders filled by queue position
     unfilled: int = 0  # passive orders cancelled unfilled at their timeout
+    # passive fills under the cost-aware policy: the round trip it charged, measured on
+    # shadow orders (spark.execution.passive_cost), mean over the ticks it was known at, bp
+    passive_cost_bp: float = float("nan")
     cost_models: dict = field(default_factory=dict)  # which ran, with which figures
     equity_curve: list[tuple[int, float]] = field(default_factory=list)  # (hour start µs, equity)
     trades: list[dict] = field(default_factory=list)  # fills, in order
@@ -225,6 +228,7 @@ class BacktestResult:
             "taker_fills",
             "maker_fills",
             "unfilled",
+            "passive_cost_bp",
         )
         return {k: float(getattr(self, k)) for k in keys}
 
@@ -333,6 +337,7 @@ def run_backtest(
     positions = np.zeros((len(batch.symbols), 4))  # quantity, avg price, realized, mark
     equity = np.full(len(batch), np.nan)
     scored_p, scored_y, scored_at, fills, produced = [], [], [], [], []
+    passive_sum, passive_n = 0.0, 0
     for lo in range(0, len(batch), CHUNK):
         chunk = batch.take(lo, lo + CHUNK)
         valid, mid = np.zeros(len(chunk), np.bool_), np.full(len(chunk), np.nan)
@@ -341,6 +346,9 @@ def run_backtest(
             valid[idx], mid[idx] = r.valid, r.quotes[:, 0]
             result.signals += len(r.signals)
             result.suppressed += sum(r.suppressed.values())
+            if r.passive_cost is not None:
+                known = r.passive_cost[~np.isnan(r.passive_cost)]
+                passive_sum, passive_n = passive_sum + float(known.sum()), passive_n + len(known)
             if len(r.labels):
                 champion = r.champion[r.labels.tick]
                 scored_p.append(r.labels.p[np.arange(len(r.labels)), champion])
@@ -411,6 +419,8 @@ def run_backtest(
             result.fees + result.spread_cost, result.traded_notional
         )
         result.edge_bp = per_round_trip_bp(result.gross_pnl, result.traded_notional)
+    if passive_n:
+        result.passive_cost_bp = passive_sum / passive_n
     for ex in executors:
         for name, count in ex.rejections.items():
             result.rejections[name] = result.rejections.get(name, 0) + count

@@ -256,7 +256,8 @@ def backtest_options(command):
             default=ModelSettings.min_edge,
             show_default=True,
             help="Cost-aware policy: enter only where the predicted edge is at least this "
-            "many times the round trip's cost (spread + 2 fees); 0: the band alone decides "
+            "many times the round trip's cost (taker: spread + 2 fees; passive: measured on "
+            "shadow orders, docs/costs.md); 0: the band alone decides "
             "(docs/policy.md).",
         ),
         click.option(
@@ -401,6 +402,11 @@ def print_backtest(metrics: dict, rejections: dict | None = None) -> None:
         click.echo(
             f"fills: {fmt('taker_fills', ',.0f')} taker, {fmt('maker_fills', ',.0f')} maker "
             f"(passive, by queue position), {fmt('unfilled', ',.0f')} passive orders unfilled"
+        )
+    if fmt("passive_cost_bp") != "n/a":
+        click.echo(
+            f"the policy priced a passive round trip at {fmt('passive_cost_bp', '.3f')} bp "
+            "(mean; measured on shadow orders: adverse fills, timeouts, fees)"
         )
     models = metrics.get("cost_models")
     if models:

@@ -265,12 +265,14 @@ class CostModels:
         }
 
     def round_trip_fee_bp(self, symbol: str) -> float:
-        """Fees of a round trip (in and out) under the fill model: what the cost-aware
-        policy adds to the spread (taker) or charges alone (passive)."""
+        """Fees of a round trip (in and out) under the fill model. A taker's is what the
+        cost-aware policy adds to the spread; a passive round trip is charged what shadow
+        orders measure instead (fees, adverse fills, timeouts: spark.execution.passive_cost)."""
         liquidity = "maker" if self.fill.passive else "taker"
         return 2.0 * self.fees.rate(symbol, liquidity)
 
     @property
     def spread_weight(self) -> float:
-        """How much of the spread a round trip pays under the fill model."""
+        """How much of the quote's spread the policy charges a round trip: all of it for a
+        taker; none for passive, whose measured cost has it (spark.execution.passive_cost)."""
         return 0.0 if self.fill.passive else 1.0

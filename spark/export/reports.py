@@ -30,6 +30,7 @@ SUMMARY_KEYS = (
     "pnl", "realized_pnl", "unrealized_pnl", "fees", "spread_cost", "gross_pnl",
     "traded_notional", "edge_bp", "break_even_edge_bp", "max_drawdown", "sharpe", "hours",
     "auc", "precision_at_20", "labels", "taker_fills", "maker_fills", "unfilled",
+    "passive_cost_bp",
 )  # fmt: skip
 PDF_TRADES = 200
 

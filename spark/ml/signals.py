@@ -13,8 +13,9 @@ The cost-aware policy (``decide_costed``, on when ``SPARK_MIN_EDGE`` > 0; docs/p
 asks more of an entry: the predicted edge of a side, β × |2·prob_up − 1| in bp, where β is
 the symbol's fit of the mid's move over the horizon on the model's lean 2·prob_up − 1
 (least squares through 0 over the labels resolved so far: ``spark.pipeline.core``), must
-be positive and reach ``min_edge`` × the cost of a round trip (the quote's spread + two
-fees, bp). A model whose leans do not come true has β ≤ 0 and never trades. A position is
+be positive and reach ``min_edge`` × the cost of a round trip (bp: for a taker the quote's
+spread + two fees; for passive fills what shadow orders measured, ``spark.execution.
+passive_cost``). A model whose leans do not come true has β ≤ 0 and never trades. A position is
 left (FLAT) when the model turns against it (prob_up past the band on the other side) and
 the other side does not pay; it is flipped when the other side pays. A position is held at
 least ``min_hold`` µs of event time before it may change. Between those, it is held.
@@ -76,8 +77,9 @@ def decide_costed(
     last_ts,
 ) -> None:
     """The cost-aware policy over a batch (module docstring). ``costs``: (ts, beta, bid,
-    ask, mid, round-trip fees in bp per tick, the share of the spread a round trip pays,
-    min_edge, min_hold µs); ``last_ts``: per slot, the event time of the last side sent."""
+    ask, mid, round-trip fees in bp per tick (passive: the whole measured round trip), the
+    share of the spread a round trip pays, min_edge, min_hold µs); ``last_ts``: per slot,
+    the event time of the last side sent."""
     ts, beta, bid, ask, mid, fees, spread_weight, min_edge, min_hold = costs
     up, down = 0.5 + band, 0.5 - band
     for i in range(slot.shape[0]):

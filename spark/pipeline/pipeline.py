@@ -434,13 +434,13 @@ class SignalPipeline:
         if rule.min_edge > 0:
             hold_us = round(rule.min_hold_s * 1e6)
             beta = r.beta[np.arange(n), r.champion]
-            if models.fees.overrides:  # round-trip fees per symbol, then per tick
+            if models.fill.passive:  # a round trip's spread cost and fees, measured
+                fees = r.passive_cost = self._passive_costs(r, models)
+            elif models.fees.overrides:  # round-trip fees per symbol, then per tick
                 fees = np.array([models.round_trip_fee_bp(s) for s in symbols])[r.slot]
             else:
                 fees = np.full(n, models.round_trip_fee_bp(""))
             weight = models.spread_weight
-            if models.fill.passive:  # a round trip's spread cost and fees, measured
-                fees = r.passive_cost = self._passive_costs(r, models)
             costs = (ts, beta, bid, ask, mid, fees, weight, rule.min_edge, hold_us)
             decide_costed(
                 r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
