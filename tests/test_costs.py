@@ -316,5 +316,11 @@ def test_a_backtest_says_which_cost_models_ran(tmp_path):
     assert out["gross_pnl"] == pytest.approx(out["pnl"] + out["fees"] + out["spread_cost"])
     saved = json.loads(report.read_text())
     assert {t["liquidity"] for t in saved["trades"]} == {"maker", "taker"}
+    assert out["passive_cost_bp"] is None  # the band policy prices nothing
+    # the cost-aware policy prices a passive round trip by shadow orders (quotes and trades)
+    costed = CliRunner().invoke(cli, [*args, "--fill", "passive", "--min-edge", "1"])
+    assert "the policy priced a passive round trip at" in costed.output, costed.output
+    costed = CliRunner().invoke(cli, [*args, "--fill", "passive", "--min-edge", "1", "--json"])
+    assert json.loads(costed.output)["passive_cost_bp"] > 0
     bad = CliRunner().invoke(cli, [*args, "--fee-schedule", "IBM"])
     assert bad.exit_code == 2 and "PATTERN=TAKER" in bad.output
