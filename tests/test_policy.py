@@ -360,6 +360,30 @@ def test_the_choice_reads_train_days_only():
     assert choose(scores, train, ["x", "y"]) == "x"  # equal PnL: the better train AUC
 
 
+def test_a_train_profit_counts_only_where_it_stands_clear_of_noise():
+    """Run 8 chose a learner with a train AUC of 0.50 for a profit made by a few fills on a
+    few days. A mean profit counts only where it is MIN_T standard errors above 0 over the
+    train day-files; else it ties with making no trade. Losses count as they are."""
+    from spark.research.select import MIN_T, Day, choose, evidenced_mean
+
+    train = [Day("A", f"2014-05-{k + 1:02d}", f"a{k}") for k in range(10)]
+    lucky = [100.0] + [0.0] * 9  # mean 10, one standard error 10
+    steady = [3.0, 4.0] * 5
+    assert evidenced_mean(lucky) == 0.0 and evidenced_mean(steady) == pytest.approx(3.5)
+    assert evidenced_mean([-5.0, 5.0, -10.0]) == pytest.approx(-10 / 3)  # a loss stays
+    assert evidenced_mean([7.0]) == 0.0  # one day-file: no evidence
+    assert MIN_T == 2.0
+    assert evidenced_mean([5.0, 1.0]) == 0.0  # mean 3, one standard error 2: t = 1.5
+    assert evidenced_mean([2.5, 3.0, 3.5]) == pytest.approx(3.0)  # t = 10.4
+    scores = {}
+    for k, d in enumerate(train):
+        scores[(d.path, "lucky")] = {"pnl": lucky[k], "auc": 0.50}
+        scores[(d.path, "flat")] = {"pnl": 0.0, "auc": 0.62}
+        scores[(d.path, "steady")] = {"pnl": steady[k], "auc": 0.55}
+    assert choose(scores, train, ["lucky", "flat"]) == "flat"  # a tie, then the AUC
+    assert choose(scores, train, ["lucky", "flat", "steady"]) == "steady"
+
+
 def test_ties_go_to_the_most_edge_before_costs_not_to_an_auc_of_another_horizon():
     """Two candidates that make no trade tie on net PnL. The AUCs answer different questions
     (1 s vs the next mid move), so the tie goes to the learner and horizon whose band-policy
