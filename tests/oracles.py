@@ -638,15 +638,17 @@ def move_betas(
 
 
 def passive_round_trips(
-    ticks, timeout_us: int, cross: bool, maker_bp: float, taker_bp: float, slippage_bp: float,
-    span: float, min_legs: int, counts: dict | None = None,
+    ticks, probs, band: float, timeout_us: int, cross: bool, maker_bp: float, taker_bp: float,
+    slippage, notional: float, span: float, min_legs: int, counts: dict | None = None,
 ) -> list[float]:  # fmt: skip
     """For each tick, the cost of a passive round trip for its symbol measured so far on
     shadow orders (``spark.execution.passive_cost``): one per side and symbol, posted at the
-    touch of a tick where none rests, walked on the symbol's later ticks by the executor's
+    touch of a tick where none rests and the model leans that way (``probs``: prob_up per
+    tick, past 0.5 ± ``band``), walked on the symbol's later ticks by the executor's
     ``QueueOrder`` after a timeout check; a fill costs its price against the mid it fills at
-    plus the maker fee, a timeout crossed half the spread then plus slippage and the taker
-    fee, a cancelled one nothing. Two legs' mean (running over ``span`` legs, exponential
+    plus the maker fee, a timeout crossed what the executor's ``slippage``
+    (``SlippageModel``) makes an order of ``notional`` pay against the mid then plus the
+    taker fee, a cancelled one nothing. Two legs' mean (running over ``span`` legs, exponential
     after), NaN before ``min_legs`` legs. Quotes as the pipeline sees them: a side missing
     from a tick is carried forward; the mid is (bid + ask) / 2, else the trade, else the one
     side known; a tick without a mid is skipped (NaN). ``counts``, if given, gets per symbol
@@ -661,7 +663,7 @@ def passive_round_trips(
     legs: dict[str, int] = {}
     book: dict[str, tuple[float, float]] = {}
     out = []
-    for t in ticks:
+    for t, prob in zip(ticks, probs, strict=True):
         bid, ask = book.get(t.symbol, (math.nan, math.nan))
         bid, ask = (
             nan(t.bid) if t.bid is not None else bid,
@@ -683,9 +685,11 @@ def passive_round_trips(
                 leg, ended = None, False
                 if t.ts >= deadline:
                     ended = True
-                    touch = ask if direction > 0 else bid
-                    if cross and touch == touch:
-                        leg = abs(touch - mid) / mid * 1e4 + slippage_bp + taker_bp
+                    if cross:
+                        other = nan(t.ask_size if direction > 0 else t.bid_size)
+                        qty = max(1.0, float(round(notional / mid)))
+                        paid = slippage.price(direction, qty, bid, ask, mid, other)
+                        leg = direction * (paid - mid) / mid * 1e4 + taker_bp
                 elif order.on_row(t.ts, bid, ask, shown, nan(t.last), nan(t.last_size)):
                     ended = True
                     leg = direction * (order.price - mid) / mid * 1e4 + maker_bp
@@ -700,7 +704,8 @@ def passive_round_trips(
                         m = mean.get(t.symbol, 0.0)
                         mean[t.symbol] = m + (leg - m) / min(n, span)
             own = bid if direction > 0 else ask
-            if key not in resting and own == own:
+            leans = prob >= 0.5 + band if direction > 0 else prob <= 0.5 - band
+            if key not in resting and own == own and leans:
                 ahead = shown if shown == shown else math.inf
                 resting[key] = (QueueOrder(direction, own, ahead, t.ts), t.ts + timeout_us)
         enough = legs.get(t.symbol, 0) >= min_legs

@@ -178,6 +178,7 @@ def test_the_passive_cost_is_measured_on_shadow_orders_as_the_executor_fills(pat
     built on the executor's own queue model, on real quotes; with no maker fee it is still
     positive: a resting order fills when the market has moved through it."""
     from spark.execution import passive_cost
+    from spark.execution.costs import SlippageModel
     from tests.oracles import passive_round_trips
 
     ticks = ticks_of(path, 12000)
@@ -185,14 +186,16 @@ def test_the_passive_cost_is_measured_on_shadow_orders_as_the_executor_fills(pat
         replace(COSTED, execution=replace(COSTED.execution, fee_bp=0.7)), on_timeout
     )
     r = SignalPipeline(settings_).step(TickBatch.from_ticks(ticks))
-    e = settings_.execution
+    e, p = settings_.execution, r.probs[np.arange(len(ticks)), r.champion]
     expected = passive_round_trips(
-        ticks, round(e.passive_timeout_ms * 1000), on_timeout == "cross", e.maker_fee_bp,
-        e.fee_bp, e.slippage_bp, passive_cost.SPAN, passive_cost.MIN_LEGS,
+        ticks, p, settings_.models.band, round(e.passive_timeout_ms * 1000),
+        on_timeout == "cross", e.maker_fee_bp, e.fee_bp,
+        SlippageModel(e.slippage_bp, e.depth_spreads), e.order_notional, passive_cost.SPAN,
+        passive_cost.MIN_LEGS,
     )  # fmt: skip
     assert np.allclose(r.passive_cost, expected, rtol=1e-9, equal_nan=True)
     measured = r.passive_cost[~np.isnan(r.passive_cost)]
-    assert len(measured) > len(ticks) / 2 and e.maker_fee_bp == 0
+    assert len(measured) > 1000 and e.maker_fee_bp == 0
     assert (measured[-1000:] > 0).all()
     if on_timeout == "cross":  # the timeouts pay the taker fee on top
         assert measured[-1] > 0.7
@@ -210,6 +213,7 @@ def test_the_passive_cost_is_measured_on_shadow_orders_as_the_executor_fills(pat
             # a trade: at the bid (0) or the ask (1), a quarter tick away or not
             st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(-1, 1))),
             st.integers(1, 3).map(float),  # its size
+            st.sampled_from([0.2, 0.5, 0.6, 0.8]),  # prob_up: leans down, not, just up, up
         ),
         min_size=1,
         max_size=120,
@@ -218,13 +222,15 @@ def test_the_passive_cost_is_measured_on_shadow_orders_as_the_executor_fills(pat
 )
 def test_compiled_shadow_orders_walk_trades_and_sizes_as_the_queue_model(rows, cross):
     """Trades at, through and away from a resting shadow order, shrinking shown sizes and
-    emptied levels: the compiled walk ends each order where ``QueueOrder`` does."""
+    emptied levels: the compiled walk ends each order where ``QueueOrder`` does; a crossed
+    one pays what ``SlippageModel`` charges an order deeper than the size shown."""
     from spark.execution import passive_cost
+    from spark.execution.costs import SlippageModel
     from spark.ticks.model import Tick
     from tests.oracles import passive_round_trips
 
     ticks, ts = [], 1_000_000
-    for symbol, gap, mid, spread, shown, trade, size in rows:
+    for symbol, gap, mid, spread, shown, trade, size, _ in rows:
         ts += gap
         bid, ask = 100 + 0.5 * mid - 0.25 * spread, 100 + 0.5 * mid + 0.25 * spread
         last = None if trade is None else (bid, ask)[trade[0]] + 0.25 * trade[1]
@@ -246,12 +252,17 @@ def test_compiled_shadow_orders_walk_trades_and_sizes_as_the_queue_model(rows, c
         col([math.nan if t.ask_size is None else t.ask_size for t in ticks]),
         col([math.nan if t.last is None else t.last for t in ticks]),
         col([math.nan if t.last_size is None else t.last_size for t in ticks]),
+        col([r[-1] for r in rows]),
     )
     out, state = np.empty(n), passive_cost.new_state(2)
-    rule = (1_500_000, cross, 0.2, 4.0, 2.0)  # a short span and warm-up: both matter here
+    # orders of 5 at ~100 (deeper than the sizes shown), a short span and warm-up
+    rule = (1_500_000, cross, 0.2, 1.0, 500.0, 0.1, 4.0, 2.0)
     passive_cost.step(batch, (np.full(n, 0.1), np.full(n, 0.6)), rule, state, out)
     counts: dict = {}
-    expected = passive_round_trips(ticks, 1_500_000, cross, 0.1, 0.6, 0.2, 4.0, 2, counts)
+    expected = passive_round_trips(
+        ticks, [r[-1] for r in rows], 0.1, 1_500_000, cross, 0.1, 0.6, SlippageModel(0.2, 1.0),
+        500.0, 4.0, 2, counts,
+    )  # fmt: skip
     assert np.allclose(out, expected, rtol=1e-9, atol=0, equal_nan=True)
     fit = state[3]  # legs, fills, timeouts per symbol: where each order ended
     for symbol in range(2):
@@ -501,7 +512,7 @@ def test_walking_forward_over_days_chooses_on_earlier_days_only():
     days = [Day("FX", f"2014-05-0{i}", f"fx{i}") for i in range(1, 5)]
     days += [Day("EQ", f"2013-10-0{i}", f"eq{i}") for i in range(1, 4)]
     # candidate "a" earns early on, "b" later
-    pnl = {"a": [5, 5, -9, -9], "b": [0, 0, 3, 3]}
+    pnl = {"a": [5, 5, -9, -9], "b": [1, 1, 3, 3]}
 
     def scores(pnl):
         out = {}
@@ -518,7 +529,8 @@ def test_walking_forward_over_days_chooses_on_earlier_days_only():
         ["FX 2014-05-04"],
     ]  # fmt: skip
     assert [f["train_days"] for f in folds] == [2, 4, 6]
-    # a: 5 a day on one and two train days; on three, a makes 1/3 a day and b 1
+    # a: 5 a day on one and two train days; on three, a makes 1/3 a day (t = 0.2: counts as
+    # 0) and b 5/3 (t = 3.9)
     assert [f["chosen"] for f in folds] == ["a", "a", "b"]
     assert [f["out_of_sample_pnl"] for f in folds] == [5, -9, 3]
     assert [f["best_on_test_pnl"] for f in folds] == [5, 3, 3]

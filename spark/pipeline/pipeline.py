@@ -384,7 +384,7 @@ class SignalPipeline:
             ]
         return []
 
-    def _passive_costs(self, r: StepResult, models) -> np.ndarray:
+    def _passive_costs(self, r: StepResult, models, prob_up: np.ndarray) -> np.ndarray:
         """Step the shadow orders over the batch: per tick, the measured cost of a passive
         round trip for its symbol (bp; NaN: not measured yet)."""
         n, symbols, b = len(r.batch), self.symbols, r.batch
@@ -396,12 +396,13 @@ class SignalPipeline:
             taker = np.full(n, models.fees.rate("", "taker"))
         fill = models.fill
         timeout = round(fill.timeout_ms * 1000)
-        slippage = float(models.slippage.slippage_bp)
-        cross = fill.on_timeout == "cross"
-        rule = (timeout, cross, slippage, passive_cost.SPAN, float(passive_cost.MIN_LEGS))
+        slip, cross = models.slippage, fill.on_timeout == "cross"
+        notional, band = self.settings.execution.order_notional, self.settings.models.band
+        crossing = (float(slip.slippage_bp), float(slip.depth_spreads), float(notional))
+        rule = (timeout, cross, *crossing, band, passive_cost.SPAN, float(passive_cost.MIN_LEGS))
         quotes = (r.quotes[:, 1], r.quotes[:, 2], r.quotes[:, 0])
         book = (b.bid_size, b.ask_size, b.last, b.last_size)
-        batch = (r.slot, b.ts, r.valid, r.reset, *quotes, *book)
+        batch = (r.slot, b.ts, r.valid, r.reset, *quotes, *book, prob_up)
         out = np.empty(n)
         passive_cost.step(batch, (maker, taker), rule, self.passive, out)
         return out
@@ -435,7 +436,7 @@ class SignalPipeline:
             hold_us = round(rule.min_hold_s * 1e6)
             beta = r.beta[np.arange(n), r.champion]
             if models.fill.passive:  # a round trip's spread cost and fees, measured
-                fees = r.passive_cost = self._passive_costs(r, models)
+                fees = r.passive_cost = self._passive_costs(r, models, p)
             elif models.fees.overrides:  # round-trip fees per symbol, then per tick
                 fees = np.array([models.round_trip_fee_bp(s) for s in symbols])[r.slot]
             else:
