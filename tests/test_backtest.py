@@ -278,8 +278,11 @@ def test_reports_in_every_format_carry_the_figures_and_fills(tmp_path, fmt):
 
         book = load_workbook(path, read_only=True)
         assert book.sheetnames == ["Summary", "Fills", "Equity"]
-        summary = {r[0]: r[1] for r in book["Summary"].iter_rows(min_row=2, values_only=True)}
+        # an empty cell (NaN: e.g. no passive cost under the band policy) ends its row
+        rows = book["Summary"].iter_rows(min_row=2, values_only=True)
+        summary = {r[0]: (r[1] if len(r) > 1 else None) for r in rows}
         assert summary["pnl"] == pytest.approx(out["metrics"]["pnl"])
+        assert "passive_cost_bp" in summary and summary["passive_cost_bp"] is None
         # the cost split and the policy that ran are in the report
         assert summary["gross_pnl"] - summary["fees"] - summary["spread_cost"] == pytest.approx(
             summary["pnl"]
