@@ -393,6 +393,15 @@ def test_a_train_profit_counts_only_where_it_stands_clear_of_noise():
         scores[(d.path, "steady")] = {"pnl": steady[k], "auc": 0.55}
     assert choose(scores, train, ["lucky", "flat"]) == "flat"  # a tie, then the AUC
     assert choose(scores, train, ["lucky", "flat", "steady"]) == "steady"
+    # equal on every train figure: taker before passive, then the higher min_edge
+    quiet = {"pnl": 0.0, "auc": 0.6, "gross_pnl": 0.0, "traded_notional": 0.0}
+    names = ["gbm h=1s edge>=2xcost passive", "gbm h=1s edge>=2xcost", "gbm h=1s edge>=4xcost"]
+    names.append("gbm h=1s band")
+    for d in train:
+        for name in names:
+            scores[(d.path, name)] = dict(quiet)
+    assert choose(scores, train, names[:3]) == "gbm h=1s edge>=4xcost"
+    assert choose(scores, train, names[:2]) == "gbm h=1s edge>=2xcost"
 
 
 def test_ties_go_to_the_most_edge_before_costs_not_to_an_auc_of_another_horizon():

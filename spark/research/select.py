@@ -22,6 +22,8 @@ chosen on the train days only, reported on the later days.
    standard errors (over the train day-files) above 0; a smaller one counts as 0, a tie
    with making no trade. Run 8 chose a learner with a train AUC of 0.50 for +10.30 a
    day-file from 11 fills (t = 0.44): with 80 candidates, the best of many noisy means.
+   Candidates equal on all of these go to the taker fill model, then the higher
+   ``min_edge`` (since run 9; before, to the first listed).
 5. **Report**: per instrument and test day, the chosen candidate's AUC, precision@20, gross,
    costs, net and fills; per instrument mean, worst and spread (max − min); and every
    candidate's train and test means, so the choice can be checked against what was not
@@ -235,14 +237,23 @@ def evidenced_mean(values: list[float]) -> float:
 def choose(scores: dict[tuple[str, str], dict], train: list[Day], names: list[str]) -> str:
     """The candidate with the best mean net PnL over the train day-files (a profit within
     ``MIN_T`` standard errors of 0 counts as 0: ``evidenced_mean``); ties (0.01) by
-    ``band_edge`` on the train days, then by the mean train AUC. ``scores``: (day path,
-    candidate name) -> figures."""
+    ``band_edge`` on the train days, then by the mean train AUC; candidates equal in all
+    three (e.g. the same learner trading on no train day under several policies) go to the
+    taker fill model, which needs no queue model, then to the higher ``min_edge``: the more
+    conservative, not the first listed. ``scores``: (day path, candidate name) -> figures."""
 
-    def key(name: str) -> tuple[float, float, float]:
+    def key(name: str) -> tuple:
         pnl = evidenced_mean([scores[(d.path, name)]["pnl"] for d in train])
         edge = band_edge(scores, train, name)
         auc = _mean([scores[(d.path, name)]["auc"] for d in train])
-        return (round(pnl, 2), edge if edge == edge else -math.inf, auc if auc == auc else -1.0)
+        c = BY_NAME.get(name)
+        plain = (c.fill == "taker", c.min_edge) if c is not None else (False, 0.0)
+        return (
+            round(pnl, 2),
+            edge if edge == edge else -math.inf,
+            auc if auc == auc else -1.0,
+            *plain,
+        )
 
     return max(names, key=key)
 
