@@ -121,6 +121,7 @@ def step(batch, fees, rule, state, out) -> None:
             continue
         for d in range(2):
             buy = d == 0
+            sign = 1.0 if buy else -1.0
             shown = bid_size[i] if buy else ask_size[i]
             if deadline[s, d] != NONE:
                 leg = np.nan
@@ -134,7 +135,6 @@ def step(batch, fees, rule, state, out) -> None:
                         paid = _taker_price(
                             buy, qty, bid[i], ask[i], mid[i], other, slippage, depth
                         )
-                        sign = 1.0 if buy else -1.0
                         leg = sign * (paid - mid[i]) / mid[i] * 1e4 + taker[i]
                 else:
                     filled, after = _walk(
@@ -145,7 +145,6 @@ def step(batch, fees, rule, state, out) -> None:
                     if filled:
                         ended = True
                         fit[s, FILLS] += 1.0
-                        sign = 1.0 if buy else -1.0
                         leg = sign * (price[s, d] - mid[i]) / mid[i] * 1e4 + maker[i]
                 if ended:
                     deadline[s, d] = NONE
