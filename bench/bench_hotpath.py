@@ -18,7 +18,7 @@ Prints, on one broker in one run:
 and the ratios to raw. Behaviour is tested in tests/; this prints figures.
 
 Usage (from the repository root):
-    python -m bench.bench_hotpath [--quick] [--skip NAME ...] [DATA_DIR]
+    python -m bench.bench_hotpath [--quick] [--trace] [--skip NAME ...] [DATA_DIR]
 DATA_DIR: the shared real data (default ../shared/data; the bundled sample without it).
 Uses KAFKA_BOOTSTRAP_SERVERS if set, else an embedded broker in a temporary SPARK_HOME.
 """
@@ -205,9 +205,10 @@ def faust_rate(n: int, timeout: float = 300) -> float:
     return r["n"] / (r["last"] - r["first"])
 
 
-def worker_rates(n: int, workers: int, env: dict) -> tuple[float, float]:
+def worker_rates(n: int, workers: int, env: dict, trace: bool = False) -> tuple[float, float]:
     """(ticks/s from the first prediction to the last, seconds from start to the first) of
-    ``workers`` fresh `spark worker` processes with every tick already on the topic."""
+    ``workers`` fresh `spark worker` processes with every tick already on the topic
+    (``trace``: print each scrape's predictions per worker to stderr)."""
     from bench.common import metric
     from spark.broker.embedded import free_port
 
@@ -225,6 +226,8 @@ def worker_rates(n: int, workers: int, env: dict) -> tuple[float, float]:
                 "pipeline",
                 "--web-port",
                 str(p),
+                "--loglevel",  # rebalances and restores, a few lines a run
+                "info",
             ],
             env=dict(os.environ, **env),
             stdout=log,
@@ -236,11 +239,14 @@ def worker_rates(n: int, workers: int, env: dict) -> tuple[float, float]:
     first = None
     done = 0.0
     pause = 0.05
+    samples = []
     try:
         while done < n * models and time.perf_counter() - t0 < 900:
             time.sleep(pause)
-            done = sum(metric(p, "spark_events_out_total", 'topic="predictions"') for p in ports)
+            counts = [metric(p, "spark_events_out_total", 'topic="predictions"') for p in ports]
+            done = sum(counts)
             now = time.perf_counter()
+            samples.append((now - t0, counts))
             if done and first is None:
                 first = (now, done)
             elif first is not None and done > first[1]:
@@ -259,6 +265,9 @@ def worker_rates(n: int, workers: int, env: dict) -> tuple[float, float]:
                 proc.kill()
         for log in logs:
             log.close()
+    if trace:
+        for t, counts in samples:
+            print(f"  {t:7.2f}s " + " ".join(f"{c:>9,.0f}" for c in counts), file=sys.stderr)
     if first is None or done < n * models:
         return float("nan"), float("nan")
     return (done - first[1]) / models / (end - first[0]), first[0] - t0
@@ -500,6 +509,12 @@ def main() -> None:
     parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="20,000 ticks a file")
     parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print the workers' prediction counts at each scrape (stderr); their logs are "
+        "in SPARK_HOME/bench-worker-<port>.log",
+    )
+    parser.add_argument(
         "--skip",
         nargs="*",
         default=[],
@@ -566,7 +581,7 @@ def main() -> None:
                 print(f"faust      {rate:>9,.0f} ticks/s  (per-event agent, send_soon)")
             else:
                 workers = 2 if name == "two" else 1
-                rate, start = worker_rates(n, workers, env)
+                rate, start = worker_rates(n, workers, env, args.trace)
                 figures[name] = rate
                 label = {"worker": "worker", "logreg": "worker", "two": "workers=2"}[name]
                 what = "gbm + logreg challenger" if env is full else "logreg alone"

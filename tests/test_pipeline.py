@@ -112,6 +112,39 @@ def test_compiled_trees_predict_what_lightgbm_predicts():
     assert mine == booster.predict(probe).tolist()  # exactly
 
 
+def _omp_spin_count(env: dict) -> int:
+    """How long an idle thread of the OpenMP runtime LightGBM loads spins before it sleeps
+    (libgomp's GOMP_SPINCOUNT: 300,000 when nothing is set, 0 under a passive wait policy),
+    in a fresh process that trains a refit the way a worker does."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from spark.pipeline.learners import N_FEATURES, fit_forest; "
+        "x = np.random.default_rng(0).normal(size=(400, N_FEATURES)); "
+        "assert fit_forest(x, (x[:, 0] > 0).astype(int)) is not None"
+    )
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, "OMP_DISPLAY_ENV": "VERBOSE", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    shown = [line for line in done.stderr.splitlines() if "GOMP_SPINCOUNT" in line]
+    return int(shown[0].split("=")[1].strip(" '"))
+
+
+def test_refit_threads_sleep_when_idle_unless_the_user_says_otherwise():
+    # spinning OpenMP threads took the cores of the tick loop and of a second worker
+    # (docs/hot-path.md, session 20): the runtime LightGBM loads must not spin
+    assert _omp_spin_count({}) == 0
+    assert _omp_spin_count({"OMP_WAIT_POLICY": "ACTIVE"}) > 0
+
+
 def test_gbm_fits_do_not_depend_on_the_thread_count(mixed_ticks, monkeypatch):
     """Fits train on two threads (a backtest waits for each one); the trees must be the
     ones one thread grows, or a replay on another machine setting could differ."""
