@@ -24,7 +24,10 @@ def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str 
 
     from spark.agents.app import create_app
     from spark.kafka.topics import create_topics
+    from spark.pipeline.learners import share_cores
     from spark.settings import Settings
+
+    share_cores()  # the tick loop and the refit threads share the machine's cores
 
     # Faust would create its own internal topics, but on the embedded broker its
     # CreateTopics calls get 4 partitions whatever they ask (docs/broker.md), so

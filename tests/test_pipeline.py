@@ -112,16 +112,18 @@ def test_compiled_trees_predict_what_lightgbm_predicts():
     assert mine == booster.predict(probe).tolist()  # exactly
 
 
-def _omp_spin_count(env: dict) -> int:
+def _omp_spin_count(env: dict, shared: bool) -> int:
     """How long an idle thread of the OpenMP runtime LightGBM loads spins before it sleeps
     (libgomp's GOMP_SPINCOUNT: 300,000 when nothing is set, 0 under a passive wait policy),
-    in a fresh process that trains a refit the way a worker does."""
+    in a fresh process that trains a refit (``shared``: after ``share_cores()``, as a
+    worker and a research pool's processes do)."""
     import os
     import subprocess
     import sys
 
     code = (
-        "import numpy as np; from spark.pipeline.learners import N_FEATURES, fit_forest; "
+        "import numpy as np; from spark.pipeline.learners import N_FEATURES, fit_forest, "
+        f"share_cores; {'share_cores(); ' if shared else ''}"
         "x = np.random.default_rng(0).normal(size=(400, N_FEATURES)); "
         "assert fit_forest(x, (x[:, 0] > 0).astype(int)) is not None"
     )
@@ -138,11 +140,23 @@ def _omp_spin_count(env: dict) -> int:
     return int(shown[0].split("=")[1].strip(" '"))
 
 
-def test_refit_threads_sleep_when_idle_unless_the_user_says_otherwise():
+def test_refit_threads_sleep_when_idle_where_cores_are_shared():
     # spinning OpenMP threads took the cores of the tick loop and of a second worker
-    # (docs/hot-path.md, session 20): the runtime LightGBM loads must not spin
-    assert _omp_spin_count({}) == 0
-    assert _omp_spin_count({"OMP_WAIT_POLICY": "ACTIVE"}) > 0
+    # (docs/hot-path.md, session 20): where cores are shared the runtime must not spin
+    assert _omp_spin_count({}, shared=True) == 0
+    assert _omp_spin_count({}, shared=False) > 0  # alone (a backtest) it spins: faster
+    assert _omp_spin_count({"OMP_WAIT_POLICY": "ACTIVE"}, shared=True) > 0  # the user's say
+
+
+def test_the_worker_and_research_pools_share_cores():
+    import inspect
+
+    from spark.agents import worker
+    from spark.research import drift, select
+
+    assert "share_cores()" in inspect.getsource(worker.run_foreground)
+    for module in (select, drift):
+        assert "Pool(jobs, share_cores)" in inspect.getsource(module)
 
 
 def test_gbm_fits_do_not_depend_on_the_thread_count(mixed_ticks, monkeypatch):

@@ -20,6 +20,8 @@ counts only, so a replay reproduces a live run whatever the machine's speed.
 
 from __future__ import annotations
 
+import os
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -58,6 +60,21 @@ def _trainer() -> ThreadPoolExecutor:
     if not _TRAINER:
         _TRAINER.append(ThreadPoolExecutor(TRAINERS, thread_name_prefix="spark-refit"))
     return _TRAINER[0]
+
+
+def share_cores() -> None:
+    """Refit threads sleep when idle, in a process whose cores other work needs (a worker's
+    tick loop, another worker, a research pool's other processes).
+
+    LightGBM trains on OpenMP threads (libgomp), and an idle libgomp thread spins before it
+    sleeps (GOMP_SPINCOUNT 300,000). With more threads than cores the spinning threads take
+    the cores the tick loop needs: on this 2-core machine one worker ran at 10.7-11.0k
+    ticks/s with spinning and 17.2-19.3k without, two workers at 4.1-23.5k and 20.4-23.0k
+    (docs/hot-path.md, session 20). A process alone on its cores (`spark backtest run`)
+    keeps the spinning: its gbm backtest ran 5-8 % faster with it. Takes effect only
+    before LightGBM loads libgomp; an OMP_WAIT_POLICY the user set is kept."""
+    if "lightgbm" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def fit_forest(x: np.ndarray, y: np.ndarray) -> Forest | None:

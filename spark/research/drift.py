@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from spark.pipeline.batch import TickBatch
+from spark.pipeline.learners import share_cores
 from spark.research.select import UNIVERSE, Day, find_days, load_day
 
 SWITCHES = ("vol_x3", "spread_x3", "mid_drift", "frozen")
@@ -237,7 +238,7 @@ def map_streams(measure_one, tasks: list, jobs: int, on_stream=None) -> dict[str
     ``jobs`` processes (spawned: the numba kernels compile once in each)."""
     results: dict[str, dict] = {}
     if jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        with multiprocessing.get_context("spawn").Pool(jobs, share_cores) as pool:
             for name, row in pool.imap_unordered(measure_one, tasks):
                 results[name] = row
                 if on_stream:

@@ -50,6 +50,7 @@ import numpy as np
 
 from spark.errors import SparkError
 from spark.pipeline.batch import TickBatch
+from spark.pipeline.learners import share_cores
 
 MIN_T = 2.0  # standard errors a mean train profit must stand above 0 to count (step 4)
 
@@ -374,7 +375,7 @@ def run_selection(
                 raise SparkError(f"{saved} has no figures of {sorted(missing)[0]!r}: run it again")
             done = _take(scores, Day(**entry["day"]), rows, done, len(stored), on_day)
     elif jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        with multiprocessing.get_context("spawn").Pool(jobs, share_cores) as pool:
             for day, rows in pool.imap_unordered(score_day, tasks):
                 done = _take(scores, day, rows, done, len(tasks), on_day)
     else:
