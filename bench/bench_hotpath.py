@@ -18,7 +18,7 @@ Prints, on one broker in one run:
 and the ratios to raw. Behaviour is tested in tests/; this prints figures.
 
 Usage (from the repository root):
-    python -m bench.bench_hotpath [--quick] [--trace] [--skip NAME ...] [DATA_DIR]
+    python -m bench.bench_hotpath [--quick] [--balanced] [--trace] [--skip NAME ...] [DATA_DIR]
 DATA_DIR: the shared real data (default ../shared/data; the bundled sample without it).
 Uses KAFKA_BOOTSTRAP_SERVERS if set, else an embedded broker in a temporary SPARK_HOME.
 """
@@ -40,33 +40,42 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-PART_FILES = (  # three instruments on three different tick partitions (EURUSD 5, NZDUSD 3, AIG 0)
-    ("fxcm/eurusd/20140506_quote.zip", None),
-    ("fxcm/nzdusd/20140506_quote.zip", None),
-    ("equity/aig/20131007_quote.zip", 100_000),
+# three instruments on three tick partitions: EURUSD 5, NZDUSD 3, AIG 0. Two workers split the
+# six partitions {0, 1, 2} | {3, 4, 5} (the range assignor), so one runs AIG and the other
+# both FX files. By default AIG is cut to 100,000 ticks (299,034 in all, the figures of
+# sessions 17-19): one of two workers then has two thirds of the ticks, and two workers can
+# reach at most 1.5x one. --balanced cuts AIG to as many ticks as the FX files hold
+# together (398,068 in all), so each of two workers has half.
+PART_FILES = (
+    "fxcm/eurusd/20140506_quote.zip",
+    "fxcm/nzdusd/20140506_quote.zip",
+    "equity/aig/20131007_quote.zip",
 )
+AIG_TICKS = 100_000
 
 
-def load(data: Path | None, quick: bool):
+def load(data: Path | None, quick: bool, balanced: bool = False):
     """[(symbol, ts, wire value)] of the benchmark's real ticks, merged in time order."""
     from spark.ticks.columns import read_batch
 
     if data is None or not data.is_dir():
         from spark.demo import bundled_files
 
-        files = [(p, None) for p in bundled_files()]
+        files = list(bundled_files())
     else:
-        files = [(data / f, n) for f, n in PART_FILES]
+        files = [data / f for f in PART_FILES]
     batches = []
-    for path, limit in files:
+    for k, path in enumerate(files):
         batch, _ = read_batch([path], "lean-quote")
-        limit = limit if not quick else 20_000
+        limit = 20_000 if quick else None
+        if k == 2 and data is not None and data.is_dir():  # AIG
+            limit = sum(len(b) for b in batches) if balanced else limit or AIG_TICKS
         batches.append(batch.take(0, limit) if limit else batch)
     from spark.pipeline.batch import TickBatch
 
     merged = TickBatch.concat(batches)
     order = np.argsort(merged.ts, kind="stable")
-    return merged, order, [str(p) for p, _ in files]
+    return merged, order, [str(p) for p in files]
 
 
 def encoded(batch, order) -> list[tuple[bytes, bytes]]:
@@ -509,6 +518,12 @@ def main() -> None:
     parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="20,000 ticks a file")
     parser.add_argument(
+        "--balanced",
+        action="store_true",
+        help="as many AIG ticks as EURUSD and NZDUSD together, so that each of two workers "
+        "has half the ticks (by default one has two thirds)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="print the workers' prediction counts at each scrape (stderr); their logs are "
@@ -538,7 +553,7 @@ def main() -> None:
     # and a tick -> signal latency needs signals); the policy's own cost is the same either way
     os.environ.setdefault("SPARK_MIN_EDGE", "0")
     print(f"policy: SPARK_MIN_EDGE={os.environ['SPARK_MIN_EDGE']} (0: the band policy)")
-    batch, order, files = load(args.data, args.quick)
+    batch, order, files = load(args.data, args.quick, args.balanced)
     n = len(batch)
     names = ", ".join(Path(f).name for f in files)
     print(f"data: {n:,} real ticks of {', '.join(batch.symbols)} ({names})")
