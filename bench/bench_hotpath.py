@@ -249,6 +249,7 @@ def worker_rates(n: int, workers: int, env: dict, trace: bool = False) -> tuple[
     done = 0.0
     pause = 0.05
     samples = []
+    waited: list[float] = []
     try:
         while done < n * models and time.perf_counter() - t0 < 900:
             time.sleep(pause)
@@ -264,6 +265,8 @@ def worker_rates(n: int, workers: int, env: dict, trace: bool = False) -> tuple[
                 left = (n * models - done) / ((done - first[1]) / (now - first[0]))
                 pause = 0.05 if left < 1.0 else 0.5
         end = time.perf_counter()
+        # time each worker's tick loop waited for a refit's trees at their swap point
+        waited = [metric(p, "spark_refit_wait_seconds_total") for p in ports]
     finally:
         for proc in procs:
             proc.terminate()
@@ -277,6 +280,7 @@ def worker_rates(n: int, workers: int, env: dict, trace: bool = False) -> tuple[
     if trace:
         for t, counts in samples:
             print(f"  {t:7.2f}s " + " ".join(f"{c:>9,.0f}" for c in counts), file=sys.stderr)
+        print("  waited for trees: " + ", ".join(f"{w:.2f}s" for w in waited), file=sys.stderr)
     if first is None or done < n * models:
         return float("nan"), float("nan")
     return (done - first[1]) / models / (end - first[0]), first[0] - t0

@@ -22,6 +22,11 @@ BATCH_SECONDS = Histogram(
     ["agent"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+REFIT_WAIT = Counter(
+    "spark_refit_wait_seconds_total",
+    "Time the tick loop waited for a model's new trees at their swap point (a backlog "
+    "replayed faster than refits train; a live stream at tick rates does not wait).",
+)
 TICKS_ACCEPTED = Counter(
     "spark_ticks_accepted_total", "Ticks that passed the worker's ingest validation."
 )

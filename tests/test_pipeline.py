@@ -9,6 +9,8 @@ where a batch is cut never changes a record.
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spark.pipeline import SignalPipeline, TickBatch
+from spark.pipeline import SignalPipeline, TickBatch, learners
 from spark.settings import Settings
 from spark.ticks.replay import valid_ticks
 
@@ -327,6 +329,29 @@ def whole_run(mixed_ticks):
 def test_where_a_batch_is_cut_never_changes_a_record(whole_run, cuts):
     batch, whole = whole_run
     assert run_in_pieces(GBM_SMALL, batch, cuts) == whole
+
+
+def test_a_step_that_waits_for_its_trees_counts_the_wait(whole_run):
+    """A step reaching a swap point before its refit is trained waits for the trees and
+    counts the wait (the worker's spark_refit_wait_seconds_total); one that never reaches
+    a swap point with trees still training counts nothing."""
+    batch, whole = whole_run
+    pipeline = SignalPipeline(GBM_SMALL)
+    held = threading.Event()
+    busy = [learners._trainer().submit(held.wait) for _ in range(learners.TRAINERS)]
+    threading.Timer(0.5, held.set).start()  # the refits start once the threads are free
+    results = [pipeline.step(batch)]
+    futures.wait(busy)
+    assert pipeline.learners.waited_s >= 0.4
+    assert records(results) == whole  # waiting changes nothing
+    unhurried = SignalPipeline(GBM_SMALL)
+    for part in batch.chunks(100):
+        # fewer labels than the swap delay: a step never holds both a refit and its swap
+        assert len(unhurried.step(part).labels) < GBM_SMALL.models.swap
+        for slot in unhurried.learners.slots:
+            if slot.training is not None:
+                slot.training.result()
+    assert unhurried.learners.waited_s == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -131,6 +132,7 @@ class Learners:
         self.refit_at = np.full(m, NONE, np.int64)
         self.refit_at[gbm] = settings.gbm_refit
         self.swap_at = np.full(m, NONE, np.int64)
+        self.waited_s = 0.0  # time steps spent waiting for trees at their swap point
         self._forests()
 
     def _forests(self) -> None:
@@ -190,7 +192,13 @@ class Learners:
         self.refit_at[m] = (self.counts[m] // refit + 1) * refit
 
     def _swap(self, m: int, slot: ModelSlot) -> None:
-        forest = slot.training.result() if slot.training is not None else None
+        training, forest = slot.training, None
+        if training is not None:
+            if not training.done():  # the step waits for the trees (a backlog replayed fast)
+                before = time.perf_counter()
+                training.result()
+                self.waited_s += time.perf_counter() - before
+            forest = training.result()
         slot.training = None
         self.swap_at[m] = NONE
         if forest is None:

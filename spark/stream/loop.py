@@ -230,7 +230,9 @@ class TickLoop:
             msg_offsets = [m.offset() for m in msgs]
             received = [m.timestamp()[1] * 1000 if m.timestamp()[0] else 0 for m in msgs]
             batch, good, rejected = self.decoder.decode(keys, values, msg_offsets, received)
+            waited = part.pipeline.learners.waited_s
             result = part.pipeline.step(batch)
+            self.stats.refit_wait(part.pipeline.learners.waited_s - waited)
             # ticks the price screen refused: dead letters like the decoder's rejections
             rejected += [Rejected(int(good[i]), r, d) for i, r, d in result.screened]
             first = part.produced_from

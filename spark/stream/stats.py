@@ -41,6 +41,7 @@ from spark.metrics import (
     PAPER_PNL,
     PROCESSING_LATENCY,
     PROMOTIONS,
+    REFIT_WAIT,
     RISK_LIMIT,
     SIGNALS_SUPPRESSED,
     SNAPSHOTS,
@@ -153,6 +154,11 @@ class LoopStats:
     def batch(self, seconds: float) -> None:
         BATCH_SECONDS.labels(STAGE).observe(seconds)
         LAST_BATCH.labels(STAGE).set_to_current_time()
+
+    def refit_wait(self, seconds: float) -> None:
+        if seconds > 0:
+            REFIT_WAIT.inc(seconds)
+            self.totals["refit_wait_s"] += seconds
 
     def produced(self, topic_id: str, count: int) -> None:
         EVENTS_OUT.labels(topic_id).inc(count)
