@@ -63,19 +63,27 @@ def _trainer() -> ThreadPoolExecutor:
     return _TRAINER[0]
 
 
+SHARED_SPIN = 1_000  # GOMP_SPINCOUNT where cores are shared (libgomp's default: 300,000)
+
+
 def share_cores() -> None:
-    """Refit threads sleep when idle, in a process whose cores other work needs (a worker's
-    tick loop, another worker, a research pool's other processes).
+    """Refit threads spin only briefly before they sleep, in a process whose cores other
+    work needs (a worker's tick loop, another worker, a research pool's other processes).
 
     LightGBM trains on OpenMP threads (libgomp), and an idle libgomp thread spins before it
     sleeps (GOMP_SPINCOUNT 300,000). With more threads than cores the spinning threads take
     the cores the tick loop needs: on this 2-core machine one worker ran at 10.7-11.0k
-    ticks/s with spinning and 17.2-19.3k without, two workers at 4.1-23.5k and 20.4-23.0k
-    (docs/hot-path.md, session 20). A process alone on its cores (`spark backtest run`)
-    keeps the spinning: its gbm backtest ran 5-8 % faster with it. Takes effect only
-    before LightGBM loads libgomp; an OMP_WAIT_POLICY the user set is kept."""
-    if "lightgbm" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    ticks/s with that spinning and 17.2-19.3k without, two workers at 4.1-23.5k and
+    20.4-23.0k (docs/hot-path.md, session 20). Not spinning at all (OMP_WAIT_POLICY=PASSIVE,
+    session 20's fix) makes every fit slower instead: a thread then sleeps at each of the
+    fit's many short parallel regions. A spin of 1,000 keeps the fit's threads awake
+    between regions and lets idle ones sleep within microseconds: fits 200 ms instead of
+    240-280 ms, a worker's waits for trees 4.6-5.2 s instead of 5.4-5.9 s on a 299k-tick
+    backlog (session 21). A standalone `spark backtest run`, alone on its cores, keeps
+    libgomp's default. Takes effect only before LightGBM loads libgomp; an OMP_WAIT_POLICY
+    or GOMP_SPINCOUNT the user set is kept."""
+    if "lightgbm" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", str(SHARED_SPIN))
 
 
 def fit_forest(x: np.ndarray, y: np.ndarray) -> Forest | None:
