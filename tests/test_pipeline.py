@@ -145,8 +145,9 @@ def _omp_spin_count(env: dict, shared: bool) -> int:
 
 def test_refit_threads_sleep_when_idle_where_cores_are_shared():
     # spinning OpenMP threads took the cores of the tick loop and of a second worker
-    # (docs/hot-path.md, session 20): where cores are shared the runtime must not spin
-    # (session 21: a short spin, not none: sleeping at every parallel region slows fits)
+    # (docs/hot-path.md, session 20): where cores are shared an idle thread spins only
+    # briefly (session 21: not never, which puts a fit's threads to sleep at each of its
+    # parallel regions and slows every fit)
     assert _omp_spin_count({}, shared=True) == learners.SHARED_SPIN
     assert _omp_spin_count({}, shared=False) == 300_000  # alone (a backtest): libgomp's own
     # the user's say
