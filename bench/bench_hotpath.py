@@ -18,7 +18,8 @@ Prints, on one broker in one run:
 and the ratios to raw. Behaviour is tested in tests/; this prints figures.
 
 Usage (from the repository root):
-    python -m bench.bench_hotpath [--quick] [--balanced] [--trace] [--skip NAME ...] [DATA_DIR]
+    python -m bench.bench_hotpath [--quick] [--balanced | --even-cost] [--trace]
+        [--skip NAME ...] [DATA_DIR]
 DATA_DIR: the shared real data (default ../shared/data; the bundled sample without it).
 Uses KAFKA_BOOTSTRAP_SERVERS if set, else an embedded broker in a temporary SPARK_HOME.
 """
@@ -45,7 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # both FX files. By default AIG is cut to 100,000 ticks (299,034 in all, the figures of
 # sessions 17-19): one of two workers then has two thirds of the ticks, and two workers can
 # reach at most 1.5x one. --balanced cuts AIG to as many ticks as the FX files hold
-# together (398,068 in all), so each of two workers has half.
+# together (398,068 in all), so each of two workers has half the ticks. Not half the work:
+# an FX tick costs a pipeline ~2.7x an AIG tick (more labels, refits and signals; session 21).
+# --even-cost cuts AIG where one pipeline has spent as long on it as on the FX files
+# (timed in this process before the run), so each of two workers has half the work.
 PART_FILES = (
     "fxcm/eurusd/20140506_quote.zip",
     "fxcm/nzdusd/20140506_quote.zip",
@@ -54,7 +58,34 @@ PART_FILES = (
 AIG_TICKS = 100_000
 
 
-def load(data: Path | None, quick: bool, balanced: bool = False):
+def even_cost_ticks(fx: list, aig) -> int:
+    """How many of ``aig``'s ticks cost one SignalPipeline (the workers' model settings) as
+    long as the ``fx`` batches do, each in a pipeline of its own (as on its partition)."""
+    from spark.pipeline import SignalPipeline
+    from spark.settings import Settings
+
+    settings = Settings.from_env(dict(os.environ, SPARK_MODEL="gbm", SPARK_CHALLENGERS="logreg"))
+    SignalPipeline(settings).step(aig.take(0, 2_000))  # compiled kernels loaded, not timed
+
+    def spend(batch, budget: float | None = None) -> tuple[float, int]:
+        pipeline, started = SignalPipeline(settings), time.perf_counter()
+        for k, part in enumerate(batch.chunks(5_000)):
+            pipeline.step(part)
+            if budget is not None and time.perf_counter() - started >= budget:
+                return budget, (k + 1) * 5_000
+        return time.perf_counter() - started, len(batch)
+
+    target = sum(spend(b)[0] for b in fx)
+    spent, ticks = spend(aig, target)
+    print(
+        f"even cost: the FX files take a pipeline {target:.1f}s; AIG's first {ticks:,} ticks "
+        f"{spent:.1f}s",
+        file=sys.stderr,
+    )
+    return ticks
+
+
+def load(data: Path | None, quick: bool, balanced: bool = False, even: bool = False):
     """[(symbol, ts, wire value)] of the benchmark's real ticks, merged in time order."""
     from spark.ticks.columns import read_batch
 
@@ -69,7 +100,10 @@ def load(data: Path | None, quick: bool, balanced: bool = False):
         batch, _ = read_batch([path], "lean-quote")
         limit = 20_000 if quick else None
         if k == 2 and data is not None and data.is_dir():  # AIG
-            limit = sum(len(b) for b in batches) if balanced else limit or AIG_TICKS
+            if even:
+                limit = even_cost_ticks(batches, batch)
+            else:
+                limit = sum(len(b) for b in batches) if balanced else limit or AIG_TICKS
         batches.append(batch.take(0, limit) if limit else batch)
     from spark.pipeline.batch import TickBatch
 
@@ -528,6 +562,12 @@ def main() -> None:
         "has half the ticks (by default one has two thirds)",
     )
     parser.add_argument(
+        "--even-cost",
+        action="store_true",
+        help="as many AIG ticks as cost a pipeline as long as EURUSD and NZDUSD together "
+        "(timed before the run), so that each of two workers has half the work",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="print the workers' prediction counts at each scrape (stderr); their logs are "
@@ -557,7 +597,7 @@ def main() -> None:
     # and a tick -> signal latency needs signals); the policy's own cost is the same either way
     os.environ.setdefault("SPARK_MIN_EDGE", "0")
     print(f"policy: SPARK_MIN_EDGE={os.environ['SPARK_MIN_EDGE']} (0: the band policy)")
-    batch, order, files = load(args.data, args.quick, args.balanced)
+    batch, order, files = load(args.data, args.quick, args.balanced, args.even_cost)
     n = len(batch)
     names = ", ".join(Path(f).name for f in files)
     print(f"data: {n:,} real ticks of {', '.join(batch.symbols)} ({names})")
