@@ -114,6 +114,16 @@ def pipeline() -> Dashboard:
         )
         .with_panel(
             series(
+                "Tick loop waiting for refits (share of time)",
+                "percentunit",
+                query("rate(spark_refit_wait_seconds_total[1m])", "{{instance}}"),
+                description="Time the tick loop waits for a gbm refit's trees at their swap "
+                "point. 0 on a live stream at tick rates; about a third while a worker "
+                "catches up a backlog on 2 cores (docs/hot-path.md, session 21).",
+            )
+        )
+        .with_panel(
+            series(
                 "Seconds since an agent's last batch",
                 "s",
                 query(
