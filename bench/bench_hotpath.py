@@ -56,6 +56,7 @@ PART_FILES = (
     "equity/aig/20131007_quote.zip",
 )
 AIG_TICKS = 100_000
+FULL = {"SPARK_MODEL": "gbm", "SPARK_CHALLENGERS": "logreg"}  # issue 12's worker configuration
 
 
 def even_cost_ticks(fx: list, aig) -> int:
@@ -64,7 +65,7 @@ def even_cost_ticks(fx: list, aig) -> int:
     from spark.pipeline import SignalPipeline
     from spark.settings import Settings
 
-    settings = Settings.from_env(dict(os.environ, SPARK_MODEL="gbm", SPARK_CHALLENGERS="logreg"))
+    settings = Settings.from_env(dict(os.environ, **FULL))
     SignalPipeline(settings).step(aig.take(0, 2_000))  # compiled kernels loaded, not timed
 
     def spend(batch, budget: float | None = None) -> tuple[float, int]:
@@ -615,7 +616,7 @@ def main() -> None:
             f"policy ({rates['logreg_default_policy_signals']:,} / "
             f"{rates['gbm_default_policy_signals']:,} signals: no executor work)"
         )
-    full = {"SPARK_MODEL": "gbm", "SPARK_CHALLENGERS": "logreg"}
+    full = FULL
     logreg = {"SPARK_MODEL": "logreg", "SPARK_CHALLENGERS": ""}
     with bench_broker():
         messages = encoded(batch, order)
