@@ -161,6 +161,24 @@ def one_file(path: str, date: str, stock: str, ticks: int) -> dict[str, float]:
     return {name: walk_forward_auc(x, y, ok, known, batch.ts) for name, x in sets.items()}
 
 
+def live_file(path: str, date: str, stock: str, ticks: int) -> dict[str, float]:
+    """``spark model eval``'s code (``spark.ml.evaluate``, the shipped default model) on the
+    day-file's quotes alone, and on its quotes and trades merged in time order."""
+    from spark.ml.evaluate import evaluate
+    from spark.pipeline import TickBatch
+    from spark.settings import Settings
+
+    quotes, trades = load(path, date, stock, ticks)
+    keep = trades.ts >= quotes.ts[0]
+    both = TickBatch.concat([quotes, trades.select(np.flatnonzero(keep))])
+    both = both.select(np.argsort(both.ts, kind="stable"))
+    out = {}
+    for name, batch in (("quotes", quotes), ("quotes+trades", both)):
+        result = evaluate(batch, Settings())
+        out[f"{name} auc"], out[f"{name} p@20"] = result.auc, result.precision_at_20
+    return out
+
+
 def decide(per_file: dict[str, dict[str, float]]) -> dict[str, dict]:
     """The rule, on the files given (the train days)."""
     out = {}
@@ -180,6 +198,12 @@ def main() -> None:
     parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--days", choices=("train", "test", "all"), default="train")
     parser.add_argument("--ticks", type=int, default=100_000, help="quote ticks a day-file")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="score the shipped pipeline (spark model eval's code) instead: quotes alone, "
+        "then quotes and trades merged; run it at two commits to compare feature sets",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     dates = {"train": TRAIN, "test": TEST, "all": TRAIN + TEST}[args.days]
@@ -193,13 +217,14 @@ def main() -> None:
         parser.error(f"{missing[0]} not found: pass the shared data directory")
     per_file, started = {}, time.perf_counter()
     for path, date, stock in files:
-        per_file[f"{stock} {date}"] = figures = one_file(path, date, stock, args.ticks)
+        scorer = live_file if args.live else one_file
+        per_file[f"{stock} {date}"] = figures = scorer(path, date, stock, args.ticks)
         if not args.json:
             print(stock, date, {k: round(v, 4) for k, v in figures.items()}, flush=True)
     names = list(next(iter(per_file.values())))
     means = {n: round(float(np.mean([f[n] for f in per_file.values()])), 4) for n in names}
     train = {k: v for k, v in per_file.items() if k.split()[1] in TRAIN}
-    verdict = decide(train) if train else {}
+    verdict = decide(train) if train and not args.live else {}
     report = {
         "days": args.days,
         "ticks": args.ticks,
@@ -212,7 +237,8 @@ def main() -> None:
         print(json.dumps(report))
         return
     for n in names:
-        print(f"{n:>14}: mean AUC {means[n]:.4f} ({means[n] - means['v2']:+.4f} against v2)")
+        against = f" ({means[n] - means['v2']:+.4f} against v2)" if "v2" in means else ""
+        print(f"{n:>18}: mean {means[n]:.4f}{against}")
     for group, v in verdict.items():
         print(f"{group}: {v}")
     print(f"{report['seconds']} s")

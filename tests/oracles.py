@@ -72,7 +72,7 @@ class DecayedCount:
         return self.total
 
 
-FEATURE_SET = "v2"
+FEATURE_SET = "v3"
 CORE_FEATURE_NAMES = (
     "ret_bp",  # log return of the mid since the previous tick, bp
     "spread_bp",  # (ask - bid) / mid, bp (0 without a two-sided quote)
@@ -120,7 +120,14 @@ QUOTE_FEATURE_NAMES = (
     "bid_age_s",  # seconds since the bid last changed
     "ask_age_s",  # seconds since the ask last changed
 ) + tuple(f"{side}_{name}" for side in ("bid", "ask") for name in SIDE_FEATURES)
-FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES
+# v3: order flow from quote sizes and trades (docs/features.md, session 22)
+BOOK_FEATURE_NAMES = (
+    "ofi_1s",  # order-flow imbalance at the best quotes, time-decayed (tau 1 s), in EW depths
+    "ofi_10s",  # ... tau 10 s
+    "tflow_5s",  # signed trade volume over trade volume, time-decayed (tau 5 s): -1 .. +1
+    "tflow_60s",  # ... tau 60 s
+)
+FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES + BOOK_FEATURE_NAMES
 RSI_N = 14
 MOM_N = 20
 SIDE_N = 10
@@ -211,6 +218,13 @@ class TickFeatures:
     activity_5s: DecayedCount = field(default_factory=lambda: DecayedCount(5.0))
     bid_side: SideState = field(default_factory=SideState)
     ask_side: SideState = field(default_factory=SideState)
+    # v3
+    prev_bid_size: float | None = None
+    prev_ask_size: float | None = None
+    ofi: list = field(default_factory=lambda: [DecayedCount(t) for t in (1.0, 10.0)])
+    depth: TimeEWMean = field(default_factory=lambda: TimeEWMean(60.0))
+    signed_volume: list = field(default_factory=lambda: [DecayedCount(t) for t in (5.0, 60.0)])
+    trade_volume: list = field(default_factory=lambda: [DecayedCount(t) for t in (5.0, 60.0)])
 
     def update(self, tick: Tick) -> dict[str, float] | None:
         t = tick.ts / 1e6
@@ -235,6 +249,10 @@ class TickFeatures:
             reference = (bid + ask) / 2 if bid is not None and ask is not None else self.prev_mid
             sign = 1.0 if tick.last > reference else (-1.0 if tick.last < reference else 0.0)
             self.trade_sign.update(sign, t)
+            size = tick.last_size if tick.last_size is not None else 1.0
+            for signed, traded in zip(self.signed_volume, self.trade_volume, strict=True):
+                signed.update(sign * size, t)
+                traded.update(size, t)
 
         first = self.prev_ts is None
         ret_bp = 0.0 if first else math.log(mid / self.prev_mid) * 1e4
@@ -266,6 +284,7 @@ class TickFeatures:
         vol_var = self.ret_var.update(ret_bp, t) if not first else 0.0
 
         quote = self._quote_features(t, mid, bid, ask, spread_bp, d_bid, d_ask)
+        book = self._book_features(tick, t, bid, ask, first)
         self.prev_ts, self.prev_mid, self.prev_bid, self.prev_ask = tick.ts, mid, bid, ask
         self.prev_spread_bp = spread_bp
         total = self.avg_gain + self.avg_loss
@@ -293,7 +312,35 @@ class TickFeatures:
             "trade_sign_1m": self.trade_sign.mean,
             "reversal": self.last_move_sign * min(abs(self.last_move_bp) / scale, 10.0),
             **quote,
+            **book,
         }
+
+    def _book_features(self, tick: Tick, t, bid, ask, first) -> dict[str, float]:
+        """The v3 features: OFI (Cont, Kukanov and Stoikov 2014) of this update over the EW
+        depth, and the share of signed trade volume (trades update it in ``update``)."""
+        bid_size = tick.bid_size if tick.bid_size is not None else self.prev_bid_size
+        ask_size = tick.ask_size if tick.ask_size is not None else self.prev_ask_size
+        known = (bid, ask, self.prev_bid, self.prev_ask, bid_size, ask_size)
+        e = 0.0
+        if not first and None not in known + (self.prev_bid_size, self.prev_ask_size):
+            if bid >= self.prev_bid:
+                e += bid_size
+            if bid <= self.prev_bid:
+                e -= self.prev_bid_size
+            if ask <= self.prev_ask:
+                e -= ask_size
+            if ask >= self.prev_ask:
+                e += self.prev_ask_size
+        if bid_size is not None and ask_size is not None:
+            self.depth.update(0.5 * (bid_size + ask_size), t)
+        depth = self.depth.mean if self.depth.last_t is not None else 0.0
+        ofi = [o.update(e, t) / depth if depth > 0 else 0.0 for o in self.ofi]
+        flow = [
+            s.total / v.total if v.total > 0 else 0.0
+            for s, v in zip(self.signed_volume, self.trade_volume, strict=True)
+        ]
+        self.prev_bid_size, self.prev_ask_size = bid_size, ask_size
+        return dict(zip(BOOK_FEATURE_NAMES, ofi + flow, strict=True))
 
     def _quote_features(self, t, mid, bid, ask, spread_bp, d_bid, d_ask) -> dict[str, float]:
         """The v2 quote-dynamics features (QUOTE_FEATURE_NAMES) of this tick."""
@@ -356,6 +403,10 @@ class TickFeatures:
         state["activity_5s"] = DecayedCount(**state["activity_5s"])
         state["bid_side"] = SideState.from_state(state["bid_side"])
         state["ask_side"] = SideState.from_state(state["ask_side"])
+        if "ofi" in state:  # v3; a v2 state starts the v3 features fresh
+            for name in ("ofi", "signed_volume", "trade_volume"):
+                state[name] = [DecayedCount(**d) for d in state[name]]
+            state["depth"] = TimeEWMean(**state["depth"])
         return cls(**state)
 
 

@@ -40,6 +40,38 @@ def mixed_ticks():
 
 
 def test_compiled_features_equal_the_python_definition(mixed_ticks):
+    _compare_features(mixed_ticks)
+
+
+def test_compiled_order_flow_features_equal_the_python_definition(shared_data):
+    """The v3 features on a stock's real quotes (with sizes) and trades, merged in time
+    order: OFI moves on quote updates, the trade flow on trades, and both stay within
+    their ranges."""
+    from spark.features import kernel
+
+    day = shared_data / "equity/ibm"
+    quotes = ticks_of(day / "20131008_quote.zip", 60_000)
+    trades = ticks_of(day / "20131008_trade.zip", 20_000, "lean-trade")
+    end = min(quotes[-1].ts, trades[-1].ts)
+    ticks = sorted((t for t in quotes + trades if t.ts <= end), key=lambda t: t.ts)
+    rows = _compare_features(ticks)
+    names = list(kernel.FEATURE_NAMES)
+    ofi, flow = rows[:, names.index("ofi_10s")], rows[:, names.index("tflow_60s")]
+    assert np.count_nonzero(ofi) > len(ticks) // 2 and ofi.min() < 0 < ofi.max()
+    assert flow.min() < 0 < flow.max() and np.abs(flow).max() <= 1.0
+    assert len(ticks) > 40_000 and sum(t.last is not None for t in ticks) > 1_000
+
+
+def test_order_flow_features_are_zero_without_sizes_or_trades(mixed_ticks):
+    from spark.features import kernel
+
+    fx = [t for t in mixed_ticks if t.bid_size is None and t.last is None]
+    rows = _compare_features(fx)
+    assert len(fx) > 1_000 and not rows[:, -len(kernel.BOOK_FEATURE_NAMES) :].any()
+
+
+def _compare_features(ticks) -> np.ndarray:
+    """Every tick's compiled features against the readable ones, bit for bit; the rows."""
     from spark.features import kernel
     from tests.oracles import TickFeatures
 
@@ -47,8 +79,8 @@ def test_compiled_features_equal_the_python_definition(mixed_ticks):
     state = {}
     row = np.zeros(kernel.N_FEATURES)
     nan = float("nan")
-    compared = 0
-    for t in mixed_ticks:
+    rows = []
+    for t in ticks:
         expected = reference.setdefault(t.symbol, TickFeatures()).update(t)
         f, i = state.setdefault(t.symbol, kernel.new_state(1))
         ok = kernel.update(
@@ -65,8 +97,9 @@ def test_compiled_features_equal_the_python_definition(mixed_ticks):
         if ok:
             assert list(expected) == list(kernel.FEATURE_NAMES)
             assert row.tolist() == list(expected.values())  # bit for bit
-            compared += 1
-    assert compared == len(mixed_ticks)
+            rows.append(row.copy())
+    assert len(rows) == len(ticks)
+    return np.array(rows)
 
 
 def test_compiled_logreg_learns_like_rivers_pipeline(mixed_ticks):
@@ -412,3 +445,36 @@ def test_refits_are_deterministic_and_counted_in_labels(mixed_ticks):
     assert gbm.model_id == "gbm" and pipeline.learners.counts[0] == labels
     # a refit starts every 400 labels and its trees answer from 400 labels later
     assert gbm.fits == labels // 400 - 1
+
+
+def test_numba_caches_are_dropped_when_a_compiled_module_changes(tmp_path):
+    """The tick loop inlines the feature kernel, and numba's cache of the loop knows only
+    the loop's file: a changed kernel must drop every cached function (``spark``'s import
+    does), and an unchanged tree must keep them."""
+    from spark import STAMP, fresh_numba_cache
+
+    package = tmp_path / "pkg"
+    (package / "features" / "__pycache__").mkdir(parents=True)
+    (package / "__pycache__").mkdir()
+    kernel, loop, plain = package / "features/kernel.py", package / "loop.py", package / "cli.py"
+    kernel.write_text("from numba import njit\nWIDTH = 48\n")
+    loop.write_text("import numba\n")
+    plain.write_text("print('no compiled code')\n")
+    cached = [
+        package / "__pycache__/loop.run-10.py311.nbi",
+        package / "__pycache__/loop.run-10.py311.1.nbc",
+    ]
+
+    def cache() -> None:
+        for path in cached:
+            path.write_bytes(b"machine code")
+
+    cache()
+    assert fresh_numba_cache(package)  # no stamp yet: dropped
+    assert not any(p.exists() for p in cached) and (package / "__pycache__" / STAMP).is_file()
+    cache()
+    assert not fresh_numba_cache(package) and all(p.exists() for p in cached)
+    plain.write_text("print('changed, still no compiled code')\n")
+    assert not fresh_numba_cache(package) and all(p.exists() for p in cached)
+    kernel.write_text("from numba import njit\nWIDTH = 52\n")
+    assert fresh_numba_cache(package) and not any(p.exists() for p in cached)

@@ -1,4 +1,4 @@
-"""The 48 features of feature set v2, compiled: one symbol's state in two small arrays.
+"""The 52 features of feature set v3, compiled: one symbol's state in two small arrays.
 
 ``update`` applies one tick to a symbol's state and writes its feature row; every
 formula is docs/features.md's, tick by tick in O(1) time and memory, using the tick
@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-FEATURE_SET = "v2"
+FEATURE_SET = "v3"
 CORE_FEATURE_NAMES = (
     "ret_bp",  # log return of the mid since the previous tick, bp
     "spread_bp",  # (ask - bid) / mid, bp (0 without a two-sided quote)
@@ -77,7 +77,15 @@ QUOTE_FEATURE_NAMES = (
     "bid_age_s",  # seconds since the bid last changed
     "ask_age_s",  # seconds since the ask last changed
 ) + tuple(f"{side}_{name}" for side in ("bid", "ask") for name in SIDE_FEATURES)
-FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES
+# v3: order flow from quote sizes and trades (docs/features.md, session 22: chosen on the
+# equity train days by bench/features_book.py); 0 on feeds without sizes or trades
+BOOK_FEATURE_NAMES = (
+    "ofi_1s",  # order-flow imbalance at the best quotes, time-decayed (tau 1 s), in EW depths
+    "ofi_10s",  # ... tau 10 s
+    "tflow_5s",  # signed trade volume over trade volume, time-decayed (tau 5 s): -1 .. +1
+    "tflow_60s",  # ... tau 60 s
+)
+FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES + BOOK_FEATURE_NAMES
 N_FEATURES = len(FEATURE_NAMES)
 RSI_N = 14
 MOM_N = 20
@@ -100,7 +108,12 @@ SIDE_LAST, SIDE_CHANGE_BP, SIDE_CHANGE_T = SIDE_RECENT + SIDE_N, SIDE_RECENT + S
 SIDE_SIZE = 21
 BID_SIDE = ACTIVITY_5S + 2  # 61
 ASK_SIDE = BID_SIDE + SIDE_SIZE  # 82
-FLOATS = ASK_SIDE + SIDE_SIZE  # 103
+BOOK = ASK_SIDE + SIDE_SIZE  # 103: v3
+PREV_BID_SIZE, PREV_ASK_SIZE = BOOK, BOOK + 1  # sizes carried forward (NaN: never known)
+OFI = BOOK + 2  # 2 DecayedCount (1, 10 s)
+DEPTH = OFI + 4  # TimeEWMean of (bid size + ask size) / 2, tau 60 s
+TFLOW = DEPTH + 2  # per tau (5, 60 s): DecayedCount of signed volume, then of volume
+FLOATS = TFLOW + 8  # 119
 # --- integers ------------------------------------------------------------------------------
 HAS_PREV, PREV_TS, LAST_MOVE_TS, RSI_COUNT = 0, 1, 2, 3
 RECENT_COUNT, RECENT_HEAD = 4, 5
@@ -110,6 +123,9 @@ NO_TS = -1
 _MID_TAUS = (1.0, 5.0, 20.0)
 _FLOW_TAUS = (2.0, 2.0, 10.0, 10.0)
 _SIDE_TAUS = (0.5, 2.0, 10.0, 60.0)
+_OFI_TAUS = (1.0, 10.0)
+_TFLOW_TAUS = (5.0, 60.0)
+DEPTH_TAU = 60.0
 
 
 def new_state(symbols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +150,9 @@ def reset(s: np.ndarray, ints: np.ndarray) -> None:
         MID_MEAN + 1,
         TRADE_SIGN + 1,
         PREV_SPREAD,
+        PREV_BID_SIZE,
+        PREV_ASK_SIZE,
+        DEPTH + 1,
         UPDOWN + 1,
         ACTIVITY_5S + 1,
     ):
@@ -142,6 +161,9 @@ def reset(s: np.ndarray, ints: np.ndarray) -> None:
         s[MID_MEANS + 2 * k + 1] = math.nan
     for k in range(4):
         s[FLOWS + 2 * k + 1] = math.nan
+        s[TFLOW + 2 * k + 1] = math.nan
+    for k in range(2):
+        s[OFI + 2 * k + 1] = math.nan
     for side in (BID_SIDE, ASK_SIDE):
         for k in range(4):
             s[side + SIDE_MEANS + 2 * k + 1] = math.nan
@@ -235,6 +257,44 @@ def _side(s, ints, base, count_at, price, t, mid, out, at) -> float:
 
 
 @njit(cache=True)
+def _book(s, first, bid, ask, tick_bid_size, tick_ask_size, t, out, at) -> None:
+    """The v3 features into ``out[at:at + 4]``, before the previous quote moves on.
+
+    OFI (Cont, Kukanov and Stoikov 2014) of one update: the bid's size if the bid rose or
+    stayed, minus the previous bid size if it fell or stayed; minus the ask's size if the
+    ask fell or stayed, plus the previous ask size if it rose or stayed. 0 unless both
+    quotes and sizes, now and before, are known.
+    """
+    bid_size = tick_bid_size if not math.isnan(tick_bid_size) else s[PREV_BID_SIZE]
+    ask_size = tick_ask_size if not math.isnan(tick_ask_size) else s[PREV_ASK_SIZE]
+    prev_bid, prev_ask = s[PREV_BID], s[PREV_ASK]
+    prev_bid_size, prev_ask_size = s[PREV_BID_SIZE], s[PREV_ASK_SIZE]
+    e = 0.0
+    if not first and not (
+        math.isnan(bid) or math.isnan(ask) or math.isnan(prev_bid) or math.isnan(prev_ask)
+        or math.isnan(bid_size) or math.isnan(ask_size)
+        or math.isnan(prev_bid_size) or math.isnan(prev_ask_size)
+    ):  # fmt: skip
+        if bid >= prev_bid:
+            e += bid_size
+        if bid <= prev_bid:
+            e -= prev_bid_size
+        if ask <= prev_ask:
+            e -= ask_size
+        if ask >= prev_ask:
+            e += prev_ask_size
+    if not math.isnan(bid_size) and not math.isnan(ask_size):
+        ew_mean(s, DEPTH, DEPTH_TAU, 0.5 * (bid_size + ask_size), t)
+    depth = s[DEPTH] if not math.isnan(s[DEPTH + 1]) else 0.0
+    for k in range(2):
+        total = decayed(s, OFI + 2 * k, _OFI_TAUS[k], e, t)
+        out[at + k] = total / depth if depth > 0 else 0.0
+        volume = s[TFLOW + 4 * k + 2]
+        out[at + 2 + k] = s[TFLOW + 4 * k] / volume if volume > 0 else 0.0
+    s[PREV_BID_SIZE], s[PREV_ASK_SIZE] = bid_size, ask_size
+
+
+@njit(cache=True)
 def update(s, ints, ts, tick_bid, tick_ask, bid_size, ask_size, last, last_size, out) -> bool:
     """Apply one tick to a symbol's state (``s`` doubles, ``ints`` integers) and write its
     N_FEATURES values to ``out``; False (state untouched) when the tick gives no mid.
@@ -266,6 +326,10 @@ def update(s, ints, ts, tick_bid, tick_ask, bid_size, ask_size, last, last_size,
         reference = (bid + ask) / 2 if two_sided else s[PREV_MID]
         trade = 1.0 if last > reference else (-1.0 if last < reference else 0.0)
         ew_mean(s, TRADE_SIGN, 60.0, trade, t)
+        size = last_size if not math.isnan(last_size) else 1.0
+        for k in range(2):
+            decayed(s, TFLOW + 4 * k, _TFLOW_TAUS[k], trade * size, t)
+            decayed(s, TFLOW + 4 * k + 2, _TFLOW_TAUS[k], size, t)
 
     first = ints[HAS_PREV] == 0
     prev_bid, prev_ask = s[PREV_BID], s[PREV_ASK]
@@ -319,6 +383,7 @@ def update(s, ints, ts, tick_bid, tick_ask, bid_size, ask_size, last, last_size,
     out[q + 12] = _sign(s[ASK_SIDE + SIDE_CHANGE_BP])
     out[q + 13] = bid_age
     out[q + 14] = ask_age
+    _book(s, ints[HAS_PREV] == 0, bid, ask, bid_size, ask_size, t, out, len(FEATURE_NAMES) - 4)
 
     ints[HAS_PREV] = 1
     ints[PREV_TS] = ts

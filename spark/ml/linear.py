@@ -38,6 +38,30 @@ def params_size(features: int) -> int:
     return 2 + 3 * features
 
 
+def widen(params: np.ndarray, features: int) -> np.ndarray:
+    """A model learned on the first features of a longer vector (a feature set that appended
+    features), for ``features``: the new features' statistics and weights start at 0, so
+    they count for nothing until the scaler has seen them vary.
+
+    >>> m = new_params(1); learn(m, np.array([2.0]), 1)
+    >>> w = widen(m, 3)
+    >>> predict(w, np.array([2.0, 5.0, 7.0])) == predict(m, np.array([2.0]))
+    True
+    """
+    old = (len(params) - 2) // 3
+    if old == features:
+        return params
+    if old > features or len(params) != params_size(old):
+        raise ValueError(f"a logreg of {old} features cannot take {features}")
+    out = new_params(features)
+    out[:MEANS] = params[:MEANS]
+    for block in range(3):  # means, variances, weights
+        out[MEANS + block * features : MEANS + block * features + old] = params[
+            MEANS + block * old : MEANS + (block + 1) * old
+        ]
+    return out
+
+
 def new_params(features: int) -> np.ndarray:
     """A model that has learned nothing: predicts 0.5."""
     return np.zeros(params_size(features))

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from spark.features.kernel import FEATURE_NAMES, N_FEATURES
+from spark.features.kernel import FEATURE_NAMES, FEATURE_SET, N_FEATURES
 from spark.ml import linear
 from spark.ml.trees import Forest, concat
 from spark.pipeline.core import GBM, LINEAR, NONE
@@ -230,6 +230,7 @@ class Learners:
             "fit_rows": slot.fit_rows,
             "trees": slot.forest is not None,
             "labels": int(self.counts[m]),
+            "feature_set": FEATURE_SET,
         }
         return meta, arrays
 
@@ -238,7 +239,10 @@ class Learners:
         slot = self.slots[m]
         if meta["model_id"] != slot.model_id:
             raise ValueError(f"a {meta['model_id']} model cannot become {slot.model_id}")
-        self.lin[m] = arrays["lin"]
+        # a version learned on an earlier feature set (v2: the first 48 of v3's features): the
+        # trees index features by position and answer as before; logreg's new weights start
+        # at 0 (``linear.widen``)
+        self.lin[m] = linear.widen(arrays["lin"], N_FEATURES)
         if meta["trees"]:
             slot.forest = Forest(*(arrays[f"forest.{n}"] for n in FOREST_FIELDS))
             slot.fits, slot.fit_rows = meta["fits"], meta["fit_rows"]

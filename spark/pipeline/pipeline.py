@@ -72,7 +72,7 @@ class StepResult:
     batch: TickBatch
     slot: np.ndarray  # the pipeline's symbol slot of each tick
     valid: np.ndarray  # the tick gave a feature vector
-    features: np.ndarray  # (ticks, 48)
+    features: np.ndarray  # (ticks, N_FEATURES)
     quotes: np.ndarray  # (ticks, 3): mid, bid, ask after the tick (NaN: side unknown)
     # (ticks, models): each model's move fit for the tick's symbol: the expected mid move over
     # the horizon (bp) is beta x (2 prob_up - 1) (NaN: fewer than 500 labels yet)
@@ -580,6 +580,7 @@ class SignalPipeline:
         learners_meta, learners_arrays = self.learners.state()
         drift_meta, drift_arrays, concept = self.drift.state()
         meta = {
+            "feature_set": features.FEATURE_SET,
             "settings": self.settings.as_dict(),
             "symbols": self.symbols,
             "free_slots": self.free_slots,

@@ -32,6 +32,7 @@ import numpy as np
 from confluent_kafka import KafkaError, TopicPartition
 
 from spark.errors import SparkError
+from spark.features.kernel import FEATURE_SET
 from spark.ml.snapshots import Keyring, as_keyring
 from spark.pipeline.pipeline import SignalPipeline
 
@@ -89,6 +90,12 @@ def decode(blob: bytes, key: bytes | Keyring, partition: int) -> tuple[SignalPip
     text = json.loads(raw[16 : 16 + text_len])
     if text["partition"] != partition:
         raise CheckpointRejected(f"a checkpoint of partition {text['partition']}, not {partition}")
+    written = text["state"].get("feature_set", "v2")  # v2: before the field existed
+    if written != FEATURE_SET:
+        raise CheckpointRejected(
+            f"a checkpoint of feature set {written}; this worker computes {FEATURE_SET}, so "
+            "the partition's state is rebuilt from its first tick (docs/features.md)"
+        )
     arrays_at = 16 + text_len
     with np.load(io.BytesIO(raw[arrays_at : arrays_at + arrays_len]), allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
