@@ -149,7 +149,7 @@ def register(app: faust.App, settings: Settings) -> TickLoop:
     return loop
 
 
-MAX_BODY = 64 * 1024  # a predict request is a tick or 48 features: far less
+MAX_BODY = 64 * 1024  # a predict request is a tick or 52 features: far less
 
 
 def _register_views(app: faust.App, loop: TickLoop) -> None:
