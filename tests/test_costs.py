@@ -31,7 +31,7 @@ NAN = math.nan
 
 
 def make(**settings) -> PaperExecutor:
-    base = {"order_notional": 1000.0, "fee_bp": 1.0, "latency_ms": 20.0}
+    base = {"order_notional": 1000.0, "fee_bp": 1.0, "latency_ms": 20.0, "fill_model": "taker"}
     return PaperExecutor(ExecutionSettings(**(base | settings)), Limits())
 
 

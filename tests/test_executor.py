@@ -14,7 +14,7 @@ MS = 1000
 
 
 def make(limits: Limits | None = None, **settings) -> PaperExecutor:
-    base = {"order_notional": 1000.0, "fee_bp": 1.0, "latency_ms": 20.0}
+    base = {"order_notional": 1000.0, "fee_bp": 1.0, "latency_ms": 20.0, "fill_model": "taker"}
     return PaperExecutor(ExecutionSettings(**(base | settings)), limits or Limits())
 
 

@@ -68,6 +68,7 @@ def test_executor_fills_limits_kill_switch_and_restart(broker, tmp_path, monkeyp
     monkeypatch.setenv("SPARK_GATE_RULE", "spread_bp")
     monkeypatch.setenv("SPARK_DRIFT_THRESHOLD", "1000")  # no gate in the way here
     monkeypatch.setenv("SPARK_FILL_LATENCY_MS", str(LATENCY_MS))
+    monkeypatch.setenv("SPARK_FILL_MODEL", "taker")  # fills checked against the latency rule
     monkeypatch.setenv("SPARK_MAX_ORDERS_PER_MINUTE", "4")
     fx = ticks_of(BUNDLED / "fxcm/eurusd/20140501_quote.zip", 4000)
     first, second, third = fx[:2000], fx[2000:3000], fx[3000:]

@@ -31,7 +31,7 @@ def ticks_of(path: Path, n: int):
 # cheap enough to trade at a 1 s horizon on EURUSD, so the policy acts often
 COSTED = replace(
     Settings().with_models(model="logreg", min_edge=0.3, min_hold_s=2.0),
-    execution=replace(Settings().execution, fee_bp=0.0),
+    execution=replace(Settings().execution, fee_bp=0.0, fill_model="taker"),
 )
 
 
@@ -320,7 +320,8 @@ def test_backtest_splits_net_into_gross_fees_and_spread():
     from spark.backtest.engine import BacktestParams, run_backtest
 
     batch = TickBatch.from_ticks(ticks_of(EURUSD, 15000))
-    band = run_backtest(batch, BacktestParams(model="logreg", min_edge=0.0), settings=Settings())
+    taker = {"model": "logreg", "fill_model": "taker"}  # every fill crosses the spread
+    band = run_backtest(batch, BacktestParams(**taker, min_edge=0.0), settings=Settings())
     assert band.fills > 10
     assert band.gross_pnl - band.fees - band.spread_cost == pytest.approx(band.pnl, abs=1e-6)
     assert band.spread_cost > 0 and band.fees > 0
@@ -330,7 +331,7 @@ def test_backtest_splits_net_into_gross_fees_and_spread():
     assert band.break_even_edge_bp == pytest.approx((band.fees + band.spread_cost) / notional * 2e4)
     assert band.fees / notional * 1e4 == pytest.approx(0.5)  # the fee is 0.5 bp a fill
     costed = run_backtest(
-        batch, BacktestParams(model="logreg", min_edge=1.0, min_hold_s=1.0), settings=Settings()
+        batch, BacktestParams(**taker, min_edge=1.0, min_hold_s=1.0), settings=Settings()
     )
     assert costed.fills < band.fills
     assert costed.gross_pnl - costed.fees - costed.spread_cost == pytest.approx(costed.pnl)

@@ -74,7 +74,8 @@ class ExecutionSettings:
     latency_jitter_ms: float = 0.0
     slippage_bp: float = 0.0  # taker fills, bp of mid
     depth_spreads: float = 1.0  # spreads paid by the part of an order beyond the shown size
-    fill_model: str = "taker"  # or passive
+    # passive (or taker): chosen by `spark research select` (docs/policy.md, run 10)
+    fill_model: str = "passive"
     passive_timeout_ms: float = 5_000.0
     passive_on_timeout: str = "cross"  # or cancel
 
