@@ -154,3 +154,39 @@ def test_parse_ts_naive_iso_is_utc():
     assert parse_ts("2014-05-01 05:00:00") == int(
         dt.datetime(2014, 5, 1, 5, tzinfo=dt.UTC).timestamp() * 1_000_000
     )
+
+
+def test_lean_format_merges_a_stocks_quotes_and_trades(shared_data):
+    """``--format lean`` tells quote from trade files by name, so both merge in one run:
+    the same ticks as each file read in its own format, merged by time (quotes first on a
+    tie, as the files are given); the columnar and the row readers agree."""
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+    from spark.pipeline import TickBatch
+    from spark.ticks.columns import read_batch
+    from spark.ticks.replay import valid_ticks
+
+    day = shared_data / "equity/ibm"
+    quote, trade = day / "20131009_quote.zip", day / "20131009_trade.zip"
+    both, rejected = read_batch([quote, trade], "lean")
+    quotes, trades = read_batch([quote], "lean-quote")[0], read_batch([trade], "lean-trade")[0]
+    joined = TickBatch.concat([quotes, trades])
+    order = np.argsort(joined.ts, kind="stable")
+    assert len(both) == len(quotes) + len(trades) and len(trades) > 10_000
+    for name in ("ts", "bid", "ask", "bid_size", "last", "last_size"):
+        assert np.array_equal(getattr(both, name), getattr(joined, name)[order], equal_nan=True)
+    rows = list(valid_ticks([quote, trade], "lean"))
+    assert [t.ts for t in rows] == both.ts.tolist()
+    assert sum(t.last is not None for t in rows) == len(trades)
+
+    out = CliRunner().invoke(
+        cli,
+        ["model", "eval", "--data", str(quote), str(trade), "--format", "lean", "--model",
+         "logreg", "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["ticks"] == len(both)

@@ -17,7 +17,8 @@ from spark.settings import DEFAULT_MODEL, MODEL_NAMES, ModelSettings
 from spark.ticks.readers import FORMATS
 
 FORMAT_HELP = (
-    "lean-quote/lean-trade: QuantConnect LEAN tick files (zip or plain); csv: "
+    "lean-quote/lean-trade: QuantConnect LEAN tick files (zip or plain); lean: either, "
+    "by file name (*_trade.* are trades), to merge a stock's quotes and trades; csv: "
     "ts,symbol,bid,ask[,bid_size,ask_size,last,last_size] with ts ISO-8601 or epoch ms; "
     "binance: websocket JSON lines (combined-stream or bare, optional receive-ns prefix, "
     "plain or gzip): bookTicker, trade and aggTrade become ticks, other kinds are skipped."

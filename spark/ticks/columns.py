@@ -29,6 +29,7 @@ from spark.ticks.readers import (
     LineSource,
     _midnight_us,
     file_date,
+    file_format,
     lean_symbol,
     read,
 )
@@ -147,10 +148,11 @@ def read_batch(
     try:
         for path in paths:
             path = Path(path)
-            if fmt not in ("lean-quote", "lean-trade"):
+            kind = file_format(path, fmt)
+            if kind not in ("lean-quote", "lean-trade"):
                 raise _Irregular(f"{fmt} is read row by row")
-            read(path, fmt, symbol, tz)  # the row reader's checks of the path and format
-            files.append(_lean_file(path, fmt, symbol, tz))
+            read(path, kind, symbol, tz)  # the row reader's checks of the path and format
+            files.append(_lean_file(path, kind, symbol, tz))
         return _merge(files)
     except _Irregular:
         return _by_rows(paths, fmt, symbol, tz)

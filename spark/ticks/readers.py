@@ -8,6 +8,8 @@ Formats
                 (US equities; prices in 1/10,000 $; a row carries one side, the
                 other side's price and size are 0 and the last one is carried forward).
 ``lean-trade``  LEAN equity trade ticks: ``time_ms,price,size,exchange,sale_condition,suspicious``.
+``lean``        Either, told by the file name (``*_trade.*``: trades, else quotes), so a
+                stock's quote and trade files merge into one stream.
 ``csv``         Spark's generic CSV: ``ts,symbol,bid,ask[,bid_size,ask_size,last,last_size]``,
                 an optional header line starting with ``ts``, ``ts`` as ISO-8601
                 (naive = UTC) or epoch milliseconds, empty fields = missing.
@@ -45,7 +47,7 @@ from zoneinfo import ZoneInfo
 from spark.errors import SparkError
 from spark.ticks.model import InvalidTick, Tick, validate
 
-FORMATS = ("csv", "lean-quote", "lean-trade", "binance")
+FORMATS = ("csv", "lean", "lean-quote", "lean-trade", "binance")
 FX_ZONE = dt.timezone(dt.timedelta(hours=-5))
 EQUITY_ZONE = "America/New_York"
 EQUITY_PRICE_SCALE = 10_000.0
@@ -435,8 +437,17 @@ READERS = {
 }
 
 
+def file_format(path: Path, fmt: str) -> str:
+    """The format of one file: ``lean`` is ``lean-trade`` for a LEAN trade file (its name has
+    ``_trade``, as ``20131007_trade.zip``) and ``lean-quote`` otherwise; others as given."""
+    if fmt != "lean":
+        return fmt
+    return "lean-trade" if "_trade" in Path(path).name.lower() else "lean-quote"
+
+
 def read(path: Path, fmt: str, symbol: str | None = None, tz: str | None = None) -> Iterator[Row]:
     """Rows of ``path`` in format ``fmt``; SparkError for unknown formats or unreadable files."""
+    fmt = file_format(path, fmt)
     if fmt not in READERS:
         raise SparkError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not path.exists():
