@@ -9,20 +9,22 @@ and rationale in docs/executor.md. In short, everything runs in event time:
   same-side re-size below a tenth of N, the outcome is ``no_change``, so
   every signal is accounted for).
 * A signal is executed at the first quote of its symbol that is later than
-  the signal and at least ``latency_ms`` after it: risk checks first, then a
-  fill at that quote's opposite side (ask for a buy, bid for a sell) with a fee
-  of ``fee_bp`` of the fill's notional. The last ``retain_quotes`` quotes of a
-  symbol are kept and signals wait for their quote, so the result does not
-  depend on whether the signal or the quotes reach the executor first. A
-  signal older than the quotes kept cannot be filled honestly and is refused
-  as ``stale_signal``.
+  the signal and at least ``latency_ms`` after it: risk checks first, then, with taker
+  fills, a fill at that quote's opposite side (ask for a buy, bid for a sell) with a fee
+  of ``fee_bp`` of the fill's notional. With passive fills (the default since session
+  22) the order rests at its own side and fills by queue position (docs/costs.md).
+  The last ``retain_quotes`` quotes of a symbol are kept and signals wait for
+  their quote, so the result does not depend on whether the signal or the
+  quotes reach the executor first. A signal older than the quotes kept cannot
+  be filled honestly and is refused as ``stale_signal``.
 * Positions are marked to mid on every quote; equity = realized (fees
   included) + unrealized, summed over symbols. Risk checks use marks as of
   the signal's event time (from the quote buffers) and a daily high-water
   mark sampled at decision times, so they too do not depend on how far ahead
   of the signals the quotes were read.
 
->>> ex = PaperExecutor(ExecutionSettings(order_notional=1000, fee_bp=1, latency_ms=0), Limits())
+>>> taker = ExecutionSettings(order_notional=1000, fee_bp=1, latency_ms=0, fill_model="taker")
+>>> ex = PaperExecutor(taker, Limits())
 >>> ex.on_quote("EURUSD", 1_000_000, 0.99, 1.01, 1.00)
 []
 >>> ex.on_signal({"symbol": "EURUSD", "ts": 1_000_000, "side": "BUY", "model_version": 1})
