@@ -150,3 +150,52 @@ def test_worker_commits_so_nothing_is_processed_twice_or_skipped(broker, tmp_pat
         assert "restored from the checkpoint" in (tmp_path / "w2.log").read_text()
     finally:
         second.stop()
+
+
+def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker):
+    """The loop, in this process against the broker, with gbm refitting every 400 labels
+    while the trainer threads are held for a while: the time its steps wait for trees at
+    their swap points reaches ``spark_refit_wait_seconds_total`` (and the loop's totals);
+    every tick is still processed."""
+    import threading
+    from itertools import islice
+    from pathlib import Path
+
+    from spark.metrics import REFIT_WAIT
+    from spark.pipeline import learners
+    from spark.settings import Settings
+    from spark.stream.loop import TickLoop
+    from spark.ticks.replay import valid_ticks
+
+    bundled = Path(__file__).resolve().parent.parent / "spark/data/fxcm/eurusd/20140501_quote.zip"
+    ticks = list(islice(valid_ticks([bundled], "lean-quote"), 3000))
+    with TickProducer() as feed:
+        for t in ticks:
+            feed.send(t)
+    settings = Settings().with_models(model="gbm", gbm_window=1000, gbm_refit=400)
+    loop = TickLoop(settings, "refit-wait-test", default_serde())
+    before = REFIT_WAIT._value.get()
+    held = threading.Event()
+    busy = [learners._trainer().submit(held.wait) for _ in range(learners.TRAINERS)]
+    stop = threading.Event()
+    runner = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+
+        def training() -> bool:  # a refit submitted (queued behind the held threads)
+            parts = list(loop.partitions.values())
+            return any(s.training is not None for p in parts for s in p.pipeline.learners.slots)
+
+        wait_for(training, what="the first refit")
+        time.sleep(1.0)  # its swap point comes 500 labels later, in the same batch
+        held.set()
+        wait_for(lambda: loop.stats.totals["accepted"] == len(ticks), what="every tick")
+    finally:
+        held.set()
+        stop.set()
+        runner.join(60)
+    for f in busy:
+        f.result()
+    waited = loop.stats.totals["refit_wait_s"]
+    assert waited >= 0.5
+    assert REFIT_WAIT._value.get() - before == pytest.approx(waited)
