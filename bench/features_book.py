@@ -135,6 +135,7 @@ def load(path: str, date: str, stock: str, ticks: int):
 
 
 def one_file(path: str, date: str, stock: str, ticks: int) -> dict[str, float]:
+    from spark.features import kernel
     from spark.pipeline import SignalPipeline
     from spark.settings import Settings
 
@@ -143,7 +144,10 @@ def one_file(path: str, date: str, stock: str, ticks: int) -> dict[str, float]:
     result = SignalPipeline(settings).step(quotes)
     batch = quotes.select(result.kept) if result.kept is not None else quotes
     rows = np.flatnonzero(result.valid)
-    batch, base = batch.select(rows), result.features[rows]
+    # v2's 48 columns: the pipeline computes v3 since session 22, and these benches compare
+    # candidates against v2
+    v2 = len(kernel.CORE_FEATURE_NAMES) + len(kernel.QUOTE_FEATURE_NAMES)
+    batch, base = batch.select(rows), result.features[rows, :v2]
     mid = (batch.bid + batch.ask) / 2
     ofi = _ofi(
         batch.ts, batch.bid, batch.ask, batch.bid_size, batch.ask_size,

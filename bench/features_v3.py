@@ -99,6 +99,7 @@ def walk_forward_auc(x, y, ok, known, ts, window=40_000, refit=5_000) -> float:
 
 
 def one_file(path: Path) -> dict[str, float]:
+    from spark.features import kernel
     from spark.pipeline import SignalPipeline
     from spark.settings import Settings
     from spark.ticks.columns import read_batch
@@ -109,7 +110,10 @@ def one_file(path: Path) -> dict[str, float]:
     if result.kept is not None:
         batch = batch.select(result.kept)
     rows = np.flatnonzero(result.valid)
-    batch, base = batch.select(rows), result.features[rows]
+    # v2's 48 columns: the pipeline computes v3 since session 22, and these benches compare
+    # candidates against v2
+    v2 = len(kernel.CORE_FEATURE_NAMES) + len(kernel.QUOTE_FEATURE_NAMES)
+    batch, base = batch.select(rows), result.features[rows, :v2]
     mid = (batch.bid + batch.ask) / 2
     extra = candidates(batch.ts, mid)
     y, ok, known = labels(batch.ts, mid)
