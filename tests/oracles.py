@@ -72,7 +72,7 @@ class DecayedCount:
         return self.total
 
 
-FEATURE_SET = "v3"
+FEATURE_SET = "v4"
 CORE_FEATURE_NAMES = (
     "ret_bp",  # log return of the mid since the previous tick, bp
     "spread_bp",  # (ask - bid) / mid, bp (0 without a two-sided quote)
@@ -127,7 +127,13 @@ BOOK_FEATURE_NAMES = (
     "tflow_5s",  # signed trade volume over trade volume, time-decayed (tau 5 s): -1 .. +1
     "tflow_60s",  # ... tau 60 s
 )
-FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES + BOOK_FEATURE_NAMES
+# v4: the regime of the mid's moves (docs/features.md, session 23)
+REGIME_FEATURE_NAMES = (
+    "persist_20",  # last_move_sign * (1 - 2 * EW share of moves reversing the one before, span 20)
+    "persist_200",  # ... span 200: the next move's expected sign, +1 up, -1 down
+)
+REVERSAL_SPANS = (20.0, 200.0)
+FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES + BOOK_FEATURE_NAMES + REGIME_FEATURE_NAMES
 RSI_N = 14
 MOM_N = 20
 SIDE_N = 10
@@ -225,6 +231,8 @@ class TickFeatures:
     depth: TimeEWMean = field(default_factory=lambda: TimeEWMean(60.0))
     signed_volume: list = field(default_factory=lambda: [DecayedCount(t) for t in (5.0, 60.0)])
     trade_volume: list = field(default_factory=lambda: [DecayedCount(t) for t in (5.0, 60.0)])
+    # v4: per span, an EW mean of "this mid move reverses the one before" (1) or not (0)
+    reversals: list = field(default_factory=lambda: [0.5, 0.5])
 
     def update(self, tick: Tick) -> dict[str, float] | None:
         t = tick.ts / 1e6
@@ -268,7 +276,14 @@ class TickFeatures:
         )
         dt_s = 0.0 if first else (tick.ts - self.prev_ts) / 1e6
         if ret_bp != 0.0:
-            self.last_move_sign = 1.0 if ret_bp > 0 else -1.0
+            sign = 1.0 if ret_bp > 0 else -1.0
+            if self.last_move_sign != 0.0:
+                flip = float(sign != self.last_move_sign)
+                self.reversals = [
+                    r + 2.0 / (span + 1.0) * (flip - r)
+                    for r, span in zip(self.reversals, REVERSAL_SPANS, strict=True)
+                ]
+            self.last_move_sign = sign
             self.last_move_ts = tick.ts
             self.last_move_bp = ret_bp
         if not first:
@@ -313,6 +328,10 @@ class TickFeatures:
             "reversal": self.last_move_sign * min(abs(self.last_move_bp) / scale, 10.0),
             **quote,
             **book,
+            **{
+                name: self.last_move_sign * (1.0 - 2.0 * r)
+                for name, r in zip(REGIME_FEATURE_NAMES, self.reversals, strict=True)
+            },
         }
 
     def _book_features(self, tick: Tick, t, bid, ask, first) -> dict[str, float]:

@@ -36,7 +36,7 @@ def step(ticks, settings=SCORING):
 def test_features_have_the_documented_names_and_are_finite():
     result = step(real_ticks(5000))
     assert result.valid.all()  # one vector per tick
-    assert result.features.shape == (5000, len(FEATURE_NAMES)) and len(FEATURE_NAMES) == 52
+    assert result.features.shape == (5000, len(FEATURE_NAMES)) and len(FEATURE_NAMES) == 54
     assert np.isfinite(result.features).all()
     rsi = result.features[:, FEATURE_NAMES.index("rsi_14")]
     assert rsi.min() >= -50 and rsi.max() <= 50
@@ -49,7 +49,7 @@ def test_feature_state_is_a_fixed_size_row_per_symbol():
     for t in real_ticks(3000):
         features.update(f[0], i[0], t.ts, t.bid, t.ask, math.nan, math.nan, math.nan, math.nan, row)
     assert f.shape == (1, features.FLOATS) and i.shape == (1, features.INTS)  # no growing windows
-    assert f.nbytes + i.nbytes == 119 * 8 + 10 * 8  # 1,032 bytes (v3: 16 more doubles)
+    assert f.nbytes + i.nbytes == 121 * 8 + 10 * 8  # 1,048 bytes (v3: 16 more doubles, v4: 2)
 
 
 def labels_of(

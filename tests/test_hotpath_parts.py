@@ -571,9 +571,10 @@ def test_checkpoints_not_ours_are_refused():
 
 
 def test_a_new_feature_set_refuses_old_checkpoints_and_adopts_old_model_versions():
-    """Feature set v3 appended 4 features to v2's 48. A checkpoint holds per-tick state of
-    the old width: refused (the partition is rebuilt from its first tick). A registry
-    version of a v2 logreg still answers: its weights for the new features start at 0."""
+    """Feature set v4 appended 2 features to v3's 52 (which appended 4 to v2's 48). A
+    checkpoint holds per-tick state of the old width: refused (the partition is rebuilt from
+    its first tick). A registry version of a v3 or v2 logreg still answers: its weights for
+    the new features start at 0."""
     from spark.features import kernel
     from spark.ml import linear
     from spark.stream.checkpoint import CheckpointRejected, decode, encode
@@ -582,23 +583,28 @@ def test_a_new_feature_set_refuses_old_checkpoints_and_adopts_old_model_versions
     pipeline = SignalPipeline(LOGREG)
     pipeline.step(real_batch(500))
     meta, arrays, concept = pipeline.state()
-    assert meta["feature_set"] == kernel.FEATURE_SET == "v3"
+    assert meta["feature_set"] == kernel.FEATURE_SET == "v4"
+    pipeline.state = lambda: ({**meta, "feature_set": "v3"}, arrays, concept)
+    with pytest.raises(CheckpointRejected, match="feature set v3; this worker computes v4"):
+        decode(encode(pipeline, 1, 10, key), key, 1)
     del meta["feature_set"]  # as a v2 worker wrote it
     pipeline.state = lambda: (meta, arrays, concept)
-    with pytest.raises(CheckpointRejected, match="feature set v2; this worker computes v3"):
+    with pytest.raises(CheckpointRejected, match="feature set v2; this worker computes v4"):
         decode(encode(pipeline, 1, 10, key), key, 1)
 
     model_meta, model_arrays = pipeline.learners.export(0)
-    assert model_meta["feature_set"] == "v3"
+    assert model_meta["feature_set"] == "v4"
     lin, f = model_arrays["lin"], kernel.N_FEATURES
-    old = f - len(kernel.BOOK_FEATURE_NAMES)
-    v2 = np.concatenate([lin[:2]] + [lin[2 + b * f : 2 + b * f + old] for b in range(3)])
-    fresh = SignalPipeline(LOGREG)
-    fresh.learners.adopt(0, {**model_meta, "feature_set": "v2"}, {"lin": v2})
+    v3_width = f - len(kernel.REGIME_FEATURE_NAMES)
+    v2_width = v3_width - len(kernel.BOOK_FEATURE_NAMES)
     x = np.random.default_rng(1).normal(size=f)
-    assert linear.predict(fresh.learners.lin[0], x) == linear.predict(v2, x[:old]) != 0.5
+    for name, old in (("v3", v3_width), ("v2", v2_width)):
+        narrow = np.concatenate([lin[:2]] + [lin[2 + b * f : 2 + b * f + old] for b in range(3)])
+        fresh = SignalPipeline(LOGREG)
+        fresh.learners.adopt(0, {**model_meta, "feature_set": name}, {"lin": narrow})
+        assert linear.predict(fresh.learners.lin[0], x) == linear.predict(narrow, x[:old]) != 0.5
     with pytest.raises(ValueError, match="cannot take"):
-        linear.widen(lin, old)
+        linear.widen(lin, v3_width)
 
 
 # --- bounded state ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from spark.pipeline import SignalPipeline, TickBatch, learners
 from spark.settings import Settings
+from spark.ticks.model import Tick
 from spark.ticks.replay import valid_ticks
 
 BUNDLED = Path(__file__).resolve().parent.parent / "spark/data"
@@ -67,7 +68,36 @@ def test_order_flow_features_are_zero_without_sizes_or_trades(mixed_ticks):
 
     fx = [t for t in mixed_ticks if t.bid_size is None and t.last is None]
     rows = _compare_features(fx)
-    assert len(fx) > 1_000 and not rows[:, -len(kernel.BOOK_FEATURE_NAMES) :].any()
+    book = [list(kernel.FEATURE_NAMES).index(n) for n in kernel.BOOK_FEATURE_NAMES]
+    assert len(fx) > 1_000 and not rows[:, book].any()
+
+
+def test_regime_features_tell_trending_moves_from_bouncing_ones(mixed_ticks):
+    """v4's persist features (equal to the readable definition, bit for bit, through
+    ``_compare_features``) expect the next mid move's sign: after a mid that only rose, up
+    (+1); after one that bounced, the other way from its last move (up after a fall). On
+    real FX quotes they take both signs within [-1, 1]."""
+    from spark.features import kernel
+
+    names = list(kernel.FEATURE_NAMES)
+    fast, slow = names.index("persist_20"), names.index("persist_200")
+
+    def made_up(steps: list[float]) -> np.ndarray:
+        mids = 1.1 + np.cumsum([0.0, *steps])
+        ticks = [Tick("X", 1_000_000 * (k + 1), m - 0.0001, m + 0.0001) for k, m in enumerate(mids)]
+        return _compare_features(ticks)
+
+    trend = made_up([0.0001] * 300)
+    fell_last = made_up([0.0001, -0.0001] * 150)
+    rose_last = made_up([-0.0001, 0.0001] * 150)
+    assert trend[-1, fast] > 0.99 and trend[-1, slow] > 0.5
+    assert fell_last[-1, fast] > 0.99 and fell_last[-1, slow] > 0.5
+    assert rose_last[-1, fast] < -0.99 and rose_last[-1, slow] < -0.5
+    assert trend[0, fast] == 0.0 and trend[1, fast] == 0.0  # no move yet: no expectation
+    assert trend[2, fast] > 0 > rose_last[2, fast]  # one move continued / reversed
+    fx = _compare_features([t for t in mixed_ticks if t.bid_size is None and t.last is None])
+    for col in (fast, slow):
+        assert fx[:, col].min() < 0 < fx[:, col].max() and np.abs(fx[:, col]).max() <= 1.0
 
 
 def _compare_features(ticks) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The 52 features of feature set v3, compiled: one symbol's state in two small arrays.
+"""The 54 features of feature set v4, compiled: one symbol's state in two small arrays.
 
 ``update`` applies one tick to a symbol's state and writes its feature row; every
 formula is docs/features.md's, tick by tick in O(1) time and memory, using the tick
@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-FEATURE_SET = "v3"
+FEATURE_SET = "v4"
 CORE_FEATURE_NAMES = (
     "ret_bp",  # log return of the mid since the previous tick, bp
     "spread_bp",  # (ask - bid) / mid, bp (0 without a two-sided quote)
@@ -85,7 +85,13 @@ BOOK_FEATURE_NAMES = (
     "tflow_5s",  # signed trade volume over trade volume, time-decayed (tau 5 s): -1 .. +1
     "tflow_60s",  # ... tau 60 s
 )
-FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES + BOOK_FEATURE_NAMES
+# v4: the tick-level regime of the mid's moves (docs/features.md, session 23: chosen on the
+# train days of every instrument by bench/features_regime.py)
+REGIME_FEATURE_NAMES = (
+    "persist_20",  # last_move_sign * (1 - 2 * EW share of moves reversing the one before, span 20)
+    "persist_200",  # ... span 200: the next move's expected sign, +1 up, -1 down
+)
+FEATURE_NAMES = CORE_FEATURE_NAMES + QUOTE_FEATURE_NAMES + BOOK_FEATURE_NAMES + REGIME_FEATURE_NAMES
 N_FEATURES = len(FEATURE_NAMES)
 RSI_N = 14
 MOM_N = 20
@@ -113,7 +119,8 @@ PREV_BID_SIZE, PREV_ASK_SIZE = BOOK, BOOK + 1  # sizes carried forward (NaN: nev
 OFI = BOOK + 2  # 2 DecayedCount (1, 10 s)
 DEPTH = OFI + 4  # TimeEWMean of (bid size + ask size) / 2, tau 60 s
 TFLOW = DEPTH + 2  # per tau (5, 60 s): DecayedCount of signed volume, then of volume
-FLOATS = TFLOW + 8  # 119
+REVERSALS = TFLOW + 8  # 119: v4, EW share of reversing moves per span (20, 200 moves)
+FLOATS = REVERSALS + 2  # 121
 # --- integers ------------------------------------------------------------------------------
 HAS_PREV, PREV_TS, LAST_MOVE_TS, RSI_COUNT = 0, 1, 2, 3
 RECENT_COUNT, RECENT_HEAD = 4, 5
@@ -125,6 +132,7 @@ _FLOW_TAUS = (2.0, 2.0, 10.0, 10.0)
 _SIDE_TAUS = (0.5, 2.0, 10.0, 60.0)
 _OFI_TAUS = (1.0, 10.0)
 _TFLOW_TAUS = (5.0, 60.0)
+_REVERSAL_SPANS = (20.0, 200.0)
 DEPTH_TAU = 60.0
 
 
@@ -164,6 +172,8 @@ def reset(s: np.ndarray, ints: np.ndarray) -> None:
         s[TFLOW + 2 * k + 1] = math.nan
     for k in range(2):
         s[OFI + 2 * k + 1] = math.nan
+    for k in range(2):
+        s[REVERSALS + k] = 0.5  # no move seen: neither bounce nor trend
     for side in (BID_SIDE, ASK_SIDE):
         for k in range(4):
             s[side + SIDE_MEANS + 2 * k + 1] = math.nan
@@ -342,7 +352,12 @@ def update(s, ints, ts, tick_bid, tick_ask, bid_size, ask_size, last, last_size,
     )
     dt_s = 0.0 if first else (ts - ints[PREV_TS]) / 1e6
     if ret_bp != 0.0:
-        s[LAST_MOVE_SIGN] = 1.0 if ret_bp > 0 else -1.0
+        sign = 1.0 if ret_bp > 0 else -1.0
+        if s[LAST_MOVE_SIGN] != 0.0:  # a move before this one: did this one reverse it?
+            flip = 1.0 if sign != s[LAST_MOVE_SIGN] else 0.0
+            for k in range(2):
+                s[REVERSALS + k] += 2.0 / (_REVERSAL_SPANS[k] + 1.0) * (flip - s[REVERSALS + k])
+        s[LAST_MOVE_SIGN] = sign
         ints[LAST_MOVE_TS] = ts
         s[LAST_MOVE_BP] = ret_bp
     if not first:
@@ -383,7 +398,10 @@ def update(s, ints, ts, tick_bid, tick_ask, bid_size, ask_size, last, last_size,
     out[q + 12] = _sign(s[ASK_SIDE + SIDE_CHANGE_BP])
     out[q + 13] = bid_age
     out[q + 14] = ask_age
-    _book(s, ints[HAS_PREV] == 0, bid, ask, bid_size, ask_size, t, out, len(FEATURE_NAMES) - 4)
+    book = len(CORE_FEATURE_NAMES) + len(QUOTE_FEATURE_NAMES)
+    _book(s, ints[HAS_PREV] == 0, bid, ask, bid_size, ask_size, t, out, book)
+    for k in range(2):
+        out[book + 4 + k] = s[LAST_MOVE_SIGN] * (1.0 - 2.0 * s[REVERSALS + k])
 
     ints[HAS_PREV] = 1
     ints[PREV_TS] = ts

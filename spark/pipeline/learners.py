@@ -239,9 +239,9 @@ class Learners:
         slot = self.slots[m]
         if meta["model_id"] != slot.model_id:
             raise ValueError(f"a {meta['model_id']} model cannot become {slot.model_id}")
-        # a version learned on an earlier feature set (v2: the first 48 of v3's features): the
-        # trees index features by position and answer as before; logreg's new weights start
-        # at 0 (``linear.widen``)
+        # a version learned on an earlier feature set (each set appended to the one before:
+        # v2's 48, v3's 52 are the first of v4's 54): the trees index features by position
+        # and answer as before; logreg's new weights start at 0 (``linear.widen``)
         self.lin[m] = linear.widen(arrays["lin"], N_FEATURES)
         if meta["trees"]:
             slot.forest = Forest(*(arrays[f"forest.{n}"] for n in FOREST_FIELDS))
