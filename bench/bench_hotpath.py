@@ -360,27 +360,21 @@ def follow(
     """A consumer of ``topic`` from its end: (receive time, message) of each."""
     from confluent_kafka import OFFSET_END, TopicPartition
 
+    from bench.common import arrivals
     from spark.kafka import clients
 
     def run() -> None:
         consumer = clients.reader(
             **{
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": 1,
+                "isolation.level": isolation,  # read_committed where the worker commits
+                "fetch.wait.max.ms": 1,  # transactions (exactly_once), as main() chooses
                 "enable.partition.eof": False,
             }
         )
         consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
         while not stop.is_set():
-            # woken by the first message, then whatever else is there: consume(1000, 0.05)
-            # alone returns only at 1,000 messages or 50 ms, which added up to 50 ms here
-            first = consumer.poll(0.05)
-            if first is None:
-                continue
-            now = time.time()
-            for msg in [first, *consumer.consume(1000, 0)]:
-                if msg.error() is None:
-                    seen.append((now, msg))
+            now, messages = arrivals(consumer)
+            seen.extend((now, msg) for msg in messages)
         consumer.close()
 
     thread = threading.Thread(target=run)

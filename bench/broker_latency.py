@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import arrivals  # noqa: E402
+
 
 def quantiles(seconds: list[float]) -> dict:
     import numpy as np
@@ -61,13 +63,8 @@ def hop(address: str, rate: float, messages: int, cold: bool) -> dict:
 
     def read() -> None:
         while not stop.is_set():
-            first = consumer.poll(0.05)
-            if first is None:
-                continue
-            now = time.time()
-            for msg in [first, *consumer.consume(1000, 0)]:
-                if msg.error() is None and msg.key() != b"warm":
-                    seen.append(now - float(msg.value()))
+            now, messages = arrivals(consumer)
+            seen.extend(now - float(m.value()) for m in messages if m.key() != b"warm")
 
     reader = threading.Thread(target=read)
     reader.start()

@@ -104,3 +104,14 @@ def drain(topic: str, handle) -> int:
     finally:
         consumer.close()
     return n
+
+
+def arrivals(consumer, timeout: float = 0.05) -> tuple[float, list]:
+    """(arrival time, messages): woken by the first message, then whatever else is there.
+    ``consume(n, timeout)`` alone returns only at n messages or the timeout, which adds up
+    to the timeout to every latency measured with it."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return time.time(), []
+    now = time.time()
+    return now, [m for m in [first, *consumer.consume(1000, 0)] if m.error() is None]

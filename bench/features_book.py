@@ -52,7 +52,7 @@ from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.features_v3 import labels, walk_forward_auc  # noqa: E402
+from bench.features_v3 import feature_rule, labels, walk_forward_auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCKS = ("BAC", "AIG", "IBM")
@@ -185,16 +185,7 @@ def live_file(path: str, date: str, stock: str, ticks: int) -> dict[str, float]:
 
 def decide(per_file: dict[str, dict[str, float]]) -> dict[str, dict]:
     """The rule, on the files given (the train days)."""
-    out = {}
-    for group in GROUPS:
-        gains = [f[f"v2+{group}"] - f["v2"] for f in per_file.values()]
-        mean, worse = float(np.mean(gains)), sum(g < 0 for g in gains)
-        out[group] = {
-            "mean_gain": round(mean, 4),
-            "files_below_v2": worse,
-            "added": bool(mean >= MIN_GAIN and worse <= MAX_WORSE),
-        }
-    return out
+    return feature_rule(per_file, GROUPS, "v2", MIN_GAIN, MAX_WORSE)
 
 
 def main() -> None:

@@ -43,15 +43,15 @@ from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.features_v3 import labels, walk_forward_auc  # noqa: E402
+from bench.features_book import STOCKS  # noqa: E402
+from bench.features_book import TEST as STOCK_TEST  # noqa: E402
+from bench.features_book import TRAIN as STOCK_TRAIN  # noqa: E402
+from bench.features_v3 import feature_rule, labels, walk_forward_auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FX = ("eurusd", "nzdusd")
 FX_TRAIN = ("01", "05", "08", "12")
 FX_TEST = ("02", "04", "06", "07", "09", "11", "13", "14", "15")
-STOCKS = ("BAC", "AIG", "IBM")
-STOCK_TRAIN = ("2013-10-07", "2013-10-08")
-STOCK_TEST = ("2013-10-09", "2013-10-10", "2013-10-11")
 GROUPS = {"rev": ("rev_20", "rev_200"), "mom": ("mom_20", "mom_200")}
 MIN_GAIN, MAX_WORSE = 0.005, 4
 
@@ -116,16 +116,7 @@ def one_file(path: Path, stock: str | None, date: str | None, ticks: int) -> dic
 
 def decide(per_file: dict[str, dict[str, float]]) -> dict[str, dict]:
     """The rule, on the files given (the train days)."""
-    out = {}
-    for group in GROUPS:
-        gains = [f[f"v3+{group}"] - f["v3"] for f in per_file.values()]
-        mean, worse = float(np.mean(gains)), sum(g < 0 for g in gains)
-        out[group] = {
-            "mean_gain": round(mean, 4),
-            "files_below_v3": worse,
-            "added": bool(mean >= MIN_GAIN and worse <= MAX_WORSE),
-        }
-    return out
+    return feature_rule(per_file, GROUPS, "v3", MIN_GAIN, MAX_WORSE)
 
 
 def files(data: Path, days: str) -> list[tuple[str, Path, str | None, str | None]]:

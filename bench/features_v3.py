@@ -98,6 +98,24 @@ def walk_forward_auc(x, y, ok, known, ts, window=40_000, refit=5_000) -> float:
     return exact_auc(pred[scored], y[scored])
 
 
+def feature_rule(
+    per_file: dict[str, dict[str, float]], groups, base: str, min_gain: float, max_worse: int
+) -> dict[str, dict]:
+    """A feature bench's written rule on the files given (its train days): a group joins
+    if its mean AUC gain over ``base`` is at least ``min_gain`` and it is below ``base`` on
+    at most ``max_worse`` files."""
+    out = {}
+    for group in groups:
+        gains = [f[f"{base}+{group}"] - f[base] for f in per_file.values()]
+        mean, worse = float(np.mean(gains)), sum(g < 0 for g in gains)
+        out[group] = {
+            "mean_gain": round(mean, 4),
+            f"files_below_{base}": worse,
+            "added": bool(mean >= min_gain and worse <= max_worse),
+        }
+    return out
+
+
 def one_file(path: Path) -> dict[str, float]:
     from spark.features import kernel
     from spark.pipeline import SignalPipeline
