@@ -26,7 +26,7 @@ the optimizer all call it.
 >>> r.labels.y.tolist(), r.labels.tick.tolist()  # ticks 0..2 resolved by ticks 2..4: up
 ([1, 1, 1], [2, 3, 4])
 >>> r.probs[:, 0].round(3).tolist()  # predicted before learning: 0.5 until the first label
-[0.5, 0.5, 0.501, 0.635, 0.711]
+[0.5, 0.5, 0.501, 0.635, 0.725]
 """
 
 from __future__ import annotations
