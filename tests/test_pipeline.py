@@ -423,6 +423,28 @@ def test_a_step_that_waits_for_its_trees_counts_the_wait(whole_run):
     assert unhurried.learners.waited_s == 0.0
 
 
+def test_steps_hand_back_the_ticks_before_a_swap_still_training(whole_run):
+    """``steps`` (the stream loop's form) stops at a swap point whose trees are not trained
+    yet and hands back the ticks before it; the next piece waits for them. The records of
+    the pieces are one step's, and no piece is handed back before its ticks are stepped."""
+    batch, whole = whole_run
+    pipeline = SignalPipeline(GBM_SMALL)
+    held = threading.Event()
+    busy = [learners._trainer().submit(held.wait) for _ in range(learners.TRAINERS)]
+    pieces = pipeline.steps(batch)
+    first = next(pieces)  # the trainers are held: the first swap point cannot be passed
+    assert 0 < len(first.batch) < len(batch) and pipeline.learners.blocked()
+    assert (first.kept == np.arange(len(first.batch))).all()
+    held.set()
+    futures.wait(busy)
+    results = [first, *pieces]
+    assert sum(len(r.batch) for r in results) == len(batch)
+    assert (np.concatenate([r.batch.offset for r in results]) == batch.offset).all()
+    assert records(results) == whole
+    # nothing held: pieces only where a fit was still running, the same records
+    assert records(list(SignalPipeline(GBM_SMALL).steps(batch))) == whole
+
+
 @pytest.fixture(scope="module")
 def gaps():
     """IBM silent for 2,000 ticks twice: past the idle limit below, so it starts fresh and

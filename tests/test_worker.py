@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -152,17 +153,20 @@ def test_worker_commits_so_nothing_is_processed_twice_or_skipped(broker, tmp_pat
         second.stop()
 
 
-def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker):
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker, delivery):
     """The loop, in this process against the broker, with gbm refitting every 400 labels
     while the trainer threads are held for a while: the time its steps wait for trees at
     their swap points reaches ``spark_refit_wait_seconds_total`` (and the loop's totals);
-    every tick is still processed."""
+    every tick is still processed. At least once, the records of the ticks before a swap
+    point that waits are produced while it waits; in a transaction, at its commit."""
     import threading
     from itertools import islice
     from pathlib import Path
 
     from prometheus_client import REGISTRY
 
+    from spark.kafka.topics import committed_offsets
     from spark.pipeline import learners
     from spark.settings import Settings
     from spark.stream.loop import TickLoop
@@ -173,8 +177,10 @@ def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker):
     with TickProducer() as feed:
         for t in ticks:
             feed.send(t)
-    settings = Settings().with_models(model="gbm", gbm_window=1000, gbm_refit=400)
-    loop = TickLoop(settings, "refit-wait-test", default_serde())
+    settings = replace(
+        Settings().with_models(model="gbm", gbm_window=1000, gbm_refit=400), delivery=delivery
+    )
+    loop = TickLoop(settings, f"refit-wait-test-{delivery}", default_serde())
 
     def counted() -> float:
         return REGISTRY.get_sample_value("spark_refit_wait_seconds_total") or 0.0
@@ -192,7 +198,9 @@ def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker):
             return any(s.training is not None for p in parts for s in p.pipeline.learners.slots)
 
         wait_for(training, what="the first refit")
-        time.sleep(1.0)  # its swap point comes 500 labels later, in the same batch
+        if delivery == "at_least_once":  # the ticks before its swap point, sent while held
+            wait_for(lambda: loop.stats.totals["produced_early"] > 0, what="records sent early")
+        time.sleep(1.0)  # its swap point comes 400 labels later, in the same batch
         held.set()
         wait_for(lambda: loop.stats.totals["accepted"] == len(ticks), what="every tick")
     finally:
@@ -204,3 +212,15 @@ def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker):
     waited = loop.stats.totals["refit_wait_s"]
     assert waited >= 0.5
     assert counted() - before == pytest.approx(waited)
+    # the records of the ticks before that swap point were sent while it waited, and
+    # every tick's records went out once, its offset committed after them
+    totals = loop.stats.totals
+    produced = sum(v for k, v in totals.items() if k.startswith("out:"))
+    if delivery == "at_least_once":
+        assert 0 < totals["produced_early"] < produced
+    else:
+        assert totals["produced_early"] == 0
+    assert totals["out:features"] == totals["out:predictions"] == len(ticks)
+    spec = catalog()["ticks"]
+    committed = committed_offsets(loop.group, {spec.name: spec.partitions})
+    assert sum(committed.values()) == len(ticks)

@@ -181,6 +181,15 @@ class Learners:
                 else:
                     break
 
+    def blocked(self) -> bool:
+        """Whether acting at this boundary would wait: a swap point reached whose trees
+        are still training."""
+        for m, slot in enumerate(self.slots):
+            due = self.swap_at[m] != NONE and self.counts[m] >= self.swap_at[m]
+            if due and slot.training is not None and not slot.training.done():
+                return True
+        return False
+
     def _window(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """The gbm window's rows and labels, oldest first (a copy)."""
         g = self.gidx[m]

@@ -32,6 +32,7 @@ the optimizer all call it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,9 +221,35 @@ class SignalPipeline:
         screened, kept = [], None
         if self.settings.price_band > 0 and len(batch):
             batch, screened, kept = self._screen(batch)
-        result = self._step(batch)
+        result, _ = self._step(batch)
         result.screened, result.kept = screened, kept
         return result
+
+    def steps(self, batch: TickBatch) -> Iterator[StepResult]:
+        """``step`` in pieces, for a caller with work of its own: where the batch reaches a
+        swap point whose trees are still training, the ticks before it come back first, and
+        the step goes on (and waits, if it must) only when the next piece is asked for. The
+        stream loop encodes a piece's outputs while the refit finishes. The pieces' records
+        are one step's (where a batch is cut never changes a record; a test). Every piece
+        carries its ticks (``batch``, with their offsets); ``screened`` is on the first,
+        ``kept`` on each (positions in the batch given; None: all of it, uncut)."""
+        screened, kept = [], None
+        if self.settings.price_band > 0 and len(batch):
+            batch, screened, kept = self._screen(batch)
+        done, total = 0, len(batch)
+        while True:
+            result, rest = self._step(batch, wait=False)
+            cut = rest is not None or done > 0
+            if cut or kept is not None:
+                at = np.arange(done, done + len(result.batch))
+                result.kept = kept[at] if kept is not None else at
+            result.screened = screened if done == 0 else []
+            done += len(result.batch)
+            yield result
+            if rest is None:
+                assert done == total
+                return
+            batch = rest
 
     def _screen(self, batch: TickBatch) -> tuple[TickBatch, list, np.ndarray | None]:
         """The batch without the ticks the price screen refuses, and those."""
@@ -247,7 +274,9 @@ class SignalPipeline:
         kept = np.flatnonzero(keep)
         return batch.select(kept), screened, kept
 
-    def _step(self, batch: TickBatch) -> StepResult:
+    def _step(self, batch: TickBatch, wait: bool = True) -> tuple[StepResult, TickBatch | None]:
+        """The batch stepped, and None; or (``wait`` False) the ticks before the first swap
+        point that would wait for its trees stepped, and the ticks from it on."""
         n = len(batch)
         slot = self._slots(batch)
         learners = self.learners
@@ -300,8 +329,15 @@ class SignalPipeline:
                 break
             if status == core.STOP_POOL:
                 self.pool = core.grow_pool(self.pool, len(self.pool[0]))
+            elif not wait and start > 0 and learners.blocked():
+                break
             else:
                 learners.at_boundary()
+        rest = None
+        if start < n:  # stopped at a swap point still training: hand back ticks 0..start-1
+            rest, batch, n, slot = batch.take(start, n), batch.take(0, start), start, slot[:start]
+            x, quotes, valid, probs = x[:n], quotes[:n], valid[:n], probs[:n]
+            reset, beta = reset[:n], beta[:n]
         count = int(ev_n[0])
         events = LabelEvents(ev_tick[:count], ev_y[:count], ev_p[:count])
         self.seq += n
@@ -324,7 +360,7 @@ class SignalPipeline:
         )
         self._decide(result)
         self._evict()
-        return result
+        return result, rest
 
     def _score(self, events: LabelEvents, n: int, ts: np.ndarray) -> tuple[np.ndarray, list]:
         """Rolling scores, and a promotion check at every PROMOTION_EVERY labels (after all

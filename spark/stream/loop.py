@@ -108,6 +108,7 @@ class TickLoop:
         self.wait_s = wait_ms / 1000
         self.transactional = settings.delivery == "exactly_once"
         self._unacked: deque[Unacked] = deque()  # at_least_once: batches not all acknowledged
+        self._early: Unacked | None = None  # at_least_once: this turn's records produced early
         self._partition_of: dict[tuple[str, bytes], int] = {}
         topics = catalog()
         self.ticks, self.state_topic = topics["ticks"], topics["pipeline_state"]
@@ -193,7 +194,7 @@ class TickLoop:
                     if messages:
                         self._process(messages, out, offsets)
                     self._due_checkpoints(out, offsets)
-                    if out.messages or offsets:
+                    if out.messages or offsets or self._early is not None:
                         self._commit(out, offsets)
                     self._commit_acknowledged()
                     self.stats.gauges(self.pipelines(), force=self._commanded)
@@ -231,19 +232,24 @@ class TickLoop:
             received = [m.timestamp()[1] * 1000 if m.timestamp()[0] else 0 for m in msgs]
             batch, good, rejected = self.decoder.decode(keys, values, msg_offsets, received)
             waited = part.pipeline.learners.waited_s
-            result = part.pipeline.step(batch)
-            self.stats.refit_wait(part.pipeline.learners.waited_s - waited)
-            # ticks the price screen refused: dead letters like the decoder's rejections
-            rejected += [Rejected(int(good[i]), r, d) for i, r, d in result.screened]
             first = part.produced_from
-            self.writer.write(
-                result,
-                p,
-                part.pipeline.symbols,
-                self.settings.models.horizon_ms,
-                first,
-                out,
-            )
+            # in pieces: a piece's outputs are encoded while the refit its successor waits
+            # for trains in the background (the same records as one step; docs/hot-path.md)
+            for k, result in enumerate(part.pipeline.steps(batch)):
+                # ticks the price screen refused: dead letters like the decoder's rejections
+                rejected += [Rejected(int(good[i]), r, d) for i, r, d in result.screened]
+                self.writer.write(
+                    result,
+                    p,
+                    part.pipeline.symbols,
+                    self.settings.models.horizon_ms,
+                    first,
+                    out,
+                )
+                self.stats.step(result, len(msgs) if k == 0 else 0, [], first, part.pipeline)
+                if part.pipeline.learners.blocked():
+                    self._produce_early(out)  # the next piece waits for trees: send meanwhile
+            self.stats.refit_wait(part.pipeline.learners.waited_s - waited)
             for r in rejected:
                 if msg_offsets[r.index] >= first:
                     self.writer.dead_letter(
@@ -257,7 +263,7 @@ class TickLoop:
                     )
             part.applied = msg_offsets[-1]
             offsets[p] = part.applied + 1
-            self.stats.step(result, len(msgs), rejected, first, part.pipeline)
+            self.stats.rejected(rejected)
         self.stats.batch(time.perf_counter() - started)
 
     # --- commits -----------------------------------------------------------------------------
@@ -296,10 +302,23 @@ class TickLoop:
                         producer.poll(0.05)
             self.stats.produced(topic_id, len(items))
 
+    def _produce_early(self, out: Outgoing) -> None:
+        """at_least_once: produce the turn's records so far (the producer keeps each topic's
+        order) and empty ``out``; the turn's offsets are committed only once these records
+        and the rest are all acknowledged (``_commit``)."""
+        if self.transactional or self._producer is None:
+            return  # a transaction's records are produced between its begin and its commit
+        if self._early is None:
+            self._early = Unacked({})
+        self.stats.totals["produced_early"] += sum(len(v) for v in out.messages.values())
+        self._produce_all(out, self._early)
+        out.messages.clear()
+
     def _commit(self, out: Outgoing, offsets: dict[int, int]) -> None:
         producer, consumer = self._producer, self._consumer
         if not self.transactional:
-            batch = Unacked(dict(offsets))
+            batch, self._early = self._early or Unacked({}), None
+            batch.offsets = dict(offsets)
             self._produce_all(out, batch)
             self._unacked.append(batch)
             return

@@ -98,6 +98,12 @@ class LoopStats:
         ):
             EVENTS_OUT.labels(topic_id)
 
+    def rejected(self, rejected) -> None:
+        """Ticks dead-lettered at ingest (the decoder's and the price screen's)."""
+        for r in rejected:
+            DEAD_LETTERS.labels("ticks", "ingest", r.reason).inc()
+            self.totals[f"dead:{r.reason}"] += 1
+
     def step(self, result, messages: int, rejected, first_offset: int, pipeline) -> None:
         """One partition's step; outputs below ``first_offset`` were produced before."""
         self.totals["messages"] += messages
@@ -106,9 +112,7 @@ class LoopStats:
         accepted = int(new.sum())
         TICKS_ACCEPTED.inc(accepted)
         self.totals["accepted"] += accepted
-        for r in rejected:
-            DEAD_LETTERS.labels("ticks", "ingest", r.reason).inc()
-            self.totals[f"dead:{r.reason}"] += 1
+        self.rejected(rejected)
         received = result.batch.received
         fresh = result.valid & new & (received > 0)
         if fresh.any():
