@@ -246,7 +246,7 @@ class TickLoop:
                     first,
                     out,
                 )
-                self.stats.step(result, len(msgs) if k == 0 else 0, [], first, part.pipeline)
+                self.stats.step(result, len(msgs) if k == 0 else 0, first, part.pipeline)
                 if part.pipeline.learners.blocked():
                     self._produce_early(out)  # the next piece waits for trees: send meanwhile
             self.stats.refit_wait(part.pipeline.learners.waited_s - waited)

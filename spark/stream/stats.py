@@ -104,7 +104,7 @@ class LoopStats:
             DEAD_LETTERS.labels("ticks", "ingest", r.reason).inc()
             self.totals[f"dead:{r.reason}"] += 1
 
-    def step(self, result, messages: int, rejected, first_offset: int, pipeline) -> None:
+    def step(self, result, messages: int, first_offset: int, pipeline) -> None:
         """One partition's step; outputs below ``first_offset`` were produced before."""
         self.totals["messages"] += messages
         EVENTS_IN.labels("ticks").inc(messages)
@@ -112,7 +112,6 @@ class LoopStats:
         accepted = int(new.sum())
         TICKS_ACCEPTED.inc(accepted)
         self.totals["accepted"] += accepted
-        self.rejected(rejected)
         received = result.batch.received
         fresh = result.valid & new & (received > 0)
         if fresh.any():
