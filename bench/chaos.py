@@ -1,7 +1,8 @@
 """The long form of the chaos suite (docs/reliability.md): one command.
 
     .venv/bin/python bench/chaos.py [DATA] [--ticks 1000000] [--corrupt 0.01] [--kills 3]
-                                    [--broker-restart [--s3rver PATH]] [--max-backlog N]
+                                    [--broker-restart [--s3rver PATH | --s3-endpoint URL]]
+                                    [--max-backlog N]
 
 Real ticks from ``../shared/data`` (EURUSD and NZDUSD quote days from 2014-05-01 on, as
 many as ``--ticks`` needs, merged in time order)
@@ -12,7 +13,8 @@ new one started each time;
 ``--broker-restart`` runs the embedded broker on S3 storage (moto's S3 server, or npm's
 s3rver with ``--s3rver PATH``: faster, but it ignores conditional PUTs, so the broker
 loses acked records on it when writes race; the run warns and its loss figures measure
-s3rver, see bench/s3_probe.py) and restarts it once
+s3rver, see bench/s3_probe.py; or a server already running with ``--s3-endpoint URL``:
+``bench/ceph_s3.sh`` starts Ceph's RADOS Gateway, which honours them) and restarts it once
 mid-stream, after the kills. A worker that exits on its own (its tick
 loop stops the worker when the broker is gone) is started again, as a supervisor would.
 At the end every output is read back and counted:
@@ -255,6 +257,13 @@ def main() -> None:
         "broker to ~40 ticks/s at a 200k backlog",
     )
     parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3 storage by a server already running at URL that takes anonymous requests to "
+        "its bucket spark (bench/ceph_s3.sh starts a one-node Ceph, whose RADOS Gateway "
+        "honours conditional PUTs); the bucket is emptied first",
+    )
+    parser.add_argument(
         "--max-backlog",
         type=int,
         default=0,
@@ -272,7 +281,7 @@ def main() -> None:
     from spark.broker import embedded
     from spark.kafka.topics import create_topics
 
-    s3 = start_s3(home, args.s3rver) if args.broker_restart else None
+    s3 = start_s3(home, args.s3rver, args.s3_endpoint) if args.broker_restart else None
     storage = "s3://spark/" if s3 else "memory://tansu/"
     port = embedded.free_port()
     embedded.start(port=port, storage=storage)
@@ -430,11 +439,67 @@ def caught_up() -> bool:
     return bool(lag) and sum(lag.values()) == 0
 
 
-def start_s3(home: Path, s3rver: str | None = None):
+class External:
+    """An S3 server this script did not start (``--s3-endpoint``): nothing to stop."""
+
+    def terminate(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> None:
+        pass
+
+
+def s3_client():
+    """A boto3 client for the S3 server the broker is given (AWS_* variables)."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    anonymous = os.environ.get("AWS_SKIP_SIGNATURE") == "true"
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["AWS_ENDPOINT"],
+        region_name="us-east-1",
+        aws_access_key_id=None if anonymous else os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=None if anonymous else os.environ["AWS_SECRET_ACCESS_KEY"],
+        config=Config(signature_version=UNSIGNED) if anonymous else None,
+    )
+
+
+def start_s3(home: Path, s3rver: str | None = None, endpoint: str | None = None):
+    """S3 storage for the broker: moto, npm's s3rver, or a server already running.
+
+    ``endpoint`` is an S3 server started by someone else that takes anonymous requests
+    to the bucket ``spark`` (``bench/ceph_s3.sh``: the RADOS Gateway of a one-node Ceph
+    behind its header fix); the broker and this script send unsigned requests to it. What
+    the bucket holds is deleted first (an earlier run's cluster would be read back).
+    """
     import shutil
 
     from spark.broker.embedded import free_port, port_open
 
+    if endpoint:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT": endpoint,
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_SKIP_SIGNATURE": "true",
+                "AWS_ACCESS_KEY_ID": "anonymous",
+                "AWS_SECRET_ACCESS_KEY": "anonymous",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        )
+        s3 = s3_client()
+        old = [
+            {"Key": o["Key"]}
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket="spark")
+            for o in page.get("Contents", [])
+        ]
+        for i in range(0, len(old), 1000):
+            s3.delete_objects(Bucket="spark", Delete={"Objects": old[i : i + 1000]})
+        if old:
+            print(f"emptied bucket spark at {endpoint} ({len(old):,} objects)", flush=True)
+        return External()
     port = free_port()
     if s3rver:  # npm's s3rver, data on disk
         command = [s3rver, "-d", str(home / "s3"), "-a", "127.0.0.1", "-p", str(port), "-s",

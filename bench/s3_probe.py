@@ -1,6 +1,7 @@
 """Does the embedded broker keep every acked record on a given S3 server? One command.
 
-    .venv/bin/python bench/s3_probe.py [--s3rver PATH] [--writers 3] [--batches 30] [--json]
+    .venv/bin/python bench/s3_probe.py [--s3rver PATH] [--s3-endpoint URL]
+                                       [--writers 3] [--batches 30] [--json]
 
 Tansu's S3 storage keeps each partition's watermark (and producer sequence state) in an
 object that it rewrites with a conditional PUT (If-Match / If-None-Match). An S3 server
@@ -38,16 +39,11 @@ TOPIC = "s3probe.records"
 
 def conditional_puts_refused() -> bool:
     """True when the S3 server at AWS_ENDPOINT refuses both conditional PUTs it must."""
-    import boto3
     from botocore.exceptions import ClientError
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["AWS_ENDPOINT"],
-        region_name="us-east-1",
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-    )
+    from bench.chaos import s3_client
+
+    s3 = s3_client()
     s3.put_object(Bucket="spark", Key="s3probe/conditional", Body=b"1")
     refused = 0
     for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0123456789abcdef"'}):
@@ -160,6 +156,12 @@ def probe(storage: str, writers: int, batches: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--s3rver", metavar="PATH", help="also probe npm's s3rver")
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="also probe an S3 server already running at URL that takes anonymous requests "
+        "to its bucket spark (bench/ceph_s3.sh: Ceph's RADOS Gateway); emptied first",
+    )
     parser.add_argument("--writers", type=int, default=3, help="concurrent producers (3)")
     parser.add_argument("--batches", type=int, default=30, help="batches per producer (30)")
     parser.add_argument("--json", action="store_true")
@@ -169,15 +171,18 @@ def main() -> None:
     os.environ["SPARK_HOME"] = tempfile.mkdtemp(prefix="spark-s3probe-")
     from bench.chaos import start_s3
 
-    servers = [("memory", None), ("moto", None)] + (
-        [("s3rver", args.s3rver)] if args.s3rver else []
+    servers = (
+        [("memory", None), ("moto", None)]
+        + ([("s3rver", args.s3rver)] if args.s3rver else [])
+        + ([("endpoint", args.s3_endpoint)] if args.s3_endpoint else [])
     )
     results = {}
     for name, path in servers:
         server = None
         if name != "memory":
             home = Path(tempfile.mkdtemp(prefix=f"spark-s3probe-{name}-"))
-            server = start_s3(home, path)
+            endpoint = path if name == "endpoint" else None
+            server = start_s3(home, None if endpoint else path, endpoint)
         try:
             row = {"conditional_puts_refused": conditional_puts_refused()} if server else {}
             row.update(probe("s3://spark/" if server else "memory://tansu/",
