@@ -29,10 +29,13 @@ conf="$dir/ceph.conf"
 
 if [ "$cmd" = stop ]; then
     [ -e "$dir/nginx/nginx.conf" ] && nginx -c "$dir/nginx/nginx.conf" -s stop 2>/dev/null || true
-    for p in "$dir"/*.pid; do
-        [ -e "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+    pids=$(cat "$dir"/*.pid 2>/dev/null || true)
+    [ -n "$pids" ] && kill $pids 2>/dev/null || true
+    for _ in $(seq 20); do
+        kill -0 $pids 2>/dev/null || exit 0
+        sleep 0.5
     done
-    sleep 2
+    kill -9 $pids 2>/dev/null || true  # the memstore OSD can take long to let go
     exit 0
 fi
 [ "$cmd" = start ] || { echo "ceph_s3.sh: start or stop, not '$cmd'" >&2; exit 2; }
@@ -73,7 +76,7 @@ memstore device bytes = ${OSD_BYTES:-8589934592}
 osd max object name len = 460
 osd max object namespace len = 64
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $dir/rgw
 rgw dns name = localhost
 rgw enable usage log = false

@@ -16,7 +16,9 @@ loses acked records on it when writes race; the run warns and its loss figures m
 s3rver, see bench/s3_probe.py; or a server already running with ``--s3-endpoint URL``:
 ``bench/ceph_s3.sh`` starts Ceph's RADOS Gateway, which honours them) and restarts it once
 mid-stream, after the kills. A worker that exits on its own (its tick
-loop stops the worker when the broker is gone) is started again, as a supervisor would.
+loop stops the worker when the broker is gone), or whose /health fails 6 probes 20 s apart
+(the liveness probe of deploy/k8s/spark-worker.yaml; the worker's watchdog fails it when
+its tick loop takes nothing while messages wait), is started again, as a supervisor would.
 At the end every output is read back and counted:
 
 * sent: good ticks and bad records produced;
@@ -44,6 +46,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -128,6 +132,10 @@ def poison(serde, name: str, kind: str, record: dict, value: bytes) -> tuple[byt
     }[kind]
 
 
+LIVENESS_PERIOD_S, LIVENESS_FAILURES = 20, 6  # deploy/k8s/spark-worker.yaml's livenessProbe
+RESTARTS: Counter = Counter()  # workers started again by the supervisor, by why
+
+
 class Worker:
     def __init__(self, home: Path, n: int) -> None:
         from spark.broker.embedded import free_port
@@ -139,7 +147,26 @@ class Worker:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.started = time.monotonic()
+        self.started = self.probed = time.monotonic()
+        self.failures, self.answer = 0, ""
+
+    def alive(self) -> bool:
+        """The liveness probe of deploy/k8s/spark-worker.yaml: GET /health every 20 s, and
+        False after 6 failures in a row (the worker's own watchdog answers 503 when its tick
+        loop is dead or has taken nothing for SPARK_STALL_S while messages wait)."""
+        now = time.monotonic()
+        if now - self.probed < LIVENESS_PERIOD_S:
+            return True
+        self.probed = now
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as r:
+                ok, self.answer = r.status == 200, r.read(300).decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            ok, self.answer = False, exc.read(300).decode(errors="replace")
+        except OSError as exc:
+            ok, self.answer = False, str(exc)
+        self.failures = 0 if ok else self.failures + 1
+        return self.failures < LIVENESS_FAILURES
 
     def outputs(self) -> float:
         return metric(self.port, "spark_events_out_total", 'topic="features"')
@@ -315,8 +342,10 @@ def main() -> None:
         restart_at = len(msgs) * (args.kills + 1) // (args.kills + 2) if s3 else None
         while n < args.kills or (restart_at is not None):
             time.sleep(0.5)
-            if worker.proc.poll() is not None:  # exited: a supervisor (k8s, compose) restarts it
-                worker, supervised = supervise(worker, home, supervised)
+            # exited, or stalled past its liveness probe: a supervisor (k8s) restarts it
+            worker, restarted = supervise(worker, home, supervised)
+            if restarted != supervised:
+                supervised = restarted
                 continue
             done = committed()
             if n < args.kills and done >= marks[n] and worker.outputs() > 0:
@@ -355,6 +384,7 @@ def main() -> None:
                 shown = time.monotonic()
         figures["offsets_at_the_end"] = positions()
         figures["supervisor_restarts"] = supervised
+        figures["supervisor_restarts_by_why"] = dict(RESTARTS)
         figures["seconds_to_caught_up"] = round(time.monotonic() - started, 1)
         worker.stop()
 
@@ -389,11 +419,20 @@ def main() -> None:
 
 
 def supervise(worker: Worker, home: Path, supervised: int) -> tuple[Worker, int]:
-    """A worker that exited on its own is started again, as k8s or compose would."""
+    """A worker that exited on its own, or failed its liveness probe 6 times in a row, is
+    started again, as k8s (or compose with a health check) would."""
     if worker.proc.poll() is None:
-        return worker, supervised
-    print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
-    worker.log.close()
+        if worker.alive():
+            return worker, supervised
+        why = worker.answer.strip()
+        print(f"the worker failed its liveness probe {LIVENESS_FAILURES} times in a row "
+              f"({why}); killing it and starting another", flush=True)  # fmt: skip
+        worker.kill()
+        RESTARTS["liveness"] += 1
+    else:
+        print(f"the worker exited ({worker.proc.returncode}); starting another", flush=True)
+        worker.log.close()
+        RESTARTS["exited"] += 1
     return Worker(home, 101 + supervised), supervised + 1
 
 
