@@ -32,7 +32,9 @@ if [ "$cmd" = stop ]; then
     pids=$(cat "$dir"/*.pid 2>/dev/null || true)
     [ -n "$pids" ] && kill $pids 2>/dev/null || true
     for _ in $(seq 20); do
-        kill -0 $pids 2>/dev/null || exit 0
+        alive=0
+        for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && exit 0
         sleep 0.5
     done
     kill -9 $pids 2>/dev/null || true  # the memstore OSD can take long to let go
