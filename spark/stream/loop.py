@@ -108,7 +108,9 @@ class TickLoop:
         self.wait_s = wait_ms / 1000
         self.transactional = settings.delivery == "exactly_once"
         self._unacked: deque[Unacked] = deque()  # at_least_once: batches not all acknowledged
-        self._early: Unacked | None = None  # at_least_once: this turn's records produced early
+        # this turn's records produced early: at_least_once, the acknowledgements they wait
+        # for; exactly_once, a placeholder (the turn's transaction is open)
+        self._early: Unacked | None = None
         self._partition_of: dict[tuple[str, bytes], int] = {}
         topics = catalog()
         self.ticks, self.state_topic = topics["ticks"], topics["pipeline_state"]
@@ -303,15 +305,19 @@ class TickLoop:
             self.stats.produced(topic_id, len(items))
 
     def _produce_early(self, out: Outgoing) -> None:
-        """at_least_once: produce the turn's records so far (the producer keeps each topic's
-        order) and empty ``out``; the turn's offsets are committed only once these records
-        and the rest are all acknowledged (``_commit``)."""
-        if self.transactional or self._producer is None:
-            return  # a transaction's records are produced between its begin and its commit
+        """Produce the turn's records so far (the producer keeps each topic's order) and
+        empty ``out``. at_least_once: the turn's offsets are committed only once these
+        records and the rest are all acknowledged (``_commit``). exactly_once: the turn's
+        transaction begins here, and ``_commit`` adds the rest and the offsets and commits
+        it (or aborts it: these records with the rest)."""
+        if self._producer is None:
+            return
         if self._early is None:
+            if self.transactional:
+                self._producer.begin_transaction()
             self._early = Unacked({})
         self.stats.totals["produced_early"] += sum(len(v) for v in out.messages.values())
-        self._produce_all(out, self._early)
+        self._produce_all(out, None if self.transactional else self._early)
         out.messages.clear()
 
     def _commit(self, out: Outgoing, offsets: dict[int, int]) -> None:
@@ -323,8 +329,10 @@ class TickLoop:
             self._unacked.append(batch)
             return
         tps = [TopicPartition(self.ticks.name, p, o) for p, o in offsets.items()]
+        began, self._early = self._early is not None, None  # begun by _produce_early
         try:
-            producer.begin_transaction()
+            if not began:
+                producer.begin_transaction()
             self._produce_all(out)
             if tps:
                 producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
