@@ -230,20 +230,5 @@ def test_the_tick_loop_counts_its_waits_for_trees_in_the_metric(broker, delivery
 
 def _visible(topic: str, isolation: str) -> int:
     """How many records of ``topic`` a reader with ``isolation`` gets, read to the end."""
-    from confluent_kafka import TopicPartition
-
     spec = catalog()[topic]
-    reader = clients.reader(**{"isolation.level": isolation})
-    try:
-        reader.assign([TopicPartition(spec.name, p, 0) for p in range(spec.partitions)])
-        count, ended, quiet = 0, set(), time.monotonic()
-        while len(ended) < spec.partitions and time.monotonic() - quiet < 10:
-            for m in reader.consume(1000, 0.2):
-                if m.error() is None:
-                    count += 1
-                    quiet = time.monotonic()
-                elif m.error().code() == m.error()._PARTITION_EOF:
-                    ended.add(m.partition())
-        return count
-    finally:
-        reader.close()
+    return sum(1 for _ in messages(spec, from_beginning=True, **{"isolation.level": isolation}))
