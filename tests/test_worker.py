@@ -62,9 +62,14 @@ def test_worker_accepts_valid_ticks_and_dead_letters_third_party_garbage(worker)
     assert producer.flush(10) == 0
 
     total = len(real) + poisoned + len(garbage)
+    # consumed is counted when a batch is taken, accepted per piece as the batch is stepped
+    # (a piece can wait for a refit's trees): wait for both
     wait_for(
-        lambda: worker.metric("spark_events_in_total", topic="ticks") >= total,
-        what=f"the worker to consume {total} messages",
+        lambda: (
+            worker.metric("spark_events_in_total", topic="ticks") >= total
+            and worker.metric("spark_ticks_accepted_total") >= len(real)
+        ),
+        what=f"the worker to consume {total} messages and accept {len(real)}",
     )
     assert worker.metric("spark_ticks_accepted_total") == len(real)
     assert worker.metric("spark_dead_letters_total", stage="ingest") == poisoned + len(garbage)
