@@ -74,6 +74,10 @@ mon data = $dir/mon/\$name
 [osd]
 osd data = $dir/osd/\$name
 osd objectstore = memstore
+# the script adds the OSD to the crush map itself; Ceph 16.2.15 sent the OSD's start-up
+# crush commands with a null fsid, which the monitor refused ("wrong fsid"), and it exited
+osd class update on start = false
+osd crush update on start = false
 memstore device bytes = ${OSD_BYTES:-8589934592}
 osd max object name len = 460
 osd max object namespace len = 64

@@ -43,6 +43,8 @@ SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
 SPARK_DELIVERY                 exactly_once or at_least_once (the tick loop)    see below
 SPARK_EMBEDDED_BROKER          1: KAFKA_BOOTSTRAP_SERVERS is an embedded broker (unset)
+SPARK_KAFKA_DEBUG              librdkafka debug contexts (cgrp, fetch, ...):   (unset)
+                               its lines go to stderr
 SPARK_PRICE_BAND               a price this share away from its symbol's       0.5
                                reference mid is refused (price_jump); 0: off
 SPARK_PRICE_RELEARN            ... until this many in a row: the new level      20

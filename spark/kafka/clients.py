@@ -15,6 +15,7 @@ Settings chosen for both (see docs/broker.md for the measurements behind them):
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -33,7 +34,22 @@ log.propagate = False
 def base_config() -> dict[str, Any]:
     conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers(), "logger": log}
     conf.update(security_config())
+    contexts = os.environ.get("SPARK_KAFKA_DEBUG", "").strip()
+    if contexts:
+        # librdkafka's debug contexts (e.g. ``cgrp,fetch``): its lines go to stderr, so a
+        # worker's log shows why its consumer left a group (docs/reliability.md)
+        conf["debug"] = contexts
+        _debug_to_stderr()
     return conf
+
+
+def _debug_to_stderr() -> None:
+    if not any(getattr(h, "_spark_debug", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s librdkafka %(message)s"))
+        handler._spark_debug = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
 
 
 def producer(**overrides: Any) -> Producer:
