@@ -136,6 +136,9 @@ LIVENESS_PERIOD_S, LIVENESS_FAILURES = 20, 6  # deploy/k8s/spark-worker.yaml's l
 RESTARTS: Counter = Counter()  # workers started again by the supervisor, by why
 
 
+WORKER_ENV: dict[str, str] = {}  # only the workers' environment (--kafka-debug)
+
+
 class Worker:
     def __init__(self, home: Path, n: int) -> None:
         from spark.broker.embedded import free_port
@@ -143,9 +146,11 @@ class Worker:
         self.port = free_port()
         self.log = open(home / f"chaos-worker-{n}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(self.port)],
+            [sys.executable, "-m", "spark.cli", "worker", "--web-port", str(self.port)]
+            + ["--loglevel", "info"],  # restores and commits, to read after a run
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **WORKER_ENV},
         )
         self.started = self.probed = time.monotonic()
         self.failures, self.answer = 0, ""
@@ -226,12 +231,13 @@ def produce(msgs, progress: list, stop: threading.Event, max_backlog: int = 0) -
     progress[0] = len(msgs) if not remaining else len(msgs) - remaining
 
 
-def lost(msgs, features: Counter, dead: Counter) -> tuple[int, int, int]:
+def lost(msgs, features: Counter, dead: Counter, where: dict | None = None):
     """(good, bad) messages sent with no feature vector / no dead letter, and how many of
     those lost messages are not on the tick topic at all (the broker lost them, not the
     workers). Told apart by content, (key, value), read back from the tick topic by offset:
     a message the feed sent twice (after its producer failed) sits at two offsets, and one
-    output for either counts."""
+    output for either counts. ``where``, if given, gets the tick partitions and offset runs
+    of the lost good messages ({partition: [[first, last], ...]})."""
     from spark.consume import messages as read
     from spark.topics import catalog
 
@@ -250,6 +256,15 @@ def lost(msgs, features: Counter, dead: Counter) -> tuple[int, int, int]:
     good = Counter((k, v) for k, v, kind in msgs if kind == "good")
     bad = Counter((k, v) for k, v, kind in msgs if kind != "good")
     sent = good + bad
+    if where is not None:
+        for m in read(spec, from_beginning=True):
+            content = (m.key(), m.value() or b"")
+            if good.get(content) and not done_good[content]:
+                runs = where.setdefault(m.partition(), [])
+                if runs and runs[-1][1] == m.offset() - 1:
+                    runs[-1][1] = m.offset()
+                else:
+                    runs.append([m.offset(), m.offset()])
     return (
         sum(max(0, n - done_good[c]) for c, n in good.items()),
         sum(max(0, n - done_bad[c]) for c, n in bad.items()),
@@ -298,9 +313,17 @@ def main() -> None:
         help="produce at most N messages ahead of the committed ones (0: all at once); on S3 "
         "storage a 470k backlog stalled the worker's fetches",
     )
+    parser.add_argument(
+        "--kafka-debug",
+        metavar="CONTEXTS",
+        help="librdkafka debug contexts for the workers (e.g. cgrp); their lines go to the "
+        "worker logs chaos-worker-N.log in the run's SPARK_HOME",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    if args.kafka_debug:
+        WORKER_ENV["SPARK_KAFKA_DEBUG"] = args.kafka_debug
     home = Path(tempfile.mkdtemp(prefix="spark-chaos-"))
     os.environ["SPARK_HOME"] = str(home)
     os.environ["SPARK_TOPIC_PREFIX"] = f"chaos{uuid.uuid4().hex[:6]}."
@@ -353,6 +376,7 @@ def main() -> None:
                 killed = time.monotonic()
                 n += 1
                 print(f"kill -9 number {n} with {done:,} of {len(msgs):,} committed", flush=True)
+                figures.setdefault("offsets_at_kills", []).append(positions())
                 worker = Worker(home, n)
                 while worker.outputs() == 0 and time.monotonic() - killed < 300:
                     time.sleep(0.2)
@@ -360,12 +384,14 @@ def main() -> None:
             if restart_at is not None and n == args.kills and done >= restart_at:
                 print(f"restarting the broker (S3 storage) with {done:,} committed", flush=True)
                 figures["offsets_before_restart"] = positions()
+                figures["output_ends_before_restart"] = output_ends()
                 stopped = time.monotonic()
                 embedded.stop()
                 embedded.start(port=port, storage=storage)
                 restart_at = None
                 figures["broker_restart_seconds"] = round(time.monotonic() - stopped, 1)
                 figures["offsets_after_restart"] = positions()
+                figures["output_ends_after_restart"] = output_ends()
                 print(f"offsets before and after: {figures['offsets_before_restart']} "
                       f"{figures['offsets_after_restart']}", flush=True)  # fmt: skip
         while feeder.is_alive():  # the feed may wait for commits: keep a worker running
@@ -391,7 +417,8 @@ def main() -> None:
         features = read_back("features", "spark.source")
         dead = read_back("ticks_dlq", "spark.dlq.origin")
         reasons = read_back("ticks_dlq", "spark.dlq.reason")
-        lost_good, lost_bad, not_on_topic = lost(msgs, features, dead)
+        lost_where: dict = {}
+        lost_good, lost_bad, not_on_topic = lost(msgs, features, dead, lost_where)
         figures.update(
             sent=len(msgs),
             sent_good=expected,
@@ -404,6 +431,7 @@ def main() -> None:
             lost_good=lost_good,
             lost_bad=lost_bad,
             not_on_the_tick_topic=not_on_topic,
+            lost_good_offsets=lost_where or None,
             kills=args.kills,
             recovery_seconds=recoveries,
             bad_kinds=dict(Counter(m[2] for m in bad)),
@@ -463,6 +491,21 @@ def positions() -> dict:
     except Exception as exc:  # noqa: BLE001 - the broker may be restarting
         return {"error": repr(exc)}
     return {p: f"{done.get((spec.name, p), 0)}/{end}" for p, end in ends.items()}
+
+
+def output_ends() -> dict:
+    """End offsets of the features and dead-letter topics (around the broker restart: an
+    end that went back would be acked records the broker lost)."""
+    from spark.kafka.topics import end_offsets
+    from spark.topics import catalog
+
+    try:
+        return {
+            t: end_offsets(catalog()[t].name, catalog()[t].partitions)
+            for t in ("features", "ticks_dlq")
+        }
+    except Exception as exc:  # noqa: BLE001 - the broker may be restarting
+        return {"error": repr(exc)}
 
 
 def caught_up() -> bool:
