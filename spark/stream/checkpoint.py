@@ -115,11 +115,21 @@ def messages(blob: bytes, partition: int, offset: int) -> list[tuple[bytes, byte
 
 
 def latest(
-    consumer_factory, topic: str, partitions: list[int], key: bytes, timeout: float = 60.0
+    consumer_factory,
+    topic: str,
+    partitions: list[int],
+    key: bytes,
+    timeout: float = 60.0,
+    below: dict[int, int] | None = None,
 ) -> dict[int, tuple[SignalPipeline, int] | None]:
     """The newest complete, correctly signed checkpoint of each partition: (pipeline,
     offset), or None. One reader for all of them; each is read back from its end, further
-    back only while no complete checkpoint is found."""
+    back only while no complete checkpoint is found.
+
+    ``below``: partition -> the group's committed offset. A checkpoint is used only if every
+    tick it includes is committed (its offset is below that). A newer one was written in a
+    batch whose commit never came (the worker died first): the outputs of its last ticks may
+    never have reached the broker, and resuming after it would skip them for good."""
     found: dict[int, tuple[SignalPipeline, int] | None] = dict.fromkeys(partitions)
     consumer = consumer_factory()
     try:
@@ -133,7 +143,8 @@ def latest(
             starts = {p: max(bounds[p][0], bounds[p][1] - back) for p in todo}
             chunks = _read(consumer, topic, starts, timeout)
             for p in sorted(todo):
-                found[p] = _newest(chunks.get(p, {}), key, topic, p)
+                limit = None if below is None else below.get(p, -1)
+                found[p] = _newest(chunks.get(p, {}), key, topic, p, limit)
             todo = {p for p in todo if found[p] is None and starts[p] > bounds[p][0]}
             back *= 4
         return found
@@ -168,8 +179,18 @@ def _read(consumer, topic: str, starts: dict[int, int], timeout: float) -> dict:
     return out
 
 
-def _newest(chunks: dict, key: bytes, topic: str, partition: int):
+def _newest(chunks: dict, key: bytes, topic: str, partition: int, below: int | None = None):
     for offset in sorted(chunks, reverse=True):
+        if below is not None and offset >= below:
+            log.warning(
+                "checkpoint at offset %d of %s/%d skipped: past the committed offset %d "
+                "(its batch was not committed); an older one is used",
+                offset,
+                topic,
+                partition,
+                below,
+            )
+            continue
         count, parts = chunks[offset]
         if set(parts) != set(range(count)):
             continue

@@ -479,7 +479,9 @@ class TickLoop:
         started = time.monotonic()
         wanted = [tp.partition for tp in assigned if tp.partition not in kept]
         saved = (
-            checkpoint.latest(self._reader, self.state_topic.name, wanted, self.key)
+            checkpoint.latest(
+                self._reader, self.state_topic.name, wanted, self.key, below=committed
+            )
             if wanted
             else {}
         )
