@@ -231,13 +231,15 @@ def produce(msgs, progress: list, stop: threading.Event, max_backlog: int = 0) -
     progress[0] = len(msgs) if not remaining else len(msgs) - remaining
 
 
-def lost(msgs, features: Counter, dead: Counter, where: dict | None = None):
+def lost(msgs, features: Counter, dead: Counter, where: dict | None = None, dead_reasons=None):
     """(good, bad) messages sent with no feature vector / no dead letter, and how many of
     those lost messages are not on the tick topic at all (the broker lost them, not the
     workers). Told apart by content, (key, value), read back from the tick topic by offset:
     a message the feed sent twice (after its producer failed) sits at two offsets, and one
     output for either counts. ``where``, if given, gets the tick partitions and offset runs
-    of the lost good messages ({partition: [[first, last], ...]})."""
+    of the lost good messages ({partition: [[first, last], ...]}) and, for those the workers
+    dead-lettered, the reasons (``dead_reasons``: origin -> reason)."""
+    dead_reasons = dead_reasons or {}
     from spark.consume import messages as read
     from spark.topics import catalog
 
@@ -260,6 +262,10 @@ def lost(msgs, features: Counter, dead: Counter, where: dict | None = None):
         for m in read(spec, from_beginning=True):
             content = (m.key(), m.value() or b"")
             if good.get(content) and not done_good[content]:
+                origin = f"{spec.name}/{m.partition()}@{m.offset()}".encode()
+                if origin in dead:  # a good tick the worker dead-lettered: say why
+                    reasons = where.setdefault("dead_lettered_as", Counter())
+                    reasons[dead_reasons.get(origin, b"?").decode()] += 1
                 runs = where.setdefault(m.partition(), [])
                 if runs and runs[-1][1] == m.offset() - 1:
                     runs[-1][1] = m.offset()
@@ -270,6 +276,19 @@ def lost(msgs, features: Counter, dead: Counter, where: dict | None = None):
         sum(max(0, n - done_bad[c]) for c, n in bad.items()),
         sum(max(0, n - on_topic[c]) for c, n in sent.items()),
     )
+
+
+def dead_letter_reasons_by_origin() -> dict[bytes, bytes]:
+    from spark.consume import messages as read
+    from spark.topics import catalog
+
+    out = {}
+    for m in read(catalog()["ticks_dlq"], from_beginning=True):
+        headers = dict(m.headers() or [])
+        out[headers.get("spark.dlq.origin", b"").split(b"#")[0]] = headers.get(
+            "spark.dlq.reason", b""
+        )
+    return out
 
 
 def read_back(topic_id: str, header: str) -> Counter:
@@ -418,7 +437,9 @@ def main() -> None:
         dead = read_back("ticks_dlq", "spark.dlq.origin")
         reasons = read_back("ticks_dlq", "spark.dlq.reason")
         lost_where: dict = {}
-        lost_good, lost_bad, not_on_topic = lost(msgs, features, dead, lost_where)
+        lost_good, lost_bad, not_on_topic = lost(
+            msgs, features, dead, lost_where, dead_letter_reasons_by_origin()
+        )
         figures.update(
             sent=len(msgs),
             sent_good=expected,
