@@ -167,7 +167,7 @@ class TickLoop:
             # trusted as already there. The idempotent producer trusts the broker's
             # DUPLICATE_SEQUENCE_NUMBER, and the embedded broker on S3 storage, killed in the
             # middle of a produce, answered it for a batch it had not stored: a 1M-tick chaos
-            # run lost that batch (811 feature records, their ticks committed) in 3 of 10
+            # run lost that batch (811 feature records, their ticks committed) in 4 of 10
             # runs (docs/reliability.md, session 26). Without idempotence the retry rewrites
             # it (a duplicate at worst, which at_least_once allows). One request in flight
             # keeps each partition's records in order across retries, and with no timeout
