@@ -41,7 +41,7 @@ def quantiles(seconds: list[float]) -> dict:
     return {"n": len(a), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": float(a.max())}
 
 
-def hop(address: str, rate: float, messages: int, cold: bool) -> dict:
+def hop(address: str, rate: float, messages: int, cold: bool, plain: bool = False) -> dict:
     from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -69,7 +69,11 @@ def hop(address: str, rate: float, messages: int, cold: bool) -> dict:
     reader = threading.Thread(target=read)
     reader.start()
     time.sleep(1.5)  # assigned before anything is sent
-    producer = Producer({"bootstrap.servers": address, "enable.idempotence": True, "linger.ms": 1})
+    conf = {"bootstrap.servers": address, "enable.idempotence": True, "linger.ms": 1}
+    if plain:  # the tick loop's at_least_once producer (spark/stream/loop.py)
+        conf.update({"enable.idempotence": False, "max.in.flight.requests.per.connection": 1,
+                     "acks": "all", "message.timeout.ms": 0})  # fmt: skip
+    producer = Producer(conf)
     acks: list[float] = []
     if not cold:
         producer.produce(topic, repr(time.time()).encode(), b"warm")
@@ -101,6 +105,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--cold", action="store_true", help="start the clock with a new producer")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="the tick loop's at_least_once producer: not idempotent, one request in flight",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_HOME", tempfile.mkdtemp(prefix="spark-hop-"))
@@ -110,13 +119,14 @@ def main() -> None:
     results = []
     try:
         for _ in range(args.runs):
-            results.append(hop(address, args.rate, args.messages, args.cold))
+            results.append(hop(address, args.rate, args.messages, args.cold, args.plain))
     finally:
         embedded.stop()
     if args.json:
         print(json.dumps(results))
         return
     state = "cold producer" if args.cold else "warm producer"
+    state += ", not idempotent, 1 in flight" if args.plain else ""
     for r in results:
         for what in ("acknowledged", "consumed"):
             q = r[what]
