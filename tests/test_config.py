@@ -71,3 +71,30 @@ def test_pacer_max_rate():
 def test_pacer_rejects_nonsense(kwargs):
     with pytest.raises(SparkError):
         Pacer(**kwargs)
+
+
+def test_kafka_debug_contexts_reach_stderr(monkeypatch, capsys):
+    """SPARK_KAFKA_DEBUG turns on librdkafka's debug contexts for every Spark client and
+    sends its lines to stderr (a worker's log), as read in the chaos runs."""
+    import logging
+
+    from confluent_kafka import Consumer
+
+    from spark.kafka import clients
+
+    monkeypatch.setenv("SPARK_KAFKA_DEBUG", "cgrp")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing there: no broker needed
+    try:
+        conf = clients.base_config()
+        assert conf["debug"] == "cgrp"
+        consumer = Consumer({**conf, "group.id": "spark-debug-test"})
+        consumer.poll(0.5)  # librdkafka's log lines are served by poll
+        consumer.close()
+        err = capsys.readouterr().err
+        assert "librdkafka" in err and "rdkafka#consumer" in err
+    finally:
+        for handler in [h for h in clients.log.handlers if getattr(h, "_spark_debug", False)]:
+            clients.log.removeHandler(handler)
+        clients.log.setLevel(logging.NOTSET)
+    monkeypatch.delenv("SPARK_KAFKA_DEBUG")
+    assert "debug" not in clients.base_config()
