@@ -41,6 +41,9 @@ SPARK_PASSIVE_TIMEOUT_MS, SPARK_PASSIVE_ON_TIMEOUT
                                cost and fill models: docs/costs.md              see there
 SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
+SPARK_FETCH_WAIT_MS            the tick loop's fetch.wait.max.ms                5 (50 on the
+                                                                               embedded broker's
+                                                                               S3 storage)
 SPARK_DELIVERY                 exactly_once or at_least_once (the tick loop)    see below
 SPARK_EMBEDDED_BROKER          1: KAFKA_BOOTSTRAP_SERVERS is an embedded broker (unset)
 SPARK_KAFKA_DEBUG              librdkafka debug contexts (cgrp, fetch, ...):   (unset)
@@ -239,6 +242,7 @@ class Settings:
     snapshot_s: float = 30.0
     idle_evict_ticks: int = 10_000_000
     session_timeout_ms: int = 10_000
+    fetch_wait_ms: int = 5  # the tick loop's fetch.wait.max.ms (see _default_fetch_wait_ms)
     delivery: str = "exactly_once"  # or at_least_once
     max_future_s: float = 600.0  # a tick stamped further ahead of its broker time is refused
     # a price further than this share from its symbol's reference mid (either way, in log
@@ -342,6 +346,7 @@ class Settings:
             snapshot_s=read.number("SPARK_SNAPSHOT_S", 30.0),
             idle_evict_ticks=read.whole("SPARK_IDLE_EVICT_TICKS", 10_000_000),
             session_timeout_ms=read.whole("SPARK_SESSION_TIMEOUT_MS", _default_session_ms(env)),
+            fetch_wait_ms=read.whole("SPARK_FETCH_WAIT_MS", _default_fetch_wait_ms(env)),
             delivery=_delivery(env),
             max_future_s=read.number("SPARK_MAX_FUTURE_S", 600.0),
             price_band=read.number("SPARK_PRICE_BAND", 0.5),
@@ -365,6 +370,19 @@ def _embedded(env: Mapping[str, str]) -> bool:
 
 def _default_session_ms(env: Mapping[str, str]) -> int:
     return 2_000 if _embedded(env) else 10_000
+
+
+def _default_fetch_wait_ms(env: Mapping[str, str]) -> int:
+    """5 ms: the embedded broker answers a fetch only when this wait is over, data or not,
+    so it sets the latency of every hop. But on S3 storage its reads take longer than 5 ms
+    on a loaded machine, and then it answers every fetch empty: a consumer with a 5 ms wait
+    got 0 records in 20 s where one with 20–500 ms got 5,000 in 0.2–0.4 s (the stalled
+    chaos run of session 26, docs/reliability.md). 50 ms there."""
+    from spark.config import read_state
+
+    embedded = read_state("broker") if _embedded(env) else None
+    storage = str((embedded or {}).get("storage", ""))
+    return 50 if storage.startswith("s3") else 5
 
 
 def _delivery(env: Mapping[str, str]) -> str:

@@ -98,3 +98,24 @@ def test_kafka_debug_contexts_reach_stderr(monkeypatch, capsys):
         clients.log.setLevel(logging.NOTSET)
     monkeypatch.delenv("SPARK_KAFKA_DEBUG")
     assert "debug" not in clients.base_config()
+
+
+def test_the_tick_loops_fetch_wait_is_longer_on_the_embedded_brokers_s3_storage(
+    monkeypatch, tmp_path
+):
+    """5 ms on memory storage; 50 ms when the embedded broker keeps its data on S3, where a
+    5 ms fetch was answered empty every time under load; SPARK_FETCH_WAIT_MS decides."""
+    from spark.config import write_state
+    from spark.settings import Settings
+
+    monkeypatch.setenv("SPARK_HOME", str(tmp_path))
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("SPARK_FETCH_WAIT_MS", raising=False)
+    write_state("broker", {"address": "127.0.0.1:9092", "storage": "memory://tansu/"})
+    assert Settings.from_env().fetch_wait_ms == 5
+    write_state("broker", {"address": "127.0.0.1:9092", "storage": "s3://spark/"})
+    assert Settings.from_env().fetch_wait_ms == 50
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")  # not the embedded one
+    assert Settings.from_env().fetch_wait_ms == 5
+    monkeypatch.setenv("SPARK_FETCH_WAIT_MS", "20")
+    assert Settings.from_env().fetch_wait_ms == 20

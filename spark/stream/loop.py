@@ -150,7 +150,9 @@ class TickLoop:
                 "max.poll.interval.ms": 600_000,  # a refit or restore can take a while
                 # the embedded broker answers a fetch only when this wait is over, data or not
                 # (librdkafka's default 500 ms put ~0.4 s into every tick's latency)
-                "fetch.wait.max.ms": 5,
+                # (50 ms on the embedded broker's S3 storage, whose slower reads got every
+                # 5 ms fetch answered empty: spark.settings)
+                "fetch.wait.max.ms": self.settings.fetch_wait_ms,
             }
         )
         conf = {
