@@ -247,30 +247,32 @@ def lost(msgs, features: Counter, dead: Counter, where: dict | None = None, dead
     done_good: Counter = Counter()
     done_bad: Counter = Counter()
     on_topic: Counter = Counter()
+    no_features = []  # (partition, offset, content, origin): where to look if they are lost
     for m in read(spec, from_beginning=True):
         origin = f"{spec.name}/{m.partition()}@{m.offset()}".encode()
         content = (m.key(), m.value() or b"")
         on_topic[content] += 1
         if origin in features:
             done_good[content] += 1
+        else:
+            no_features.append((m.partition(), m.offset(), content, origin))
         if origin in dead:
             done_bad[content] += 1
     good = Counter((k, v) for k, v, kind in msgs if kind == "good")
     bad = Counter((k, v) for k, v, kind in msgs if kind != "good")
     sent = good + bad
     if where is not None:
-        for m in read(spec, from_beginning=True):
-            content = (m.key(), m.value() or b"")
-            if good.get(content) and not done_good[content]:
-                origin = f"{spec.name}/{m.partition()}@{m.offset()}".encode()
-                if origin in dead:  # a good tick the worker dead-lettered: say why
-                    reasons = where.setdefault("dead_lettered_as", Counter())
-                    reasons[dead_reasons.get(origin, b"?").decode()] += 1
-                runs = where.setdefault(m.partition(), [])
-                if runs and runs[-1][1] == m.offset() - 1:
-                    runs[-1][1] = m.offset()
-                else:
-                    runs.append([m.offset(), m.offset()])
+        for p, offset, content, origin in sorted(no_features, key=lambda x: x[:2]):
+            if not good.get(content) or done_good[content]:
+                continue
+            if origin in dead:  # a good tick the worker dead-lettered: say why
+                reasons = where.setdefault("dead_lettered_as", Counter())
+                reasons[dead_reasons.get(origin, b"?").decode()] += 1
+            runs = where.setdefault(p, [])
+            if runs and runs[-1][1] == offset - 1:
+                runs[-1][1] = offset
+            else:
+                runs.append([offset, offset])
     return (
         sum(max(0, n - done_good[c]) for c, n in good.items()),
         sum(max(0, n - done_bad[c]) for c, n in bad.items()),
