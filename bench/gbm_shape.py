@@ -86,8 +86,11 @@ def main(argv=None) -> int:
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         for shape, day, auc, p20 in pool.imap_unordered(_score, tasks):
             scores[(shape, day.path)] = (auc, p20)
-            print(f"  {shape} {day.instrument} {day.date} {role[day.path]}: AUC {auc:.4f}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {shape} {day.instrument} {day.date} {role[day.path]}: AUC {auc:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
     report = {"seconds": round(time.perf_counter() - started), "shapes": []}
     base = {d.path: scores[(SHIPPED, d.path)][0] for d in days}
     for shape in SHAPES:
@@ -107,10 +110,14 @@ def main(argv=None) -> int:
                 "p20_below_0.58": int((p20 < 0.58).sum()),
                 "per_instrument": {
                     inst: {
-                        "auc_mean": float(np.mean([scores[(shape, d.path)][0] for d in ds
-                                                   if d.instrument == inst])),
-                        "auc_worst": float(np.min([scores[(shape, d.path)][0] for d in ds
-                                                   if d.instrument == inst])),
+                        "auc_mean": float(
+                            np.mean(
+                                [scores[(shape, d.path)][0] for d in ds if d.instrument == inst]
+                            )
+                        ),
+                        "auc_worst": float(
+                            np.min([scores[(shape, d.path)][0] for d in ds if d.instrument == inst])
+                        ),
                     }
                     for inst in dict.fromkeys(d.instrument for d in ds)
                 },
@@ -124,26 +131,33 @@ def main(argv=None) -> int:
     passing = [r for r in report["shapes"] if r["passes"]]
     best = max(passing, key=lambda r: r["train"]["gain_mean"]) if passing else None
     report["chosen"] = (
-        {"leaf": best["leaf"], "learning_rate": best["learning_rate"]} if best else
-        {"leaf": SHIPPED[0], "learning_rate": SHIPPED[1]}
+        {"leaf": best["leaf"], "learning_rate": best["learning_rate"]}
+        if best
+        else {"leaf": SHIPPED[0], "learning_rate": SHIPPED[1]}
     )
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"{len(days)} day-files, {report['seconds']} s")
-    print("leaf  rate | train: AUC mean  gain  below  <0.62 | test: AUC mean  worst  gain  "
-          "below  <0.62  P@20<0.58 | pass")
+    print(
+        "leaf  rate | train: AUC mean  gain  below  <0.62 | test: AUC mean  worst  gain  "
+        "below  <0.62  P@20<0.58 | pass"
+    )
     for r in report["shapes"]:
         tr, te = r["train"], r["test"]
-        print(f"{r['leaf']:>5} {r['learning_rate']:.2f} | {tr['auc_mean']:.4f} "
-              f"{tr['gain_mean']:+.4f} {tr['below_shipped']:>3} {tr['below_0.62']:>3} | "
-              f"{te['auc_mean']:.4f} {te['auc_worst']:.4f} {te['gain_mean']:+.4f} "
-              f"{te['below_shipped']:>3} {te['below_0.62']:>3} {te['p20_below_0.58']:>3} | "
-              f"{'yes' if r['passes'] else 'no'}")
+        print(
+            f"{r['leaf']:>5} {r['learning_rate']:.2f} | {tr['auc_mean']:.4f} "
+            f"{tr['gain_mean']:+.4f} {tr['below_shipped']:>3} {tr['below_0.62']:>3} | "
+            f"{te['auc_mean']:.4f} {te['auc_worst']:.4f} {te['gain_mean']:+.4f} "
+            f"{te['below_shipped']:>3} {te['below_0.62']:>3} {te['p20_below_0.58']:>3} | "
+            f"{'yes' if r['passes'] else 'no'}"
+        )
         for inst, v in te["per_instrument"].items():
             print(f"      test {inst:<7} mean {v['auc_mean']:.4f} worst {v['auc_worst']:.4f}")
-    print(f"chosen: leaf {report['chosen']['leaf']}, learning rate "
-          f"{report['chosen']['learning_rate']}")
+    print(
+        f"chosen: leaf {report['chosen']['leaf']}, learning rate "
+        f"{report['chosen']['learning_rate']}"
+    )
     return 0
 
 
