@@ -9,6 +9,10 @@ probe are mended here: its limit was the largest residual *on the days the profi
 learnt from* (in sample: a one-day profile gives near-zero limits), and every tick above the
 limit counted, so one news spike on a profile day set the FX limits to 3.4-3.8 (log units).
 
+The computation is the shipped one (``spark.drift.profile``: statistics through the live
+detector's compiled kernel, medians, held residuals and leave-one-out limits); until
+session 27's second run it was a copy in this file, and both gave the same figures.
+
 **Statistics** (per tick, as `bench/drift_ratios.py`): the fast EW mean of log spread/mid
 (200 ticks) and of log |mid move| (20 moves). **Profile**: per instrument, the median of
 each per 30-minute bucket of the day (UTC), over the profile days. **Residual**: statistic
@@ -50,115 +54,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
-BUCKET_US, DAY_US = 1800 * 10**6, 86_400 * 10**6
 WARM, WITHIN, BEFORE, AFTER = 5_000, 2_000, 50_000, 20_000
 HOLDS, SLOWS, MARGINS = (1, 500, 1_000), (0, 10_000), (1.0, 1.25, 1.5)
 
 
-@njit(cache=True)
-def _stats(bid, ask):
-    """Per tick: fast EW mean of log spread/mid (200 ticks), fast EW mean of log |move|
-    (20 moves; NaN before the first move)."""
-    n = len(bid)
-    spread, move = np.empty(n), np.full(n, np.nan)
-    a_s, a_m = 2.0 / 201.0, 2.0 / 21.0
-    mid0 = (bid[0] + ask[0]) / 2
-    s = math.log(max((ask[0] - bid[0]) / mid0, 1e-7))
-    m, moves = 0.0, 0
-    spread[0] = s
-    for t in range(1, n):
-        mid, prev = (bid[t] + ask[t]) / 2, (bid[t - 1] + ask[t - 1]) / 2
-        s += a_s * (math.log(max((ask[t] - bid[t]) / mid, 1e-7)) - s)
-        spread[t] = s
-        a = abs(math.log(mid / prev))
-        if a > 0:
-            la = math.log(a)
-            m = la if moves == 0 else m + a_m * (la - m)
-            moves += 1
-        if moves:
-            move[t] = m
-    return spread, move
-
-
-@njit(cache=True)
-def _slow_dev(x, span):
-    out = np.full(len(x), np.nan)
-    a, m = 2.0 / (span + 1.0), np.nan
-    for t in range(len(x)):
-        v = x[t]
-        if math.isnan(v):
-            continue
-        if math.isnan(m):
-            m = v
-        out[t] = v - m
-        m += a * (v - m)
-    return out
-
-
-@njit(cache=True)
-def _held(x, w):
-    """The least of the last ``w`` values (NaN if any is NaN), by a monotone deque."""
-    n = len(x)
-    out = np.full(n, np.nan)
-    q = np.empty(n, np.int64)
-    head = tail = 0
-    last_nan = -1
-    for t in range(n):
-        v = x[t]
-        if math.isnan(v):
-            last_nan = t
-            head = tail = 0
-        else:
-            while tail > head and x[q[tail - 1]] >= v:
-                tail -= 1
-            q[tail] = t
-            tail += 1
-        while tail > head and q[head] <= t - w:
-            head += 1
-        if t >= w - 1 and last_nan <= t - w and tail > head:
-            out[t] = x[q[head]]
-    return out
-
-
-def statistic(ts, spread, move, profile, hold, slow):
-    """(ticks, 2): the held residuals of the two statistics."""
-    bucket = (ts % DAY_US) // BUCKET_US
-    base = np.array([profile.get(int(k), (np.nan, np.nan)) for k in bucket]).reshape(-1, 2)
-    out = np.empty((len(ts), 2))
-    for j, x in enumerate((spread, move)):
-        r = x - base[:, j]
-        if slow:
-            r = _slow_dev(r, float(slow))
-        out[:, j] = _held(r, hold) if hold > 1 else r
-    return out
-
-
-def make_profile(days):
-    ts = np.concatenate([d[0] for d in days])
-    spread = np.concatenate([d[1] for d in days])
-    move = np.concatenate([d[2] for d in days])
-    bucket = (ts % DAY_US) // BUCKET_US
-    return {
-        int(k): (float(np.nanmedian(spread[bucket == k])), float(np.nanmedian(move[bucket == k])))
-        for k in np.unique(bucket)
-    }
-
-
 def limits(days, hold, slow):
-    """Per statistic: the largest held residual on each profile day against the profile of
-    the other profile days (leave one out)."""
-    worst = np.full(2, -np.inf)
-    for k, (ts, spread, move) in enumerate(days):
-        profile = make_profile([d for j, d in enumerate(days) if j != k])
-        stat = statistic(ts, spread, move, profile, hold, slow)[WARM:]
-        with np.errstate(all="ignore"):
-            worst = np.fmax(worst, np.nanmax(stat, axis=0, initial=-np.inf))
-    return worst
+    """Leave-one-day-out limits (spark.drift.profile.limits, the shipped code)."""
+    from spark.drift.profile import limits as shipped
+
+    return shipped(days, hold, slow, WARM)
 
 
 def main(argv=None) -> int:
@@ -166,6 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    from spark.drift.profile import day_stats, held_residuals, medians
     from spark.research.drift import LEVEL, _stream, streams
     from spark.research.select import find_days, load_day
 
@@ -175,7 +84,7 @@ def main(argv=None) -> int:
     for d in find_days(root):
         by.setdefault(d.instrument, []).append(d)
     whole = {
-        name: [(b.ts, *_stats(b.bid, b.ask)) for b in (load_day(d, 10**12) for d in days)]
+        name: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in (load_day(d, 10**12) for d in days)]
         for name, days in by.items()
     }
     # per role and instrument, the index of the streams' day; the profile from the days before
@@ -194,7 +103,16 @@ def main(argv=None) -> int:
             a_day = by[a.instrument][at[a.instrument]]
             b_day = by[b.instrument][at[b.instrument]] if b is not None else None
             stream, switch = _stream(a_day, b_day, kind, BEFORE, AFTER)
-            made.append((name, a.instrument, kind, stream, switch, _stats(stream.bid, stream.ask)))
+            made.append(
+                (
+                    name,
+                    a.instrument,
+                    kind,
+                    stream,
+                    switch,
+                    day_stats(stream.ts, stream.bid, stream.ask),
+                )
+            )
         cached[role] = made
         report["roles"][role] = {name: by[name][at[name]].date for name in by}
     for hold in HOLDS:
@@ -202,7 +120,7 @@ def main(argv=None) -> int:
             per_role = {}
             for role, at in roles.items():
                 prof_days = {n: w[: at[n]] for n, w in whole.items()}
-                profiles = {n: make_profile(ds) for n, ds in prof_days.items()}
+                profiles = {n: medians(ds) for n, ds in prof_days.items()}
                 base = {n: limits(ds, hold, slow) for n, ds in prof_days.items()}
                 per_role[role] = [
                     (
@@ -210,7 +128,7 @@ def main(argv=None) -> int:
                         inst,
                         kind,
                         switch,
-                        statistic(stream.ts, *st, profiles[inst], hold, slow),
+                        held_residuals(stream.ts, st, profiles[inst], hold, slow),
                         base[inst],
                     )
                     for name, inst, kind, stream, switch, st in cached[role]
@@ -257,6 +175,23 @@ def main(argv=None) -> int:
 
     best = max(report["settings"], key=rank)
     report["chosen"] = {k: best[k] for k in ("hold", "slow", "margin")}
+    # reported, not used to choose: the chosen setting on each stream day as a whole (every
+    # alarm a false one): alarms (a statistic crossing above its limit) per 100k ticks
+    report["whole_days"] = {}
+    for role, at in roles.items():
+        for name, days in whole.items():
+            base = limits(days[: at[name]], best["hold"], best["slow"])
+            ts, stats = days[at[name]]
+            stat = held_residuals(ts, stats, medians(days[: at[name]]), best["hold"], best["slow"])
+            with np.errstate(invalid="ignore"):
+                above = stat > base + math.log(best["margin"])
+            above[:WARM] = False
+            crossings = int((above[1:] & ~above[:-1]).sum())
+            report["whole_days"][f"{role} {name} {by[name][at[name]].date}"] = {
+                "ticks": len(ts),
+                "alarms": crossings,
+                "per_100k": crossings / len(ts) * 1e5,
+            }
     report["seconds"] = round(time.perf_counter() - started)
     if args.json:
         print(json.dumps(report, indent=1))
@@ -270,6 +205,12 @@ def main(argv=None) -> int:
             f"{r['test']['caught']:>3}/{r['test']['streams']} {r['test']['with_false_alarm']:>3}"
         )
     print(f"chosen on train: {report['chosen']}")
+    print("on the stream days as a whole (every alarm false):")
+    for day, v in report["whole_days"].items():
+        print(
+            f"  {day:<26} {v['ticks']:>9,} ticks {v['alarms']:>3} alarms "
+            f"{v['per_100k']:.2f} per 100k"
+        )
     print("its test streams:")
     for line in best["test"]["lines"]:
         state = "caught" if line["caught"] else ("false alarm" if line["false_alarm"] else "missed")

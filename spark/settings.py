@@ -25,8 +25,11 @@ SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      
 SPARK_PROMOTION_MARGIN         challenger AUC over champion to be promoted      0.01
 SPARK_PROMOTION_MIN_LABELS     labels each needs before a comparison            2000
 SPARK_GATE_RULE                break (a jump of the mid, a frozen quote),       break+dt_spread
-                               dt_spread, confirmed, a feature name (one PSI
+                               dt_spread, confirmed, profile (needs
+                               SPARK_DRIFT_PROFILE), a feature name (one PSI
                                on it), or several joined by +: docs/drift.md
+SPARK_DRIFT_PROFILE            a time-of-day profile file of earlier days       (none)
+                               (`spark drift profile`) for the profile part
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
@@ -87,6 +90,9 @@ CONFIRMED = "confirmed"  # PSI on spread_bp confirmed by vol_bp (the default unt
 DT_SPREAD = "dt_spread"
 # a jump of the mid or a frozen quote (spark.drift.breaks)
 BREAK = "break"
+# the spread and move size against the instrument's time-of-day profile of earlier days
+# (spark.drift.profile; needs SPARK_DRIFT_PROFILE; docs/drift.md, session 27)
+PROFILE = "profile"
 CONFIRMED_RULES = (CONFIRMED, DT_SPREAD)
 # the default gate rule: the break detectors or dt_spread, whichever alarms first; chosen by
 # `spark research drift` on train streams (docs/drift.md, session 14)
@@ -221,6 +227,7 @@ class DriftSettings:
     watch: tuple[str, ...] | str = "core"  # feature names, or core / all / none
     rule: str = GATE_RULE
     breaks: BreakSettings = field(default_factory=BreakSettings)
+    profile: str = ""  # a drift profile file (`spark drift profile`) for the profile part
     concept_gates: bool = False
     window: int = 5_000
     threshold: float = 4.0
@@ -309,6 +316,7 @@ class Settings:
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
             rule=env.get("SPARK_GATE_RULE", GATE_RULE).strip() or GATE_RULE,
+            profile=env.get("SPARK_DRIFT_PROFILE", "").strip(),
             concept_gates=concept == "on",
             window=read.whole("SPARK_DRIFT_WINDOW", 5_000),
             threshold=read.number("SPARK_DRIFT_THRESHOLD", 4.0),

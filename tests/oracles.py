@@ -781,3 +781,75 @@ def passive_round_trips(
         enough = legs.get(t.symbol, 0) >= min_legs
         out.append(2 * mean[t.symbol] if enough else math.nan)
     return out
+
+
+@dataclass
+class ProfileDetector:
+    """The spread and move size against a time-of-day profile, one symbol
+    (spark.drift.profile is its compiled form): fed each tick's UTC time (µs), ``spread_bp``
+    and ``ret_bp``, returns the statistics that alarm ("spread", "move").
+
+    ``profile``: per 30-minute bucket of the UTC day, (spread median, move median) or None;
+    ``limits``: (spread, move).
+
+    >>> flat = [(math.log(2e-4), math.log(1e-4))] * 48
+    >>> d = ProfileDetector(flat, (0.015, 0.1), hold=2, slow=0, margin=1.0, warm=5)
+    >>> [d.update(k, 2.0, 1.0 if k % 2 else -1.0) for k in range(10)].count([])
+    10
+    >>> [d.update(10 + k, 6.0, 1.0) for k in range(4)]  # the spread x3: its fast mean rises
+    [[], [], ['spread'], []]
+    """
+
+    profile: list
+    limits: tuple
+    hold: int
+    slow: float
+    margin: float
+    warm: int
+    fast_spread: float = 0.0
+    fast_move: float = 0.0
+    moves: int = 0
+    seen: int = 0
+    slow_mean: list = field(default_factory=lambda: [None, None])
+    runs: list = field(default_factory=lambda: [0, 0])
+    fired: list = field(default_factory=lambda: [False, False])
+    residuals: list = field(default_factory=lambda: [None, None])
+
+    def update(self, ts_us: int, spread_bp: float, ret_bp: float) -> list[str]:
+        x = math.log(max(spread_bp * 1e-4, 1e-7))
+        self.fast_spread = (
+            x if self.seen == 0 else self.fast_spread + 2 / 201 * (x - self.fast_spread)
+        )
+        move = abs(ret_bp) * 1e-4 if self.seen > 0 else 0.0
+        if move > 0:
+            m = math.log(move)
+            self.fast_move = (
+                m if self.moves == 0 else self.fast_move + 2 / 21 * (m - self.fast_move)
+            )
+            self.moves += 1
+        self.seen += 1
+        base = self.profile[(ts_us % 86_400_000_000) // 1_800_000_000]
+        alarms = []
+        for j, name in enumerate(("spread", "move")):
+            value = self.fast_spread if j == 0 else (self.fast_move if self.moves else None)
+            self.residuals[j] = None
+            if value is None or base is None or base[j] is None or self.limits[j] is None:
+                self.runs[j], self.fired[j] = 0, False
+                continue
+            r = value - base[j]
+            if self.slow > 0:
+                if self.slow_mean[j] is None:
+                    self.slow_mean[j] = r
+                r, self.slow_mean[j] = (
+                    r - self.slow_mean[j],
+                    self.slow_mean[j] + 2 / (self.slow + 1) * (r - self.slow_mean[j]),
+                )
+            self.residuals[j] = r
+            if r > self.limits[j] + math.log(self.margin):
+                self.runs[j] += 1
+            else:
+                self.runs[j], self.fired[j] = 0, False
+            if self.runs[j] >= self.hold and self.seen > self.warm and not self.fired[j]:
+                self.fired[j] = True
+                alarms.append(name)
+        return alarms

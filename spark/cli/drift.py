@@ -1,10 +1,12 @@
-"""``spark drift eval``: the drift detectors on recorded ticks."""
+"""``spark drift eval``: the drift detectors on recorded ticks; ``spark drift profile``: the
+time-of-day profile the gate rule's profile part reads."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+import numpy as np
 
 from spark.cli.app import CONTEXT, cli, print_json
 from spark.cli.common import (
@@ -88,3 +90,103 @@ def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json, pdf)
             f"  {name:14} {delay}, {d['false_alarms_per_100k']:.1f} false alarms "
             f"per 100k ticks{mark}"
         )
+
+
+def _hour(text: str) -> float:
+    hour, _, minute = text.partition(":")
+    return int(hour) + (int(minute) / 60 if minute else 0.0)
+
+
+def _file_zone(path: Path):
+    """The zone a LEAN file's times are in, as its reader decides: 3 columns FX (UTC-05:00),
+    else US equities (New York)."""
+    from zoneinfo import ZoneInfo
+
+    from spark.ticks.readers import EQUITY_ZONE, FX_ZONE, LineSource
+
+    for line in LineSource(path).lines():
+        return FX_ZONE if len(line.split(b",")) == 3 else ZoneInfo(EQUITY_ZONE)
+    return ZoneInfo(EQUITY_ZONE)
+
+
+def _session(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        start, end = (t.strip() for t in text.split("-"))
+        hours = [_hour(t) for t in (start, end)]
+    except (ValueError, IndexError):
+        raise click.BadParameter(
+            f"{text!r}: give local hours as HH:MM-HH:MM, e.g. 09:30-16:00", param_hint="--session"
+        ) from None
+    if not 0 <= hours[0] < hours[1] <= 24:
+        raise click.BadParameter(
+            f"{text!r}: the start must come before the end, within a day", param_hint="--session"
+        )
+    return hours[0], hours[1]
+
+
+@drift.command("profile")
+@paths_option("--data", "paths", "Earlier days of the instruments: one file per day (LEAN).")
+@format_option(required=False)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The profile file to write (JSON); give it to workers as SPARK_DRIFT_PROFILE.",
+)
+@click.option(
+    "--session",
+    default=None,
+    metavar="HH:MM-HH:MM",
+    help="Keep only these local hours of each day (e.g. 09:30-16:00 for US equities' "
+    "regular session, as the research measured them). Default: the whole file.",
+)
+@click.option("--tz", default=None, help="Time zone of --session (default: the file's own).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the profile written.")
+def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
+    """Learn each instrument's time-of-day profile from earlier days, for the gate rule's
+    profile part (SPARK_GATE_RULE=break+dt_spread+profile, SPARK_DRIFT_PROFILE=FILE).
+
+    Per instrument and 30-minute bucket of the UTC day: the median of the spread and of the
+    move size; per instrument a limit on each, scored leave one day out (docs/drift.md,
+    session 27). An instrument needs two days at least; one with fewer is left out and
+    named."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from spark.drift.profile import build
+    from spark.ticks.readers import LineSource, file_date
+
+    hours = _session(session)
+    days: dict[str, list] = {}
+    for path in paths:
+        batch = read_ticks([path], fmt, None, None)
+        date = file_date(Path(path), LineSource(Path(path)).member)
+        for code, symbol in enumerate(batch.symbols):
+            rows = np.flatnonzero(batch.code == code)
+            ts, bid, ask = batch.ts[rows], batch.bid[rows], batch.ask[rows]
+            if hours is not None:
+                zone = ZoneInfo(tz) if tz else _file_zone(Path(path))
+                midnight = dt.datetime.combine(date, dt.time(), zone).timestamp() * 1e6
+                keep = (ts >= midnight + hours[0] * 3.6e9) & (ts < midnight + hours[1] * 3.6e9)
+                ts, bid, ask = ts[keep], bid[keep], ask[keep]
+            if len(ts):
+                days.setdefault(symbol, []).append((date.isoformat(), ts, bid, ask))
+    profile = build(days)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(out)
+    left_out = sorted(set(days) - set(profile.symbols))
+    if as_json:
+        print_json({**profile.as_dict(), "path": str(out), "left_out": left_out})
+        return
+    click.echo(f"wrote {out}: {len(profile.symbols)} instrument(s)")
+    for name, (_, limits) in sorted(profile.symbols.items()):
+        click.echo(
+            f"  {name:10} {len(profile.days[name])} days, limits: spread {limits[0]:+.3f}, "
+            f"move {limits[1]:+.3f} (log units over the profile)"
+        )
+    for name in left_out:
+        click.echo(f"  {name:10} left out: {len(days[name])} day(s); two are needed")
+    if not profile.symbols:
+        raise click.ClickException("no instrument has two days: nothing to profile")

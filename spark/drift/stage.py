@@ -33,19 +33,23 @@ from spark.drift.breaks import JUMP, BreakSet
 from spark.drift.breaks import KINDS as BREAK_KINDS
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
+from spark.drift.profile import KINDS as PROFILE_KINDS
+from spark.drift.profile import Profile, ProfileSet
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
 from spark.settings import (
     BREAK,
     CONFIRMED,
     CONFIRMED_RULES,
     DT_SPREAD,
+    PROFILE,
     DriftSettings,
     SettingsError,
 )
 
-DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin", *BREAK_KINDS)  # alert label values
+DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin", *BREAK_KINDS, *PROFILE_KINDS)  # alert labels
 _RESTART = -1
 RET = FEATURE_NAMES.index("ret_bp")
+SPREAD = FEATURE_NAMES.index("spread_bp")
 ADWIN_DELTA = adwin.DELTA
 # each confirmed gate rule's members: (feature, window, threshold, check every), and within
 CONFIRMED_GROUPS = {
@@ -82,14 +86,14 @@ class Adwin:
 
 def rule_parts(rule: str) -> tuple[str, ...]:
     """The parts of a SPARK_GATE_RULE value, any of which closes the gate: ``break`` (the jump
-    and frozen detectors), one confirmed rule (``dt_spread``, ``confirmed``), feature names
-    (one PSI each), joined by ``+``."""
+    and frozen detectors), ``profile`` (the time-of-day profile detectors), one confirmed rule
+    (``dt_spread``, ``confirmed``), feature names (one PSI each), joined by ``+``."""
     parts = tuple(p.strip() for p in rule.split("+") if p.strip())
-    unknown = [p for p in parts if p not in (BREAK, *CONFIRMED_RULES, *FEATURE_NAMES)]
+    unknown = [p for p in parts if p not in (BREAK, PROFILE, *CONFIRMED_RULES, *FEATURE_NAMES)]
     if not parts or unknown:
         raise SettingsError(
-            f"SPARK_GATE_RULE must be {BREAK}, {DT_SPREAD}, {CONFIRMED} or a feature name, or "
-            f"several joined by '+' (e.g. {BREAK}+{DT_SPREAD}), not {rule!r}"
+            f"SPARK_GATE_RULE must be {BREAK}, {PROFILE}, {DT_SPREAD}, {CONFIRMED} or a feature "
+            f"name, or several joined by '+' (e.g. {BREAK}+{DT_SPREAD}), not {rule!r}"
         )
     if sum(p in CONFIRMED_RULES for p in parts) > 1:
         raise SettingsError(
@@ -123,6 +127,15 @@ class DriftStage:
                 detectors.append(Detector(index(part), settings.window, settings.threshold, 250))
         self.detectors = DetectorSet(detectors, within)
         self.breaks = BreakSet(settings.breaks) if BREAK in parts else None
+        self.profiles = None
+        if PROFILE in parts:
+            if not settings.profile:
+                raise SettingsError(
+                    f"SPARK_GATE_RULE {settings.rule!r} has the {PROFILE} part but "
+                    "SPARK_DRIFT_PROFILE names no profile file: build one from earlier days "
+                    "with `spark drift profile`"
+                )
+            self.profiles = ProfileSet(Profile.load(settings.profile))
         self.gates: dict[str, Gate] = {}
         self.concept = AdwinSet(models)  # ADWIN per (symbol slot, model)
 
@@ -143,11 +156,15 @@ class DriftStage:
         self.concept.grow(symbols)
         if self.breaks is not None:
             self.breaks.grow(symbols)
+        if self.profiles is not None:
+            self.profiles.grow(symbols)
 
     def forget(self, slots: np.ndarray, names: list[str]) -> None:
         self.detectors.reset(slots)
         if self.breaks is not None:
             self.breaks.reset(slots)
+        if self.profiles is not None:
+            self.profiles.reset(slots)
         self.concept.reset(slots)
         for name in names:
             self.gates.pop(name, None)
@@ -190,6 +207,21 @@ class DriftStage:
             "ts": ts,
         }
 
+    def _profile_record(self, symbol: str, s: int, ts: int, kind: int, statistic: float) -> dict:
+        p = self.profiles.profile
+        return {
+            "symbol": symbol,
+            "model_id": None,
+            "model_version": None,
+            "detector": PROFILE_KINDS[kind],
+            "feature": "spread_bp" if kind == 0 else "ret_bp",
+            "statistic": float(statistic),
+            "threshold": float(self.profiles.limits[s, kind]) + float(np.log(p.margin)),
+            "window": int(p.hold),
+            "severity": "warning",
+            "ts": ts,
+        }
+
     def step(self, *, symbols, slot, ts, x, valid, events, champion, models, reset=None) -> tuple:
         """Alerts and gates over one batch.
 
@@ -207,6 +239,13 @@ class DriftStage:
             tick, kind, stat, _ = self.breaks.step(slot, x[:, RET], valid, reset)
             for i, k, value in zip(tick.tolist(), kind.tolist(), stat.tolist(), strict=True):
                 alerts[i].append(self._break_record(symbols[slot[i]], int(ts[i]), k, value))
+        if self.profiles is not None:
+            tick, kind, stat, _ = self.profiles.step(
+                symbols, slot, ts, x[:, SPREAD], x[:, RET], valid, reset
+            )
+            for i, k, value in zip(tick.tolist(), kind.tolist(), stat.tolist(), strict=True):
+                s = int(slot[i])
+                alerts[i].append(self._profile_record(symbols[s], s, int(ts[i]), k, value))
         ev_tick, ev_y, ev_p = events
         # each tick's labels, a range of events (they come in tick order)
         labels_at: dict[int, range] = {}
@@ -339,6 +378,8 @@ class DriftStage:
         arrays = {f"drift.{k}": a for k, a in enumerate(self.detectors.state)}
         if self.breaks is not None:
             arrays["drift.breaks"] = self.breaks.state
+        if self.profiles is not None:
+            arrays["drift.profiles"] = self.profiles.state
         arrays.update(self.concept.arrays())
         return {"gates": gates}, arrays, b""
 
@@ -357,6 +398,8 @@ class DriftStage:
         self.detectors.state = tuple(arrays[f"drift.{k}"] for k in range(len(self.detectors.state)))
         if self.breaks is not None:
             self.breaks.restore(arrays.get("drift.breaks"), self.detectors.symbols)
+        if self.profiles is not None:
+            self.profiles.restore(arrays.get("drift.profiles"), self.detectors.symbols)
         self.gates = {}
         for symbol, fields_ in meta["gates"].items():
             gate = Gate(symbol)

@@ -1,0 +1,401 @@
+"""Profile detectors per symbol: the spread and the move size against what the instrument
+usually shows at that time of day, learnt on earlier days (docs/drift.md, session 27).
+
+Two statistics per symbol, from the features ``spread_bp`` and ``ret_bp``:
+
+* **spread**: a fast EW mean (span 200 ticks) of log(spread / mid);
+* **move**: a fast EW mean (span 20 moves) of log |mid move| (from the first move on).
+
+A **profile** (built by ``build`` from recorded days, one file per day, and saved as JSON by
+``spark drift profile``) holds, per symbol, the median of each statistic per 30-minute
+bucket of the UTC day over those days, and a limit per statistic: the largest *held*
+residual on each of those days scored against a profile of the other days (leave one day
+out). Live, per tick: residual = statistic − the profile of the tick's bucket; minus its
+own slow EW mean (span ``slow`` ticks: the day's offset; 0: none); a statistic alarms when
+its residual has stayed above limit + log(margin) for ``hold`` ticks in a row (a switch
+persists, a spike does not); once per excursion, re-armed when it falls back. Nothing in
+the first ``warm`` ticks of a symbol, nothing for a symbol or a bucket the profile lacks.
+
+Chosen by `bench/drift_profile_rule.py` on train streams: hold 1,000, slow 10,000, margin 1.
+The readable definition is ``tests/oracles.ProfileDetector``; a test compares them alarm by
+alarm on real ticks across batch boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from spark.errors import SparkError
+
+BUCKET_US = 1_800 * 10**6
+DAY_US = 86_400 * 10**6
+N_BUCKETS = DAY_US // BUCKET_US
+SPREAD_SPAN, MOVE_SPAN = 200, 20
+HOLD, SLOW, MARGIN, WARM = 1_000, 10_000, 1.0, 5_000  # the protocol's choice
+KINDS = ("profile_spread", "profile_move")  # the alerts' detector names, by statistic
+FORMAT = 1
+# per-symbol state (doubles): the two statistics, the move count, the slow means of the two
+# residuals (NaN: none yet), the runs above the limit, fired flags, ticks seen
+FAST_S, FAST_M, MOVES, SLOW_S, SLOW_M, RUN_S, RUN_M, FIRED_S, FIRED_M, SEEN = range(10)
+N_STATE = 10
+
+
+class ProfileError(SparkError):
+    """A profile file that cannot be used."""
+
+
+@njit(cache=True)
+def _log_spread(spread_bp: float) -> float:
+    return math.log(max(spread_bp * 1e-4, 1e-7))
+
+
+@njit(cache=True)
+def _fresh(st) -> None:
+    st[FAST_S] = 0.0
+    st[FAST_M] = 0.0
+    st[MOVES] = 0.0
+    st[SLOW_S] = np.nan
+    st[SLOW_M] = np.nan
+    st[RUN_S] = 0.0
+    st[RUN_M] = 0.0
+    st[FIRED_S] = 0.0
+    st[FIRED_M] = 0.0
+    st[SEEN] = 0.0
+
+
+@njit(cache=True)
+def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, out_stat,
+        out_tick, out_kind, out_value) -> int:  # fmt: skip
+    """Step each valid tick's symbol. ``profile[s, bucket, j]`` and ``limit[s, j]`` (NaN:
+    none); ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of
+    alarms written to ``out_*``."""
+    hold, slow, margin, warm = config[0], config[1], config[2], config[3]
+    a_s, a_m = 2.0 / (SPREAD_SPAN + 1.0), 2.0 / (MOVE_SPAN + 1.0)
+    a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
+    extra = math.log(margin)
+    alarms = 0
+    for i in range(slot.shape[0]):
+        s = slot[i]
+        st = state[s]
+        if reset[i]:
+            _fresh(st)
+        out_stat[i, 0] = np.nan
+        out_stat[i, 1] = np.nan
+        if not valid[i]:
+            continue
+        x = _log_spread(spread_bp[i])
+        st[FAST_S] = x if st[SEEN] == 0 else st[FAST_S] + a_s * (x - st[FAST_S])
+        a = abs(ret_bp[i]) * 1e-4 if st[SEEN] > 0 and math.isfinite(ret_bp[i]) else 0.0
+        if a > 0:
+            la = math.log(a)
+            st[FAST_M] = la if st[MOVES] == 0 else st[FAST_M] + a_m * (la - st[FAST_M])
+            st[MOVES] += 1.0
+        st[SEEN] += 1.0
+        bucket = (ts[i] % DAY_US) // BUCKET_US
+        for j in range(2):
+            value = st[FAST_S] if j == 0 else (st[FAST_M] if st[MOVES] > 0 else np.nan)
+            r = value - profile[s, bucket, j]
+            if math.isnan(r):
+                st[RUN_S + j] = 0.0
+                st[FIRED_S + j] = 0.0
+                continue
+            if slow > 0:
+                if math.isnan(st[SLOW_S + j]):
+                    st[SLOW_S + j] = r
+                dev = r - st[SLOW_S + j]
+                st[SLOW_S + j] += a_slow * (r - st[SLOW_S + j])
+                r = dev
+            out_stat[i, j] = r
+            if r > limit[s, j] + extra:
+                st[RUN_S + j] += 1.0
+            else:
+                st[RUN_S + j] = 0.0
+                st[FIRED_S + j] = 0.0
+            if st[RUN_S + j] >= hold and st[SEEN] > warm and st[FIRED_S + j] == 0.0:
+                out_tick[alarms], out_kind[alarms], out_value[alarms] = i, j, r
+                alarms += 1
+                st[FIRED_S + j] = 1.0
+    return alarms
+
+
+class Profile:
+    """Per symbol: the bucket medians (N_BUCKETS × 2, NaN: no data) and the two limits; the
+    rule's settings (hold, slow, margin, warm)."""
+
+    def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
+                 margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None):  # fmt: skip
+        self.symbols = symbols
+        self.hold, self.slow, self.margin, self.warm = hold, slow, margin, warm
+        self.days = days or {}
+
+    def config(self) -> np.ndarray:
+        return np.array([self.hold, self.slow, self.margin, self.warm], np.float64)
+
+    def as_dict(self) -> dict:
+        def clean(a):
+            return [None if not math.isfinite(v) else round(float(v), 6) for v in a]
+
+        return {
+            "format": FORMAT,
+            "bucket_s": BUCKET_US // 10**6,
+            "hold": self.hold,
+            "slow": self.slow,
+            "margin": self.margin,
+            "warm": self.warm,
+            "symbols": {
+                name: {
+                    "days": self.days.get(name, []),
+                    "spread": clean(medians[:, 0]),
+                    "move": clean(medians[:, 1]),
+                    "limit": clean(limits),
+                }
+                for name, (medians, limits) in sorted(self.symbols.items())
+            },
+        }
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        try:
+            saved = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ProfileError(
+                f"cannot read the drift profile {path}: {exc.strerror or exc}; build one with "
+                "`spark drift profile`"
+            ) from None
+        except ValueError as exc:
+            raise ProfileError(f"the drift profile {path} is not JSON: {exc}") from None
+        try:
+            if saved.get("format") != FORMAT or saved.get("bucket_s") != BUCKET_US // 10**6:
+                raise ValueError(f"format {saved.get('format')!r}, this version reads {FORMAT}")
+            symbols = {}
+            for name, entry in saved["symbols"].items():
+                medians = np.array(
+                    [
+                        [np.nan if v is None else float(v) for v in entry[k]]
+                        for k in ("spread", "move")
+                    ]  # fmt: skip
+                ).T
+                limits = np.array([np.nan if v is None else float(v) for v in entry["limit"]])
+                if medians.shape != (N_BUCKETS, 2) or limits.shape != (2,):
+                    raise ValueError(f"{name}: {N_BUCKETS} buckets and 2 limits expected")
+                symbols[name] = (medians, limits)
+            return cls(
+                symbols,
+                hold=int(saved["hold"]),
+                slow=float(saved["slow"]),
+                margin=float(saved["margin"]),
+                warm=int(saved["warm"]),
+                days={n: list(e.get("days", [])) for n, e in saved["symbols"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProfileError(f"the drift profile {path} cannot be used: {exc}") from None
+
+
+def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """(ticks, 2): the two statistics over one symbol's day, as the live detector computes
+    them (run through ``run`` with an empty profile)."""
+    n = len(ts)
+    ok = np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0)
+    mid = (bid + ask) / 2
+    with np.errstate(all="ignore"):
+        spread_bp = np.where(ok, (ask - bid) / mid * 1e4, np.nan)
+        ret_bp = np.zeros(n)
+        kept = np.flatnonzero(ok)
+        ret_bp[kept[1:]] = np.log(mid[kept[1:]] / mid[kept[:-1]]) * 1e4
+    profile = np.zeros((1, N_BUCKETS, 2))  # residual = the statistic itself
+    limit = np.full((1, 2), np.inf)
+    state = np.zeros((1, N_STATE))
+    _fresh(state[0])
+    out = np.empty((n, 2))
+    none = np.empty(n, np.int64)
+    run(np.zeros(n, np.int64), ts.astype(np.int64), spread_bp, ret_bp, ok, np.zeros(n, np.bool_),
+        np.array([1e18, 0.0, 1.0, 1e18]), profile, limit, state, out, none, none,
+        np.empty(n))  # fmt: skip
+    return out
+
+
+def medians(days: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(N_BUCKETS, 2): the median of each statistic per bucket over ``days`` ((ts, stats))."""
+    ts = np.concatenate([d[0] for d in days])
+    stats = np.concatenate([d[1] for d in days])
+    bucket = (ts % DAY_US) // BUCKET_US
+    out = np.full((N_BUCKETS, 2), np.nan)
+    for k in np.unique(bucket).tolist():
+        for j in range(2):
+            column = stats[bucket == k, j]
+            column = column[np.isfinite(column)]
+            if len(column):
+                out[k, j] = np.median(column)
+    return out
+
+
+def held_residuals(ts, stats, rows, hold, slow) -> np.ndarray:
+    """(ticks, 2): each tick's residual against ``rows`` (N_BUCKETS × 2 medians), after the
+    slow offset, held: the least of the last ``hold`` (NaN where any is NaN). A statistic
+    alarms where this is above its limit (+ log margin): the value the limits are set by."""
+    bucket = (ts % DAY_US) // BUCKET_US
+    r = stats - rows[bucket]
+    out = np.empty((len(ts), 2))
+    for j in range(2):
+        x = _slow_dev(r[:, j], float(slow)) if slow > 0 else r[:, j].copy()
+        out[:, j] = _least(x, int(hold)) if hold > 1 else x
+    return out
+
+
+def limits(scored: list[tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW, warm=WARM):
+    """The two limits of days ``scored`` ((ts, stats) each): the largest held residual on
+    each day after ``warm`` ticks, against the medians of the *other* days (NaN: none)."""
+    worst = np.full(2, -np.inf)
+    for k, (ts, stats) in enumerate(scored):
+        others = medians([d for j, d in enumerate(scored) if j != k])
+        held = held_residuals(ts, stats, others, hold, slow)[warm:]
+        with np.errstate(all="ignore"):
+            worst = np.fmax(worst, np.nanmax(held, axis=0, initial=-np.inf))
+    worst[~np.isfinite(worst)] = np.nan
+    return worst
+
+
+@njit(cache=True)
+def _slow_dev(x, span):
+    out = np.full(len(x), np.nan)
+    a, m = 2.0 / (span + 1.0), np.nan
+    for t in range(len(x)):
+        v = x[t]
+        if math.isnan(v):
+            continue
+        if math.isnan(m):
+            m = v
+        out[t] = v - m
+        m += a * (v - m)
+    return out
+
+
+@njit(cache=True)
+def _least(x, w):
+    """The least of the last ``w`` values (NaN if any is NaN), by a monotone deque."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    q = np.empty(n, np.int64)
+    head = tail = 0
+    last_nan = -1
+    for t in range(n):
+        v = x[t]
+        if math.isnan(v):
+            last_nan = t
+            head = tail = 0
+        else:
+            while tail > head and x[q[tail - 1]] >= v:
+                tail -= 1
+            q[tail] = t
+            tail += 1
+        while tail > head and q[head] <= t - w:
+            head += 1
+        if t >= w - 1 and last_nan <= t - w and tail > head:
+            out[t] = x[q[head]]
+    return out
+
+
+def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]], hold=HOLD,
+          slow=SLOW, margin=MARGIN, warm=WARM) -> Profile:  # fmt: skip
+    """A profile from recorded days: ``days[symbol]`` = [(date, ts, bid, ask), ...], one
+    entry per day. A symbol needs two days at least (its limits are scored leave one day
+    out); one with fewer is left out."""
+    symbols, kept_days = {}, {}
+    for name, entries in days.items():
+        if len(entries) < 2:
+            continue
+        scored = [(ts, day_stats(ts, bid, ask)) for _, ts, bid, ask in entries]
+        symbols[name] = (medians(scored), limits(scored, hold, slow, warm))
+        kept_days[name] = [d for d, *_ in entries]
+    return Profile(symbols, hold, slow, margin, warm, kept_days)
+
+
+class ProfileSet:
+    """The profile detectors' settings and every symbol's state; a symbol's profile rows are
+    looked up by name when it is first seen."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.config = profile.config()
+        self.state = self._empty(0)
+        self.rows = np.full((0, N_BUCKETS, 2), np.nan)
+        self.limits = np.full((0, 2), np.nan)
+        self.names: list[str | None] = []
+
+    @staticmethod
+    def _empty(symbols: int) -> np.ndarray:
+        state = np.zeros((symbols, N_STATE))
+        for row in state:
+            _fresh(row)
+        return state
+
+    @property
+    def symbols(self) -> int:
+        return self.state.shape[0]
+
+    def grow(self, symbols: int) -> None:
+        if symbols <= self.symbols:
+            return
+        extra = symbols - self.symbols
+        self.state = np.concatenate([self.state, self._empty(extra)])
+        self.rows = np.concatenate([self.rows, np.full((extra, N_BUCKETS, 2), np.nan)])
+        self.limits = np.concatenate([self.limits, np.full((extra, 2), np.nan)])
+        self.names += [None] * extra
+
+    def reset(self, rows: np.ndarray) -> None:
+        for r in np.asarray(rows).tolist():
+            _fresh(self.state[r])
+            self.names[r] = None  # looked up again: the slot may hold another symbol now
+
+    def restore(self, state: np.ndarray | None, symbols: int) -> None:
+        """A checkpoint's state, or (None: a checkpoint from before this rule) every one of
+        ``symbols`` warming up afresh."""
+        self.state = self._empty(symbols) if state is None else state
+        self.rows = np.full((symbols, N_BUCKETS, 2), np.nan)
+        self.limits = np.full((symbols, 2), np.nan)
+        self.names = [None] * symbols
+
+    def _look_up(self, names: list[str], slots: np.ndarray) -> None:
+        for s in np.unique(slots).tolist():
+            if self.names[s] != names[s]:
+                self.names[s] = names[s]
+                found = self.profile.symbols.get(names[s])
+                self.rows[s] = found[0] if found else np.nan
+                self.limits[s] = found[1] if found else np.nan
+
+    def step(self, names, slot, ts, spread_bp, ret_bp, valid, reset=None) -> tuple:
+        """(tick, kind (0 spread, 1 move), residual) of every alarm, and every tick's two
+        residuals (n × 2, NaN: none)."""
+        n = len(slot)
+        if not len(ts) == len(spread_bp) == len(ret_bp) == len(valid) == n:
+            raise ValueError("one slot, ts, spread_bp, ret_bp and valid per tick")
+        self.grow(len(names))
+        self._look_up(names, slot[valid] if n else slot)
+        stats = np.empty((n, 2))
+        tick, kind, value = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
+        reset = np.zeros(n, np.bool_) if reset is None else reset
+        count = run(
+            np.ascontiguousarray(slot, np.int64),
+            np.ascontiguousarray(ts, np.int64),
+            np.ascontiguousarray(spread_bp, np.float64),
+            np.ascontiguousarray(ret_bp, np.float64),
+            np.ascontiguousarray(valid, np.bool_),
+            np.ascontiguousarray(reset, np.bool_),
+            self.config,
+            self.rows,
+            self.limits,
+            self.state,
+            stats,
+            tick,
+            kind,
+            value,
+        )
+        return tick[:count], kind[:count], value[:count], stats

@@ -1,0 +1,193 @@
+"""The profile detectors (spark.drift.profile): the spread and move size against the
+instrument's time-of-day profile of earlier days (docs/drift.md, session 27)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spark.drift.evaluate import one_stream
+from spark.drift.profile import KINDS, Profile, ProfileError, ProfileSet, build, day_stats
+from spark.features.kernel import FEATURE_NAMES
+from spark.pipeline import SignalPipeline
+from spark.research.drift import follow, synthetic
+from spark.research.select import Day, load_day
+from spark.settings import Settings, SettingsError
+
+RET, SPREAD = FEATURE_NAMES.index("ret_bp"), FEATURE_NAMES.index("spread_bp")
+PROFILE_DAYS = ("20140501", "20140502", "20140504", "20140505")
+
+
+def _day(shared_data: Path, date: str):
+    path = shared_data / f"fxcm/eurusd/{date}_quote.zip"
+    return load_day(Day("EURUSD", date, str(path)), 10**12)
+
+
+@pytest.fixture(scope="module")
+def eurusd():
+    """A profile of EURUSD's first four day-files; a stream of its next day: 50,000 ticks,
+    then 20,000 with the volatility x3 (the bench's train stream for EURUSD)."""
+    from tests.conftest import SHARED_DATA as shared_data
+
+    if not shared_data.is_dir():
+        pytest.skip(f"real tick data not found at {shared_data}")
+    days = [_day(shared_data, d) for d in PROFILE_DAYS]
+    entries = [(d, b.ts, b.bid, b.ask) for d, b in zip(PROFILE_DAYS, days, strict=True)]
+    profile = build({"EURUSD": entries})
+    day = _day(shared_data, "20140506")
+    first = day.take(0, 50_000)
+    then = synthetic(day.take(50_000, 70_000), "vol_x3")
+    return profile, one_stream(first, follow(first, then)), 50_000
+
+
+def test_compiled_profile_detectors_equal_the_readable_one(eurusd):
+    """Alarm by alarm and residual by residual, in batches of 777 ticks, with limits low
+    enough that both statistics alarm many times."""
+    from tests.oracles import ProfileDetector
+
+    profile, stream, _ = eurusd
+    result = SignalPipeline(Settings(gate=False).with_models(model="logreg")).step(stream)
+    ts = result.batch.ts
+    medians, _ = profile.symbols["EURUSD"]
+    limits = np.array([0.05, 0.05])
+    tight = Profile({"EURUSD": (medians, limits)}, hold=300, slow=5_000, margin=1.1, warm=2_000)
+    readable = ProfileDetector(
+        [None if np.isnan(row).any() else tuple(row) for row in medians],
+        tuple(limits), hold=300, slow=5_000, margin=1.1, warm=2_000,
+    )  # fmt: skip
+    expected, residuals = [], np.full((len(ts), 2), np.nan)
+    for i in np.flatnonzero(result.valid).tolist():
+        for name in readable.update(int(ts[i]), float(result.features[i, SPREAD]),
+                                    float(result.features[i, RET])):  # fmt: skip
+            expected.append((i, name))
+        residuals[i] = [np.nan if r is None else r for r in readable.residuals]
+    compiled = ProfileSet(tight)
+    got, stats = [], np.empty((len(ts), 2))
+    for lo in range(0, len(ts), 777):
+        hi = min(lo + 777, len(ts))
+        tick, kind, _, part = compiled.step(
+            ["EURUSD"], np.zeros(hi - lo, np.int64), ts[lo:hi],
+            result.features[lo:hi, SPREAD], result.features[lo:hi, RET], result.valid[lo:hi],
+        )  # fmt: skip
+        names = [("spread", "move")[k] for k in kind.tolist()]
+        got += [(lo + t, name) for t, name in zip(tick.tolist(), names, strict=True)]
+        stats[lo:hi] = part
+    assert len({k for _, k in expected}) == 2 and len(expected) > 4
+    assert got == expected
+    assert np.allclose(stats, residuals, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_the_profile_part_closes_the_gate_on_a_volatility_x3(eurusd, tmp_path):
+    """The shipped settings on the bench's EURUSD train stream: no warning before the
+    switch, a profile alarm on the move size within 2,000 ticks of it, and the gate shut."""
+    profile, stream, switch = eurusd
+    path = tmp_path / "profile.json"
+    profile.save(path)
+    env = {"SPARK_GATE_RULE": "profile", "SPARK_DRIFT_PROFILE": str(path)}
+    settings = replace(Settings.from_env(env).with_models(model="logreg"), trading=False)
+    result = SignalPipeline(settings).step(stream)
+    at = result.kept if result.kept is not None else np.arange(len(stream))
+    warnings = [(int(at[i]), a) for i, a in result.alerts if a["severity"] == "warning"]
+    assert warnings, "no alarm"
+    first, alert = warnings[0]
+    assert switch < first <= switch + 2_000
+    assert alert["detector"] in KINDS and alert["statistic"] > alert["threshold"]
+    assert alert["window"] == profile.hold
+    assert [g["state"] for _, g in result.gates][0] == "closed"
+
+
+def test_a_profile_saves_loads_and_says_what_is_wrong(eurusd, tmp_path, shared_data):
+    profile, *_ = eurusd
+    medians, limits = profile.symbols["EURUSD"]
+    assert np.isfinite(limits).all() and np.isfinite(medians).sum() > 40
+    path = tmp_path / "p.json"
+    profile.save(path)
+    again = Profile.load(path)
+    assert again.days == {"EURUSD": list(PROFILE_DAYS)}
+    assert np.allclose(again.symbols["EURUSD"][0], medians, atol=1e-6, equal_nan=True)
+    assert (again.hold, again.slow, again.margin, again.warm) == (1_000, 10_000, 1.0, 5_000)
+    # a symbol with one day has no out-of-sample limit: it is left out
+    one = _day(shared_data, "20140501")
+    assert build({"X": [("d", one.ts, one.bid, one.ask)]}).symbols == {}
+    with pytest.raises(ProfileError, match="spark drift profile"):
+        Profile.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text('{"format": 99}')
+    with pytest.raises(ProfileError, match="format"):
+        Profile.load(tmp_path / "bad.json")
+    with pytest.raises(SettingsError, match="SPARK_DRIFT_PROFILE"):
+        from spark.drift.stage import DriftStage
+
+        DriftStage(Settings.from_env({"SPARK_GATE_RULE": "break+profile"}).drift)
+
+
+def test_day_statistics_are_the_fast_means_of_log_spread_and_log_move():
+    n = 500
+    bid = np.full(n, 1.0)
+    ask = np.full(n, 1.0002)
+    bid[250:] += 0.0001  # one move of the mid, at tick 250
+    ask[250:] += 0.0001
+    ts = np.arange(n, dtype=np.int64) * 1_000_000
+    stats = day_stats(ts, bid, ask)
+    assert stats[0, 0] == pytest.approx(math.log(0.0002 / 1.0001))
+    assert np.isnan(stats[:250, 1]).all()
+    assert stats[250, 1] == pytest.approx(math.log(abs(math.log(1.0002 / 1.0001))))
+    assert stats[-1, 1] == stats[250, 1]  # no move since
+
+
+def test_a_checkpoint_carries_the_profile_detectors_on(eurusd, tmp_path):
+    from spark.stream import checkpoint
+
+    profile, stream, switch = eurusd
+    path = tmp_path / "profile.json"
+    profile.save(path)
+    env = {"SPARK_GATE_RULE": "break+profile", "SPARK_DRIFT_PROFILE": str(path)}
+    settings = replace(Settings.from_env(env).with_models(model="logreg"), trading=False)
+    key = b"k" * 32
+    cut = switch + 500  # within the run that raises the alarm
+    original = SignalPipeline(settings)
+    original.step(stream.take(0, cut))
+    restored, _ = checkpoint.decode(checkpoint.encode(original, 0, cut - 1, key), key, 0)
+    rest = stream.take(cut, len(stream))
+    a, b = original.step(rest), restored.step(rest)
+    kinds = [(i, x["detector"]) for i, x in a.alerts if x["detector"] in KINDS]
+    assert kinds and kinds == [(i, x["detector"]) for i, x in b.alerts if x["detector"] in KINDS]
+
+
+def test_spark_drift_profile_writes_what_a_worker_loads(tmp_path):
+    """Two IBM days in the regular session: a profile with the 13 buckets of 09:30-16:00 and
+    finite limits, which the gate rule's profile part loads; one day alone is refused with
+    the reason, a malformed session too."""
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+    from spark.drift.stage import DriftStage
+    from tests.conftest import SHARED_DATA
+
+    days = [SHARED_DATA / f"equity/ibm/2013100{d}_quote.zip" for d in (7, 8)]
+    if not all(d.exists() for d in days):
+        pytest.skip("real tick data not found")
+    out = tmp_path / "profiles" / "ibm.json"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["drift", "profile", "--data", *map(str, days), "--session",
+                               "09:30-16:00", "--out", str(out), "--json"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    report = json.loads(made.output)
+    ibm = report["symbols"]["IBM"]
+    assert ibm["days"] == ["2013-10-07", "2013-10-08"] and report["left_out"] == []
+    assert sum(v is not None for v in ibm["spread"]) == 13  # 13:30-20:00 UTC
+    assert all(v is not None for v in ibm["limit"])
+    env = {"SPARK_GATE_RULE": "break+dt_spread+profile", "SPARK_DRIFT_PROFILE": str(out)}
+    stage = DriftStage(Settings.from_env(env).drift)
+    assert set(stage.profiles.profile.symbols) == {"IBM"}
+    alone = runner.invoke(cli, ["drift", "profile", "--data", str(days[0]), "--out",
+                                str(tmp_path / "x.json")])  # fmt: skip
+    assert alone.exit_code == 1 and "no instrument has two days" in alone.output
+    assert "IBM" in alone.output and "left out" in alone.output
+    bad = runner.invoke(cli, ["drift", "profile", "--data", str(days[0]), "--session", "9-x",
+                              "--out", str(tmp_path / "y.json")])  # fmt: skip
+    assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
