@@ -29,7 +29,8 @@ SPARK_GATE_RULE                break (a jump of the mid, a frozen quote),       
                                SPARK_DRIFT_PROFILE), a feature name (one PSI
                                on it), or several joined by +: docs/drift.md
 SPARK_DRIFT_PROFILE            a time-of-day profile file of earlier days       (none)
-                               (`spark drift profile`) for the profile part
+                               (`spark drift profile`); without SPARK_GATE_RULE
+                               the rule is then break+dt_spread+profile
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
@@ -313,10 +314,15 @@ class Settings:
         concept = env.get("SPARK_GATE_CONCEPT", "off").strip().lower()
         if concept not in ("on", "off"):
             raise SettingsError(f"SPARK_GATE_CONCEPT must be on or off, not {concept!r}")
+        # a profile given and no rule named: the default rule with its profile part
+        profile = env.get("SPARK_DRIFT_PROFILE", "").strip()
+        gate_rule = env.get("SPARK_GATE_RULE", "").strip() or (
+            f"{GATE_RULE}+{PROFILE}" if profile else GATE_RULE
+        )
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
-            rule=env.get("SPARK_GATE_RULE", GATE_RULE).strip() or GATE_RULE,
-            profile=env.get("SPARK_DRIFT_PROFILE", "").strip(),
+            rule=gate_rule,
+            profile=profile,
             concept_gates=concept == "on",
             window=read.whole("SPARK_DRIFT_WINDOW", 5_000),
             threshold=read.number("SPARK_DRIFT_THRESHOLD", 4.0),

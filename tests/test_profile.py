@@ -181,7 +181,8 @@ def test_spark_drift_profile_writes_what_a_worker_loads(tmp_path):
     assert ibm["days"] == ["2013-10-07", "2013-10-08"] and report["left_out"] == []
     assert sum(v is not None for v in ibm["spread"]) == 13  # 13:30-20:00 UTC
     assert all(v is not None for v in ibm["limit"])
-    env = {"SPARK_GATE_RULE": "break+dt_spread+profile", "SPARK_DRIFT_PROFILE": str(out)}
+    env = {"SPARK_DRIFT_PROFILE": str(out)}  # a profile and no rule: the default + profile
+    assert Settings.from_env(env).drift.rule == "break+dt_spread+profile"
     stage = DriftStage(Settings.from_env(env).drift)
     assert set(stage.profiles.profile.symbols) == {"IBM"}
     alone = runner.invoke(cli, ["drift", "profile", "--data", str(days[0]), "--out",
