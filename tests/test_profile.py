@@ -192,3 +192,23 @@ def test_spark_drift_profile_writes_what_a_worker_loads(tmp_path):
     bad = runner.invoke(cli, ["drift", "profile", "--data", str(days[0]), "--session", "9-x",
                               "--out", str(tmp_path / "y.json")])  # fmt: skip
     assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
+
+
+def test_spark_drift_eval_measures_the_profile_part_when_given_one(eurusd, tmp_path):
+    from spark.drift.evaluate import drift_eval
+
+    profile, stream, switch = eurusd
+    path = tmp_path / "profile.json"
+    profile.save(path)
+    first, then = stream.take(0, switch), stream.take(switch, len(stream))
+    with_profile = Settings.from_env({"SPARK_DRIFT_PROFILE": str(path)}).with_models(model="logreg")
+    result = drift_eval(first, then, with_profile, detectors=["gate", "profile", "break"])
+    gate, part = result["detectors"]["gate"], result["detectors"]["profile"]
+    assert gate["watches"] == "break+dt_spread+profile"
+    assert part["false_alarms"] == 0 and 0 < part["delay_ticks"] <= 2_000
+    assert gate["delay_ticks"] <= part["delay_ticks"] and gate["false_alarms"] == 0
+    plain = drift_eval(first, then, Settings().with_models(model="logreg"))
+    assert "profile" not in plain["detectors"]
+    assert plain["detectors"]["gate"]["delay_ticks"] is None  # the default misses this one
+    with pytest.raises(ValueError, match="SPARK_DRIFT_PROFILE"):
+        drift_eval(first, then, Settings().with_models(model="logreg"), detectors=["profile"])

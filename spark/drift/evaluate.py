@@ -10,7 +10,8 @@ it.
 
 Detectors, as the pipeline runs them (``spark.drift.stage``): ``gate`` (the settings' gate
 rule, ``SPARK_GATE_RULE``: whichever of its parts alarms first), ``break`` (the jump and
-frozen detectors), ``psi_confirmed`` (the confirmed rule named in
+frozen detectors), ``profile`` (the time-of-day profile detectors, with a profile in
+``SPARK_DRIFT_PROFILE``), ``psi_confirmed`` (the confirmed rule named in
 ``SPARK_GATE_RULE``, else ``dt_spread``),
 ``psi_spread`` and ``psi_vol`` (the informational PSIs on those features,
 window ``SPARK_DRIFT_WINDOW``, threshold ``SPARK_DRIFT_THRESHOLD``) and ``adwin`` (the
@@ -25,12 +26,13 @@ import numpy as np
 
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import OfflineRun
-from spark.settings import BREAK, CONFIRMED_RULES, DT_SPREAD, Settings
+from spark.settings import BREAK, CONFIRMED_RULES, DT_SPREAD, PROFILE, Settings
 
 # name -> what identifies its alerts: (detector names, feature)
 DETECTORS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "gate": ((), None),  # the settings' gate rule, whichever of its parts alarms (drift_eval)
     "break": (("jump", "frozen"), "ret_bp"),
+    "profile": (("profile_spread", "profile_move"), None),  # with SPARK_DRIFT_PROFILE only
     "psi_confirmed": (("psi_confirmed",), None),  # the confirmed rule, whichever it is
     "psi_spread": (("psi",), "spread_bp"),
     "psi_vol": (("psi",), "vol_bp"),
@@ -50,10 +52,16 @@ def one_stream(first: TickBatch, then: TickBatch) -> TickBatch:
 def drift_eval(
     first: TickBatch, then: TickBatch, settings: Settings, detectors: list[str] | None = None
 ) -> dict:
-    names = detectors or list(DETECTORS)
+    profiled = bool(settings.drift.profile)
+    names = detectors or [n for n in DETECTORS if profiled or n != "profile"]
     unknown = set(names) - set(DETECTORS)
     if unknown:
         raise ValueError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+    if "profile" in names and not profiled:
+        raise ValueError(
+            "the profile detector needs a profile of earlier days: build one with `spark drift "
+            "profile` and set SPARK_DRIFT_PROFILE"
+        )
     from spark.drift.stage import CONFIRMED_GROUPS, rule_parts
 
     settings_rule = settings.drift.rule
@@ -64,7 +72,7 @@ def drift_eval(
         drift=replace(
             settings.drift,
             watch=("spread_bp", "vol_bp"),
-            rule=f"{BREAK}+{confirmed}",  # both measured, whichever gates
+            rule=f"{BREAK}+{confirmed}" + (f"+{PROFILE}" if profiled else ""),  # all measured
             concept_gates=False,
         ),
         gate=True,
@@ -77,6 +85,8 @@ def drift_eval(
     gating = ("jump", "frozen") if BREAK in parts else ()
     if any(p in CONFIRMED_RULES for p in parts):
         gating += ("psi_confirmed",)
+    if PROFILE in parts:
+        gating += DETECTORS["profile"][0]
     # name -> (its alerts' detector names, feature); the gate row: whatever the rule gates on
     matchers = {n: (gating, None) if n == "gate" else DETECTORS[n] for n in names}
     alarms: dict[str, list[tuple[int, int]]] = {n: [] for n in names}
@@ -92,7 +102,11 @@ def drift_eval(
         first_after = after[0] if after else None
         out["detectors"][name] = {
             "watches": DETECTORS[name][1]
-            or {"psi_confirmed": rule_features, "gate": settings_rule}.get(name, "error"),
+            or {
+                "psi_confirmed": rule_features,
+                "gate": settings_rule,
+                "profile": "spread_bp&ret_bp",
+            }.get(name, "error"),
             "delay_ticks": None if first_after is None else first_after[0] + 1 - switch,
             "delay_s": None if first_after is None else (first_after[1] - switch_ts) / 1e6,
             "false_alarms": len(before),
