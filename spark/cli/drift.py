@@ -33,7 +33,8 @@ def drift() -> None:
     "--detector",
     "detectors",
     multiple=True,
-    help="Detectors to run (repeat; default: all). See docs/drift.md.",
+    help="Detectors to run (repeat; default: all): gate, break, profile (with "
+    "SPARK_DRIFT_PROFILE), psi_confirmed, psi_spread, psi_vol, adwin. See docs/drift.md.",
 )
 @click.option(
     "--json",
