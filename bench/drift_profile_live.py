@@ -29,8 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.drift_profile_rule import AFTER, BEFORE, days_by_instrument, stream_roles  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-WITHIN, BEFORE, AFTER = 2_000, 50_000, 20_000
+WITHIN = 2_000
 RULES = ("break+dt_spread", "break+dt_spread+profile")
 
 
@@ -71,19 +73,13 @@ def main(argv=None) -> int:
 
     from spark.drift.profile import build
     from spark.research.drift import streams
-    from spark.research.select import find_days, load_day
+    from spark.research.select import load_day
 
     started = time.perf_counter()
     root = Path(args.data)
-    by: dict[str, list] = {}
-    for d in find_days(root):
-        by.setdefault(d.instrument, []).append(d)
+    by = days_by_instrument(root)
     loaded = {n: [load_day(d, 10**12) for d in days] for n, days in by.items()}
-    first_full = {
-        n: next(k for k in range(2, len(w)) if len(w[k]) >= BEFORE + AFTER)
-        for n, w in loaded.items()
-    }
-    roles = {"train": first_full, "test": {n: len(w) - 1 for n, w in loaded.items()}}
+    roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
     tmp = Path(tempfile.mkdtemp(prefix="spark-profile-"))
     tasks = []
     for role, at in roles.items():

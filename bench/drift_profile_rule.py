@@ -69,6 +69,29 @@ def limits(days, hold, slow):
     return shipped(days, hold, slow, WARM)
 
 
+def days_by_instrument(root: Path) -> dict[str, list]:
+    """Each instrument's day-files under ``root``, in date order."""
+    from spark.research.select import find_days
+
+    by: dict[str, list] = {}
+    for d in find_days(root):
+        by.setdefault(d.instrument, []).append(d)
+    return by
+
+
+def stream_roles(lengths: dict[str, list[int]]) -> dict[str, dict[str, int]]:
+    """Per role, each instrument's stream day (an index into its days; the profile is made
+    of the days before it): train, its first day-file after its second with BEFORE + AFTER
+    ticks; test, its last. ``lengths``: ticks of each instrument's days."""
+    return {
+        "train": {
+            n: next(k for k in range(2, len(w)) if w[k] >= BEFORE + AFTER)
+            for n, w in lengths.items()
+        },
+        "test": {n: len(w) - 1 for n, w in lengths.items()},
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
@@ -76,23 +99,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from spark.drift.profile import day_stats, held_residuals, medians
     from spark.research.drift import LEVEL, _stream, streams
-    from spark.research.select import find_days, load_day
+    from spark.research.select import load_day
 
     started = time.perf_counter()
     root = Path(args.data)
-    by: dict[str, list] = {}
-    for d in find_days(root):
-        by.setdefault(d.instrument, []).append(d)
+    by = days_by_instrument(root)
     whole = {
         name: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in (load_day(d, 10**12) for d in days)]
         for name, days in by.items()
     }
-    # per role and instrument, the index of the streams' day; the profile from the days before
-    first_full = {
-        n: next(k for k in range(2, len(w)) if len(w[k][0]) >= BEFORE + AFTER)
-        for n, w in whole.items()
-    }
-    roles = {"train": first_full, "test": {n: len(w) - 1 for n, w in whole.items()}}
+    roles = stream_roles({n: [len(d[0]) for d in w] for n, w in whole.items()})
     report: dict = {"settings": [], "roles": {}}
     cached: dict = {}
     for role, at in roles.items():
