@@ -237,28 +237,36 @@ def medians(days: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return out
 
 
-def held_residuals(ts, stats, rows, hold, slow) -> np.ndarray:
+def held_residuals(ts, stats, rows, hold, slow, low=False) -> np.ndarray:
     """(ticks, 2): each tick's residual against ``rows`` (N_BUCKETS × 2 medians), after the
     slow offset, held: the least of the last ``hold`` (NaN where any is NaN). A statistic
-    alarms where this is above its limit (+ log margin): the value the limits are set by."""
+    alarms where this is above its limit (+ log margin): the value the limits are set by.
+    ``low``: the greatest of the last ``hold`` instead, for a fall below a lower limit."""
     bucket = (ts % DAY_US) // BUCKET_US
     r = stats - rows[bucket]
     out = np.empty((len(ts), 2))
     for j in range(2):
         x = _slow_dev(r[:, j], float(slow)) if slow > 0 else r[:, j].copy()
-        out[:, j] = _least(x, int(hold)) if hold > 1 else x
+        if hold > 1:
+            x = -_least(-x, int(hold)) if low else _least(x, int(hold))
+        out[:, j] = x
     return out
 
 
-def limits(scored: list[tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW, warm=WARM):
+def limits(scored: list[tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW, warm=WARM,
+           low=False):  # fmt: skip
     """The two limits of days ``scored`` ((ts, stats) each): the largest held residual on
-    each day after ``warm`` ticks, against the medians of the *other* days (NaN: none)."""
-    worst = np.full(2, -np.inf)
+    each day after ``warm`` ticks, against the medians of the *other* days (NaN: none);
+    ``low``: the lowest (``held_residuals``' low form)."""
+    worst = np.full(2, np.inf if low else -np.inf)
     for k, (ts, stats) in enumerate(scored):
         others = medians([d for j, d in enumerate(scored) if j != k])
-        held = held_residuals(ts, stats, others, hold, slow)[warm:]
+        held = held_residuals(ts, stats, others, hold, slow, low)[warm:]
         with np.errstate(all="ignore"):
-            worst = np.fmax(worst, np.nanmax(held, axis=0, initial=-np.inf))
+            if low:
+                worst = np.fmin(worst, np.nanmin(held, axis=0, initial=np.inf))
+            else:
+                worst = np.fmax(worst, np.nanmax(held, axis=0, initial=-np.inf))
     worst[~np.isfinite(worst)] = np.nan
     return worst
 
