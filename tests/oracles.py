@@ -787,17 +787,21 @@ def passive_round_trips(
 class ProfileDetector:
     """The spread and move size against a time-of-day profile, one symbol
     (spark.drift.profile is its compiled form): fed each tick's UTC time (µs), ``spread_bp``
-    and ``ret_bp``, returns the statistics that alarm ("spread", "move").
+    and ``ret_bp``, returns the alarms raised: "spread_up", "move_up" (above the upper
+    limit), "spread_down", "move_down" (below the lower one).
 
     ``profile``: per 30-minute bucket of the UTC day, (spread median, move median) or None;
-    ``limits``: (spread, move).
+    ``limits``: (upper spread, upper move, lower spread, lower move), None for none.
 
     >>> flat = [(math.log(2e-4), math.log(1e-4))] * 48
-    >>> d = ProfileDetector(flat, (0.015, 0.1), hold=2, slow=0, margin=1.0, warm=5)
+    >>> d = ProfileDetector(flat, (0.015, 0.1, -0.015, None), hold=2, slow=0, margin=1.0,
+    ...                     warm=5)
     >>> [d.update(k, 2.0, 1.0 if k % 2 else -1.0) for k in range(10)].count([])
     10
     >>> [d.update(10 + k, 6.0, 1.0) for k in range(4)]  # the spread x3: its fast mean rises
-    [[], [], ['spread'], []]
+    [[], [], ['spread_up'], []]
+    >>> [d.update(14 + k, 0.5, 1.0) for k in range(30)].index(['spread_down'])  # then narrow
+    5
     """
 
     profile: list
@@ -811,9 +815,11 @@ class ProfileDetector:
     moves: int = 0
     seen: int = 0
     slow_mean: list = field(default_factory=lambda: [None, None])
-    runs: list = field(default_factory=lambda: [0, 0])
-    fired: list = field(default_factory=lambda: [False, False])
+    runs: list = field(default_factory=lambda: [0, 0, 0, 0])
+    fired: list = field(default_factory=lambda: [False] * 4)
     residuals: list = field(default_factory=lambda: [None, None])
+
+    NAMES = ("spread_up", "move_up", "spread_down", "move_down")
 
     def update(self, ts_us: int, spread_bp: float, ret_bp: float) -> list[str]:
         x = math.log(max(spread_bp * 1e-4, 1e-7))
@@ -830,11 +836,12 @@ class ProfileDetector:
         self.seen += 1
         base = self.profile[(ts_us % 86_400_000_000) // 1_800_000_000]
         alarms = []
-        for j, name in enumerate(("spread", "move")):
+        for j in range(2):
             value = self.fast_spread if j == 0 else (self.fast_move if self.moves else None)
             self.residuals[j] = None
-            if value is None or base is None or base[j] is None or self.limits[j] is None:
-                self.runs[j], self.fired[j] = 0, False
+            if value is None or base is None or base[j] is None:
+                for k in (j, j + 2):
+                    self.runs[k], self.fired[k] = 0, False
                 continue
             r = value - base[j]
             if self.slow > 0:
@@ -845,11 +852,19 @@ class ProfileDetector:
                     self.slow_mean[j] + 2 / (self.slow + 1) * (r - self.slow_mean[j]),
                 )
             self.residuals[j] = r
-            if r > self.limits[j] + math.log(self.margin):
-                self.runs[j] += 1
-            else:
-                self.runs[j], self.fired[j] = 0, False
-            if self.runs[j] >= self.hold and self.seen > self.warm and not self.fired[j]:
-                self.fired[j] = True
-                alarms.append(name)
+            for k in (j, j + 2):
+                limit = self.limits[k]
+                if limit is None:
+                    beyond = False
+                elif k < 2:
+                    beyond = r > limit + math.log(self.margin)
+                else:
+                    beyond = r < limit - math.log(self.margin)
+                if beyond:
+                    self.runs[k] += 1
+                else:
+                    self.runs[k], self.fired[k] = 0, False
+                if self.runs[k] >= self.hold and self.seen > self.warm and not self.fired[k]:
+                    self.fired[k] = True
+                    alarms.append(self.NAMES[k])
         return alarms

@@ -12,53 +12,68 @@ import numpy as np
 import pytest
 
 from spark.drift.evaluate import one_stream
-from spark.drift.profile import KINDS, Profile, ProfileError, ProfileSet, build, day_stats
+from spark.drift.profile import (
+    KINDS,
+    Profile,
+    ProfileError,
+    ProfileSet,
+    build,
+    day_stats,
+    held_residuals,
+)
 from spark.features.kernel import FEATURE_NAMES
 from spark.pipeline import SignalPipeline
-from spark.research.drift import follow, synthetic
+from spark.research.drift import follow, same_level
 from spark.research.select import Day, load_day
 from spark.settings import Settings, SettingsError
 
 RET, SPREAD = FEATURE_NAMES.index("ret_bp"), FEATURE_NAMES.index("spread_bp")
-PROFILE_DAYS = ("20140501", "20140502", "20140504", "20140505")
 
 
-def _day(shared_data: Path, date: str):
-    path = shared_data / f"fxcm/eurusd/{date}_quote.zip"
-    return load_day(Day("EURUSD", date, str(path)), 10**12)
+def _day(shared_data: Path, pair: str, date: str, ticks: int = 10**12):
+    path = shared_data / f"fxcm/{pair.lower()}/{date}_quote.zip"
+    return load_day(Day(pair, date, str(path)), ticks)
 
 
 @pytest.fixture(scope="module")
-def eurusd():
-    """A profile of EURUSD's first four day-files; a stream of its next day: 50,000 ticks,
-    then 20,000 with the volatility x3 (the bench's train stream for EURUSD)."""
+def nzdusd():
+    """A profile of NZDUSD's day-files before its last (2014-05-15); a stream of that day:
+    50,000 ticks, then 20,000 of EURUSD's last day at NZDUSD's price level (a test stream of
+    the bench, caught 1,397 ticks in by a fall of the spread)."""
     from tests.conftest import SHARED_DATA as shared_data
 
     if not shared_data.is_dir():
         pytest.skip(f"real tick data not found at {shared_data}")
-    days = [_day(shared_data, d) for d in PROFILE_DAYS]
-    entries = [(d, b.ts, b.bid, b.ask) for d, b in zip(PROFILE_DAYS, days, strict=True)]
-    profile = build({"EURUSD": entries})
-    day = _day(shared_data, "20140506")
-    first = day.take(0, 50_000)
-    then = synthetic(day.take(50_000, 70_000), "vol_x3")
-    return profile, one_stream(first, follow(first, then)), 50_000
+    dates = sorted(p.name[:8] for p in (shared_data / "fxcm/nzdusd").glob("*_quote.zip"))
+    entries = []
+    for date in dates[:-1]:
+        b = _day(shared_data, "NZDUSD", date)
+        entries.append((date, b.ts, b.bid, b.ask))
+    profile = build({"NZDUSD": entries})
+    first = _day(shared_data, "NZDUSD", dates[-1], 50_000)
+    then = _day(shared_data, "EURUSD", dates[-1], 20_000)
+    stream = same_level(one_stream(first, follow(first, then)), 50_000)
+    return profile, stream, 50_000, [d for d, *_ in entries]
 
 
-def test_compiled_profile_detectors_equal_the_readable_one(eurusd):
-    """Alarm by alarm and residual by residual, in batches of 777 ticks, with limits low
-    enough that both statistics alarm many times."""
+def test_compiled_profile_detectors_equal_the_readable_one(nzdusd):
+    """Alarm by alarm and residual by residual, in batches of 777 ticks, with limits close
+    enough that both statistics alarm many times, on both sides."""
     from tests.oracles import ProfileDetector
 
-    profile, stream, _ = eurusd
+    profile, stream, _, _ = nzdusd
     result = SignalPipeline(Settings(gate=False).with_models(model="logreg")).step(stream)
     ts = result.batch.ts
-    medians, _ = profile.symbols["EURUSD"]
-    limits = np.array([0.05, 0.05])
-    tight = Profile({"EURUSD": (medians, limits)}, hold=300, slow=5_000, margin=1.1, warm=2_000)
+    medians, _ = profile.symbols["NZDUSD"]
+    # limits inside the stream's own residuals (the 20th and 80th percentiles): many alarms
+    b = result.batch
+    residuals = held_residuals(ts, day_stats(ts, b.bid, b.ask), medians, 1, 5_000)
+    upper, lower = np.nanpercentile(residuals, [80, 20], axis=0)
+    limits = np.r_[upper, lower]
+    tight = Profile({"NZDUSD": (medians, limits)}, hold=100, slow=5_000, margin=1.1, warm=2_000)
     readable = ProfileDetector(
         [None if np.isnan(row).any() else tuple(row) for row in medians],
-        tuple(limits), hold=300, slow=5_000, margin=1.1, warm=2_000,
+        tuple(limits), hold=100, slow=5_000, margin=1.1, warm=2_000,
     )  # fmt: skip
     expected, residuals = [], np.full((len(ts), 2), np.nan)
     for i in np.flatnonzero(result.valid).tolist():
@@ -71,21 +86,22 @@ def test_compiled_profile_detectors_equal_the_readable_one(eurusd):
     for lo in range(0, len(ts), 777):
         hi = min(lo + 777, len(ts))
         tick, kind, _, part = compiled.step(
-            ["EURUSD"], np.zeros(hi - lo, np.int64), ts[lo:hi],
+            ["NZDUSD"], np.zeros(hi - lo, np.int64), ts[lo:hi],
             result.features[lo:hi, SPREAD], result.features[lo:hi, RET], result.valid[lo:hi],
         )  # fmt: skip
-        names = [("spread", "move")[k] for k in kind.tolist()]
+        names = [ProfileDetector.NAMES[k] for k in kind.tolist()]
         got += [(lo + t, name) for t, name in zip(tick.tolist(), names, strict=True)]
         stats[lo:hi] = part
-    assert len({k for _, k in expected}) == 2 and len(expected) > 4
+    assert len({k for _, k in expected}) == 4 and len(expected) > 8
     assert got == expected
     assert np.allclose(stats, residuals, rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
-def test_the_profile_part_closes_the_gate_on_a_volatility_x3(eurusd, tmp_path):
-    """The shipped settings on the bench's EURUSD train stream: no warning before the
-    switch, a profile alarm on the move size within 2,000 ticks of it, and the gate shut."""
-    profile, stream, switch = eurusd
+def test_the_profile_part_closes_the_gate_on_a_switch_to_a_tighter_instrument(nzdusd, tmp_path):
+    """The shipped settings on a test stream of the bench (NZDUSD, then EURUSD at its price
+    level), which the default rule misses: no warning before the switch, then the spread's
+    fall below its lower limit within 2,000 ticks, and the gate shut."""
+    profile, stream, switch, _ = nzdusd
     path = tmp_path / "profile.json"
     profile.save(path)
     env = {"SPARK_GATE_RULE": "profile", "SPARK_DRIFT_PROFILE": str(path)}
@@ -96,23 +112,26 @@ def test_the_profile_part_closes_the_gate_on_a_volatility_x3(eurusd, tmp_path):
     assert warnings, "no alarm"
     first, alert = warnings[0]
     assert switch < first <= switch + 2_000
-    assert alert["detector"] in KINDS and alert["statistic"] > alert["threshold"]
+    assert alert["detector"] == "profile_spread_down" and alert["feature"] == "spread_bp"
+    assert alert["statistic"] < alert["threshold"] < 0
     assert alert["window"] == profile.hold
     assert [g["state"] for _, g in result.gates][0] == "closed"
 
 
-def test_a_profile_saves_loads_and_says_what_is_wrong(eurusd, tmp_path, shared_data):
-    profile, *_ = eurusd
-    medians, limits = profile.symbols["EURUSD"]
+def test_a_profile_saves_loads_and_says_what_is_wrong(nzdusd, tmp_path, shared_data):
+    profile, *_, dates = nzdusd
+    medians, limits = profile.symbols["NZDUSD"]
     assert np.isfinite(limits).all() and np.isfinite(medians).sum() > 40
     path = tmp_path / "p.json"
     profile.save(path)
     again = Profile.load(path)
-    assert again.days == {"EURUSD": list(PROFILE_DAYS)}
-    assert np.allclose(again.symbols["EURUSD"][0], medians, atol=1e-6, equal_nan=True)
-    assert (again.hold, again.slow, again.margin, again.warm) == (1_000, 10_000, 1.0, 5_000)
+    assert again.days == {"NZDUSD": dates}
+    assert np.allclose(again.symbols["NZDUSD"][0], medians, atol=1e-6, equal_nan=True)
+    assert (again.hold, again.slow, again.margin, again.warm) == (500, 0, 1.5, 5_000)
+    assert np.allclose(again.symbols["NZDUSD"][1], limits, atol=1e-6)
+    assert (limits[:2] > limits[2:]).all()  # each lower limit under its upper one
     # a symbol with one day has no out-of-sample limit: it is left out
-    one = _day(shared_data, "20140501")
+    one = _day(shared_data, "NZDUSD", "20140501")
     assert build({"X": [("d", one.ts, one.bid, one.ask)]}).symbols == {}
     with pytest.raises(ProfileError, match="spark drift profile"):
         Profile.load(tmp_path / "missing.json")
@@ -139,10 +158,10 @@ def test_day_statistics_are_the_fast_means_of_log_spread_and_log_move():
     assert stats[-1, 1] == stats[250, 1]  # no move since
 
 
-def test_a_checkpoint_carries_the_profile_detectors_on(eurusd, tmp_path):
+def test_a_checkpoint_carries_the_profile_detectors_on(nzdusd, tmp_path):
     from spark.stream import checkpoint
 
-    profile, stream, switch = eurusd
+    profile, stream, switch, _ = nzdusd
     path = tmp_path / "profile.json"
     profile.save(path)
     env = {"SPARK_GATE_RULE": "break+profile", "SPARK_DRIFT_PROFILE": str(path)}
@@ -180,7 +199,7 @@ def test_spark_drift_profile_writes_what_a_worker_loads(tmp_path):
     ibm = report["symbols"]["IBM"]
     assert ibm["days"] == ["2013-10-07", "2013-10-08"] and report["left_out"] == []
     assert sum(v is not None for v in ibm["spread"]) == 13  # 13:30-20:00 UTC
-    assert all(v is not None for v in ibm["limit"])
+    assert all(v is not None for v in ibm["upper"] + ibm["lower"])
     env = {"SPARK_DRIFT_PROFILE": str(out)}  # a profile and no rule: the default + profile
     assert Settings.from_env(env).drift.rule == "break+dt_spread+profile"
     stage = DriftStage(Settings.from_env(env).drift)
@@ -194,10 +213,10 @@ def test_spark_drift_profile_writes_what_a_worker_loads(tmp_path):
     assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
 
 
-def test_spark_drift_eval_measures_the_profile_part_when_given_one(eurusd, tmp_path):
+def test_spark_drift_eval_measures_the_profile_part_when_given_one(nzdusd, tmp_path):
     from spark.drift.evaluate import drift_eval
 
-    profile, stream, switch = eurusd
+    profile, stream, switch, _ = nzdusd
     path = tmp_path / "profile.json"
     profile.save(path)
     first, then = stream.take(0, switch), stream.take(switch, len(stream))

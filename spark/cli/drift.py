@@ -150,9 +150,9 @@ def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
     profile part (SPARK_GATE_RULE=break+dt_spread+profile, SPARK_DRIFT_PROFILE=FILE).
 
     Per instrument and 30-minute bucket of the UTC day: the median of the spread and of the
-    move size; per instrument a limit on each, scored leave one day out (docs/drift.md,
-    session 27). An instrument needs two days at least; one with fewer is left out and
-    named."""
+    move size; per instrument a lower and an upper limit on each, scored leave one day out
+    (docs/drift.md, session 27). An instrument needs two days at least; one with fewer is
+    left out and named."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -184,8 +184,9 @@ def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
     click.echo(f"wrote {out}: {len(profile.symbols)} instrument(s)")
     for name, (_, limits) in sorted(profile.symbols.items()):
         click.echo(
-            f"  {name:10} {len(profile.days[name])} days, limits: spread {limits[0]:+.3f}, "
-            f"move {limits[1]:+.3f} (log units over the profile)"
+            f"  {name:10} {len(profile.days[name])} days, limits (log units about the "
+            f"profile): spread {limits[2]:+.3f} .. {limits[0]:+.3f}, "
+            f"move {limits[3]:+.3f} .. {limits[1]:+.3f}"
         )
     for name in left_out:
         click.echo(f"  {name:10} left out: {len(days[name])} day(s); two are needed")

@@ -32,7 +32,10 @@ from spark.settings import BREAK, CONFIRMED_RULES, DT_SPREAD, PROFILE, Settings
 DETECTORS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "gate": ((), None),  # the settings' gate rule, whichever of its parts alarms (drift_eval)
     "break": (("jump", "frozen"), "ret_bp"),
-    "profile": (("profile_spread", "profile_move"), None),  # with SPARK_DRIFT_PROFILE only
+    "profile": (  # with SPARK_DRIFT_PROFILE only
+        ("profile_spread_up", "profile_move_up", "profile_spread_down", "profile_move_down"),
+        None,
+    ),
     "psi_confirmed": (("psi_confirmed",), None),  # the confirmed rule, whichever it is
     "psi_spread": (("psi",), "spread_bp"),
     "psi_vol": (("psi",), "vol_bp"),

@@ -8,15 +8,19 @@ Two statistics per symbol, from the features ``spread_bp`` and ``ret_bp``:
 
 A **profile** (built by ``build`` from recorded days, one file per day, and saved as JSON by
 ``spark drift profile``) holds, per symbol, the median of each statistic per 30-minute
-bucket of the UTC day over those days, and a limit per statistic: the largest *held*
-residual on each of those days scored against a profile of the other days (leave one day
-out). Live, per tick: residual = statistic − the profile of the tick's bucket; minus its
-own slow EW mean (span ``slow`` ticks: the day's offset; 0: none); a statistic alarms when
-its residual has stayed above limit + log(margin) for ``hold`` ticks in a row (a switch
-persists, a spike does not); once per excursion, re-armed when it falls back. Nothing in
-the first ``warm`` ticks of a symbol, nothing for a symbol or a bucket the profile lacks.
+bucket of the UTC day over those days, and two limits per statistic, both scored leave one
+day out (each profile day against a profile of the other days): the upper, the largest
+residual held for ``hold`` ticks on those days; the lower, the lowest. Live, per tick:
+residual = statistic − the profile of the tick's bucket (minus its own slow EW mean over
+``slow`` ticks when ``slow`` > 0); a statistic alarms when its residual has stayed above
+upper + log(margin), or below lower − log(margin), for ``hold`` ticks in a row (a switch
+persists, a spike does not); once per excursion, re-armed when it comes back. A rise is a
+wider spread or larger moves than usual at that time of day, a fall a narrower spread or
+smaller moves (e.g. a switch to a tighter instrument). Nothing in the first ``warm`` ticks
+of a symbol, nothing for a symbol or a bucket the profile lacks.
 
-Chosen by `bench/drift_profile_rule.py` on train streams: hold 1,000, slow 10,000, margin 1.
+Chosen by `bench/drift_profile_rule.py` on train streams (second run, session 27): hold 500,
+no slow offset, margin 1.5, both sides.
 The readable definition is ``tests/oracles.ProfileDetector``; a test compares them alarm by
 alarm on real ticks across batch boundaries.
 """
@@ -36,13 +40,18 @@ BUCKET_US = 1_800 * 10**6
 DAY_US = 86_400 * 10**6
 N_BUCKETS = DAY_US // BUCKET_US
 SPREAD_SPAN, MOVE_SPAN = 200, 20
-HOLD, SLOW, MARGIN, WARM = 1_000, 10_000, 1.0, 5_000  # the protocol's choice
-KINDS = ("profile_spread", "profile_move")  # the alerts' detector names, by statistic
-FORMAT = 1
+HOLD, SLOW, MARGIN, WARM = 500, 0, 1.5, 5_000  # the protocol's choice (second run)
+# the alerts' detector names, by alarm kind: a rise above the upper limit of each statistic,
+# then a fall below the lower one
+KINDS = ("profile_spread_up", "profile_move_up", "profile_spread_down", "profile_move_down")
+FEATURES = ("spread_bp", "ret_bp", "spread_bp", "ret_bp")  # each kind's source feature
+FORMAT = 2
 # per-symbol state (doubles): the two statistics, the move count, the slow means of the two
-# residuals (NaN: none yet), the runs above the limit, fired flags, ticks seen
-FAST_S, FAST_M, MOVES, SLOW_S, SLOW_M, RUN_S, RUN_M, FIRED_S, FIRED_M, SEEN = range(10)
-N_STATE = 10
+# residuals (NaN: none yet), the runs beyond each limit and fired flags (by alarm kind),
+# ticks seen
+FAST_S, FAST_M, MOVES, SLOW_S, SLOW_M = range(5)
+RUN, FIRED, SEEN = 5, 9, 13  # RUN + kind, FIRED + kind
+N_STATE = 14
 
 
 class ProfileError(SparkError):
@@ -61,19 +70,19 @@ def _fresh(st) -> None:
     st[MOVES] = 0.0
     st[SLOW_S] = np.nan
     st[SLOW_M] = np.nan
-    st[RUN_S] = 0.0
-    st[RUN_M] = 0.0
-    st[FIRED_S] = 0.0
-    st[FIRED_M] = 0.0
+    for k in range(4):
+        st[RUN + k] = 0.0
+        st[FIRED + k] = 0.0
     st[SEEN] = 0.0
 
 
 @njit(cache=True)
 def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, out_stat,
         out_tick, out_kind, out_value) -> int:  # fmt: skip
-    """Step each valid tick's symbol. ``profile[s, bucket, j]`` and ``limit[s, j]`` (NaN:
-    none); ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of
-    alarms written to ``out_*``."""
+    """Step each valid tick's symbol. ``profile[s, bucket, j]`` and ``limit[s, k]`` (by
+    alarm kind: upper spread, upper move, lower spread, lower move; NaN: none);
+    ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of alarms
+    written to ``out_*`` (kinds as ``KINDS``)."""
     hold, slow, margin, warm = config[0], config[1], config[2], config[3]
     a_s, a_m = 2.0 / (SPREAD_SPAN + 1.0), 2.0 / (MOVE_SPAN + 1.0)
     a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
@@ -101,8 +110,9 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
             value = st[FAST_S] if j == 0 else (st[FAST_M] if st[MOVES] > 0 else np.nan)
             r = value - profile[s, bucket, j]
             if math.isnan(r):
-                st[RUN_S + j] = 0.0
-                st[FIRED_S + j] = 0.0
+                for k in (j, j + 2):
+                    st[RUN + k] = 0.0
+                    st[FIRED + k] = 0.0
                 continue
             if slow > 0:
                 if math.isnan(st[SLOW_S + j]):
@@ -111,21 +121,24 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
                 st[SLOW_S + j] += a_slow * (r - st[SLOW_S + j])
                 r = dev
             out_stat[i, j] = r
-            if r > limit[s, j] + extra:
-                st[RUN_S + j] += 1.0
-            else:
-                st[RUN_S + j] = 0.0
-                st[FIRED_S + j] = 0.0
-            if st[RUN_S + j] >= hold and st[SEEN] > warm and st[FIRED_S + j] == 0.0:
-                out_tick[alarms], out_kind[alarms], out_value[alarms] = i, j, r
-                alarms += 1
-                st[FIRED_S + j] = 1.0
+            for k in (j, j + 2):
+                beyond = r > limit[s, k] + extra if k < 2 else r < limit[s, k] - extra
+                if beyond:
+                    st[RUN + k] += 1.0
+                else:
+                    st[RUN + k] = 0.0
+                    st[FIRED + k] = 0.0
+                if st[RUN + k] >= hold and st[SEEN] > warm and st[FIRED + k] == 0.0:
+                    out_tick[alarms], out_kind[alarms], out_value[alarms] = i, k, r
+                    alarms += 1
+                    st[FIRED + k] = 1.0
     return alarms
 
 
 class Profile:
-    """Per symbol: the bucket medians (N_BUCKETS × 2, NaN: no data) and the two limits; the
-    rule's settings (hold, slow, margin, warm)."""
+    """Per symbol: the bucket medians (N_BUCKETS × 2, NaN: no data) and four limits (upper
+    spread, upper move, lower spread, lower move; NaN: none); the rule's settings (hold,
+    slow, margin, warm)."""
 
     def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
                  margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None):  # fmt: skip
@@ -152,7 +165,8 @@ class Profile:
                     "days": self.days.get(name, []),
                     "spread": clean(medians[:, 0]),
                     "move": clean(medians[:, 1]),
-                    "limit": clean(limits),
+                    "upper": clean(limits[:2]),
+                    "lower": clean(limits[2:]),
                 }
                 for name, (medians, limits) in sorted(self.symbols.items())
             },
@@ -183,9 +197,11 @@ class Profile:
                         for k in ("spread", "move")
                     ]  # fmt: skip
                 ).T
-                limits = np.array([np.nan if v is None else float(v) for v in entry["limit"]])
-                if medians.shape != (N_BUCKETS, 2) or limits.shape != (2,):
-                    raise ValueError(f"{name}: {N_BUCKETS} buckets and 2 limits expected")
+                limits = np.array(
+                    [np.nan if v is None else float(v) for v in entry["upper"] + entry["lower"]]
+                )
+                if medians.shape != (N_BUCKETS, 2) or limits.shape != (4,):
+                    raise ValueError(f"{name}: {N_BUCKETS} buckets and 2 + 2 limits expected")
                 symbols[name] = (medians, limits)
             return cls(
                 symbols,
@@ -211,7 +227,7 @@ def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
         kept = np.flatnonzero(ok)
         ret_bp[kept[1:]] = np.log(mid[kept[1:]] / mid[kept[:-1]]) * 1e4
     profile = np.zeros((1, N_BUCKETS, 2))  # residual = the statistic itself
-    limit = np.full((1, 2), np.inf)
+    limit = np.array([[np.inf, np.inf, -np.inf, -np.inf]])
     state = np.zeros((1, N_STATE))
     _fresh(state[0])
     out = np.empty((n, 2))
@@ -321,7 +337,8 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
         if len(entries) < 2:
             continue
         scored = [(ts, day_stats(ts, bid, ask)) for _, ts, bid, ask in entries]
-        symbols[name] = (medians(scored), limits(scored, hold, slow, warm))
+        bounds = np.r_[limits(scored, hold, slow, warm), limits(scored, hold, slow, warm, True)]
+        symbols[name] = (medians(scored), bounds)
         kept_days[name] = [d for d, *_ in entries]
     return Profile(symbols, hold, slow, margin, warm, kept_days)
 
@@ -335,7 +352,7 @@ class ProfileSet:
         self.config = profile.config()
         self.state = self._empty(0)
         self.rows = np.full((0, N_BUCKETS, 2), np.nan)
-        self.limits = np.full((0, 2), np.nan)
+        self.limits = np.full((0, 4), np.nan)
         self.names: list[str | None] = []
 
     @staticmethod
@@ -355,7 +372,7 @@ class ProfileSet:
         extra = symbols - self.symbols
         self.state = np.concatenate([self.state, self._empty(extra)])
         self.rows = np.concatenate([self.rows, np.full((extra, N_BUCKETS, 2), np.nan)])
-        self.limits = np.concatenate([self.limits, np.full((extra, 2), np.nan)])
+        self.limits = np.concatenate([self.limits, np.full((extra, 4), np.nan)])
         self.names += [None] * extra
 
     def reset(self, rows: np.ndarray) -> None:
@@ -364,11 +381,12 @@ class ProfileSet:
             self.names[r] = None  # looked up again: the slot may hold another symbol now
 
     def restore(self, state: np.ndarray | None, symbols: int) -> None:
-        """A checkpoint's state, or (None: a checkpoint from before this rule) every one of
-        ``symbols`` warming up afresh."""
-        self.state = self._empty(symbols) if state is None else state
+        """A checkpoint's state, or (None: a checkpoint from before this rule, or one of
+        another layout) every one of ``symbols`` warming up afresh."""
+        fits = state is not None and state.ndim == 2 and state.shape[1] == N_STATE
+        self.state = state if fits else self._empty(symbols)
         self.rows = np.full((symbols, N_BUCKETS, 2), np.nan)
-        self.limits = np.full((symbols, 2), np.nan)
+        self.limits = np.full((symbols, 4), np.nan)
         self.names = [None] * symbols
 
     def _look_up(self, names: list[str], slots: np.ndarray) -> None:
@@ -380,7 +398,7 @@ class ProfileSet:
                 self.limits[s] = found[1] if found else np.nan
 
     def step(self, names, slot, ts, spread_bp, ret_bp, valid, reset=None) -> tuple:
-        """(tick, kind (0 spread, 1 move), residual) of every alarm, and every tick's two
+        """(tick, kind (an index into KINDS), residual) of every alarm, and every tick's two
         residuals (n × 2, NaN: none)."""
         n = len(slot)
         if not len(ts) == len(spread_bp) == len(ret_bp) == len(valid) == n:

@@ -33,6 +33,7 @@ from spark.drift.breaks import JUMP, BreakSet
 from spark.drift.breaks import KINDS as BREAK_KINDS
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
+from spark.drift.profile import FEATURES as PROFILE_FEATURES
 from spark.drift.profile import KINDS as PROFILE_KINDS
 from spark.drift.profile import Profile, ProfileSet
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
@@ -214,9 +215,11 @@ class DriftStage:
             "model_id": None,
             "model_version": None,
             "detector": PROFILE_KINDS[kind],
-            "feature": "spread_bp" if kind == 0 else "ret_bp",
+            "feature": PROFILE_FEATURES[kind],
             "statistic": float(statistic),
-            "threshold": float(self.profiles.limits[s, kind]) + float(np.log(p.margin)),
+            # the limit the residual went beyond (+ or - log margin as the side is)
+            "threshold": float(self.profiles.limits[s, kind])
+            + (1.0 if kind < 2 else -1.0) * float(np.log(p.margin)),
             "window": int(p.hold),
             "severity": "warning",
             "ts": ts,
