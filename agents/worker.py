@@ -18,21 +18,33 @@ def pick_web_port(port: int | None) -> int:
     return port_or_free(port or DEFAULT_WEB_PORT)
 
 
-def run_foreground(agents: tuple[str, ...], web_port: int | None, loglevel: str = "warn") -> None:
+def worker_settings():
+    """The worker's settings, read once from the environment and checked, the gate rule and
+    its profile file included: a bad value fails here, before any broker work."""
+    from spark.drift.stage import DriftStage
+    from spark.settings import Settings
+
+    settings = Settings.from_env()
+    DriftStage(settings.drift)
+    return settings
+
+
+def run_foreground(
+    agents: tuple[str, ...], web_port: int | None, loglevel: str = "warn", settings=None
+) -> None:
     """Run the worker until Ctrl-C or SIGTERM; Faust stops agents and commits cleanly."""
     import faust
 
     from spark.agents.app import create_app
     from spark.kafka.topics import create_topics
     from spark.pipeline.learners import share_cores
-    from spark.settings import Settings
 
     share_cores()  # the tick loop and the refit threads share the machine's cores
 
     # Faust would create its own internal topics, but on the embedded broker its
     # CreateTopics calls get 4 partitions whatever they ask (docs/broker.md), so
     # the catalog creates them all first.
-    settings = Settings.from_env()  # read once, passed down; a bad value fails here
+    settings = settings or worker_settings()  # read once, passed down
     create_topics()
     port = pick_web_port(web_port)
     app = create_app(agents, web_port=port, settings=settings)

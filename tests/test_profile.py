@@ -231,3 +231,19 @@ def test_spark_drift_eval_measures_the_profile_part_when_given_one(nzdusd, tmp_p
     assert plain["detectors"]["gate"]["delay_ticks"] is None  # the default misses this one
     with pytest.raises(ValueError, match="SPARK_DRIFT_PROFILE"):
         drift_eval(first, then, Settings().with_models(model="logreg"), detectors=["profile"])
+
+
+def test_a_worker_with_a_missing_profile_says_so_in_one_line(tmp_path):
+    """Checked before the worker touches the broker: the user learns what to do at once."""
+    import os
+    import subprocess
+
+    from tests.conftest import spark_cmd
+
+    env = dict(os.environ, SPARK_DRIFT_PROFILE=str(tmp_path / "nope.json"),
+               KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")  # fmt: skip
+    proc = subprocess.run(spark_cmd("worker"), capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and "nope.json" in lines[0] and "spark drift profile" in lines[0]

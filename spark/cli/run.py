@@ -38,11 +38,12 @@ def worker(agents, web_port, loglevel) -> None:
     Start more workers, on this machine or others, to share the partitions.
     """
     from spark.agents.app import AGENTS
-    from spark.agents.worker import run_foreground
+    from spark.agents.worker import run_foreground, worker_settings
     from spark.kafka import clients
 
+    settings = worker_settings()  # a bad setting or profile file: one line, before the broker
     clients.ensure_reachable()
-    run_foreground(tuple(agents) or AGENTS, web_port, loglevel)
+    run_foreground(tuple(agents) or AGENTS, web_port, loglevel, settings)
 
 
 def _ensure_broker(port: int = 9092, storage: str = "memory://tansu/") -> str:
