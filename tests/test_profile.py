@@ -247,3 +247,31 @@ def test_a_worker_with_a_missing_profile_says_so_in_one_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1 and "nope.json" in lines[0] and "spark drift profile" in lines[0]
+
+
+def test_the_limits_offline_form_alarms_where_the_live_detector_does(nzdusd):
+    """``build`` sets the limits from ``held_residuals`` (the least, or greatest, residual of
+    the last ``hold``); the live detector counts a run of ticks beyond a limit. Both must put
+    the first alarm of each kind on the same tick, or the limits would not mean live what
+    they meant on the profile days."""
+    profile, stream, _, _ = nzdusd
+    medians, limits = profile.symbols["NZDUSD"]
+    ts = stream.ts
+    stats = day_stats(ts, stream.bid, stream.ask)
+    extra = math.log(profile.margin)
+    up = held_residuals(ts, stats, medians, profile.hold, profile.slow)
+    down = held_residuals(ts, stats, medians, profile.hold, profile.slow, low=True)
+    with np.errstate(invalid="ignore"):
+        beyond = np.hstack([up > limits[:2] + extra, down < limits[2:] - extra])
+    beyond[: profile.warm] = False
+    offline = {k: int(np.argmax(beyond[:, k])) for k in range(4) if beyond[:, k].any()}
+    mid = (stream.bid + stream.ask) / 2
+    ret = np.r_[0.0, np.log(mid[1:] / mid[:-1]) * 1e4]
+    spread = (stream.ask - stream.bid) / mid * 1e4
+    tick, kind, _, _ = ProfileSet(profile).step(
+        ["NZDUSD"], np.zeros(len(ts), np.int64), ts, spread, ret, np.ones(len(ts), bool)
+    )
+    live: dict[int, int] = {}
+    for t, k in zip(tick.tolist(), kind.tolist(), strict=True):
+        live.setdefault(k, t)
+    assert offline and live == offline

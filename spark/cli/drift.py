@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from spark.cli.app import CONTEXT, cli, print_json
 from spark.cli.common import (
@@ -98,18 +97,6 @@ def _hour(text: str) -> float:
     return int(hour) + (int(minute) / 60 if minute else 0.0)
 
 
-def _file_zone(path: Path):
-    """The zone a LEAN file's times are in, as its reader decides: 3 columns FX (UTC-05:00),
-    else US equities (New York)."""
-    from zoneinfo import ZoneInfo
-
-    from spark.ticks.readers import EQUITY_ZONE, FX_ZONE, LineSource
-
-    for line in LineSource(path).lines():
-        return FX_ZONE if len(line.split(b",")) == 3 else ZoneInfo(EQUITY_ZONE)
-    return ZoneInfo(EQUITY_ZONE)
-
-
 def _session(text: str | None) -> tuple[float, float] | None:
     if not text:
         return None
@@ -153,27 +140,9 @@ def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
     move size; per instrument a lower and an upper limit on each, scored leave one day out
     (docs/drift.md, session 27). An instrument needs two days at least; one with fewer is
     left out and named."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
+    from spark.drift.profile import build, days_from_files
 
-    from spark.drift.profile import build
-    from spark.ticks.readers import LineSource, file_date
-
-    hours = _session(session)
-    days: dict[str, list] = {}
-    for path in paths:
-        batch = read_ticks([path], fmt, None, None)
-        date = file_date(Path(path), LineSource(Path(path)).member)
-        for code, symbol in enumerate(batch.symbols):
-            rows = np.flatnonzero(batch.code == code)
-            ts, bid, ask = batch.ts[rows], batch.bid[rows], batch.ask[rows]
-            if hours is not None:
-                zone = ZoneInfo(tz) if tz else _file_zone(Path(path))
-                midnight = dt.datetime.combine(date, dt.time(), zone).timestamp() * 1e6
-                keep = (ts >= midnight + hours[0] * 3.6e9) & (ts < midnight + hours[1] * 3.6e9)
-                ts, bid, ask = ts[keep], bid[keep], ask[keep]
-            if len(ts):
-                days.setdefault(symbol, []).append((date.isoformat(), ts, bid, ask))
+    days = days_from_files(paths, fmt, _session(session), tz)
     profile = build(days)
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.save(out)

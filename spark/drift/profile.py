@@ -343,6 +343,31 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
     return Profile(symbols, hold, slow, margin, warm, kept_days)
 
 
+def days_from_files(paths, fmt: str, hours: tuple[float, float] | None = None,
+                    tz: str | None = None) -> dict[str, list]:  # fmt: skip
+    """``build``'s input from tick files, one file per day: per symbol [(date, ts, bid, ask)];
+    ``hours``: keep only these local hours of each day (in ``tz``, else the file's zone)."""
+    from zoneinfo import ZoneInfo
+
+    from spark.ticks.columns import read_batch
+    from spark.ticks.readers import LineSource, file_date, lean_zone, session_bounds_us
+
+    days: dict[str, list] = {}
+    for path in map(Path, paths):
+        batch = read_batch([path], fmt)[0]
+        date = file_date(path, LineSource(path).member)
+        for code, symbol in enumerate(batch.symbols):
+            rows = np.flatnonzero(batch.code == code)
+            if hours is not None:
+                zone = ZoneInfo(tz) if tz else lean_zone(path)
+                lo, hi = session_bounds_us(date, zone, hours)
+                rows = rows[(batch.ts[rows] >= lo) & (batch.ts[rows] < hi)]
+            if len(rows):
+                entry = (date.isoformat(), batch.ts[rows], batch.bid[rows], batch.ask[rows])
+                days.setdefault(symbol, []).append(entry)
+    return days
+
+
 class ProfileSet:
     """The profile detectors' settings and every symbol's state; a symbol's profile rows are
     looked up by name when it is first seen."""
@@ -401,8 +426,10 @@ class ProfileSet:
         """(tick, kind (an index into KINDS), residual) of every alarm, and every tick's two
         residuals (n × 2, NaN: none)."""
         n = len(slot)
-        if not len(ts) == len(spread_bp) == len(ret_bp) == len(valid) == n:
-            raise ValueError("one slot, ts, spread_bp, ret_bp and valid per tick")
+        same = len(ts) == len(spread_bp) == len(ret_bp) == len(valid) == n
+        if not same or (reset is not None and len(reset) != n):
+            # the kernel does not check bounds: a short array would be read past its end
+            raise ValueError("one slot, ts, spread_bp, ret_bp, valid (and reset) per tick")
         self.grow(len(names))
         self._look_up(names, slot[valid] if n else slot)
         stats = np.empty((n, 2))

@@ -164,16 +164,15 @@ def split(days: list[Day], train_share: float) -> dict[str, list[Day]]:
 def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
     """The day's valid ticks, in its session, the first ``max_ticks`` of them."""
     from spark.ticks.columns import read_batch
+    from spark.ticks.readers import session_bounds_us
 
     inst = next(i for i in universe if i.name == day.instrument)
     batch = read_batch([Path(day.path)], "lean-quote")[0]
     lo, hi = 0, len(batch)
     if inst.session is not None:
-        zone = ZoneInfo(inst.zone)
-        midnight = dt.datetime.combine(dt.date.fromisoformat(day.date), dt.time(), zone)
-        start_us = round(midnight.timestamp() * 1e6 + inst.session[0] * 3.6e9)
-        end_us = round(midnight.timestamp() * 1e6 + inst.session[1] * 3.6e9)
-        lo, hi = np.searchsorted(batch.ts, [start_us, end_us]).tolist()
+        date = dt.date.fromisoformat(day.date)
+        bounds = session_bounds_us(date, ZoneInfo(inst.zone), inst.session)
+        lo, hi = np.searchsorted(batch.ts, bounds).tolist()
     return batch.take(lo, min(hi, lo + max_ticks))
 
 

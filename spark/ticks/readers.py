@@ -131,6 +131,22 @@ def _midnight_us(date: dt.date, zone: dt.tzinfo) -> int:
     return int(midnight.timestamp()) * 1_000_000
 
 
+def session_bounds_us(
+    date: dt.date, zone: dt.tzinfo, hours: tuple[float, float]
+) -> tuple[int, int]:
+    """[start, end) in µs since the epoch of local ``hours`` (e.g. (9.5, 16.0)) on ``date``."""
+    midnight = _midnight_us(date, zone)
+    return round(midnight + hours[0] * 3.6e9), round(midnight + hours[1] * 3.6e9)
+
+
+def lean_zone(path: Path) -> dt.tzinfo:
+    """The zone a LEAN quote file's times are in, as ``read_lean_quote`` decides it: 3 columns
+    FX (UTC-05:00), else US equities (New York)."""
+    for line in LineSource(path).lines():
+        return FX_ZONE if len(_fields(line)) == 3 else ZoneInfo(EQUITY_ZONE)
+    return ZoneInfo(EQUITY_ZONE)
+
+
 def _fields(line: bytes) -> list[str]:
     return line.decode("utf-8").strip().split(",")
 
