@@ -47,3 +47,17 @@ def timeless(value: Any) -> Any:
     if isinstance(value, list):
         return [timeless(v) for v in value]
     return "NaN" if value != value else value
+
+
+def checkpointed_at(settings, stream, cut: int):
+    """A pipeline stepped over ``stream`` up to ``cut``, checkpointed and restored, then both
+    stepped over the rest: (the original pipeline, its result, the restored one's result)."""
+    from spark.pipeline import SignalPipeline
+    from spark.stream import checkpoint
+
+    key = b"k" * 32
+    original = SignalPipeline(settings)
+    original.step(stream.take(0, cut))
+    restored, _ = checkpoint.decode(checkpoint.encode(original, 0, cut - 1, key), key, 0)
+    rest = stream.take(cut, len(stream))
+    return original, original.step(rest), restored.step(rest)

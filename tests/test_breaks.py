@@ -131,17 +131,12 @@ def test_a_checkpoint_carries_the_break_detectors_on(switches):
     and jump alarms as the one that went on; a checkpoint from before the break detectors
     restores them fresh (warming up)."""
     from spark.drift.stage import DriftStage
-    from spark.stream import checkpoint
+    from tests.helpers import checkpointed_at
 
     stream, frozen_at, _ = switches
     settings = replace(Settings().with_models(model="logreg"), trading=False)
-    key = b"k" * 32
-    cut = frozen_at + 20  # before the frozen alarm (about 50 ticks in on EURUSD)
-    original = SignalPipeline(settings)
-    original.step(stream.take(0, cut))
-    restored, _ = checkpoint.decode(checkpoint.encode(original, 0, cut - 1, key), key, 0)
-    rest = stream.take(cut, len(stream))
-    a, b = original.step(rest), restored.step(rest)
+    # cut before the frozen alarm (about 50 ticks in on EURUSD)
+    original, a, b = checkpointed_at(settings, stream, frozen_at + 20)
     kinds = [(i, x["detector"]) for i, x in a.alerts if x["detector"] in KINDS]
     assert [k for _, k in kinds] == ["frozen", "jump"]
     assert kinds == [(i, x["detector"]) for i, x in b.alerts if x["detector"] in KINDS]

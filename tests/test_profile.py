@@ -159,20 +159,15 @@ def test_day_statistics_are_the_fast_means_of_log_spread_and_log_move():
 
 
 def test_a_checkpoint_carries_the_profile_detectors_on(nzdusd, tmp_path):
-    from spark.stream import checkpoint
+    from tests.helpers import checkpointed_at
 
     profile, stream, switch, _ = nzdusd
     path = tmp_path / "profile.json"
     profile.save(path)
     env = {"SPARK_GATE_RULE": "break+profile", "SPARK_DRIFT_PROFILE": str(path)}
     settings = replace(Settings.from_env(env).with_models(model="logreg"), trading=False)
-    key = b"k" * 32
-    cut = switch + 500  # within the run that raises the alarm
-    original = SignalPipeline(settings)
-    original.step(stream.take(0, cut))
-    restored, _ = checkpoint.decode(checkpoint.encode(original, 0, cut - 1, key), key, 0)
-    rest = stream.take(cut, len(stream))
-    a, b = original.step(rest), restored.step(rest)
+    # cut within the run that raises the alarm
+    _, a, b = checkpointed_at(settings, stream, switch + 500)
     kinds = [(i, x["detector"]) for i, x in a.alerts if x["detector"] in KINDS]
     assert kinds and kinds == [(i, x["detector"]) for i, x in b.alerts if x["detector"] in KINDS]
 
