@@ -554,12 +554,22 @@ def test_walking_forward_over_days_chooses_on_earlier_days_only():
 
 # --- drift rules across instruments and synthetic switches ---------------------------------
 def test_synthetic_switches_change_what_they_say_and_nothing_else():
-    from spark.research.drift import follow, synthetic
+    from spark.research.drift import follow, price_grid, synthetic
 
     batch = TickBatch.from_ticks(ticks_of(EURUSD, 3000))
+    step = price_grid(batch)
+    assert step == 1e-5
+    assert price_grid(TickBatch.from_ticks(ticks_of(IBM, 3000))) == 0.01
+
+    def on_grid(b):
+        for side in (b.bid, b.ask):
+            assert np.allclose(side / step, np.round(side / step), rtol=0, atol=1e-6)
+
     mid, spread = (batch.bid + batch.ask) / 2, batch.ask - batch.bid
     vol = synthetic(batch, "vol_x3")
-    assert np.allclose(np.diff((vol.bid + vol.ask) / 2), 3 * np.diff(mid))
+    wanted = mid[0] + 3 * (mid - mid[0])  # within half a step: the bid is kept on the grid
+    assert np.abs((vol.bid + vol.ask) / 2 - wanted).max() <= step / 2 + 1e-12
+    assert np.abs(np.diff((vol.bid + vol.ask) / 2)).sum() > 2.5 * np.abs(np.diff(mid)).sum()
     assert np.allclose(vol.ask - vol.bid, spread)
     wide = synthetic(batch, "spread_x3")
     assert np.allclose(wide.ask - wide.bid, 3 * spread) and np.allclose(
@@ -568,8 +578,11 @@ def test_synthetic_switches_change_what_they_say_and_nothing_else():
     drift = synthetic(batch, "mid_drift")
     minutes = (batch.ts[-1] - batch.ts[0]) / 60e6
     moved = ((drift.bid[-1] + drift.ask[-1]) / 2) / mid[-1] - 1
-    assert moved == pytest.approx(1e-4 * minutes)
+    assert moved == pytest.approx(1e-4 * minutes, abs=step / mid[-1])
+    assert np.allclose(drift.ask - drift.bid, spread)
     frozen = synthetic(batch, "frozen")
+    for changed in (vol, wide, drift, frozen):
+        on_grid(changed)
     assert (frozen.bid == frozen.bid[0]).all() and (frozen.ask == frozen.ask[0]).all()
     assert np.array_equal(frozen.ts, batch.ts) and np.array_equal(
         vol.bid_size, batch.bid_size, equal_nan=True

@@ -11,7 +11,7 @@ start 1 s after A's last tick, keeping its own spacing):
   last day-file, B = its next ``after`` ticks changed from the switch on: ``vol_x3``
   (every mid move ×3 around the mid at the switch, spread kept), ``spread_x3`` (the
   spread ×3 around the mid), ``mid_drift`` (the mid drifts +1 bp a minute), ``frozen``
-  (the quote stops changing; ticks keep coming).
+  (the quote stops changing; ticks keep coming); prices kept on the instrument's grid.
 
 Each stream runs through the live pipeline (logreg, trading off) with the gate rule
 ``psi_confirmed`` and informational PSIs on ``FEATURES`` (scale-free ones among them, so
@@ -62,22 +62,42 @@ def follow(first: TickBatch, then: TickBatch) -> TickBatch:
     return replace(then, ts=then.ts - then.ts[0] + first.ts[-1] + 1_000_000)
 
 
+def price_grid(batch: TickBatch) -> float:
+    """The instrument's price step: the least gap between the distinct bid and ask prices
+    (0.01 for the stocks, 0.00001 for the FX pairs of the shared data); 0 if none."""
+    prices = np.unique(np.r_[batch.bid, batch.ask])
+    gaps = np.diff(prices[np.isfinite(prices) & (prices > 0)])
+    gaps = gaps[gaps > 1e-12]
+    if not len(gaps):
+        return 0.0
+    step = float(gaps.min())
+    return round(step, max(0, 5 - int(np.floor(np.log10(step)))))  # 6 significant digits
+
+
 def synthetic(batch: TickBatch, kind: str) -> TickBatch:
-    """``batch`` changed by switch ``kind`` (module docstring), from its first tick on."""
+    """``batch`` changed by switch ``kind`` (module docstring), from its first tick on.
+    Prices stay on the instrument's grid (``price_grid``): the bid of a moved mid is rounded
+    to the grid and the ask keeps the bid's distance (×3 for ``spread_x3``), so a switch
+    never shows as prices off the grid, which no real feed makes (session 28; until then
+    ``vol_x3`` and ``mid_drift`` put stock prices between cents)."""
     bid, ask = batch.bid.copy(), batch.ask.copy()
-    mid, half = (bid + ask) / 2, (ask - bid) / 2
+    spread = ask - bid
+    mid = (bid + ask) / 2
     if kind == "vol_x3":
-        mid = mid[0] + 3 * (mid - mid[0])
+        bid = mid[0] + 3 * (mid - mid[0]) - spread / 2
     elif kind == "spread_x3":
-        half = 3 * half
+        return replace(batch, bid=bid - spread, ask=ask + spread)
     elif kind == "mid_drift":
         minutes = (batch.ts - batch.ts[0]) / 60e6
-        mid = mid * (1 + DRIFT_PER_MINUTE * minutes)
+        bid = bid * (1 + DRIFT_PER_MINUTE * minutes)
     elif kind == "frozen":
-        mid, half = np.full_like(mid, mid[0]), np.full_like(half, half[0])
+        bid, spread = np.full_like(bid, bid[0]), np.full_like(spread, spread[0])
     else:
         raise ValueError(f"unknown switch {kind!r}; known: {', '.join(SWITCHES)}")
-    return replace(batch, bid=mid - half, ask=mid + half)
+    step = price_grid(batch)
+    if step > 0:
+        bid = np.round(bid / step) * step
+    return replace(batch, bid=bid, ask=bid + spread)
 
 
 def same_level(stream, switch: int):
