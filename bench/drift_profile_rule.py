@@ -58,6 +58,24 @@ run) or ``both``: also a **lower limit** per statistic, the lowest held residual
 greatest of the last ``hold``) on each profile day against the other days' profile, minus
 log ``margin``, and an alarm when the held residual falls below it. Rule: as above, ties
 then to ``up`` (the simpler).
+
+**Third run: budgeted limits** (session 28, written before the run). The second run's
+choice missed 4 of 5 volatility ×3 and 4 of 5 spread ×3 test streams. Their residuals
+after the switch (about +1.0 in log units) are under limits of up to +2.8 (FX spread): a
+limit is the *largest* held residual of any profile day, so one rollover or news burst on
+one day decides it. Candidate dimension ``budget``: ``max`` (the limit as before), or a
+number B of alarms per 100k ticks: the least limit at and above which the profile days,
+each against the other days' profile (leave one day out), would have raised at most B per
+100k of their ticks (``spark.drift.profile.budgeted``); B in 1, 0.5, 0.25 (the target is
+at most 1 false alarm per 100k ticks). log ``margin`` is added as before. Also from this
+run the synthetic switches keep prices on the instrument's grid (`spark.research.drift.
+synthetic`); the second run's figures had ``vol_x3`` and ``mid_drift`` stock prices off
+their cent grid. Rule: among the settings with no alarm before the switch on any train
+stream **and** at most 1 alarm per 100k ticks on each train stream day as a whole (against
+the profile and limits of the days before it), the one that catches the most train
+switches within 2,000 ticks; ties to the larger margin, the longer hold, slow 0, ``max``,
+then the smaller budget, then ``up``. The idea came from the test streams' misses
+(disclosed); the choice is made on train streams and days only.
 """
 
 from __future__ import annotations
@@ -77,13 +95,14 @@ ROOT = Path(__file__).resolve().parent.parent
 WARM, WITHIN, BEFORE, AFTER = 5_000, 2_000, 50_000, 20_000
 HOLDS, SLOWS, MARGINS = (1, 500, 1_000), (0, 10_000), (1.0, 1.25, 1.5)
 SIDES = ("up", "both")
+BUDGETS = (None, 1.0, 0.5, 0.25)  # None: the limit is the largest held residual ("max")
 
 
-def limits(days, hold, slow, low=False):
+def limits(days, hold, slow, low=False, budget=None):
     """Leave-one-day-out limits (spark.drift.profile.limits, the shipped code)."""
     from spark.drift.profile import limits as shipped
 
-    return shipped(days, hold, slow, WARM, low)
+    return shipped(days, hold, slow, WARM, low, budget)
 
 
 def days_by_instrument(root: Path) -> dict[str, list]:
@@ -109,22 +128,33 @@ def stream_roles(lengths: dict[str, list[int]]) -> dict[str, dict[str, int]]:
     }
 
 
-def day_alarms(before: list, day: tuple, setting: dict) -> dict:
+def day_alarms(before: list, day: tuple, setting: dict, bounds=None) -> dict:
     """Alarms of ``setting`` on a whole ``day`` ((ts, stats)) against a profile and limits of
-    the days ``before`` it: a statistic's held residual crossing beyond a limit."""
+    the days ``before`` it: a statistic's held residual crossing beyond a limit. ``bounds``:
+    (the held residuals and low held residuals of ``day``, upper and lower limits), when
+    already computed."""
     from spark.drift.profile import held_residuals, medians
 
     hold, slow, extra = setting["hold"], setting["slow"], math.log(setting["margin"])
-    ts, stats = day
-    rows = medians(before)
+    budget = setting.get("budget")
+    if bounds is None:
+        ts, stats = day
+        rows = medians(before)
+        bounds = (
+            held_residuals(ts, stats, rows, hold, slow),
+            held_residuals(ts, stats, rows, hold, slow, True),
+            limits(before, hold, slow, budget=budget),
+            limits(before, hold, slow, True, budget),
+        )
+    high, low, upper, lower = bounds
     with np.errstate(invalid="ignore"):
-        beyond = held_residuals(ts, stats, rows, hold, slow) > limits(before, hold, slow) + extra
+        beyond = high > upper + extra
         if setting["sides"] == "both":
-            low = held_residuals(ts, stats, rows, hold, slow, True)
-            beyond = np.hstack([beyond, low < limits(before, hold, slow, True) - extra])
+            beyond = np.hstack([beyond, low < lower - extra])
     beyond[:WARM] = False
     alarms = int((beyond[1:] & ~beyond[:-1]).sum())
-    return {"ticks": len(ts), "alarms": alarms, "per_100k": alarms / len(ts) * 1e5}
+    ticks = len(day[0])
+    return {"ticks": ticks, "alarms": alarms, "per_100k": alarms / ticks * 1e5}
 
 
 def main(argv=None) -> int:
@@ -132,7 +162,7 @@ def main(argv=None) -> int:
     ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from spark.drift.profile import day_stats, held_residuals, medians
+    from spark.drift.profile import day_stats, held_residuals, left_out, limits_of, medians
     from spark.research.drift import LEVEL, _stream, streams
     from spark.research.select import load_day
 
@@ -168,70 +198,93 @@ def main(argv=None) -> int:
         report["roles"][role] = {name: by[name][at[name]].date for name in by}
     for hold in HOLDS:
         for slow in SLOWS:
-            per_role = {}
+            held, stream_held, day_held = {}, {}, {}
             for role, at in roles.items():
                 prof_days = {n: w[: at[n]] for n, w in whole.items()}
                 profiles = {n: medians(ds) for n, ds in prof_days.items()}
-                base = {n: limits(ds, hold, slow) for n, ds in prof_days.items()}
-                lower = {n: limits(ds, hold, slow, True) for n, ds in prof_days.items()}
-                per_role[role] = [
+                held[role] = {
+                    n: (left_out(ds, hold, slow, WARM), left_out(ds, hold, slow, WARM, True))
+                    for n, ds in prof_days.items()
+                }
+                stream_held[role] = [
                     (
-                        name,
-                        inst,
-                        kind,
-                        switch,
                         held_residuals(stream.ts, st, profiles[inst], hold, slow),
-                        base[inst],
                         held_residuals(stream.ts, st, profiles[inst], hold, slow, True),
-                        lower[inst],
                     )
-                    for name, inst, kind, stream, switch, st in cached[role]
+                    for _name, inst, _kind, stream, _switch, st in cached[role]
                 ]
-            for margin, sides in ((m, side) for side in SIDES for m in MARGINS):
-                row = {"hold": hold, "slow": slow, "margin": margin, "sides": sides}
-                for role, scored in per_role.items():
-                    caught, false, lines = 0, 0, []
-                    for name, _inst, kind, switch, stat, base, low, lower in scored:
-                        limit = base + math.log(margin)
-                        with np.errstate(invalid="ignore"):
-                            alarm = (stat > limit).any(axis=1)
-                            if sides == "both":
-                                alarm |= (low < lower - math.log(margin)).any(axis=1)
-                        alarm[:WARM] = False
-                        pre = bool(alarm[:switch].any())
-                        post = np.flatnonzero(alarm[switch : switch + WITHIN])
-                        ok = not pre and len(post) > 0
-                        caught += ok
-                        false += pre
-                        lines.append(
-                            {
-                                "stream": name,
-                                "kind": "same level" if kind == LEVEL else kind,
-                                "false_alarm": pre,
-                                "delay": int(post[0]) + 1 if len(post) else None,
-                                "caught": ok,
-                            }
-                        )
-                    row[role] = {
-                        "caught": caught,
-                        "streams": len(scored),
-                        "with_false_alarm": false,
-                        "lines": lines,
+                day_held[role] = {
+                    n: tuple(
+                        held_residuals(*whole[n][at[n]], profiles[n], hold, slow, low)
+                        for low in (False, True)
+                    )
+                    for n in whole
+                }
+            for budget in BUDGETS:
+                bounds = {
+                    role: {
+                        n: (limits_of(up, False, budget), limits_of(down, True, budget))
+                        for n, (up, down) in h.items()
                     }
-                report["settings"].append(row)
+                    for role, h in held.items()
+                }
+                for margin, sides in ((m, side) for side in SIDES for m in MARGINS):
+                    row = {"hold": hold, "slow": slow, "margin": margin, "sides": sides,
+                           "budget": budget}  # fmt: skip
+                    extra = math.log(margin)
+                    for role in roles:
+                        caught, false, lines = 0, 0, []
+                        for (name, inst, kind, _s, switch, _st), (stat, low) in zip(
+                            cached[role], stream_held[role], strict=True
+                        ):
+                            upper, lower = bounds[role][inst]
+                            with np.errstate(invalid="ignore"):
+                                alarm = (stat > upper + extra).any(axis=1)
+                                if sides == "both":
+                                    alarm |= (low < lower - extra).any(axis=1)
+                            alarm[:WARM] = False
+                            pre = bool(alarm[:switch].any())
+                            post = np.flatnonzero(alarm[switch : switch + WITHIN])
+                            ok = not pre and len(post) > 0
+                            caught += ok
+                            false += pre
+                            lines.append(
+                                {
+                                    "stream": name,
+                                    "kind": "same level" if kind == LEVEL else kind,
+                                    "false_alarm": pre,
+                                    "delay": int(post[0]) + 1 if len(post) else None,
+                                    "caught": ok,
+                                }
+                            )
+                        days = {
+                            n: day_alarms(None, whole[n][roles[role][n]], row,
+                                          (*day_held[role][n], *bounds[role][n]))
+                            for n in whole
+                        }  # fmt: skip
+                        row[role] = {
+                            "caught": caught,
+                            "streams": len(cached[role]),
+                            "with_false_alarm": false,
+                            "day_worst_per_100k": max(d["per_100k"] for d in days.values()),
+                            "lines": lines,
+                        }
+                    report["settings"].append(row)
 
     def rank(r):
         return (
-            r["train"]["with_false_alarm"] == 0,
+            r["train"]["with_false_alarm"] == 0 and r["train"]["day_worst_per_100k"] <= 1.0,
             r["train"]["caught"],
             r["margin"],
             r["hold"],
             -r["slow"],
+            r["budget"] is None,
+            -(r["budget"] or 0),
             r["sides"] == "up",
         )
 
     best = max(report["settings"], key=rank)
-    report["chosen"] = {k: best[k] for k in ("hold", "slow", "margin", "sides")}
+    report["chosen"] = {k: best[k] for k in ("hold", "slow", "margin", "sides", "budget")}
     # reported, not used to choose: the chosen setting on whole days (every alarm a false
     # one), each against a profile of the days before it: the stream days, then every day
     # with two days before it
@@ -255,13 +308,16 @@ def main(argv=None) -> int:
         print(json.dumps(report, indent=1))
         return 0
     print(f"stream days (profile from the days before): {report['roles']}; {report['seconds']} s")
-    print("hold  slow  margin sides | train caught  false | test caught  false")
+    print("hold  slow  margin sides budget | train caught false day/100k | test caught false "
+          "day/100k")  # fmt: skip
     for r in report["settings"]:
+        budget = "max" if r["budget"] is None else f"{r['budget']:g}"
         print(
-            f"{r['hold']:>5} {r['slow']:>5} {r['margin']:>5} {r['sides']:>5} | "
-            f"{r['train']['caught']:>3}/"
-            f"{r['train']['streams']} {r['train']['with_false_alarm']:>3} | "
-            f"{r['test']['caught']:>3}/{r['test']['streams']} {r['test']['with_false_alarm']:>3}"
+            f"{r['hold']:>5} {r['slow']:>5} {r['margin']:>5} {r['sides']:>5} {budget:>5} | "
+            f"{r['train']['caught']:>3}/{r['train']['streams']} "
+            f"{r['train']['with_false_alarm']:>3} {r['train']['day_worst_per_100k']:6.2f} | "
+            f"{r['test']['caught']:>3}/{r['test']['streams']} "
+            f"{r['test']['with_false_alarm']:>3} {r['test']['day_worst_per_100k']:6.2f}"
         )
     print(f"chosen on train: {report['chosen']}")
     print("on the stream days as a whole (every alarm false):")

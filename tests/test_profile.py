@@ -270,3 +270,70 @@ def test_the_limits_offline_form_alarms_where_the_live_detector_does(nzdusd):
     for t, k in zip(tick.tolist(), kind.tolist(), strict=True):
         live.setdefault(k, t)
     assert offline and live == offline
+
+
+def _rises(series: list[np.ndarray], limit: float) -> int:
+    """Rises above ``limit``, counted the plain way: a tick above it after one that was not
+    (or NaN), or the first tick."""
+    count = 0
+    for x in series:
+        above = np.nan_to_num(x, nan=-np.inf) > limit
+        count += int(above[0]) + int((above[1:] & ~above[:-1]).sum())
+    return count
+
+
+def test_a_budgeted_limit_allows_that_many_rises_at_and_above_it():
+    from spark.drift.profile import budgeted
+
+    x = np.array([0.0, 5.0, 0.0, 3.0, 0.0, 3.0, np.nan, 1.0, 0.0, 2.0, 0.0])
+    per_100k = 1e5 / len(x)  # a budget of one rise over the whole series
+    assert budgeted([x], 0.0) == 5.0  # nothing may rise: the largest value
+    assert budgeted([x], per_100k) == 3.0  # only the 5 rises above 3
+    assert budgeted([x], 2 * per_100k) == 3.0  # at 2.0 the 5 and both 3s rise: three
+    assert budgeted([x], 3 * per_100k) == 2.0  # 5, 3, 3 above 2; the 2 rises above 1 too
+    # over several series the budget is of all their ticks together
+    assert budgeted([x, x], 2 * per_100k / 2) == 3.0
+    assert math.isnan(budgeted([np.full(4, np.nan)], 1.0))
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        series = [
+            np.where(rng.random(n) < 0.05, np.nan, np.cumsum(rng.normal(size=n)))
+            for n in rng.integers(50, 400, size=3)
+        ]
+        ticks = sum(len(s) for s in series)
+        budget = float(rng.choice([0.0, 1.0, 3.0, 8.0])) * 1e5 / ticks
+        limit = budgeted(series, budget)
+        allowed = math.floor(budget * ticks / 1e5 + 1e-9)
+        values = np.unique(np.concatenate([s[np.isfinite(s)] for s in series]))
+        at_or_above = values[values >= limit]
+        assert all(_rises(series, v) <= allowed for v in at_or_above)
+        below = values[values < limit]
+        if len(below):  # the next value down would allow too many
+            assert _rises(series, below[-1]) > allowed
+
+
+def test_budgeted_limits_are_lower_than_the_largest_and_alarm_within_budget(nzdusd):
+    """On real days: a budgeted limit is at most the largest held residual, and the days it
+    was set on, each against the other days' profile, alarm at most that often."""
+    from spark.drift.profile import left_out, limits, limits_of
+
+    profile, _stream, _switch, dates = nzdusd
+    from tests.conftest import SHARED_DATA as shared_data
+
+    scored = []
+    for date in dates[-4:]:
+        b = _day(shared_data, "NZDUSD", date)
+        scored.append((b.ts, day_stats(b.ts, b.bid, b.ask)))
+    for low in (False, True):
+        held = left_out(scored, low=low)
+        largest = limits_of(held, low)
+        assert np.allclose(largest, limits(scored, low=low), equal_nan=True)
+        ticks = sum(len(h) for h in held)
+        for budget in (0.25, 1.0):
+            bound = limits_of(held, low, budget)
+            sign = -1 if low else 1
+            assert (sign * bound <= sign * largest).all()
+            for j in range(2):
+                series = [sign * h[:, j] for h in held]
+                assert _rises(series, sign * bound[j]) <= budget * ticks / 1e5
+    assert (limits_of(held, True, 1.0) > limits_of(held, True)).any()  # strictly tighter

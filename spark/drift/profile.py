@@ -41,6 +41,7 @@ DAY_US = 86_400 * 10**6
 N_BUCKETS = DAY_US // BUCKET_US
 SPREAD_SPAN, MOVE_SPAN = 200, 20
 HOLD, SLOW, MARGIN, WARM = 500, 0, 1.5, 5_000  # the protocol's choice (second run)
+BUDGET = None  # the limits: the largest held residual (None) or a budget per 100k ticks
 # the alerts' detector names, by alarm kind: a rise above the upper limit of each statistic,
 # then a fall below the lower one
 KINDS = ("profile_spread_up", "profile_move_up", "profile_spread_down", "profile_move_down")
@@ -141,10 +142,12 @@ class Profile:
     slow, margin, warm)."""
 
     def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
-                 margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None):  # fmt: skip
+                 margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None,
+                 budget=None):  # fmt: skip
         self.symbols = symbols
         self.hold, self.slow, self.margin, self.warm = hold, slow, margin, warm
         self.days = days or {}
+        self.budget = budget  # how the limits were set (``limits``): None, the largest
 
     def config(self) -> np.ndarray:
         return np.array([self.hold, self.slow, self.margin, self.warm], np.float64)
@@ -160,6 +163,7 @@ class Profile:
             "slow": self.slow,
             "margin": self.margin,
             "warm": self.warm,
+            "budget": self.budget,
             "symbols": {
                 name: {
                     "days": self.days.get(name, []),
@@ -209,6 +213,7 @@ class Profile:
                 slow=float(saved["slow"]),
                 margin=float(saved["margin"]),
                 warm=int(saved["warm"]),
+                budget=None if saved.get("budget") is None else float(saved["budget"]),
                 days={n: list(e.get("days", [])) for n, e in saved["symbols"].items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -270,21 +275,69 @@ def held_residuals(ts, stats, rows, hold, slow, low=False) -> np.ndarray:
 
 
 def limits(scored: list[tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW, warm=WARM,
-           low=False):  # fmt: skip
-    """The two limits of days ``scored`` ((ts, stats) each): the largest held residual on
-    each day after ``warm`` ticks, against the medians of the *other* days (NaN: none);
-    ``low``: the lowest (``held_residuals``' low form)."""
-    worst = np.full(2, np.inf if low else -np.inf)
+           low=False, budget=None):  # fmt: skip
+    """The two limits of days ``scored`` ((ts, stats) each), each day's held residuals taken
+    after ``warm`` ticks against the medians of the *other* days (leave one day out; NaN:
+    none). ``budget`` None: the largest held residual (no day would have alarmed). A number
+    (alarms per 100k ticks): the least limit at and above which those days would have
+    raised at most ``budget`` per 100k ticks in all (``budgeted``). ``low``: the lowest
+    (``held_residuals``' low form), and a fall below it."""
+    return limits_of(left_out(scored, hold, slow, warm, low), low, budget)
+
+
+def left_out(scored, hold=HOLD, slow=SLOW, warm=WARM, low=False) -> list[np.ndarray]:
+    """Each of days ``scored``: its held residuals after ``warm`` ticks against the medians
+    of the other days (``limits``' input)."""
+    held_days = []
     for k, (ts, stats) in enumerate(scored):
         others = medians([d for j, d in enumerate(scored) if j != k])
-        held = held_residuals(ts, stats, others, hold, slow, low)[warm:]
-        with np.errstate(all="ignore"):
-            if low:
-                worst = np.fmin(worst, np.nanmin(held, axis=0, initial=np.inf))
-            else:
-                worst = np.fmax(worst, np.nanmax(held, axis=0, initial=-np.inf))
-    worst[~np.isfinite(worst)] = np.nan
+        held_days.append(held_residuals(ts, stats, others, hold, slow, low)[warm:])
+    return held_days
+
+
+def limits_of(held_days: list[np.ndarray], low=False, budget=None) -> np.ndarray:
+    """``limits`` from ``left_out``'s held residuals."""
+    worst = np.full(2, np.nan)
+    for j in range(2):
+        series = [(-h[:, j] if low else h[:, j]) for h in held_days]
+        if budget is None:
+            tops = [np.nanmax(x) for x in series if np.isfinite(x).any()]
+            value = max(tops) if tops else np.nan
+        else:
+            value = budgeted(series, budget)
+        worst[j] = -value if low else value
     return worst
+
+
+def budgeted(series: list[np.ndarray], budget: float) -> float:
+    """The least limit L such that, at L and at every limit above it, the rises of
+    ``series`` above the limit (a tick above it after one that was not, or that was NaN, or
+    the first tick) number at most ``budget`` per 100k ticks of all the series together
+    (NaN: no finite value). Scanned from the top down, it stops at the first limit with more
+    rises than allowed and returns the limit above it, so it does not fall through the bulk
+    of the residuals, where a series rises over any limit many times."""
+    ticks = sum(len(x) for x in series)
+    allowed = math.floor(budget * ticks / 1e5 + 1e-9)  # 1e-9: a budget given as k/ticks
+    starts, ends = [], []  # a rise happens at limit L when starts[i] <= L < ends[i]
+    for x in series:
+        if not len(x):
+            continue
+        before = np.r_[-np.inf, x[:-1]]
+        before[~np.isfinite(before)] = -np.inf
+        rises = np.isfinite(x) & (x > before)
+        starts.append(before[rises])
+        ends.append(x[rises])
+    if not starts or not sum(len(e) for e in ends):
+        return np.nan
+    starts, ends = np.sort(np.concatenate(starts)), np.sort(np.concatenate(ends))
+    points = np.unique(np.r_[starts[np.isfinite(starts)], ends])[::-1]  # from the top down
+    count = np.searchsorted(starts, points, "right") - np.searchsorted(ends, points, "right")
+    over = np.flatnonzero(count > allowed)
+    if not len(over):
+        return float(points[-1])
+    if over[0] == 0:  # cannot happen: nothing rises above the greatest end
+        return float(points[0])
+    return float(points[over[0] - 1])
 
 
 @njit(cache=True)
@@ -328,7 +381,7 @@ def _least(x, w):
 
 
 def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]], hold=HOLD,
-          slow=SLOW, margin=MARGIN, warm=WARM) -> Profile:  # fmt: skip
+          slow=SLOW, margin=MARGIN, warm=WARM, budget=BUDGET) -> Profile:  # fmt: skip
     """A profile from recorded days: ``days[symbol]`` = [(date, ts, bid, ask), ...], one
     entry per day. A symbol needs two days at least (its limits are scored leave one day
     out); one with fewer is left out."""
@@ -337,10 +390,13 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
         if len(entries) < 2:
             continue
         scored = [(ts, day_stats(ts, bid, ask)) for _, ts, bid, ask in entries]
-        bounds = np.r_[limits(scored, hold, slow, warm), limits(scored, hold, slow, warm, True)]
+        bounds = np.r_[
+            limits(scored, hold, slow, warm, budget=budget),
+            limits(scored, hold, slow, warm, True, budget),
+        ]
         symbols[name] = (medians(scored), bounds)
         kept_days[name] = [d for d, *_ in entries]
-    return Profile(symbols, hold, slow, margin, warm, kept_days)
+    return Profile(symbols, hold, slow, margin, warm, kept_days, budget)
 
 
 def days_from_files(paths, fmt: str, hours: tuple[float, float] | None = None,
