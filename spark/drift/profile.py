@@ -9,8 +9,10 @@ Two statistics per symbol, from the features ``spread_bp`` and ``ret_bp``:
 A **profile** (built by ``build`` from recorded days, one file per day, and saved as JSON by
 ``spark drift profile``) holds, per symbol, the median of each statistic per 30-minute
 bucket of the UTC day over those days, and two limits per statistic, both scored leave one
-day out (each profile day against a profile of the other days): the upper, the largest
-residual held for ``hold`` ticks on those days; the lower, the lowest. Live, per tick:
+day out (each profile day against a profile of the other days), from the residuals held
+for ``hold`` ticks on those days: the upper, the least limit above which they rise at most
+``budget`` times per 100k ticks (``budgeted``; ``budget`` None: their largest); the lower,
+the same below. Live, per tick:
 residual = statistic − the profile of the tick's bucket (minus its own slow EW mean over
 ``slow`` ticks when ``slow`` > 0); a statistic alarms when its residual has stayed above
 upper + log(margin), or below lower − log(margin), for ``hold`` ticks in a row (a switch
@@ -19,8 +21,8 @@ wider spread or larger moves than usual at that time of day, a fall a narrower s
 smaller moves (e.g. a switch to a tighter instrument). Nothing in the first ``warm`` ticks
 of a symbol, nothing for a symbol or a bucket the profile lacks.
 
-Chosen by `bench/drift_profile_rule.py` on train streams (second run, session 27): hold 500,
-no slow offset, margin 1.5, both sides.
+Chosen by `bench/drift_profile_rule.py` on train streams (third run, session 28): hold
+1,000, no slow offset, margin 1.5, both sides, limits at a budget of 1 alarm per 100k ticks.
 The readable definition is ``tests/oracles.ProfileDetector``; a test compares them alarm by
 alarm on real ticks across batch boundaries.
 """
@@ -40,8 +42,8 @@ BUCKET_US = 1_800 * 10**6
 DAY_US = 86_400 * 10**6
 N_BUCKETS = DAY_US // BUCKET_US
 SPREAD_SPAN, MOVE_SPAN = 200, 20
-HOLD, SLOW, MARGIN, WARM = 500, 0, 1.5, 5_000  # the protocol's choice (second run)
-BUDGET = None  # the limits: the largest held residual (None) or a budget per 100k ticks
+HOLD, SLOW, MARGIN, WARM = 1_000, 0, 1.5, 5_000  # the protocol's choice (third run)
+BUDGET = 1.0  # the limits: a budget of alarms per 100k ticks (None: the largest residual)
 # the alerts' detector names, by alarm kind: a rise above the upper limit of each statistic,
 # then a fall below the lower one
 KINDS = ("profile_spread_up", "profile_move_up", "profile_spread_down", "profile_move_down")
