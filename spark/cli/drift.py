@@ -3,6 +3,7 @@ time-of-day profile the gate rule's profile part reads."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -138,8 +139,8 @@ def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
 
     Per instrument and 30-minute bucket of the UTC day: the median of the spread and of the
     move size; per instrument a lower and an upper limit on each, scored leave one day out
-    (docs/drift.md, session 27). An instrument needs two days at least; one with fewer is
-    left out and named."""
+    at a budget of 1 alarm per 100k ticks of those days (docs/drift.md, sessions 27-28).
+    An instrument needs two days at least; one with fewer is left out and named."""
     from spark.drift.profile import build, days_from_files
 
     days = days_from_files(paths, fmt, _session(session), tz)
@@ -151,11 +152,13 @@ def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
         print_json({**profile.as_dict(), "path": str(out), "left_out": left_out})
         return
     click.echo(f"wrote {out}: {len(profile.symbols)} instrument(s)")
+    extra = math.log(profile.margin)  # the alarm levels: the limits widened by the margin
     for name, (_, limits) in sorted(profile.symbols.items()):
         click.echo(
-            f"  {name:10} {len(profile.days[name])} days, limits (log units about the "
-            f"profile): spread {limits[2]:+.3f} .. {limits[0]:+.3f}, "
-            f"move {limits[3]:+.3f} .. {limits[1]:+.3f}"
+            f"  {name:10} {len(profile.days[name])} days; alarms (log units about the "
+            f"profile, held {profile.hold:,} ticks) on the spread below "
+            f"{limits[2] - extra:+.3f} or above {limits[0] + extra:+.3f}, on the move size "
+            f"below {limits[3] - extra:+.3f} or above {limits[1] + extra:+.3f}"
         )
     for name in left_out:
         click.echo(f"  {name:10} left out: {len(days[name])} day(s); two are needed")
