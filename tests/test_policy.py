@@ -595,12 +595,14 @@ def test_synthetic_switches_change_what_they_say_and_nothing_else():
 
 def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp_path):
     from spark.cli import cli
+    from spark.research.drift import PROFILED
 
     result = CliRunner().invoke(
         cli,
         ["research", "drift", "--data", str(shared_data), "--instrument", "EURUSD",
-         "--instrument", "IBM", "--before", "3000", "--after", "1500", "--jobs", "1", "--json",
-         "--pdf", str(tmp_path / "d.pdf"), "--day-ticks", "2000"],
+         "--instrument", "IBM", "--before", "5200", "--after", "1800", "--jobs", "1", "--json",
+         "--pdf", str(tmp_path / "d.pdf"), "--day-ticks", "2000", "--output",
+         str(tmp_path / "d.md")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     matrix = json.loads(result.output)
@@ -611,11 +613,21 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
         "IBM vol_x3", "IBM spread_x3", "IBM mid_drift", "IBM frozen",
     ]  # fmt: skip
     for row in matrix["streams"].values():
-        assert row["switch_tick"] == 3000
-        assert {"psi_confirmed (spread_bp & vol_bp)", "adwin"} <= set(row["detectors"])
+        assert row["switch_tick"] == 5200
+        assert {"psi_confirmed (spread_bp & vol_bp)", "adwin", PROFILED} <= set(row["detectors"])
     summary = {r["detector"]: r for r in matrix["summary"]}
     chosen = matrix["breaks"][0]  # the break rule the train streams ranked first
-    assert f"chosen: {chosen['rule']}" in summary and len(summary) == 7 * 4 + 2 + 1
+    assert f"chosen: {chosen['rule']}" in summary and len(summary) == 7 * 4 + 2 + 1 + 1
+    # the gate rule with its profile part, the profile of the days before the test day
+    dates = matrix["profile_days"]
+    assert {n: len(d) for n, d in dates.items()} == {"EURUSD": 12, "IBM": 4}
+    assert max(dates["IBM"]) < "2013-10-11" and max(dates["EURUSD"]) < "2014-05-15"  # test days
+    profiled = matrix["profile_by_kind"]
+    assert sum(f["streams"] for f in profiled.values()) == 12
+    for kind in ("same_level", "vol_x3"):  # which the break rule alone misses here
+        assert profiled[kind]["caught"] > matrix["chosen_by_kind"][kind]["caught"]
+    assert all(f["false"] == 0 for f in profiled.values())
+    assert "with its profile part" in (tmp_path / "d.md").read_text()
     assert chosen["train"]["streams"] == chosen["test"]["streams"] == 12
     assert chosen["train"]["worst_false_per_100k"] <= 1.0  # the protocol's first condition
     kinds = matrix["chosen_by_kind"]
@@ -636,7 +648,8 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     assert len(matrix["train_streams"]) == 12
     assert all(n.startswith("train: ") for n in matrix["train_streams"])
     first_days = {r["switch_tick"] for r in matrix["train_streams"].values()}
-    assert first_days == {3000}
+    assert first_days == {5200}
+    assert not any(PROFILED in r["detectors"] for r in matrix["train_streams"].values())
     assert matrix["combined"] and {"rule", "train", "test"} <= set(matrix["combined"][0])
 
 

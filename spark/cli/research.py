@@ -235,20 +235,29 @@ def _over_streams(label, run, progress, root, before, after, jobs, instruments) 
     show_default=True,
     help="Ticks of each day-file for the whole-day false-alarm check (0: the whole day).",
 )
+@click.option(
+    "--profile/--no-profile",
+    default=True,
+    show_default=True,
+    help="Also the gate rule with its profile part on the test streams, the profile built "
+    "from each instrument's day-files before the test day (what `spark drift profile` "
+    "writes).",
+)
 def research_drift(
-    root, before, after, jobs, instruments, output, pdf, day_ticks, as_json, progress
+    root, before, after, jobs, instruments, output, pdf, day_ticks, profile, as_json, progress
 ) -> None:
     """Every drift detector on every ordered pair of instruments (A then B in one stream,
     as read and at the same price level) and on synthetic switches of real days
     (volatility x3, spread x3, a drifting mid, a frozen feed): delay after the switch and
     false alarms per 100k ticks before it; rules ranked on the train streams (each
     instrument's first day), reported on the test streams (its last day); and the shipped
-    gate rule's alarms on every whole real day-file."""
+    gate rule's alarms on every whole real day-file. With a profile (the default) the test
+    streams also run the gate rule with its profile part (docs/drift.md, sessions 27-28)."""
     from functools import partial
 
     from spark.research.drift import markdown, run_matrix, write_pdf
 
-    run = partial(run_matrix, day_ticks=day_ticks)
+    run = partial(run_matrix, day_ticks=day_ticks, profile=profile)
     matrix = _over_streams("drift", run, progress, root, before, after, jobs, instruments)
     _emit(markdown(matrix), matrix, output, pdf, lambda p: write_pdf(matrix, p), as_json)
 

@@ -179,9 +179,11 @@ def measure(task) -> tuple[str, dict]:
     from spark.settings import CONFIRMED, Settings
 
     ret_column = FEATURE_NAMES.index("ret_bp")
-    name, a, b, kind, before, after = task
+    name, a, b, kind, before, after, *profile = task
     stream, switch = _stream(a, b, kind, before, after)
     rows: dict[str, dict] = {}
+    if profile and profile[0]:
+        rows[PROFILED] = detection(profiled_alarms(stream, profile[0]), switch)
     for window, threshold in GRID:
         base = Settings().with_models(model="logreg", challengers=())
         settings = replace(
@@ -226,6 +228,66 @@ def measure(task) -> tuple[str, dict]:
         "detectors": rows,
         "breaks": break_alarms(ret, seen),
     }
+
+
+PROFILED = "gate rule + profile of earlier days"  # the test streams' row of the profile part
+
+
+def profiled_alarms(stream: TickBatch, profile_path: str) -> list[int]:
+    """Warning alarm ticks of the gate rule with its profile part (``break+dt_spread+profile``,
+    what a worker runs given ``SPARK_DRIFT_PROFILE``) on ``stream``, through the live
+    pipeline (logreg, trading off, the price screen on)."""
+    from spark.pipeline.offline import OfflineRun
+    from spark.settings import Settings
+
+    env = {"SPARK_GATE_RULE": "break+dt_spread+profile", "SPARK_DRIFT_PROFILE": profile_path}
+    base = Settings.from_env(env).with_models(model="logreg", challengers=())
+    settings = replace(base, gate=True, trading=False)
+    alarms = []
+    for lo, idx, result in OfflineRun(settings, partitions=1).run(stream):
+        for i, alert in result.alerts:
+            if alert["severity"] == "warning":
+                alarms.append(int(lo + idx[i]))
+    return alarms
+
+
+def earlier_profile(root: Path, instruments: tuple[str, ...] | None, path: Path) -> dict:
+    """Writes to ``path`` the profile (``spark.drift.profile.build``, what ``spark drift
+    profile`` writes) of each instrument's day-files before its last (the test streams' day),
+    stocks in their regular session as the streams are; returns instrument -> the dates it
+    was built from (an instrument with fewer than two earlier days has none)."""
+    from spark.drift.profile import build
+
+    wanted = {i.upper() for i in instruments} if instruments else None
+    by: dict[str, list[Day]] = {}
+    for d in find_days(root):
+        if wanted is None or d.instrument in wanted:
+            by.setdefault(d.instrument, []).append(d)
+    days = {}
+    for name, found in by.items():
+        days[name] = []
+        for d in found[:-1]:
+            b = load_day(d, 10**12)
+            days[name].append((d.date, b.ts, b.bid, b.ask))
+    profile = build(days)
+    profile.save(path)
+    return {name: list(dates) for name, dates in profile.days.items()}
+
+
+def by_kind(results: dict[str, dict], detector: str) -> dict[str, dict[str, int]]:
+    """Per kind of switch: streams, caught within TARGET_DELAY, and streams over the
+    false-alarm target, of ``detector`` (a key of each row's detectors)."""
+    out: dict[str, dict[str, int]] = {}
+    for row in results.values():
+        if detector not in row["detectors"]:
+            continue
+        figures = out.setdefault(row["kind"], {"streams": 0, "caught": 0, "false": 0})
+        found = row["detectors"][detector]
+        delay = found["delay_ticks"]
+        figures["streams"] += 1
+        figures["caught"] += delay is not None and delay <= TARGET_DELAY
+        figures["false"] += found["false_per_100k"] > TARGET_FA
+    return out
 
 
 def break_name(setting: tuple) -> str:
@@ -304,16 +366,26 @@ def run_matrix(
     instruments: tuple[str, ...] | None = None,
     on_stream: Callable[[int, int], None] | None = None,
     day_ticks: int = 0,
+    profile: bool = True,
 ) -> dict:
     """Every stream's detectors (``measure``), the rules ranked on the train streams, and the
     shipped gate rule on every whole real day-file (``measure_day``; ``day_ticks`` > 0: only
-    that many ticks of each)."""
+    that many ticks of each). ``profile``: also the gate rule with its profile part on the
+    test streams, the profile built from each instrument's earlier days (``earlier_profile``;
+    the train streams, on each instrument's first day, have no earlier days)."""
+    import tempfile
+
     from spark.settings import Settings
 
     started = time.monotonic()
     tasks = [(*s, before, after) for s in streams(root, instruments, "first")]
     tasks = [(f"train: {t[0]}", *t[1:]) for t in tasks]
-    tasks += [(*s, before, after) for s in streams(root, instruments, "last")]
+    scratch = tempfile.TemporaryDirectory(prefix="spark-research-drift-")
+    profile_path, profile_days = None, {}
+    if profile:
+        profile_path = str(Path(scratch.name) / "profile.json")
+        profile_days = earlier_profile(root, instruments, Path(profile_path))
+    tasks += [(*s, before, after, profile_path) for s in streams(root, instruments, "last")]
     if not tasks:
         from spark.errors import SparkError
 
@@ -329,7 +401,8 @@ def run_matrix(
     def progress(offset: int):
         return None if on_stream is None else lambda done, _n: on_stream(offset + done, total)
 
-    results = map_streams(measure, tasks, jobs, progress(0))
+    with scratch:
+        results = map_streams(measure, tasks, jobs, progress(0))
     whole_days = map_streams(measure_day, days, jobs, progress(len(tasks)))
     whole_days = {name: whole_days[name] for name, _, _ in days}
     order = [t[0] for t in tasks]
@@ -345,14 +418,6 @@ def run_matrix(
             del row["breaks"]
     for r in breaks:
         del r["alarms"]
-    by_kind: dict[str, dict[str, int]] = {}
-    for row in test.values():  # the chosen rule on the test streams, per kind of switch
-        figures = by_kind.setdefault(row["kind"], {"streams": 0, "caught": 0, "false": 0})
-        found = row["detectors"][f"chosen: {chosen['rule']}"]
-        delay = found["delay_ticks"]
-        figures["streams"] += 1
-        figures["caught"] += delay is not None and delay <= TARGET_DELAY
-        figures["false"] += found["false_per_100k"] > TARGET_FA
     return {
         "streams": test,
         "train_streams": train,
@@ -360,7 +425,9 @@ def run_matrix(
         "train_summary": summarise(train),
         "combined": rules,
         "breaks": breaks,
-        "chosen_by_kind": by_kind,
+        "chosen_by_kind": by_kind(test, f"chosen: {chosen['rule']}"),
+        "profile_by_kind": by_kind(test, PROFILED),
+        "profile_days": profile_days,
         "whole_days": whole_days,
         "gate_rule": Settings().drift.rule,
         "settings": {
@@ -368,6 +435,7 @@ def run_matrix(
             "after": after,
             "data": str(root),
             "day_ticks": day_ticks,
+            "profile": profile,
         },
         "seconds": time.monotonic() - started,
     }
@@ -509,6 +577,9 @@ def summarise(results: dict[str, dict]) -> list[dict]:
     return out
 
 
+KIND_LABEL = {"pair": "instrument pairs", LEVEL: "pairs at the same level"}
+
+
 def markdown(m: dict) -> str:
     s = m["settings"]
     lines = [
@@ -577,8 +648,28 @@ def markdown(m: dict) -> str:
             "|---|---:|---:|",
         ]
         for kind, f in m["chosen_by_kind"].items():
-            label = {"pair": "instrument pairs", LEVEL: "pairs at the same level"}.get(kind, kind)
-            lines.append(f"| {label} | {f['caught']}/{f['streams']} | {f['false']} |")
+            lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
+                         f"{f['false']} |")  # fmt: skip
+    if m.get("profile_by_kind"):
+        built = "; ".join(
+            f"{name} {len(dates)} day-files" for name, dates in m.get("profile_days", {}).items()
+        )
+        lines += [
+            "",
+            "## The gate rule with its profile part (test streams)",
+            "",
+            "`break+dt_spread+profile`, what a worker runs with `SPARK_DRIFT_PROFILE`, through "
+            "the live pipeline; the profile (`spark drift profile`'s) built from each "
+            f"instrument's day-files before the test day ({built or 'none'}). An instrument "
+            "with fewer than two earlier day-files has no profile; its streams run on the "
+            "other parts. Row `" + PROFILED + "` in the tables above.",
+            "",
+            "| switch | caught <= 2,000 | streams over the false-alarm target |",
+            "|---|---:|---:|",
+        ]
+        for kind, f in m["profile_by_kind"].items():
+            lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
+                         f"{f['false']} |")  # fmt: skip
     days = m.get("whole_days", {})
     if days:
         kinds = sorted({k for day in days.values() for k in day["alarms"]})
