@@ -792,6 +792,8 @@ class ProfileDetector:
 
     ``profile``: per 30-minute bucket of the UTC day, (spread median, move median) or None;
     ``limits``: (upper spread, upper move, lower spread, lower move), None for none.
+    ``locked``: "floor" (a locked or crossed quote enters the spread at 1e-7) or "skip" (it
+    leaves the spread statistic as it was).
 
     >>> flat = [(math.log(2e-4), math.log(1e-4))] * 48
     >>> d = ProfileDetector(flat, (0.015, 0.1, -0.015, None), hold=2, slow=0, margin=1.0,
@@ -810,7 +812,8 @@ class ProfileDetector:
     slow: float
     margin: float
     warm: int
-    fast_spread: float = 0.0
+    locked: str = "floor"
+    fast_spread: float | None = None
     fast_move: float = 0.0
     moves: int = 0
     seen: int = 0
@@ -822,10 +825,13 @@ class ProfileDetector:
     NAMES = ("spread_up", "move_up", "spread_down", "move_down")
 
     def update(self, ts_us: int, spread_bp: float, ret_bp: float) -> list[str]:
-        x = math.log(max(spread_bp * 1e-4, 1e-7))
-        self.fast_spread = (
-            x if self.seen == 0 else self.fast_spread + 2 / 201 * (x - self.fast_spread)
-        )
+        if spread_bp > 0 or self.locked == "floor":
+            x = math.log(max(spread_bp * 1e-4, 1e-7))
+            self.fast_spread = (
+                x
+                if self.fast_spread is None
+                else self.fast_spread + 2 / 201 * (x - self.fast_spread)
+            )
         move = abs(ret_bp) * 1e-4 if self.seen > 0 else 0.0
         if move > 0:
             m = math.log(move)

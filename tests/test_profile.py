@@ -56,9 +56,11 @@ def nzdusd():
     return profile, stream, 50_000, [d for d, *_ in entries]
 
 
-def test_compiled_profile_detectors_equal_the_readable_one(nzdusd):
+@pytest.mark.parametrize("locked", ["floor", "skip"])
+def test_compiled_profile_detectors_equal_the_readable_one(nzdusd, locked):
     """Alarm by alarm and residual by residual, in batches of 777 ticks, with limits close
-    enough that both statistics alarm many times, on both sides."""
+    enough that both statistics alarm many times, on both sides; locked quotes (spread 0,
+    about one NZDUSD tick in ten) at the floor or skipped."""
     from tests.oracles import ProfileDetector
 
     profile, stream, _, _ = nzdusd
@@ -67,13 +69,14 @@ def test_compiled_profile_detectors_equal_the_readable_one(nzdusd):
     medians, _ = profile.symbols["NZDUSD"]
     # limits inside the stream's own residuals (the 20th and 80th percentiles): many alarms
     b = result.batch
-    residuals = held_residuals(ts, day_stats(ts, b.bid, b.ask), medians, 1, 5_000)
+    residuals = held_residuals(ts, day_stats(ts, b.bid, b.ask, locked), medians, 1, 5_000)
     upper, lower = np.nanpercentile(residuals, [80, 20], axis=0)
     limits = np.r_[upper, lower]
-    tight = Profile({"NZDUSD": (medians, limits)}, hold=100, slow=5_000, margin=1.1, warm=2_000)
+    tight = Profile({"NZDUSD": (medians, limits)}, hold=100, slow=5_000, margin=1.1, warm=2_000,
+                    locked=locked)  # fmt: skip
     readable = ProfileDetector(
         [None if np.isnan(row).any() else tuple(row) for row in medians],
-        tuple(limits), hold=100, slow=5_000, margin=1.1, warm=2_000,
+        tuple(limits), hold=100, slow=5_000, margin=1.1, warm=2_000, locked=locked,
     )  # fmt: skip
     expected, residuals = [], np.full((len(ts), 2), np.nan)
     for i in np.flatnonzero(result.valid).tolist():
@@ -93,6 +96,7 @@ def test_compiled_profile_detectors_equal_the_readable_one(nzdusd):
         got += [(lo + t, name) for t, name in zip(tick.tolist(), names, strict=True)]
         stats[lo:hi] = part
     assert len({k for _, k in expected}) == 4 and len(expected) > 8
+    assert (result.features[result.valid, SPREAD] <= 0).mean() > 0.02  # locked quotes in it
     assert got == expected
     assert np.allclose(stats, residuals, rtol=1e-9, atol=1e-12, equal_nan=True)
 
@@ -156,6 +160,18 @@ def test_day_statistics_are_the_fast_means_of_log_spread_and_log_move():
     assert np.isnan(stats[:250, 1]).all()
     assert stats[250, 1] == pytest.approx(math.log(abs(math.log(1.0002 / 1.0001))))
     assert stats[-1, 1] == stats[250, 1]  # no move since
+    # a locked quote (bid = ask) at tick 100: at the floor it drags the spread's fast mean
+    # down; skipped, it leaves it as it was; the move statistic is the same either way
+    ask[100] = bid[100]
+    floor, skip = day_stats(ts, bid, ask), day_stats(ts, bid, ask, "skip")
+    assert floor[100, 0] < floor[99, 0] - 0.05 and skip[100, 0] == skip[99, 0]
+    assert (
+        np.array_equal(skip[:100], floor[:100], equal_nan=True)
+        and (skip[101:250, 0] > floor[101:250, 0]).all()
+    )
+    ask[:3] = bid[:3]  # locked from the start, skipped: no spread statistic until a spread
+    skip = day_stats(ts, bid, ask, "skip")
+    assert np.isnan(skip[:3, 0]).all() and skip[3, 0] == pytest.approx(math.log(0.0002 / 1.0001))
 
 
 def test_a_checkpoint_carries_the_profile_detectors_on(nzdusd, tmp_path):

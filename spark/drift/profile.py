@@ -44,6 +44,10 @@ N_BUCKETS = DAY_US // BUCKET_US
 SPREAD_SPAN, MOVE_SPAN = 200, 20
 HOLD, SLOW, MARGIN, WARM = 1_000, 0, 1.5, 5_000  # the protocol's choice (third run)
 BUDGET = 1.0  # the limits: a budget of alarms per 100k ticks (None: the largest residual)
+# a locked or crossed quote (spread <= 0) in the spread statistic: "floor" (log 1e-7, as
+# until session 28) or "skip" (it leaves the statistic as it was)
+LOCKED = "floor"
+LOCKED_KINDS = ("floor", "skip")
 # the alerts' detector names, by alarm kind: a rise above the upper limit of each statistic,
 # then a fall below the lower one
 KINDS = ("profile_spread_up", "profile_move_up", "profile_spread_down", "profile_move_down")
@@ -68,7 +72,7 @@ def _log_spread(spread_bp: float) -> float:
 
 @njit(cache=True)
 def _fresh(st) -> None:
-    st[FAST_S] = 0.0
+    st[FAST_S] = np.nan  # no spread yet
     st[FAST_M] = 0.0
     st[MOVES] = 0.0
     st[SLOW_S] = np.nan
@@ -82,11 +86,14 @@ def _fresh(st) -> None:
 @njit(cache=True)
 def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, out_stat,
         out_tick, out_kind, out_value) -> int:  # fmt: skip
-    """Step each valid tick's symbol. ``profile[s, bucket, j]`` and ``limit[s, k]`` (by
+    """Step each valid tick's symbol (``config``: hold, slow, margin, warm, and 1 to let a
+    locked or crossed quote leave the spread statistic as it was). ``profile[s, bucket, j]``
+    and ``limit[s, k]`` (by
     alarm kind: upper spread, upper move, lower spread, lower move; NaN: none);
     ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of alarms
     written to ``out_*`` (kinds as ``KINDS``)."""
     hold, slow, margin, warm = config[0], config[1], config[2], config[3]
+    skip_locked = config[4] > 0
     a_s, a_m = 2.0 / (SPREAD_SPAN + 1.0), 2.0 / (MOVE_SPAN + 1.0)
     a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
     extra = math.log(margin)
@@ -100,8 +107,12 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
         out_stat[i, 1] = np.nan
         if not valid[i]:
             continue
-        x = _log_spread(spread_bp[i])
-        st[FAST_S] = x if st[SEEN] == 0 else st[FAST_S] + a_s * (x - st[FAST_S])
+        if spread_bp[i] > 0 or not skip_locked:
+            x = _log_spread(spread_bp[i])
+            if st[SEEN] == 0 or math.isnan(st[FAST_S]):
+                st[FAST_S] = x
+            else:
+                st[FAST_S] += a_s * (x - st[FAST_S])
         a = abs(ret_bp[i]) * 1e-4 if st[SEEN] > 0 and math.isfinite(ret_bp[i]) else 0.0
         if a > 0:
             la = math.log(a)
@@ -145,14 +156,18 @@ class Profile:
 
     def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
                  margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None,
-                 budget=None):  # fmt: skip
+                 budget=None, locked="floor"):  # fmt: skip
+        if locked not in LOCKED_KINDS:
+            raise ProfileError(f"locked must be one of {', '.join(LOCKED_KINDS)}, not {locked!r}")
+        self.locked = locked
         self.symbols = symbols
         self.hold, self.slow, self.margin, self.warm = hold, slow, margin, warm
         self.days = days or {}
         self.budget = budget  # how the limits were set (``limits``): None, the largest
 
     def config(self) -> np.ndarray:
-        return np.array([self.hold, self.slow, self.margin, self.warm], np.float64)
+        skip = 1.0 if self.locked == "skip" else 0.0
+        return np.array([self.hold, self.slow, self.margin, self.warm, skip], np.float64)
 
     def as_dict(self) -> dict:
         def clean(a):
@@ -166,6 +181,7 @@ class Profile:
             "margin": self.margin,
             "warm": self.warm,
             "budget": self.budget,
+            "locked": self.locked,
             "symbols": {
                 name: {
                     "days": self.days.get(name, []),
@@ -216,15 +232,16 @@ class Profile:
                 margin=float(saved["margin"]),
                 warm=int(saved["warm"]),
                 budget=None if saved.get("budget") is None else float(saved["budget"]),
+                locked=saved.get("locked", "floor"),
                 days={n: list(e.get("days", [])) for n, e in saved["symbols"].items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"the drift profile {path} cannot be used: {exc}") from None
 
 
-def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray, locked: str = LOCKED) -> np.ndarray:
     """(ticks, 2): the two statistics over one symbol's day, as the live detector computes
-    them (run through ``run`` with an empty profile)."""
+    them (run through ``run`` with an empty profile; ``locked`` as ``LOCKED``)."""
     n = len(ts)
     ok = np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0)
     mid = (bid + ask) / 2
@@ -240,7 +257,8 @@ def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     out = np.empty((n, 2))
     none = np.empty(n, np.int64)
     run(np.zeros(n, np.int64), ts.astype(np.int64), spread_bp, ret_bp, ok, np.zeros(n, np.bool_),
-        np.array([1e18, 0.0, 1.0, 1e18]), profile, limit, state, out, none, none,
+        np.array([1e18, 0.0, 1.0, 1e18, 1.0 if locked == "skip" else 0.0]), profile, limit,
+        state, out, none, none,
         np.empty(n))  # fmt: skip
     return out
 
@@ -383,7 +401,8 @@ def _least(x, w):
 
 
 def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]], hold=HOLD,
-          slow=SLOW, margin=MARGIN, warm=WARM, budget=BUDGET) -> Profile:  # fmt: skip
+          slow=SLOW, margin=MARGIN, warm=WARM, budget=BUDGET,
+          locked=LOCKED) -> Profile:  # fmt: skip
     """A profile from recorded days: ``days[symbol]`` = [(date, ts, bid, ask), ...], one
     entry per day. A symbol needs two days at least (its limits are scored leave one day
     out); one with fewer is left out."""
@@ -391,14 +410,14 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
     for name, entries in days.items():
         if len(entries) < 2:
             continue
-        scored = [(ts, day_stats(ts, bid, ask)) for _, ts, bid, ask in entries]
+        scored = [(ts, day_stats(ts, bid, ask, locked)) for _, ts, bid, ask in entries]
         bounds = np.r_[
             limits(scored, hold, slow, warm, budget=budget),
             limits(scored, hold, slow, warm, True, budget),
         ]
         symbols[name] = (medians(scored), bounds)
         kept_days[name] = [d for d, *_ in entries]
-    return Profile(symbols, hold, slow, margin, warm, kept_days, budget)
+    return Profile(symbols, hold, slow, margin, warm, kept_days, budget, locked)
 
 
 def days_from_files(paths, fmt: str, hours: tuple[float, float] | None = None,
