@@ -24,7 +24,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,19 +37,10 @@ RULES = ("break+dt_spread", "break+dt_spread+profile")
 
 def _run(task):
     name, kind, a, b, rule, profile_path = task
-    from spark.pipeline.offline import OfflineRun
-    from spark.research.drift import _stream
-    from spark.settings import Settings
+    from spark.research.drift import _stream, gate_alarms
 
     stream, switch = _stream(a, b, kind, BEFORE, AFTER)
-    env = {"SPARK_GATE_RULE": rule, "SPARK_DRIFT_PROFILE": profile_path}
-    base = Settings.from_env(env).with_models(model="logreg", challengers=())
-    settings = replace(base, gate=True, trading=False)
-    alarms = []
-    for lo, idx, result in OfflineRun(settings, partitions=1).run(stream):
-        for i, alert in result.alerts:
-            if alert["severity"] == "warning":
-                alarms.append((int(lo + idx[i]), alert["detector"]))
+    alarms = gate_alarms(stream, rule, profile_path)
     before = [t for t, _ in alarms if t < switch]
     after = [(t, d) for t, d in alarms if switch <= t < switch + WITHIN]
     return {

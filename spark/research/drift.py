@@ -183,7 +183,8 @@ def measure(task) -> tuple[str, dict]:
     stream, switch = _stream(a, b, kind, before, after)
     rows: dict[str, dict] = {}
     if profile and profile[0]:
-        rows[PROFILED] = detection(profiled_alarms(stream, profile[0]), switch)
+        rows[PROFILED] = detection([t for t, _ in gate_alarms(stream, profile_path=profile[0])],
+                                   switch)  # fmt: skip
     for window, threshold in GRID:
         base = Settings().with_models(model="logreg", challengers=())
         settings = replace(
@@ -233,21 +234,23 @@ def measure(task) -> tuple[str, dict]:
 PROFILED = "gate rule + profile of earlier days"  # the test streams' row of the profile part
 
 
-def profiled_alarms(stream: TickBatch, profile_path: str) -> list[int]:
-    """Warning alarm ticks of the gate rule with its profile part (``break+dt_spread+profile``,
-    what a worker runs given ``SPARK_DRIFT_PROFILE``) on ``stream``, through the live
-    pipeline (logreg, trading off, the price screen on)."""
+def gate_alarms(
+    stream: TickBatch, rule: str = "break+dt_spread+profile", profile_path: str = ""
+) -> list[tuple[int, str]]:
+    """(tick, detector) of every warning alert of gate rule ``rule`` (``SPARK_GATE_RULE``;
+    ``profile_path``: ``SPARK_DRIFT_PROFILE``, what a worker is given) on ``stream``,
+    through the live pipeline (logreg, trading off, the price screen on)."""
     from spark.pipeline.offline import OfflineRun
     from spark.settings import Settings
 
-    env = {"SPARK_GATE_RULE": "break+dt_spread+profile", "SPARK_DRIFT_PROFILE": profile_path}
+    env = {"SPARK_GATE_RULE": rule, "SPARK_DRIFT_PROFILE": profile_path}
     base = Settings.from_env(env).with_models(model="logreg", challengers=())
     settings = replace(base, gate=True, trading=False)
     alarms = []
     for lo, idx, result in OfflineRun(settings, partitions=1).run(stream):
         for i, alert in result.alerts:
             if alert["severity"] == "warning":
-                alarms.append(int(lo + idx[i]))
+                alarms.append((int(lo + idx[i]), alert["detector"]))
     return alarms
 
 
