@@ -132,7 +132,18 @@ def test_a_profile_saves_loads_and_says_what_is_wrong(nzdusd, tmp_path, shared_d
     assert again.days == {"NZDUSD": dates}
     assert np.allclose(again.symbols["NZDUSD"][0], medians, atol=1e-6, equal_nan=True)
     assert (again.hold, again.slow, again.margin, again.warm) == (1_000, 0, 1.5, 5_000)
-    assert again.budget == 1.0
+    assert again.budget == 1.0 and again.locked == "skip"
+    # a file written before session 28 has no "locked": its statistics took the floor
+    saved = json.loads(path.read_text())
+    del saved["locked"], saved["budget"]
+    (tmp_path / "old.json").write_text(json.dumps(saved))
+    old = Profile.load(tmp_path / "old.json")
+    assert old.locked == "floor" and old.budget is None and old.config()[4] == 0.0
+    assert again.config()[4] == 1.0
+    saved["locked"] = "ignore"
+    (tmp_path / "odd.json").write_text(json.dumps(saved))
+    with pytest.raises(ProfileError, match="locked must be one of floor, skip"):
+        Profile.load(tmp_path / "odd.json")
     assert np.allclose(again.symbols["NZDUSD"][1], limits, atol=1e-6)
     # a symbol with one day has no out-of-sample limit: it is left out
     one = _day(shared_data, "NZDUSD", "20140501")
@@ -163,7 +174,7 @@ def test_day_statistics_are_the_fast_means_of_log_spread_and_log_move():
     # a locked quote (bid = ask) at tick 100: at the floor it drags the spread's fast mean
     # down; skipped, it leaves it as it was; the move statistic is the same either way
     ask[100] = bid[100]
-    floor, skip = day_stats(ts, bid, ask), day_stats(ts, bid, ask, "skip")
+    floor, skip = day_stats(ts, bid, ask, "floor"), day_stats(ts, bid, ask, "skip")
     assert floor[100, 0] < floor[99, 0] - 0.05 and skip[100, 0] == skip[99, 0]
     assert (
         np.array_equal(skip[:100], floor[:100], equal_nan=True)

@@ -3,7 +3,8 @@ usually shows at that time of day, learnt on earlier days (docs/drift.md, sessio
 
 Two statistics per symbol, from the features ``spread_bp`` and ``ret_bp``:
 
-* **spread**: a fast EW mean (span 200 ticks) of log(spread / mid);
+* **spread**: a fast EW mean (span 200 ticks) of log(spread / mid), over the quotes with a
+  spread (``LOCKED``);
 * **move**: a fast EW mean (span 20 moves) of log |mid move| (from the first move on).
 
 A **profile** (built by ``build`` from recorded days, one file per day, and saved as JSON by
@@ -21,8 +22,9 @@ wider spread or larger moves than usual at that time of day, a fall a narrower s
 smaller moves (e.g. a switch to a tighter instrument). Nothing in the first ``warm`` ticks
 of a symbol, nothing for a symbol or a bucket the profile lacks.
 
-Chosen by `bench/drift_profile_rule.py` on train streams (third run, session 28): hold
-1,000, no slow offset, margin 1.5, both sides, limits at a budget of 1 alarm per 100k ticks.
+Chosen by `bench/drift_profile_rule.py` on train streams (third and fourth runs, session
+28): hold 1,000, no slow offset, margin 1.5, both sides, limits at a budget of 1 alarm per
+100k ticks, locked or crossed quotes (spread <= 0) skipped by the spread statistic.
 The readable definition is ``tests/oracles.ProfileDetector``; a test compares them alarm by
 alarm on real ticks across batch boundaries.
 """
@@ -45,8 +47,8 @@ SPREAD_SPAN, MOVE_SPAN = 200, 20
 HOLD, SLOW, MARGIN, WARM = 1_000, 0, 1.5, 5_000  # the protocol's choice (third run)
 BUDGET = 1.0  # the limits: a budget of alarms per 100k ticks (None: the largest residual)
 # a locked or crossed quote (spread <= 0) in the spread statistic: "floor" (log 1e-7, as
-# until session 28) or "skip" (it leaves the statistic as it was)
-LOCKED = "floor"
+# until session 28) or "skip" (it leaves the statistic as it was; the fourth run's choice)
+LOCKED = "skip"
 LOCKED_KINDS = ("floor", "skip")
 # the alerts' detector names, by alarm kind: a rise above the upper limit of each statistic,
 # then a fall below the lower one
