@@ -90,8 +90,8 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
         out_tick, out_kind, out_value) -> int:  # fmt: skip
     """Step each valid tick's symbol (``config``: hold, slow, margin, warm, and 1 to let a
     locked or crossed quote leave the spread statistic as it was). ``profile[s, bucket, j]``
-    and ``limit[s, k]`` (by
-    alarm kind: upper spread, upper move, lower spread, lower move; NaN: none);
+    and ``limit[s, k]`` (by alarm kind: upper spread, upper move, lower spread, lower move;
+    NaN: none);
     ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of alarms
     written to ``out_*`` (kinds as ``KINDS``)."""
     hold, slow, margin, warm = config[0], config[1], config[2], config[3]
@@ -158,7 +158,7 @@ class Profile:
 
     def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
                  margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None,
-                 budget=None, locked="floor"):  # fmt: skip
+                 budget=None, locked=LOCKED):  # fmt: skip
         if locked not in LOCKED_KINDS:
             raise ProfileError(f"locked must be one of {', '.join(LOCKED_KINDS)}, not {locked!r}")
         self.locked = locked
