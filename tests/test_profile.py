@@ -364,3 +364,26 @@ def test_budgeted_limits_are_lower_than_the_largest_and_alarm_within_budget(nzdu
                 series = [sign * h[:, j] for h in held]
                 assert _rises(series, sign * bound[j]) <= budget * ticks / 1e5
     assert (limits_of(held, True, 1.0) > limits_of(held, True)).any()  # strictly tighter
+
+
+def test_a_symbol_the_profile_lacks_is_named_once_in_the_log(nzdusd, tmp_path, caplog):
+    """A worker given a profile that lacks a symbol says so once, however many batches carry
+    it; a profiled symbol is not named."""
+    profile, stream, _switch, _ = nzdusd
+    path = tmp_path / "profile.json"
+    profile.save(path)
+    env = {"SPARK_GATE_RULE": "break+profile", "SPARK_DRIFT_PROFILE": str(path)}
+    settings = replace(Settings.from_env(env).with_models(model="logreg"), trading=False)
+    pipeline = SignalPipeline(settings)
+    first = stream.take(0, 3_000)
+    other = replace(first, symbols=["AUDUSD"])  # the same ticks under a name not profiled
+    with caplog.at_level("WARNING", logger="spark.drift.profile"):
+        pipeline.step(first)
+        pipeline.step(other)
+        pipeline.step(replace(stream.take(3_000, 6_000), symbols=["AUDUSD"]))
+    named = [r.getMessage() for r in caplog.records if "no profile for" in r.getMessage()]
+    assert named == [
+        "drift profile: no profile for AUDUSD, so the gate rule's profile part does not "
+        "watch it (the other parts do); add its earlier days to `spark drift profile` and "
+        "restart"
+    ]

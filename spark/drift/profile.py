@@ -32,6 +32,7 @@ alarm on real ticks across batch boundaries.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -61,6 +62,9 @@ FORMAT = 2
 FAST_S, FAST_M, MOVES, SLOW_S, SLOW_M = range(5)
 RUN, FIRED, SEEN = 5, 9, 13  # RUN + kind, FIRED + kind
 N_STATE = 14
+
+
+log = logging.getLogger(__name__)
 
 
 class ProfileError(SparkError):
@@ -458,6 +462,7 @@ class ProfileSet:
         self.rows = np.full((0, N_BUCKETS, 2), np.nan)
         self.limits = np.full((0, 4), np.nan)
         self.names: list[str | None] = []
+        self.unprofiled: set[str] = set()  # symbols seen that the profile lacks (logged once)
 
     @staticmethod
     def _empty(symbols: int) -> np.ndarray:
@@ -500,6 +505,14 @@ class ProfileSet:
                 found = self.profile.symbols.get(names[s])
                 self.rows[s] = found[0] if found else np.nan
                 self.limits[s] = found[1] if found else np.nan
+                if not found and names[s] not in self.unprofiled:
+                    self.unprofiled.add(names[s])
+                    log.warning(
+                        "drift profile: no profile for %s, so the gate rule's profile part "
+                        "does not watch it (the other parts do); add its earlier days to "
+                        "`spark drift profile` and restart",
+                        names[s],
+                    )
 
     def step(self, names, slot, ts, spread_bp, ret_bp, valid, reset=None) -> tuple:
         """(tick, kind (an index into KINDS), residual) of every alarm, and every tick's two
