@@ -1,0 +1,179 @@
+"""A profile part for an instrument seen for the first time: the spread and move size against
+the symbol's own recent level, with limits learnt on *other* instruments (a measurement,
+session 28; nothing shipped from it).
+
+    .venv/bin/python -m bench.drift_self_rule [DATA] [--json]
+
+The shipped profile part (`spark.drift.profile`) needs earlier days of the same instrument,
+so an instrument a worker has never seen is left to the other parts. The issue's check runs
+on instruments the project has never seen. This measures a form that needs none of its own
+days:
+
+* the same two statistics (``day_stats``: fast EW means of log spread/mid and of log |mid
+  move|, locked quotes skipped), their residual taken against the symbol's own slow EW mean
+  over ``slow`` ticks (no time-of-day profile), held over ``hold`` ticks (the least of the
+  last ``hold`` for a rise, the greatest for a fall), as ``held_residuals`` computes it with
+  a flat profile;
+* **limits from other instruments**: for instrument X, the budgeted limits
+  (``spark.drift.profile.budgeted``, B per 100k ticks) of the held residuals on the days of
+  every *other* instrument, each day from its start, plus log ``margin``. X's own days play
+  no part (leave one instrument out), as for an instrument never seen.
+
+**Streams and roles** as `bench/drift_profile_rule.py`: the 40 non-pair streams (same-level
+pairs and four synthetic switches), train on each instrument's first day-file after its
+second with 70,000 ticks, test on its last; the other instruments' days are those before
+their own stream day in the role.
+
+**Settings**: slow 5,000 / 20,000 ticks × hold 500 / 1,000 × budget 0.5 / 1 × margin 1.25 /
+1.5. **Rule** (written before any run, session 28): the setting with no alarm before the
+switch on any train stream that catches the most train switches within 2,000 ticks; ties to
+the larger margin, the longer hold, the smaller budget, the longer slow span.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.drift_profile_rule import (  # noqa: E402
+    AFTER,
+    BEFORE,
+    WARM,
+    WITHIN,
+    days_by_instrument,
+    stream_roles,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOWS, HOLDS, BUDGETS, MARGINS = (5_000, 20_000), (500, 1_000), (0.5, 1.0), (1.25, 1.5)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    from spark.drift.profile import N_BUCKETS, budgeted, day_stats, held_residuals
+    from spark.research.drift import _stream, streams
+    from spark.research.select import load_day
+
+    started = time.perf_counter()
+    root = Path(args.data)
+    by = days_by_instrument(root)
+    whole = {
+        n: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in (load_day(d, 10**12) for d in days)]
+        for n, days in by.items()
+    }
+    roles = stream_roles({n: [len(d[0]) for d in w] for n, w in whole.items()})
+    flat = np.zeros((N_BUCKETS, 2))
+    cached = {}
+    for role, at in roles.items():
+        cached[role] = []
+        for name, a, b, kind in streams(root, None, "last"):
+            if kind == "pair":
+                continue
+            a_day = by[a.instrument][at[a.instrument]]
+            b_day = by[b.instrument][at[b.instrument]] if b is not None else None
+            stream, switch = _stream(a_day, b_day, kind, BEFORE, AFTER)
+            cached[role].append((name, a.instrument, kind, stream, switch,
+                                 day_stats(stream.ts, stream.bid, stream.ask)))  # fmt: skip
+    rows = []
+    for slow in SLOWS:
+        for hold in HOLDS:
+            held_days = {
+                role: {
+                    n: [
+                        (
+                            held_residuals(ts, st, flat, hold, slow)[WARM:],
+                            held_residuals(ts, st, flat, hold, slow, True)[WARM:],
+                        )
+                        for ts, st in w[: at[n]]
+                    ]  # fmt: skip
+                    for n, w in whole.items()
+                }
+                for role, at in roles.items()
+            }
+            held_streams = {
+                role: [
+                    (
+                        held_residuals(s.ts, st, flat, hold, slow),
+                        held_residuals(s.ts, st, flat, hold, slow, True),
+                    )
+                    for _n, _i, _k, s, _w, st in made
+                ]  # fmt: skip
+                for role, made in cached.items()
+            }
+            for budget in BUDGETS:
+                limits = {}
+                for role in roles:
+                    for n in whole:
+                        others = [d for m, ds in held_days[role].items() if m != n for d in ds]
+                        upper = [budgeted([h[:, j] for h, _ in others], budget) for j in range(2)]
+                        lower = [-budgeted([-lo[:, j] for _, lo in others], budget)
+                                 for j in range(2)]  # fmt: skip
+                        limits[role, n] = (np.array(upper), np.array(lower))
+                for margin in MARGINS:
+                    extra = math.log(margin)
+                    row = {"slow": slow, "hold": hold, "budget": budget, "margin": margin}
+                    for role in roles:
+                        caught = false = 0
+                        lines = []
+                        for (name, inst, kind, _s, switch, _st), (high, low) in zip(
+                            cached[role], held_streams[role], strict=True
+                        ):
+                            upper, lower = limits[role, inst]
+                            with np.errstate(invalid="ignore"):
+                                alarm = (high > upper + extra).any(axis=1)
+                                alarm |= (low < lower - extra).any(axis=1)
+                            alarm[:WARM] = False
+                            pre = bool(alarm[:switch].any())
+                            post = np.flatnonzero(alarm[switch : switch + WITHIN])
+                            ok = not pre and len(post) > 0
+                            caught += ok
+                            false += pre
+                            delay = int(post[0]) + 1 if len(post) else None
+                            lines.append({"stream": name, "kind": kind, "caught": ok,
+                                          "false_alarm": pre, "delay": delay})  # fmt: skip
+                        row[role] = {"caught": caught, "with_false_alarm": false,
+                                     "streams": len(lines), "lines": lines}  # fmt: skip
+                    rows.append(row)
+
+    def rank(r):
+        return (r["train"]["with_false_alarm"] == 0, r["train"]["caught"], r["margin"],
+                r["hold"], -r["budget"], r["slow"])  # fmt: skip
+
+    best = max(rows, key=rank)
+    report = {
+        "settings": rows,
+        "chosen": {k: best[k] for k in ("slow", "hold", "budget", "margin")},
+        "seconds": round(time.perf_counter() - started),
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"{report['seconds']} s")
+    print(" slow  hold budget margin | train caught false | test caught false")
+    for r in sorted(rows, key=rank, reverse=True):
+        print(f"{r['slow']:>5} {r['hold']:>5} {r['budget']:>5} {r['margin']:>5} | "
+              f"{r['train']['caught']:>3}/{r['train']['streams']} "
+              f"{r['train']['with_false_alarm']:>3} | {r['test']['caught']:>3}/"
+              f"{r['test']['streams']} {r['test']['with_false_alarm']:>3}")  # fmt: skip
+    print(f"chosen on train: {report['chosen']}")
+    print("its test streams:")
+    for line in best["test"]["lines"]:
+        state = "caught" if line["caught"] else ("false alarm" if line["false_alarm"] else "missed")
+        print(f"  {line['stream']:<30} {state}"
+              + (f" after {line['delay']} ticks" if line["caught"] else ""))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
