@@ -63,6 +63,37 @@ SLOWS, HOLDS, BUDGETS, MARGINS = (5_000, 20_000), (500, 1_000), (0.5, 1.0), (1.2
 WARMS = (5_000, 15_000)  # the second run's dimension; the first ran 5,000
 
 
+def whole_day_alarms(whole: dict, at: dict, setting: dict, by: dict) -> dict:
+    """Reported, not chosen on: ``setting``'s alarms on every day-file of each instrument,
+    from the day's start (every one false), with limits from the other instruments' days
+    before their test day (the test role's limits)."""
+    from spark.drift.profile import N_BUCKETS, budgeted, held_residuals
+
+    warm, slow, hold = setting["warm"], setting["slow"], setting["hold"]
+    extra, flat = math.log(setting["margin"]), np.zeros((N_BUCKETS, 2))
+
+    def held(ts, st):
+        return (held_residuals(ts, st, flat, hold, slow), held_residuals(ts, st, flat, hold,
+                                                                        slow, True))  # fmt: skip
+
+    out = {}
+    for n, days in whole.items():
+        others = [held(ts, st) for m, w in whole.items() if m != n for ts, st in w[: at[m]]]
+        upper = np.array([budgeted([h[warm:, j] for h, _ in others], setting["budget"])
+                          for j in range(2)])  # fmt: skip
+        lower = np.array([-budgeted([-lo[warm:, j] for _, lo in others], setting["budget"])
+                          for j in range(2)])  # fmt: skip
+        for k, (ts, st) in enumerate(days):
+            high, low = held(ts, st)
+            with np.errstate(invalid="ignore"):
+                beyond = np.hstack([high > upper + extra, low < lower - extra])
+            beyond[:warm] = False
+            alarms = int((beyond[1:] & ~beyond[:-1]).sum())
+            out[f"{n} {by[n][k].date}"] = {"ticks": len(ts), "alarms": alarms,
+                                   "per_100k": alarms / len(ts) * 1e5}  # fmt: skip
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
@@ -162,6 +193,7 @@ def main(argv=None) -> int:
     report = {
         "settings": rows,
         "chosen": {k: best[k] for k in ("warm", "slow", "hold", "budget", "margin")},
+        "whole_days": whole_day_alarms(whole, roles["test"], best, by),
         "seconds": round(time.perf_counter() - started),
     }
     if args.json:
@@ -175,6 +207,10 @@ def main(argv=None) -> int:
               f"{r['train']['with_false_alarm']:>3} | {r['test']['caught']:>3}/"
               f"{r['test']['streams']} {r['test']['with_false_alarm']:>3}")  # fmt: skip
     print(f"chosen on train: {report['chosen']}")
+    days = report["whole_days"]
+    print(f"whole days ({len(days)} day-files, {sum(d['ticks'] for d in days.values()):,} ticks): "
+          f"{sum(d['alarms'] for d in days.values())} alarms, the worst day "
+          f"{max(d['per_100k'] for d in days.values()):.2f} per 100k")  # fmt: skip
     print("its test streams:")
     for line in best["test"]["lines"]:
         state = "caught" if line["caught"] else ("false alarm" if line["false_alarm"] else "missed")
