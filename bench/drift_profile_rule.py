@@ -144,6 +144,23 @@ def stream_roles(lengths: dict[str, list[int]]) -> dict[str, dict[str, int]]:
     }
 
 
+def role_streams(root: Path, by: dict, at: dict, stats) -> list:
+    """The streams of one role, pairs at different price levels left out: (name, instrument
+    of A, kind, stream, switch tick, ``stats(stream)``); ``at``: each instrument's stream
+    day, an index into ``by`` (``days_by_instrument``)."""
+    from spark.research.drift import _stream, streams
+
+    made = []
+    for name, a, b, kind in streams(root, None, "last"):
+        if kind == "pair":
+            continue
+        a_day = by[a.instrument][at[a.instrument]]
+        b_day = by[b.instrument][at[b.instrument]] if b is not None else None
+        stream, switch = _stream(a_day, b_day, kind, BEFORE, AFTER)
+        made.append((name, a.instrument, kind, stream, switch, stats(stream)))
+    return made
+
+
 def day_alarms(before: list, day: tuple, setting: dict, bounds=None) -> dict:
     """Alarms of ``setting`` on a whole ``day`` ((ts, stats)) against a profile and limits of
     the days ``before`` it: a statistic's held residual crossing beyond a limit. ``bounds``:
@@ -179,7 +196,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from spark.drift.profile import day_stats, held_residuals, left_out, limits_of, medians
-    from spark.research.drift import LEVEL, _stream, streams
+    from spark.research.drift import LEVEL
     from spark.research.select import load_day
 
     started = time.perf_counter()
@@ -198,24 +215,9 @@ def main(argv=None) -> int:
     report: dict = {"settings": [], "roles": {}}
     cached: dict = {}
     for role, at in roles.items():
-        made = []
-        for name, a, b, kind in streams(root, None, "last"):
-            if kind == "pair":
-                continue
-            a_day = by[a.instrument][at[a.instrument]]
-            b_day = by[b.instrument][at[b.instrument]] if b is not None else None
-            stream, switch = _stream(a_day, b_day, kind, BEFORE, AFTER)
-            made.append(
-                (
-                    name,
-                    a.instrument,
-                    kind,
-                    stream,
-                    switch,
-                    {k: day_stats(stream.ts, stream.bid, stream.ask, k) for k in LOCKEDS},
-                )
-            )
-        cached[role] = made
+        cached[role] = role_streams(
+            root, by, at, lambda s: {k: day_stats(s.ts, s.bid, s.ask, k) for k in LOCKEDS}
+        )
         report["roles"][role] = {name: by[name][at[name]].date for name in by}
     for hold, slow, locked in (
         (h, w, k) for k in LOCKEDS for h in HOLDS for w in SLOWS

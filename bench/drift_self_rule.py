@@ -51,10 +51,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.drift_profile_rule import (  # noqa: E402
-    AFTER,
-    BEFORE,
     WITHIN,
     days_by_instrument,
+    role_streams,
     stream_roles,
 )
 
@@ -100,7 +99,6 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from spark.drift.profile import N_BUCKETS, budgeted, day_stats, held_residuals
-    from spark.research.drift import _stream, streams
     from spark.research.select import load_day
 
     started = time.perf_counter()
@@ -112,17 +110,10 @@ def main(argv=None) -> int:
     }
     roles = stream_roles({n: [len(d[0]) for d in w] for n, w in whole.items()})
     flat = np.zeros((N_BUCKETS, 2))
-    cached = {}
-    for role, at in roles.items():
-        cached[role] = []
-        for name, a, b, kind in streams(root, None, "last"):
-            if kind == "pair":
-                continue
-            a_day = by[a.instrument][at[a.instrument]]
-            b_day = by[b.instrument][at[b.instrument]] if b is not None else None
-            stream, switch = _stream(a_day, b_day, kind, BEFORE, AFTER)
-            cached[role].append((name, a.instrument, kind, stream, switch,
-                                 day_stats(stream.ts, stream.bid, stream.ask)))  # fmt: skip
+    cached = {
+        role: role_streams(root, by, at, lambda s: day_stats(s.ts, s.bid, s.ask))
+        for role, at in roles.items()
+    }
     rows = []
     for warm, slow in ((w, s) for w in WARMS for s in SLOWS):
         for hold in HOLDS:
