@@ -19,7 +19,6 @@ per rule and kind of switch the count.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.drift_profile_rule import AFTER, BEFORE, days_by_instrument, stream_roles  # noqa: E402
+from bench.drift_profile_rule import AFTER, BEFORE, read_data, stream_roles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WITHIN = 2_000
@@ -55,20 +54,13 @@ def _run(task):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
     import multiprocessing
 
     from spark.drift.profile import build
     from spark.research.drift import streams
-    from spark.research.select import load_day
 
     started = time.perf_counter()
-    root = Path(args.data)
-    by = days_by_instrument(root)
-    loaded = {n: [load_day(d, 10**12) for d in days] for n, days in by.items()}
+    args, root, by, loaded = read_data(__doc__, argv)
     roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
     tmp = Path(tempfile.mkdtemp(prefix="spark-profile-"))
     tasks = []

@@ -121,6 +121,22 @@ def limits(days, hold, slow, low=False, budget=None):
     return shipped(days, hold, slow, WARM, low, budget)
 
 
+def read_data(doc: str, argv=None) -> tuple:
+    """The drift benches' command line (DATA, default ../shared/data; --json) and every
+    day-file under DATA, loaded whole: (args, root, day-files by instrument in date order,
+    their batches)."""
+    from spark.research.select import load_day
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    root = Path(args.data)
+    by = days_by_instrument(root)
+    batches = {n: [load_day(d, 10**12) for d in days] for n, days in by.items()}
+    return args, root, by, batches
+
+
 def days_by_instrument(root: Path) -> dict[str, list]:
     """Each instrument's day-files under ``root``, in date order."""
     from spark.research.select import find_days
@@ -191,18 +207,11 @@ def day_alarms(before: list, day: tuple, setting: dict, bounds=None) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
     from spark.drift.profile import day_stats, held_residuals, left_out, limits_of, medians
     from spark.research.drift import LEVEL
-    from spark.research.select import load_day
 
     started = time.perf_counter()
-    root = Path(args.data)
-    by = days_by_instrument(root)
-    batches = {name: [load_day(d, 10**12) for d in days] for name, days in by.items()}
+    args, root, by, batches = read_data(__doc__, argv)
     whole_by = {
         locked: {
             name: [(b.ts, day_stats(b.ts, b.bid, b.ask, locked)) for b in bs]

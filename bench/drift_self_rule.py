@@ -49,7 +49,6 @@ FX days). Ties as before. The whole days of the second run were seen before this
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -62,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.drift_profile_rule import (  # noqa: E402
     WITHIN,
-    days_by_instrument,
+    read_data,
     role_streams,
     stream_roles,
 )
@@ -106,20 +105,12 @@ def whole_day_alarms(whole: dict, at: dict, setting: dict, by: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
     from spark.drift.profile import N_BUCKETS, budgeted, day_stats, held_residuals
-    from spark.research.select import load_day
 
     started = time.perf_counter()
-    root = Path(args.data)
-    by = days_by_instrument(root)
-    whole = {
-        n: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in (load_day(d, 10**12) for d in days)]
-        for n, days in by.items()
-    }
+    args, root, by, batches = read_data(__doc__, argv)
+    whole = {n: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in bs] for n, bs in batches.items()}
+    del batches
     roles = stream_roles({n: [len(d[0]) for d in w] for n, w in whole.items()})
     flat = np.zeros((N_BUCKETS, 2))
     cached = {
