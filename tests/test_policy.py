@@ -645,12 +645,63 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     assert all(d["ticks"] == 2000 for d in days.values())
     for d in days.values():
         assert d["false_per_100k"] == sum(d["alarms"].values()) / 2000 * 1e5
+    # the gate rule with its profile part on every day-file with two earlier ones, each
+    # against the profile of its instrument's earlier day-files
+    profiled = matrix["whole_days_profiled"]
+    dates = {
+        i: sorted(d["date"] for d in days.values() if d["instrument"] == i)
+        for i in ("EURUSD", "IBM")
+    }
+    assert list(profiled) == [f"{i} {d}" for i in ("EURUSD", "IBM") for d in dates[i][2:]]
+    for name, d in profiled.items():
+        earlier = dates[d["instrument"]]
+        assert d["profile_dates"] == earlier[: earlier.index(d["date"])], name
+        assert d["ticks"] == 2000
+    assert "with its profile part `break+dt_spread+profile`" in (tmp_path / "d.md").read_text()
     assert len(matrix["train_streams"]) == 12
     assert all(n.startswith("train: ") for n in matrix["train_streams"])
     first_days = {r["switch_tick"] for r in matrix["train_streams"].values()}
     assert first_days == {5200}
     assert not any(PROFILED in r["detectors"] for r in matrix["train_streams"].values())
     assert matrix["combined"] and {"rule", "train", "test"} <= set(matrix["combined"][0])
+
+
+def test_a_whole_day_runs_the_profile_part_only_with_a_profile(shared_data, tmp_path):
+    """`measure_day` with a profile path: the gate rule with its profile part, as a worker
+    given that profile runs it. A day whose spread is 10x its usual raises the profile's
+    spread alarm; the same day without the profile raises none, and the real day none."""
+    import zipfile
+
+    from spark.drift.profile import build
+    from spark.research.drift import measure_day
+    from spark.research.select import Day, find_days, load_day
+
+    days = [d for d in find_days(shared_data) if d.instrument == "EURUSD"]
+    earlier = {"EURUSD": []}
+    for d in days[:2]:
+        b = load_day(d, 10**12)
+        earlier["EURUSD"].append((d.date, b.ts, b.bid, b.ask))
+    build(earlier).save(tmp_path / "profile.json")
+    real = days[3]
+    with zipfile.ZipFile(real.path) as z:
+        member = z.namelist()[0]
+        rows = z.read(member).decode().splitlines()[:20_000]
+    wide = []
+    for row in rows:  # time_ms, bid, ask: the spread 10x around the same mid
+        t, bid, ask = row.split(",")[:3]
+        half = 4.5 * (float(ask) - float(bid))
+        wide.append(f"{t},{float(bid) - half:.5f},{float(ask) + half:.5f}")
+    path = tmp_path / "eurusd" / Path(real.path).name
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(member, "\n".join(wide) + "\n")
+    day = Day("EURUSD", real.date, str(path))
+    profile = str(tmp_path / "profile.json")
+    _, with_profile = measure_day(("wide", day, 0, profile))
+    assert with_profile["alarms"] == {"profile_spread_up": 1}
+    assert with_profile["false_per_100k"] == 1 / with_profile["ticks"] * 1e5
+    assert measure_day(("wide", day, 0))[1]["alarms"] == {}
+    assert measure_day(("real", real, 20_000, profile))[1]["alarms"] == {}
 
 
 def test_research_gate_backtests_every_switch_with_and_without_the_gate(shared_data):

@@ -231,11 +231,12 @@ def measure(task) -> tuple[str, dict]:
     }
 
 
+PROFILE_RULE = "break+dt_spread+profile"  # the gate rule with its profile part
 PROFILED = "gate rule + profile of earlier days"  # the test streams' row of the profile part
 
 
 def gate_alarms(
-    stream: TickBatch, rule: str = "break+dt_spread+profile", profile_path: str = ""
+    stream: TickBatch, rule: str = PROFILE_RULE, profile_path: str = ""
 ) -> list[tuple[int, str]]:
     """(tick, detector) of every warning alert of gate rule ``rule`` (``SPARK_GATE_RULE``;
     ``profile_path``: ``SPARK_DRIFT_PROFILE``, what a worker is given) on ``stream``,
@@ -275,6 +276,35 @@ def earlier_profile(root: Path, instruments: tuple[str, ...] | None, path: Path)
     profile = build(days)
     profile.save(path)
     return {name: list(dates) for name, dates in profile.days.items()}
+
+
+def profiled_days(
+    root: Path, instruments: tuple[str, ...] | None, day_ticks: int, folder: Path
+) -> list[tuple]:
+    """``measure_day`` tasks for every day-file with at least two earlier day-files of its
+    instrument: (name, day, day_ticks, profile path, the dates the profile was built from),
+    the profile (``spark.drift.profile.build``) of those earlier day-files (stocks in their
+    regular session, as ``load_day`` reads them; ``day_ticks`` > 0: their first
+    ``day_ticks`` ticks, as of the day-file measured), written into ``folder``."""
+    from spark.drift.profile import build
+
+    wanted = {i.upper() for i in instruments} if instruments else None
+    by: dict[str, list[Day]] = {}
+    for d in find_days(root):
+        if wanted is None or d.instrument in wanted:
+            by.setdefault(d.instrument, []).append(d)
+    tasks = []
+    for name, found in by.items():
+        loaded = []
+        for k, d in enumerate(found):
+            if k >= 2:
+                path = folder / f"profile-{name}-{d.date}.json"
+                build({name: loaded}).save(path)
+                dates = [date for date, *_ in loaded]
+                tasks.append((f"{name} {d.date}", d, day_ticks, str(path), dates))
+            b = load_day(d, day_ticks or 10**12)
+            loaded.append((d.date, b.ts, b.bid, b.ask))
+    return tasks
 
 
 def by_kind(results: dict[str, dict], detector: str) -> dict[str, dict[str, int]]:
@@ -338,14 +368,19 @@ def map_streams(measure_one, tasks: list, jobs: int, on_stream=None) -> dict[str
 
 
 def measure_day(task) -> tuple[str, dict]:
-    """The shipped gate rule's alarms on one real day-file (no switch: every one is false)."""
+    """The shipped gate rule's alarms on one real day-file (no switch: every one is false);
+    with a profile path in the task (a 4th item), the gate rule with its profile part
+    (``PROFILE_RULE``, ``SPARK_DRIFT_PROFILE``), as a worker given that file runs it."""
     from spark.pipeline.offline import OfflineRun
     from spark.research.select import load_day
     from spark.settings import Settings
 
-    name, day, max_ticks = task
+    name, day, max_ticks, *rest = task
     batch = load_day(day, max_ticks or 10**12)
-    settings = replace(Settings().with_models(model="logreg", challengers=()), trading=False)
+    base = Settings()
+    if rest and rest[0]:
+        base = Settings.from_env({"SPARK_GATE_RULE": PROFILE_RULE, "SPARK_DRIFT_PROFILE": rest[0]})
+    settings = replace(base.with_models(model="logreg", challengers=()), trading=False)
     alarms: dict[str, int] = {}
     for _lo, _idx, result in OfflineRun(settings, partitions=1).run(batch):
         for _i, alert in result.alerts:
@@ -375,7 +410,8 @@ def run_matrix(
     shipped gate rule on every whole real day-file (``measure_day``; ``day_ticks`` > 0: only
     that many ticks of each). ``profile``: also the gate rule with its profile part on the
     test streams, the profile built from each instrument's earlier days (``earlier_profile``;
-    the train streams, on each instrument's first day, have no earlier days)."""
+    the train streams, on each instrument's first day, have no earlier days), and on every
+    whole day-file with two earlier ones, the profile of those (``profiled_days``)."""
     import tempfile
 
     from spark.settings import Settings
@@ -405,9 +441,19 @@ def run_matrix(
         return None if on_stream is None else lambda done, _n: on_stream(offset + done, total)
 
     with scratch:
+        profiled = (
+            profiled_days(root, instruments, day_ticks, Path(scratch.name)) if profile else []
+        )
+        total += len(profiled)
         results = map_streams(measure, tasks, jobs, progress(0))
-    whole_days = map_streams(measure_day, days, jobs, progress(len(tasks)))
+        whole_days = map_streams(measure_day, days, jobs, progress(len(tasks)))
+        whole_profiled = map_streams(
+            measure_day, [t[:4] for t in profiled], jobs, progress(len(tasks) + len(days))
+        )
     whole_days = {name: whole_days[name] for name, _, _ in days}
+    for name, _day, _ticks, _path, dates in profiled:
+        whole_profiled[name]["profile_dates"] = dates
+    whole_profiled = {t[0]: whole_profiled[t[0]] for t in profiled}
     order = [t[0] for t in tasks]
     train = {n: results[n] for n in order if n.startswith("train: ")}
     test = {n: results[n] for n in order if not n.startswith("train: ")}
@@ -432,6 +478,7 @@ def run_matrix(
         "profile_by_kind": by_kind(test, PROFILED),
         "profile_days": profile_days,
         "whole_days": whole_days,
+        "whole_days_profiled": whole_profiled,
         "gate_rule": Settings().drift.rule,
         "settings": {
             "before": before,
@@ -697,6 +744,7 @@ def markdown(m: dict) -> str:
         for name, day in days.items():
             cells = "".join(f" {day['alarms'].get(k, 0)} |" for k in kinds)
             lines.append(f"| {name} | {day['ticks']:,} |{cells} {day['false_per_100k']:.2f} |")
+    lines += _profiled_days_section(m)
     top = [r["detector"] for r in m["summary"][:6]]
     lines += [
         "",
@@ -714,6 +762,43 @@ def markdown(m: dict) -> str:
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _profiled_days_section(m: dict) -> list[str]:
+    """The report's table of whole real days under the gate rule with its profile part."""
+    days = m.get("whole_days_profiled", {})
+    if not days:
+        return []
+    kinds = sorted({k for day in days.values() for k in day["alarms"]})
+    cap = m["settings"].get("day_ticks")
+    ticks = sum(day["ticks"] for day in days.values())
+    alarms = sum(sum(day["alarms"].values()) for day in days.values())
+    over = sum(day["false_per_100k"] > TARGET_FA for day in days.values())
+    lines = [
+        "",
+        f"## Whole real days, no switch: the gate rule with its profile part `{PROFILE_RULE}`",
+        "",
+        "Each day-file with at least two earlier day-files of its instrument"
+        f"{f' (its first {cap:,} ticks, and the first {cap:,} of each earlier one)' if cap else ''}"
+        ", through the live pipeline with the profile of those earlier day-files (what "
+        "`spark drift profile` writes from them, given to the worker as `SPARK_DRIFT_PROFILE`)"
+        f": every alarm is a false one. {len(days)} day-files, {ticks:,} ticks, {alarms} "
+        f"alarms ({alarms / max(1, ticks) * 1e5:.2f} per 100k); {over} day-files over the "
+        f"target of {TARGET_FA:g} per 100k. Nothing is chosen on these.",
+        "",
+        "| day-file | profile of | ticks | "
+        + " | ".join(kinds)
+        + (" | " if kinds else "")
+        + "alarms per 100k |",
+        "|---|---:|---:|" + "---:|" * len(kinds) + "---:|",
+    ]
+    for name, day in days.items():
+        cells = "".join(f" {day['alarms'].get(k, 0)} |" for k in kinds)
+        lines.append(
+            f"| {name} | {len(day['profile_dates'])} days | {day['ticks']:,} |{cells} "
+            f"{day['false_per_100k']:.2f} |"
+        )
+    return lines
 
 
 def _rule_row(r: dict) -> str:
