@@ -251,6 +251,28 @@ def test_gbm_fits_do_not_depend_on_the_thread_count(mixed_ticks, monkeypatch):
         assert np.array_equal(mine, theirs)
 
 
+def test_a_fit_with_a_half_life_follows_the_recent_rows(monkeypatch):
+    """GBM_HALF_LIFE: a window row's weight halves every that many rows of age. Where the
+    older 60 % of the window says the opposite of the newest 40 %, equal weights follow the
+    older rows, a short half-life the newer ones."""
+    from spark.features.kernel import N_FEATURES
+    from spark.ml.trees import predict
+    from spark.pipeline import learners
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(10_000, N_FEATURES))
+    up = x[:, 0] > 0
+    y = np.where(np.arange(10_000) < 6_000, up, ~up).astype(np.int32)  # oldest first
+    probe = np.zeros(N_FEATURES)
+    probe[0] = 1.0
+    prob_up = {}
+    for half_life in (0, 500):
+        monkeypatch.setattr(learners, "GBM_HALF_LIFE", half_life)
+        forest = learners.fit_forest(x, y)
+        prob_up[half_life] = predict(forest.arrays(), 0, forest.trees, probe)
+    assert prob_up[0] > 0.5 > prob_up[500]
+
+
 def test_compiled_psi_detectors_equal_the_python_ones(mixed_ticks):
     from spark.drift.kernel import Detector, DetectorSet
     from spark.features.kernel import FEATURE_NAMES

@@ -50,6 +50,9 @@ GBM_PARAMS = {
     "verbose": -1,
 }
 GBM_MIN_LEAF = 200
+# labels after which a window row's weight in a fit halves (0: every row weighs the same);
+# bench/gbm_recency.py is the protocol that tried it (docs/ml.md, session 29)
+GBM_HALF_LIFE = 0
 _TRAINER: list[ThreadPoolExecutor] = []
 
 
@@ -94,7 +97,10 @@ def fit_forest(x: np.ndarray, y: np.ndarray) -> Forest | None:
         return None  # nothing to split on yet: the current trees stay
     # leaves of at least GBM_MIN_LEAF labels, fewer while the window is small (tests, demos)
     params = dict(GBM_PARAMS, min_data_in_leaf=min(GBM_MIN_LEAF, max(20, len(y) // 20)))
-    data = lightgbm.Dataset(x, y, feature_name=list(FEATURE_NAMES))
+    weight = None
+    if GBM_HALF_LIFE > 0:  # oldest row first: the newest weighs 1
+        weight = 0.5 ** (np.arange(len(y) - 1, -1, -1) / GBM_HALF_LIFE)
+    data = lightgbm.Dataset(x, y, weight=weight, feature_name=list(FEATURE_NAMES))
     return Forest.from_booster(lightgbm.train(params, data, num_boost_round=GBM_TREES))
 
 
