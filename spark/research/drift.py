@@ -783,7 +783,8 @@ def _profiled_days_section(m: dict) -> list[str]:
         ", through the live pipeline with the profile of those earlier day-files (what "
         "`spark drift profile` writes from them, given to the worker as `SPARK_DRIFT_PROFILE`)"
         f": every alarm is a false one. {len(days)} day-files, {ticks:,} ticks, {alarms} "
-        f"alarms ({alarms / max(1, ticks) * 1e5:.2f} per 100k); {over} day-files over the "
+        f"alarms ({alarms / max(1, ticks) * 1e5:.2f} per 100k); {over} "
+        f"day-file{'' if over == 1 else 's'} over the "
         f"target of {TARGET_FA:g} per 100k. Nothing is chosen on these.",
         "",
         "| day-file | profile of | ticks | "
