@@ -26,6 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_GAIN, MAX_WORSE = 0.005, 4
+MODEL_CHANGES: dict = {}  # model settings a bench's ``apply`` changes (e.g. gbm_window)
 
 
 def score(task):
@@ -39,7 +40,9 @@ def score(task):
 
     importlib.import_module(module).apply(candidate)
     batch = load_day(day, ticks)
-    settings = Settings().with_models(model="gbm", challengers=(), horizon_s=1.0, horizon_moves=0)
+    settings = Settings().with_models(
+        model="gbm", challengers=(), horizon_s=1.0, horizon_moves=0, **MODEL_CHANGES
+    )
     pipeline = SignalPipeline(settings)
     ys, ps = [], []
     for start in range(0, len(batch), 5_000):

@@ -722,10 +722,8 @@ def markdown(m: dict) -> str:
                          f"{f['false']} |")  # fmt: skip
     days = m.get("whole_days", {})
     if days:
-        kinds = sorted({k for day in days.values() for k in day["alarms"]})
         cap = m["settings"].get("day_ticks")
-        ticks = sum(day["ticks"] for day in days.values())
-        alarms = sum(sum(day["alarms"].values()) for day in days.values())
+        ticks, alarms, _ = _tally(days)
         lines += [
             "",
             f"## Whole real days, no switch: the shipped gate rule `{m['gate_rule']}`",
@@ -734,16 +732,8 @@ def markdown(m: dict) -> str:
             "through the live pipeline with the shipped gate rule: every alarm is a false "
             f"one. {len(days)} day-files, {ticks:,} ticks, {alarms} alarms "
             f"({alarms / max(1, ticks) * 1e5:.2f} per 100k). Nothing is chosen on these.",
-            "",
-            "| day-file | ticks | "
-            + " | ".join(kinds)
-            + (" | " if kinds else "")
-            + "alarms per 100k |",
-            "|---|---:|" + "---:|" * len(kinds) + "---:|",
+            *_days_table(days),
         ]
-        for name, day in days.items():
-            cells = "".join(f" {day['alarms'].get(k, 0)} |" for k in kinds)
-            lines.append(f"| {name} | {day['ticks']:,} |{cells} {day['false_per_100k']:.2f} |")
     lines += _profiled_days_section(m)
     top = [r["detector"] for r in m["summary"][:6]]
     lines += [
@@ -764,17 +754,38 @@ def markdown(m: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tally(days: dict[str, dict]) -> tuple[int, int, int]:
+    """Ticks, alarms, and day-files over the false-alarm target, of whole-day rows."""
+    ticks = sum(day["ticks"] for day in days.values())
+    alarms = sum(sum(day["alarms"].values()) for day in days.values())
+    return ticks, alarms, sum(day["false_per_100k"] > TARGET_FA for day in days.values())
+
+
+def _days_table(days: dict[str, dict], profiled: bool = False) -> list[str]:
+    """A table of whole-day rows: ticks, alarms per detector, alarms per 100k (``profiled``:
+    and how many earlier day-files the profile was built from)."""
+    kinds = sorted({k for day in days.values() for k in day["alarms"]})
+    extra = "profile of | " if profiled else ""
+    lines = [
+        "",
+        f"| day-file | {extra}ticks | " + "".join(f"{k} | " for k in kinds) + "alarms per 100k |",
+        "|---|" + "---:|" * (len(kinds) + 2 + profiled),
+    ]
+    for name, day in days.items():
+        cells = "".join(f" {day['alarms'].get(k, 0)} |" for k in kinds)
+        of = f" {len(day['profile_dates'])} days |" if profiled else ""
+        lines.append(f"| {name} |{of} {day['ticks']:,} |{cells} {day['false_per_100k']:.2f} |")
+    return lines
+
+
 def _profiled_days_section(m: dict) -> list[str]:
     """The report's table of whole real days under the gate rule with its profile part."""
     days = m.get("whole_days_profiled", {})
     if not days:
         return []
-    kinds = sorted({k for day in days.values() for k in day["alarms"]})
     cap = m["settings"].get("day_ticks")
-    ticks = sum(day["ticks"] for day in days.values())
-    alarms = sum(sum(day["alarms"].values()) for day in days.values())
-    over = sum(day["false_per_100k"] > TARGET_FA for day in days.values())
-    lines = [
+    ticks, alarms, over = _tally(days)
+    return [
         "",
         f"## Whole real days, no switch: the gate rule with its profile part `{PROFILE_RULE}`",
         "",
@@ -786,20 +797,8 @@ def _profiled_days_section(m: dict) -> list[str]:
         f"alarms ({alarms / max(1, ticks) * 1e5:.2f} per 100k); {over} "
         f"day-file{'' if over == 1 else 's'} over the "
         f"target of {TARGET_FA:g} per 100k. Nothing is chosen on these.",
-        "",
-        "| day-file | profile of | ticks | "
-        + " | ".join(kinds)
-        + (" | " if kinds else "")
-        + "alarms per 100k |",
-        "|---|---:|---:|" + "---:|" * len(kinds) + "---:|",
+        *_days_table(days, profiled=True),
     ]
-    for name, day in days.items():
-        cells = "".join(f" {day['alarms'].get(k, 0)} |" for k in kinds)
-        lines.append(
-            f"| {name} | {len(day['profile_dates'])} days | {day['ticks']:,} |{cells} "
-            f"{day['false_per_100k']:.2f} |"
-        )
-    return lines
 
 
 def _rule_row(r: dict) -> str:
