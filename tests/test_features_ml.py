@@ -258,6 +258,36 @@ def test_model_eval_per_file_carries_the_model_and_scores_each_day(shared_data):
     assert second["auc"] != fresh.auc
 
 
+def test_model_eval_per_file_fresh_scores_each_day_as_if_alone(shared_data):
+    """`--per-file --fresh`: each file from a new model and feature state, so each row
+    equals `spark model eval` on that file alone (the issue's check, one command)."""
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+    from spark.ticks.columns import read_batch
+
+    days = [shared_data / f"fxcm/eurusd/201405{d}_quote.zip" for d in ("04", "11")]
+    args = ["model", "eval", "--format", "lean-quote", "--model", "logreg", "--per-file"]
+    for day in days:
+        args += ["--data", str(day)]
+    result = CliRunner().invoke(cli, [*args, "--fresh", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    assert out["fresh_per_file"] is True
+    settings = Settings.from_env().with_models(model="logreg")
+    for row, day in zip(out["files"], days, strict=True):
+        alone = evaluate(read_batch([day], "lean-quote")[0], settings)
+        assert (row["n"], row["auc"], row["precision_at_20"]) == (
+            alone.n, alone.auc, alone.precision_at_20
+        )  # fmt: skip
+    assert out["n"] == sum(row["n"] for row in out["files"])
+    text = CliRunner().invoke(cli, [*args, "--fresh"]).output
+    assert "(each from a fresh model)" in text
+    refused = CliRunner().invoke(cli, ["model", "eval", "--data", str(days[0]), "--format",
+                                       "lean-quote", "--fresh"])  # fmt: skip
+    assert refused.exit_code == 2 and "--per-file" in refused.output
+
+
 def test_model_eval_per_file_summarises_and_charts(shared_data, tmp_path):
     from click.testing import CliRunner
 
@@ -305,3 +335,16 @@ def test_the_shipped_defaults_meet_the_issues_bar_on_a_held_out_day(shared_data,
     out = json.loads(result.output)
     assert out["model"] == "gbm" and out["horizon"] == "1s" and out["n"] > 5_000
     assert out["auc"] >= 0.62 and out["precision_at_20"] >= 0.58, out
+
+
+def test_per_file_tables_name_the_folder_where_two_files_share_a_name():
+    from spark.cli.model import shown_names
+
+    assert shown_names(["d/eurusd/20140501_quote.zip", "d/eurusd/20140502_quote.zip"]) == [
+        "20140501_quote.zip",
+        "20140502_quote.zip",
+    ]
+    assert shown_names(["d/eurusd/20140501_quote.zip", "d/nzdusd/20140501_quote.zip"]) == [
+        "eurusd/20140501_quote.zip",
+        "nzdusd/20140501_quote.zip",
+    ]

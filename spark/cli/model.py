@@ -31,12 +31,19 @@ def model() -> None:
     "model and features carried from one to the next as a live worker carries them.",
 )
 @click.option(
+    "--fresh",
+    is_flag=True,
+    help="With --per-file: start each file from a new model and feature state, as if it "
+    "were evaluated alone (each day on its own, as the offline targets are checked), "
+    "instead of carrying them across files.",
+)
+@click.option(
     "--pdf",
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --per-file: also write a PDF with AUC and precision@20 per file as charts.",
 )
 def model_eval(
-    paths, fmt, symbol, tz, horizon, model_name, progress, as_json, per_file, pdf
+    paths, fmt, symbol, tz, horizon, model_name, progress, as_json, per_file, fresh, pdf
 ) -> None:
     """Progressive test-then-train evaluation with delayed labels: every tick is predicted
     before its label is known, and learned from only once its horizon has passed.
@@ -50,10 +57,12 @@ def model_eval(
     show = sys.stderr.isatty() if progress is None else progress
     settings = learner_settings(model_name, horizon)
     if per_file:
-        _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf)
+        _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf, fresh)
         return
     if pdf is not None:
         raise click.UsageError("--pdf charts the files of --per-file; add --per-file")
+    if fresh:
+        raise click.UsageError("--fresh starts each file of --per-file anew; add --per-file")
     batch = read_ticks(paths, fmt, symbol, tz)
     with tick_progress(len(batch), show, label="eval") as advance:
         result = evaluate(batch, settings, on_tick=advance)
@@ -87,19 +96,28 @@ def per_file_summary(rows) -> dict:
     return out
 
 
-def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf) -> None:
+def shown_names(names: list[str]) -> list[str]:
+    """Each file's name as the tables show it: the name alone, or folder/name where two
+    files share a name (one day of two instruments)."""
+    bare = [Path(n).name for n in names]
+    if len(set(bare)) == len(bare):
+        return bare
+    return [f"{Path(n).parent.name}/{Path(n).name}" for n in names]
+
+
+def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf, fresh) -> None:
     from spark.ml.evaluate import evaluate_per_file
     from spark.progress import tick_progress
 
     ordered = sorted(paths, key=lambda p: Path(p).name)  # LEAN names start with the date
     files = [(str(p), read_ticks([p], fmt, symbol, tz)) for p in ordered]
     with tick_progress(sum(len(b) for _, b in files), show, label="eval") as advance:
-        rows, total = evaluate_per_file(files, settings, on_tick=advance)
+        rows, total = evaluate_per_file(files, settings, on_tick=advance, fresh=fresh)
     summary = per_file_summary(rows)
     if pdf is not None:
         from spark.research.charts import bar_chart, write_pdf
 
-        labels = [Path(name).name.split("_")[0] for name, _ in rows]
+        labels = [n.split("_")[0] for n in shown_names([name for name, _ in rows])]
         write_pdf(
             pdf,
             f"{total.model}, H={total.horizon}: progressive AUC per file",
@@ -117,15 +135,15 @@ def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf) -
         out = total.as_dict()
         out["files"] = [{"file": name, **r.as_dict()} for name, r in rows]
         out["summary"] = summary
+        out["fresh_per_file"] = fresh
         print_json(out)
         return
-    width = max(len(Path(name).name) for name, _ in rows)
+    shown = shown_names([name for name, _ in rows])
+    width = max(len(n) for n in shown)
     click.echo(f"{'file':<{width}}  {'n':>9}  {'AUC':>6}  {'P@20':>6}  targets")
-    for name, r in rows:
+    for n, (_, r) in zip(shown, rows, strict=True):
         ok = "yes" if r.auc >= AUC_TARGET and r.precision_at_20 >= P20_TARGET else "no"
-        click.echo(
-            f"{Path(name).name:<{width}}  {r.n:>9,}  {r.auc:>6.4f}  {r.precision_at_20:>6.4f}  {ok}"
-        )
+        click.echo(f"{n:<{width}}  {r.n:>9,}  {r.auc:>6.4f}  {r.precision_at_20:>6.4f}  {ok}")
     a, p = summary["auc"], summary["precision_at_20"]
     click.echo(
         f"per file: AUC mean {a['mean']:.4f}, worst {a['worst']:.4f}, spread {a['spread']:.4f}; "
@@ -134,7 +152,8 @@ def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf) -
         f"precision@20 >= {P20_TARGET}"
     )
     click.echo(
-        f"{total.model}, H={total.horizon}, all files: n={total.n:,} AUC={total.auc:.4f} "
+        f"{total.model}, H={total.horizon}, all files"
+        f"{' (each from a fresh model)' if fresh else ''}: n={total.n:,} AUC={total.auc:.4f} "
         f"precision@20={total.precision_at_20:.4f} ({total.seconds:.1f}s)"
     )
 

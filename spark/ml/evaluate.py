@@ -113,15 +113,20 @@ def evaluate_per_file(
     files: list[tuple[str, TickBatch]],
     settings: Settings,
     on_tick: Callable[[int], None] | None = None,
+    fresh: bool = False,
 ) -> tuple[list[tuple[str, EvalResult]], EvalResult]:
     """Progressive scores per file, with the models and feature state carried from one file
     to the next (as a live worker carries them across days): ``files`` are (name, ticks) in
-    time order. A label resolved by a tick of a file is scored in that file. Returns the
-    per-file results and the result over all of them."""
+    time order. A label resolved by a tick of a file is scored in that file. ``fresh``: each
+    file starts from new models and feature state instead, as ``evaluate`` on that file
+    alone (labels still open at a file's end are not scored). Returns the per-file results
+    and the result over all of them."""
     started = time.monotonic()
     settings = scoring(settings)
     run, total, rows, done = OfflineRun(settings), Scores(), [], 0
     for name, batch in files:
+        if fresh and done:
+            run = OfflineRun(settings)
         began, scores = time.monotonic(), Scores()
         scores.ticks = len(batch)
         for lo, idx, result in run.run(batch):
