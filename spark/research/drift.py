@@ -302,8 +302,9 @@ def profiled_days(
                 build({name: loaded}).save(path)
                 dates = [date for date, *_ in loaded]
                 tasks.append((f"{name} {d.date}", d, day_ticks, str(path), dates))
-            b = load_day(d, day_ticks or 10**12)
-            loaded.append((d.date, b.ts, b.bid, b.ask))
+            if k < len(found) - 1:  # the last day-file is in no profile
+                b = load_day(d, day_ticks or 10**12)
+                loaded.append((d.date, b.ts, b.bid, b.ask))
     return tasks
 
 
