@@ -120,7 +120,8 @@ def _model_eval_per_file(paths, fmt, symbol, tz, settings, show, as_json, pdf, f
         labels = [n.split("_")[0] for n in shown_names([name for name, _ in rows])]
         write_pdf(
             pdf,
-            f"{total.model}, H={total.horizon}: progressive AUC per file",
+            f"{total.model}, H={total.horizon}: progressive AUC per file"
+            f"{', each from a fresh model' if fresh else ''}",
             [
                 bar_chart("AUC (red: 0.62)", labels, [r.auc for _, r in rows], AUC_TARGET),
                 bar_chart(
