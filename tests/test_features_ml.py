@@ -348,3 +348,42 @@ def test_per_file_tables_name_the_folder_where_two_files_share_a_name():
         "eurusd/20140501_quote.zip",
         "nzdusd/20140501_quote.zip",
     ]
+
+
+def test_eval_commands_say_so_in_one_line_when_no_tick_is_valid(tmp_path, shared_data):
+    """A wrong --format or a file of garbage: one line naming the files, the format and the
+    rejected rows, exit 1; not a report of 0 ticks."""
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("garbage,1,2\n")
+    day = str(shared_data / "fxcm/eurusd/20140511_quote.zip")
+    runs = {
+        "model": ["model", "eval", "--data", str(bad), "--format", "csv"],
+        "drift": ["drift", "eval", "--data", day, "--then", str(bad), "--format", "csv"],
+        "format": ["model", "eval", "--data", day, "--format", "lean-trade", "--json"],
+    }
+    for name, args in runs.items():
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, (name, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "no valid ticks in" in lines[0], (name, lines)
+        assert "Traceback" not in result.output and "rows rejected: unparsable" in lines[0]
+
+
+def test_drift_eval_runs_with_or_without_its_progress_bar(shared_data):
+    from click.testing import CliRunner
+
+    from spark.cli import cli
+
+    days = [str(shared_data / f"fxcm/{p}/20140511_quote.zip") for p in ("eurusd", "nzdusd")]
+    args = ["drift", "eval", "--data", days[0], "--then", days[1], "--format", "lean-quote"]
+    out = {}
+    for flag in ("--progress", "--no-progress"):
+        result = CliRunner().invoke(cli, [*args, flag, "--json"])
+        assert result.exit_code == 0, result.output
+        out[flag] = json.loads(result.output.strip().splitlines()[-1])
+    assert out["--progress"] == out["--no-progress"]
+    assert out["--no-progress"]["delay_ticks"] == 20  # the jump, as the price screen passes it

@@ -150,10 +150,22 @@ def ml_data_options(command):
 
 
 def read_ticks(paths, fmt, symbol, tz):
-    """The valid ticks of files, merged in time order, as columns."""
+    """The valid ticks of files, merged in time order, as columns; none at all is an error
+    that says which files and what was wrong with their rows (a wrong --format, mostly)."""
     from spark.ticks.columns import read_batch
 
-    return read_batch([Path(p) for p in paths], fmt, symbol.upper() if symbol else None, tz)[0]
+    batch, rejected = read_batch(
+        [Path(p) for p in paths], fmt, symbol.upper() if symbol else None, tz
+    )
+    if not len(batch):
+        shown = ", ".join(str(p) for p in list(paths)[:3]) + (" ..." if len(paths) > 3 else "")
+        why = ", ".join(f"{reason} {n:,}" for reason, n in rejected.most_common(3))
+        raise SparkError(
+            f"no valid ticks in {shown} read as --format {fmt}"
+            + (f" (rows rejected: {why})" if why else " (no rows)")
+            + "; check --format (--help lists them) and the files"
+        )
+    return batch
 
 
 def learner_settings(model_name: str, horizon: dict | None):

@@ -48,20 +48,26 @@ def drift() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a PDF: delay and false alarms per detector as bar charts, with targets.",
 )
-def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json, pdf) -> None:
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def drift_eval_command(paths, then_paths, fmt, horizon, detectors, as_json, pdf, progress) -> None:
     """Stream --data, then --then, through the live feature, model and drift code and report,
     per detector, the delay to the first alarm after the switch (ticks and seconds) and the
     false alarms per 100,000 ticks before it."""
+    import sys
+
     from spark.drift.evaluate import drift_eval
+    from spark.progress import tick_progress
 
     settings = learner_settings("logreg", horizon)
+    first, then = read_ticks(paths, fmt, None, None), read_ticks(then_paths, fmt, None, None)
+    show = sys.stderr.isatty() if progress is None else progress
     try:
-        result = drift_eval(
-            read_ticks(paths, fmt, None, None),
-            read_ticks(then_paths, fmt, None, None),
-            settings,
-            detectors=list(detectors) or None,
-        )
+        with tick_progress(len(first) + len(then), show, label="drift eval") as advance:
+            result = drift_eval(
+                first, then, settings, detectors=list(detectors) or None, on_tick=advance
+            )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--detector") from None
     if pdf is not None:

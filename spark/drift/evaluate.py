@@ -20,6 +20,7 @@ model's errors).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -53,7 +54,11 @@ def one_stream(first: TickBatch, then: TickBatch) -> TickBatch:
 
 
 def drift_eval(
-    first: TickBatch, then: TickBatch, settings: Settings, detectors: list[str] | None = None
+    first: TickBatch,
+    then: TickBatch,
+    settings: Settings,
+    detectors: list[str] | None = None,
+    on_tick: Callable[[int], None] | None = None,
 ) -> dict:
     profiled = bool(settings.drift.profile)
     names = detectors or [n for n in DETECTORS if profiled or n != "profile"]
@@ -93,7 +98,7 @@ def drift_eval(
     # name -> (its alerts' detector names, feature); the gate row: whatever the rule gates on
     matchers = {n: (gating, None) if n == "gate" else DETECTORS[n] for n in names}
     alarms: dict[str, list[tuple[int, int]]] = {n: [] for n in names}
-    for lo, idx, result in OfflineRun(settings).run(stream):
+    for lo, idx, result in OfflineRun(settings).run(stream, on_chunk=on_tick):
         for i, alert in result.alerts:
             for name, (detector, feature) in matchers.items():
                 if alert["detector"] in detector and feature in (None, alert["feature"]):

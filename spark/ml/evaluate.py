@@ -129,12 +129,12 @@ def evaluate_per_file(
             run = OfflineRun(settings)
         began, scores = time.monotonic(), Scores()
         scores.ticks = len(batch)
-        for lo, idx, result in run.run(batch):
+        at = done
+        step = None if on_tick is None else (lambda n, at=at: on_tick(at + n))
+        for lo, idx, result in run.run(batch, on_chunk=step):
             scores.add(done + lo, idx, result)
             total.add(done + lo, idx, result)
         done += len(batch)
-        if on_tick is not None:
-            on_tick(done)
         rows.append((name, scores.result(settings, began)))
     total.ticks = done
     return rows, total.result(settings, started)
