@@ -177,6 +177,16 @@ def role_streams(root: Path, by: dict, at: dict, stats) -> list:
     return made
 
 
+def judge(alarm: np.ndarray, warm: int, switch: int) -> tuple[bool, bool, int | None]:
+    """A stream's verdict from its per-tick alarm flags (changed in place: nothing in the
+    first ``warm`` ticks): (caught within WITHIN ticks of the switch with no alarm before
+    it, an alarm before it, the delay to the first alarm after it or None)."""
+    alarm[:warm] = False
+    pre = bool(alarm[:switch].any())
+    post = np.flatnonzero(alarm[switch : switch + WITHIN])
+    return not pre and len(post) > 0, pre, int(post[0]) + 1 if len(post) else None
+
+
 def day_alarms(before: list, day: tuple, setting: dict, bounds=None) -> dict:
     """Alarms of ``setting`` on a whole ``day`` ((ts, stats)) against a profile and limits of
     the days ``before`` it: a statistic's held residual crossing beyond a limit. ``bounds``:
@@ -276,10 +286,7 @@ def main(argv=None) -> int:
                             alarm = (stat > upper + extra).any(axis=1)
                             if sides == "both":
                                 alarm |= (low < lower - extra).any(axis=1)
-                        alarm[:WARM] = False
-                        pre = bool(alarm[:switch].any())
-                        post = np.flatnonzero(alarm[switch : switch + WITHIN])
-                        ok = not pre and len(post) > 0
+                        ok, pre, delay = judge(alarm, WARM, switch)
                         caught += ok
                         false += pre
                         lines.append(
@@ -287,7 +294,7 @@ def main(argv=None) -> int:
                                 "stream": name,
                                 "kind": "same level" if kind == LEVEL else kind,
                                 "false_alarm": pre,
-                                "delay": int(post[0]) + 1 if len(post) else None,
+                                "delay": delay,
                                 "caught": ok,
                             }
                         )

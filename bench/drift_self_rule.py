@@ -69,7 +69,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.drift_profile_rule import (  # noqa: E402
-    WITHIN,
+    judge,
     read_data,
     role_streams,
     stream_roles,
@@ -202,13 +202,9 @@ def main(argv=None) -> int:
                             with np.errstate(invalid="ignore"):
                                 alarm = (high > upper + extra).any(axis=1)
                                 alarm |= (low < lower - extra).any(axis=1)
-                            alarm[:warm] = False
-                            pre = bool(alarm[:switch].any())
-                            post = np.flatnonzero(alarm[switch : switch + WITHIN])
-                            ok = not pre and len(post) > 0
+                            ok, pre, delay = judge(alarm, warm, switch)
                             caught += ok
                             false += pre
-                            delay = int(post[0]) + 1 if len(post) else None
                             lines.append({"stream": name, "kind": kind, "caught": ok,
                                           "false_alarm": pre, "delay": delay})  # fmt: skip
                         row[role] = {"caught": caught, "with_false_alarm": false,
