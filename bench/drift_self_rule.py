@@ -54,6 +54,29 @@ an unseen instrument's kind is known when it is configured. Everything else as t
 run: the same grid, the same rule (no alarm before the switch on any train stream and each
 train stream's whole day at most 1 per 100k; then the most train switches caught; ties as
 before), whole days and test streams reported, not chosen on.
+
+**Fifth run** (session 30, written before it; ``--by-kind --shape``). The fourth run's
+choice put 3 of 41 whole day-files over 1 alarm per 100k, all FX: rises of the spread at
+12:30 UTC on 2014-05-02 (the US payrolls release, on both pairs) and, on NZDUSD, moves of
+the spread at 21:03 and 22:20 UTC (the FX day's rollover). Those were seen on the fourth
+run's whole days (test-role limits; disclosed). The flat form knows no time of day, and
+its whole-day condition read one train day per instrument (2014-05-06 for FX), which
+has neither. Two changes:
+
+* new dimension ``shape``: ``flat`` (as the fourth run) or ``kind``: a time-of-day shape of
+  each statistic learnt on the same peer days as the limits: per 30-minute bucket of the
+  UTC day, the median over those days' ticks of the statistic minus its own day's median
+  (so it carries the time of day, not the level; a bucket no peer day has is 0). The
+  residual is the statistic minus the shape of its bucket, then minus its slow mean as
+  before; the limits are budgeted on those residuals;
+* the whole-day condition reads every day-file of each instrument up to and including its
+  train stream day (FX 2014-05-01..05-06, the stocks 10-07..10-09), each whole, against
+  its train-role limits: at most 1 per 100k on each.
+
+Grid: the fourth run's × shape (48 settings). Rule: qualify (no alarm before the switch on
+any train stream, the whole-day condition), then the most train switches caught; ties as
+before, then ``flat`` before ``kind``. Test streams and the 41 whole day-files (test-role
+limits and shape) are reported, not chosen on.
 """
 
 from __future__ import annotations
