@@ -113,107 +113,131 @@ def peers(n: str, names) -> list[str]:
     return [m for m in names if m != n and (not BY_KIND or KINDS.get(m) == KINDS.get(n))]
 
 
-def whole_day_alarms(whole: dict, at: dict, setting: dict, by: dict) -> dict:
+SHAPE = False  # the fifth run (--shape): the shape dimension and the wider whole-day rule
+
+
+def kind_shape(days: list) -> np.ndarray:
+    """(N_BUCKETS, 2): per bucket, the median over ``days`` ((ts, stats) each) of each
+    statistic minus its own day's median; 0 where no day has the bucket."""
+    from spark.drift.profile import medians
+
+    with np.errstate(all="ignore"):
+        centred = [(ts, st - np.nanmedian(st, axis=0)) for ts, st in days]
+    return np.nan_to_num(medians(centred), nan=0.0)
+
+
+def shapes_of(whole: dict, roles: dict, shape: str) -> dict:
+    """Per (role, instrument): the rows its residuals are taken against, flat (zeros) or
+    the time-of-day shape of its peers' days before their stream day in the role."""
+    from spark.drift.profile import N_BUCKETS
+
+    flat = np.zeros((N_BUCKETS, 2))
+    return {
+        (role, n): flat if shape == "flat" else kind_shape(
+            [d for m in peers(n, whole) for d in whole[m][: at[m]]])
+        for role, at in roles.items()
+        for n in whole
+    }  # fmt: skip
+
+
+def held_pair(ts, st, rows, hold, slow) -> tuple:
+    """A day's or stream's held residuals against ``rows``: (for a rise, for a fall)."""
+    from spark.drift.profile import held_residuals
+
+    return (held_residuals(ts, st, rows, hold, slow),
+            held_residuals(ts, st, rows, hold, slow, True))  # fmt: skip
+
+
+def bounds(held_days: list, budget: float) -> tuple:
+    """(upper, lower) limits budgeted on ``held_days`` ((high, low) each)."""
+    from spark.drift.profile import budgeted
+
+    upper = np.array([budgeted([h[:, j] for h, _ in held_days], budget) for j in range(2)])
+    lower = np.array([-budgeted([-lo[:, j] for _, lo in held_days], budget)
+                      for j in range(2)])  # fmt: skip
+    return upper, lower
+
+
+def rises(high, low, upper, lower, extra, warm) -> int:
+    """Alarms on one day: rises beyond either limit (+ the margin) after ``warm`` ticks."""
+    with np.errstate(invalid="ignore"):
+        beyond = np.hstack([high > upper + extra, low < lower - extra])
+    beyond[:warm] = False
+    return int((beyond[1:] & ~beyond[:-1]).sum())
+
+
+def whole_day_alarms(whole: dict, at: dict, setting: dict, by: dict, rows: dict) -> dict:
     """Reported, not chosen on: ``setting``'s alarms on every day-file of each instrument,
-    from the day's start (every one false), with limits from the other instruments' days
-    before their test day (the test role's limits)."""
-    from spark.drift.profile import N_BUCKETS, budgeted, held_residuals
-
+    from the day's start (every one false), with limits (and shape, ``rows[n]``) from the
+    other instruments' days before their test day (the test role's)."""
     warm, slow, hold = setting["warm"], setting["slow"], setting["hold"]
-    extra, flat = math.log(setting["margin"]), np.zeros((N_BUCKETS, 2))
-
-    def held(ts, st):
-        return (held_residuals(ts, st, flat, hold, slow), held_residuals(ts, st, flat, hold,
-                                                                        slow, True))  # fmt: skip
-
+    extra = math.log(setting["margin"])
     out = {}
     for n, days in whole.items():
-        others = [held(ts, st) for m in peers(n, whole) for ts, st in whole[m][: at[m]]]
-        upper = np.array([budgeted([h[warm:, j] for h, _ in others], setting["budget"])
-                          for j in range(2)])  # fmt: skip
-        lower = np.array([-budgeted([-lo[warm:, j] for _, lo in others], setting["budget"])
-                          for j in range(2)])  # fmt: skip
+        others = [held_pair(ts, st, rows[n], hold, slow) for m in peers(n, whole)
+                  for ts, st in whole[m][: at[m]]]  # fmt: skip
+        upper, lower = bounds([(h[warm:], lo[warm:]) for h, lo in others], setting["budget"])
         for k, (ts, st) in enumerate(days):
-            high, low = held(ts, st)
-            with np.errstate(invalid="ignore"):
-                beyond = np.hstack([high > upper + extra, low < lower - extra])
-            beyond[:warm] = False
-            alarms = int((beyond[1:] & ~beyond[:-1]).sum())
+            alarms = rises(*held_pair(ts, st, rows[n], hold, slow), upper, lower, extra, warm)
             out[f"{n} {by[n][k].date}"] = {"ticks": len(ts), "alarms": alarms,
                                    "per_100k": alarms / len(ts) * 1e5}  # fmt: skip
     return out
 
 
 def main(argv=None) -> int:
-    from spark.drift.profile import N_BUCKETS, budgeted, day_stats, held_residuals
+    from spark.drift.profile import day_stats
 
-    global BY_KIND
+    global BY_KIND, SHAPE
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
-    BY_KIND = "--by-kind" in argv
-    args, root, by, batches = read_data(__doc__, [a for a in argv if a != "--by-kind"])
+    BY_KIND, SHAPE = "--by-kind" in argv, "--shape" in argv
+    args, root, by, batches = read_data(
+        __doc__, [a for a in argv if a not in ("--by-kind", "--shape")]
+    )
     whole = {n: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in bs] for n, bs in batches.items()}
     del batches
     roles = stream_roles({n: [len(d[0]) for d in w] for n, w in whole.items()})
-    flat = np.zeros((N_BUCKETS, 2))
+    # the days of the whole-day condition: the train stream day alone (runs 3, 4) or every
+    # day-file up to and including it (run 5)
+    first = {n: (0 if SHAPE else k) for n, k in roles["train"].items()}
     cached = {
         role: role_streams(root, by, at, lambda s: day_stats(s.ts, s.bid, s.ask))
         for role, at in roles.items()
     }
     rows = []
-    for warm, slow in ((w, s) for w in WARMS for s in SLOWS):
-        for hold in HOLDS:
-            held_days = {
-                role: {
-                    n: [
-                        (
-                            held_residuals(ts, st, flat, hold, slow)[warm:],
-                            held_residuals(ts, st, flat, hold, slow, True)[warm:],
-                        )
-                        for ts, st in w[: at[n]]
-                    ]  # fmt: skip
-                    for n, w in whole.items()
-                }
+    for shape in ("flat", "kind") if SHAPE else ("flat",):
+        shapes = shapes_of(whole, roles, shape)
+        for warm, slow, hold in ((w, s, h) for w in WARMS for s in SLOWS for h in HOLDS):
+            held_days = {  # each (role, instrument)'s peer days, after the warm-up
+                (role, n): [
+                    tuple(x[warm:] for x in held_pair(ts, st, shapes[role, n], hold, slow))
+                    for m in peers(n, whole)
+                    for ts, st in whole[m][: at[m]]
+                ]
                 for role, at in roles.items()
+                for n in whole
             }
-            held_train_days = {  # each instrument's train stream day, whole
-                n: (
-                    held_residuals(*w[roles["train"][n]], flat, hold, slow),
-                    held_residuals(*w[roles["train"][n]], flat, hold, slow, True),
-                )
+            held_train_days = {  # the days of the whole-day condition, whole
+                n: [held_pair(ts, st, shapes["train", n], hold, slow)
+                    for ts, st in w[first[n] : roles["train"][n] + 1]]
                 for n, w in whole.items()
-            }
+            }  # fmt: skip
             held_streams = {
-                role: [
-                    (
-                        held_residuals(s.ts, st, flat, hold, slow),
-                        held_residuals(s.ts, st, flat, hold, slow, True),
-                    )
-                    for _n, _i, _k, s, _w, st in made
-                ]  # fmt: skip
+                role: [held_pair(s.ts, st, shapes[role, inst], hold, slow)
+                       for _n, inst, _k, s, _w, st in made]
                 for role, made in cached.items()
-            }
+            }  # fmt: skip
             for budget in BUDGETS:
-                limits = {}
-                for role in roles:
-                    for n in whole:
-                        others = [d for m in peers(n, whole) for d in held_days[role][m]]
-                        upper = [budgeted([h[:, j] for h, _ in others], budget) for j in range(2)]
-                        lower = [-budgeted([-lo[:, j] for _, lo in others], budget)
-                                 for j in range(2)]  # fmt: skip
-                        limits[role, n] = (np.array(upper), np.array(lower))
+                limits = {key: bounds(days, budget) for key, days in held_days.items()}
                 for margin in MARGINS:
                     extra = math.log(margin)
-                    row = {"warm": warm, "slow": slow, "hold": hold, "budget": budget,
-                           "margin": margin}  # fmt: skip
+                    row = {"shape": shape, "warm": warm, "slow": slow, "hold": hold,
+                           "budget": budget, "margin": margin}  # fmt: skip
                     worst = 0.0
-                    for n, (high, low) in held_train_days.items():
-                        upper, lower = limits["train", n]
-                        with np.errstate(invalid="ignore"):
-                            beyond = np.hstack([high > upper + extra, low < lower - extra])
-                        beyond[:warm] = False
-                        rises = int((beyond[1:] & ~beyond[:-1]).sum())
-                        worst = max(worst, rises / len(high) * 1e5)
+                    for n, days in held_train_days.items():
+                        for high, low in days:
+                            count = rises(high, low, *limits["train", n], extra, warm)
+                            worst = max(worst, count / len(high) * 1e5)
                     row["train_day_worst_per_100k"] = worst
                     for role in roles:
                         caught = false = 0
@@ -236,32 +260,40 @@ def main(argv=None) -> int:
 
     def rank(r):
         ok = r["train"]["with_false_alarm"] == 0 and r["train_day_worst_per_100k"] <= 1.0
-        return (ok, r["train"]["caught"], r["margin"],
-                r["hold"], -r["budget"], r["slow"], -r["warm"])  # fmt: skip
+        return (ok, r["train"]["caught"], r["margin"], r["hold"], -r["budget"], r["slow"],
+                -r["warm"], r["shape"] == "flat")  # fmt: skip
 
     best = max(rows, key=rank)
+    chosen_shapes = shapes_of(whole, {"test": roles["test"]}, best["shape"])
     report = {
         "limits_by_kind": BY_KIND,
+        "shape_run": SHAPE,
         "settings": rows,
-        "chosen": {k: best[k] for k in ("warm", "slow", "hold", "budget", "margin")},
-        "whole_days": whole_day_alarms(whole, roles["test"], best, by),
+        "chosen": {k: best[k] for k in ("shape", "warm", "slow", "hold", "budget", "margin")},
+        "whole_days": whole_day_alarms(
+            whole, roles["test"], best, by, {n: chosen_shapes["test", n] for n in whole}
+        ),
         "seconds": round(time.perf_counter() - started),
     }
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"{report['seconds']} s")
-    print(" warm  slow  hold budget margin | train caught false | test caught false")
+    print("shape  warm  slow  hold budget margin | train caught false day | test caught false")
     for r in sorted(rows, key=rank, reverse=True):
-        print(f"{r['warm']:>5} {r['slow']:>5} {r['hold']:>5} {r['budget']:>5} {r['margin']:>5} | "
-              f"{r['train']['caught']:>3}/{r['train']['streams']} "
-              f"{r['train']['with_false_alarm']:>3} | {r['test']['caught']:>3}/"
-              f"{r['test']['streams']} {r['test']['with_false_alarm']:>3}")  # fmt: skip
+        print(f"{r['shape']:<5} {r['warm']:>5} {r['slow']:>5} {r['hold']:>5} {r['budget']:>5} "
+              f"{r['margin']:>5} | {r['train']['caught']:>3}/{r['train']['streams']} "
+              f"{r['train']['with_false_alarm']:>3} {r['train_day_worst_per_100k']:5.2f} | "
+              f"{r['test']['caught']:>3}/{r['test']['streams']} "
+              f"{r['test']['with_false_alarm']:>3}")  # fmt: skip
     print(f"chosen on train: {report['chosen']}")
     days = report["whole_days"]
     print(f"whole days ({len(days)} day-files, {sum(d['ticks'] for d in days.values()):,} ticks): "
           f"{sum(d['alarms'] for d in days.values())} alarms, the worst day "
           f"{max(d['per_100k'] for d in days.values()):.2f} per 100k")  # fmt: skip
+    for name, d in days.items():
+        if d["alarms"]:
+            print(f"  {name}: {d['alarms']} ({d['per_100k']:.2f} per 100k)")
     print("its test streams:")
     for line in best["test"]["lines"]:
         state = "caught" if line["caught"] else ("false alarm" if line["false_alarm"] else "missed")
