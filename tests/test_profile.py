@@ -384,6 +384,6 @@ def test_a_symbol_the_profile_lacks_is_named_once_in_the_log(nzdusd, tmp_path, c
     named = [r.getMessage() for r in caplog.records if "no profile for" in r.getMessage()]
     assert named == [
         "drift profile: no profile for AUDUSD, so the gate rule's profile part does not "
-        "watch it (the other parts do); add its earlier days to `spark drift profile` and "
-        "restart"
+        "watch it (the other parts do); add its earlier days to `spark drift profile`, or "
+        "give it to a kind of market there (--kind, --unseen), and restart"
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
+from spark.errors import SparkError
 from spark.cli.common import (
     HORIZON_HELP,
     HorizonType,
@@ -121,6 +122,44 @@ def _session(text: str | None) -> tuple[float, float] | None:
     return hours[0], hours[1]
 
 
+def _kinds(given: tuple[str, ...]) -> dict[str, list[str]]:
+    """--kind NAME=SYMBOL,SYMBOL,... as {name: [symbols]}."""
+    out: dict[str, list[str]] = {}
+    for text in given:
+        name, _, members = text.partition("=")
+        symbols = [m.strip() for m in members.split(",") if m.strip()]
+        if not name.strip() or not symbols or name.strip() == "*":
+            raise click.BadParameter(
+                f"{text!r}: give NAME=SYMBOL,SYMBOL, e.g. fx=EURUSD,NZDUSD", param_hint="--kind"
+            )
+        if name.strip() in out:
+            raise click.BadParameter(f"kind {name.strip()} given twice", param_hint="--kind")
+        out[name.strip()] = symbols
+    return out
+
+
+def _unseen(given: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, str]:
+    """--unseen KIND or SYMBOL=KIND as {symbol or "*": kind}; each kind one of --kind's."""
+    from spark.drift.profile import ANY
+
+    names = set(_kinds(kinds))
+    out: dict[str, str] = {}
+    for text in given:
+        symbol, _, kind = text.rpartition("=")
+        symbol, kind = symbol.strip() or ANY, kind.strip()
+        if kind not in names:
+            raise click.BadParameter(
+                f"{text!r}: no kind {kind!r} is learnt here; add --kind {kind or 'NAME'}="
+                f"SYMBOL,SYMBOL (kinds given: {', '.join(sorted(names)) or 'none'})",
+                param_hint="--unseen",
+            )
+        if symbol in out and out[symbol] != kind:
+            what = "every other instrument" if symbol == ANY else symbol
+            raise click.BadParameter(f"{what} given to two kinds", param_hint="--unseen")
+        out[symbol] = kind
+    return out
+
+
 @drift.command("profile")
 @paths_option("--data", "paths", "Earlier days of the instruments: one file per day (LEAN).")
 @format_option(required=False)
@@ -138,19 +177,55 @@ def _session(text: str | None) -> tuple[float, float] | None:
     "regular session, as the research measured them). Default: the whole file.",
 )
 @click.option("--tz", default=None, help="Time zone of --session (default: the file's own).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    metavar="NAME=SYMBOL,SYMBOL",
+    help="Also learn an entry for a kind of market from these instruments' days (repeat "
+    "for more kinds), e.g. fx=EURUSD,NZDUSD. It watches instruments the profile has no "
+    "days of (see --unseen): their spread and move size against their own recent level, "
+    "with limits from these instruments.",
+)
+@click.option(
+    "--unseen",
+    multiple=True,
+    metavar="KIND | SYMBOL=KIND",
+    help="Which kind watches an instrument without days here: KIND for every one, "
+    "SYMBOL=KIND for one (repeat). Default: none is watched by this part.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the profile written.")
-def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
+def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, as_json) -> None:
     """Learn each instrument's time-of-day profile from earlier days, for the gate rule's
     profile part (SPARK_GATE_RULE=break+dt_spread+profile, SPARK_DRIFT_PROFILE=FILE).
 
     Per instrument and 30-minute bucket of the UTC day: the median of the spread and of the
     move size; per instrument a lower and an upper limit on each, scored leave one day out
     at a budget of 1 alarm per 100k ticks of those days (docs/drift.md, sessions 27-28).
-    An instrument needs two days at least; one with fewer is left out and named."""
-    from spark.drift.profile import build, days_from_files
+    An instrument needs two days at least; one with fewer is left out and named.
 
+    An instrument seen for the first time has no days to learn from. --kind learns an entry
+    for a kind of market from its instruments' days, and --unseen gives new instruments to
+    it: e.g. --kind fx=EURUSD,NZDUSD --unseen fx (docs/drift.md, session 30, for what it
+    catches and its false alarms)."""
+    from spark.drift.profile import ANY, build, build_kind, days_from_files
+
+    groups, assigned = _kinds(kinds), _unseen(unseen, kinds)
     days = days_from_files(paths, fmt, _session(session), tz)
     profile = build(days)
+    for name, members in groups.items():
+        lacking = [m for m in members if m not in days]
+        if lacking:
+            raise click.BadParameter(
+                f"kind {name}: no days of {', '.join(lacking)} in the data (it has: "
+                f"{', '.join(sorted(days)) or 'no instrument'})",
+                param_hint="--kind",
+            )
+        try:
+            profile.kinds[name] = build_kind({m: days[m] for m in members}, profile.locked)
+        except SparkError as exc:
+            raise click.BadParameter(f"kind {name}: {exc}", param_hint="--kind") from None
+    profile.unseen = assigned
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.save(out)
     left_out = sorted(set(days) - set(profile.symbols))
@@ -168,5 +243,16 @@ def drift_profile_command(paths, fmt, out, session, tz, as_json) -> None:
         )
     for name in left_out:
         click.echo(f"  {name:10} left out: {len(days[name])} day(s); two are needed")
-    if not profile.symbols:
+    for name, k in sorted(profile.kinds.items()):
+        extra = math.log(k.margin)
+        watched = [s for s, kind in sorted(profile.unseen.items()) if kind == name]
+        who = ", ".join("every other instrument" if s == ANY else s for s in watched)
+        click.echo(
+            f"  kind {name}: {k.days} days of {', '.join(k.instruments)}; alarms (log units "
+            f"about its own level over {k.slow:,.0f} ticks, held {k.hold:,}) on the spread "
+            f"below {k.limits[2] - extra:+.3f} or above {k.limits[0] + extra:+.3f}, on the "
+            f"move size below {k.limits[3] - extra:+.3f} or above {k.limits[1] + extra:+.3f}; "
+            f"watches: {who or 'nothing (see --unseen)'}"
+        )
+    if not profile.symbols and not profile.kinds:
         raise click.ClickException("no instrument has two days: nothing to profile")

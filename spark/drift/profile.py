@@ -27,6 +27,15 @@ Chosen by `bench/drift_profile_rule.py` on train streams (third and fourth runs,
 100k ticks, locked or crossed quotes (spread <= 0) skipped by the spread statistic.
 The readable definition is ``tests/oracles.ProfileDetector``; a test compares them alarm by
 alarm on real ticks across batch boundaries.
+
+**Kinds of market** (session 30). An instrument seen for the first time has no earlier days.
+A profile may hold an entry per kind of market (``KindEntry``, ``build_kind``: ``spark
+drift profile --kind fx=EURUSD,NZDUSD``) and say which kind watches a symbol it has no
+entry of (``unseen``: by symbol, or ``ANY``). Such a symbol's residual is its statistic
+less its own slow EW mean (no time of day), with the kind's settings (``KIND_*``, chosen by
+the fifth run of bench/drift_self_rule.py: warm-up 15,000, slow 5,000, hold 1,000, budget
+0.25, margin 1.5) and limits budgeted on the days of the kind's instruments. The kernel
+takes its settings per symbol (``config[s]``) for this.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +65,12 @@ LOCKED_KINDS = ("floor", "skip")
 # then a fall below the lower one
 KINDS = ("profile_spread_up", "profile_move_up", "profile_spread_down", "profile_move_down")
 FEATURES = ("spread_bp", "ret_bp", "spread_bp", "ret_bp")  # each kind's source feature
-FORMAT = 2
+# an instrument the profile has no day of, watched by the entry of its kind of market: the
+# two statistics against their own slow mean (no time of day), limits budgeted on the days of
+# the other instruments of that kind (bench/drift_self_rule.py, fifth run, session 30)
+KIND_HOLD, KIND_SLOW, KIND_MARGIN, KIND_WARM, KIND_BUDGET = 1_000, 5_000, 1.5, 15_000, 0.25
+ANY = "*"  # in ``unseen``: every symbol the profile has no entry of
+FORMAT = 3  # 3: kinds of market (session 30); 2 (no kinds) is still read
 # per-symbol state (doubles): the two statistics, the move count, the slow means of the two
 # residuals (NaN: none yet), the runs beyond each limit and fired flags (by alarm kind),
 # ticks seen
@@ -92,17 +107,14 @@ def _fresh(st) -> None:
 @njit(cache=True)
 def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, out_stat,
         out_tick, out_kind, out_value) -> int:  # fmt: skip
-    """Step each valid tick's symbol (``config``: hold, slow, margin, warm, and 1 to let a
-    locked or crossed quote leave the spread statistic as it was). ``profile[s, bucket, j]``
+    """Step each valid tick's symbol (``config[s]``: its hold, slow, margin, warm, and 1 to
+    let a locked or crossed quote leave the spread statistic as it was: settings per symbol,
+    as a symbol watched by its kind of market's entry has that entry's). ``profile[s, bucket, j]``
     and ``limit[s, k]`` (by alarm kind: upper spread, upper move, lower spread, lower move;
     NaN: none);
     ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of alarms
     written to ``out_*`` (kinds as ``KINDS``)."""
-    hold, slow, margin, warm = config[0], config[1], config[2], config[3]
-    skip_locked = config[4] > 0
     a_s, a_m = 2.0 / (SPREAD_SPAN + 1.0), 2.0 / (MOVE_SPAN + 1.0)
-    a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
-    extra = math.log(margin)
     alarms = 0
     for i in range(slot.shape[0]):
         s = slot[i]
@@ -113,6 +125,10 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
         out_stat[i, 1] = np.nan
         if not valid[i]:
             continue
+        c = config[s]
+        hold, slow, warm, skip_locked = c[0], c[1], c[3], c[4] > 0
+        a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
+        extra = math.log(c[2])
         if spread_bp[i] > 0 or not skip_locked:
             x = _log_spread(spread_bp[i])
             if st[SEEN] == 0 or math.isnan(st[FAST_S]):
@@ -155,14 +171,31 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
     return alarms
 
 
+@dataclass
+class KindEntry:
+    """A kind of market's entry: the four limits (as a symbol's) of the two statistics
+    against their own slow mean, learnt on the days of ``instruments``, and its settings."""
+
+    limits: np.ndarray
+    instruments: list[str]
+    days: int
+    hold: int = KIND_HOLD
+    slow: float = KIND_SLOW
+    margin: float = KIND_MARGIN
+    warm: int = KIND_WARM
+    budget: float = KIND_BUDGET
+
+
 class Profile:
     """Per symbol: the bucket medians (N_BUCKETS × 2, NaN: no data) and four limits (upper
     spread, upper move, lower spread, lower move; NaN: none); the rule's settings (hold,
-    slow, margin, warm)."""
+    slow, margin, warm). ``kinds``: entries by kind of market (``KindEntry``); ``unseen``:
+    which kind watches a symbol the profile has no entry of (by symbol, or ``ANY``)."""
 
     def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
                  margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None,
-                 budget=None, locked=LOCKED):  # fmt: skip
+                 budget=None, locked=LOCKED, kinds: dict[str, KindEntry] | None = None,
+                 unseen: dict[str, str] | None = None):  # fmt: skip
         if locked not in LOCKED_KINDS:
             raise ProfileError(f"locked must be one of {', '.join(LOCKED_KINDS)}, not {locked!r}")
         self.locked = locked
@@ -170,10 +203,38 @@ class Profile:
         self.hold, self.slow, self.margin, self.warm = hold, slow, margin, warm
         self.days = days or {}
         self.budget = budget  # how the limits were set (``limits``): None, the largest
+        self.kinds = kinds or {}
+        self.unseen = unseen or {}
+        missing = sorted(set(self.unseen.values()) - set(self.kinds))
+        if missing:
+            raise ProfileError(
+                f"unseen symbols are given to kind(s) {', '.join(missing)} that the profile has "
+                f"no entry of (it has: {', '.join(sorted(self.kinds)) or 'none'})"
+            )
 
-    def config(self) -> np.ndarray:
+    def config(self, kind: str | None = None) -> np.ndarray:
+        """The kernel's settings of a symbol's own entry, or (``kind``) of a kind's."""
         skip = 1.0 if self.locked == "skip" else 0.0
-        return np.array([self.hold, self.slow, self.margin, self.warm, skip], np.float64)
+        k = self.kinds[kind] if kind is not None else self
+        return np.array([k.hold, k.slow, k.margin, k.warm, skip], np.float64)
+
+    def kind_of(self, name: str) -> str | None:
+        """The kind of market that watches ``name``: None if it has its own entry or no kind
+        is given to it."""
+        if name in self.symbols:
+            return None
+        return self.unseen.get(name, self.unseen.get(ANY))
+
+    def entry(self, name: str) -> tuple | None:
+        """``name``'s (bucket rows, limits, kernel settings, kind or None); None: not watched."""
+        if name in self.symbols:
+            rows, limits = self.symbols[name]
+            return rows, limits, self.config(), None
+        kind = self.kind_of(name)
+        if kind is None:
+            return None
+        flat = np.zeros((N_BUCKETS, 2))  # residual = the statistic less its slow mean
+        return flat, self.kinds[kind].limits, self.config(kind), kind
 
     def as_dict(self) -> dict:
         def clean(a):
@@ -198,6 +259,21 @@ class Profile:
                 }
                 for name, (medians, limits) in sorted(self.symbols.items())
             },
+            "kinds": {
+                name: {
+                    "instruments": k.instruments,
+                    "days": k.days,
+                    "hold": k.hold,
+                    "slow": k.slow,
+                    "margin": k.margin,
+                    "warm": k.warm,
+                    "budget": k.budget,
+                    "upper": clean(k.limits[:2]),
+                    "lower": clean(k.limits[2:]),
+                }
+                for name, k in sorted(self.kinds.items())
+            },
+            "unseen": dict(sorted(self.unseen.items())),
         }
 
     def save(self, path: Path) -> None:
@@ -215,8 +291,13 @@ class Profile:
         except ValueError as exc:
             raise ProfileError(f"the drift profile {path} is not JSON: {exc}") from None
         try:
-            if saved.get("format") != FORMAT or saved.get("bucket_s") != BUCKET_US // 10**6:
-                raise ValueError(f"format {saved.get('format')!r}, this version reads {FORMAT}")
+            if (
+                saved.get("format") not in (2, FORMAT)
+                or saved.get("bucket_s") != BUCKET_US // 10**6
+            ):
+                raise ValueError(
+                    f"format {saved.get('format')!r}, this version reads 2 and {FORMAT}"
+                )
             symbols = {}
             for name, entry in saved["symbols"].items():
                 medians = np.array(
@@ -231,6 +312,18 @@ class Profile:
                 if medians.shape != (N_BUCKETS, 2) or limits.shape != (4,):
                     raise ValueError(f"{name}: {N_BUCKETS} buckets and 2 + 2 limits expected")
                 symbols[name] = (medians, limits)
+            kinds = {}
+            for name, entry in saved.get("kinds", {}).items():
+                limits = np.array(
+                    [np.nan if v is None else float(v) for v in entry["upper"] + entry["lower"]]
+                )
+                if limits.shape != (4,):
+                    raise ValueError(f"kind {name}: 2 + 2 limits expected")
+                kinds[name] = KindEntry(
+                    limits, list(entry["instruments"]), int(entry["days"]), int(entry["hold"]),
+                    float(entry["slow"]), float(entry["margin"]), int(entry["warm"]),
+                    float(entry["budget"]),
+                )  # fmt: skip
             return cls(
                 symbols,
                 hold=int(saved["hold"]),
@@ -240,6 +333,8 @@ class Profile:
                 budget=None if saved.get("budget") is None else float(saved["budget"]),
                 locked=saved.get("locked", "floor"),
                 days={n: list(e.get("days", [])) for n, e in saved["symbols"].items()},
+                kinds=kinds,
+                unseen={str(k): str(v) for k, v in saved.get("unseen", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"the drift profile {path} cannot be used: {exc}") from None
@@ -263,7 +358,7 @@ def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray, locked: str = LO
     out = np.empty((n, 2))
     none = np.empty(n, np.int64)
     run(np.zeros(n, np.int64), ts.astype(np.int64), spread_bp, ret_bp, ok, np.zeros(n, np.bool_),
-        np.array([1e18, 0.0, 1.0, 1e18, 1.0 if locked == "skip" else 0.0]), profile, limit,
+        np.array([[1e18, 0.0, 1.0, 1e18, 1.0 if locked == "skip" else 0.0]]), profile, limit,
         state, out, none, none,
         np.empty(n))  # fmt: skip
     return out
@@ -426,6 +521,31 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
     return Profile(symbols, hold, slow, margin, warm, kept_days, budget, locked)
 
 
+def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
+               locked=LOCKED, hold=KIND_HOLD, slow=KIND_SLOW, warm=KIND_WARM,
+               budget=KIND_BUDGET, margin=KIND_MARGIN) -> KindEntry:  # fmt: skip
+    """A kind of market's entry from the recorded days of its instruments (``build``'s
+    input, the kind's instruments only): each day's two statistics against their own slow
+    mean over ``slow`` ticks, held ``hold`` ticks, after ``warm`` ticks; the limits at the
+    least level those days rise over at most ``budget`` times per 100k ticks (``budgeted``),
+    as the fifth run of bench/drift_self_rule.py set them on the other instruments of a kind.
+    Needs two days at least."""
+    entries = [e for rows in days.values() for e in rows]
+    if len(entries) < 2:
+        raise ProfileError(f"a kind of market needs two days at least, {len(entries)} given")
+    flat = np.zeros((N_BUCKETS, 2))
+    high, low = [], []
+    for _, ts, bid, ask in entries:
+        stats = day_stats(ts, bid, ask, locked)
+        high.append(held_residuals(ts, stats, flat, hold, slow)[warm:])
+        low.append(held_residuals(ts, stats, flat, hold, slow, True)[warm:])
+    limits = np.array(
+        [budgeted([h[:, j] for h in high], budget) for j in range(2)]
+        + [-budgeted([-x[:, j] for x in low], budget) for j in range(2)]
+    )
+    return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget)
+
+
 def days_from_files(paths, fmt: str, hours: tuple[float, float] | None = None,
                     tz: str | None = None) -> dict[str, list]:  # fmt: skip
     """``build``'s input from tick files, one file per day: per symbol [(date, ts, bid, ask)];
@@ -457,7 +577,7 @@ class ProfileSet:
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self.config = profile.config()
+        self.config = np.zeros((0, 5))  # per slot: the settings of the entry watching it
         self.state = self._empty(0)
         self.rows = np.full((0, N_BUCKETS, 2), np.nan)
         self.limits = np.full((0, 4), np.nan)
@@ -482,6 +602,7 @@ class ProfileSet:
         self.state = np.concatenate([self.state, self._empty(extra)])
         self.rows = np.concatenate([self.rows, np.full((extra, N_BUCKETS, 2), np.nan)])
         self.limits = np.concatenate([self.limits, np.full((extra, 4), np.nan)])
+        self.config = np.concatenate([self.config, np.tile(self.profile.config(), (extra, 1))])
         self.names += [None] * extra
 
     def reset(self, rows: np.ndarray) -> None:
@@ -496,21 +617,32 @@ class ProfileSet:
         self.state = state if fits else self._empty(symbols)
         self.rows = np.full((symbols, N_BUCKETS, 2), np.nan)
         self.limits = np.full((symbols, 4), np.nan)
+        self.config = np.tile(self.profile.config(), (symbols, 1))
         self.names = [None] * symbols
 
     def _look_up(self, names: list[str], slots: np.ndarray) -> None:
         for s in np.unique(slots).tolist():
             if self.names[s] != names[s]:
                 self.names[s] = names[s]
-                found = self.profile.symbols.get(names[s])
+                found = self.profile.entry(names[s])
                 self.rows[s] = found[0] if found else np.nan
                 self.limits[s] = found[1] if found else np.nan
+                self.config[s] = found[2] if found else self.profile.config()
+                if found and found[3] is not None and names[s] not in self.unprofiled:
+                    self.unprofiled.add(names[s])
+                    kind = self.profile.kinds[found[3]]
+                    log.info(
+                        "drift profile: no days of %s; the profile part watches it as %s "
+                        "(limits from %s, against its own recent level)",
+                        names[s], found[3], ", ".join(kind.instruments),
+                    )  # fmt: skip
                 if not found and names[s] not in self.unprofiled:
                     self.unprofiled.add(names[s])
                     log.warning(
                         "drift profile: no profile for %s, so the gate rule's profile part "
                         "does not watch it (the other parts do); add its earlier days to "
-                        "`spark drift profile` and restart",
+                        "`spark drift profile`, or give it to a kind of market there "
+                        "(--kind, --unseen), and restart",
                         names[s],
                     )
 

@@ -209,7 +209,7 @@ class DriftStage:
         }
 
     def _profile_record(self, symbol: str, s: int, ts: int, kind: int, statistic: float) -> dict:
-        p = self.profiles.profile
+        hold, margin = self.profiles.config[s, 0], self.profiles.config[s, 2]  # its entry's
         return {
             "symbol": symbol,
             "model_id": None,
@@ -219,8 +219,8 @@ class DriftStage:
             "statistic": float(statistic),
             # the limit the residual went beyond (+ or - log margin as the side is)
             "threshold": float(self.profiles.limits[s, kind])
-            + (1.0 if kind < 2 else -1.0) * float(np.log(p.margin)),
-            "window": int(p.hold),
+            + (1.0 if kind < 2 else -1.0) * float(np.log(margin)),
+            "window": int(hold),
             "severity": "warning",
             "ts": ts,
         }
