@@ -1,0 +1,131 @@
+"""The gate rule's profile part for an instrument seen for the first time: its kind of
+market's entry, through the live pipeline (session 30).
+
+    .venv/bin/python -m bench.drift_kind_live [DATA] [--json]
+
+`bench/drift_self_rule.py --by-kind --shape` (the fifth run) chose the kind entry's settings
+on the statistics alone; ``spark drift profile --kind NAME=... --unseen NAME`` ships it. This
+runs what a worker given such a file runs, for an instrument it has no day of: each stream
+through the SignalPipeline (logreg, trading off, the price screen on, as
+`bench/drift_profile_live.py`) with ``break+dt_spread`` (the default without a profile) and
+``break+dt_spread+profile``, the profile holding **no entry of the stream's instrument**,
+only the kind entry of its kind of market (``KINDS``: FX from the other FX pair, a stock from
+the other two stocks) learnt by ``spark.drift.profile.build_kind`` on those instruments'
+day-files before their own stream day, and ``unseen`` = every instrument.
+
+Streams: the 60 of `spark research drift` on the days of `bench/drift_profile_rule.py`
+(train: each instrument's first day-file after its second with 70,000 ticks; test: its
+last). Caught: an alarm within 2,000 ticks of the switch and none before. Whole days: every
+day-file of each instrument from its start, with the test role's kind entry, every alarm
+false (no switch); each alarm's detector named.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.drift_profile_live import RULES, _run  # noqa: E402
+from bench.drift_profile_rule import read_data, stream_roles  # noqa: E402
+from bench.drift_self_rule import KINDS  # noqa: E402
+
+
+def _whole(task):
+    name, day, path = task
+    from spark.research.drift import gate_alarms
+    from spark.research.select import load_day
+
+    batch = load_day(day, 10**12)
+    alarms = gate_alarms(batch, RULES[1], path)
+    return {"day": name, "ticks": len(batch), "alarms": [d for _, d in alarms]}
+
+
+def main(argv=None) -> int:
+    import multiprocessing
+
+    from spark.drift.profile import ANY, Profile, build_kind
+    from spark.research.drift import streams
+
+    started = time.perf_counter()
+    args, root, by, loaded = read_data(__doc__, argv)
+    roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
+    tmp = Path(tempfile.mkdtemp(prefix="spark-kind-"))
+    paths = {}
+    for role, at in roles.items():
+        for n in loaded:
+            peers = [m for m in loaded if m != n and KINDS[m] == KINDS[n]]
+            entry = build_kind({m: [(d.date, b.ts, b.bid, b.ask) for d, b in
+                                    zip(by[m][: at[m]], loaded[m][: at[m]], strict=True)]
+                                for m in peers})  # fmt: skip
+            profile = Profile({}, kinds={KINDS[n]: entry}, unseen={ANY: KINDS[n]})
+            paths[role, n] = tmp / f"{role}-{n}.json"
+            profile.save(paths[role, n])
+    tasks = []
+    for role, at in roles.items():
+        for name, a, b, kind in streams(root, None, "last"):
+            a_day = by[a.instrument][at[a.instrument]]
+            b_day = by[b.instrument][at[b.instrument]] if b is not None else None
+            path = str(paths[role, a.instrument])
+            for rule in RULES:
+                tasks.append((role, (name, kind, a_day, b_day, rule, path)))
+    days = [(f"{n} {d.date}", d, str(paths["test", n])) for n in by for d in by[n]]
+    del loaded
+    out: dict = {"seconds": 0, "days": {r: {n: by[n][k].date for n, k in at.items()}
+                                          for r, at in roles.items()}, "rows": []}  # fmt: skip
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.map(_run, [t for _, t in tasks])
+        whole = pool.map(_whole, days)
+    for (role, _), row in zip(tasks, results, strict=True):
+        out["rows"].append({"role": role, **row})
+    out["whole_days"] = whole
+    out["seconds"] = round(time.perf_counter() - started)
+    summary = {}
+    for role in roles:
+        for rule in RULES:
+            rows = [r for r in out["rows"] if r["role"] == role and r["rule"] == rule]
+            kinds = {}
+            for r in rows:
+                k = kinds.setdefault(r["kind"], [0, 0])
+                k[0] += r["caught"]
+                k[1] += 1
+            summary[f"{role} {rule}"] = {
+                "caught": sum(r["caught"] for r in rows),
+                "streams": len(rows),
+                "with_false_alarm": sum(r["false_alarms"] > 0 for r in rows),
+                "by_kind": kinds,
+                "delay_max": max((r["delay"] for r in rows if r["caught"]), default=None),
+            }
+    out["summary"] = summary
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"stream days: {out['days']}; {out['seconds']} s")
+    for key, s in summary.items():
+        kinds = ", ".join(f"{k} {c}/{n}" for k, (c, n) in s["by_kind"].items())
+        print(f"{key:<32} caught {s['caught']}/{s['streams']}, streams with a false alarm "
+              f"{s['with_false_alarm']}, longest delay {s['delay_max']} ({kinds})")  # fmt: skip
+    ticks = sum(d["ticks"] for d in whole)
+    alarms = sum(len(d["alarms"]) for d in whole)
+    print(f"whole days, {RULES[1]} with the kind entry: {len(whole)} day-files, {ticks:,} "
+          f"ticks, {alarms} alarms ({alarms / ticks * 1e5:.2f} per 100k)")  # fmt: skip
+    for d in whole:
+        if d["alarms"]:
+            print(f"  {d['day']}: {len(d['alarms'])} ({len(d['alarms']) / d['ticks'] * 1e5:.2f}"
+                  f" per 100k) by {', '.join(d['alarms'])}")  # fmt: skip
+    print(f"test streams, {RULES[1]}:")
+    for r in out["rows"]:
+        if r["role"] == "test" and r["rule"] == RULES[1]:
+            state = "caught" if r["caught"] else (
+                "false alarm" if r["false_alarms"] else "missed")  # fmt: skip
+            print(f"  {r['stream']:<30} {state}"
+                  + (f" by {r['by']} after {r['delay']}" if r["caught"] else ""))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
