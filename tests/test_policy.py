@@ -664,6 +664,35 @@ def test_research_drift_measures_every_detector_on_every_stream(shared_data, tmp
     assert first_days == {5200}
     assert not any(PROFILED in r["detectors"] for r in matrix["train_streams"].values())
     assert matrix["combined"] and {"rule", "train", "test"} <= set(matrix["combined"][0])
+    # EURUSD and IBM are each alone in their kind of market: no kind entry to learn
+    assert matrix["kind_learnt_from"] == {} and matrix["whole_days_kind"] == {}
+    assert "never seen" not in (tmp_path / "d.md").read_text()
+
+
+def test_research_drift_runs_an_instrument_never_seen_with_its_kind_of_market(shared_data):
+    """Two stocks: each test stream and each whole day-file of one runs the gate rule with a
+    profile holding only the stock kind's entry, learnt on the other's day-files before its
+    test day, and not its own; the report says so."""
+    from spark.drift.profile import Profile
+    from spark.research.drift import KIND_PROFILED, kind_profiles, markdown, run_matrix
+
+    matrix = run_matrix(shared_data, before=5_200, after=1_800, instruments=("BAC", "AIG"),
+                        day_ticks=2_000)  # fmt: skip
+    assert matrix["kind_learnt_from"] == {"BAC": ["AIG"], "AIG": ["BAC"]}
+    assert all(KIND_PROFILED in r["detectors"] for r in matrix["streams"].values())
+    assert not any(KIND_PROFILED in r["detectors"] for r in matrix["train_streams"].values())
+    assert sum(f["streams"] for f in matrix["kind_by_kind"].values()) == 12
+    days = matrix["whole_days_kind"]
+    assert len(days) == 10 and all(d["ticks"] == 2_000 for d in days.values())
+    assert "## An instrument never seen" in markdown(matrix)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        made = kind_profiles(shared_data, ("BAC", "AIG", "EURUSD"), Path(folder))
+        assert set(made) == {"BAC", "AIG"}
+        bac = Profile.load(made["BAC"][0])
+        assert bac.symbols == {} and bac.kind_of("BAC") == "stock"
+        assert bac.kinds["stock"].instruments == ["AIG"] and bac.kinds["stock"].days == 4
 
 
 def test_a_whole_day_runs_the_profile_part_only_with_a_profile(shared_data, tmp_path):

@@ -241,7 +241,9 @@ def _over_streams(label, run, progress, root, before, after, jobs, instruments) 
     show_default=True,
     help="Also the gate rule with its profile part on the test streams, the profile built "
     "from each instrument's day-files before the test day (what `spark drift profile` "
-    "writes), and on every whole day-file with two earlier ones, against their profile.",
+    "writes), and on every whole day-file with two earlier ones, against their profile; "
+    "and, as for an instrument never seen, with only its kind of market's entry learnt on "
+    "the other instruments of its kind (`spark drift profile --kind`).",
 )
 def research_drift(
     root, before, after, jobs, instruments, output, pdf, day_ticks, profile, as_json, progress
@@ -253,7 +255,8 @@ def research_drift(
     instrument's first day), reported on the test streams (its last day); and the shipped
     gate rule's alarms on every whole real day-file. With a profile (the default) the test
     streams and the whole day-files also run the gate rule with its profile part, the
-    profile of the instrument's earlier day-files (docs/drift.md, sessions 27-29)."""
+    profile of the instrument's earlier day-files (docs/drift.md, sessions 27-29), and with
+    only its kind of market's entry, as for an instrument never seen (session 30)."""
     from functools import partial
 
     from spark.research.drift import markdown, run_matrix, write_pdf

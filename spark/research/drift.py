@@ -185,6 +185,10 @@ def measure(task) -> tuple[str, dict]:
     if profile and profile[0]:
         rows[PROFILED] = detection([t for t, _ in gate_alarms(stream, profile_path=profile[0])],
                                    switch)  # fmt: skip
+    if len(profile) > 1 and profile[1]:
+        rows[KIND_PROFILED] = detection(
+            [t for t, _ in gate_alarms(stream, profile_path=profile[1])], switch
+        )
     for window, threshold in GRID:
         base = Settings().with_models(model="logreg", challengers=())
         settings = replace(
@@ -233,6 +237,8 @@ def measure(task) -> tuple[str, dict]:
 
 PROFILE_RULE = "break+dt_spread+profile"  # the gate rule with its profile part
 PROFILED = "gate rule + profile of earlier days"  # the test streams' row of the profile part
+# the row of the profile part for an instrument never seen: its kind of market's entry only
+KIND_PROFILED = "gate rule + its kind of market's entry (never seen)"
 
 
 def gate_alarms(
@@ -276,6 +282,43 @@ def earlier_profile(root: Path, instruments: tuple[str, ...] | None, path: Path)
     profile = build(days)
     profile.save(path)
     return {name: list(dates) for name, dates in profile.days.items()}
+
+
+def kind_profiles(root: Path, instruments: tuple[str, ...] | None, folder: Path) -> dict:
+    """Per instrument: (the path of a profile with no entry of its own, only its kind of
+    market's (``spark.drift.profile.build_kind``), learnt on the other instruments of that
+    kind (``select.MARKET``), their day-files before their last (the test streams' day),
+    stocks in their regular session; every instrument unseen to it), the instruments it was
+    learnt from. What a worker given ``spark drift profile --kind K=... --unseen K`` runs for
+    an instrument it has no day of. An instrument alone in its kind here has none."""
+    from spark.drift.profile import ANY, Profile, build_kind
+    from spark.research.select import MARKET
+
+    wanted = {i.upper() for i in instruments} if instruments else None
+    by: dict[str, list[Day]] = {}
+    for d in find_days(root):
+        if wanted is None or d.instrument in wanted:
+            by.setdefault(d.instrument, []).append(d)
+    peers = {
+        n: [m for m in by if m != n and MARKET.get(n) and MARKET.get(m) == MARKET.get(n)]
+        for n in by
+    }
+    loaded: dict[str, list] = {}
+    for name in {m for p in peers.values() for m in p}:  # only those in another's kind
+        loaded[name] = []
+        for d in by[name][:-1]:
+            b = load_day(d, 10**12)
+            loaded[name].append((d.date, b.ts, b.bid, b.ask))
+    out = {}
+    for name in by:
+        market = MARKET.get(name, "")
+        if not peers[name] or sum(len(loaded[m]) for m in peers[name]) < 2:
+            continue
+        entry = build_kind({m: loaded[m] for m in peers[name]})
+        path = folder / f"kind-{name}.json"
+        Profile({}, kinds={market: entry}, unseen={ANY: market}).save(path)
+        out[name] = (str(path), peers[name])
+    return out
 
 
 def profiled_days(
@@ -412,7 +455,10 @@ def run_matrix(
     that many ticks of each). ``profile``: also the gate rule with its profile part on the
     test streams, the profile built from each instrument's earlier days (``earlier_profile``;
     the train streams, on each instrument's first day, have no earlier days), and on every
-    whole day-file with two earlier ones, the profile of those (``profiled_days``)."""
+    whole day-file with two earlier ones, the profile of those (``profiled_days``); and, for
+    an instrument never seen, the gate rule with only its kind of market's entry, learnt on
+    the other instruments of its kind (``kind_profiles``), on the test streams and on every
+    whole day-file."""
     import tempfile
 
     from spark.settings import Settings
@@ -421,11 +467,15 @@ def run_matrix(
     tasks = [(*s, before, after) for s in streams(root, instruments, "first")]
     tasks = [(f"train: {t[0]}", *t[1:]) for t in tasks]
     scratch = tempfile.TemporaryDirectory(prefix="spark-research-drift-")
-    profile_path, profile_days = None, {}
+    profile_path, profile_days, kinds = None, {}, {}
     if profile:
         profile_path = str(Path(scratch.name) / "profile.json")
         profile_days = earlier_profile(root, instruments, Path(profile_path))
-    tasks += [(*s, before, after, profile_path) for s in streams(root, instruments, "last")]
+        kinds = kind_profiles(root, instruments, Path(scratch.name))
+    tasks += [
+        (*s, before, after, profile_path, kinds.get(s[1].instrument, (None,))[0])
+        for s in streams(root, instruments, "last")
+    ]
     if not tasks:
         from spark.errors import SparkError
 
@@ -445,13 +495,18 @@ def run_matrix(
         profiled = (
             profiled_days(root, instruments, day_ticks, Path(scratch.name)) if profile else []
         )
-        total += len(profiled)
+        kind_days = [(n, d, t, kinds[d.instrument][0]) for n, d, t in days if d.instrument in kinds]
+        total += len(profiled) + len(kind_days)
         results = map_streams(measure, tasks, jobs, progress(0))
         whole_days = map_streams(measure_day, days, jobs, progress(len(tasks)))
         whole_profiled = map_streams(
             measure_day, [t[:4] for t in profiled], jobs, progress(len(tasks) + len(days))
         )
+        whole_kind = map_streams(
+            measure_day, kind_days, jobs, progress(len(tasks) + len(days) + len(profiled))
+        )
     whole_days = {name: whole_days[name] for name, _, _ in days}
+    whole_kind = {t[0]: whole_kind[t[0]] for t in kind_days}
     for name, _day, _ticks, _path, dates in profiled:
         whole_profiled[name]["profile_dates"] = dates
     whole_profiled = {t[0]: whole_profiled[t[0]] for t in profiled}
@@ -480,6 +535,9 @@ def run_matrix(
         "profile_days": profile_days,
         "whole_days": whole_days,
         "whole_days_profiled": whole_profiled,
+        "kind_by_kind": by_kind(test, KIND_PROFILED),
+        "kind_learnt_from": {n: peers for n, (_, peers) in kinds.items()},
+        "whole_days_kind": whole_kind,
         "gate_rule": Settings().drift.rule,
         "settings": {
             "before": before,
@@ -736,6 +794,7 @@ def markdown(m: dict) -> str:
             *_days_table(days),
         ]
     lines += _profiled_days_section(m)
+    lines += _kind_section(m)
     top = [r["detector"] for r in m["summary"][:6]]
     lines += [
         "",
@@ -800,6 +859,45 @@ def _profiled_days_section(m: dict) -> list[str]:
         f"target of {TARGET_FA:g} per 100k. Nothing is chosen on these.",
         *_days_table(days, profiled=True),
     ]
+
+
+def _kind_section(m: dict) -> list[str]:
+    """The report's tables of the gate rule with a kind of market's entry, for instruments
+    never seen: the test streams by switch, and whole real days."""
+    if not m.get("kind_by_kind"):
+        return []
+    learnt = "; ".join(f"{n} from {', '.join(p)}" for n, p in m["kind_learnt_from"].items())
+    lines = [
+        "",
+        "## An instrument never seen: the gate rule with its kind of market's entry",
+        "",
+        f"`{PROFILE_RULE}` through the live pipeline, as a worker given `spark drift profile "
+        "--kind K=... --unseen K` runs it for an instrument the profile has no day of: the "
+        "profile holds no entry of the stream's instrument, only its kind of market's, learnt "
+        "on the other instruments of that kind, their day-files before the test day "
+        f"({learnt}). An instrument alone in its kind here has none. Row `{KIND_PROFILED}` in "
+        "the tables above.",
+        "",
+        "| switch | caught <= 2,000 | streams over the false-alarm target |",
+        "|---|---:|---:|",
+    ]
+    for kind, f in m["kind_by_kind"].items():
+        lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
+                     f"{f['false']} |")  # fmt: skip
+    days = m.get("whole_days_kind", {})
+    if days:
+        cap = m["settings"].get("day_ticks")
+        ticks, alarms, over = _tally(days)
+        lines += [
+            "",
+            "Whole real days, no switch, each day-file of those instruments"
+            f"{f' (its first {cap:,} ticks)' if cap else ''} with that entry: every alarm is "
+            f"a false one. {len(days)} day-files, {ticks:,} ticks, {alarms} alarms "
+            f"({alarms / max(1, ticks) * 1e5:.2f} per 100k); {over} "
+            f"day-file{'' if over == 1 else 's'} over the target of {TARGET_FA:g} per 100k.",
+            *_days_table(days),
+        ]
+    return lines
 
 
 def _rule_row(r: dict) -> str:

@@ -37,12 +37,13 @@ chosen on the train days only, reported on the later days.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import multiprocessing
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -61,15 +62,17 @@ class Instrument:
     pattern: str  # glob under the data folder
     session: tuple[float, float] | None = None  # local hours kept, e.g. (9.5, 16.0)
     zone: str = "America/New_York"
+    market: str = ""  # its kind of market (a drift profile's kind entry, session 30)
 
 
 UNIVERSE = (
-    Instrument("EURUSD", "fxcm/eurusd/*_quote.zip"),
-    Instrument("NZDUSD", "fxcm/nzdusd/*_quote.zip"),
-    Instrument("BAC", "equity/bac/*_quote.zip", (9.5, 16.0)),
-    Instrument("AIG", "equity/aig/*_quote.zip", (9.5, 16.0)),
-    Instrument("IBM", "equity/ibm/*_quote.zip", (9.5, 16.0)),
+    Instrument("EURUSD", "fxcm/eurusd/*_quote.zip", market="fx"),
+    Instrument("NZDUSD", "fxcm/nzdusd/*_quote.zip", market="fx"),
+    Instrument("BAC", "equity/bac/*_quote.zip", (9.5, 16.0), market="stock"),
+    Instrument("AIG", "equity/aig/*_quote.zip", (9.5, 16.0), market="stock"),
+    Instrument("IBM", "equity/ibm/*_quote.zip", (9.5, 16.0), market="stock"),
 )
+MARKET = {i.name: i.market for i in UNIVERSE}
 
 
 @dataclass(frozen=True)
@@ -161,19 +164,29 @@ def split(days: list[Day], train_share: float) -> dict[str, list[Day]]:
     return out
 
 
-def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
-    """The day's valid ticks, in its session, the first ``max_ticks`` of them."""
+@functools.lru_cache(maxsize=8)
+def _read_day(path: str) -> TickBatch:
+    """A day-file's ticks, read once per process while among the last 8 read: `spark research
+    drift` reads the same day-files for many streams (0.3 s a stock's day-file). Never handed
+    out: ``load_day`` copies what it takes."""
     from spark.ticks.columns import read_batch
+
+    return read_batch([Path(path)], "lean-quote")[0]
+
+
+def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
+    """The day's valid ticks, in its session, the first ``max_ticks`` of them (a copy)."""
     from spark.ticks.readers import session_bounds_us
 
     inst = next(i for i in universe if i.name == day.instrument)
-    batch = read_batch([Path(day.path)], "lean-quote")[0]
+    batch = _read_day(str(day.path))
     lo, hi = 0, len(batch)
     if inst.session is not None:
         date = dt.date.fromisoformat(day.date)
         bounds = session_bounds_us(date, ZoneInfo(inst.zone), inst.session)
         lo, hi = np.searchsorted(batch.ts, bounds).tolist()
-    return batch.take(lo, min(hi, lo + max_ticks))
+    taken = batch.select(np.arange(lo, min(hi, lo + max_ticks)))
+    return replace(taken, symbols=list(batch.symbols))
 
 
 def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[dict]]:
