@@ -107,9 +107,10 @@ def _fresh(st) -> None:
 @njit(cache=True)
 def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, out_stat,
         out_tick, out_kind, out_value) -> int:  # fmt: skip
-    """Step each valid tick's symbol (``config[s]``: its hold, slow, margin, warm, and 1 to
-    let a locked or crossed quote leave the spread statistic as it was: settings per symbol,
-    as a symbol watched by its kind of market's entry has that entry's). ``profile[s, bucket, j]``
+    """Step each valid tick's symbol (``config[s]``, ``Profile.config``: its hold, slow,
+    margin, warm, 1 to let a locked or crossed quote leave the spread statistic as it was,
+    the slow mean's weight and log margin: settings per symbol, as a symbol watched by its
+    kind of market's entry has that entry's). ``profile[s, bucket, j]``
     and ``limit[s, k]`` (by alarm kind: upper spread, upper move, lower spread, lower move;
     NaN: none);
     ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of alarms
@@ -126,9 +127,7 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
         if not valid[i]:
             continue
         c = config[s]
-        hold, slow, warm, skip_locked = c[0], c[1], c[3], c[4] > 0
-        a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
-        extra = math.log(c[2])
+        hold, slow, warm, skip_locked, a_slow, extra = c[0], c[1], c[3], c[4] > 0, c[5], c[6]
         if spread_bp[i] > 0 or not skip_locked:
             x = _log_spread(spread_bp[i])
             if st[SEEN] == 0 or math.isnan(st[FAST_S]):
@@ -186,6 +185,15 @@ class KindEntry:
     budget: float = KIND_BUDGET
 
 
+def settings_row(hold, slow, margin, warm, locked) -> np.ndarray:
+    """One symbol's row of the kernel's ``config``: hold, slow, margin, warm, skip locked
+    quotes (1) or not, and, worked out once here rather than per tick, the slow mean's
+    weight 2 / (slow + 1) (0: no slow offset) and log margin."""
+    skip = 1.0 if locked == "skip" else 0.0
+    a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
+    return np.array([hold, slow, margin, warm, skip, a_slow, math.log(margin)], np.float64)
+
+
 class Profile:
     """Per symbol: the bucket medians (N_BUCKETS × 2, NaN: no data) and four limits (upper
     spread, upper move, lower spread, lower move; NaN: none); the rule's settings (hold,
@@ -214,9 +222,8 @@ class Profile:
 
     def config(self, kind: str | None = None) -> np.ndarray:
         """The kernel's settings of a symbol's own entry, or (``kind``) of a kind's."""
-        skip = 1.0 if self.locked == "skip" else 0.0
         k = self.kinds[kind] if kind is not None else self
-        return np.array([k.hold, k.slow, k.margin, k.warm, skip], np.float64)
+        return settings_row(k.hold, k.slow, k.margin, k.warm, self.locked)
 
     def kind_of(self, name: str) -> str | None:
         """The kind of market that watches ``name``: None if it has its own entry or no kind
@@ -336,7 +343,7 @@ class Profile:
                 kinds=kinds,
                 unseen={str(k): str(v) for k, v in saved.get("unseen", {}).items()},
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ProfileError) as exc:
             raise ProfileError(f"the drift profile {path} cannot be used: {exc}") from None
 
 
@@ -358,7 +365,7 @@ def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray, locked: str = LO
     out = np.empty((n, 2))
     none = np.empty(n, np.int64)
     run(np.zeros(n, np.int64), ts.astype(np.int64), spread_bp, ret_bp, ok, np.zeros(n, np.bool_),
-        np.array([[1e18, 0.0, 1.0, 1e18, 1.0 if locked == "skip" else 0.0]]), profile, limit,
+        settings_row(1e18, 0.0, 1.0, 1e18, locked)[None, :], profile, limit,
         state, out, none, none,
         np.empty(n))  # fmt: skip
     return out
@@ -577,7 +584,7 @@ class ProfileSet:
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self.config = np.zeros((0, 5))  # per slot: the settings of the entry watching it
+        self.config = np.zeros((0, 7))  # per slot: the settings of the entry watching it
         self.state = self._empty(0)
         self.rows = np.full((0, N_BUCKETS, 2), np.nan)
         self.limits = np.full((0, 4), np.nan)

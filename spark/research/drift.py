@@ -796,9 +796,15 @@ def markdown(m: dict) -> str:
     lines += _profiled_days_section(m)
     lines += _kind_section(m)
     top = [r["detector"] for r in m["summary"][:6]]
+    chosen = next(
+        (r["detector"] for r in m["summary"] if r["detector"].startswith("chosen: ")), None
+    )
+    if chosen is not None and chosen not in top:  # the default rule's column, always
+        top.append(chosen)
     lines += [
         "",
-        "## Per stream: delay in ticks / false alarms per 100k (the six detectors above first)",
+        "## Per stream: delay in ticks / false alarms per 100k (the six detectors above first, "
+        "and the default rule)",
         "",
         "| stream | " + " | ".join(top) + " |",
         "|---|" + "---:|" * len(top),
