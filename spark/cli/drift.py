@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from spark.cli.app import CONTEXT, cli, print_json
-from spark.errors import SparkError
 from spark.cli.common import (
     HORIZON_HELP,
     HorizonType,
@@ -18,6 +17,7 @@ from spark.cli.common import (
     paths_option,
     read_ticks,
 )
+from spark.errors import SparkError
 
 
 @cli.group(context_settings=CONTEXT)
