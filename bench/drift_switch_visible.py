@@ -17,6 +17,12 @@ switch:
 
 A stream with no tick changed cannot be caught within the target by any detector: until the
 2,000th tick it *is* the real day.
+
+For each mid-drift stream, also the drift reached by the 2,000th tick (bp) and how often the
+instrument's real days move that much: over every day-file, the change of the log mid over
+2,000 ticks; the share of windows whose |change| reaches the drift, and its rises above it
+per 100k ticks (what a detector of the mid's change over 2,000 ticks, set to catch the
+drift, would raise on real days).
 """
 
 from __future__ import annotations
@@ -60,8 +66,24 @@ def measure(day, kind: str) -> dict:
     }
 
 
+def ordinary(days, drift_bp: float) -> dict:
+    """How often ``days`` (an instrument's day-files) move ``drift_bp`` over 2,000 ticks."""
+    from spark.research.select import load_day
+
+    windows = rises = ticks = 0
+    for day in days:
+        b = load_day(day, 10**12)
+        mid = np.log((b.bid + b.ask) / 2) * 1e4
+        over = np.abs(mid[WITHIN:] - mid[:-WITHIN]) >= drift_bp
+        windows += int(over.sum())
+        rises += int(over[0]) + int((over[1:] & ~over[:-1]).sum())
+        ticks += len(over)
+    return {"windows_share": windows / max(1, ticks), "rises_per_100k": rises / max(1, ticks) * 1e5}
+
+
 def main(argv=None) -> int:
-    from spark.research.drift import streams
+    from spark.research.drift import DRIFT_PER_MINUTE, streams
+    from spark.research.select import find_days
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
@@ -72,6 +94,11 @@ def main(argv=None) -> int:
         for name, a, b, kind in streams(Path(args.data), None, which):
             if b is None:  # a synthetic switch of one day
                 rows.append({"role": role, "stream": name, "kind": kind, **measure(a, kind)})
+                if kind == "mid_drift":
+                    r = rows[-1]
+                    r["drift_bp"] = DRIFT_PER_MINUTE * 1e4 * r["seconds"] / 60
+                    same = [d for d in find_days(Path(args.data)) if d.instrument == a.instrument]
+                    r["real_days"] = ordinary(same, r["drift_bp"])
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -81,6 +108,14 @@ def main(argv=None) -> int:
         print(f"{r['role']:<5} {r['stream']:<22} {r['changed']:>7,}/{r['ticks']:,} "
               f"{r['mid_moves_real']:>10,} -> {r['mid_moves_switched']:<10,} "
               f"{r['seconds']:>8,.0f}")  # fmt: skip
+    print("mid drift: the drift reached by the 2,000th tick, and real 2,000-tick windows "
+          "moving as much:")  # fmt: skip
+    for r in rows:
+        if "drift_bp" in r:
+            real = r["real_days"]
+            print(f"{r['role']:<5} {r['stream']:<22} {r['drift_bp']:6.1f} bp: "
+                  f"{real['windows_share']:6.2%} of windows, "
+                  f"{real['rises_per_100k']:6.1f} rises per 100k ticks")  # fmt: skip
     return 0
 
 
