@@ -22,7 +22,10 @@ For each mid-drift stream, also the drift reached by the 2,000th tick (bp) and h
 instrument's real days move that much: over every day-file, the change of the log mid over
 2,000 ticks; the share of windows whose |change| reaches the drift, and its rises above it
 per 100k ticks (what a detector of the mid's change over 2,000 ticks, set to catch the
-drift, would raise on real days).
+drift, would raise on real days). The same for that change scaled by the recent volatility,
+z = change / (sigma * sqrt(2,000)), sigma the RMS 1-tick log-mid return over the 20,000
+ticks before the window (``zscores``): the stream's |z| at its 2,000th tick after the switch,
+its largest before the switch, and how often real days reach that |z|.
 """
 
 from __future__ import annotations
@@ -66,11 +69,27 @@ def measure(day, kind: str) -> dict:
     }
 
 
-def ordinary(days, drift_bp: float) -> dict:
-    """How often ``days`` (an instrument's day-files) move ``drift_bp`` over 2,000 ticks."""
+PAST = 20_000  # ticks whose 1-tick moves scale ``zscores``
+
+
+def zscores(mid_bp: np.ndarray) -> np.ndarray:
+    """|z| of each 2,000-tick change of ``mid_bp`` (log mid, bp) ending at the tick, scaled
+    by the RMS 1-tick move over the ``PAST`` ticks before the window (NaN: too early)."""
+    r = np.diff(mid_bp)
+    c2 = np.r_[0.0, np.cumsum(r * r)]
+    out = np.full(len(mid_bp), np.nan)
+    t = np.arange(PAST + WITHIN, len(mid_bp))
+    var = (c2[t - WITHIN] - c2[t - WITHIN - PAST]) / PAST
+    out[t] = np.abs(mid_bp[t] - mid_bp[t - WITHIN]) / np.sqrt(var * WITHIN + 1e-12)
+    return out
+
+
+def ordinary(days, drift_bp: float, z_at: float | None = None) -> dict:
+    """How often ``days`` (an instrument's day-files) move ``drift_bp`` over 2,000 ticks, and
+    (``z_at``) reach that |z| (``zscores``)."""
     from spark.research.select import load_day
 
-    windows = rises = ticks = 0
+    windows = rises = ticks = z_rises = z_ticks = 0
     for day in days:
         b = load_day(day, 10**12)
         mid = np.log((b.bid + b.ask) / 2) * 1e4
@@ -78,11 +97,20 @@ def ordinary(days, drift_bp: float) -> dict:
         windows += int(over.sum())
         rises += int(over[0]) + int((over[1:] & ~over[:-1]).sum())
         ticks += len(over)
-    return {"windows_share": windows / max(1, ticks), "rises_per_100k": rises / max(1, ticks) * 1e5}
+        if z_at is not None:
+            z = zscores(mid)
+            z = z[np.isfinite(z)] >= z_at
+            z_rises += int(z[:1].sum()) + int((z[1:] & ~z[:-1]).sum())
+            z_ticks += len(z)
+    return {
+        "windows_share": windows / max(1, ticks),
+        "rises_per_100k": rises / max(1, ticks) * 1e5,
+        "z_rises_per_100k": z_rises / max(1, z_ticks) * 1e5,
+    }
 
 
 def main(argv=None) -> int:
-    from spark.research.drift import DRIFT_PER_MINUTE, streams
+    from spark.research.drift import DRIFT_PER_MINUTE, _stream, streams
     from spark.research.select import find_days
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,8 +125,12 @@ def main(argv=None) -> int:
                 if kind == "mid_drift":
                     r = rows[-1]
                     r["drift_bp"] = DRIFT_PER_MINUTE * 1e4 * r["seconds"] / 60
+                    stream, switch = _stream(a, None, kind, BEFORE, AFTER)
+                    z = zscores(np.log((stream.bid + stream.ask) / 2) * 1e4)
+                    r["z_at_2000"] = float(z[switch + WITHIN - 1])
+                    r["z_max_before"] = float(np.nanmax(z[:switch], initial=0.0))
                     same = [d for d in find_days(Path(args.data)) if d.instrument == a.instrument]
-                    r["real_days"] = ordinary(same, r["drift_bp"])
+                    r["real_days"] = ordinary(same, r["drift_bp"], r["z_at_2000"])
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -115,7 +147,9 @@ def main(argv=None) -> int:
             real = r["real_days"]
             print(f"{r['role']:<5} {r['stream']:<22} {r['drift_bp']:6.1f} bp: "
                   f"{real['windows_share']:6.2%} of windows, "
-                  f"{real['rises_per_100k']:6.1f} rises per 100k ticks")  # fmt: skip
+                  f"{real['rises_per_100k']:6.1f} rises per 100k ticks; |z| {r['z_at_2000']:.2f} "
+                  f"(before the switch up to {r['z_max_before']:.2f}), real days reach it "
+                  f"{real['z_rises_per_100k']:.1f} times per 100k")  # fmt: skip
     return 0
 
 
