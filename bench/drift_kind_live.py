@@ -30,7 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.drift_profile_live import RULES, _run  # noqa: E402
+from bench.drift_profile_live import (  # noqa: E402
+    RULES,
+    _run,
+    print_streams,
+    print_summary,
+    summarise,
+)
 from bench.drift_profile_rule import read_data, stream_roles  # noqa: E402
 from bench.drift_self_rule import KINDS  # noqa: E402
 
@@ -84,31 +90,12 @@ def main(argv=None) -> int:
         out["rows"].append({"role": role, **row})
     out["whole_days"] = whole
     out["seconds"] = round(time.perf_counter() - started)
-    summary = {}
-    for role in roles:
-        for rule in RULES:
-            rows = [r for r in out["rows"] if r["role"] == role and r["rule"] == rule]
-            kinds = {}
-            for r in rows:
-                k = kinds.setdefault(r["kind"], [0, 0])
-                k[0] += r["caught"]
-                k[1] += 1
-            summary[f"{role} {rule}"] = {
-                "caught": sum(r["caught"] for r in rows),
-                "streams": len(rows),
-                "with_false_alarm": sum(r["false_alarms"] > 0 for r in rows),
-                "by_kind": kinds,
-                "delay_max": max((r["delay"] for r in rows if r["caught"]), default=None),
-            }
-    out["summary"] = summary
+    out["summary"] = summarise(out["rows"], roles)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
     print(f"stream days: {out['days']}; {out['seconds']} s")
-    for key, s in summary.items():
-        kinds = ", ".join(f"{k} {c}/{n}" for k, (c, n) in s["by_kind"].items())
-        print(f"{key:<32} caught {s['caught']}/{s['streams']}, streams with a false alarm "
-              f"{s['with_false_alarm']}, longest delay {s['delay_max']} ({kinds})")  # fmt: skip
+    print_summary(out["summary"])
     ticks = sum(d["ticks"] for d in whole)
     alarms = sum(len(d["alarms"]) for d in whole)
     print(f"whole days, {RULES[1]} with the kind entry: {len(whole)} day-files, {ticks:,} "
@@ -117,13 +104,7 @@ def main(argv=None) -> int:
         if d["alarms"]:
             print(f"  {d['day']}: {len(d['alarms'])} ({len(d['alarms']) / d['ticks'] * 1e5:.2f}"
                   f" per 100k) by {', '.join(d['alarms'])}")  # fmt: skip
-    print(f"test streams, {RULES[1]}:")
-    for r in out["rows"]:
-        if r["role"] == "test" and r["rule"] == RULES[1]:
-            state = "caught" if r["caught"] else (
-                "false alarm" if r["false_alarms"] else "missed")  # fmt: skip
-            print(f"  {r['stream']:<30} {state}"
-                  + (f" by {r['by']} after {r['delay']}" if r["caught"] else ""))  # fmt: skip
+    print_streams(out["rows"])
     return 0
 
 

@@ -87,39 +87,54 @@ def main(argv=None) -> int:
     for (role, _), row in zip(tasks, results, strict=True):
         out["rows"].append({"role": role, **row})
     out["seconds"] = round(time.perf_counter() - started)
-    summary = {}
-    for role in roles:
-        for rule in RULES:
-            rows = [r for r in out["rows"] if r["role"] == role and r["rule"] == rule]
-            kinds = {}
-            for r in rows:
-                k = kinds.setdefault(r["kind"], [0, 0])
-                k[0] += r["caught"]
-                k[1] += 1
-            summary[f"{role} {rule}"] = {
-                "caught": sum(r["caught"] for r in rows),
-                "streams": len(rows),
-                "with_false_alarm": sum(r["false_alarms"] > 0 for r in rows),
-                "by_kind": kinds,
-                "delay_max": max((r["delay"] for r in rows if r["caught"]), default=None),
-            }
-    out["summary"] = summary
+    out["summary"] = summarise(out["rows"], roles)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
     print(f"stream days: {out['days']}; {out['seconds']} s")
+    print_summary(out["summary"])
+    print_streams(out["rows"])
+    return 0
+
+
+def summarise(rows: list[dict], roles) -> dict:
+    """Per role and rule: streams caught, streams with a false alarm, by kind of switch, and
+    the longest delay of a catch."""
+    summary = {}
+    for role in roles:
+        for rule in RULES:
+            mine = [r for r in rows if r["role"] == role and r["rule"] == rule]
+            kinds = {}
+            for r in mine:
+                k = kinds.setdefault(r["kind"], [0, 0])
+                k[0] += r["caught"]
+                k[1] += 1
+            summary[f"{role} {rule}"] = {
+                "caught": sum(r["caught"] for r in mine),
+                "streams": len(mine),
+                "with_false_alarm": sum(r["false_alarms"] > 0 for r in mine),
+                "by_kind": kinds,
+                "delay_max": max((r["delay"] for r in mine if r["caught"]), default=None),
+            }
+    return summary
+
+
+def print_summary(summary: dict) -> None:
     for key, s in summary.items():
         kinds = ", ".join(f"{k} {c}/{n}" for k, (c, n) in s["by_kind"].items())
         print(f"{key:<32} caught {s['caught']}/{s['streams']}, streams with a false alarm "
               f"{s['with_false_alarm']}, longest delay {s['delay_max']} ({kinds})")  # fmt: skip
-    print("test streams, break+dt_spread+profile:")
-    for r in out["rows"]:
+
+
+def print_streams(rows: list[dict]) -> None:
+    """Each test stream under the rule with the profile part: caught (by what, when) or not."""
+    print(f"test streams, {RULES[1]}:")
+    for r in rows:
         if r["role"] == "test" and r["rule"] == RULES[1]:
             state = "caught" if r["caught"] else (
                 "false alarm" if r["false_alarms"] else "missed")  # fmt: skip
             print(f"  {r['stream']:<30} {state}"
                   + (f" by {r['by']} after {r['delay']}" if r["caught"] else ""))  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

@@ -752,13 +752,8 @@ def markdown(m: dict) -> str:
         lines += [
             "",
             "The first rule on the test streams, by kind of switch:",
-            "",
-            "| switch | caught <= 2,000 | streams over the false-alarm target |",
-            "|---|---:|---:|",
+            *_switch_table(m["chosen_by_kind"]),
         ]
-        for kind, f in m["chosen_by_kind"].items():
-            lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
-                         f"{f['false']} |")  # fmt: skip
     if m.get("profile_by_kind"):
         built = "; ".join(
             f"{name} {len(dates)} day-files" for name, dates in m.get("profile_days", {}).items()
@@ -772,13 +767,8 @@ def markdown(m: dict) -> str:
             f"instrument's day-files before the test day ({built or 'none'}). An instrument "
             "with fewer than two earlier day-files has no profile; its streams run on the "
             "other parts. Row `" + PROFILED + "` in the tables above.",
-            "",
-            "| switch | caught <= 2,000 | streams over the false-alarm target |",
-            "|---|---:|---:|",
+            *_switch_table(m["profile_by_kind"]),
         ]
-        for kind, f in m["profile_by_kind"].items():
-            lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
-                         f"{f['false']} |")  # fmt: skip
     days = m.get("whole_days", {})
     if days:
         cap = m["settings"].get("day_ticks")
@@ -867,6 +857,19 @@ def _profiled_days_section(m: dict) -> list[str]:
     ]
 
 
+def _switch_table(figures: dict[str, dict[str, int]]) -> list[str]:
+    """A report table of one rule's test streams by kind of switch (``by_kind``)."""
+    lines = [
+        "",
+        "| switch | caught <= 2,000 | streams over the false-alarm target |",
+        "|---|---:|---:|",
+    ]
+    for kind, f in figures.items():
+        lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
+                     f"{f['false']} |")  # fmt: skip
+    return lines
+
+
 def _kind_section(m: dict) -> list[str]:
     """The report's tables of the gate rule with a kind of market's entry, for instruments
     never seen: the test streams by switch, and whole real days."""
@@ -883,13 +886,8 @@ def _kind_section(m: dict) -> list[str]:
         "on the other instruments of that kind, their day-files before the test day "
         f"({learnt}). An instrument alone in its kind here has none. Row `{KIND_PROFILED}` in "
         "the tables above.",
-        "",
-        "| switch | caught <= 2,000 | streams over the false-alarm target |",
-        "|---|---:|---:|",
+        *_switch_table(m["kind_by_kind"]),
     ]
-    for kind, f in m["kind_by_kind"].items():
-        lines.append(f"| {KIND_LABEL.get(kind, kind)} | {f['caught']}/{f['streams']} | "
-                     f"{f['false']} |")  # fmt: skip
     days = m.get("whole_days_kind", {})
     if days:
         cap = m["settings"].get("day_ticks")
