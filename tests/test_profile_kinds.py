@@ -193,6 +193,9 @@ def test_spark_drift_profile_learns_a_kind_and_says_what_is_wrong(tmp_path):
     stage = DriftStage(Settings.from_env({"SPARK_DRIFT_PROFILE": str(out)}).drift)
     assert stage.profiles.profile.entry("IBM")[3] == "stock"
     assert stage.profiles.profile.entry("BAC")[3] is None  # its own days
+    own = runner.invoke(cli, [*base, "--kind", "stock=BAC,AIG", "--unseen", "BAC=stock"])
+    assert own.exit_code == 0 and "BAC" in own.output
+    assert "has its own days here, so its own entry watches it" in own.output
     for args, says in [
         (["--unseen", "fx"], "no kind 'fx' is learnt here; add --kind fx=SYMBOL,SYMBOL"),
         (["--kind", "stock=BAC,IBM"], "kind stock: no days of IBM in the data"),

@@ -243,6 +243,11 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, as_json) 
         )
     for name in left_out:
         click.echo(f"  {name:10} left out: {len(days[name])} day(s); two are needed")
+    for name in sorted(set(profile.unseen) & set(profile.symbols)):
+        click.echo(
+            f"  {name:10} has its own days here, so its own entry watches it, not "
+            f"--unseen {name}={profile.unseen[name]}"
+        )
     for name, k in sorted(profile.kinds.items()):
         extra = math.log(k.margin)
         watched = [s for s, kind in sorted(profile.unseen.items()) if kind == name]
