@@ -9,9 +9,9 @@ runs what a worker given such a file runs, for an instrument it has no day of: e
 through the SignalPipeline (logreg, trading off, the price screen on, as
 `bench/drift_profile_live.py`) with ``break+dt_spread`` (the default without a profile) and
 ``break+dt_spread+profile``, the profile holding **no entry of the stream's instrument**,
-only the kind entry of its kind of market (``KINDS``: FX from the other FX pair, a stock from
-the other two stocks) learnt by ``spark.drift.profile.build_kind`` on those instruments'
-day-files before their own stream day, and ``unseen`` = every instrument.
+only the kind entry of its kind of market (``select.MARKET``: FX from the other FX pair, a
+stock from the other two stocks) learnt by ``spark.research.drift.kind_profiles`` on those
+instruments' day-files before their own stream day, and ``unseen`` = every instrument.
 
 Streams: the 60 of `spark research drift` on the days of `bench/drift_profile_rule.py`
 (train: each instrument's first day-file after its second with 70,000 ticks; test: its
@@ -38,7 +38,6 @@ from bench.drift_profile_live import (  # noqa: E402
     summarise,
 )
 from bench.drift_profile_rule import read_data, stream_roles  # noqa: E402
-from bench.drift_self_rule import KINDS  # noqa: E402
 
 
 def _whole(task):
@@ -54,23 +53,19 @@ def _whole(task):
 def main(argv=None) -> int:
     import multiprocessing
 
-    from spark.drift.profile import ANY, Profile, build_kind
-    from spark.research.drift import streams
+    from spark.research.drift import kind_profiles, streams
 
     started = time.perf_counter()
     args, root, by, loaded = read_data(__doc__, argv)
     roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
     tmp = Path(tempfile.mkdtemp(prefix="spark-kind-"))
     paths = {}
-    for role, at in roles.items():
-        for n in loaded:
-            peers = [m for m in loaded if m != n and KINDS[m] == KINDS[n]]
-            entry = build_kind({m: [(d.date, b.ts, b.bid, b.ask) for d, b in
-                                    zip(by[m][: at[m]], loaded[m][: at[m]], strict=True)]
-                                for m in peers})  # fmt: skip
-            profile = Profile({}, kinds={KINDS[n]: entry}, unseen={ANY: KINDS[n]})
-            paths[role, n] = tmp / f"{role}-{n}.json"
-            profile.save(paths[role, n])
+    for role, at in roles.items():  # the days before each instrument's stream day in the role
+        days = {m: [(d.date, b.ts, b.bid, b.ask) for d, b in
+                    zip(by[m][: at[m]], loaded[m][: at[m]], strict=True)]
+                for m in loaded}  # fmt: skip
+        for n, (path, _peers) in kind_profiles(days, tmp, f"{role}-").items():
+            paths[role, n] = path
     tasks = []
     for role, at in roles.items():
         for name, a, b, kind in streams(root, None, "last"):

@@ -97,13 +97,14 @@ from bench.drift_profile_rule import (  # noqa: E402
     role_streams,
     stream_roles,
 )
+from spark.research.select import MARKET  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # the third run's grid; the first two ran budget 0.5 / 1, margin 1.25 / 1.5, and warm-up
 # 5,000 (first) or 5,000 / 15,000 (second)
 SLOWS, HOLDS, BUDGETS, MARGINS = (5_000, 20_000), (500, 1_000), (0.25, 0.5, 1.0), (1.5, 2.0)
 WARMS = (15_000,)
-KINDS = {"EURUSD": "fx", "NZDUSD": "fx", "BAC": "stock", "AIG": "stock", "IBM": "stock"}
+KINDS = MARKET  # each instrument's kind of market, as `spark research drift` reads them
 BY_KIND = False  # the fourth run (--by-kind): limits from the same kind of market
 
 
@@ -150,12 +151,10 @@ def held_pair(ts, st, rows, hold, slow) -> tuple:
 
 def bounds(held_days: list, budget: float) -> tuple:
     """(upper, lower) limits budgeted on ``held_days`` ((high, low) each)."""
-    from spark.drift.profile import budgeted
+    from spark.drift.profile import limits_of
 
-    upper = np.array([budgeted([h[:, j] for h, _ in held_days], budget) for j in range(2)])
-    lower = np.array([-budgeted([-lo[:, j] for _, lo in held_days], budget)
-                      for j in range(2)])  # fmt: skip
-    return upper, lower
+    return (limits_of([h for h, _ in held_days], budget=budget),
+            limits_of([lo for _, lo in held_days], True, budget))  # fmt: skip
 
 
 def rises(high, low, upper, lower, extra, warm) -> int:

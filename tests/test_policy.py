@@ -674,7 +674,14 @@ def test_research_drift_runs_an_instrument_never_seen_with_its_kind_of_market(sh
     profile holding only the stock kind's entry, learnt on the other's day-files before its
     test day, and not its own; the report says so."""
     from spark.drift.profile import Profile
-    from spark.research.drift import KIND_PROFILED, kind_profiles, markdown, run_matrix
+    from spark.research.drift import (
+        KIND_PROFILED,
+        days_by_instrument,
+        earlier_days,
+        kind_profiles,
+        markdown,
+        run_matrix,
+    )
 
     matrix = run_matrix(shared_data, before=5_200, after=1_800, instruments=("BAC", "AIG"),
                         day_ticks=2_000)  # fmt: skip
@@ -688,7 +695,9 @@ def test_research_drift_runs_an_instrument_never_seen_with_its_kind_of_market(sh
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        made = kind_profiles(shared_data, ("BAC", "AIG", "EURUSD"), Path(folder))
+        loaded = earlier_days(days_by_instrument(shared_data, ("BAC", "AIG")))
+        loaded["EURUSD"] = loaded["AIG"][:2]  # an FX pair, alone in its kind here
+        made = kind_profiles(loaded, Path(folder))
         assert set(made) == {"BAC", "AIG"}
         bac = Profile.load(made["BAC"][0])
         assert bac.symbols == {} and bac.kind_of("BAC") == "stock"

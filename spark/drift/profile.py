@@ -546,10 +546,7 @@ def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarra
         stats = day_stats(ts, bid, ask, locked)
         high.append(held_residuals(ts, stats, flat, hold, slow)[warm:])
         low.append(held_residuals(ts, stats, flat, hold, slow, True)[warm:])
-    limits = np.array(
-        [budgeted([h[:, j] for h in high], budget) for j in range(2)]
-        + [-budgeted([-x[:, j] for x in low], budget) for j in range(2)]
-    )
+    limits = np.r_[limits_of(high, budget=budget), limits_of(low, True, budget)]
     return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget)
 
 

@@ -261,63 +261,61 @@ def gate_alarms(
     return alarms
 
 
-def earlier_profile(root: Path, instruments: tuple[str, ...] | None, path: Path) -> dict:
-    """Writes to ``path`` the profile (``spark.drift.profile.build``, what ``spark drift
-    profile`` writes) of each instrument's day-files before its last (the test streams' day),
-    stocks in their regular session as the streams are; returns instrument -> the dates it
-    was built from (an instrument with fewer than two earlier days has none)."""
-    from spark.drift.profile import build
-
+def days_by_instrument(root: Path, instruments: tuple[str, ...] | None) -> dict[str, list[Day]]:
+    """Each instrument's day-files under ``root`` in date order (``instruments``: only these)."""
     wanted = {i.upper() for i in instruments} if instruments else None
     by: dict[str, list[Day]] = {}
     for d in find_days(root):
         if wanted is None or d.instrument in wanted:
             by.setdefault(d.instrument, []).append(d)
-    days = {}
+    return by
+
+
+def earlier_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
+    """Each instrument's day-files before its last (the test streams' day), loaded whole as
+    ``spark.drift.profile.build`` takes them: [(date, ts, bid, ask), ...], stocks in their
+    regular session as the streams are."""
+    loaded: dict[str, list] = {}
     for name, found in by.items():
-        days[name] = []
+        loaded[name] = []
         for d in found[:-1]:
             b = load_day(d, 10**12)
-            days[name].append((d.date, b.ts, b.bid, b.ask))
-    profile = build(days)
+            loaded[name].append((d.date, b.ts, b.bid, b.ask))
+    return loaded
+
+
+def earlier_profile(loaded: dict[str, list[tuple]], path: Path) -> dict:
+    """Writes to ``path`` the profile (``spark.drift.profile.build``, what ``spark drift
+    profile`` writes) of ``loaded`` (``earlier_days``); returns instrument -> the dates it
+    was built from (an instrument with fewer than two earlier days has none)."""
+    from spark.drift.profile import build
+
+    profile = build(loaded)
     profile.save(path)
     return {name: list(dates) for name, dates in profile.days.items()}
 
 
-def kind_profiles(root: Path, instruments: tuple[str, ...] | None, folder: Path) -> dict:
-    """Per instrument: (the path of a profile with no entry of its own, only its kind of
-    market's (``spark.drift.profile.build_kind``), learnt on the other instruments of that
-    kind (``select.MARKET``), their day-files before their last (the test streams' day),
-    stocks in their regular session; every instrument unseen to it), the instruments it was
+def kind_profiles(loaded: dict[str, list[tuple]], folder: Path, tag: str = "") -> dict:
+    """Per instrument of ``loaded`` (days as ``earlier_days`` gives them): (the path of a
+    profile with no entry of its own, only its kind of market's
+    (``spark.drift.profile.build_kind``), learnt on the loaded days of the other instruments
+    of that kind (``select.MARKET``), every instrument unseen to it), the instruments it was
     learnt from. What a worker given ``spark drift profile --kind K=... --unseen K`` runs for
-    an instrument it has no day of. An instrument alone in its kind here has none."""
+    an instrument it has no day of. An instrument alone in its kind here has none. ``tag``
+    goes into the file names (one folder, several sets of days)."""
     from spark.drift.profile import ANY, Profile, build_kind
     from spark.research.select import MARKET
 
-    wanted = {i.upper() for i in instruments} if instruments else None
-    by: dict[str, list[Day]] = {}
-    for d in find_days(root):
-        if wanted is None or d.instrument in wanted:
-            by.setdefault(d.instrument, []).append(d)
-    peers = {
-        n: [m for m in by if m != n and MARKET.get(n) and MARKET.get(m) == MARKET.get(n)]
-        for n in by
-    }
-    loaded: dict[str, list] = {}
-    for name in {m for p in peers.values() for m in p}:  # only those in another's kind
-        loaded[name] = []
-        for d in by[name][:-1]:
-            b = load_day(d, 10**12)
-            loaded[name].append((d.date, b.ts, b.bid, b.ask))
     out = {}
-    for name in by:
+    for name in loaded:
         market = MARKET.get(name, "")
-        if not peers[name] or sum(len(loaded[m]) for m in peers[name]) < 2:
+        peers = [m for m in loaded if m != name and market and MARKET.get(m) == market]
+        if not peers or sum(len(loaded[m]) for m in peers) < 2:
             continue
-        entry = build_kind({m: loaded[m] for m in peers[name]})
-        path = folder / f"kind-{name}.json"
+        entry = build_kind({m: loaded[m] for m in peers})
+        path = folder / f"kind-{tag}{name}.json"
         Profile({}, kinds={market: entry}, unseen={ANY: market}).save(path)
-        out[name] = (str(path), peers[name])
+        out[name] = (str(path), peers)
     return out
 
 
@@ -331,13 +329,8 @@ def profiled_days(
     ``day_ticks`` ticks, as of the day-file measured), written into ``folder``."""
     from spark.drift.profile import build
 
-    wanted = {i.upper() for i in instruments} if instruments else None
-    by: dict[str, list[Day]] = {}
-    for d in find_days(root):
-        if wanted is None or d.instrument in wanted:
-            by.setdefault(d.instrument, []).append(d)
     tasks = []
-    for name, found in by.items():
+    for name, found in days_by_instrument(root, instruments).items():
         loaded = []
         for k, d in enumerate(found):
             if k >= 2:
@@ -470,8 +463,10 @@ def run_matrix(
     profile_path, profile_days, kinds = None, {}, {}
     if profile:
         profile_path = str(Path(scratch.name) / "profile.json")
-        profile_days = earlier_profile(root, instruments, Path(profile_path))
-        kinds = kind_profiles(root, instruments, Path(scratch.name))
+        loaded = earlier_days(days_by_instrument(root, instruments))
+        profile_days = earlier_profile(loaded, Path(profile_path))
+        kinds = kind_profiles(loaded, Path(scratch.name))
+        del loaded
     tasks += [
         (*s, before, after, profile_path, kinds.get(s[1].instrument, (None,))[0])
         for s in streams(root, instruments, "last")
@@ -480,11 +475,10 @@ def run_matrix(
         from spark.errors import SparkError
 
         raise SparkError(f"none of {', '.join(instruments or ())} under {root}")
-    wanted = {i.upper() for i in instruments} if instruments else None
     days = [
         (f"{d.instrument} {d.date}", d, day_ticks)
-        for d in find_days(root)
-        if wanted is None or d.instrument in wanted
+        for found in days_by_instrument(root, instruments).values()
+        for d in found
     ]
     total = len(tasks) + len(days)
 
