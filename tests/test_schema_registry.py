@@ -335,3 +335,53 @@ def test_any_request_gets_a_confluent_answer_never_a_server_error(registry):
     any_request()
     status, latest = http("GET", f"{registry.url}/subjects/{ticks}-value/versions/latest/schema")
     assert status == 200 and latest["name"] == "Tick"
+
+
+START = (
+    "import json; from spark.schema_registry.process import start_detached; "
+    "print(json.dumps(start_detached({port})))"
+)
+
+
+@pytest.mark.broker
+def test_two_detached_registries_started_at_once_on_one_port_each_find_their_own(
+    broker, tmp_path, monkeypatch
+):
+    """Two `spark up` at the same moment both see the default port free; the registry
+    binds only after catching up with its topic, so one loses the port. CI once saw the
+    loser report the winner's URL as its own and then show as not running. Each must end
+    up answering on its own port, under its own pid."""
+    import os
+    import sys
+
+    from spark.broker.embedded import free_port, pid_alive
+    from spark.schema_registry.process import stop_detached
+    from spark.schema_registry.server import PID_HEADER
+
+    port = free_port()
+    homes = [tmp_path / "a", tmp_path / "b"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", START.format(port=port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "SPARK_HOME": str(home)},
+        )
+        for home in homes
+    ]
+    records = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            records.append(json.loads(out))
+        assert {r["port"] for r in records} - {port} and port in {r["port"] for r in records}
+        for record in records:
+            assert record["running"] and pid_alive(record["pid"])
+            with urllib.request.urlopen(f"{record['url']}/subjects", timeout=10) as answer:
+                assert answer.headers[PID_HEADER] == str(record["pid"])
+    finally:
+        for home in homes:
+            monkeypatch.setenv("SPARK_HOME", str(home))
+            stop_detached()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -20,6 +21,9 @@ from spark.schema_registry.state import LEVELS, RegistryError, State, subject_no
 log = logging.getLogger("spark.schema_registry")
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 DEFAULT_PORT = 8081
+# every answer names the process that served it, so `spark up` can tell its own registry
+# from another one that took the same port first
+PID_HEADER = "X-Spark-Registry-Pid"
 
 
 def _reply(body, status: int = 200) -> web.Response:
@@ -297,8 +301,12 @@ def create_app(registry: RegistryLog) -> web.Application:
             log.exception("schema registry request failed")
             return _reply({"error_code": 50001, "message": f"Error in the backend: {exc}"}, 500)
 
+    async def name_the_process(_request, response):
+        response.headers[PID_HEADER] = str(os.getpid())
+
     app = web.Application(middlewares=[errors])
     app.add_routes(routes)
+    app.on_response_prepare.append(name_the_process)
     return app
 
 
