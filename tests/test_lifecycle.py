@@ -71,3 +71,31 @@ def test_consume_follow_prints_new_messages_until_limit(broker):
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [r["value"]["ts"] for r in lines] == [1_398_920_401_787_000 + i for i in range(3)]
+
+
+def test_a_broker_that_lost_its_port_is_not_taken_for_the_one_that_holds_it(tmp_path):
+    """`spark broker start` checks the port is free, then Tansu binds it; another process
+    can take it in between. The start then sees the port answer although its own broker
+    has exited; it must tell the two apart (and start again on a free port)."""
+    import socket
+
+    from spark.broker.embedded import _spawn, _terminate, _wait_listening, free_port, listens
+
+    log = tmp_path / "broker.log"
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        lost = _spawn(f"127.0.0.1:{taken}", "memory://tansu/", log)
+        try:
+            assert _wait_listening(lost, taken, 15, log) is False
+            assert lost.poll() is not None
+        finally:
+            _terminate(lost.pid)
+    port = free_port()
+    own = _spawn(f"127.0.0.1:{port}", "memory://tansu/", log)
+    try:
+        assert _wait_listening(own, port, 15, log) is True
+        assert listens(own.pid, port) and not listens(own.pid, taken)
+    finally:
+        _terminate(own.pid)

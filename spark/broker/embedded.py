@@ -64,6 +64,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the listening TCP socket on ``port`` (from /proc);
+    None where /proc cannot tell."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = [line.split() for line in f.read().splitlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:  # sl local_address rem_address st ... inode (10th column)
+            if row[3] == "0A" and int(row[1].rsplit(":", 1)[1], 16) == port and row[9] in inodes:
+                return True
+    return False
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,12 +130,34 @@ def start(
     port = port or DEFAULT_PORT
     if port_open("127.0.0.1", port):
         port = free_port()
-    address = f"127.0.0.1:{port}"
     log_path = spark_home() / "broker.log"
+    for _attempt in range(3):
+        proc = _spawn(f"127.0.0.1:{port}", storage, log_path)
+        if _wait_listening(proc, port, wait, log_path):
+            break
+        # another process took the port between the check and the bind: a free one
+        port = free_port()
+    else:
+        raise SparkError(f"the embedded broker found no free port; log: {log_path}")
+    address = f"127.0.0.1:{port}"
+    write_state(
+        "broker",
+        {
+            "pid": proc.pid,
+            "address": address,
+            "storage": storage,
+            "log": str(log_path),
+            "started_at": time.time(),
+        },
+    )
+    return status()
+
+
+def _spawn(address: str, storage: str, log_path: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "warn")
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [
                 binary_path(),
                 "broker",
@@ -127,30 +174,25 @@ def start(
             start_new_session=True,  # outlives the CLI that started it
             env=env,
         )
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, wait: float, log_path: Path) -> bool:
+    """True once ``proc`` itself listens on ``port``; False if it exited while another
+    process holds the port; a SparkError for any other failure."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if port_open("127.0.0.1", port):
+                return False
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
             raise SparkError(f"the embedded broker exited at start ({tail[0]}); log: {log_path}")
-        if port_open("127.0.0.1", port):
-            break
+        if port_open("127.0.0.1", port) and listens(proc.pid, port) is not False:
+            return True
         time.sleep(0.02)
-    else:
-        _terminate(proc.pid)
-        raise SparkError(
-            f"the embedded broker did not open port {port} in {wait:.0f}s; log: {log_path}"
-        )
-    write_state(
-        "broker",
-        {
-            "pid": proc.pid,
-            "address": address,
-            "storage": storage,
-            "log": str(log_path),
-            "started_at": time.time(),
-        },
+    _terminate(proc.pid)
+    raise SparkError(
+        f"the embedded broker did not open port {port} in {wait:.0f}s; log: {log_path}"
     )
-    return status()
 
 
 def _terminate(pid: int, grace: float = 5.0) -> None:
