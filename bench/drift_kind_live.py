@@ -1,7 +1,7 @@
 """The gate rule's profile part for an instrument seen for the first time: its kind of
 market's entry, through the live pipeline (session 30).
 
-    .venv/bin/python -m bench.drift_kind_live [DATA] [--json]
+    .venv/bin/python -m bench.drift_kind_live [DATA] [--shipped] [--json]
 
 `bench/drift_self_rule.py --by-kind --shape` (the fifth run) chose the kind entry's settings
 on the statistics alone; ``spark drift profile --kind NAME=... --unseen NAME`` ships it. This
@@ -18,6 +18,12 @@ Streams: the 60 of `spark research drift` on the days of `bench/drift_profile_ru
 last). Caught: an alarm within 2,000 ticks of the switch and none before. Whole days: every
 day-file of each instrument from its start, with the test role's kind entry, every alarm
 false (no switch); each alarm's detector named.
+
+``--shipped`` (session 31): instead, every stream and day-file with the shipped default
+profile (``spark/drift/kinds.json``, ``bench/drift_kinds_file.py``), kind entries learnt on
+each instrument's train days, its own among them. The test streams (each instrument's last
+day-file) and the whole day-files after the train days are out of sample for it; the train
+streams and the train days are not, and are marked so.
 """
 
 from __future__ import annotations
@@ -56,11 +62,18 @@ def main(argv=None) -> int:
     from spark.research.drift import kind_profiles, streams
 
     started = time.perf_counter()
-    args, root, by, loaded = read_data(__doc__, argv)
+    shipped = ("--shipped", "every stream with the shipped default profile (session 31)")
+    args, root, by, loaded = read_data(__doc__, argv, (shipped,))
     roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
     tmp = Path(tempfile.mkdtemp(prefix="spark-kind-"))
     paths = {}
+    if args.shipped:
+        from spark.settings import BUNDLED_PATH
+
+        paths = {(role, n): str(BUNDLED_PATH) for role in roles for n in loaded}
     for role, at in roles.items():  # the days before each instrument's stream day in the role
+        if args.shipped:
+            break
         days = {m: [(d.date, b.ts, b.bid, b.ask) for d, b in
                     zip(by[m][: at[m]], loaded[m][: at[m]], strict=True)]
                 for m in loaded}  # fmt: skip
@@ -75,6 +88,7 @@ def main(argv=None) -> int:
             for rule in RULES:
                 tasks.append((role, (name, kind, a_day, b_day, rule, path)))
     days = [(f"{n} {d.date}", d, str(paths["test", n])) for n in by for d in by[n]]
+    seen = {n: {d.date for d in by[n][: roles["train"][n] + 1]} for n in by}  # shipped: in sample
     del loaded
     out: dict = {"seconds": 0, "days": {r: {n: by[n][k].date for n, k in at.items()}
                                           for r, at in roles.items()}, "rows": []}  # fmt: skip
@@ -83,7 +97,10 @@ def main(argv=None) -> int:
         whole = pool.map(_whole, days)
     for (role, _), row in zip(tasks, results, strict=True):
         out["rows"].append({"role": role, **row})
+    for d, (_, day, _) in zip(whole, days, strict=True):
+        d["in_sample"] = bool(args.shipped) and day.date in seen[day.instrument]
     out["whole_days"] = whole
+    out["shipped"] = bool(args.shipped)
     out["seconds"] = round(time.perf_counter() - started)
     out["summary"] = summarise(out["rows"], roles)
     if args.json:
@@ -91,14 +108,20 @@ def main(argv=None) -> int:
         return 0
     print(f"stream days: {out['days']}; {out['seconds']} s")
     print_summary(out["summary"])
-    ticks = sum(d["ticks"] for d in whole)
-    alarms = sum(len(d["alarms"]) for d in whole)
-    print(f"whole days, {RULES[1]} with the kind entry: {len(whole)} day-files, {ticks:,} "
-          f"ticks, {alarms} alarms ({alarms / ticks * 1e5:.2f} per 100k)")  # fmt: skip
-    for d in whole:
-        if d["alarms"]:
-            print(f"  {d['day']}: {len(d['alarms'])} ({len(d['alarms']) / d['ticks'] * 1e5:.2f}"
-                  f" per 100k) by {', '.join(d['alarms'])}")  # fmt: skip
+    groups = [("out of sample", False), ("train days", True)] if args.shipped else [("", False)]
+    entry = "the shipped file" if args.shipped else "the kind entry"
+    for label, in_sample in groups:
+        part = [d for d in whole if d.get("in_sample", False) == in_sample]
+        ticks = sum(d["ticks"] for d in part)
+        alarms = sum(len(d["alarms"]) for d in part)
+        print(f"whole days{', ' + label if label else ''}, {RULES[1]} with {entry}: "
+              f"{len(part)} day-files, {ticks:,} ticks, {alarms} alarms "
+              f"({alarms / max(ticks, 1) * 1e5:.3f} per 100k)")  # fmt: skip
+        for d in part:
+            if d["alarms"]:
+                print(f"  {d['day']}: {len(d['alarms'])} ("
+                      f"{len(d['alarms']) / d['ticks'] * 1e5:.2f} per 100k) by "
+                      f"{', '.join(d['alarms'])}")  # fmt: skip
     print_streams(out["rows"])
     return 0
 

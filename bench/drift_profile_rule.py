@@ -121,15 +121,17 @@ def limits(days, hold, slow, low=False, budget=None):
     return shipped(days, hold, slow, WARM, low, budget)
 
 
-def read_data(doc: str, argv=None) -> tuple:
-    """The drift benches' command line (DATA, default ../shared/data; --json) and every
-    day-file under DATA, loaded whole: (args, root, day-files by instrument in date order,
-    their batches)."""
+def read_data(doc: str, argv=None, flags: tuple[tuple[str, str], ...] = ()) -> tuple:
+    """The drift benches' command line (DATA, default ../shared/data; --json; ``flags``:
+    more on/off options, (name, help)) and every day-file under DATA, loaded whole: (args,
+    root, day-files by instrument in date order, their batches)."""
     from spark.research.select import load_day
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--json", action="store_true")
+    for flag, text in flags:
+        ap.add_argument(flag, action="store_true", help=text)
     args = ap.parse_args(argv)
     root = Path(args.data)
     by = days_by_instrument(root)

@@ -25,12 +25,15 @@ SPARK_GBM_SWAP                 gbm: labels from a refit's start to its use      
 SPARK_PROMOTION_MARGIN         challenger AUC over champion to be promoted      0.01
 SPARK_PROMOTION_MIN_LABELS     labels each needs before a comparison            2000
 SPARK_GATE_RULE                break (a jump of the mid, a frozen quote),       break+dt_spread
-                               dt_spread, confirmed, profile (needs
+                               dt_spread, confirmed, profile (the file of       +profile
                                SPARK_DRIFT_PROFILE), a feature name (one PSI
                                on it), or several joined by +: docs/drift.md
-SPARK_DRIFT_PROFILE            a time-of-day profile file of earlier days       (none)
-                               (`spark drift profile`); without SPARK_GATE_RULE
-                               the rule is then break+dt_spread+profile
+SPARK_DRIFT_PROFILE            the profile part's file (`spark drift            bundled
+                               profile`), bundled (the shipped kinds of market:
+                               currency pairs and stock tickers against their
+                               own recent level) or none; without
+                               SPARK_GATE_RULE the rule is then
+                               break+dt_spread+profile (none: break+dt_spread)
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
@@ -78,6 +81,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from spark.errors import SparkError
 from spark.execution.costs import CostModelError, CostModels
@@ -98,6 +102,16 @@ CONFIRMED_RULES = (CONFIRMED, DT_SPREAD)
 # the default gate rule: the break detectors or dt_spread, whichever alarms first; chosen by
 # `spark research drift` on train streams (docs/drift.md, session 14)
 GATE_RULE = f"{BREAK}+{DT_SPREAD}"
+# SPARK_DRIFT_PROFILE's default: the shipped profile of kinds of market only (fx for currency
+# pairs, stock for tickers), learnt on the train days (docs/drift.md, session 31); NO_PROFILE
+# turns the profile part off
+BUNDLED, NO_PROFILE = "bundled", "none"
+BUNDLED_PATH = Path(__file__).resolve().parent / "drift" / "kinds.json"
+
+
+def profile_path(value: str) -> str:
+    """The file a SPARK_DRIFT_PROFILE value names ('' for none)."""
+    return str(BUNDLED_PATH) if value == BUNDLED else ("" if value == NO_PROFILE else value)
 
 
 class SettingsError(SparkError):
@@ -226,9 +240,11 @@ class BreakSettings:
 @dataclass(frozen=True)
 class DriftSettings:
     watch: tuple[str, ...] | str = "core"  # feature names, or core / all / none
-    rule: str = GATE_RULE
+    rule: str = f"{GATE_RULE}+{PROFILE}"
     breaks: BreakSettings = field(default_factory=BreakSettings)
-    profile: str = ""  # a drift profile file (`spark drift profile`) for the profile part
+    # the profile part's file (`spark drift profile`), BUNDLED (the shipped kinds of market)
+    # or NO_PROFILE; ``profile_path`` gives the file
+    profile: str = BUNDLED
     concept_gates: bool = False
     window: int = 5_000
     threshold: float = 4.0
@@ -315,9 +331,11 @@ class Settings:
         if concept not in ("on", "off"):
             raise SettingsError(f"SPARK_GATE_CONCEPT must be on or off, not {concept!r}")
         # a profile given and no rule named: the default rule with its profile part
-        profile = env.get("SPARK_DRIFT_PROFILE", "").strip()
+        profile = env.get("SPARK_DRIFT_PROFILE", "").strip() or BUNDLED
+        if profile.lower() in (BUNDLED, NO_PROFILE):
+            profile = profile.lower()
         gate_rule = env.get("SPARK_GATE_RULE", "").strip() or (
-            f"{GATE_RULE}+{PROFILE}" if profile else GATE_RULE
+            f"{GATE_RULE}+{PROFILE}" if profile != NO_PROFILE else GATE_RULE
         )
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",

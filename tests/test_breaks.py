@@ -77,7 +77,8 @@ def test_compiled_break_detectors_equal_the_readable_one(switches):
 def test_the_default_gate_rule_closes_the_gate_on_a_frozen_quote_and_a_switch(switches):
     stream, frozen_at, ibm_at = switches
     settings = replace(Settings().with_models(model="logreg"), trading=False)
-    assert settings.drift.rule == "break+dt_spread" and settings.drift.breaks == BreakSettings()
+    rule = settings.drift.rule  # with the shipped kinds of market since session 31
+    assert rule == "break+dt_spread+profile" and settings.drift.breaks == BreakSettings()
     result = SignalPipeline(settings).step(stream)
     at = result.kept  # stream position of each tick the price screen let through
     warnings = [(int(at[i]), a) for i, a in result.alerts if a["severity"] == "warning"]

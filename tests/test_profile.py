@@ -156,7 +156,8 @@ def test_a_profile_saves_loads_and_says_what_is_wrong(nzdusd, tmp_path, shared_d
     with pytest.raises(SettingsError, match="SPARK_DRIFT_PROFILE"):
         from spark.drift.stage import DriftStage
 
-        DriftStage(Settings.from_env({"SPARK_GATE_RULE": "break+profile"}).drift)
+        off = {"SPARK_GATE_RULE": "break+profile", "SPARK_DRIFT_PROFILE": "none"}
+        DriftStage(Settings.from_env(off).drift)
 
 
 def test_day_statistics_are_the_fast_means_of_log_spread_and_log_move():
@@ -248,11 +249,12 @@ def test_spark_drift_eval_measures_the_profile_part_when_given_one(nzdusd, tmp_p
     assert gate["watches"] == "break+dt_spread+profile"
     assert part["false_alarms"] == 0 and 0 < part["delay_ticks"] <= 2_000
     assert gate["delay_ticks"] <= part["delay_ticks"] and gate["false_alarms"] == 0
-    plain = drift_eval(first, then, Settings().with_models(model="logreg"))
+    off = Settings.from_env({"SPARK_DRIFT_PROFILE": "none"}).with_models(model="logreg")
+    plain = drift_eval(first, then, off)
     assert "profile" not in plain["detectors"]
-    assert plain["detectors"]["gate"]["delay_ticks"] is None  # the default misses this one
+    assert plain["detectors"]["gate"]["delay_ticks"] is None  # no profile misses this one
     with pytest.raises(ValueError, match="SPARK_DRIFT_PROFILE"):
-        drift_eval(first, then, Settings().with_models(model="logreg"), detectors=["profile"])
+        drift_eval(first, then, off, detectors=["profile"])
 
 
 def test_a_worker_with_a_missing_profile_says_so_in_one_line(tmp_path):

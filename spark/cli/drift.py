@@ -138,15 +138,33 @@ def _kinds(given: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
+def _who(key: str) -> str:
+    """An ``unseen`` key as words: a symbol, a shape, or every other instrument."""
+    from spark.drift.profile import ANY, PAIR
+
+    if key == ANY:
+        return "every other instrument"
+    if key.startswith("@"):
+        return "every currency pair" if key == PAIR else "every stock ticker"
+    return key
+
+
 def _unseen(given: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, str]:
-    """--unseen KIND or SYMBOL=KIND as {symbol or "*": kind}; each kind one of --kind's."""
-    from spark.drift.profile import ANY
+    """--unseen KIND, SYMBOL=KIND or @SHAPE=KIND as {symbol, shape or "*": kind}; each kind
+    one of --kind's."""
+    from spark.drift.profile import ANY, SHAPES
 
     names = set(_kinds(kinds))
     out: dict[str, str] = {}
     for text in given:
         symbol, _, kind = text.rpartition("=")
         symbol, kind = symbol.strip() or ANY, kind.strip()
+        if symbol.startswith("@") and symbol not in SHAPES:
+            raise click.BadParameter(
+                f"{text!r}: no shape {symbol!r}; shapes: {', '.join(SHAPES)} (a currency pair, "
+                "a stock ticker)",
+                param_hint="--unseen",
+            )
         if kind not in names:
             raise click.BadParameter(
                 f"{text!r}: no kind {kind!r} is learnt here; add --kind {kind or 'NAME'}="
@@ -154,7 +172,7 @@ def _unseen(given: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, str]:
                 param_hint="--unseen",
             )
         if symbol in out and out[symbol] != kind:
-            what = "every other instrument" if symbol == ANY else symbol
+            what = "every other instrument" if symbol == ANY else _who(symbol)
             raise click.BadParameter(f"{what} given to two kinds", param_hint="--unseen")
         out[symbol] = kind
     return out
@@ -190,12 +208,21 @@ def _unseen(given: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--unseen",
     multiple=True,
-    metavar="KIND | SYMBOL=KIND",
+    metavar="KIND | SYMBOL=KIND | @SHAPE=KIND",
     help="Which kind watches an instrument without days here: KIND for every one, "
-    "SYMBOL=KIND for one (repeat). Default: none is watched by this part.",
+    "SYMBOL=KIND for one, @pair=KIND for every currency pair (two ISO 4217 codes: EURUSD, "
+    "EUR/USD), @ticker=KIND for every stock ticker (BAC, BRK.B) (repeat). An exact symbol "
+    "comes first, then its shape, then KIND alone. Default: none is watched by this part.",
+)
+@click.option(
+    "--kinds-only",
+    is_flag=True,
+    help="Write only the --kind entries, no instrument's own entry: a file for other venues "
+    "too (an own entry is learnt on this data's spread levels; a kind's reads each "
+    "instrument against its own recent level). The shipped default file is such a file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the profile written.")
-def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, as_json) -> None:
+def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_only, as_json) -> None:
     """Learn each instrument's time-of-day profile from earlier days, for the gate rule's
     profile part (SPARK_GATE_RULE=break+dt_spread+profile, SPARK_DRIFT_PROFILE=FILE).
 
@@ -207,12 +234,17 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, as_json) 
     An instrument seen for the first time has no days to learn from. --kind learns an entry
     for a kind of market from its instruments' days, and --unseen gives new instruments to
     it: e.g. --kind fx=EURUSD,NZDUSD --unseen fx (docs/drift.md, session 30, for what it
-    catches and its false alarms)."""
-    from spark.drift.profile import ANY, build, build_kind, days_from_files
+    catches and its false alarms), or by shape: --unseen @pair=fx --unseen @ticker=equity.
+
+    Workers run a shipped file of kinds only by default (SPARK_DRIFT_PROFILE=bundled:
+    fx and equity entries from this project's train days, docs/drift.md, session 31)."""
+    from spark.drift.profile import build, build_kind, days_from_files
 
     groups, assigned = _kinds(kinds), _unseen(unseen, kinds)
+    if kinds_only and not groups:
+        raise click.UsageError("--kinds-only writes the --kind entries only: give --kind")
     days = days_from_files(paths, fmt, _session(session), tz)
-    profile = build(days)
+    profile = build({} if kinds_only else days)
     for name, members in groups.items():
         lacking = [m for m in members if m not in days]
         if lacking:
@@ -228,7 +260,7 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, as_json) 
     profile.unseen = assigned
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.save(out)
-    left_out = sorted(set(days) - set(profile.symbols))
+    left_out = [] if kinds_only else sorted(set(days) - set(profile.symbols))
     if as_json:
         print_json({**profile.as_dict(), "path": str(out), "left_out": left_out})
         return
@@ -251,7 +283,7 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, as_json) 
     for name, k in sorted(profile.kinds.items()):
         extra = math.log(k.margin)
         watched = [s for s, kind in sorted(profile.unseen.items()) if kind == name]
-        who = ", ".join("every other instrument" if s == ANY else s for s in watched)
+        who = ", ".join(_who(s) for s in watched)
         click.echo(
             f"  kind {name}: {k.days} days of {', '.join(k.instruments)}; alarms (log units "
             f"about its own level over {k.slow:,.0f} ticks, held {k.hold:,}) on the spread "

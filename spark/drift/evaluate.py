@@ -60,15 +60,17 @@ def drift_eval(
     detectors: list[str] | None = None,
     on_tick: Callable[[int], None] | None = None,
 ) -> dict:
-    profiled = bool(settings.drift.profile)
+    from spark.settings import profile_path
+
+    profiled = bool(profile_path(settings.drift.profile))
     names = detectors or [n for n in DETECTORS if profiled or n != "profile"]
     unknown = set(names) - set(DETECTORS)
     if unknown:
         raise ValueError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
     if "profile" in names and not profiled:
         raise ValueError(
-            "the profile detector needs a profile of earlier days: build one with `spark drift "
-            "profile` and set SPARK_DRIFT_PROFILE"
+            "the profile detector needs a profile: SPARK_DRIFT_PROFILE is none; leave it unset "
+            "for the shipped kinds of market or build one with `spark drift profile`"
         )
     from spark.drift.stage import CONFIRMED_GROUPS, rule_parts
 

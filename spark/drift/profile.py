@@ -31,7 +31,8 @@ alarm on real ticks across batch boundaries.
 **Kinds of market** (session 30). An instrument seen for the first time has no earlier days.
 A profile may hold an entry per kind of market (``KindEntry``, ``build_kind``: ``spark
 drift profile --kind fx=EURUSD,NZDUSD``) and say which kind watches a symbol it has no
-entry of (``unseen``: by symbol, or ``ANY``). Such a symbol's residual is its statistic
+entry of (``unseen``: by symbol, by shape, ``@pair`` or ``@ticker`` (``shape_of``, session
+31), or ``ANY``). Such a symbol's residual is its statistic
 less its own slow EW mean (no time of day), with the kind's settings (``KIND_*``, chosen by
 the fifth run of bench/drift_self_rule.py: warm-up 15,000, slow 5,000, hold 1,000, budget
 0.25, margin 1.5) and limits budgeted on the days of the kind's instruments. The kernel
@@ -70,6 +71,23 @@ FEATURES = ("spread_bp", "ret_bp", "spread_bp", "ret_bp")  # each kind's source 
 # the other instruments of that kind (bench/drift_self_rule.py, fifth run, session 30)
 KIND_HOLD, KIND_SLOW, KIND_MARGIN, KIND_WARM, KIND_BUDGET = 1_000, 5_000, 1.5, 15_000, 0.25
 ANY = "*"  # in ``unseen``: every symbol the profile has no entry of
+# in ``unseen``: every symbol of a shape (``shape_of``, session 31): a currency pair, a ticker
+PAIR, TICKER = "@pair", "@ticker"
+SHAPES = (PAIR, TICKER)
+# ISO 4217 currency codes; the metals' and funds' X codes (XAU, XAG, XDR, ...) left out: no
+# such instrument is in the data the fx entry was measured on
+_ISO_4217 = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+BWP BYN BZD CAD CDF CHF CLP CNH CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR
+FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD
+JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT
+MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG
+QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS
+TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR
+ZMW ZWL
+"""
+CURRENCIES = frozenset(_ISO_4217.split())
+_SEPARATORS = str.maketrans("", "", "/_-. ")
 FORMAT = 3  # 3: kinds of market (session 30); 2 (no kinds) is still read
 # per-symbol state (doubles): the two statistics, the move count, the slow means of the two
 # residuals (NaN: none yet), the runs beyond each limit and fired flags (by alarm kind),
@@ -80,6 +98,25 @@ N_STATE = 14
 
 
 log = logging.getLogger(__name__)
+
+
+def shape_of(symbol: str) -> str | None:
+    """``PAIR`` for a currency pair (two ISO 4217 codes, separated or not, any case:
+    EURUSD, EUR/USD, eur_usd), ``TICKER`` for a stock ticker (1 to 5 letters and an optional
+    class letter after a dot or dash, upper case: BAC, BRK.B), else None."""
+    bare = symbol.translate(_SEPARATORS).upper()
+    if len(bare) == 6 and bare[:3] in CURRENCIES and bare[3:] in CURRENCIES:
+        return PAIR
+    head, dot, tail = symbol.replace("-", ".").partition(".")
+    if (
+        1 <= len(head) <= 5
+        and head.isascii()
+        and head.isalpha()
+        and head.isupper()
+        and (not dot or (len(tail) == 1 and tail.isascii() and tail.isalpha() and tail.isupper()))
+    ):
+        return TICKER
+    return None
 
 
 class ProfileError(SparkError):
@@ -198,7 +235,8 @@ class Profile:
     """Per symbol: the bucket medians (N_BUCKETS × 2, NaN: no data) and four limits (upper
     spread, upper move, lower spread, lower move; NaN: none); the rule's settings (hold,
     slow, margin, warm). ``kinds``: entries by kind of market (``KindEntry``); ``unseen``:
-    which kind watches a symbol the profile has no entry of (by symbol, or ``ANY``)."""
+    which kind watches a symbol the profile has no entry of (by symbol, by shape, or
+    ``ANY``)."""
 
     def __init__(self, symbols: dict[str, tuple[np.ndarray, np.ndarray]], hold=HOLD, slow=SLOW,
                  margin=MARGIN, warm=WARM, days: dict[str, list[str]] | None = None,
@@ -213,6 +251,11 @@ class Profile:
         self.budget = budget  # how the limits were set (``limits``): None, the largest
         self.kinds = kinds or {}
         self.unseen = unseen or {}
+        odd = sorted(k for k in self.unseen if k.startswith("@") and k not in SHAPES)
+        if odd:
+            raise ProfileError(
+                f"unseen shape(s) {', '.join(odd)} are not known (shapes: {', '.join(SHAPES)})"
+            )
         missing = sorted(set(self.unseen.values()) - set(self.kinds))
         if missing:
             raise ProfileError(
@@ -227,10 +270,16 @@ class Profile:
 
     def kind_of(self, name: str) -> str | None:
         """The kind of market that watches ``name``: None if it has its own entry or no kind
-        is given to it."""
+        is given to it. Looked up by the exact name, then its shape (``shape_of``), then
+        ``ANY``."""
         if name in self.symbols:
             return None
-        return self.unseen.get(name, self.unseen.get(ANY))
+        if name in self.unseen:
+            return self.unseen[name]
+        shape = shape_of(name)
+        if shape is not None and shape in self.unseen:
+            return self.unseen[shape]
+        return self.unseen.get(ANY)
 
     def entry(self, name: str) -> tuple | None:
         """``name``'s (bucket rows, limits, kernel settings, kind or None); None: not watched."""

@@ -42,9 +42,11 @@ from spark.settings import (
     CONFIRMED,
     CONFIRMED_RULES,
     DT_SPREAD,
+    NO_PROFILE,
     PROFILE,
     DriftSettings,
     SettingsError,
+    profile_path,
 )
 
 DETECTOR_NAMES = ("psi", "psi_confirmed", "adwin", *BREAK_KINDS, *PROFILE_KINDS)  # alert labels
@@ -130,13 +132,14 @@ class DriftStage:
         self.breaks = BreakSet(settings.breaks) if BREAK in parts else None
         self.profiles = None
         if PROFILE in parts:
-            if not settings.profile:
+            path = profile_path(settings.profile)
+            if not path:
                 raise SettingsError(
                     f"SPARK_GATE_RULE {settings.rule!r} has the {PROFILE} part but "
-                    "SPARK_DRIFT_PROFILE names no profile file: build one from earlier days "
-                    "with `spark drift profile`"
+                    f"SPARK_DRIFT_PROFILE is {NO_PROFILE}: leave it unset for the shipped "
+                    "kinds of market, or build one from earlier days with `spark drift profile`"
                 )
-            self.profiles = ProfileSet(Profile.load(settings.profile))
+            self.profiles = ProfileSet(Profile.load(path))
         self.gates: dict[str, Gate] = {}
         self.concept = AdwinSet(models)  # ADWIN per (symbol slot, model)
 

@@ -284,6 +284,48 @@ def earlier_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
     return loaded
 
 
+# the train stream day of an instrument: its first day-file after its second with this many
+# ticks (bench/drift_profile_rule.py's stream_roles: BEFORE + AFTER)
+STREAM_TICKS = 70_000
+# the shipped profile's kinds (spark/drift/kinds.json): which kind watches which shape
+SHIPPED_SHAPES = {"fx": "@pair", "stock": "@ticker"}
+
+
+def train_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
+    """Each instrument's day-files up to and including its train stream day (the days the
+    fifth run of bench/drift_self_rule.py chose the kind entry's settings on), loaded as
+    ``earlier_days`` loads them; an instrument with no such day is left out."""
+    loaded: dict[str, list] = {}
+    for name, found in by.items():
+        days = []
+        for k, d in enumerate(found):
+            b = load_day(d, 10**12)
+            days.append((d.date, b.ts, b.bid, b.ask))
+            if k >= 2 and len(b) >= STREAM_TICKS:
+                loaded[name] = days
+                break
+    return loaded
+
+
+def shipped_kinds(root: Path):
+    """The shipped default profile (``spark/drift/kinds.json``, session 31): no instrument's
+    own entry, one kind entry per kind of market (``select.MARKET``) learnt on its
+    instruments' train days (``train_days``), each kind watching a shape of symbol
+    (``SHIPPED_SHAPES``); and each instrument's train dates."""
+    from spark.drift.profile import Profile, build_kind
+    from spark.research.select import MARKET
+
+    loaded = train_days(days_by_instrument(root, None))
+    kinds = {}
+    for kind in SHIPPED_SHAPES:
+        members = {n: days for n, days in loaded.items() if MARKET.get(n) == kind}
+        if members:
+            kinds[kind] = build_kind(members)
+    unseen = {shape: kind for kind, shape in SHIPPED_SHAPES.items() if kind in kinds}
+    dates = {name: [d[0] for d in days] for name, days in loaded.items()}
+    return Profile({}, kinds=kinds, unseen=unseen), dates
+
+
 def earlier_profile(loaded: dict[str, list[tuple]], path: Path) -> dict:
     """Writes to ``path`` the profile (``spark.drift.profile.build``, what ``spark drift
     profile`` writes) of ``loaded`` (``earlier_days``); returns instrument -> the dates it
