@@ -11,6 +11,7 @@ import pytest
 
 from spark.drift.breaks import FROZEN, JUMP, KINDS, BreakSet
 from spark.drift.evaluate import one_stream
+from spark.drift.profile import KINDS as PROFILE_KINDS
 from spark.features.kernel import FEATURE_NAMES
 from spark.pipeline import SignalPipeline, TickBatch
 from spark.research.drift import follow, synthetic
@@ -93,9 +94,11 @@ def test_the_default_gate_rule_closes_the_gate_on_a_frozen_quote_and_a_switch(sw
     assert [s[0] for s in result.screened] == list(range(ibm_at, jump))
     assert alarm["feature"] == "ret_bp"
     assert alarm["statistic"] > alarm["threshold"] == settings.drift.breaks.frozen
-    # the rule's other part, PSI on dt_s confirmed by PSI on spread_bp: quiet before
+    # the rule's other parts, PSI on dt_s confirmed by PSI on spread_bp and the shipped fx
+    # kind (warm after 15,000 ticks: on IBM's larger moves), quiet before
     assert all(i >= frozen_at for i, _ in warnings)
-    assert {a["detector"] for _, a in warnings} <= {*KINDS, "psi_confirmed"}
+    assert all(i >= ibm_at for i, a in warnings if a["detector"].startswith("profile_"))
+    assert {a["detector"] for _, a in warnings} <= {*KINDS, *PROFILE_KINDS, "psi_confirmed"}
     states = [(int(at[i]), g["state"]) for i, g in result.gates]
     assert states[0] == (frozen, "closed")
 

@@ -122,8 +122,10 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     )
     result = drift_eval(TickBatch.from_ticks(fx), TickBatch.from_ticks(equity), Settings())
     assert (result["ticks_before"], result["ticks_after"]) == (len(fx), len(equity))
-    # every detector but the profile part, which runs only with a profile file
-    assert set(result["detectors"]) == set(DETECTORS) - {"profile"}
+    # every detector, the profile part with the shipped kinds of market (session 31)
+    assert set(result["detectors"]) == set(DETECTORS)
+    profile = result["detectors"]["profile"]  # EURUSD watched by the fx kind: no false alarm
+    assert profile["false_alarms"] == 0
     spread = result["detectors"]["psi_spread"]  # ~0.2 bp FX spreads vs ~0.5+ bp IBM spreads
     assert spread["delay_ticks"] is not None and spread["delay_ticks"] < 6000
     assert spread["delay_s"] >= 0
@@ -133,7 +135,7 @@ def test_drift_eval_reports_delay_and_false_alarms_per_detector():
     # the gate's default rule on this switch: its break part sees the jump at once, on the
     # first IBM tick the price screen accepts (it refuses 19 in a row first)
     assert result["detector"] == "gate"
-    assert result["detectors"]["gate"]["watches"] == "break+dt_spread"
+    assert result["detectors"]["gate"]["watches"] == "break+dt_spread+profile"
     assert result["delay_ticks"] == result["detectors"]["break"]["delay_ticks"] == 20
     assert result["false_alarms_per_100k"] == 0
     assert result["detectors"]["break"]["watches"] == "ret_bp"

@@ -814,8 +814,10 @@ def markdown(m: dict) -> str:
             f"## Whole real days, no switch: the shipped gate rule `{m['gate_rule']}`",
             "",
             f"Every day-file of the data{f' (its first {cap:,} ticks)' if cap else ''}, "
-            "through the live pipeline with the shipped gate rule: every alarm is a false "
-            f"one. {len(days)} day-files, {ticks:,} ticks, {alarms} alarms "
+            "through the live pipeline with the shipped gate rule (its profile part: the "
+            "shipped kinds of market, `spark/drift/kinds.json`, learnt on each instrument's "
+            "day-files up to its train stream day, which are in sample for it): every alarm "
+            f"is a false one. {len(days)} day-files, {ticks:,} ticks, {alarms} alarms "
             f"({alarms / max(1, ticks) * 1e5:.2f} per 100k). Nothing is chosen on these.",
             *_days_table(days),
         ]
