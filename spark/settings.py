@@ -46,6 +46,9 @@ SPARK_FEE_BP, SPARK_MAKER_FEE_BP, SPARK_FEE_SCHEDULE, SPARK_FILL_LATENCY_MS,
 SPARK_LATENCY_JITTER_MS, SPARK_SLIPPAGE_BP, SPARK_DEPTH_SPREADS, SPARK_FILL_MODEL,
 SPARK_PASSIVE_TIMEOUT_MS, SPARK_PASSIVE_ON_TIMEOUT
                                cost and fill models: docs/costs.md              see there
+SPARK_SIGNAL_TTL_MS            a signal that reaches its fill quote later is    10000
+                               refused (signal_expired; 0: no limit):
+                               docs/executor.md
 SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below
 SPARK_FETCH_WAIT_MS            the tick loop's fetch.wait.max.ms                5 (50 on the
@@ -360,6 +363,7 @@ class Settings:
             depth_spreads=read.number("SPARK_DEPTH_SPREADS", d.depth_spreads),
             fill_model=env.get("SPARK_FILL_MODEL", d.fill_model).strip().lower() or d.fill_model,
             passive_timeout_ms=read.number("SPARK_PASSIVE_TIMEOUT_MS", d.passive_timeout_ms),
+            signal_ttl_ms=read.number("SPARK_SIGNAL_TTL_MS", d.signal_ttl_ms),
             passive_on_timeout=env.get("SPARK_PASSIVE_ON_TIMEOUT", d.passive_on_timeout)
             .strip()
             .lower()

@@ -287,3 +287,49 @@ def test_order_ids_are_unique_even_for_signals_at_the_same_time():
     ids = run()
     assert len(ids) == 2 and len(set(ids)) == 2, ids
     assert run() == ids
+
+
+def _queued_run(ttl_ms: float, signals_first: bool):
+    """A passive order resting 5 s at a time (quotes never reach its price), and a signal
+    every second flipping the side: signals queue behind the working orders. Signals first
+    then the quotes, or both in event order (as ``on_ticks`` gives them). Returns the
+    executor and its outputs."""
+    ex = make(fill_model="passive", passive_timeout_ms=5_000, signal_ttl_ms=ttl_ms)
+    quotes = [(T0 + i * 100 * MS, 1.0000, 1.0002) for i in range(600)]  # 60 s, a still market
+    sides = ["BUY", "SELL"]
+    signals = [signal(sides[k % 2], T0 + k * 1_000 * MS + 50 * MS) for k in range(50)]
+    out = []
+    if signals_first:
+        out += [r for s in signals for r in ex.on_signal(s)]
+        for ts, bid, ask in quotes:
+            out += quote(ex, ts, bid, ask)
+        return ex, out
+    events = sorted([(ts, 0, (ts, bid, ask)) for ts, bid, ask in quotes]
+                    + [(s["ts"], 1, s) for s in signals], key=lambda e: e[:2])  # fmt: skip
+    for _, kind, event in events:
+        out += quote(ex, *event) if kind == 0 else ex.on_signal(event)
+    return ex, out
+
+
+def test_a_signal_that_waited_past_its_time_to_live_is_refused_not_filled_late():
+    """Without a bound the queue behind 5 s passive orders grows and orders go out ever
+    later (here over 30 s after their signal); with SPARK_SIGNAL_TTL_MS no order is sent
+    later than the bound, the others end as signal_expired rejections saying how late they
+    were, every signal is accounted for, and the outcome is the same whether the signals
+    come first or in event order with the quotes."""
+    unbounded, out = _queued_run(0, signals_first=False)
+    lags = [(r["ts"] - r["signal_ts"]) / 1e6 for k, r in out if k == "order"]
+    assert max(lags) > 30 and "signal_expired" not in unbounded.rejections
+    runs = []
+    for first in (False, True):
+        ex, out = _queued_run(10_000, signals_first=first)
+        orders = [r for k, r in out if k == "order"]
+        expired = [r for k, r in out if k == "rejection" and r["limit_name"] == "signal_expired"]
+        assert orders and expired
+        assert max(r["ts"] - r["signal_ts"] for r in orders) <= 10_000 * MS
+        assert "over SPARK_SIGNAL_TTL_MS = 10,000 ms" in expired[0]["reason"]
+        waiting = sum(len(q) for q in ex.pending.values())
+        done = len(orders) + len(expired) + ex.unchanged
+        assert done + waiting == 50  # each signal: an outcome (a resting order is one), or waiting
+        runs.append(out)
+    assert runs[0] == runs[1]

@@ -16,7 +16,9 @@ and rationale in docs/executor.md. In short, everything runs in event time:
   The last ``retain_quotes`` quotes of a symbol are kept and signals wait for
   their quote, so the result does not depend on whether the signal or the
   quotes reach the executor first. A signal older than the quotes kept cannot
-  be filled honestly and is refused as ``stale_signal``.
+  be filled honestly and is refused as ``stale_signal``; one that reaches its fill quote
+  more than ``signal_ttl_ms`` after it was made (it waited behind earlier orders of its
+  symbol) is refused as ``signal_expired``.
 * Positions are marked to mid on every quote; equity = realized (fees
   included) + unrealized, summed over symbols. Risk checks use marks as of
   the signal's event time (from the quote buffers) and a daily high-water
@@ -52,8 +54,12 @@ from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 
 SIDES = {"BUY": 1, "SELL": -1, "FLAT": 0}
 # every reason an order can be refused for (OrderRejection.limit_name)
-# (passive_unfilled: a passive order cancelled unfilled at its timeout, docs/costs.md)
-REJECTION_REASONS = (*LIMIT_NAMES, "kill_switch", "stale_signal", "passive_unfilled")
+# (passive_unfilled: a passive order cancelled unfilled at its timeout, docs/costs.md;
+# signal_expired: a signal that reached its fill quote later than signal_ttl_ms after it was
+# made, docs/executor.md)
+REJECTION_REASONS = (
+    *LIMIT_NAMES, "kill_switch", "stale_signal", "passive_unfilled", "signal_expired"
+)  # fmt: skip
 OUTCOMES = ("order", "rejected", "no_change")  # what becomes of a signal
 MINUTE_US = 60_000_000
 MIN_ORDER_FRACTION = 0.1  # no order to re-size a same-side position by less than this
@@ -508,6 +514,13 @@ class PaperExecutor:
             f"(from after {dropped[0]}); raise retain_quotes or let the executor catch up"
         )
 
+    def _expired(self, signal: dict, quote_ts: int) -> str:
+        return (
+            f"signal reached its fill quote {(quote_ts - signal['ts']) / 1e6:,.1f} s after it "
+            f"was made, over SPARK_SIGNAL_TTL_MS = {self.settings.signal_ttl_ms:,.0f} ms: "
+            "earlier orders of the symbol held it back"
+        )
+
     def _reject(self, signal: dict, side: str, quantity: float, limit: str, reason: str) -> tuple:
         self.rejections[limit] = self.rejections.get(limit, 0) + 1
         number = sum(self.rejections.values())
@@ -551,8 +564,11 @@ class PaperExecutor:
             self.unchanged += 1
             return [("no_change", {"symbol": symbol, "ts": signal_ts})]
         side = "BUY" if delta > 0 else "SELL"
+        ttl_us = round(self.settings.signal_ttl_ms * 1000)
         if quote is None:
             refused = ("stale_signal", self._stale(signal, self.dropped[symbol]))
+        elif ttl_us and quote[0] - signal_ts > ttl_us:
+            refused = ("signal_expired", self._expired(signal, quote[0]))
         else:
             refused = self._check(symbol, position.quantity, delta, mid, signal_ts, equity)
         if refused is not None:
