@@ -7,7 +7,8 @@ to go on from A's last mid, ``same_level``: PnL across a jump from 1.38 to 180 w
 artefact), and the synthetic switches of real days (volatility x3, spread x3, a drifting
 mid, a frozen feed). Each runs through ``run_backtest`` — the live pipeline with the paper
 executor — twice per policy: with the shipped gate (the default ``SPARK_GATE_RULE``,
-``break+dt_spread`` since session 14) and without a gate, everything else the shipped
+``break+dt_spread`` since session 14, with the shipped kinds of market's profile part since
+session 31) and without a gate, everything else the shipped
 defaults but the model (logreg: gbm's refits would make the 160 backtests take half an hour
 here) and the daily drawdown limit (lifted: it stops the band policy before most switches,
 and then no gate can change anything). Two policies: the cost-aware default (``min_edge`` 4
