@@ -167,6 +167,19 @@ def test_kinds_save_load_and_say_what_is_wrong(fx_kind, tmp_path):
     assert both.kind_of("NZDUSD") is None and both.entry("NZDUSD")[3] is None
 
 
+def profile_command(out) -> list[str]:
+    """``spark drift profile`` on two days each of BAC and AIG (regular session) into
+    ``out``, its other options still to give."""
+    days = [SHARED_DATA / f"equity/{s}/2013100{d}_quote.zip" for s in ("bac", "aig")
+            for d in (7, 8)]  # fmt: skip
+    if not all(d.exists() for d in days):
+        pytest.skip("real tick data not found")
+    base = ["drift", "profile", "--session", "09:30-16:00", "--out", str(out)]
+    for d in days:
+        base += ["--data", str(d)]
+    return base
+
+
 def test_spark_drift_profile_learns_a_kind_and_says_what_is_wrong(tmp_path):
     """``--kind`` and ``--unseen`` on real days: the file has the kind and whom it watches,
     the worker's stage watches an unseen symbol by it; a wrong option is one line."""
@@ -175,15 +188,9 @@ def test_spark_drift_profile_learns_a_kind_and_says_what_is_wrong(tmp_path):
     from spark.cli import cli
     from spark.drift.stage import DriftStage
 
-    days = [SHARED_DATA / f"equity/{s}/2013100{d}_quote.zip" for s in ("bac", "aig")
-            for d in (7, 8)]  # fmt: skip
-    if not all(d.exists() for d in days):
-        pytest.skip("real tick data not found")
     out = tmp_path / "p.json"
     runner = CliRunner()
-    base = ["drift", "profile", "--session", "09:30-16:00", "--out", str(out)]
-    for d in days:
-        base += ["--data", str(d)]
+    base = profile_command(out)
     made = runner.invoke(cli, [*base, "--kind", "stock=BAC,AIG", "--unseen", "stock"])
     assert made.exit_code == 0, made.output
     assert "kind stock: 4 days of AIG, BAC" in made.output

@@ -18,6 +18,7 @@ from spark.research.drift import _stream
 from spark.research.select import Day
 from spark.settings import BUNDLED, BUNDLED_PATH, NO_PROFILE, Settings, SettingsError
 from tests.conftest import SHARED_DATA
+from tests.test_profile_kinds import profile_command
 
 
 @pytest.mark.parametrize(
@@ -116,15 +117,9 @@ def test_spark_drift_profile_kinds_only_by_shape(tmp_path):
 
     from spark.cli import cli
 
-    days = [SHARED_DATA / f"equity/{s}/2013100{d}_quote.zip" for s in ("bac", "aig")
-            for d in (7, 8)]  # fmt: skip
-    if not all(d.exists() for d in days):
-        pytest.skip("real tick data not found")
     out = tmp_path / "p.json"
     runner = CliRunner()
-    base = ["drift", "profile", "--session", "09:30-16:00", "--out", str(out)]
-    for d in days:
-        base += ["--data", str(d)]
+    base = profile_command(out)
     made = runner.invoke(cli, [*base, "--kinds-only", "--kind", "stock=BAC,AIG",
                                "--unseen", "@ticker=stock"])  # fmt: skip
     assert made.exit_code == 0, made.output
