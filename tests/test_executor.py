@@ -326,10 +326,36 @@ def test_a_signal_that_waited_past_its_time_to_live_is_refused_not_filled_late()
         orders = [r for k, r in out if k == "order"]
         expired = [r for k, r in out if k == "rejection" and r["limit_name"] == "signal_expired"]
         assert orders and expired
-        assert max(r["ts"] - r["signal_ts"] for r in orders) <= 10_000 * MS
-        assert "over SPARK_SIGNAL_TTL_MS = 10,000 ms" in expired[0]["reason"]
+        # sent at the first quote (every 100 ms) past the latency once the symbol is free
+        assert max(r["ts"] - r["signal_ts"] for r in orders) <= (10_000 + 120) * MS
+        assert "for earlier orders of EURUSD to end, over SPARK_SIGNAL_TTL_MS = 10,000 ms" in (
+            expired[0]["reason"])  # fmt: skip
         waiting = sum(len(q) for q in ex.pending.values())
         done = len(orders) + len(expired) + ex.unchanged
         assert done + waiting == 50  # each signal: an outcome (a resting order is one), or waiting
         runs.append(out)
     assert runs[0] == runs[1]
+
+
+def test_a_quiet_market_does_not_expire_a_signal():
+    """The bound is on the wait for earlier orders, as a venue would see it, not for the
+    next quote: in a market quiet for 30 s, three signals 1 s apart each become an order
+    (a passive order working at most its 5 s timeout before the next is sent), none
+    expired; a fourth, 3 s after the first, would have waited over 10 s behind three
+    passive orders and is refused."""
+    for fill in ("taker", "passive"):
+        ex = make(fill_model=fill, signal_ttl_ms=10_000, passive_timeout_ms=5_000)
+        quote(ex, T0, 1.0000, 1.0002)
+        out = []
+        for k, side in enumerate(["BUY", "SELL", "BUY", "SELL"]):
+            out += ex.on_signal(signal(side, T0 + k * 1_000 * MS + 50 * MS))
+        for i in range(300):  # then 30 s of quotes; passive orders time out and cross
+            out += quote(ex, T0 + (30_000 + i * 100) * MS, 1.0000, 1.0002)
+        sides = [r["side"] for k, r in out if k == "order"]
+        if fill == "taker":
+            assert sides == ["BUY", "SELL", "BUY", "SELL"] and not ex.rejections
+        else:
+            assert sides == ["BUY", "SELL", "BUY"], sides
+            assert ex.rejections == {"signal_expired": 1}
+            (expired,) = [r for k, r in out if k == "rejection"]
+            assert expired["side"] == "SELL" and "waited 12.0 s" in expired["reason"]
