@@ -190,6 +190,7 @@ class BacktestResult:
     taker_fills: int = 0
     maker_fills: int = 0  # passive orders filled by queue position
     unfilled: int = 0  # passive orders cancelled unfilled at their timeout
+    working: int = 0  # passive orders still resting when the data ended
     # passive fills under the cost-aware policy: the round trip it charged, measured on
     # shadow orders (spark.execution.passive_cost), mean over the ticks it was known at, bp
     passive_cost_bp: float = float("nan")
@@ -228,6 +229,7 @@ class BacktestResult:
             "taker_fills",
             "maker_fills",
             "unfilled",
+            "working",
             "passive_cost_bp",
         )
         return {k: float(getattr(self, k)) for k in keys}
@@ -426,6 +428,7 @@ def run_backtest(
             result.rejections[name] = result.rejections.get(name, 0) + count
     result.no_change = sum(ex.unchanged for ex in executors)
     result.pending = sum(len(q) for ex in executors for q in ex.pending.values())
+    result.working = sum(len(ex.resting) for ex in executors)
     _curve(result, batch.ts, equity)
     result.seconds = time.monotonic() - started
     return result
