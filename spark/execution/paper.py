@@ -16,9 +16,9 @@ and rationale in docs/executor.md. In short, everything runs in event time:
   The last ``retain_quotes`` quotes of a symbol are kept and signals wait for
   their quote, so the result does not depend on whether the signal or the
   quotes reach the executor first. A signal older than the quotes kept cannot
-  be filled honestly and is refused as ``stale_signal``; one that waited more than
-  ``signal_ttl_ms`` for earlier orders of its symbol to end (a passive order rests up to its
-  timeout) is refused as ``signal_expired``.
+  be filled honestly and is refused as ``stale_signal``; one that reaches its fill quote
+  more than ``signal_ttl_ms`` after it was made because earlier orders of its symbol held it
+  back (a passive order rests up to its timeout) is refused as ``signal_expired``.
 * Positions are marked to mid on every quote; equity = realized (fees
   included) + unrealized, summed over symbols. Risk checks use marks as of
   the signal's event time (from the quote buffers) and a daily high-water
@@ -195,13 +195,6 @@ class PaperExecutor:
         self.costs = CostModels.from_settings(settings)
         self.resting: dict[str, Resting] = {}  # passive orders in the queue, per symbol
         self.cancelled = 0  # passive orders cancelled unfilled
-        # per symbol, the event time its last order stopped working, as a venue would have
-        # seen it: an order is sent at its signal's time + latency, or when the order before
-        # it stopped working if that is later; a taker order stops working when sent, a
-        # passive one when filled or at most its timeout after it was sent (however long a
-        # quiet market keeps the next quote away). A signal that would wait for that longer
-        # than signal_ttl_ms is refused (signal_expired).
-        self.free_at: dict[str, int] = {}
         self.base_limits = limits  # configured (environment)
         self.limits = limits  # configured + operator overrides
         self.overrides: dict[str, float] = {}  # set_limit commands, kept across restarts
@@ -411,7 +404,6 @@ class PaperExecutor:
         self.dropped.pop(symbol, None)
         self.pending.pop(symbol, None)
         self.resting.pop(symbol, None)
-        self.free_at.pop(symbol, None)
 
     def _trim(self) -> None:
         """Keep each symbol's quotes back to the oldest signal still waiting (and one before
@@ -522,11 +514,22 @@ class PaperExecutor:
             f"(from after {dropped[0]}); raise retain_quotes or let the executor catch up"
         )
 
-    def _expired(self, signal: dict, free_at: int) -> str:
+    def _held_back(self, symbol: str, signal_ts: int, row: int) -> bool:
+        """Whether quote row ``row`` is later than the signal's own first due quote: earlier
+        orders of ``symbol`` held the signal back (a quiet market alone does not)."""
+        quotes = self.quotes.get(symbol)
+        if quotes is None or row < 0:
+            return False
+        i = bisect.bisect_right(quotes.ts, signal_ts)
+        while i < len(quotes.ts) and not self._due(symbol, signal_ts, quotes.ts[i]):
+            i += 1
+        return quotes.base + i < row
+
+    def _expired(self, signal: dict, quote_ts: int) -> str:
         return (
-            f"signal waited {(free_at - signal['ts']) / 1e6:,.1f} s for earlier orders of "
-            f"{signal['symbol']} to end, over SPARK_SIGNAL_TTL_MS = "
-            f"{self.settings.signal_ttl_ms:,.0f} ms"
+            f"signal reached its fill quote {(quote_ts - signal['ts']) / 1e6:,.1f} s after it "
+            f"was made, held back by earlier orders of {signal['symbol']}: over "
+            f"SPARK_SIGNAL_TTL_MS = {self.settings.signal_ttl_ms:,.0f} ms"
         )
 
     def _reject(self, signal: dict, side: str, quantity: float, limit: str, reason: str) -> tuple:
@@ -575,8 +578,8 @@ class PaperExecutor:
         ttl_us = round(self.settings.signal_ttl_ms * 1000)
         if quote is None:
             refused = ("stale_signal", self._stale(signal, self.dropped[symbol]))
-        elif ttl_us and self.free_at.get(symbol, signal_ts) - signal_ts > ttl_us:
-            refused = ("signal_expired", self._expired(signal, self.free_at[symbol]))
+        elif ttl_us and quote[0] - signal_ts > ttl_us and self._held_back(symbol, signal_ts, row):
+            refused = ("signal_expired", self._expired(signal, quote[0]))
         else:
             refused = self._check(symbol, position.quantity, delta, mid, signal_ts, equity)
         if refused is not None:
@@ -587,8 +590,6 @@ class PaperExecutor:
         # two signals of one symbol at one time (ticks share timestamps) no longer share an
         # id: the partition's order count makes it unique, and re-processing gives the same
         order_id = f"{symbol}-{signal_ts}-{self.orders}"
-        delay = round(self.costs.latency.delay_us(symbol, signal_ts))
-        sent = max(signal_ts + delay, self.free_at.get(symbol, signal_ts))
         order = {
             "order_id": order_id,
             "symbol": symbol,
@@ -606,7 +607,6 @@ class PaperExecutor:
             order["limit_price"], order["ts"] = own, quote_ts
             shown = _num(quote[4] if direction > 0 else quote[5]) if len(quote) > 4 else math.nan
             ahead = shown if shown == shown else math.inf
-            self.free_at[symbol] = sent + round(self.costs.fill.timeout_ms * 1000)
             self.resting[symbol] = Resting(
                 order,
                 delta,
@@ -615,7 +615,6 @@ class PaperExecutor:
                 quote_ts + round(self.costs.fill.timeout_ms * 1000),
             )
             return [("order", order)]
-        self.free_at[symbol] = sent  # a taker order is done when sent
         return [("order", order), *self._fill(order, delta, quote, "taker")]
 
     def _fill(self, order: dict, delta: float, quote: tuple, liquidity: str) -> list[tuple]:
@@ -678,8 +677,6 @@ class PaperExecutor:
         price; or, past its timeout, crossed as a taker or cancelled."""
         resting = self.resting.pop(symbol)
         how = resting.resolved[0]
-        if how == "fill":  # filled before its timeout (the bound set when it was posted)
-            self.free_at[symbol] = min(self.free_at.get(symbol, quote[0]), quote[0])
         if how == "fill":
             return self._fill(resting.order, resting.delta, quote, "maker")
         if self.costs.fill.on_timeout == "cross":
@@ -772,7 +769,6 @@ class PaperExecutor:
             "dropped": {s: list(r) for s, r in self.dropped.items()},
             "resting": {s: r.state() for s, r in self.resting.items()},
             "cancelled": self.cancelled,
-            "free_at": dict(self.free_at),
         }
 
     def load(self, saved: dict) -> None:
@@ -808,7 +804,6 @@ class PaperExecutor:
         self.dropped = {s: tuple(r) for s, r in saved.get("dropped", {}).items()}
         self.resting = {s: Resting.load(r) for s, r in saved.get("resting", {}).items()}
         self.cancelled = int(saved.get("cancelled", 0))
-        self.free_at = {s: int(t) for s, t in saved.get("free_at", {}).items()}
 
 
 def summary(executor: PaperExecutor) -> dict:
