@@ -46,8 +46,8 @@ SPARK_FEE_BP, SPARK_MAKER_FEE_BP, SPARK_FEE_SCHEDULE, SPARK_FILL_LATENCY_MS,
 SPARK_LATENCY_JITTER_MS, SPARK_SLIPPAGE_BP, SPARK_DEPTH_SPREADS, SPARK_FILL_MODEL,
 SPARK_PASSIVE_TIMEOUT_MS, SPARK_PASSIVE_ON_TIMEOUT
                                cost and fill models: docs/costs.md              see there
-SPARK_SIGNAL_TTL_MS            a signal that would wait longer for earlier      10000
-                               orders of its symbol is refused
+SPARK_SIGNAL_TTL_MS            a signal held back by earlier orders of its      10000
+                               symbol longer than this is refused
                                (signal_expired; 0: no limit): docs/executor.md
 SPARK_SNAPSHOT_S               seconds between pipeline checkpoints             30
 SPARK_SESSION_TIMEOUT_MS       consumer group session timeout of the workers    see below

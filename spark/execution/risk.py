@@ -78,9 +78,9 @@ class ExecutionSettings:
     fill_model: str = "passive"
     passive_timeout_ms: float = 5_000.0
     passive_on_timeout: str = "cross"  # or cancel
-    # a signal that would wait longer than this for earlier orders of its symbol to stop
-    # working is refused (signal_expired; 0: no limit): twice the passive timeout,
-    # docs/executor.md, session 31
+    # a signal held back by earlier orders of its symbol that reaches its fill quote later
+    # than this after it was made is refused (signal_expired; 0: no limit): twice the
+    # passive timeout, docs/executor.md, session 31
     signal_ttl_ms: float = 10_000.0
 
 
