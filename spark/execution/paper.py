@@ -55,8 +55,8 @@ from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 SIDES = {"BUY": 1, "SELL": -1, "FLAT": 0}
 # every reason an order can be refused for (OrderRejection.limit_name)
 # (passive_unfilled: a passive order cancelled unfilled at its timeout, docs/costs.md;
-# signal_expired: a signal that reached its fill quote later than signal_ttl_ms after it was
-# made, docs/executor.md)
+# signal_expired: a signal held back by earlier orders of its symbol that reached its fill
+# quote later than signal_ttl_ms after it was made, docs/executor.md)
 REJECTION_REASONS = (
     *LIMIT_NAMES, "kill_switch", "stale_signal", "passive_unfilled", "signal_expired"
 )  # fmt: skip
