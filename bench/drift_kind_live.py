@@ -71,9 +71,8 @@ def main(argv=None) -> int:
         from spark.settings import BUNDLED_PATH
 
         paths = {(role, n): str(BUNDLED_PATH) for role in roles for n in loaded}
-    for role, at in roles.items():  # the days before each instrument's stream day in the role
-        if args.shipped:
-            break
+    # the days before each instrument's stream day in the role (none: the shipped file)
+    for role, at in ({} if args.shipped else roles).items():
         days = {m: [(d.date, b.ts, b.bid, b.ask) for d, b in
                     zip(by[m][: at[m]], loaded[m][: at[m]], strict=True)]
                 for m in loaded}  # fmt: skip

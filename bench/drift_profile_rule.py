@@ -106,6 +106,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM, WITHIN, BEFORE, AFTER = 5_000, 2_000, 50_000, 20_000
+from spark.research.drift import STREAM_TICKS, is_stream_day  # noqa: E402
+
+assert BEFORE + AFTER == STREAM_TICKS  # a train stream day holds a whole stream
 # the fourth run's grid; the first three ran hold 1 / 500 / 1,000, slow 0 / 10,000, margin
 # 1 / 1.25 / 1.5, sides up / both, and (third) budget max / 1 / 0.5 / 0.25
 HOLDS, SLOWS, MARGINS = (500, 1_000), (0,), (1.25, 1.5)
@@ -155,8 +158,7 @@ def stream_roles(lengths: dict[str, list[int]]) -> dict[str, dict[str, int]]:
     ticks; test, its last. ``lengths``: ticks of each instrument's days."""
     return {
         "train": {
-            n: next(k for k in range(2, len(w)) if w[k] >= BEFORE + AFTER)
-            for n, w in lengths.items()
+            n: next(k for k in range(len(w)) if is_stream_day(k, w[k])) for n, w in lengths.items()
         },
         "test": {n: len(w) - 1 for n, w in lengths.items()},
     }

@@ -237,7 +237,7 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_onl
     catches and its false alarms), or by shape: --unseen @pair=fx --unseen @ticker=equity.
 
     Workers run a shipped file of kinds only by default (SPARK_DRIFT_PROFILE=bundled:
-    fx and equity entries from this project's train days, docs/drift.md, session 31)."""
+    fx and stock entries from this project's train days, docs/drift.md, session 31)."""
     from spark.drift.profile import build, build_kind, days_from_files
 
     groups, assigned = _kinds(kinds), _unseen(unseen, kinds)

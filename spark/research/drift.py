@@ -291,6 +291,12 @@ STREAM_TICKS = 70_000
 SHIPPED_SHAPES = {"fx": "@pair", "stock": "@ticker"}
 
 
+def is_stream_day(k: int, ticks: int) -> bool:
+    """Whether an instrument's k-th day-file (from 0) with ``ticks`` ticks can be its train
+    stream day: after its second, and long enough for a stream (the first such one is)."""
+    return k >= 2 and ticks >= STREAM_TICKS
+
+
 def train_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
     """Each instrument's day-files up to and including its train stream day (the days the
     fifth run of bench/drift_self_rule.py chose the kind entry's settings on), loaded as
@@ -301,7 +307,7 @@ def train_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
         for k, d in enumerate(found):
             b = load_day(d, 10**12)
             days.append((d.date, b.ts, b.bid, b.ask))
-            if k >= 2 and len(b) >= STREAM_TICKS:
+            if is_stream_day(k, len(b)):
                 loaded[name] = days
                 break
     return loaded
