@@ -344,16 +344,21 @@ class DriftStage:
                 }
             )
 
-    def count_suppressed(self, symbols, slot, suppressed: np.ndarray, records) -> dict[str, int]:
+    def count_suppressed(
+        self, symbols, slot, suppressed: np.ndarray, records, counts: dict | None = None
+    ) -> dict[str, int]:
         """Count the signals the gates held back (``suppressed``: their ticks) in their gates
         and in this batch's GateState records, which count the suppressions before them since
-        their gate last opened or went on probation; the counts per gate state."""
+        their gate last opened or went on probation; the counts per gate state. ``counts``:
+        a second policy's own counts per symbol (a research pipeline's variant), kept there
+        instead of in the gates."""
         by_state: dict[str, int] = defaultdict(int)
         held: dict[str, list[int]] = defaultdict(list)
         for i in suppressed.tolist():
             held[symbols[slot[i]]].append(i)
         for symbol, changes in self._changes.items():
-            count = self._suppressed_before[symbol]
+            # a variant's gate not yet watched is open, and opening starts its count at 0
+            count = self._suppressed_before[symbol] if counts is None else counts.get(symbol, 0)
             events = sorted(
                 [(i, 0, state, r) for i, state, r in changes]
                 + [(i, 1, None, None) for i in held.get(symbol, ())],
@@ -370,7 +375,10 @@ class DriftStage:
                     count = 0
                 elif r is not None:
                     records[r][1]["suppressed"] = count
-            self.gate(symbol).suppressed = count
+            if counts is None:
+                self.gate(symbol).suppressed = count
+            else:
+                counts[symbol] = count
         return dict(by_state)
 
     # --- state ---------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ tick partition), ``spark backtest run``, ``spark model eval``, ``spark drift eva
 the optimizer all call it.
 
 >>> from spark.ticks.model import Tick
->>> from spark.settings import Settings
+>>> from spark.execution.risk import Limits
+from spark.settings import ExecutionSettings, Settings
 >>> p = SignalPipeline(Settings().with_models(model="logreg", horizon_moves=0))  # H = 1 s
 >>> ticks = [Tick("EURUSD", 1_000_000 * k, bid=1.1 + k * 1e-5, ask=1.1002 + k * 1e-5)
 ...          for k in range(1, 6)]
@@ -32,14 +33,15 @@ the optimizer all call it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from spark.drift.stage import DriftStage
 from spark.execution import passive_cost
 from spark.execution.paper import PaperExecutor
+from spark.execution.risk import Limits
 from spark.features import kernel as features
 from spark.ml import linear, trees
 from spark.ml.quality import exact_auc, precision_at_top
@@ -48,7 +50,7 @@ from spark.pipeline import core
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.learners import Learners
 from spark.pipeline.screen import screen
-from spark.settings import Settings
+from spark.settings import ExecutionSettings, Settings
 
 ROLLING = 2_000  # labels in each model's rolling scores
 PROMOTION_EVERY = 1_000  # labels between promotion checks
@@ -99,6 +101,9 @@ class StepResult:
     # the measured cost of a passive round trip for the tick's symbol, bp (NaN: not yet);
     # only with the passive fill model under the cost-aware policy (else None)
     passive_cost: np.ndarray | None = None
+    # what each of the pipeline's other deciders (``SignalPipeline(variants=...)``) made of the
+    # same step: its own signals, suppressed, executions, gate records and passive costs
+    variants: list[StepResult] = field(default_factory=list)
 
     def role(self, m: int, i: int) -> str:
         return "champion" if self.champion[i] == m else "challenger"
@@ -142,8 +147,162 @@ class RollingScores:
         }
 
 
-class SignalPipeline:
+def model_side(settings: Settings) -> Settings:
+    """``settings`` without what only a ``Decider`` reads (the policy's band, min_edge and
+    min_hold_s, the execution and the limits): two settings equal here step the same
+    features, labels, models, champion and gates."""
+    return replace(
+        settings,
+        models=replace(settings.models, band=0.1, min_edge=0.0, min_hold_s=0.0),
+        execution=ExecutionSettings(),
+        limits=Limits(),
+    )
+
+
+class Decider:
+    """What turns a step's predictions into signals and orders for one set of policy
+    settings: per symbol slot the last side sent and its time, the shadow orders that
+    measure a passive round trip's cost (``spark.execution.passive_cost``); and the paper
+    executor. A pipeline has one; a research run gives it more (``variants``), one per
+    policy, so the model is stepped once for all of them (docs/policy.md, session 32)."""
+
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.last_side = np.zeros(0, np.int8)
+        self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
+        self.passive = passive_cost.new_state(0)
+        self.executor = PaperExecutor(settings.execution, settings.limits)
+        # suppressed signals counted since each gate last opened: a variant's own (the
+        # pipeline's decider counts in the gates themselves: None)
+        self.gate_counts: dict[str, int] | None = None
+
+    def grow(self, pad: int) -> None:
+        self.last_side = np.concatenate([self.last_side, np.zeros(pad, np.int8)])
+        self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
+        self.passive = tuple(
+            np.concatenate([a, b])
+            for a, b in zip(self.passive, passive_cost.new_state(pad), strict=True)
+        )
+
+    def holds(self, symbol: str) -> bool:
+        """A waiting signal, a resting order or a position of ``symbol``."""
+        executor = self.executor
+        position = executor.positions.get(symbol)
+        return bool(
+            executor.pending.get(symbol)
+            or symbol in executor.resting
+            or (position is not None and position.quantity)
+        )
+
+    def forget(self, rows: np.ndarray, names: list[str]) -> None:
+        self.last_side[rows] = 0
+        self.last_ts[rows] = 0
+        passive_cost.clear(self.passive, rows)
+        for symbol in names:
+            self.executor.forget(symbol)
+            if self.gate_counts is not None:
+                self.gate_counts.pop(symbol, None)
+
+    def _passive_costs(self, r: StepResult, symbols, models, prob_up: np.ndarray) -> np.ndarray:
+        """Step the shadow orders over the batch: per tick, the measured cost of a passive
+        round trip for its symbol (bp; NaN: not measured yet)."""
+        n, b = len(r.batch), r.batch
+        if models.fees.overrides:
+            maker = np.array([models.fees.rate(s, "maker") for s in symbols])[r.slot]
+            taker = np.array([models.fees.rate(s, "taker") for s in symbols])[r.slot]
+        else:
+            maker = np.full(n, models.fees.rate("", "maker"))
+            taker = np.full(n, models.fees.rate("", "taker"))
+        fill = models.fill
+        timeout = round(fill.timeout_ms * 1000)
+        slip, cross = models.slippage, fill.on_timeout == "cross"
+        notional, band = self.settings.execution.order_notional, self.settings.models.band
+        crossing = (float(slip.slippage_bp), float(slip.depth_spreads), float(notional))
+        rule = (timeout, cross, *crossing, band, passive_cost.SPAN, float(passive_cost.MIN_LEGS))
+        quotes = (r.quotes[:, 1], r.quotes[:, 2], r.quotes[:, 0])
+        book = (b.bid_size, b.ask_size, b.last, b.last_size)
+        batch = (r.slot, b.ts, r.valid, r.reset, *quotes, *book, prob_up)
+        out = np.empty(n)
+        passive_cost.step(batch, (maker, taker), rule, self.passive, out)
+        return out
+
+    def decide(self, r: StepResult, allowed: np.ndarray, symbols, slot_of, drift) -> None:
+        """The signal policy on the champion's probability where ``allowed``, and the paper
+        executor on the quotes and the signals: into ``r``'s signals, suppressed, executions
+        and passive_cost."""
+        n, ts = len(r.batch), r.batch.ts
+        p = r.probs[np.arange(n), r.champion]
+        decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
+        rule, models = self.settings.models, self.executor.costs
+        band = rule.band
+        mid, bid, ask = r.quotes[:, 0], r.quotes[:, 1], r.quotes[:, 2]
+        if rule.min_edge > 0:
+            hold_us = round(rule.min_hold_s * 1e6)
+            beta = r.beta[np.arange(n), r.champion]
+            if models.fill.passive:  # a round trip's spread cost and fees, measured
+                fees = r.passive_cost = self._passive_costs(r, symbols, models, p)
+            elif models.fees.overrides:  # round-trip fees per symbol, then per tick
+                fees = np.array([models.round_trip_fee_bp(s) for s in symbols])[r.slot]
+            else:
+                fees = np.full(n, models.round_trip_fee_bp(""))
+            weight = models.spread_weight
+            costs = (ts, beta, bid, ask, mid, fees, weight, rule.min_edge, hold_us)
+            decide_costed(
+                r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
+                costs, self.last_ts,
+            )  # fmt: skip
+        else:
+            decide(r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side)
+        if self.settings.gate:
+            held = np.flatnonzero(decision == SUPPRESSED)
+            r.suppressed = drift.count_suppressed(symbols, r.slot, held, r.gates, self.gate_counts)
+        for i in np.flatnonzero(decision == SIGNAL).tolist():
+            prob, name = float(p[i]), SIDES[side[i]]
+            if rule.min_edge > 0:
+                reason = _costed_reason(
+                    prob, name, float(beta[i]), bid[i] , ask[i], mid[i], rule.min_edge,
+                    float(fees[i]), weight,
+                )  # fmt: skip
+            elif name == "BUY":
+                reason = f"prob_up {prob:.3f} >= {0.5 + band:.2f}"
+            elif name == "SELL":
+                reason = f"prob_up {prob:.3f} <= {0.5 - band:.2f}"
+            else:
+                reason = f"prob_up {prob:.3f} inside {0.5 - band:.2f}..{0.5 + band:.2f}"
+            model_id, version = r.models[r.champion[i]]
+            r.signals.append(
+                (
+                    i,
+                    {
+                        "symbol": symbols[r.slot[i]],
+                        "ts": int(ts[i]),
+                        "side": name,
+                        "strength": min(abs(prob - 0.5) * 2, 1.0),
+                        "model_id": model_id,
+                        "model_version": version,
+                        "reason": reason,
+                        "prob_up": prob,
+                        "emitted_at": None,
+                    },
+                )
+            )
+        b = r.batch
+        r.executions = self.executor.on_ticks(
+            symbols,
+            slot_of,
+            r.slot,
+            ts,
+            r.quotes[:, 1],
+            r.quotes[:, 2],
+            r.quotes[:, 0],
+            r.valid,
+            r.signals,
+            (b.bid_size, b.ask_size, b.last, b.last_size),
+        )
+
+
+class SignalPipeline:
+    def __init__(self, settings: Settings, variants: Sequence[Settings] = ()) -> None:
         self.settings = settings
         self.symbols: list[str] = []  # slot -> symbol ("" = free)
         self.slot_of: dict[str, int] = {}
@@ -154,17 +313,25 @@ class SignalPipeline:
         # (spark.stream.commands); saved with the rest, so a restart takes each once
         self.commands_applied: dict[str, int] = {}
         self.last_seq = np.zeros(0, np.int64)  # each slot's latest tick number (-1: none)
-        self.last_side = np.zeros(0, np.int8)
         self.q_head = np.zeros(0, np.int64)
         self.q_tail = np.zeros(0, np.int64)
         self.q_mid = np.zeros(0)
         self.q_ties = np.zeros(0, np.int64)
         self.q_count = np.zeros(0, np.int64)  # each slot's mid moves (event-time labels)
-        self.last_ts = np.zeros(0, np.int64)  # event time of the last side sent
         self.ref_mid = np.zeros(0)  # the price screen's reference mid (NaN: none yet)
         self.jumps = np.zeros(0, np.int64)  # ticks refused by it in a row
-        # shadow orders measuring a passive round trip's cost (spark.execution.passive_cost)
-        self.passive = passive_cost.new_state(0)
+        # the policy's state and the paper executor (``Decider``); research runs may add
+        # deciders of other policy settings that share this pipeline's model (``variants``)
+        self.decider = Decider(settings)
+        for other in variants:
+            if model_side(other) != model_side(settings):
+                raise ValueError(
+                    "a variant may differ from the pipeline's settings only in its policy "
+                    "(band, min_edge, min_hold_s), execution and limits"
+                )
+        self.variants = [Decider(other) for other in variants]
+        for decider in self.variants:
+            decider.gate_counts = {}
         self.learners = Learners(settings.models)
         m = len(self.learners.slots)
         # per slot and model, the move fit (spark.pipeline.core): running means of
@@ -172,9 +339,40 @@ class SignalPipeline:
         self.q_move = np.zeros((0, m, 3))
         self.pool = core.new_pool(POOL_START, features.N_FEATURES, m)
         self.drift = DriftStage(settings.drift, models=m)
-        self.executor = PaperExecutor(settings.execution, settings.limits)
         self.scores = RollingScores(m)
         self.next_promotion_check = PROMOTION_EVERY
+
+    # the primary decider's parts, by their names before session 32
+    @property
+    def executor(self) -> PaperExecutor:
+        return self.decider.executor
+
+    @property
+    def last_side(self) -> np.ndarray:
+        return self.decider.last_side
+
+    @last_side.setter
+    def last_side(self, value: np.ndarray) -> None:
+        self.decider.last_side = value
+
+    @property
+    def last_ts(self) -> np.ndarray:
+        return self.decider.last_ts
+
+    @last_ts.setter
+    def last_ts(self, value: np.ndarray) -> None:
+        self.decider.last_ts = value
+
+    @property
+    def passive(self) -> tuple:
+        return self.decider.passive
+
+    @passive.setter
+    def passive(self, value: tuple) -> None:
+        self.decider.passive = value
+
+    def deciders(self) -> list[Decider]:
+        return [self.decider, *self.variants]
 
     # --- symbols ----------------------------------------------------------------------------
     def _slots(self, batch: TickBatch) -> np.ndarray:
@@ -197,20 +395,16 @@ class SignalPipeline:
         self.fstate, self.istate = fstate, istate
         pad = size - old
         self.last_seq = np.concatenate([self.last_seq, np.full(pad, -1, np.int64)])
-        self.last_side = np.concatenate([self.last_side, np.zeros(pad, np.int8)])
         self.q_head = np.concatenate([self.q_head, np.full(pad, core.NONE, np.int64)])
         self.q_tail = np.concatenate([self.q_tail, np.full(pad, core.NONE, np.int64)])
         self.q_mid = np.concatenate([self.q_mid, np.zeros(pad)])
         self.q_ties = np.concatenate([self.q_ties, np.zeros(pad, np.int64)])
         self.q_count = np.concatenate([self.q_count, np.zeros(pad, np.int64)])
         self.q_move = np.concatenate([self.q_move, np.zeros((pad, *self.q_move.shape[1:]))])
-        self.last_ts = np.concatenate([self.last_ts, np.zeros(pad, np.int64)])
         self.ref_mid = np.concatenate([self.ref_mid, np.full(pad, math.nan)])
         self.jumps = np.concatenate([self.jumps, np.zeros(pad, np.int64)])
-        self.passive = tuple(
-            np.concatenate([a, b])
-            for a, b in zip(self.passive, passive_cost.new_state(pad), strict=True)
-        )
+        for decider in self.deciders():
+            decider.grow(pad)
         self.drift.grow(size)
         self.symbols += [""] * pad
         self.free_slots += list(range(size - 1, old, -1))
@@ -420,38 +614,14 @@ class SignalPipeline:
             ]
         return []
 
-    def _passive_costs(self, r: StepResult, models, prob_up: np.ndarray) -> np.ndarray:
-        """Step the shadow orders over the batch: per tick, the measured cost of a passive
-        round trip for its symbol (bp; NaN: not measured yet)."""
-        n, symbols, b = len(r.batch), self.symbols, r.batch
-        if models.fees.overrides:
-            maker = np.array([models.fees.rate(s, "maker") for s in symbols])[r.slot]
-            taker = np.array([models.fees.rate(s, "taker") for s in symbols])[r.slot]
-        else:
-            maker = np.full(n, models.fees.rate("", "maker"))
-            taker = np.full(n, models.fees.rate("", "taker"))
-        fill = models.fill
-        timeout = round(fill.timeout_ms * 1000)
-        slip, cross = models.slippage, fill.on_timeout == "cross"
-        notional, band = self.settings.execution.order_notional, self.settings.models.band
-        crossing = (float(slip.slippage_bp), float(slip.depth_spreads), float(notional))
-        rule = (timeout, cross, *crossing, band, passive_cost.SPAN, float(passive_cost.MIN_LEGS))
-        quotes = (r.quotes[:, 1], r.quotes[:, 2], r.quotes[:, 0])
-        book = (b.bid_size, b.ask_size, b.last, b.last_size)
-        batch = (r.slot, b.ts, r.valid, r.reset, *quotes, *book, prob_up)
-        out = np.empty(n)
-        passive_cost.step(batch, (maker, taker), rule, self.passive, out)
-        return out
-
     def _decide(self, r: StepResult) -> None:
-        """Drift and gates, the signal policy, the paper executor."""
-        n, ts = len(r.batch), r.batch.ts
-        symbols = self.symbols
+        """Drift and gates, then each decider: the signal policy and the paper executor."""
+        n = len(r.batch)
         if self.settings.gate:
             r.alerts, r.gates, allowed = self.drift.step(
-                symbols=symbols,
+                symbols=self.symbols,
                 slot=r.slot,
-                ts=ts,
+                ts=r.batch.ts,
                 x=r.features,
                 valid=r.valid,
                 events=(r.labels.tick, r.labels.y, r.labels.p),
@@ -463,74 +633,22 @@ class SignalPipeline:
             allowed = np.ones(n, np.bool_)
         if not self.settings.trading:
             return
-        p = r.probs[np.arange(n), r.champion]
-        decision, side = np.zeros(n, np.int8), np.zeros(n, np.int8)
-        rule, models = self.settings.models, self.executor.costs
-        band = rule.band
-        mid, bid, ask = r.quotes[:, 0], r.quotes[:, 1], r.quotes[:, 2]
-        if rule.min_edge > 0:
-            hold_us = round(rule.min_hold_s * 1e6)
-            beta = r.beta[np.arange(n), r.champion]
-            if models.fill.passive:  # a round trip's spread cost and fees, measured
-                fees = r.passive_cost = self._passive_costs(r, models, p)
-            elif models.fees.overrides:  # round-trip fees per symbol, then per tick
-                fees = np.array([models.round_trip_fee_bp(s) for s in symbols])[r.slot]
-            else:
-                fees = np.full(n, models.round_trip_fee_bp(""))
-            weight = models.spread_weight
-            costs = (ts, beta, bid, ask, mid, fees, weight, rule.min_edge, hold_us)
-            decide_costed(
-                r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side,
-                costs, self.last_ts,
-            )  # fmt: skip
-        else:
-            decide(r.slot, r.valid, r.reset, p, allowed, band, self.last_side, decision, side)
-        if self.settings.gate:
-            held = np.flatnonzero(decision == SUPPRESSED)
-            r.suppressed = self.drift.count_suppressed(symbols, r.slot, held, r.gates)
-        for i in np.flatnonzero(decision == SIGNAL).tolist():
-            prob, name = float(p[i]), SIDES[side[i]]
-            if rule.min_edge > 0:
-                reason = _costed_reason(
-                    prob, name, float(beta[i]), bid[i] , ask[i], mid[i], rule.min_edge,
-                    float(fees[i]), weight,
-                )  # fmt: skip
-            elif name == "BUY":
-                reason = f"prob_up {prob:.3f} >= {0.5 + band:.2f}"
-            elif name == "SELL":
-                reason = f"prob_up {prob:.3f} <= {0.5 - band:.2f}"
-            else:
-                reason = f"prob_up {prob:.3f} inside {0.5 - band:.2f}..{0.5 + band:.2f}"
-            model_id, version = r.models[r.champion[i]]
-            r.signals.append(
-                (
-                    i,
-                    {
-                        "symbol": symbols[r.slot[i]],
-                        "ts": int(ts[i]),
-                        "side": name,
-                        "strength": min(abs(prob - 0.5) * 2, 1.0),
-                        "model_id": model_id,
-                        "model_version": version,
-                        "reason": reason,
-                        "prob_up": prob,
-                        "emitted_at": None,
-                    },
-                )
+        # each variant's own copy of what a decider writes (the gate records' counts too)
+        r.variants = [
+            replace(
+                r,
+                gates=[(i, dict(record)) for i, record in r.gates],
+                signals=[],
+                suppressed={},
+                executions=[],
+                passive_cost=None,
+                variants=[],
             )
-        b = r.batch
-        r.executions = self.executor.on_ticks(
-            symbols,
-            self.slot_of,
-            r.slot,
-            ts,
-            r.quotes[:, 1],
-            r.quotes[:, 2],
-            r.quotes[:, 0],
-            r.valid,
-            r.signals,
-            (b.bid_size, b.ask_size, b.last, b.last_size),
-        )
+            for _ in self.variants
+        ]
+        self.decider.decide(r, allowed, self.symbols, self.slot_of, self.drift)
+        for decider, mine in zip(self.variants, r.variants, strict=True):
+            decider.decide(mine, allowed, self.symbols, self.slot_of, self.drift)
 
     # --- registered models ----------------------------------------------------------------------
     def add_model(
@@ -612,7 +730,10 @@ class SignalPipeline:
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
         """Everything the pipeline holds: (JSON-able part, arrays, b""; before session 16 the
         last part held the ADWIN detectors pickled). ``from_state`` continues exactly where
-        this one is, and reads the older form too."""
+        this one is, and reads the older form too. A research pipeline with ``variants``
+        has no saved form (ValueError)."""
+        if self.variants:
+            raise ValueError("a pipeline with variants (a research run) is not saved")
         learners_meta, learners_arrays = self.learners.state()
         drift_meta, drift_arrays, concept = self.drift.state()
         meta = {
@@ -693,17 +814,12 @@ class SignalPipeline:
         position, no waiting signal and no gate that is not open. Such a symbol starts fresh
         if it returns whether or not it was freed (``spark.pipeline.core``), so freeing it
         between any two steps changes no record."""
-        idle, executor = self.settings.idle_evict_ticks, self.executor
+        idle = self.settings.idle_evict_ticks
         candidates = np.flatnonzero((self.last_seq >= 0) & (self.seq - self.last_seq > idle))
         gone = [
             s
             for s in candidates.tolist()
-            if not executor.pending.get(self.symbols[s])
-            and self.symbols[s] not in executor.resting
-            and not (
-                self.symbols[s] in executor.positions
-                and executor.positions[self.symbols[s]].quantity
-            )
+            if not any(decider.holds(self.symbols[s]) for decider in self.deciders())
             and (
                 self.symbols[s] not in self.drift.gates
                 or self.drift.gates[self.symbols[s]].allows_signals
@@ -714,22 +830,20 @@ class SignalPipeline:
         rows = np.array(gone)
         core.release(rows, self.q_head, self.q_tail, self.pool)
         self.fstate[rows], self.istate[rows] = features.new_state(len(rows))
-        self.last_side[rows] = 0
         self.last_seq[rows] = -1
         self.q_mid[rows] = 0.0
         self.q_move[rows] = 0.0
         self.q_count[rows] = 0
-        self.last_ts[rows] = 0
         self.ref_mid[rows] = math.nan
         self.jumps[rows] = 0
-        passive_cost.clear(self.passive, rows)
         names = [self.symbols[s] for s in gone]
+        for decider in self.deciders():
+            decider.forget(rows, names)
         self.drift.forget(rows, names)
         self.symbols = list(self.symbols)  # a result of an earlier step keeps the old names
         for s, symbol in zip(gone, names, strict=True):
             del self.slot_of[symbol]
             self.symbols[s] = ""
-            executor.forget(symbol)
         self.free_slots += gone
 
 
