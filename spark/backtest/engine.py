@@ -27,6 +27,7 @@ from spark.execution.risk import LIMIT_NAMES, ExecutionSettings, Limits
 from spark.ml.quality import exact_auc, precision_at_top
 from spark.pipeline.batch import TickBatch
 from spark.pipeline.offline import CHUNK, OfflineRun
+from spark.pipeline.pipeline import StepResult, model_side
 from spark.pipeline.records import all_records
 from spark.settings import DEFAULT_MODEL, MODEL_NAMES, ModelSettings, Settings
 from spark.ticks.model import Tick
@@ -324,57 +325,55 @@ def run_backtest(
     keep_trades: bool = True,
     settings: Settings | None = None,
     on_records: Callable[[list[tuple[int, str, dict]]], None] | None = None,
+    chunk: int = CHUNK,
 ) -> BacktestResult:
     """Run ``params`` over ``ticks`` (time-ordered, valid: a TickBatch or Ticks);
     ``on_tick(n)`` reports progress; ``settings`` (default: the environment's) give
     everything ``params`` does not; ``on_records`` receives every record the pipelines
-    produce (tick position, topic id, record) chunk by chunk, by tick."""
+    produce (tick position, topic id, record) chunk by chunk, by tick. ``chunk``: ticks a
+    step (the records never depend on it; the equity path's sums may, in the last bits)."""
     params = params or BacktestParams()
+    return run_backtests(ticks, [params], on_tick, keep_trades, settings, on_records, chunk)[0]
+
+
+def run_backtests(
+    ticks: TickBatch | Iterable[Tick],
+    params: list[BacktestParams],
+    on_tick: Callable[[int], None] | None = None,
+    keep_trades: bool = True,
+    settings: Settings | None = None,
+    on_records: Callable[[list[tuple[int, str, dict]]], None] | None = None,
+    chunk: int = CHUNK,
+) -> list[BacktestResult]:
+    """``run_backtest`` of each of ``params``, which differ only in their policy (band,
+    min_edge, min_hold_s), costs, fills and limits: the model is stepped once and each
+    policy decides on its results (``SignalPipeline``'s variants), so each result equals its
+    own ``run_backtest``'s to the last digit (a test) in a fraction of the time
+    (docs/policy.md, session 32). ``on_records``: the first policy's records. Each result's
+    ``seconds`` is the whole run's. InvalidParams if two of ``params`` differ in the model
+    (model, horizon, gate). ``chunk``: as ``run_backtest``'s."""
+    if not params:
+        return []
     started = time.monotonic()
     batch = ticks if isinstance(ticks, TickBatch) else TickBatch.from_ticks(ticks)
-    run = OfflineRun(_settings(params, settings or Settings.from_env()))
-    result = BacktestResult(params.as_dict())
-    result.ticks, result.symbols = len(batch), len(batch.symbols)
-    result.cost_models = CostModels.from_settings(run.settings.execution).describe()
-    positions = np.zeros((len(batch.symbols), 4))  # quantity, avg price, realized, mark
-    equity = np.full(len(batch), np.nan)
-    scored_p, scored_y, scored_at, fills, produced = [], [], [], [], []
-    passive_sum, passive_n = 0.0, 0
-    for lo in range(0, len(batch), CHUNK):
-        chunk = batch.take(lo, lo + CHUNK)
-        valid, mid = np.zeros(len(chunk), np.bool_), np.full(len(chunk), np.nan)
-        moves = []  # (tick in chunk, order, symbol code, Position record) of every fill
+    base = settings or Settings.from_env()
+    chosen = [_settings(p, base) for p in params]
+    if any(model_side(s) != model_side(chosen[0]) for s in chosen[1:]):
+        raise InvalidParams(
+            "backtests run together must share the model, horizon and gate; "
+            "only the policy, costs, fills and limits may differ"
+        )
+    run = OfflineRun(chosen[0], variants=chosen[1:])
+    tallies = [_Tally(p, s, batch) for p, s in zip(params, chosen, strict=True)]
+    produced = []
+    step = chunk
+    for lo in range(0, len(batch), step):
+        chunk = batch.take(lo, lo + step)
+        for tally in tallies:
+            tally.start(chunk)
         for idx, r in run.step(chunk):
-            valid[idx], mid[idx] = r.valid, r.quotes[:, 0]
-            result.signals += len(r.signals)
-            result.suppressed += sum(r.suppressed.values())
-            if r.passive_cost is not None:
-                known = r.passive_cost[~np.isnan(r.passive_cost)]
-                passive_sum, passive_n = passive_sum + float(known.sum()), passive_n + len(known)
-            if len(r.labels):
-                champion = r.champion[r.labels.tick]
-                scored_p.append(r.labels.p[np.arange(len(r.labels)), champion])
-                scored_y.append(r.labels.y)
-                scored_at.append(lo + idx[r.labels.tick])
-            for i, kind, record in r.executions:
-                if kind == "order":
-                    result.orders += 1
-                elif kind == "rejection":
-                    result.rejected += 1
-                elif kind == "cancel":
-                    result.unfilled += 1
-                elif kind == "fill":
-                    fills.append((lo + int(idx[i]), len(fills), record))
-                    direction = 1.0 if record["side"] == "BUY" else -1.0
-                    paid = direction * (record["price"] - r.quotes[i, 0]) * record["quantity"]
-                    result.spread_cost += paid
-                    if record.get("liquidity") == "maker":
-                        result.maker_fills += 1
-                    else:
-                        result.taker_fills += 1
-                    result.traded_notional += record["price"] * record["quantity"]
-                elif kind == "position":
-                    moves.append((int(idx[i]), len(moves), chunk.code[idx[i]], record))
+            for tally, mine in zip(tallies, [r, *r.variants], strict=True):
+                tally.take(lo, idx, mine)
             if on_records is not None:
                 horizon_ms = run.settings.models.horizon_ms
                 symbols = run.pipelines[run.partition(chunk.symbols[chunk.code[idx[0]]])].symbols
@@ -385,53 +384,122 @@ def run_backtest(
             produced.sort(key=lambda r: r[0])
             on_records(produced)
             produced = []
-        moves.sort(key=lambda m: m[:2])
+        for tally in tallies:
+            tally.end(lo, chunk)
+        if on_tick is not None:
+            on_tick(lo + len(chunk))
+    out = []
+    for k, tally in enumerate(tallies):
+        executors = [pipeline.deciders()[k].executor for pipeline in run.pipelines.values()]
+        out.append(tally.finish(batch, executors, keep_trades))
+    seconds = time.monotonic() - started
+    for result in out:
+        result.seconds = seconds
+    return out
+
+
+class _Tally:
+    """One policy's figures over a run, result by result (``run_backtests``)."""
+
+    def __init__(self, params: BacktestParams, settings: Settings, batch: TickBatch) -> None:
+        result = self.result = BacktestResult(params.as_dict())
+        result.ticks, result.symbols = len(batch), len(batch.symbols)
+        result.cost_models = CostModels.from_settings(settings.execution).describe()
+        self.positions = np.zeros((len(batch.symbols), 4))  # quantity, avg price, realized, mark
+        self.equity = np.full(len(batch), np.nan)
+        self.scored_p, self.scored_y, self.scored_at, self.fills = [], [], [], []
+        self.passive_sum, self.passive_n = 0.0, 0
+
+    def start(self, chunk: TickBatch) -> None:
+        self.code = chunk.code
+        self.valid = np.zeros(len(chunk), np.bool_)
+        self.mid = np.full(len(chunk), np.nan)
+        self.moves = []  # (tick in chunk, order, symbol code, Position record) of every fill
+
+    def take(self, lo: int, idx: np.ndarray, r: StepResult) -> None:
+        """A pipeline's result for the chunk's ticks ``idx`` (the chunk starts at ``lo``)."""
+        result, fills = self.result, self.fills
+        self.valid[idx], self.mid[idx] = r.valid, r.quotes[:, 0]
+        result.signals += len(r.signals)
+        result.suppressed += sum(r.suppressed.values())
+        if r.passive_cost is not None:
+            known = r.passive_cost[~np.isnan(r.passive_cost)]
+            self.passive_sum += float(known.sum())
+            self.passive_n += len(known)
+        if len(r.labels):
+            champion = r.champion[r.labels.tick]
+            self.scored_p.append(r.labels.p[np.arange(len(r.labels)), champion])
+            self.scored_y.append(r.labels.y)
+            self.scored_at.append(lo + idx[r.labels.tick])
+        code = self.code
+        for i, kind, record in r.executions:
+            if kind == "order":
+                result.orders += 1
+            elif kind == "rejection":
+                result.rejected += 1
+            elif kind == "cancel":
+                result.unfilled += 1
+            elif kind == "fill":
+                fills.append((lo + int(idx[i]), len(fills), record))
+                direction = 1.0 if record["side"] == "BUY" else -1.0
+                paid = direction * (record["price"] - r.quotes[i, 0]) * record["quantity"]
+                result.spread_cost += paid
+                if record.get("liquidity") == "maker":
+                    result.maker_fills += 1
+                else:
+                    result.taker_fills += 1
+                result.traded_notional += record["price"] * record["quantity"]
+            elif kind == "position":
+                self.moves.append((int(idx[i]), len(self.moves), code[idx[i]], record))
+
+    def end(self, lo: int, chunk: TickBatch) -> None:
+        moves = sorted(self.moves, key=lambda m: m[:2])
         _equity_path(
             chunk.code,
-            valid,
-            mid,
+            self.valid,
+            self.mid,
             np.array([m[0] for m in moves], np.int64),
             np.array([m[2] for m in moves], np.int64),
             np.array([m[3]["quantity"] for m in moves]),
             np.array([m[3]["avg_price"] for m in moves]),
             np.array([m[3]["realized_pnl"] for m in moves]),
-            positions,
-            equity[lo : lo + CHUNK],
+            self.positions,
+            self.equity[lo : lo + len(chunk)],
         )
-        if on_tick is not None:
-            on_tick(lo + len(chunk))
-    fills.sort(key=lambda f: f[:2])
-    result.fills = len(fills)
-    result.fees = sum(f[2]["fee"] for f in fills)
-    if keep_trades:
-        result.trades = [f[2] for f in fills]
-    if scored_y:
-        order = np.argsort(np.concatenate(scored_at), kind="stable")
-        p, y = np.concatenate(scored_p)[order], np.concatenate(scored_y)[order]
-        result.labels = len(y)
-        result.auc, result.precision_at_20 = exact_auc(p, y), precision_at_top(p, y)
-    executors = [pipeline.executor for pipeline in run.pipelines.values()]
-    held = [p for ex in executors for p in ex.positions.values()]
-    result.realized_pnl = sum(p.realized for p in held)
-    result.unrealized_pnl = sum(p.unrealized for p in held)
-    result.pnl = result.realized_pnl + result.unrealized_pnl
-    result.gross_pnl = result.pnl + result.fees + result.spread_cost
-    if result.traded_notional > 0:
-        result.break_even_edge_bp = per_round_trip_bp(
-            result.fees + result.spread_cost, result.traded_notional
-        )
-        result.edge_bp = per_round_trip_bp(result.gross_pnl, result.traded_notional)
-    if passive_n:
-        result.passive_cost_bp = passive_sum / passive_n
-    for ex in executors:
-        for name, count in ex.rejections.items():
-            result.rejections[name] = result.rejections.get(name, 0) + count
-    result.no_change = sum(ex.unchanged for ex in executors)
-    result.pending = sum(len(q) for ex in executors for q in ex.pending.values())
-    result.working = sum(len(ex.resting) for ex in executors)
-    _curve(result, batch.ts, equity)
-    result.seconds = time.monotonic() - started
-    return result
+
+    def finish(self, batch: TickBatch, executors: list, keep_trades: bool) -> BacktestResult:
+        result, fills = self.result, self.fills
+        fills.sort(key=lambda f: f[:2])
+        result.fills = len(fills)
+        result.fees = sum(f[2]["fee"] for f in fills)
+        if keep_trades:
+            result.trades = [f[2] for f in fills]
+        if self.scored_y:
+            order = np.argsort(np.concatenate(self.scored_at), kind="stable")
+            p = np.concatenate(self.scored_p)[order]
+            y = np.concatenate(self.scored_y)[order]
+            result.labels = len(y)
+            result.auc, result.precision_at_20 = exact_auc(p, y), precision_at_top(p, y)
+        held = [p for ex in executors for p in ex.positions.values()]
+        result.realized_pnl = sum(p.realized for p in held)
+        result.unrealized_pnl = sum(p.unrealized for p in held)
+        result.pnl = result.realized_pnl + result.unrealized_pnl
+        result.gross_pnl = result.pnl + result.fees + result.spread_cost
+        if result.traded_notional > 0:
+            result.break_even_edge_bp = per_round_trip_bp(
+                result.fees + result.spread_cost, result.traded_notional
+            )
+            result.edge_bp = per_round_trip_bp(result.gross_pnl, result.traded_notional)
+        if self.passive_n:
+            result.passive_cost_bp = self.passive_sum / self.passive_n
+        for ex in executors:
+            for name, count in ex.rejections.items():
+                result.rejections[name] = result.rejections.get(name, 0) + count
+        result.no_change = sum(ex.unchanged for ex in executors)
+        result.pending = sum(len(q) for ex in executors for q in ex.pending.values())
+        result.working = sum(len(ex.resting) for ex in executors)
+        _curve(result, batch.ts, self.equity)
+        return result
 
 
 def _curve(result: BacktestResult, ts: np.ndarray, equity: np.ndarray) -> None:

@@ -10,7 +10,7 @@ what the worker computes, record for record (tests/test_parity.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -24,8 +24,13 @@ CHUNK = 20_000
 
 
 class OfflineRun:
-    def __init__(self, settings: Settings, partitions: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, partitions: int | None = None, variants: Sequence[Settings] = ()
+    ) -> None:
+        """``variants``: other policies each pipeline decides for too (``SignalPipeline``),
+        their results in each result's ``variants``."""
         self.settings = settings
+        self.variants = tuple(variants)
         self.partitions = partitions or catalog()["ticks"].partitions
         self.pipelines: dict[int, SignalPipeline] = {}
         self._partition_of: dict[str, int] = {}
@@ -46,7 +51,7 @@ class OfflineRun:
             part = batch if len(idx) == len(batch) else batch.select(idx)
             pipeline = self.pipelines.get(p)
             if pipeline is None:
-                pipeline = self.pipelines[p] = SignalPipeline(self.settings)
+                pipeline = self.pipelines[p] = SignalPipeline(self.settings, self.variants)
             result = pipeline.step(part)
             if result.kept is not None:  # the price screen refused some (their positions:
                 result.screened = [(int(idx[i]), r, d) for i, r, d in result.screened]

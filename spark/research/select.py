@@ -190,25 +190,33 @@ def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
 
 
 def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[dict]]:
-    """Every candidate's figures on one day-file (fresh pipelines each)."""
-    from spark.backtest.engine import BacktestParams, run_backtest
+    """Every candidate's figures on one day-file: one model run per learner and horizon,
+    each of its policies deciding on it (``run_backtests``; fresh pipelines each run)."""
+    from spark.backtest.engine import BacktestParams, run_backtests
     from spark.settings import Settings
 
     day, candidates, max_ticks = task
     batch = load_day(day, max_ticks)
-    rows = []
+    groups: dict[tuple, list[Candidate]] = {}
     for c in candidates:
-        params = BacktestParams(
-            model=c.model,
-            horizon_s=c.horizon_s,
-            horizon_moves=c.horizon_moves,
-            min_edge=c.min_edge,
-            min_hold_s=c.min_hold_s,
-            fill_model=c.fill,
-        )
-        result = run_backtest(batch, params, keep_trades=False, settings=Settings())
-        rows.append({k: float(getattr(result, k)) for k in FIGURES} | {"candidate": c.name})
-    return day, rows
+        groups.setdefault((c.model, c.horizon_s, c.horizon_moves), []).append(c)
+    found: dict[str, dict] = {}
+    for group in groups.values():
+        params = [
+            BacktestParams(
+                model=c.model,
+                horizon_s=c.horizon_s,
+                horizon_moves=c.horizon_moves,
+                min_edge=c.min_edge,
+                min_hold_s=c.min_hold_s,
+                fill_model=c.fill,
+            )
+            for c in group
+        ]
+        results = run_backtests(batch, params, keep_trades=False, settings=Settings())
+        for c, result in zip(group, results, strict=True):
+            found[c.name] = {k: float(getattr(result, k)) for k in FIGURES} | {"candidate": c.name}
+    return day, [found[c.name] for c in candidates]
 
 
 def _mean(values: list[float]) -> float:
