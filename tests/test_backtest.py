@@ -12,6 +12,7 @@ from spark.backtest.engine import (
     BacktestParams,
     InvalidParams,
     run_backtest,
+    shared_runs,
     sharpe_ratio,
 )
 from spark.execution.paper import Position
@@ -109,17 +110,22 @@ def test_a_sweep_ranks_every_combination_by_the_objective(fx):
         "limit": 3000,
         "gate": False,
         "min_edge": 0.0,  # the band policy: it trades
-        "grid": {"band": [0.05, 0.15], "fee_bp": [0.0, 1.0]},
+        "grid": {"band": [0.05, 0.15], "fee_bp": [0.0, 1.0], "horizon_s": [1.0, 5.0]},
         "objective": "pnl",
     }
     out = run_sweep(params, restrict=False)
-    assert len(out["ranking"]) == 4 and out["metrics"]["combinations"] == 4
+    assert len(out["ranking"]) == 8 and out["metrics"]["combinations"] == 8
     pnls = [row["objective"] for row in out["ranking"]]
     assert pnls == sorted(pnls, reverse=True)
-    # each row is exactly a backtest of its combination
+    # two model runs (one per horizon), four policies each; each row is exactly a backtest
+    # of its combination, figure for figure
+    combos = [BacktestParams.from_dict(row["params"]) for row in out["ranking"]]
+    assert sorted(len(g) for g in shared_runs(combos)) == [4, 4]
+    assert len({row["metrics"]["pnl"] for row in out["ranking"]}) == 8
     for row in out["ranking"]:
-        alone = run_backtest(fx[:3000], BacktestParams.from_dict(row["params"]))
-        assert alone.pnl == pytest.approx(row["metrics"]["pnl"])
+        alone = run_backtest(fx[:3000], BacktestParams.from_dict(row["params"])).metrics()
+        del alone["seconds"]
+        assert {k: row["metrics"][k] for k in alone} == pytest.approx(alone, nan_ok=True, abs=0)
     assert out["best"]["params"]["fee_bp"] == 0.0  # same orders, no fees: never worse
 
 

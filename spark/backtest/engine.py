@@ -398,6 +398,16 @@ def run_backtests(
     return out
 
 
+def shared_runs(params: list[BacktestParams], settings: Settings | None = None) -> list[list[int]]:
+    """The positions of ``params`` in groups that ``run_backtests`` can run together (the
+    same model, horizon and gate), each group in the order given, groups by first member."""
+    base = settings or Settings.from_env()
+    groups: dict[Settings, list[int]] = {}
+    for k, p in enumerate(params):
+        groups.setdefault(model_side(_settings(p, base)), []).append(k)
+    return list(groups.values())
+
+
 class _Tally:
     """One policy's figures over a run, result by result (``run_backtests``)."""
 

@@ -19,8 +19,10 @@ Parameters: those of a backtest (``spark.jobs.backtest``: data and base strategy
   chosen combination ranked among all of them on the test window, and the out-of-sample
   totals: the honest figure of the sweep (docs/jobs.md).
 
-Every combination runs the live pipeline (``run_backtest``) over the same ticks,
-read once into columns; each window starts fresh (model, features, executor). The result
+Every combination runs the live pipeline over the same ticks, read once into columns;
+each window starts fresh (model, features, executor). In one process, combinations that
+share the model (model, horizon, gate) step it once, each with its own policy, costs and
+executor (``run_backtests``): the same figures as one backtest each, faster. The result
 ranks them; the best one's figures are the job's metrics. Runs are deterministic: the same
 request gives the same result. Beware of choosing on the data you report: docs/jobs.md.
 """
@@ -32,7 +34,7 @@ import json
 import math
 from pathlib import Path
 
-from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
+from spark.backtest.engine import BacktestParams, InvalidParams, run_backtests, shared_runs
 from spark.errors import SparkError
 from spark.jobs.backtest import (
     DATA_KEYS,
@@ -146,22 +148,29 @@ def unique_windows(walk: dict) -> list[tuple[int, int]]:
 
 
 def _rank(ticks, combos, score, on_combo=None, done: int = 0, total: int = 0) -> list[dict]:
-    """Every combination on ``ticks``, best first (NaN objectives last)."""
+    """Every combination on ``ticks``, best first (NaN objectives last). Combinations that
+    share the model (model, horizon, gate) run as one model run with a policy each
+    (``run_backtests``; the figures are each one's own backtest's); each one's ``seconds``
+    is its share of that run."""
+    params = [BacktestParams.from_dict(combo) for combo in combos]
     ranking = []
-    for i, combo in enumerate(combos):
-        result = run_backtest(ticks, BacktestParams.from_dict(combo), keep_trades=False)
-        metrics = result.metrics()
-        value = score(metrics)
-        ranking.append(
-            {
-                "index": i,
-                "params": combo,
-                "objective": None if value != value else value,
-                "metrics": metrics,
-            }
-        )
+    for group in shared_runs(params):
+        results = run_backtests(ticks, [params[i] for i in group], keep_trades=False)
+        for i, result in zip(group, results, strict=True):
+            metrics = result.metrics()
+            metrics["seconds"] = result.seconds / len(group)
+            value = score(metrics)
+            ranking.append(
+                {
+                    "index": i,
+                    "params": combos[i],
+                    "objective": None if value != value else value,
+                    "metrics": metrics,
+                }
+            )
+        done += len(group)
         if on_combo is not None:
-            on_combo(done + i + 1, total or len(combos))
+            on_combo(done, total or len(combos))
     return best_first(ranking)
 
 
