@@ -5,6 +5,7 @@ to the last digit, wherever the data is cut, on real ticks, with gates that clos
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,21 @@ def test_the_selection_scores_a_day_with_one_model_run_per_learner_and_horizon()
         expected = {k: float(getattr(alone, k)) for k in FIGURES}
         assert {k: row[k] for k in FIGURES} == pytest.approx(expected, nan_ok=True, abs=0), c.name
     assert rows[0]["fills"] > 0  # the band policy trades on these ticks
+
+
+def test_a_symbol_is_freed_only_when_no_policy_holds_it():
+    """EURUSD, then IBM long enough for EURUSD to count as idle, then EURUSD again: the
+    band policy holds EURUSD across the silence, the cost-aware one (taker fees) never
+    trades; run together, the band policy's figures are still its own run's."""
+    eur, ibm = load_day(EURUSD, 6_000), load_day(IBM, 3_000)
+    ibm = follow(eur.take(0, 3_000), ibm)
+    later = follow(ibm, eur.take(3_000, 6_000))
+    batch = TickBatch.concat([eur.take(0, 3_000), ibm, later])
+    base = replace(Settings(), idle_evict_ticks=1_000)
+    quiet = BacktestParams(model="logreg", min_edge=4.0, fill_model="taker")
+    band = BacktestParams(model="logreg", min_edge=0.0, fill_model="passive")
+    alone = run_backtest(batch, band, settings=base, chunk=1_500)
+    assert alone.fills > 0
+    assert run_backtest(batch, quiet, settings=base, chunk=1_500).fills == 0
+    shared = run_backtests(batch, [quiet, band], settings=base, chunk=1_500)[1]
+    assert same(shared, alone) == []
