@@ -289,11 +289,11 @@ def test_order_ids_are_unique_even_for_signals_at_the_same_time():
     assert run() == ids
 
 
-def _queued_run(ttl_ms: float, signals_first: bool):
+def _queued_run(ttl_ms: float, signals_first: bool, quotes_first: bool = False):
     """A passive order resting 5 s at a time (quotes never reach its price), and a signal
     every second flipping the side: signals queue behind the working orders. Signals first
-    then the quotes, or both in event order (as ``on_ticks`` gives them). Returns the
-    executor and its outputs."""
+    then the quotes, the quotes first then the signals, or both in event order (as
+    ``on_ticks`` gives them). Returns the executor and its outputs."""
     ex = make(fill_model="passive", passive_timeout_ms=5_000, signal_ttl_ms=ttl_ms)
     quotes = [(T0 + i * 100 * MS, 1.0000, 1.0002) for i in range(600)]  # 60 s, a still market
     sides = ["BUY", "SELL"]
@@ -303,6 +303,11 @@ def _queued_run(ttl_ms: float, signals_first: bool):
         out += [r for s in signals for r in ex.on_signal(s)]
         for ts, bid, ask in quotes:
             out += quote(ex, ts, bid, ask)
+        return ex, out
+    if quotes_first:
+        for ts, bid, ask in quotes:
+            out += quote(ex, ts, bid, ask)
+        out += [r for s in signals for r in ex.on_signal(s)]
         return ex, out
     events = sorted([(ts, 0, (ts, bid, ask)) for ts, bid, ask in quotes]
                     + [(s["ts"], 1, s) for s in signals], key=lambda e: e[:2])  # fmt: skip
@@ -334,6 +339,18 @@ def test_a_signal_that_waited_past_its_time_to_live_is_refused_not_filled_late()
         assert done + waiting == 50  # each signal: an outcome (a resting order is one), or waiting
         runs.append(out)
     assert runs[0] == runs[1]
+
+
+def test_signals_read_after_quotes_far_ahead_wait_for_the_order_before_them():
+    """The executor fed from two topics may read a symbol's quotes well past its next
+    signals. An earlier passive order then ends at a quote already read, and a signal made
+    while that order rested still waits for it, as in event order: the same orders,
+    fills, cancels and refusals, each at the same quote (only the order in which they are
+    returned differs)."""
+    _, in_order = _queued_run(10_000, signals_first=False)
+    ex, ahead = _queued_run(10_000, signals_first=False, quotes_first=True)
+    assert ex.rejections.get("signal_expired")
+    assert sorted(map(repr, ahead)) == sorted(map(repr, in_order))
 
 
 def test_a_quiet_market_alone_does_not_expire_a_signal():

@@ -194,6 +194,9 @@ class PaperExecutor:
         self.settings = settings
         self.costs = CostModels.from_settings(settings)
         self.resting: dict[str, Resting] = {}  # passive orders in the queue, per symbol
+        # per symbol, the quote row (counted from the first quote ever) its last resting order
+        # ended at: a signal read later but made before it would have waited for it
+        self.free_row: dict[str, int] = {}
         self.cancelled = 0  # passive orders cancelled unfilled
         self.base_limits = limits  # configured (environment)
         self.limits = limits  # configured + operator overrides
@@ -254,7 +257,7 @@ class PaperExecutor:
         if symbol in self.resting:
             k = self._scan(symbol, quotes, len(quotes.rows))
             if k is not None:
-                out += self._settle(symbol, quotes.rows[k])
+                out += self._settle(symbol, quotes.rows[k], quotes.base + k)
         waiting = self.pending.get(symbol)
         row = quotes.base + len(quotes.rows) - 1
         while waiting and symbol not in self.resting and self._due(symbol, waiting[0]["ts"], ts):
@@ -274,13 +277,17 @@ class PaperExecutor:
             quotes = self.quotes.get(symbol)
             if quotes is not None:
                 end = self._end(quotes)
-                for i in range(bisect.bisect_right(quotes.ts, ts, 0, end), end):
+                start = bisect.bisect_right(quotes.ts, ts, 0, end)
+                # read after quotes past it: the symbol's last resting order may have ended
+                # after the signal was made, and in event order the signal waited for that
+                start = max(start, self.free_row.get(symbol, 0) - quotes.base)
+                for i in range(start, end):
                     if self._due(symbol, ts, quotes.ts[i]):
                         out = self._execute(signal, quotes.rows[i], quotes.base + i)
                         if symbol in self.resting:  # posted passive: the known rows since
                             k = self._scan(symbol, quotes, end)
                             if k is not None:
-                                out += self._settle(symbol, quotes.rows[k])
+                                out += self._settle(symbol, quotes.rows[k], quotes.base + k)
                         return out
         waiting.append(
             {k: signal.get(k) for k in ("symbol", "ts", "side", "model_version", "strength")}
@@ -361,7 +368,8 @@ class PaperExecutor:
                 quote = quotes.rows[at]
                 resting = self.resting.get(symbol)
                 if resting is not None and resting.resolved is not None:
-                    out.extend((j, k, r) for k, r in self._settle(symbol, quote))
+                    settled = self._settle(symbol, quote, quotes.base + at)
+                    out.extend((j, k, r) for k, r in settled)
                 waiting = self.pending.get(symbol)
                 while (
                     waiting
@@ -404,6 +412,7 @@ class PaperExecutor:
         self.dropped.pop(symbol, None)
         self.pending.pop(symbol, None)
         self.resting.pop(symbol, None)
+        self.free_row.pop(symbol, None)
 
     def _trim(self) -> None:
         """Keep each symbol's quotes back to the oldest signal still waiting (and one before
@@ -672,10 +681,11 @@ class PaperExecutor:
                 return k
         return None
 
-    def _settle(self, symbol: str, quote: tuple) -> list[tuple[str, dict]]:
-        """The resting order of ``symbol`` ends at ``quote``: filled as a maker at its
-        price; or, past its timeout, crossed as a taker or cancelled."""
+    def _settle(self, symbol: str, quote: tuple, row: int) -> list[tuple[str, dict]]:
+        """The resting order of ``symbol`` ends at ``quote`` (quote row ``row``): filled as a
+        maker at its price; or, past its timeout, crossed as a taker or cancelled."""
         resting = self.resting.pop(symbol)
+        self.free_row[symbol] = row
         how = resting.resolved[0]
         if how == "fill":
             return self._fill(resting.order, resting.delta, quote, "maker")
@@ -768,6 +778,7 @@ class PaperExecutor:
             "quote_base": {s: q.base for s, q in self.quotes.items() if q.base},
             "dropped": {s: list(r) for s, r in self.dropped.items()},
             "resting": {s: r.state() for s, r in self.resting.items()},
+            "free_row": dict(self.free_row),
             "cancelled": self.cancelled,
         }
 
@@ -803,6 +814,7 @@ class PaperExecutor:
             quotes.base = int(bases.get(symbol, 0))
         self.dropped = {s: tuple(r) for s, r in saved.get("dropped", {}).items()}
         self.resting = {s: Resting.load(r) for s, r in saved.get("resting", {}).items()}
+        self.free_row = {s: int(r) for s, r in saved.get("free_row", {}).items()}
         self.cancelled = int(saved.get("cancelled", 0))
 
 
