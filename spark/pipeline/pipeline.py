@@ -1,8 +1,9 @@
 """SignalPipeline: the one place where the stages are composed (docs/hot-path.md).
 
-A pipeline owns, per symbol, the feature state, the label queue, the drift detectors,
-the gate and the signal side; and, for all its symbols, the learners (champion and
-challengers) and the paper executor. ``step(batch)`` runs, over a TickBatch:
+A pipeline owns, per symbol, the feature state, the label queue, the drift detectors and
+the gate; for all its symbols, the learners (champion and challengers); and a
+``Decider``: the signal side per symbol and the paper executor. ``step(batch)`` runs,
+over a TickBatch:
 
 1. the compiled loop (``spark.pipeline.core``): features, labels, learning, predictions;
 2. scores and promotions: each model's rolling AUC over its last 2,000 labels; every
@@ -12,14 +13,17 @@ challengers) and the paper executor. ``step(batch)`` runs, over a TickBatch:
 4. the signal policy (``spark.ml.signals``) on the champion's probability;
 5. the paper executor (``spark.execution.paper``) on quotes and signals.
 
+Steps 4 and 5 are the decider's. A research run may give the pipeline more deciders
+(``variants``: other bands, edges, fills, costs, limits), each deciding on the same
+steps 1–3, which then run once for all of them (``run_backtests``).
+
 It is pure: no Kafka, no clock, no randomness. The records of ``step(a + b)`` equal those
 of ``step(a)`` then ``step(b)``, wherever a batch is cut; the live worker (one pipeline per
 tick partition), ``spark backtest run``, ``spark model eval``, ``spark drift eval`` and
 the optimizer all call it.
 
 >>> from spark.ticks.model import Tick
->>> from spark.execution.risk import Limits
-from spark.settings import ExecutionSettings, Settings
+>>> from spark.settings import Settings
 >>> p = SignalPipeline(Settings().with_models(model="logreg", horizon_moves=0))  # H = 1 s
 >>> ticks = [Tick("EURUSD", 1_000_000 * k, bid=1.1 + k * 1e-5, ask=1.1002 + k * 1e-5)
 ...          for k in range(1, 6)]
