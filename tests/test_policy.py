@@ -510,8 +510,9 @@ def test_research_select_runs_the_protocol_end_to_end(shared_data, tmp_path):
     assert more.exit_code == 1 and "run it again" in more.output  # the file has logreg 1 s only
     other = CliRunner().invoke(
         cli, ["research", "select", "--data", str(empty), "--scores", str(tmp_path / "scores.json")]
-    )  # the default 50,000 ticks a day-file: not the figures the file holds
+    )  # the default, whole day-files: not the figures the file holds
     assert other.exit_code == 1 and "--max-ticks 2000" in other.output
+    assert "holds figures of at most 2000 ticks a day-file, not whole day-files" in other.output
 
 
 def test_walking_forward_over_days_chooses_on_earlier_days_only():

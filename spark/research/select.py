@@ -2,8 +2,9 @@
 chosen on the train days only, reported on the later days.
 
 1. **Universe**: every instrument with quotes under the data folder (``UNIVERSE``): FX whole
-   days, US equities in the regular session (09:30–16:00 New York); each day-file at most
-   ``max_ticks`` ticks from its start (or session start). A day-file starts fresh (model,
+   days, US equities in the regular session (09:30–16:00 New York); each day-file whole
+   (since run 13, session 32), or at most ``max_ticks`` ticks from its start (or session
+   start) where given. A day-file starts fresh (model,
    features, executor), so day results do not depend on each other and run in parallel.
 2. **Split**: per instrument, its days in date order; the first ``train_share`` of them
    (at least one) are train days, the rest test days.
@@ -174,8 +175,9 @@ def _read_day(path: str) -> TickBatch:
     return read_batch([Path(path)], "lean-quote")[0]
 
 
-def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
-    """The day's valid ticks, in its session, the first ``max_ticks`` of them (a copy)."""
+def load_day(day: Day, max_ticks: int | None, universe=UNIVERSE) -> TickBatch:
+    """The day's valid ticks, in its session, the first ``max_ticks`` of them (None: all;
+    a copy)."""
     from spark.ticks.readers import session_bounds_us
 
     inst = next(i for i in universe if i.name == day.instrument)
@@ -185,7 +187,9 @@ def load_day(day: Day, max_ticks: int, universe=UNIVERSE) -> TickBatch:
         date = dt.date.fromisoformat(day.date)
         bounds = session_bounds_us(date, ZoneInfo(inst.zone), inst.session)
         lo, hi = np.searchsorted(batch.ts, bounds).tolist()
-    taken = batch.select(np.arange(lo, min(hi, lo + max_ticks)))
+    if max_ticks is not None:
+        hi = min(hi, lo + max_ticks)
+    taken = batch.select(np.arange(lo, hi))
     return replace(taken, symbols=list(batch.symbols))
 
 
@@ -354,7 +358,7 @@ class Selection:
 def run_selection(
     root: Path,
     *,
-    max_ticks: int = 50_000,
+    max_ticks: int | None = None,
     train_share: float = 0.4,
     candidates: tuple[Candidate, ...] = CANDIDATES,
     instruments: tuple[str, ...] | None = None,
@@ -371,10 +375,16 @@ def run_selection(
     if saved is not None:
         content = json.loads(saved.read_text())
         if content.get("max_ticks") != max_ticks:
-            raise SparkError(
-                f"{saved} holds figures of at most {content.get('max_ticks')} ticks a day-file, "
-                f"not {max_ticks}: pass --max-ticks {content.get('max_ticks')}"
+            held, asked = (
+                "whole day-files" if n is None else f"at most {n} ticks a day-file"
+                for n in (content.get("max_ticks"), max_ticks)
             )
+            fix = (
+                "leave out --max-ticks"
+                if content.get("max_ticks") is None
+                else f"pass --max-ticks {content.get('max_ticks')}"
+            )
+            raise SparkError(f"{saved} holds figures of {held}, not {asked}: {fix}")
         stored = content["days"]
     days = find_days(root) if stored is None else [Day(**e["day"]) for e in stored]
     if instruments:
@@ -462,6 +472,12 @@ def _take(scores, day: Day, rows: list[dict], done: int, total: int, on_day) -> 
     return done + 1
 
 
+def _ticks_used(max_ticks: int | None) -> str:
+    if max_ticks is None:
+        return "whole day-files"
+    return f"at most {max_ticks:,} ticks a day-file"
+
+
 def markdown(s: Selection) -> str:
     """The report as a Markdown page (what ``--output`` writes)."""
 
@@ -473,7 +489,7 @@ def markdown(s: Selection) -> str:
         "",
         f"Chosen on the train days: **{s.chosen}**.",
         "",
-        f"Data: `{s.settings['data']}`, at most {s.settings['max_ticks']:,} ticks a day-file "
+        f"Data: `{s.settings['data']}`, {_ticks_used(s.settings['max_ticks'])} "
         f"(equities: from 09:30 New York), train share {s.settings['train_share']:g} of each "
         f"instrument's days. Train days: "
         + ", ".join(f"{d['instrument']} {d['date']}" for d in s.train_days)
