@@ -44,7 +44,7 @@ def _emit(page: str, figures: dict, output, pdf, write_pdf, as_json: bool) -> No
     type=click.IntRange(min=1_000),
     default=None,
     help="Use at most this many ticks of each day-file, from its start (equities: from "
-    "09:30 New York). Default: whole day-files (the protocol since run 13; ~1 hour on 2 "
+    "09:30 New York). Default: whole day-files (the protocol since run 13; ~42 minutes on 2 "
     "cores; 50000 takes ~8 minutes).",
 )
 @click.option(
