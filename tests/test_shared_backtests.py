@@ -144,14 +144,7 @@ def test_the_selection_scores_a_day_with_one_model_run_per_learner_and_horizon()
     assert day == EURUSD and [r["candidate"] for r in rows] == [c.name for c in candidates]
     batch = load_day(EURUSD, 6_000)
     for c, row in zip(candidates, rows, strict=True):
-        params = BacktestParams(
-            model=c.model,
-            horizon_s=c.horizon_s,
-            horizon_moves=c.horizon_moves,
-            min_edge=c.min_edge,
-            min_hold_s=c.min_hold_s,
-            fill_model=c.fill,
-        )
+        params = c.params()
         alone = run_backtest(batch, params, keep_trades=False, settings=Settings())
         expected = {k: float(getattr(alone, k)) for k in FIGURES}
         assert {k: row[k] for k in FIGURES} == pytest.approx(expected, nan_ok=True, abs=0), c.name

@@ -97,6 +97,19 @@ class Candidate:
             return {"horizon_moves": self.horizon_moves}
         return {"horizon_s": self.horizon_s, "horizon_moves": 0}
 
+    def params(self):
+        """The candidate as backtest parameters (everything else the live default)."""
+        from spark.backtest.engine import BacktestParams
+
+        return BacktestParams(
+            model=self.model,
+            horizon_s=self.horizon_s,
+            horizon_moves=self.horizon_moves,
+            min_edge=self.min_edge,
+            min_hold_s=self.min_hold_s,
+            fill_model=self.fill,
+        )
+
     @property
     def min_hold_s(self) -> float:
         """The cost-aware policy holds a position for the horizon; 1 s for event-time ones
@@ -196,31 +209,21 @@ def load_day(day: Day, max_ticks: int | None, universe=UNIVERSE) -> TickBatch:
 def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[dict]]:
     """Every candidate's figures on one day-file: one model run per learner and horizon,
     each of its policies deciding on it (``run_backtests``; fresh pipelines each run)."""
-    from spark.backtest.engine import BacktestParams, run_backtests
+    from spark.backtest.engine import run_backtests, shared_runs
     from spark.settings import Settings
 
     day, candidates, max_ticks = task
     batch = load_day(day, max_ticks)
-    groups: dict[tuple, list[Candidate]] = {}
-    for c in candidates:
-        groups.setdefault((c.model, c.horizon_s, c.horizon_moves), []).append(c)
-    found: dict[str, dict] = {}
-    for group in groups.values():
-        params = [
-            BacktestParams(
-                model=c.model,
-                horizon_s=c.horizon_s,
-                horizon_moves=c.horizon_moves,
-                min_edge=c.min_edge,
-                min_hold_s=c.min_hold_s,
-                fill_model=c.fill,
-            )
-            for c in group
-        ]
-        results = run_backtests(batch, params, keep_trades=False, settings=Settings())
-        for c, result in zip(group, results, strict=True):
-            found[c.name] = {k: float(getattr(result, k)) for k in FIGURES} | {"candidate": c.name}
-    return day, [found[c.name] for c in candidates]
+    params = [c.params() for c in candidates]
+    rows: list[dict] = [{} for _ in candidates]
+    for group in shared_runs(params, Settings()):
+        results = run_backtests(
+            batch, [params[i] for i in group], keep_trades=False, settings=Settings()
+        )
+        for i, result in zip(group, results, strict=True):
+            rows[i] = {k: float(getattr(result, k)) for k in FIGURES}
+            rows[i]["candidate"] = candidates[i].name
+    return day, rows
 
 
 def _mean(values: list[float]) -> float:
