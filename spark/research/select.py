@@ -4,8 +4,8 @@ chosen on the train days only, reported on the later days.
 1. **Universe**: every instrument with quotes under the data folder (``UNIVERSE``): FX whole
    days, US equities in the regular session (09:30–16:00 New York); each day-file whole
    (since run 13, session 32), or at most ``max_ticks`` ticks from its start (or session
-   start) where given. A day-file starts fresh (model,
-   features, executor), so day results do not depend on each other and run in parallel.
+   start) where given. A day-file starts fresh (model, features, executor), so day results
+   do not depend on each other and run in parallel.
 2. **Split**: per instrument, its days in date order; the first ``train_share`` of them
    (at least one) are train days, the rest test days.
 3. **Candidates** (``CANDIDATES``): learner × label horizon × policy (``min_edge`` 0 is the
