@@ -346,34 +346,10 @@ class SignalPipeline:
         self.scores = RollingScores(m)
         self.next_promotion_check = PROMOTION_EVERY
 
-    # the primary decider's parts, by their names before session 32
     @property
     def executor(self) -> PaperExecutor:
+        """The pipeline's own decider's paper executor."""
         return self.decider.executor
-
-    @property
-    def last_side(self) -> np.ndarray:
-        return self.decider.last_side
-
-    @last_side.setter
-    def last_side(self, value: np.ndarray) -> None:
-        self.decider.last_side = value
-
-    @property
-    def last_ts(self) -> np.ndarray:
-        return self.decider.last_ts
-
-    @last_ts.setter
-    def last_ts(self, value: np.ndarray) -> None:
-        self.decider.last_ts = value
-
-    @property
-    def passive(self) -> tuple:
-        return self.decider.passive
-
-    @passive.setter
-    def passive(self, value: tuple) -> None:
-        self.decider.passive = value
 
     def deciders(self) -> list[Decider]:
         return [self.decider, *self.variants]
@@ -730,6 +706,7 @@ class SignalPipeline:
     _ARRAYS = ("fstate", "istate", "last_seq", "last_side", "q_head", "q_tail", "q_mid", "q_ties")
     # added later: a checkpoint without them restores them empty
     _ARRAYS_SINCE_V2 = ("q_move", "last_ts", "ref_mid", "jumps", "q_count")
+    _DECIDER = ("last_side", "last_ts")  # saved under these names, held by the decider
 
     def state(self) -> tuple[dict, dict[str, np.ndarray], bytes]:
         """Everything the pipeline holds: (JSON-able part, arrays, b""; before session 16 the
@@ -758,9 +735,12 @@ class SignalPipeline:
             "seq": self.seq,
             "commands_applied": self.commands_applied,
         }
-        arrays = {name: getattr(self, name) for name in self._ARRAYS + self._ARRAYS_SINCE_V2}
+        arrays = {
+            name: getattr(self.decider if name in self._DECIDER else self, name)
+            for name in self._ARRAYS + self._ARRAYS_SINCE_V2
+        }
         arrays.update({f"pool.{k}": a for k, a in enumerate(self.pool)})
-        arrays.update({f"passive.{k}": a for k, a in enumerate(self.passive)})
+        arrays.update({f"passive.{k}": a for k, a in enumerate(self.decider.passive)})
         arrays.update({f"learners.{k}": a for k, a in learners_arrays.items()})
         arrays.update(drift_arrays)
         arrays["scores.p"], arrays["scores.y"] = self.scores.p, self.scores.y
@@ -775,19 +755,22 @@ class SignalPipeline:
         self.slot_of = {s: k for k, s in enumerate(self.symbols) if s}
         self.free_slots = list(meta["free_slots"])
         for name in self._ARRAYS:
-            setattr(self, name, arrays[name].copy())
+            setattr(self.decider if name in self._DECIDER else self, name, arrays[name].copy())
         size = len(self.symbols)
         fits = (size, len(self.learners.slots), 3)
         self.q_move = arrays["q_move"].copy() if "q_move" in arrays else np.zeros(fits)
-        self.last_ts = arrays["last_ts"].copy() if "last_ts" in arrays else np.zeros(size, np.int64)
+        decider = self.decider
+        decider.last_ts = (
+            arrays["last_ts"].copy() if "last_ts" in arrays else np.zeros(size, np.int64)
+        )
         self.ref_mid = arrays["ref_mid"].copy() if "ref_mid" in arrays else np.full(size, math.nan)
         self.jumps = arrays["jumps"].copy() if "jumps" in arrays else np.zeros(size, np.int64)
         self.q_count = arrays["q_count"].copy() if "q_count" in arrays else np.zeros(size, np.int64)
         self.pool = tuple(arrays[f"pool.{k}"].copy() for k in range(6))
         if "passive.0" in arrays:  # since session 19
-            self.passive = tuple(arrays[f"passive.{k}"].copy() for k in range(4))
+            decider.passive = tuple(arrays[f"passive.{k}"].copy() for k in range(4))
         else:
-            self.passive = passive_cost.new_state(size)
+            decider.passive = passive_cost.new_state(size)
         learned = {
             k.removeprefix("learners."): a.copy()
             for k, a in arrays.items()
