@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_sweep.py [--ticks 20000] [--combos 8] [--model gbm]
         [--walk-forward K]   (rolling, one train window: K + 1 windows x combos backtests)
+        [--horizons H]       (the grid times H label horizons: H model runs)
 
 1. in one process, here (``fan_out: false`` semantics: ``run_sweep``): the baseline;
-2. fanned out (one child backtest job per combination) to one fresh `spark worker`;
+2. fanned out (one child backtest job per model run, its combinations as variants: session
+   33; before, one per combination) to one fresh `spark worker`;
 3. the same to two fresh workers (one consumer group; on this 2-core machine the two
    share the cores, so the ceiling is 2x only where each child is CPU-light).
 
@@ -16,6 +18,7 @@ read, workers already up and idle (group joined), so worker start is excluded.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -29,9 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "spark/data/fxcm/eurusd/20140501_quote.zip"
 
 
-def grid(combos: int) -> dict:
+def grid(combos: int, horizons: int = 1) -> dict:
+    """Bands x fees (one model run: a fanned-out sweep sends it as one child, session 33),
+    times ``horizons`` label horizons (``horizon_moves`` 1..H: H model runs, H children)."""
     bands = [round(0.02 + 0.02 * i, 2) for i in range(max(combos // 2, 1))]
-    return {"band": bands, "fee_bp": [0.0, 0.5]}
+    out = {"band": bands, "fee_bp": [0.0, 0.5]}
+    if horizons > 1:
+        out["horizon_moves"] = list(range(1, horizons + 1))
+    return out
 
 
 def start_workers(count: int) -> list[tuple[subprocess.Popen, int]]:
@@ -131,6 +139,13 @@ def main() -> None:
     parser.add_argument(
         "--walk-forward", type=int, metavar="K", help="a rolling walk-forward of K test windows"
     )
+    parser.add_argument(
+        "--horizons",
+        type=int,
+        default=1,
+        metavar="H",
+        help="times H label horizons (horizon_moves 1..H): H model runs, one child each",
+    )
     args = parser.parse_args()
     params = {
         "data": [str(DATA)],
@@ -138,9 +153,9 @@ def main() -> None:
         "gate": False,
         "model": args.model,
         "min_edge": 0.0,
-        "grid": grid(args.combos),
+        "grid": grid(args.combos, args.horizons),
     }
-    n = len(params["grid"]["band"]) * 2
+    n = math.prod(len(v) for v in params["grid"].values())
     figure = "pnl"
     if args.walk_forward:
         from spark.jobs.optimizer import unique_windows

@@ -19,6 +19,7 @@ from spark.kafka import clients
 from spark.kafka.dlq import decode_headers
 from spark.topics import catalog
 from tests.conftest import wait_for
+from tests.helpers import timeless
 
 pytestmark = pytest.mark.broker
 FX = Path(__file__).resolve().parent.parent / "spark/data/fxcm/eurusd/20140501_quote.zip"
@@ -91,6 +92,8 @@ MALFORMED = [
     ("backtest", {"data": "ticks\u0000.zip"}),  # a NUL in a path
     ("backtest", {"data": str(FX), "band": 10**400}),  # a 400-digit integer
     ("backtest", []),  # not an object
+    ("backtest", {"data": str(FX), "variants": [{"band": 0.1}, {"band": []}]}),
+    ("backtest", {"data": str(FX), "variants": {"band": 0.1}}),
     ("optimizer", {"data": str(FX), "objective": [], "grid": {"band": [0.1]}}),
     ("optimizer", {"data": str(FX), "grid": [{}]}),
     ("optimizer", {"data": str(FX), "grid": {"band": [{}]}}),
@@ -179,26 +182,30 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     result = CliRunner().invoke(
         cli,
         ["optimize", "submit", "--data", str(FX), "--limit", "2000", "--no-gate",
-         "--grid", "band=0.05,0.15", "--timeout", "120", "--json"],
+         "--grid", "band=0.05,0.15", "--grid", "horizon_moves=1,3", "--min-edge", "0",
+         "--timeout", "120", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     job = json.loads(result.output.strip().splitlines()[-1])
     assert job["status"] == "ok" and job["kind"] == "optimizer", job
+    grid = {"band": [0.05, 0.15], "horizon_moves": [1, 3]}
     local = run_sweep(
-        {"data": [str(FX)], "limit": 2000, "gate": False, "grid": {"band": [0.05, 0.15]}},
+        {"data": [str(FX)], "limit": 2000, "gate": False, "min_edge": 0, "grid": grid},
         restrict=False,
     )
-    assert job["metrics"]["combinations"] == 2
+    assert job["metrics"]["combinations"] == 4
     assert job["metrics"]["pnl"] == pytest.approx(local["metrics"]["pnl"])
     body = json.loads(Path(urlparse(job["artifact_uri"]).path).read_text())
     ranking = body["ranking"]
-    assert [r["params"]["band"] for r in ranking] == [r["params"]["band"] for r in local["ranking"]]
+    assert len({r["metrics"]["pnl"] for r in ranking}) == 4  # four different backtests
+    mine = ("index", "job_id", "status", "error")  # the fanned-out report's own columns
+    own = [{k: v for k, v in r.items() if k not in mine} for r in ranking]
+    assert timeless(own) == timeless(local["ranking"])
     assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 1
-    # the sweep ran as two child backtest jobs of its own
-    assert body["fanned_out"] and {r["job_id"] for r in ranking} == {
-        f"{job['job_id']}-c000",
-        f"{job['job_id']}-c001",
-    }
+    # the sweep ran as two child backtest jobs of its own, one per horizon, each stepping its
+    # model once for both bands (the second band a variant of the first)
+    children = {r["job_id"]: r["params"]["horizon_moves"] for r in ranking}
+    assert children == {f"{job['job_id']}-c000": 1, f"{job['job_id']}-c001": 3}
     assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2
     # walk-forward as a job: the worker's out-of-sample figures are a local run's
     result = CliRunner().invoke(
@@ -217,15 +224,13 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     figure = f"out-of-sample PnL {local['metrics']['oos_pnl']:,.2f}"
     assert figure in result.output
     assert worker.metric("spark_jobs_total", kind="optimizer", status="ok") == 2
-    # it was fanned out: one child per combination and window, each window once (rolling,
-    # one train window: 3 windows), and its report is the local one's, window for window
-    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2 + 3 * 2
+    # it was fanned out: one child per model run and window (both bands share the model),
+    # each window once (rolling, one train window: 3 windows), and its report is the local
+    # one's, window for window
+    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2 + 3
     uri = result.output.split("every window on the worker: ")[1].split()[0]
     body = json.loads(Path(urlparse(uri).path).read_text())
-
-    from tests.helpers import timeless
-
-    assert body["fanned_out"] and body["children"] == 6
+    assert body["fanned_out"] and body["children"] == 3
     assert timeless(body["windows"]) == timeless(local["walk"]["windows"])
     assert timeless(body["summary"]) == timeless(local["metrics"])
     # --one-process: the same sweep in the taking worker's job process, no children
@@ -237,7 +242,7 @@ def test_optimizer_job_ranks_like_a_local_sweep(worker):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert figure in result.output
-    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2 + 3 * 2
+    assert worker.metric("spark_jobs_total", kind="backtest", status="ok") == 2 + 3
     uri = result.output.split("every window on the worker: ")[1].split()[0]
     body = json.loads(Path(urlparse(uri).path).read_text())
     assert "fanned_out" not in body
@@ -325,7 +330,8 @@ def test_a_sweep_is_shared_by_two_workers_and_survives_one_dying(broker, tmp_pat
             w.wait_ready()
         results = catalog()["optimizer_results"]
         start = end_offsets(results.name, results.partitions)
-        grid = {"band": [0.05, 0.1, 0.15], "fee_bp": [0.0, 0.5]}
+        # six model runs (one per horizon), two bands each: six children of two combinations
+        grid = {"band": [0.05, 0.1], "horizon_moves": [1, 2, 3, 4, 5, 6]}
         params = {"data": [str(FX)], "limit": 30_000, "gate": False, "grid": grid}
         send("optimizer", params, wait=False)
         job_id = capsys.readouterr().out.split("submitted ")[1].split()[0]
@@ -347,10 +353,11 @@ def test_a_sweep_is_shared_by_two_workers_and_survives_one_dying(broker, tmp_pat
         wait_for(lambda: not any(alive(pid) for pid in pool), 15, "the dead worker's pool to end")
         result = wait_for_result(results, start, job_id, 300)
         assert result["status"] == "ok", result["error"]
-        assert result["metrics"]["combinations"] == 6
+        assert result["metrics"]["combinations"] == 12
         assert result["metrics"]["children_failed"] == 0
         body = json.loads(Path(urlparse(result["artifact_uri"]).path).read_text())
-        assert len(body["ranking"]) == 6 and all(r["status"] == "ok" for r in body["ranking"])
+        assert len(body["ranking"]) == 12 and all(r["status"] == "ok" for r in body["ranking"])
+        assert len({r["job_id"] for r in body["ranking"]}) == 6
         survivor = workers[0]
         assert f"optimizer {job_id} started" in survivor.log.read_text()  # taken over
     finally:

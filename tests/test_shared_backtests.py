@@ -167,3 +167,65 @@ def test_a_symbol_is_freed_only_when_no_policy_holds_it():
     assert run_backtest(batch, quiet, settings=base, chunk=1_500).fills == 0
     shared = run_backtests(batch, [quiet, band], settings=base, chunk=1_500)[1]
     assert same(shared, alone) == []
+
+
+def _bare(metrics: dict) -> dict:
+    """Figures comparable across runs: no wall time, NaN as a string."""
+    return {k: ("NaN" if v != v else v) for k, v in metrics.items() if not k.endswith("seconds")}
+
+
+def test_a_backtest_request_with_variants_answers_each_as_its_own_request():
+    """What a fanned-out sweep's child runs (spark.jobs.fanout, session 33): the request's
+    own strategy and its variants over the same ticks; the metrics hold each one's figures,
+    equal to its own request's, variant j's under ``variant<j>.``, across two model runs."""
+    from spark.jobs.backtest import run_request
+    from spark.jobs.fanout import of_variant
+
+    data = {"data": [EURUSD.path], "limit": 4000, "gate": False}
+    own = {"band": 0.05, "min_edge": 0.0, "horizon_moves": 1}
+    variants = [
+        {"band": 0.15, "min_edge": 0.0, "horizon_moves": 1},  # shares the model run
+        {"band": 0.05, "min_edge": 0.0, "horizon_moves": 3},  # a second model run
+        {"band": 0.15, "min_edge": 0.0, "horizon_moves": 1, "fee_bp": 0.0},
+    ]
+    out = run_request(data | own | {"variants": variants}, restrict=False)
+    alone = [run_request(data | p, restrict=False)["metrics"] for p in [own, *variants]]
+    assert len({m["pnl"] for m in alone}) == 4  # four different backtests
+    for j, expected in enumerate(alone):
+        assert _bare(of_variant(out["metrics"], j)) == _bare(expected), j
+    assert out["summary"]["params"]["band"] == 0.05  # the report is the request's own
+
+
+@pytest.mark.parametrize(
+    "variants, says",
+    [
+        ("x", "must be a list of 1 to 64"),
+        ([], "must be a list of 1 to 64"),
+        ([{}] * 65, "must be a list of 1 to 64"),
+        ([{"band": 0.1}, {"data": "x.zip"}], "variant 2: only strategy parameters"),
+        ([{"band": 0.1}, {"bnad": 0.1}], "variant 2: unknown parameters ['bnad']"),
+        (["x"], "variant 1: parameters must be a JSON object"),
+    ],
+)
+def test_wrong_variants_are_refused_before_anything_runs(variants, says):
+    from spark.jobs.backtest import check_request
+
+    with pytest.raises(InvalidParams) as refused:
+        check_request({"data": [EURUSD.path], "variants": variants}, restrict=False)
+    assert says in str(refused.value)
+
+
+def test_a_sweep_sends_one_child_per_model_run():
+    """The coordinator's plan: combinations that share a model run go to one child (at most
+    MAX_SHARED), in the order of their first member; a sweep may not name variants."""
+    from spark.jobs.fanout import MAX_SHARED, child_groups
+    from spark.jobs.optimizer import check_sweep, combinations
+
+    combos = combinations({}, {"band": [0.05, 0.1], "horizon_moves": [1, 3]})
+    assert child_groups(combos) == [[0, 2], [1, 3]]
+    big = combinations({}, {"band": [0.01 * k for k in range(1, 2 * MAX_SHARED + 2)]})
+    assert [len(g) for g in child_groups(big)] == [MAX_SHARED, MAX_SHARED, 1]
+    with pytest.raises(InvalidParams, match="a sweep takes"):
+        check_sweep({"data": [EURUSD.path], "grid": {"band": [0.1]}, "variants": [{}]}, False)
+    with pytest.raises(InvalidParams, match="cannot be swept"):
+        combinations({}, {"variants": [[{}]]})

@@ -185,9 +185,9 @@ def optimize_run(report, as_json, **options) -> None:
     "--fan-out/--one-process",
     default=True,
     show_default=True,
-    help="One child backtest job per combination (and walk-forward window) shared by every "
-    "worker, or the whole sweep in one job process of one worker: faster for light models "
-    "(logreg) or few workers (docs/jobs.md has the figures).",
+    help="One child backtest job per model run (the combinations that share the model, "
+    "horizon and gate, at most 16; and per walk-forward window) shared by every worker, or "
+    "the whole sweep in one job process of one worker (docs/jobs.md has the figures).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JobResult as one JSON object.")
 def optimize_submit(wait, timeout, fan_out, as_json, **options) -> None:

@@ -8,7 +8,12 @@ Parameters (``params_json`` of a JobRequest, or the CLI's options), docs/jobs.md
   windows of equal tick count, cut i at ``round(i * n / m)`` of the n valid ticks: how a
   walk-forward sweep fanned out names a child's train or test window; its metrics then
   carry ``window_ticks``, ``window_first_ts`` and ``window_last_ts``);
-* strategy: every field of ``spark.backtest.engine.BacktestParams``.
+* strategy: every field of ``spark.backtest.engine.BacktestParams``;
+* ``variants`` (what a fanned-out sweep sends a child, ``spark.jobs.fanout``): a list of
+  more strategies (each a JSON object of ``BacktestParams`` fields, at most
+  ``MAX_VARIANTS``) run over the same ticks, those that share the model in one model run
+  (``run_backtests``); the metrics add variant j's (from 1) as ``variant<j>.<name>``, and
+  every ``seconds`` is its share of its model run.
 
 Paths must resolve inside an allowed data folder: ``SPARK_DATA_DIRS``
 (os.pathsep-separated), else the bundled sample data and ``$SPARK_HOME/data``,
@@ -22,7 +27,13 @@ import os
 import zipfile
 from pathlib import Path
 
-from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest
+from spark.backtest.engine import (
+    BacktestParams,
+    InvalidParams,
+    run_backtest,
+    run_backtests,
+    shared_runs,
+)
 from spark.config import spark_home
 from spark.errors import SparkError
 from spark.export.reports import create_new, write_report
@@ -31,6 +42,8 @@ from spark.ticks.columns import read_batch
 from spark.ticks.readers import FORMATS
 
 DATA_KEYS = ("data", "format", "symbol", "tz", "limit", "window")
+VARIANTS = "variants"  # more strategies over the same ticks (a sweep's child)
+MAX_VARIANTS = 64
 MAX_WINDOWS = 1000  # m of a window [a, b, m]
 MIN_WINDOW_TICKS = 100  # fewer ticks in a window of a walk-forward fail it
 
@@ -76,7 +89,10 @@ def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestPa
     if not isinstance(params, dict):
         raise InvalidParams("parameters must be a JSON object")
     data = {k: params[k] for k in DATA_KEYS if k in params}
-    strategy = BacktestParams.from_dict({k: v for k, v in params.items() if k not in DATA_KEYS})
+    strategy = BacktestParams.from_dict(
+        {k: v for k, v in params.items() if k not in DATA_KEYS and k != VARIANTS}
+    )
+    variants_of(params)
     paths = data.get("data")
     if isinstance(paths, str):
         paths = [paths]
@@ -107,6 +123,42 @@ def check_request(params: dict, restrict: bool = True) -> tuple[dict, BacktestPa
     if window is not None:
         spec["window"] = window
     return spec, strategy
+
+
+def variants_of(params: dict) -> list[BacktestParams]:
+    """The checked ``variants`` of a backtest request (none: []); InvalidParams names the
+    first wrong one."""
+    given = params.get(VARIANTS)
+    if given is None:
+        return []
+    if not isinstance(given, list) or not given or len(given) > MAX_VARIANTS:
+        raise InvalidParams(
+            f'"{VARIANTS}" must be a list of 1 to {MAX_VARIANTS} objects of strategy parameters'
+        )
+    out = []
+    for j, variant in enumerate(given, 1):
+        if isinstance(variant, dict) and (set(variant) & {*DATA_KEYS, VARIANTS}):
+            raise InvalidParams(f"variant {j}: only strategy parameters, not the data")
+        try:
+            out.append(BacktestParams.from_dict(variant))
+        except InvalidParams as exc:
+            raise InvalidParams(f"variant {j}: {exc}") from None
+    return out
+
+
+def run_shared(ticks, strategies: list[BacktestParams], on_tick=None) -> list:
+    """Each of ``strategies`` over ``ticks``, those that share the model in one model run
+    (``shared_runs``); the results in the order given, each ``seconds`` its share of its
+    run. ``on_tick`` follows the first run."""
+    results: list = [None] * len(strategies)
+    for n, group in enumerate(shared_runs(strategies)):
+        ran = run_backtests(
+            ticks, [strategies[i] for i in group], on_tick=on_tick if n == 0 else None
+        )
+        for i, result in zip(group, ran, strict=True):
+            result.seconds /= len(group)
+            results[i] = result
+    return results
 
 
 DEFAULT_MAX_ROWS = 50_000_000
@@ -212,9 +264,15 @@ def run_request(
     Raises InvalidParams for bad parameters and SparkError for unreadable data.
     """
     data, strategy = check_request(params, restrict)
+    variants = variants_of(params)
+    if variants and records is not None:
+        raise InvalidParams(f'"{VARIANTS}" and records cannot go together')
     ticks = load_ticks(data, *((job_max_rows(), job_max_bytes()) if restrict else ()))
     progress = None if on_tick is None else (lambda done: on_tick(done, len(ticks)))
-    if records is None:
+    others = []
+    if variants:
+        result, *others = run_shared(ticks, [strategy, *variants], on_tick=progress)
+    elif records is None:
         result = run_backtest(ticks, strategy, on_tick=progress)
     else:  # every record, one JSON object a line: {"topic", "row", "record"}
         with open(records, "w") as out:
@@ -233,6 +291,8 @@ def run_request(
         )
     summary = result.summary() | {"data": data}
     metrics = result.metrics()
+    for j, other in enumerate(others, 1):
+        metrics |= {f"variant{j}.{k}": v for k, v in other.metrics().items()}
     if data.get("window") is not None:  # which ticks the window held, for the sweep's report
         metrics |= {
             "window_ticks": float(len(ticks)),

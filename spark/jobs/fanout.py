@@ -1,23 +1,29 @@
-"""A sweep fanned out over the worker group: one child backtest job per combination.
+"""A sweep fanned out over the worker group: one child backtest job per model run.
 
 The worker that takes an optimizer request (``agents/jobs.py``) runs this in a thread, not
 in its job process, so its own backtest agent stays free to take children too:
 
 1. the end offsets of ``backtest.results`` are noted;
-2. every combination becomes a JobRequest on ``backtest.requests``, job id
-   ``<sweep id>-c<index>``, ``parent_job_id`` the sweep's id; child i goes to partition
+2. the combinations are grouped as one process groups them (``shared_runs``: the same
+   model, horizon and gate; at most ``MAX_SHARED`` a group, session 33) and every group
+   becomes a JobRequest on ``backtest.requests``: a backtest of its first combination with
+   the others as ``variants`` (``spark.jobs.backtest``), so a child steps the model once for
+   all of them; job id ``<sweep id>-c<index>``, ``parent_job_id`` the sweep's id; child i
+   goes to partition
    ``spread(P)[i % P]``, pairs of partitions from both ends, so that
    under either contiguous (range) or alternating (round-robin) assignments every worker
    of the group takes a near-equal share (hashing the job ids split 8 children 6/2 over
    two workers in bench_sweep; the embedded broker does not describe group members, so
    the coordinator cannot ask who holds which partition). A walk-forward sends one child
-   per combination and window (each window once, ``unique_windows``), the window named by
+   per group and window (each window once, ``unique_windows``), the window named by
    the child's ``window`` parameter ``[a, b, m]``: the child reads the data and takes its
    share itself, so the coordinator never loads the ticks;
 3. the results are read from the noted offsets; a child's result is taken once (a re-run
    child, after a worker died with it, answers again under the same id);
 4. with every child answered (or the sweep's time up: then it fails, naming how many are
-   missing) the children are ranked as ``run_sweep`` ranks them in one process, and the
+   missing) each combination's figures are taken from its child's metrics (its variant's
+   under ``variant<j>.``; a failed child fails each of its combinations) and ranked as
+   ``run_sweep`` ranks them in one process, and the
    ranking goes to the sweep's report; a walk-forward's windows are ranked and its
    report built by the same ``walk_report`` as in one process.
 
@@ -37,8 +43,9 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, TopicPartition
 
+from spark.backtest.engine import BacktestParams, shared_runs
 from spark.errors import SparkError
-from spark.jobs.backtest import DATA_KEYS
+from spark.jobs.backtest import DATA_KEYS, VARIANTS
 from spark.jobs.optimizer import (
     OBJECTIVES,
     best_first,
@@ -47,6 +54,30 @@ from spark.jobs.optimizer import (
     unique_windows,
     walk_report,
 )
+
+MAX_SHARED = 16  # combinations a child runs at most (a large grid of one model still spreads)
+
+
+def child_groups(combos: list[dict]) -> list[list[int]]:
+    """The combinations (positions in ``combos``) each child runs: those that share a model
+    run (``shared_runs``), at most ``MAX_SHARED`` a child, in the order of their first
+    member.
+
+    >>> child_groups([{"band": 0.1}, {"model": "logreg"}, {"band": 0.2}])
+    [[0, 2], [1]]
+    """
+    out = []
+    for group in shared_runs([BacktestParams.from_dict(c) for c in combos]):
+        out += [group[k : k + MAX_SHARED] for k in range(0, len(group), MAX_SHARED)]
+    return out
+
+
+def of_variant(metrics: dict, j: int) -> dict:
+    """Variant j's figures in a child's metrics (j = 0: the child's own combination)."""
+    if j == 0:
+        return {k: v for k, v in metrics.items() if not k.startswith("variant")}
+    head = f"variant{j}."
+    return {k.removeprefix(head): v for k, v in metrics.items() if k.startswith(head)}
 
 
 def fans_out(params: dict) -> bool:
@@ -86,11 +117,12 @@ def run_fanned_sweep(
     walk = check_walk(params.get("walk_forward"))
     parent = request["job_id"]
     data = {k: params[k] for k in DATA_KEYS if k in params}
-    # (combination index, window cuts or None) of each child, in the order they are sent
+    # (its combinations' indexes, window cuts or None) of each child, in the order sent
+    groups = child_groups(combos)
     if walk is None:
-        plan = [(i, None) for i in range(len(combos))]
+        plan = [(g, None) for g in groups]
     else:
-        plan = [(i, w) for w in unique_windows(walk) for i in range(len(combos))]
+        plan = [(g, w) for w in unique_windows(walk) for g in groups]
         m = walk["folds"] + walk["train_folds"]
     requests, results = catalog()["backtest_requests"], catalog()["backtest_results"]
     serde = default_serde()
@@ -98,10 +130,12 @@ def run_fanned_sweep(
     producer = clients.producer()
     order = spread(requests.partitions)
     wanted = {}
-    for n, (i, window) in enumerate(plan):
+    for n, (group, window) in enumerate(plan):
         job_id = child_id(parent, n)
         wanted[job_id] = n
-        child = data | combos[i] | ({} if window is None else {"window": [*window, m]})
+        child = data | combos[group[0]] | ({} if window is None else {"window": [*window, m]})
+        if len(group) > 1:
+            child[VARIANTS] = [combos[i] for i in group[1:]]
         record = {
             "job_id": job_id,
             "kind": "backtest",
@@ -147,23 +181,27 @@ def run_fanned_sweep(
         return _gather_walk(answers, wanted, plan, combos, objective, walk, data, report)
     score = OBJECTIVES[objective]
     ranking = []
-    for job_id, i in wanted.items():
+    for job_id, n in wanted.items():
         answer = answers[job_id]
-        metrics = dict(answer["metrics"]) if answer["status"] == "ok" else {}
-        value = score(metrics) if metrics else math.nan
-        ranking.append(
-            {
-                "index": i,
-                "job_id": job_id,
-                "params": combos[i],
-                "objective": None if value != value else value,
-                "metrics": metrics,
-                "status": answer["status"],
-                "error": answer.get("error"),
-            }
-        )
+        for j, i in enumerate(plan[n][0]):
+            status, error = answer["status"], answer.get("error")
+            metrics = of_variant(answer["metrics"], j) if status == "ok" else {}
+            if status == "ok" and not metrics:  # a worker that does not know variants
+                status, error = "failed", f"child {job_id} answered without combination {i}"
+            value = score(metrics) if metrics else math.nan
+            ranking.append(
+                {
+                    "index": i,
+                    "job_id": job_id,
+                    "params": combos[i],
+                    "objective": None if value != value else value,
+                    "metrics": metrics,
+                    "status": status,
+                    "error": error,
+                }
+            )
     best_first(ranking)
-    failed = sum(r["status"] != "ok" for r in ranking)
+    failed = sum(r["status"] != "ok" for r in ranking)  # combinations (children_failed)
     if failed == len(ranking):
         raise SparkError(f"every child backtest failed; the first: {ranking[0]['error']}")
     best = ranking[0]
@@ -183,17 +221,21 @@ def _gather_walk(answers, wanted, plan, combos, objective, walk, data, report) -
         answer = answers[job_id]
         if answer["status"] != "ok":
             raise SparkError(f"child backtest {job_id} failed: {answer.get('error')}")
-        i, window = plan[n]
-        metrics = dict(answer["metrics"])
-        span = [int(metrics.pop(k)) for k in ("window_first_ts", "window_last_ts", "window_ticks")]
-        value = score(metrics)
-        entry = {
-            "index": i,
-            "params": combos[i],
-            "objective": None if value != value else value,
-            "metrics": metrics,
-        }
-        ranked.setdefault(window, ([], span))[0].append(entry)
+        group, window = plan[n]
+        own = of_variant(answer["metrics"], 0)
+        span = [int(own.pop(k)) for k in ("window_first_ts", "window_last_ts", "window_ticks")]
+        for j, i in enumerate(group):
+            metrics = own if j == 0 else of_variant(answer["metrics"], j)
+            if not metrics:
+                raise SparkError(f"child backtest {job_id} answered without combination {i}")
+            value = score(metrics)
+            entry = {
+                "index": i,
+                "params": combos[i],
+                "objective": None if value != value else value,
+                "metrics": metrics,
+            }
+            ranked.setdefault(window, ([], span))[0].append(entry)
     for entries, _span in ranked.values():
         best_first(entries)
     out = walk_report(ranked, combos, objective, walk)

@@ -8,8 +8,9 @@ Parameters: those of a backtest (``spark.jobs.backtest``: data and base strategy
 * ``objective``: ``pnl`` (default), ``sharpe`` or ``neg_max_drawdown`` — larger is better.
 
 * ``fan_out`` (default true): on a worker, the sweep becomes one child backtest job per
-  combination on ``backtest.requests`` that the whole worker group shares
-  (``spark.jobs.fanout``); false runs it in the taking worker's job process;
+  model run (the combinations that share it as the child's ``variants``) on
+  ``backtest.requests`` that the whole worker group shares (``spark.jobs.fanout``); false
+  runs it in the taking worker's job process;
 * ``walk_forward`` (optional): ``{"folds": K, "mode": "rolling" | "anchored",
   "train_folds": T}``. The ticks are cut into T + K consecutive windows of equal tick
   count; for each of the last K (the test windows) every combination runs on its train
@@ -39,6 +40,7 @@ from spark.errors import SparkError
 from spark.jobs.backtest import (
     DATA_KEYS,
     MIN_WINDOW_TICKS,
+    VARIANTS,
     check_request,
     cut,
     job_max_bytes,
@@ -74,7 +76,7 @@ def combinations(base: dict, grid: dict) -> list[dict]:
         for name, value in zip(names, values, strict=True):
             if name.startswith("limits."):
                 params["limits"][name.removeprefix("limits.")] = value
-            elif name in DATA_KEYS or name in ("grid", "objective", "walk_forward", "fan_out"):
+            elif name in (*DATA_KEYS, "grid", "objective", "walk_forward", "fan_out", VARIANTS):
                 raise InvalidParams(f"{name!r} cannot be swept")
             else:
                 params[name] = value
@@ -95,6 +97,8 @@ def check_sweep(params: dict, restrict: bool = True):
         raise InvalidParams("fan_out must be true or false")
     if "window" in params:
         raise InvalidParams('"window" names a child backtest\'s ticks; a sweep takes "limit"')
+    if VARIANTS in params:
+        raise InvalidParams(f'"{VARIANTS}" is a child backtest\'s; a sweep takes "grid"')
     sweep_keys = ("grid", "objective", "walk_forward", "fan_out")
     rest = {k: v for k, v in params.items() if k not in sweep_keys}
     data, base = check_request(rest, restrict)
