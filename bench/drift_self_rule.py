@@ -106,7 +106,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -138,26 +137,19 @@ LAG = False  # the sixth run (--lag): the reference lagged by the hold, and the 
 LAG_OF = 0  # the lag of the setting being measured (0: none; set per setting by main)
 
 
-@njit(cache=True)
 def lagged_dev(x, span, lag):
     """``x`` less its slow EW mean (span ``span``) as it was ``lag`` valid values before
     (NaN values skipped and left NaN; the first ``lag`` valid values against the first
     mean). lag 0: ``spark.drift.profile._slow_dev``."""
+    from spark.drift.profile import _slow_dev
+
+    dev = _slow_dev(x, span)
+    if lag == 0:
+        return dev
+    valid = np.flatnonzero(~np.isnan(x))
+    before = x[valid] - dev[valid]  # the slow mean before each valid value
     out = np.full(len(x), np.nan)
-    a, m = 2.0 / (span + 1.0), np.nan
-    ring = np.empty(lag + 1)
-    seen = 0
-    for t in range(len(x)):
-        v = x[t]
-        if math.isnan(v):
-            continue
-        if math.isnan(m):
-            m = v
-        ring[seen % (lag + 1)] = m  # the mean before this value
-        ref = ring[(seen - lag) % (lag + 1)] if seen >= lag else ring[0]
-        out[t] = v - ref
-        m += a * (v - m)
-        seen += 1
+    out[valid] = x[valid] - before[np.maximum(np.arange(len(valid)) - lag, 0)]
     return out
 
 
