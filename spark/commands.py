@@ -126,7 +126,7 @@ def send_command(topic_id: str, fields: dict, operator: str | None, key: bytes |
     record = dict.fromkeys(names) | fields
     record |= {"operator": operator or getpass.getuser(), "ts": int(time.time() * 1e6)}
     record = sign({k: v for k, v in record.items() if k != SIGNATURE}, registry_key())
-    producer = clients.producer()
+    producer = clients.producer_for(spec.name)
     producer.produce(spec.name, default_serde().encode(spec.name, spec.value, record), key)
     if producer.flush(10):
         raise SparkError(f"the command was not acknowledged by Kafka ({spec.name})")

@@ -49,7 +49,7 @@ def submit(kind: str, params: dict, wait: bool = True, timeout: float = 600.0) -
         "parent_job_id": None,
         "ts": int(time.time() * 1e6),
     }
-    producer = clients.producer()
+    producer = clients.producer_for(requests.name)
     producer.produce(
         requests.name, serde.encode(requests.name, requests.value, record), job_id.encode()
     )

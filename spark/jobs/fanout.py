@@ -127,7 +127,7 @@ def run_fanned_sweep(
     requests, results = catalog()["backtest_requests"], catalog()["backtest_results"]
     serde = default_serde()
     start = end_offsets(results.name, results.partitions)
-    producer = clients.producer()
+    producer = clients.producer_for(requests.name)
     order = spread(requests.partitions)
     wanted = {}
     for n, (group, window) in enumerate(plan):

@@ -67,6 +67,22 @@ def producer(**overrides: Any) -> Producer:
     return Producer(conf)
 
 
+def producer_for(*topics: str, **overrides: Any) -> Producer:
+    """A producer that has ``topics``' metadata before its first message: for one-shot
+    sends (a job request, a sweep's children, an operator command). A fresh producer holds
+    a message to a topic it has no metadata of until a later metadata refresh: its first
+    send took 0.50-1.00 s on the embedded broker, against 0.001 s after this 0.05 s fetch
+    (session 33). If the fetch fails the producer is returned as it is; its send then says
+    what is wrong, as before."""
+    made = producer(**overrides)
+    for topic in topics:
+        try:
+            made.list_topics(topic, timeout=connect_timeout())
+        except KafkaException:
+            break
+    return made
+
+
 READER_GROUP_PREFIX = "spark-reader-"
 
 
