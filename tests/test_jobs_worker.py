@@ -148,9 +148,10 @@ def test_malformed_requests_each_get_a_failed_result(short_job_timeout, worker):
     for (kind, params), result in zip(MALFORMED, results, strict=False):
         assert result["status"] == "failed" and result["error"], (kind, params)
     assert results[-1]["status"] == "failed" and "over 65,536 bytes" in results[-1]["error"]
-    # 64 backtests of a whole day take minutes: stopped at 6 s, and the next job runs
+    # 64 backtests of a whole day take minutes: stopped at 6 s, and the next job runs; 16
+    # horizons make 16 model runs, so 16 children (most still queued when the sweep fails)
     started = time.monotonic()
-    grid = {"band": [0.05, 0.1, 0.15, 0.2], "limits.max_orders_per_minute": list(range(1, 17))}
+    grid = {"band": [0.05, 0.1, 0.15, 0.2], "horizon_moves": list(range(1, 17))}
     slow = submit("optimizer", {"data": str(FX), "grid": grid}, timeout=120)
     assert slow["status"] == "failed" and "SPARK_JOB_TIMEOUT_S" in slow["error"]
     assert time.monotonic() - started < 30
