@@ -408,6 +408,36 @@ def shared_runs(params: list[BacktestParams], settings: Settings | None = None) 
     return list(groups.values())
 
 
+def run_grouped(
+    ticks: TickBatch | Iterable[Tick],
+    params: list[BacktestParams],
+    on_tick: Callable[[int], None] | None = None,
+    keep_trades: bool = True,
+    settings: Settings | None = None,
+    on_group: Callable[[int], None] | None = None,
+) -> list[BacktestResult]:
+    """Each of ``params`` over ``ticks`` in as few model runs as they allow
+    (``shared_runs``, then ``run_backtests`` per group): the results in the order given,
+    each ``seconds`` its share of its model run. ``on_tick`` follows the first run;
+    ``on_group(n)`` is called after each run with the number of results it gave."""
+    batch = ticks if isinstance(ticks, TickBatch) else TickBatch.from_ticks(ticks)
+    results: list = [None] * len(params)
+    for n, group in enumerate(shared_runs(params, settings)):
+        ran = run_backtests(
+            batch,
+            [params[i] for i in group],
+            on_tick if n == 0 else None,
+            keep_trades,
+            settings,
+        )
+        for i, result in zip(group, ran, strict=True):
+            result.seconds /= len(group)
+            results[i] = result
+        if on_group is not None:
+            on_group(len(group))
+    return results
+
+
 class _Tally:
     """One policy's figures over a run, result by result (``run_backtests``)."""
 

@@ -12,7 +12,7 @@ Parameters (``params_json`` of a JobRequest, or the CLI's options), docs/jobs.md
 * ``variants`` (what a fanned-out sweep sends a child, ``spark.jobs.fanout``): a list of
   more strategies (each a JSON object of ``BacktestParams`` fields, at most
   ``MAX_VARIANTS``) run over the same ticks, those that share the model in one model run
-  (``run_backtests``); the metrics add variant j's (from 1) as ``variant<j>.<name>``, and
+  (``run_grouped``); the metrics add variant j's (from 1) as ``variant<j>.<name>``, and
   every ``seconds`` is its share of its model run.
 
 Paths must resolve inside an allowed data folder: ``SPARK_DATA_DIRS``
@@ -27,13 +27,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from spark.backtest.engine import (
-    BacktestParams,
-    InvalidParams,
-    run_backtest,
-    run_backtests,
-    shared_runs,
-)
+from spark.backtest.engine import BacktestParams, InvalidParams, run_backtest, run_grouped
 from spark.config import spark_home
 from spark.errors import SparkError
 from spark.export.reports import create_new, write_report
@@ -146,21 +140,6 @@ def variants_of(params: dict) -> list[BacktestParams]:
     return out
 
 
-def run_shared(ticks, strategies: list[BacktestParams], on_tick=None) -> list:
-    """Each of ``strategies`` over ``ticks``, those that share the model in one model run
-    (``shared_runs``); the results in the order given, each ``seconds`` its share of its
-    run. ``on_tick`` follows the first run."""
-    results: list = [None] * len(strategies)
-    for n, group in enumerate(shared_runs(strategies)):
-        ran = run_backtests(
-            ticks, [strategies[i] for i in group], on_tick=on_tick if n == 0 else None
-        )
-        for i, result in zip(group, ran, strict=True):
-            result.seconds /= len(group)
-            results[i] = result
-    return results
-
-
 DEFAULT_MAX_ROWS = 50_000_000
 
 
@@ -271,7 +250,7 @@ def run_request(
     progress = None if on_tick is None else (lambda done: on_tick(done, len(ticks)))
     others = []
     if variants:
-        result, *others = run_shared(ticks, [strategy, *variants], on_tick=progress)
+        result, *others = run_grouped(ticks, [strategy, *variants], on_tick=progress)
     elif records is None:
         result = run_backtest(ticks, strategy, on_tick=progress)
     else:  # every record, one JSON object a line: {"topic", "row", "record"}

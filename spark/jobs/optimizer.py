@@ -35,7 +35,7 @@ import json
 import math
 from pathlib import Path
 
-from spark.backtest.engine import BacktestParams, InvalidParams, run_backtests, shared_runs
+from spark.backtest.engine import BacktestParams, InvalidParams, run_grouped
 from spark.errors import SparkError
 from spark.jobs.backtest import (
     DATA_KEYS,
@@ -154,27 +154,28 @@ def unique_windows(walk: dict) -> list[tuple[int, int]]:
 def _rank(ticks, combos, score, on_combo=None, done: int = 0, total: int = 0) -> list[dict]:
     """Every combination on ``ticks``, best first (NaN objectives last). Combinations that
     share the model (model, horizon, gate) run as one model run with a policy each
-    (``run_backtests``; the figures are each one's own backtest's); each one's ``seconds``
+    (``run_grouped``; the figures are each one's own backtest's); each one's ``seconds``
     is its share of that run."""
+    ran = [done]
+
+    def progress(n: int) -> None:
+        ran[0] += n
+        if on_combo is not None:
+            on_combo(ran[0], total or len(combos))
+
     params = [BacktestParams.from_dict(combo) for combo in combos]
     ranking = []
-    for group in shared_runs(params):
-        results = run_backtests(ticks, [params[i] for i in group], keep_trades=False)
-        for i, result in zip(group, results, strict=True):
-            metrics = result.metrics()
-            metrics["seconds"] = result.seconds / len(group)
-            value = score(metrics)
-            ranking.append(
-                {
-                    "index": i,
-                    "params": combos[i],
-                    "objective": None if value != value else value,
-                    "metrics": metrics,
-                }
-            )
-        done += len(group)
-        if on_combo is not None:
-            on_combo(done, total or len(combos))
+    for i, result in enumerate(run_grouped(ticks, params, keep_trades=False, on_group=progress)):
+        metrics = result.metrics()
+        value = score(metrics)
+        ranking.append(
+            {
+                "index": i,
+                "params": combos[i],
+                "objective": None if value != value else value,
+                "metrics": metrics,
+            }
+        )
     return best_first(ranking)
 
 

@@ -209,21 +209,17 @@ def load_day(day: Day, max_ticks: int | None, universe=UNIVERSE) -> TickBatch:
 def score_day(task: tuple[Day, tuple[Candidate, ...], int]) -> tuple[Day, list[dict]]:
     """Every candidate's figures on one day-file: one model run per learner and horizon,
     each of its policies deciding on it (``run_backtests``; fresh pipelines each run)."""
-    from spark.backtest.engine import run_backtests, shared_runs
+    from spark.backtest.engine import run_grouped
     from spark.settings import Settings
 
     day, candidates, max_ticks = task
     batch = load_day(day, max_ticks)
     params = [c.params() for c in candidates]
-    rows: list[dict] = [{} for _ in candidates]
-    for group in shared_runs(params, Settings()):
-        results = run_backtests(
-            batch, [params[i] for i in group], keep_trades=False, settings=Settings()
-        )
-        for i, result in zip(group, results, strict=True):
-            rows[i] = {k: float(getattr(result, k)) for k in FIGURES}
-            rows[i]["candidate"] = candidates[i].name
-    return day, rows
+    results = run_grouped(batch, params, keep_trades=False, settings=Settings())
+    return day, [
+        {k: float(getattr(r, k)) for k in FIGURES} | {"candidate": c.name}
+        for c, r in zip(candidates, results, strict=True)
+    ]
 
 
 def _mean(values: list[float]) -> float:
