@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 from spark.ticks.model import Tick
 
+SAME_BP = 1e-6  # a mid this close (bp) to the previous one is it: float rounding, not a move
+
 
 @dataclass
 class TimeEWMean:
@@ -243,6 +245,8 @@ class TickFeatures:
         mid = (bid + ask) / 2 if two_sided else tick.last or bid or ask
         if mid is None or mid <= 0:
             return None
+        if self.prev_ts is not None and abs(mid - self.prev_mid) <= SAME_BP * 1e-4 * self.prev_mid:
+            mid = self.prev_mid  # float rounding of (bid + ask) / 2, not a move
         spread_bp = (ask - bid) / mid * 1e4 if bid is not None and ask is not None else 0.0
         activity = self.activity.update(1.0, t)
         volume = self.volume.update(tick.last_size or 0.0, t)
@@ -370,7 +374,8 @@ class TickFeatures:
             for f, change in zip(self.flows, (d_bid, d_ask, d_bid, d_ask), strict=True)
         ]
         moved = d_bid + d_ask
-        updown = self.updown.update(0.0 if moved == 0 else math.copysign(1.0, moved), t)
+        still = abs(moved) <= SAME_BP
+        updown = self.updown.update(0.0 if still else math.copysign(1.0, moved), t)
         activity_5s = self.activity_5s.update(1.0, t)
         typical = self.spread_var.mean
         bid_side = self.bid_side.update(bid, t, mid)
@@ -690,6 +695,8 @@ def move_betas(
     out, ms, ss, count, last_mid, moved = [], 0.0, 0.0, 0, None, 0
     for t, p in zip(ticks, probs, strict=True):
         mid = (t.bid + t.ask) / 2
+        if last_mid is not None and abs(mid - last_mid) <= SAME_BP * 1e-4 * last_mid:
+            mid = last_mid  # float rounding, not a move
         if mid != last_mid:
             moved += 1
         # event time: due after `moves` mid moves, against this tick's mid; clock time: due

@@ -107,6 +107,29 @@ def test_label_ties_are_skipped():
     assert len(result.labels) == 0 and result.ties == 2
 
 
+def test_float_rounding_of_the_mid_is_not_a_move():
+    # OANDA quotes often move the bid up and the ask down by one step: the mid is the same,
+    # but (1.38711 + 1.38725) / 2 is 2.2e-16 above (1.38710 + 1.38726) / 2 in floats. Until
+    # session 34 that counted as a mid move with a random sign: a label, a move for the
+    # event-time horizon, ret_bp != 0, last_move_sign, updown_5s.
+    quotes = [(1.38710, 1.38726), (1.38711, 1.38725)]
+    assert sum(quotes[0]) / 2 != sum(quotes[1]) / 2  # the rounding the test is about
+    ticks = [
+        Tick("EURUSD", 1_000_000 + k * 600_000, bid=b, ask=a)
+        for k, (b, a) in enumerate(quotes[k % 2] for k in range(40))
+    ]
+    for moves in (0, 1):
+        settings = SCORING.with_models(model="logreg", horizon_s=1.0, horizon_moves=moves)
+        result = SignalPipeline(settings).step(TickBatch.from_ticks(ticks))
+        assert len(result.labels) == 0  # every label a tie; event time: no move at all
+    x = step(ticks).features
+    for name in ("ret_bp", "last_move_sign", "updown_5s", "mom_20_bp", "persist_20"):
+        assert not x[:, FEATURE_NAMES.index(name)].any(), name
+    # a real move of half a step right after is one
+    moved = [*ticks, Tick("EURUSD", ticks[-1].ts + 600_000, bid=1.38712, ask=1.38725)]
+    assert step(moved).features[-1, FEATURE_NAMES.index("last_move_sign")] == 1.0
+
+
 @pytest.mark.parametrize(("name", "moves"), [*((m, 0) for m in MODEL_NAMES), ("gbm", 1)])
 def test_no_look_ahead_changing_the_future_never_changes_past_predictions(name, moves):
     ticks = real_ticks(6000)

@@ -51,6 +51,7 @@ import numpy as np
 from numba import njit
 
 from spark.errors import SparkError
+from spark.features.kernel import SAME_BP
 
 BUCKET_US = 1_800 * 10**6
 DAY_US = 86_400 * 10**6
@@ -407,6 +408,7 @@ def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray, locked: str = LO
         ret_bp = np.zeros(n)
         kept = np.flatnonzero(ok)
         ret_bp[kept[1:]] = np.log(mid[kept[1:]] / mid[kept[:-1]]) * 1e4
+        ret_bp[np.abs(ret_bp) <= SAME_BP] = 0.0  # float rounding of the mid, not a move
     profile = np.zeros((1, N_BUCKETS, 2))  # residual = the statistic itself
     limit = np.array([[np.inf, np.inf, -np.inf, -np.inf]])
     state = np.zeros((1, N_STATE))

@@ -48,6 +48,7 @@ DONE, STOP_MODEL, STOP_POOL = 0, 1, 2
 NONE = -1
 MOVE_SPAN = 2_000.0  # labels in the running means of the move fit (then exponential)
 MOVE_MIN_LABELS = 500  # labels a symbol's move fit needs before it is used
+SAME = features.SAME_BP * 1e-4  # a label's mids this close (a share of the mid) are a tie
 
 
 @njit(cache=True)
@@ -165,7 +166,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
                 rate = 1.0 / min(fit[2], MOVE_SPAN)
                 fit[0] += (moved * lean - fit[0]) * rate
                 fit[1] += (lean * lean - fit[1]) * rate
-            if at != pool_mid[item]:
+            if abs(at - pool_mid[item]) > SAME * pool_mid[item]:  # else a tie
                 y = 1 if at > pool_mid[item] else 0
                 e = ev_n[0]
                 ev_tick[e] = i
