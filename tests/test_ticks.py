@@ -124,6 +124,39 @@ def test_lean_plain_csv_and_tz_override(tmp_path):
     assert next(read(path, "lean-quote", symbol="FOO")).tick.symbol == "FOO"
 
 
+def test_lean_times_in_the_zone_of_the_market_folder(tmp_path):
+    # LEAN's market-hours database: OANDA and crypto data in UTC, FXCM in UTC-05:00; a path
+    # without a market folder keeps the column rule (3 columns: FX, UTC-05:00)
+    from spark.ticks.columns import read_batch
+
+    def first_ts(*folders):
+        path = tmp_path.joinpath(*folders, "20140501_quote.csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("40.1868,1300.335,1300.799\n61000,1300.4,1300.9\n")
+        row = next(read(path, "lean-quote")).tick.ts
+        assert read_batch([path], "lean-quote")[0].ts[0] == row  # both readers agree
+        return row
+
+    utc = parse_ts("2014-05-01T00:00:00Z") + 40_187
+    assert first_ts("cfd", "oanda", "tick", "xauusd") == utc
+    assert first_ts("forex", "OANDA", "tick", "eurusd") == utc
+    assert first_ts("crypto", "coinbase", "tick", "btcusd") == utc
+    assert first_ts("forex", "fxcm", "tick", "eurusd") == utc + 5 * 3_600_000_000
+    assert first_ts("mine", "eurusd") == utc + 5 * 3_600_000_000
+
+
+def test_a_zip_of_several_files_is_refused_with_what_to_do(tmp_path):
+    # a LEAN futures day: one CSV per contract; reading the first alone would score the
+    # expiring contract's few ticks and say nothing
+    path = tmp_path / "gc" / "20131007_trade.zip"
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("20131007_gc_tick_trade_201310.csv", "4933381,1313.8,1,usa,,0\n")
+        zf.writestr("20131007_gc_tick_trade_201312.csv", "4933382,1313.9,2,usa,,0\n")
+    with pytest.raises(SparkError, match="holds 2 files .*unzip the one you want"):
+        list(read(path, "lean-trade"))
+
+
 def test_fractional_milliseconds(tmp_path):
     path = tmp_path / "x" / "20140501_quote.csv"
     path.parent.mkdir()

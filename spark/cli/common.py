@@ -92,7 +92,10 @@ def tick_data_options(format_required: bool) -> list:
         format_option(format_required),
         click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name)."),
         click.option(
-            "--tz", help="Time zone of LEAN times (default: UTC-05:00 FX, New York equities)."
+            "--tz",
+            help="Time zone of LEAN times (default: the market folder's in the path: oanda, "
+            "crypto UTC, fxcm UTC-05:00; else UTC-05:00 for 3-column FX quotes, New York for "
+            "equities).",
         ),
     ]
 

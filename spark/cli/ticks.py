@@ -29,7 +29,10 @@ def ticks() -> None:
 @format_option(required=True)
 @click.option("--symbol", help="Symbol to use (LEAN files default to their folder's name).")
 @click.option(
-    "--tz", help="Time zone of LEAN times (default: UTC-05:00 for FX, New York for equities)."
+    "--tz",
+    help="Time zone of LEAN times (default: the market folder's in the path: oanda, "
+    "crypto UTC, fxcm UTC-05:00; else UTC-05:00 for 3-column FX quotes, New York for "
+    "equities).",
 )
 @click.option(
     "--max-rate",

@@ -25,12 +25,12 @@ from spark.ticks.model import MAX_TS_US, SYMBOL
 from spark.ticks.readers import (
     EQUITY_PRICE_SCALE,
     EQUITY_ZONE,
-    FX_ZONE,
     LineSource,
     _midnight_us,
     file_date,
     file_format,
     lean_symbol,
+    quote_zone,
     read,
 )
 from spark.ticks.replay import valid_ticks
@@ -91,7 +91,7 @@ def _lean_file(path: Path, fmt: str, symbol: str | None, tz: str | None) -> dict
     if fmt == "lean-trade":
         zone = ZoneInfo(tz or EQUITY_ZONE)
     else:
-        zone = ZoneInfo(tz) if tz else (FX_ZONE if columns == 3 else ZoneInfo(EQUITY_ZONE))
+        zone = ZoneInfo(tz) if tz else quote_zone(path, columns)
     n = table.num_rows
     ts = _midnight_us(date, zone) + np.rint(col(0) * 1000).astype(np.int64)
     prices = {name: np.full(n, np.nan) for name in PRICES}

@@ -26,8 +26,12 @@ Formats
                 of the line before it in the file. The symbol is the payload's.
 
 LEAN times are milliseconds (possibly fractional) since midnight of the date
-in the file name (``YYYYMMDD_...``): FX files in a fixed UTC-05:00 offset,
-equity files in America/New_York. ``tz`` overrides the zone.
+in the file name (``YYYYMMDD_...``), in the zone of the file's market (LEAN's
+market-hours database, session 34): a path through a LEAN market folder says it
+(``.../oanda/...`` and ``.../crypto/...``: UTC; ``.../fxcm/...``: a fixed UTC-05:00);
+otherwise 3-column quote files are FX in UTC-05:00 and the rest US equities in
+America/New_York. ``tz`` overrides the zone. A zip holds one CSV; a zip of several (a
+LEAN futures or options day, one CSV per contract) is refused with what to do.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ from spark.ticks.model import InvalidTick, Tick, validate
 FORMATS = ("csv", "lean", "lean-quote", "lean-trade", "binance")
 FX_ZONE = dt.timezone(dt.timedelta(hours=-5))
 EQUITY_ZONE = "America/New_York"
+# LEAN market folders whose data time zone is known (LEAN's market-hours database); the
+# first found in a file's path decides (session 34: OANDA's quotes were read 5 h late)
+MARKET_ZONES = {"oanda": dt.UTC, "crypto": dt.UTC, "fxcm": FX_ZONE}
 EQUITY_PRICE_SCALE = 10_000.0
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 
@@ -85,6 +92,14 @@ class LineSource:
                     members = [i for i in zf.infolist() if not i.is_dir()]
                     if not members:
                         raise SparkError(f"{path}: the zip archive is empty")
+                    if len(members) > 1:
+                        names = ", ".join(i.filename for i in members[:3])
+                        raise SparkError(
+                            f"{path} holds {len(members)} files ({names}, ...): Spark reads "
+                            "a zip of one CSV, as LEAN's quote and trade files are; a LEAN "
+                            "futures or options day holds one per contract: unzip the one "
+                            "you want and pass that file (--symbol names it)"
+                        )
                     self.member = members[0].filename
                     self.size = members[0].file_size
             else:
@@ -139,12 +154,21 @@ def session_bounds_us(
     return round(midnight + hours[0] * 3.6e9), round(midnight + hours[1] * 3.6e9)
 
 
+def quote_zone(path: Path, columns: int) -> dt.tzinfo:
+    """The zone of a LEAN quote file of ``columns`` columns at ``path`` (module docstring):
+    its market folder's, else 3 columns FX (UTC-05:00), else US equities (New York)."""
+    for part in reversed(path.parts[:-1]):
+        zone = MARKET_ZONES.get(part.lower())
+        if zone is not None:
+            return zone
+    return FX_ZONE if columns == 3 else ZoneInfo(EQUITY_ZONE)
+
+
 def lean_zone(path: Path) -> dt.tzinfo:
-    """The zone a LEAN quote file's times are in, as ``read_lean_quote`` decides it: 3 columns
-    FX (UTC-05:00), else US equities (New York)."""
+    """The zone a LEAN quote file's times are in, as ``read_lean_quote`` decides it."""
     for line in LineSource(path).lines():
-        return FX_ZONE if len(_fields(line)) == 3 else ZoneInfo(EQUITY_ZONE)
-    return ZoneInfo(EQUITY_ZONE)
+        return quote_zone(path, len(_fields(line)))
+    return quote_zone(path, 0)
 
 
 def _fields(line: bytes) -> list[str]:
@@ -197,9 +221,7 @@ def read_lean_quote(path: Path, symbol: str | None = None, tz: str | None = None
         try:
             cols = _fields(line)
             if base_us is None:
-                zone = (
-                    ZoneInfo(tz) if tz else (FX_ZONE if len(cols) == 3 else ZoneInfo(EQUITY_ZONE))
-                )
+                zone = ZoneInfo(tz) if tz else quote_zone(path, len(cols))
                 base_us = _midnight_us(date, zone)
             ts = base_us + round(_num(cols[0]) * 1000)
             if len(cols) == 3:
