@@ -145,6 +145,24 @@ def test_lean_times_in_the_zone_of_the_market_folder(tmp_path):
     assert first_ts("mine", "eurusd") == utc + 5 * 3_600_000_000
 
 
+def test_lean_prices_scaled_only_for_us_equities(tmp_path):
+    # US equity files hold 1/10,000 $; LEAN's futures (and crypto, forex, cfd) files hold
+    # actual prices: a COMEX gold contract trades at 1313.8, not 0.13138
+    from spark.ticks.columns import read_batch
+
+    def last_price(*folders):
+        path = tmp_path.joinpath(*folders, "20131007_trade.csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("34200000,1313.8,1,usa,,0\n34200100,1313.9,2,usa,,0\n")
+        row = next(read(path, "lean-trade")).tick.last
+        assert read_batch([path], "lean-trade")[0].last[0] == row  # both readers agree
+        return row
+
+    assert last_price("future", "comex", "tick", "gc") == 1313.8
+    assert last_price("equity", "usa", "tick", "spy") == pytest.approx(0.13138)
+    assert last_price("spy") == pytest.approx(0.13138)  # no folder: US equities, as before
+
+
 def test_a_zip_of_several_files_is_refused_with_what_to_do(tmp_path):
     # a LEAN futures day: one CSV per contract; reading the first alone would score the
     # expiring contract's few ticks and say nothing

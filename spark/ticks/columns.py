@@ -23,13 +23,14 @@ from spark.errors import SparkError
 from spark.pipeline.batch import PRICES, TickBatch
 from spark.ticks.model import MAX_TS_US, SYMBOL
 from spark.ticks.readers import (
-    EQUITY_PRICE_SCALE,
     EQUITY_ZONE,
     LineSource,
     _midnight_us,
     file_date,
     file_format,
     lean_symbol,
+    market_zone,
+    price_scale,
     quote_zone,
     read,
 )
@@ -88,8 +89,9 @@ def _lean_file(path: Path, fmt: str, symbol: str | None, tz: str | None) -> dict
     col = lambda i: table.column(i).to_numpy()  # noqa: E731
     date = file_date(path, LineSource(path).member)
     symbol = symbol or lean_symbol(path, LineSource(path).member)
+    scale = price_scale(path)
     if fmt == "lean-trade":
-        zone = ZoneInfo(tz or EQUITY_ZONE)
+        zone = ZoneInfo(tz) if tz else (market_zone(path) or ZoneInfo(EQUITY_ZONE))
     else:
         zone = ZoneInfo(tz) if tz else quote_zone(path, columns)
     n = table.num_rows
@@ -110,12 +112,12 @@ def _lean_file(path: Path, fmt: str, symbol: str | None, tz: str | None) -> dict
             carried = np.maximum.accumulate(np.where(quoted, np.arange(n), -1))
             known = carried >= 0
             where = np.maximum(carried, 0)
-            prices[side] = np.where(known, raw[where] / EQUITY_PRICE_SCALE, np.nan)
+            prices[side] = np.where(known, raw[where] / scale, np.nan)
             prices[f"{side}_size"] = np.where(known, size[where], np.nan)
     else:
         suspicious = ~np.isin(np.char.strip(col(5).astype(str)), ("0", ""))
         reason[suspicious] = "suspicious"
-        prices["last"], prices["last_size"] = col(1) / EQUITY_PRICE_SCALE, col(2)
+        prices["last"], prices["last_size"] = col(1) / scale, col(2)
     _validate(symbol, ts, prices, reason)
     return {"symbol": symbol, "ts": ts, "prices": prices, "reason": reason}
 

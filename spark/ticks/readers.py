@@ -30,8 +30,11 @@ in the file name (``YYYYMMDD_...``), in the zone of the file's market (LEAN's
 market-hours database, session 34): a path through a LEAN market folder says it
 (``.../oanda/...`` and ``.../crypto/...``: UTC; ``.../fxcm/...``: a fixed UTC-05:00);
 otherwise 3-column quote files are FX in UTC-05:00 and the rest US equities in
-America/New_York. ``tz`` overrides the zone. A zip holds one CSV; a zip of several (a
-LEAN futures or options day, one CSV per contract) is refused with what to do.
+America/New_York. ``tz`` overrides the zone. Prices of 8-column quotes and of trades are
+in 1/10,000 $ (US equities) unless the path runs through a security-type folder whose
+files store actual prices (``ACTUAL_PRICES``: future, crypto, ...). A zip holds one CSV;
+a zip of several (a LEAN futures or options day, one CSV per contract) is refused with
+what to do.
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ EQUITY_ZONE = "America/New_York"
 # LEAN market folders whose data time zone is known (LEAN's market-hours database); the
 # first found in a file's path decides (session 34: OANDA's quotes were read 5 h late)
 MARKET_ZONES = {"oanda": dt.UTC, "crypto": dt.UTC, "fxcm": FX_ZONE}
-EQUITY_PRICE_SCALE = 10_000.0
+EQUITY_PRICE_SCALE = 10_000.0  # US equity files: prices in 1/10,000 $
+# LEAN security-type folders whose files store actual prices (LEAN's data format docs and
+# the files: a COMEX gold future trades at 1313.8): no scale
+ACTUAL_PRICES = frozenset({"future", "futureoption", "crypto", "cfd", "forex"})
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 
 
@@ -154,14 +160,30 @@ def session_bounds_us(
     return round(midnight + hours[0] * 3.6e9), round(midnight + hours[1] * 3.6e9)
 
 
-def quote_zone(path: Path, columns: int) -> dt.tzinfo:
-    """The zone of a LEAN quote file of ``columns`` columns at ``path`` (module docstring):
-    its market folder's, else 3 columns FX (UTC-05:00), else US equities (New York)."""
+def market_zone(path: Path) -> dt.tzinfo | None:
+    """The zone of the LEAN market folder nearest the file in ``path``, if one is known."""
     for part in reversed(path.parts[:-1]):
         zone = MARKET_ZONES.get(part.lower())
         if zone is not None:
             return zone
+    return None
+
+
+def quote_zone(path: Path, columns: int) -> dt.tzinfo:
+    """The zone of a LEAN quote file of ``columns`` columns at ``path`` (module docstring):
+    its market folder's, else 3 columns FX (UTC-05:00), else US equities (New York)."""
+    zone = market_zone(path)
+    if zone is not None:
+        return zone
     return FX_ZONE if columns == 3 else ZoneInfo(EQUITY_ZONE)
+
+
+def price_scale(path: Path) -> float:
+    """What a LEAN file's prices are divided by: 1 under a security-type folder that stores
+    actual prices (``ACTUAL_PRICES``), else ``EQUITY_PRICE_SCALE`` (US equities)."""
+    if any(part.lower() in ACTUAL_PRICES for part in path.parts[:-1]):
+        return 1.0
+    return EQUITY_PRICE_SCALE
 
 
 def lean_zone(path: Path) -> dt.tzinfo:
@@ -213,6 +235,7 @@ def read_lean_quote(path: Path, symbol: str | None = None, tz: str | None = None
     rows = _RowMaker(path, symbol)
     base_us: int | None = None
     bid = ask = bid_size = ask_size = None
+    scale = price_scale(path)
     for line in src.lines():
         rows.lineno += 1
         if not line.strip():
@@ -239,9 +262,9 @@ def read_lean_quote(path: Path, symbol: str | None = None, tz: str | None = None
                     yield rows.bad("no_price", "quote row with neither bid nor ask", line)
                     continue
                 if row_bid != 0:
-                    bid, bid_size = row_bid / EQUITY_PRICE_SCALE, _num(cols[2])
+                    bid, bid_size = row_bid / scale, _num(cols[2])
                 if row_ask != 0:
-                    ask, ask_size = row_ask / EQUITY_PRICE_SCALE, _num(cols[4])
+                    ask, ask_size = row_ask / scale, _num(cols[4])
                 tick = Tick(
                     symbol, ts, bid, ask, bid_size, ask_size, venue=cols[5] or None, source=source
                 )
@@ -259,7 +282,9 @@ def read_lean_trade(path: Path, symbol: str | None = None, tz: str | None = None
     date = file_date(path, src.member)
     symbol = symbol or lean_symbol(path, src.member)
     source = f"replay:{path.name}"
-    base_us = _midnight_us(date, ZoneInfo(tz or EQUITY_ZONE))
+    zone = ZoneInfo(tz) if tz else (market_zone(path) or ZoneInfo(EQUITY_ZONE))
+    base_us = _midnight_us(date, zone)
+    scale = price_scale(path)
     rows = _RowMaker(path, symbol)
     for line in src.lines():
         rows.lineno += 1
@@ -275,7 +300,7 @@ def read_lean_trade(path: Path, symbol: str | None = None, tz: str | None = None
             tick = Tick(
                 symbol,
                 ts,
-                last=_num(cols[1]) / EQUITY_PRICE_SCALE,
+                last=_num(cols[1]) / scale,
                 last_size=_num(cols[2]),
                 venue=cols[3] or None,
                 source=source,
