@@ -124,18 +124,26 @@ def test_lean_plain_csv_and_tz_override(tmp_path):
     assert next(read(path, "lean-quote", symbol="FOO")).tick.symbol == "FOO"
 
 
+def first_read(tmp_path, folders, name, text, fmt, field):
+    """``field`` of the first tick of file ``name`` holding ``text`` under ``folders``, as
+    both readers (row by row and columnar) read it: they must agree."""
+    from spark.ticks.columns import read_batch
+
+    path = tmp_path.joinpath(*folders, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    value = getattr(next(read(path, fmt)).tick, field)
+    assert getattr(read_batch([path], fmt)[0], field)[0] == value
+    return value
+
+
 def test_lean_times_in_the_zone_of_the_market_folder(tmp_path):
     # LEAN's market-hours database: OANDA and crypto data in UTC, FXCM in UTC-05:00; a path
     # without a market folder keeps the column rule (3 columns: FX, UTC-05:00)
-    from spark.ticks.columns import read_batch
+    quotes = "40.1868,1300.335,1300.799\n61000,1300.4,1300.9\n"
 
     def first_ts(*folders):
-        path = tmp_path.joinpath(*folders, "20140501_quote.csv")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("40.1868,1300.335,1300.799\n61000,1300.4,1300.9\n")
-        row = next(read(path, "lean-quote")).tick.ts
-        assert read_batch([path], "lean-quote")[0].ts[0] == row  # both readers agree
-        return row
+        return first_read(tmp_path, folders, "20140501_quote.csv", quotes, "lean-quote", "ts")
 
     utc = parse_ts("2014-05-01T00:00:00Z") + 40_187
     assert first_ts("cfd", "oanda", "tick", "xauusd") == utc
@@ -148,15 +156,10 @@ def test_lean_times_in_the_zone_of_the_market_folder(tmp_path):
 def test_lean_prices_scaled_only_for_us_equities(tmp_path):
     # US equity files hold 1/10,000 $; LEAN's futures (and crypto, forex, cfd) files hold
     # actual prices: a COMEX gold contract trades at 1313.8, not 0.13138
-    from spark.ticks.columns import read_batch
+    trades = "34200000,1313.8,1,usa,,0\n34200100,1313.9,2,usa,,0\n"
 
     def last_price(*folders):
-        path = tmp_path.joinpath(*folders, "20131007_trade.csv")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("34200000,1313.8,1,usa,,0\n34200100,1313.9,2,usa,,0\n")
-        row = next(read(path, "lean-trade")).tick.last
-        assert read_batch([path], "lean-trade")[0].last[0] == row  # both readers agree
-        return row
+        return first_read(tmp_path, folders, "20131007_trade.csv", trades, "lean-trade", "last")
 
     assert last_price("future", "comex", "tick", "gc") == 1313.8
     assert last_price("equity", "usa", "tick", "spy") == pytest.approx(0.13138)
