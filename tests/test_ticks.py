@@ -164,6 +164,11 @@ def test_lean_prices_scaled_only_for_us_equities(tmp_path):
     assert last_price("future", "comex", "tick", "gc") == 1313.8
     assert last_price("equity", "usa", "tick", "spy") == pytest.approx(0.13138)
     assert last_price("spy") == pytest.approx(0.13138)  # no folder: US equities, as before
+    # the nearest security-type folder is the file's: not one further up the path
+    assert last_price("crypto", "equity", "usa", "tick", "spy") == pytest.approx(0.13138)
+    ts = first_read(tmp_path, ("crypto", "equity", "usa", "tick", "spy"), "20131007_trade.csv",
+                    trades, "lean-trade", "ts")  # fmt: skip
+    assert ts == parse_ts("2013-10-07T13:30:00Z")  # 09:30 New York, not UTC
 
 
 def test_a_zip_of_several_files_is_refused_with_what_to_do(tmp_path):

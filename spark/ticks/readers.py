@@ -32,7 +32,7 @@ market-hours database, session 34): a path through a LEAN market folder says it
 otherwise 3-column quote files are FX in UTC-05:00 and the rest US equities in
 America/New_York. ``tz`` overrides the zone. Prices of 8-column quotes and of trades are
 in 1/10,000 $ (US equities) unless the path runs through a security-type folder whose
-files store actual prices (``ACTUAL_PRICES``: future, crypto, ...). A zip holds one CSV;
+files store actual prices (``SECURITY_TYPES``: future, crypto, ...). A zip holds one CSV;
 a zip of several (a LEAN futures or options day, one CSV per contract) is refused with
 what to do.
 """
@@ -59,11 +59,20 @@ FX_ZONE = dt.timezone(dt.timedelta(hours=-5))
 EQUITY_ZONE = "America/New_York"
 # LEAN market folders whose data time zone is known (LEAN's market-hours database); the
 # first found in a file's path decides (session 34: OANDA's quotes were read 5 h late)
-MARKET_ZONES = {"oanda": dt.UTC, "crypto": dt.UTC, "fxcm": FX_ZONE}
+MARKET_ZONES = {"oanda": dt.UTC, "fxcm": FX_ZONE}
 EQUITY_PRICE_SCALE = 10_000.0  # US equity files: prices in 1/10,000 $
-# LEAN security-type folders whose files store actual prices (LEAN's data format docs and
-# the files: a COMEX gold future trades at 1313.8): no scale
-ACTUAL_PRICES = frozenset({"future", "futureoption", "crypto", "cfd", "forex"})
+# LEAN security-type folders, the top of a file's LEAN path (type/market/resolution/ticker),
+# and whether their files store actual prices (LEAN's data format docs and the files: a COMEX
+# gold future trades at 1313.8) rather than US equity 1/10,000 $; crypto data is in UTC
+SECURITY_TYPES = {
+    "equity": False,
+    "option": False,
+    "future": True,
+    "futureoption": True,
+    "crypto": True,
+    "cfd": True,
+    "forex": True,
+}
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 
 
@@ -160,13 +169,26 @@ def session_bounds_us(
     return round(midnight + hours[0] * 3.6e9), round(midnight + hours[1] * 3.6e9)
 
 
-def market_zone(path: Path) -> dt.tzinfo | None:
-    """The zone of the LEAN market folder nearest the file in ``path``, if one is known."""
+def _lean_folders(path: Path) -> tuple[dt.tzinfo | None, bool | None]:
+    """(the zone of the file's LEAN market folder, whether its security type stores actual
+    prices), each None when the path does not say: folders read upwards from the file, up to
+    the nearest security-type folder (a folder above it, ``/home/crypto/equity/...``, is not
+    the file's)."""
+    zone = None
     for part in reversed(path.parts[:-1]):
-        zone = MARKET_ZONES.get(part.lower())
-        if zone is not None:
-            return zone
-    return None
+        name = part.lower()
+        if zone is None:
+            zone = MARKET_ZONES.get(name)
+        if name in SECURITY_TYPES:
+            if zone is None and name == "crypto":
+                zone = dt.UTC
+            return zone, SECURITY_TYPES[name]
+    return zone, None
+
+
+def market_zone(path: Path) -> dt.tzinfo | None:
+    """The zone of the file's LEAN market folder, if its path says (``_lean_folders``)."""
+    return _lean_folders(path)[0]
 
 
 def quote_zone(path: Path, columns: int) -> dt.tzinfo:
@@ -180,10 +202,8 @@ def quote_zone(path: Path, columns: int) -> dt.tzinfo:
 
 def price_scale(path: Path) -> float:
     """What a LEAN file's prices are divided by: 1 under a security-type folder that stores
-    actual prices (``ACTUAL_PRICES``), else ``EQUITY_PRICE_SCALE`` (US equities)."""
-    if any(part.lower() in ACTUAL_PRICES for part in path.parts[:-1]):
-        return 1.0
-    return EQUITY_PRICE_SCALE
+    actual prices (``SECURITY_TYPES``), else ``EQUITY_PRICE_SCALE`` (US equities)."""
+    return 1.0 if _lean_folders(path)[1] else EQUITY_PRICE_SCALE
 
 
 def lean_zone(path: Path) -> dt.tzinfo:
