@@ -552,3 +552,33 @@ def test_numba_caches_are_dropped_when_a_compiled_module_changes(tmp_path):
     assert not fresh_numba_cache(package) and all(p.exists() for p in cached)
     kernel.write_text("from numba import njit\nWIDTH = 52\n")
     assert fresh_numba_cache(package) and not any(p.exists() for p in cached)
+
+
+def test_gbm_answers_a_blend_of_its_trees_and_its_own_logreg(mixed_ticks):
+    """bench/gbm_blend.py's choice (session 34): once gbm has trees, its prob_up is
+    0.75 x the trees + 0.25 x its own logreg, which goes on learning every label as a logreg
+    challenger learning the same labels does (so the blend is the protocol's candidate)."""
+    from spark.ml import linear, trees
+    from spark.pipeline import core
+
+    settings = Settings(gate=False, trading=False).with_models(
+        model="gbm", challengers=("logreg",), horizon_s=1.0, horizon_moves=0, gbm_refit=1_000
+    )
+    pipeline = SignalPipeline(settings)
+    result = pipeline.step(TickBatch.from_ticks(mixed_ticks))
+    learned = pipeline.learners
+    assert core.GBM_BLEND == 0.25 and learned.has_trees[0] and learned.slots[0].fits >= 2
+    assert np.array_equal(learned.lin[0], learned.lin[1])  # one logreg, two slots
+    lo, hi = learned.tree_range[0]
+    for x in result.features[-50:]:
+        grown = trees.predict(learned.forest, lo, hi, x)
+        want = 0.75 * grown + 0.25 * linear.predict(learned.lin[1], x)
+        asked = pipeline.predict(dict(zip(learners.FEATURE_NAMES, x.tolist(), strict=True)))
+        assert asked["prob_up"] == pytest.approx(want, abs=1e-12)
+    # the loop's own answer at the last tick (its labels learned first, then predicted)
+    last = int(np.flatnonzero(result.valid)[-1])
+    x = result.features[last]
+    grown = trees.predict(learned.forest, lo, hi, x)
+    want = 0.75 * grown + 0.25 * linear.predict(learned.lin[0], x)
+    assert result.probs[last, 0] == pytest.approx(want, abs=1e-12)
+    assert result.probs[last, 0] != pytest.approx(grown, abs=1e-6)  # not the trees alone

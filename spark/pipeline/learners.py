@@ -7,7 +7,9 @@ Learners (docs/ml.md):
   sampled rows, ≥ 200 labels a leaf, deterministic; chosen by docs/ml.md's session-13
   protocol for a 3× cheaper refit; two threads a fit since session 16, the same trees as
   one thread grows, a test checks) fit on the last ``window`` labelled
-  vectors; until its first trees a logreg warm-up answers and learns.
+  vectors; until its first trees a logreg warm-up answers and learns, and after them it
+  goes on learning and answers a quarter of the probability (``core.GBM_BLEND``, chosen by
+  bench/gbm_blend.py in session 34).
 
 Refits, deterministic and in the background. When a gbm model's label count reaches its
 next refit point k (every ``refit`` labels) at a tick boundary, the window as of that

@@ -692,7 +692,10 @@ class SignalPipeline:
         slot = learners.slots[m]
         if learners.kind[m] == core.GBM and learners.has_trees[m]:
             lo, hi = learners.tree_range[m]
-            prob = trees.predict(learners.forest, lo, hi, x)
+            grown = trees.predict(learners.forest, lo, hi, x)
+            prob = (1.0 - core.GBM_BLEND) * grown + core.GBM_BLEND * linear.predict(
+                learners.lin[m], x
+            )
         else:
             prob = linear.predict(learners.lin[m], x)
         return {
