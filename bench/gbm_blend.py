@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gbm_protocol import MAX_WORSE, MIN_GAIN, _figures  # noqa: E402
+from bench.gbm_protocol import _figures, best_of, passes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = (0.0, 0.25, 0.5)
@@ -109,11 +109,7 @@ def main(argv=None) -> int:
     base = {d.path: scores[(SHIPPED, d.path)][0] for d in days}
     for w in WEIGHTS:
         row = {"w": w, **{name: _figures(w, ds, scores, base) for name, ds in parts.items()}}
-        row["passes"] = (
-            w != SHIPPED
-            and row["train"]["gain_mean"] >= MIN_GAIN
-            and row["train"]["below_shipped"] <= MAX_WORSE
-        )
+        row["passes"] = w != SHIPPED and passes(row)
         if unseen:
             row["unseen"] = {}
             for name in dict.fromkeys(n for n, *_ in unseen):
@@ -128,8 +124,7 @@ def main(argv=None) -> int:
                     "days": len(aucs),
                 }
         report["candidates"].append(row)
-    passing = [r for r in report["candidates"] if r["passes"]]
-    best = max(passing, key=lambda r: r["train"]["gain_mean"]) if passing else None
+    best = best_of(report["candidates"])
     report["chosen"] = best["w"] if best else SHIPPED
     if args.json:
         print(json.dumps(report, indent=1))

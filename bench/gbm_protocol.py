@@ -74,6 +74,17 @@ def _figures(candidate, ds, scores, base) -> dict:
     }
 
 
+def passes(row: dict) -> bool:
+    """The rule (module docstring) on a candidate's figures (``_figures`` per role)."""
+    return row["train"]["gain_mean"] >= MIN_GAIN and row["train"]["below_shipped"] <= MAX_WORSE
+
+
+def best_of(rows: list[dict]) -> dict | None:
+    """Of the rows that pass, the largest mean train gain; None if none passes."""
+    passing = [r for r in rows if r["passes"]]
+    return max(passing, key=lambda r: r["train"]["gain_mean"]) if passing else None
+
+
 def main(
     module: str,
     doc: str,
@@ -114,14 +125,9 @@ def main(
     for c in candidates:
         row = {"candidate": label(c)}
         row.update({name: _figures(c, ds, scores, base) for name, ds in parts.items()})
-        row["passes"] = (
-            c != shipped
-            and row["train"]["gain_mean"] >= MIN_GAIN
-            and row["train"]["below_shipped"] <= MAX_WORSE
-        )
+        row["passes"] = c != shipped and passes(row)
         report["candidates"].append(row)
-    passing = [r for r in report["candidates"] if r["passes"]]
-    best = max(passing, key=lambda r: r["train"]["gain_mean"]) if passing else None
+    best = best_of(report["candidates"])
     report["chosen"] = best["candidate"] if best else label(shipped)
     if args.json:
         print(json.dumps(report, indent=1))
