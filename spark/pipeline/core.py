@@ -57,6 +57,16 @@ GBM_BLEND = 0.25
 
 
 @njit(cache=True)
+def answer(kind, has_trees, forest, tree_range, lin, m, x) -> float:
+    """Model ``m``'s prob_up for vector ``x``: logreg, or gbm's blend of its trees and its own
+    logreg (its logreg alone until the first trees). The loop and the HTTP predict ask it."""
+    if kind[m] == GBM and has_trees[m]:
+        grown = trees.predict(forest, tree_range[m, 0], tree_range[m, 1], x)
+        return (1.0 - GBM_BLEND) * grown + GBM_BLEND * linear.predict(lin[m], x)
+    return linear.predict(lin[m], x)
+
+
+@njit(cache=True)
 def _learn(kind, lin, counts, gidx, has_trees, win_x, win_y, win_pos, m, x, y) -> None:
     linear.learn(lin[m], x, y)  # logreg, and gbm's own logreg (warm-up, then GBM_BLEND)
     if kind[m] == GBM:
@@ -206,11 +216,7 @@ def run(start, batch, feats, labels, models, forest, out, seen):
             ok = fit[2] >= MOVE_MIN_LABELS and fit[1] > 0
             move_out[i, m] = fit[0] / fit[1] if ok else np.nan
         for m in range(n_models):
-            if kind[m] == GBM and has_trees[m]:
-                grown = trees.predict(forest, tree_range[m, 0], tree_range[m, 1], x)
-                p_out[i, m] = (1.0 - GBM_BLEND) * grown + GBM_BLEND * linear.predict(lin[m], x)
-            else:
-                p_out[i, m] = linear.predict(lin[m], x)
+            p_out[i, m] = answer(kind, has_trees, forest, tree_range, lin, m, x)
         item = free[0]  # queue the vector for its label
         free[0] = pool_next[item]
         free[1] -= 1

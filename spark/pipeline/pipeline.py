@@ -47,7 +47,6 @@ from spark.execution import passive_cost
 from spark.execution.paper import PaperExecutor
 from spark.execution.risk import Limits
 from spark.features import kernel as features
-from spark.ml import linear, trees
 from spark.ml.quality import exact_auc, precision_at_top
 from spark.ml.signals import SIDES, SIGNAL, SUPPRESSED, decide, decide_costed
 from spark.pipeline import core
@@ -690,14 +689,10 @@ class SignalPipeline:
         learners = self.learners
         m = learners.champion
         slot = learners.slots[m]
-        if learners.kind[m] == core.GBM and learners.has_trees[m]:
-            lo, hi = learners.tree_range[m]
-            grown = trees.predict(learners.forest, lo, hi, x)
-            prob = (1.0 - core.GBM_BLEND) * grown + core.GBM_BLEND * linear.predict(
-                learners.lin[m], x
-            )
-        else:
-            prob = linear.predict(learners.lin[m], x)
+        prob = core.answer(
+            learners.kind, learners.has_trees, learners.forest, learners.tree_range,
+            learners.lin, m, x,
+        )  # fmt: skip
         return {
             "prob_up": float(prob),
             "model_id": slot.model_id,

@@ -15,7 +15,6 @@ import io
 import zipfile
 from collections import Counter
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -23,15 +22,13 @@ from spark.errors import SparkError
 from spark.pipeline.batch import PRICES, TickBatch
 from spark.ticks.model import MAX_TS_US, SYMBOL
 from spark.ticks.readers import (
-    EQUITY_ZONE,
     LineSource,
     _midnight_us,
     file_date,
     file_format,
+    file_zone,
     lean_symbol,
-    market_zone,
     price_scale,
-    quote_zone,
     read,
 )
 from spark.ticks.replay import valid_ticks
@@ -90,10 +87,7 @@ def _lean_file(path: Path, fmt: str, symbol: str | None, tz: str | None) -> dict
     date = file_date(path, LineSource(path).member)
     symbol = symbol or lean_symbol(path, LineSource(path).member)
     scale = price_scale(path)
-    if fmt == "lean-trade":
-        zone = ZoneInfo(tz) if tz else (market_zone(path) or ZoneInfo(EQUITY_ZONE))
-    else:
-        zone = ZoneInfo(tz) if tz else quote_zone(path, columns)
+    zone = file_zone(path, tz, None if fmt == "lean-trade" else columns)
     n = table.num_rows
     ts = _midnight_us(date, zone) + np.rint(col(0) * 1000).astype(np.int64)
     prices = {name: np.full(n, np.nan) for name in PRICES}

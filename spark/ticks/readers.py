@@ -206,6 +206,17 @@ def price_scale(path: Path) -> float:
     return 1.0 if _lean_folders(path)[1] else EQUITY_PRICE_SCALE
 
 
+def file_zone(path: Path, tz: str | None, columns: int | None = None) -> dt.tzinfo:
+    """The zone a LEAN file's times are read in: ``tz`` if given, else its market folder's;
+    else, for a quote file of ``columns`` columns, ``quote_zone``'s rule, for trades
+    (``columns`` None) US equities (New York)."""
+    if tz:
+        return ZoneInfo(tz)
+    if columns is not None:
+        return quote_zone(path, columns)
+    return market_zone(path) or ZoneInfo(EQUITY_ZONE)
+
+
 def lean_zone(path: Path) -> dt.tzinfo:
     """The zone a LEAN quote file's times are in, as ``read_lean_quote`` decides it."""
     for line in LineSource(path).lines():
@@ -264,7 +275,7 @@ def read_lean_quote(path: Path, symbol: str | None = None, tz: str | None = None
         try:
             cols = _fields(line)
             if base_us is None:
-                zone = ZoneInfo(tz) if tz else quote_zone(path, len(cols))
+                zone = file_zone(path, tz, len(cols))
                 base_us = _midnight_us(date, zone)
             ts = base_us + round(_num(cols[0]) * 1000)
             if len(cols) == 3:
@@ -302,7 +313,7 @@ def read_lean_trade(path: Path, symbol: str | None = None, tz: str | None = None
     date = file_date(path, src.member)
     symbol = symbol or lean_symbol(path, src.member)
     source = f"replay:{path.name}"
-    zone = ZoneInfo(tz) if tz else (market_zone(path) or ZoneInfo(EQUITY_ZONE))
+    zone = file_zone(path, tz)
     base_us = _midnight_us(date, zone)
     scale = price_scale(path)
     rows = _RowMaker(path, symbol)
