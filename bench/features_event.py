@@ -36,9 +36,7 @@ above v4's and it is below v4 on at most 4 of them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +45,12 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.features_regime import files as shared_files  # noqa: E402
-from bench.features_regime import load  # noqa: E402
-from bench.features_v3 import feature_rule, labels, walk_forward_auc  # noqa: E402
+from bench.features_regime import load, run_and_report  # noqa: E402
+from bench.features_v3 import labels, walk_forward_auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = {"ev": ("ev_dev_2", "ev_dev_5", "ev_dev_20")}
 SPANS = (2.0, 5.0, 20.0)
-MIN_GAIN, MAX_WORSE = 0.005, 4
 LEAN = ("forex/oanda/tick/eurusd", "forex/oanda/tick/nzdusd", "cfd/oanda/tick/xauusd")
 
 
@@ -121,31 +118,7 @@ def main() -> None:
     missing = [p for _, p, _, _ in todo if not p.exists()]
     if missing or not todo:
         parser.error(f"{missing[0] if missing else args.lean} not found: pass the data folder")
-    per_file, started = {}, time.perf_counter()
-    for name, path, stock, date in todo:
-        per_file[name] = figures = one_file(path, stock, date, args.ticks)
-        if not args.json:
-            print(name, {k: round(v, 4) for k, v in figures.items()}, flush=True)
-    names = list(next(iter(per_file.values())))
-    means = {n: round(float(np.nanmean([f[n] for f in per_file.values()])), 4) for n in names}
-    worst = {n: round(float(np.nanmin([f[n] for f in per_file.values()])), 4) for n in names}
-    rule = feature_rule(per_file, GROUPS, "v4", MIN_GAIN, MAX_WORSE) if days == "train" else {}
-    report = {
-        "days": days,
-        "mean_auc": means,
-        "worst_auc": worst,
-        "rule": rule,
-        "files": per_file,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    if args.json:
-        print(json.dumps(report))
-        return
-    for n in names:
-        print(f"{n:>8}: mean {means[n]:.4f} ({means[n] - means['v4']:+.4f}), worst {worst[n]:.4f}")
-    for group, verdict in report["rule"].items():
-        print(f"{group}: {verdict}")
-    print(f"{report['seconds']} s")
+    run_and_report(todo, one_file, "v4", GROUPS, days, args.ticks, args.json)
 
 
 if __name__ == "__main__":

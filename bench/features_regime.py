@@ -54,6 +54,7 @@ FX_TRAIN = ("01", "05", "08", "12")
 FX_TEST = ("02", "04", "06", "07", "09", "11", "13", "14", "15")
 GROUPS = {"rev": ("rev_20", "rev_200"), "mom": ("mom_20", "mom_200")}
 MIN_GAIN, MAX_WORSE = 0.005, 4
+V3_COLUMNS = 52
 
 
 @njit(cache=True)
@@ -106,17 +107,13 @@ def one_file(path: Path, stock: str | None, date: str | None, ticks: int) -> dic
     if result.kept is not None:
         batch = batch.select(result.kept)
     rows = np.flatnonzero(result.valid)
-    batch, base = batch.select(rows), result.features[rows]
+    # v3's 52 columns: the pipeline computes v4 (these two features) since session 23
+    batch, base = batch.select(rows), result.features[rows][:, :V3_COLUMNS]
     mid = (batch.bid + batch.ask) / 2
     extra = candidates(mid)
     y, ok, known = labels(batch.ts, mid)
     sets = {"v3": base, **{f"v3+{g}": np.column_stack([base, extra[g]]) for g in GROUPS}}
     return {name: walk_forward_auc(x, y, ok, known, batch.ts) for name, x in sets.items()}
-
-
-def decide(per_file: dict[str, dict[str, float]]) -> dict[str, dict]:
-    """The rule, on the files given (the train days)."""
-    return feature_rule(per_file, GROUPS, "v3", MIN_GAIN, MAX_WORSE)
 
 
 def files(data: Path, days: str) -> list[tuple[str, Path, str | None, str | None]]:
@@ -135,6 +132,36 @@ def files(data: Path, days: str) -> list[tuple[str, Path, str | None, str | None
     return out
 
 
+def run_and_report(todo, scorer, base: str, groups, days: str, ticks: int, as_json: bool):
+    """Score each (name, path, stock, date) of ``todo`` with ``scorer``; print each file's
+    figures, the means and worsts, and the rule's verdict on train days (or one JSON object)."""
+    per_file, started = {}, time.perf_counter()
+    for name, path, stock, date in todo:
+        per_file[name] = figures = scorer(path, stock, date, ticks)
+        if not as_json:
+            print(name, {k: round(v, 4) for k, v in figures.items()}, flush=True)
+    names = list(next(iter(per_file.values())))
+    means = {n: round(float(np.nanmean([f[n] for f in per_file.values()])), 4) for n in names}
+    worst = {n: round(float(np.nanmin([f[n] for f in per_file.values()])), 4) for n in names}
+    rule = feature_rule(per_file, groups, base, MIN_GAIN, MAX_WORSE) if days == "train" else {}
+    report = {
+        "days": days,
+        "mean_auc": means,
+        "worst_auc": worst,
+        "rule": rule,
+        "files": per_file,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if as_json:
+        print(json.dumps(report))
+        return
+    for n in names:
+        print(f"{n:>8}: mean {means[n]:.4f} ({means[n] - means[base]:+.4f}), worst {worst[n]:.4f}")
+    for group, verdict in rule.items():
+        print(f"{group}: {verdict}")
+    print(f"{report['seconds']} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
@@ -146,30 +173,7 @@ def main() -> None:
     missing = [p for _, p, _, _ in todo if not p.exists()]
     if missing:
         parser.error(f"{missing[0]} not found: pass the shared data directory")
-    per_file, started = {}, time.perf_counter()
-    for name, path, stock, date in todo:
-        per_file[name] = figures = one_file(path, stock, date, args.ticks)
-        if not args.json:
-            print(name, {k: round(v, 4) for k, v in figures.items()}, flush=True)
-    names = list(next(iter(per_file.values())))
-    means = {n: round(float(np.mean([f[n] for f in per_file.values()])), 4) for n in names}
-    worst = {n: round(float(np.min([f[n] for f in per_file.values()])), 4) for n in names}
-    report = {
-        "days": args.days,
-        "mean_auc": means,
-        "worst_auc": worst,
-        "rule": decide(per_file) if args.days == "train" else {},
-        "files": per_file,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    if args.json:
-        print(json.dumps(report))
-        return
-    for n in names:
-        print(f"{n:>8}: mean {means[n]:.4f} ({means[n] - means['v3']:+.4f}), worst {worst[n]:.4f}")
-    for group, verdict in report["rule"].items():
-        print(f"{group}: {verdict}")
-    print(f"{report['seconds']} s")
+    run_and_report(todo, one_file, "v3", GROUPS, args.days, args.ticks, args.json)
 
 
 if __name__ == "__main__":
