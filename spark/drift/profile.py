@@ -581,13 +581,14 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
 
 def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
                locked=LOCKED, hold=KIND_HOLD, slow=KIND_SLOW, warm=KIND_WARM,
-               budget=KIND_BUDGET, margin=KIND_MARGIN) -> KindEntry:  # fmt: skip
+               budget=KIND_BUDGET, margin=KIND_MARGIN, quiet=None) -> KindEntry:  # fmt: skip
     """A kind of market's entry from the recorded days of its instruments (``build``'s
     input, the kind's instruments only): each day's two statistics against their own slow
     mean over ``slow`` ticks, held ``hold`` ticks, after ``warm`` ticks; the limits at the
     least level those days rise over at most ``budget`` times per 100k ticks (``budgeted``),
     as the fifth run of bench/drift_self_rule.py set them on the other instruments of a kind.
-    Needs two days at least."""
+    Needs two days at least. ``quiet``: (k, 2) spans of time (``spark.drift.releases``)
+    whose ticks do not count, as if the detector were muted there."""
     entries = [e for rows in days.values() for e in rows]
     if len(entries) < 2:
         raise ProfileError(f"a kind of market needs two days at least, {len(entries)} given")
@@ -595,8 +596,13 @@ def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarra
     high, low = [], []
     for _, ts, bid, ask in entries:
         stats = day_stats(ts, bid, ask, locked)
-        high.append(held_residuals(ts, stats, flat, hold, slow)[warm:])
-        low.append(held_residuals(ts, stats, flat, hold, slow, True)[warm:])
+        up, down = (held_residuals(ts, stats, flat, hold, slow, side) for side in (False, True))
+        if quiet is not None:
+            from spark.drift.releases import inside
+
+            up[inside(ts, quiet)] = down[inside(ts, quiet)] = np.nan
+        high.append(up[warm:])
+        low.append(down[warm:])
     limits = np.r_[limits_of(high, budget=budget), limits_of(low, True, budget)]
     return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget)
 

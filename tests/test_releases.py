@@ -1,0 +1,79 @@
+"""Scheduled release windows (spark.drift.releases, session 35): the payrolls days by the
+BLS's rule, their windows in UTC, and the kind entry's limits learnt with them left out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from spark.drift.profile import build_kind
+from spark.drift.releases import AFTER_S, BEFORE_S, inside, payrolls, payrolls_day, windows
+
+US = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "day"),
+    [  # published release days the rule gives
+        (2013, 10, dt.date(2013, 10, 4)),  # scheduled so; the shutdown delayed it
+        (2014, 3, dt.date(2014, 3, 7)),
+        (2014, 4, dt.date(2014, 4, 4)),
+        (2014, 5, dt.date(2014, 5, 2)),  # the shared data's release (its train days)
+        (2014, 6, dt.date(2014, 6, 6)),
+    ],
+)
+def test_payrolls_day_by_the_rule(year, month, day):
+    assert payrolls_day(year, month) == day
+    assert day.weekday() == 4  # a Friday
+
+
+def test_payrolls_are_at_half_past_eight_new_york_in_utc():
+    got = payrolls(dt.date(2014, 3, 1), dt.date(2014, 5, 31))
+    assert got == [  # 13:30 UTC before US summer time (it began on 2014-03-09), 12:30 after
+        dt.datetime(2014, 3, 7, 13, 30, tzinfo=dt.UTC),
+        dt.datetime(2014, 4, 4, 12, 30, tzinfo=dt.UTC),
+        dt.datetime(2014, 5, 2, 12, 30, tzinfo=dt.UTC),
+    ]
+    assert payrolls(dt.date(2014, 5, 3), dt.date(2014, 6, 5)) == []
+
+
+def test_a_window_runs_from_before_the_release_to_after_it():
+    release = int(dt.datetime(2014, 5, 2, 12, 30, tzinfo=dt.UTC).timestamp()) * US
+    ts = release + np.array([-BEFORE_S - 1, -BEFORE_S, 0, AFTER_S - 1, AFTER_S, 86_400]) * US
+    spans = windows(ts)
+    assert [release - BEFORE_S * US, release + AFTER_S * US] in spans.tolist()
+    assert inside(ts, spans).tolist() == [False, True, True, True, False, False]
+    assert not inside(ts, windows(ts[:0])).any()
+
+
+def _day(date: dt.date, spike: slice | None, n: int = 40_000, seed: int = 0):
+    """A made-up FX day: a quote every 0.5 s from 10:00 UTC, the mid a random walk on a
+    0.00001 grid, the spread 1 or 2 steps; ``spike``: those ticks at 8 steps."""
+    rng = np.random.default_rng(seed)
+    start = int(dt.datetime.combine(date, dt.time(10), dt.UTC).timestamp()) * US
+    ts = start + np.arange(n, dtype=np.int64) * 500_000
+    mid = 1.3 + np.cumsum(rng.choice([-1, 0, 0, 1], n)) * 1e-5
+    half = rng.choice([1, 2], n) * 0.5e-5
+    if spike is not None:
+        half[spike] = 4e-5
+    return (date.isoformat(), ts, mid - half, mid + half)
+
+
+def test_a_kind_learns_its_limits_without_the_release_windows():
+    """A spread spike inside a payrolls window sets the upper spread limit; left out
+    (``quiet``), the limit is the everyday one, as if the spike were not there."""
+    release = dt.date(2014, 5, 2)  # payrolls at 12:30 UTC: ticks 18,000.. from 10:00
+    spiked = {
+        "AAA": [_day(release, slice(18_000, 21_000)), _day(dt.date(2014, 5, 5), None, seed=1)]
+    }
+    calm = {"AAA": [_day(release, None), _day(dt.date(2014, 5, 5), None, seed=1)]}
+    spans = windows(np.concatenate([d[1][[0, -1]] for d in spiked["AAA"]]))
+    assert inside(spiked["AAA"][0][1][18_000:21_000], spans).all()  # the spike is in the window
+    loud = build_kind(spiked).limits
+    muted = build_kind(spiked, quiet=spans).limits
+    assert loud[0] > muted[0] + 0.5  # the spike set the upper spread limit
+    # with the window out, the upper spread limit is the calm days'. (The lower one is not:
+    # after the window the slow mean still holds the spike, and the spread is under it.)
+    assert muted[0] == pytest.approx(build_kind(calm, quiet=spans).limits[0], abs=0.02)
