@@ -24,10 +24,6 @@ profile (``spark/drift/kinds.json``, ``bench/drift_kinds_file.py``), kind entrie
 each instrument's train days, its own among them. The test streams (each instrument's last
 day-file) and the whole day-files after the train days are out of sample for it; the train
 streams and the train days are not, and are marked so.
-
-``--releases`` (session 35, with ``--shipped``): the same file learnt with the payrolls
-release windows left out of the train days (``spark.drift.releases``), and every alarm
-inside such a window left out of the count, as a worker muting the gate there would count.
 """
 
 from __future__ import annotations
@@ -37,8 +33,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,12 +47,12 @@ from bench.drift_profile_rule import read_data, stream_roles  # noqa: E402
 
 
 def _whole(task):
-    name, day, path, quiet = task
+    name, day, path = task
     from spark.research.drift import gate_alarms
     from spark.research.select import load_day
 
     batch = load_day(day, 10**12)
-    alarms = gate_alarms(batch, RULES[1], path, quiet)
+    alarms = gate_alarms(batch, RULES[1], path)
     return {"day": name, "ticks": len(batch), "alarms": [d for _, d in alarms]}
 
 
@@ -69,24 +63,14 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     shipped = ("--shipped", "every stream with the shipped default profile (session 31)")
-    releases = ("--releases", "with --shipped: the file learnt with the payrolls windows "
-                "left out, and the alarms inside them not counted (session 35)")  # fmt: skip
-    args, root, by, loaded = read_data(__doc__, argv, (shipped, releases))
+    args, root, by, loaded = read_data(__doc__, argv, (shipped,))
     roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
     tmp = Path(tempfile.mkdtemp(prefix="spark-kind-"))
     paths = {}
     if args.shipped:
         from spark.settings import BUNDLED_PATH
 
-        shipped_path = str(BUNDLED_PATH)
-        if args.releases:
-            from spark.drift.releases import windows
-            from spark.research.drift import shipped_kinds
-
-            quiet = windows(np.concatenate([b.ts[[0, -1]] for w in loaded.values() for b in w]))
-            shipped_path = str(tmp / "kinds-quiet.json")
-            shipped_kinds(root, quiet)[0].save(shipped_path)
-        paths = {(role, n): shipped_path for role in roles for n in loaded}
+        paths = {(role, n): str(BUNDLED_PATH) for role in roles for n in loaded}
     # the days before each instrument's stream day in the role (none: the shipped file)
     for role, at in ({} if args.shipped else roles).items():
         days = {m: [(d.date, b.ts, b.bid, b.ask) for d, b in
@@ -101,8 +85,8 @@ def main(argv=None) -> int:
             b_day = by[b.instrument][at[b.instrument]] if b is not None else None
             path = str(paths[role, a.instrument])
             for rule in RULES:
-                tasks.append((role, (name, kind, a_day, b_day, rule, path, args.releases)))
-    days = [(f"{n} {d.date}", d, str(paths["test", n]), args.releases) for n in by for d in by[n]]
+                tasks.append((role, (name, kind, a_day, b_day, rule, path)))
+    days = [(f"{n} {d.date}", d, str(paths["test", n])) for n in by for d in by[n]]
     seen = {n: {d.date for d in by[n][: roles["train"][n] + 1]} for n in by}  # shipped: in sample
     del loaded
     out: dict = {"seconds": 0, "days": {r: {n: by[n][k].date for n, k in at.items()}
@@ -112,7 +96,7 @@ def main(argv=None) -> int:
         whole = pool.map(_whole, days)
     for (role, _), row in zip(tasks, results, strict=True):
         out["rows"].append({"role": role, **row})
-    for d, (_, day, _, _) in zip(whole, days, strict=True):
+    for d, (_, day, _) in zip(whole, days, strict=True):
         d["in_sample"] = bool(args.shipped) and day.date in seen[day.instrument]
     out["whole_days"] = whole
     out["shipped"] = bool(args.shipped)

@@ -35,11 +35,11 @@ RULES = ("break+dt_spread", "break+dt_spread+profile")
 
 
 def _run(task):
-    name, kind, a, b, rule, profile_path, *quiet = task  # quiet: gate_alarms'
+    name, kind, a, b, rule, profile_path = task
     from spark.research.drift import _stream, gate_alarms
 
     stream, switch = _stream(a, b, kind, BEFORE, AFTER)
-    alarms = gate_alarms(stream, rule, profile_path, bool(quiet and quiet[0]))
+    alarms = gate_alarms(stream, rule, profile_path)
     before = [t for t, _ in alarms if t < switch]
     after = [(t, d) for t, d in alarms if switch <= t < switch + WITHIN]
     return {

@@ -153,36 +153,11 @@ LAG = False  # the sixth run (--lag): the reference lagged by the hold, and the 
 LAG_OF = 0  # the lag of the setting being measured (0: none; set per setting by main)
 
 
-def lagged_dev(x, span, lag):
-    """``x`` less its slow EW mean (span ``span``) as it was ``lag`` valid values before
-    (NaN values skipped and left NaN; the first ``lag`` valid values against the first
-    mean). lag 0: ``spark.drift.profile._slow_dev``."""
-    from spark.drift.profile import _slow_dev
-
-    dev = _slow_dev(x, span)
-    if lag == 0:
-        return dev
-    valid = np.flatnonzero(~np.isnan(x))
-    before = x[valid] - dev[valid]  # the slow mean before each valid value
-    out = np.full(len(x), np.nan)
-    out[valid] = x[valid] - before[np.maximum(np.arange(len(valid)) - lag, 0)]
-    return out
-
-
 def held_residuals(ts, stats, rows, hold, slow, low=False) -> np.ndarray:
     """``spark.drift.profile.held_residuals`` with the reference lagged by ``LAG_OF``."""
-    from spark.drift.profile import BUCKET_US, DAY_US, _least
+    from spark.drift.profile import held_residuals as held
 
-    bucket = (ts % DAY_US) // BUCKET_US
-    r = stats - rows[bucket]
-    out = np.empty((len(ts), 2))
-    for j in range(2):
-        x = np.ascontiguousarray(r[:, j])
-        x = lagged_dev(x, float(slow), int(LAG_OF)) if slow > 0 else x.copy()
-        if hold > 1:
-            x = -_least(-x, int(hold)) if low else _least(x, int(hold))
-        out[:, j] = x
-    return out
+    return held(ts, stats, rows, hold, slow, low, LAG_OF)
 
 
 def kind_shape(days: list) -> np.ndarray:

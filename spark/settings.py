@@ -34,6 +34,11 @@ SPARK_DRIFT_PROFILE            the profile part's file (`spark drift            
                                own recent level) or none; without
                                SPARK_GATE_RULE the rule is then
                                break+dt_spread+profile (none: break+dt_spread)
+SPARK_DRIFT_RELEASES           payrolls: the gate rule's alarms from 5 minutes  payrolls
+                               before to 30 after the US payrolls release
+                               (08:30 New York, by the BLS's rule) are
+                               info, not warnings (a frozen feed's still
+                               closes the gate); none: no window
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
@@ -240,6 +245,9 @@ class BreakSettings:
     warm: int = 5_000  # ticks of a symbol before either says anything
 
 
+RELEASES_PAYROLLS, RELEASES_NONE = "payrolls", "none"  # SPARK_DRIFT_RELEASES
+
+
 @dataclass(frozen=True)
 class DriftSettings:
     watch: tuple[str, ...] | str = "core"  # feature names, or core / all / none
@@ -248,6 +256,9 @@ class DriftSettings:
     # the profile part's file (`spark drift profile`), BUNDLED (the shipped kinds of market)
     # or NO_PROFILE; ``profile_path`` gives the file
     profile: str = BUNDLED
+    # scheduled releases (spark.drift.releases) in whose windows the gate rule's alarms are
+    # info, not warnings: RELEASES_PAYROLLS or RELEASES_NONE
+    releases: str = RELEASES_PAYROLLS
     concept_gates: bool = False
     window: int = 5_000
     threshold: float = 4.0
@@ -340,8 +351,15 @@ class Settings:
         gate_rule = env.get("SPARK_GATE_RULE", "").strip() or (
             f"{GATE_RULE}+{PROFILE}" if profile != NO_PROFILE else GATE_RULE
         )
+        releases = env.get("SPARK_DRIFT_RELEASES", "").strip().lower() or RELEASES_PAYROLLS
+        if releases not in (RELEASES_PAYROLLS, RELEASES_NONE):
+            raise SettingsError(
+                f"SPARK_DRIFT_RELEASES must be {RELEASES_PAYROLLS} or {RELEASES_NONE}, "
+                f"not {releases!r}"
+            )
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
+            releases=releases,
             rule=gate_rule,
             profile=profile,
             concept_gates=concept == "on",

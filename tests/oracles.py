@@ -800,7 +800,8 @@ class ProfileDetector:
     ``profile``: per 30-minute bucket of the UTC day, (spread median, move median) or None;
     ``limits``: (upper spread, upper move, lower spread, lower move), None for none.
     ``locked``: "floor" (a locked or crossed quote enters the spread at 1e-7) or "skip" (it
-    leaves the spread statistic as it was).
+    leaves the spread statistic as it was). ``lag`` (with ``slow``): the residual is taken
+    against the slow mean as it was ``lag`` residuals before (the first one's, until then).
 
     >>> flat = [(math.log(2e-4), math.log(1e-4))] * 48
     >>> d = ProfileDetector(flat, (0.015, 0.1, -0.015, None), hold=2, slow=0, margin=1.0,
@@ -820,6 +821,7 @@ class ProfileDetector:
     margin: float
     warm: int
     locked: str = "floor"
+    lag: int = 0
     fast_spread: float | None = None
     fast_move: float = 0.0
     moves: int = 0
@@ -828,6 +830,7 @@ class ProfileDetector:
     runs: list = field(default_factory=lambda: [0, 0, 0, 0])
     fired: list = field(default_factory=lambda: [False] * 4)
     residuals: list = field(default_factory=lambda: [None, None])
+    means_before: list = field(default_factory=lambda: [[], []])  # per residual, with a lag
 
     NAMES = ("spread_up", "move_up", "spread_down", "move_down")
 
@@ -860,8 +863,14 @@ class ProfileDetector:
             if self.slow > 0:
                 if self.slow_mean[j] is None:
                     self.slow_mean[j] = r
+                reference = self.slow_mean[j]
+                if self.lag:
+                    past = self.means_before[j]
+                    if past:
+                        reference = past[max(len(past) - self.lag, 0)]
+                    past.append(self.slow_mean[j])
                 r, self.slow_mean[j] = (
-                    r - self.slow_mean[j],
+                    r - reference,
                     self.slow_mean[j] + 2 / (self.slow + 1) * (r - self.slow_mean[j]),
                 )
             self.residuals[j] = r

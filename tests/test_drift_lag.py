@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.drift_self_rule import lagged_dev
-from spark.drift.profile import _slow_dev
+from spark.drift.profile import _slow_dev, lagged_dev
 
 
 def test_no_lag_is_the_shipped_residual_and_nans_are_skipped():

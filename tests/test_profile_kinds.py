@@ -59,11 +59,13 @@ def _features(batch):
     return spread, ret
 
 
-def test_settings_per_symbol_compiled_equal_the_readable_one(fx_kind):
+@pytest.mark.parametrize("lag", [0, 300])
+def test_settings_per_symbol_compiled_equal_the_readable_one(fx_kind, lag):
     """Two symbols in one stream, cut in batches of 777: NZDUSD by its own entry (hold 100,
     no slow offset, margin 1.1), EURUSD by a kind's (hold 40, slow 5,000, margin 1.02, warm
-    2,000); limits inside each one's residuals, so both alarm many times. Each equals a
-    readable detector with its own entry's settings, alarm by alarm."""
+    2,000, the slow mean lagged by ``lag``); limits inside each one's residuals, so both
+    alarm many times. Each equals a readable detector with its own entry's settings, alarm
+    by alarm."""
     from tests.oracles import ProfileDetector
 
     _, nz_day = fx_kind
@@ -72,17 +74,17 @@ def test_settings_per_symbol_compiled_equal_the_readable_one(fx_kind):
     own = np.zeros((N_BUCKETS, 2))
     own[:] = np.nanmedian(day_stats(nz.ts, nz.bid, nz.ask), axis=0)
     nz_held = held_residuals(nz.ts, day_stats(nz.ts, nz.bid, nz.ask), own, 1, 0)
-    eu_held = held_residuals(eu.ts, day_stats(eu.ts, eu.bid, eu.ask), own * 0, 1, 5_000)
+    eu_held = held_residuals(eu.ts, day_stats(eu.ts, eu.bid, eu.ask), own * 0, 1, 5_000, lag=lag)
     nz_limits = np.r_[np.nanpercentile(nz_held, [80, 20], axis=0)].ravel()
     eu_limits = np.r_[np.nanpercentile(eu_held, [80, 20], axis=0)].ravel()
-    kind = KindEntry(eu_limits, ["X"], 2, hold=40, slow=5_000, margin=1.02, warm=2_000)
+    kind = KindEntry(eu_limits, ["X"], 2, hold=40, slow=5_000, margin=1.02, warm=2_000, lag=lag)
     profile = Profile({"NZDUSD": (own, nz_limits)}, hold=100, slow=0, margin=1.1, warm=2_000,
                       kinds={"fx": kind}, unseen={"EURUSD": "fx"})  # fmt: skip
     readable = {
         "NZDUSD": ProfileDetector([tuple(r) for r in own], tuple(nz_limits), hold=100, slow=0,
                                   margin=1.1, warm=2_000, locked="skip"),
         "EURUSD": ProfileDetector([(0.0, 0.0)] * N_BUCKETS, tuple(eu_limits), hold=40,
-                                  slow=5_000, margin=1.02, warm=2_000, locked="skip"),
+                                  slow=5_000, margin=1.02, warm=2_000, locked="skip", lag=lag),
     }  # fmt: skip
     # one stream, the two symbols' ticks in time order
     ts = np.r_[nz.ts, eu.ts]
@@ -106,6 +108,7 @@ def test_settings_per_symbol_compiled_equal_the_readable_one(fx_kind):
         assert len([e for e in expected if e[1] == symbol]) > 8, symbol
     assert got == expected
     assert compiled.config[1][:5].tolist() == [40, 5_000, 1.02, 2_000, 1.0]
+    assert compiled.config[1][7] == lag
 
 
 def test_a_kind_entry_watches_an_instrument_the_profile_has_no_days_of(fx_kind, tmp_path):

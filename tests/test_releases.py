@@ -10,6 +10,7 @@ import pytest
 
 from spark.drift.profile import build_kind
 from spark.drift.releases import AFTER_S, BEFORE_S, inside, payrolls, payrolls_day, windows
+from tests.test_breaks import switches  # noqa: F401 (the fixture: a stream with a jump)
 
 US = 1_000_000
 
@@ -63,7 +64,8 @@ def _day(date: dt.date, spike: slice | None, n: int = 40_000, seed: int = 0):
 
 def test_a_kind_learns_its_limits_without_the_release_windows():
     """A spread spike inside a payrolls window sets the upper spread limit; left out
-    (``quiet``), the limit is the everyday one, as if the spike were not there."""
+    (``quiet``, by default), the limit is the everyday one, as if the spike were not
+    there."""
     release = dt.date(2014, 5, 2)  # payrolls at 12:30 UTC: ticks 18,000.. from 10:00
     spiked = {
         "AAA": [_day(release, slice(18_000, 21_000)), _day(dt.date(2014, 5, 5), None, seed=1)]
@@ -71,9 +73,49 @@ def test_a_kind_learns_its_limits_without_the_release_windows():
     calm = {"AAA": [_day(release, None), _day(dt.date(2014, 5, 5), None, seed=1)]}
     spans = windows(np.concatenate([d[1][[0, -1]] for d in spiked["AAA"]]))
     assert inside(spiked["AAA"][0][1][18_000:21_000], spans).all()  # the spike is in the window
-    loud = build_kind(spiked).limits
-    muted = build_kind(spiked, quiet=spans).limits
+    loud = build_kind(spiked, quiet=None).limits
+    muted = build_kind(spiked).limits  # the default: the payrolls windows of its days
+    np.testing.assert_array_equal(muted, build_kind(spiked, quiet=spans).limits)
     assert loud[0] > muted[0] + 0.5  # the spike set the upper spread limit
     # with the window out, the upper spread limit is the calm days'. (The lower one is not:
     # after the window the slow mean still holds the spike, and the spread is under it.)
     assert muted[0] == pytest.approx(build_kind(calm, quiet=spans).limits[0], abs=0.02)
+
+
+def _at(stream, tick: int, when: dt.datetime):
+    """``stream`` moved in time so that its tick ``tick`` comes at ``when``."""
+    moved = stream.take(0, len(stream))
+    moved.ts = stream.ts + (int(when.timestamp()) * US - int(stream.ts[tick]))
+    return moved
+
+
+def _gate_alerts(stream, env: dict) -> list[tuple[int, str, str]]:
+    from dataclasses import replace
+
+    from spark.pipeline import SignalPipeline
+    from spark.settings import Settings
+
+    settings = replace(Settings.from_env(env).with_models(model="logreg"), trading=False)
+    result = SignalPipeline(settings).step(stream)
+    at = result.kept
+    return [(int(at[i]), a["detector"], a["severity"]) for i, a in result.alerts
+            if a["detector"] in ("jump", "frozen")]  # fmt: skip
+
+
+def test_the_gate_is_not_closed_by_a_jump_in_a_release_window_but_by_a_frozen_feed(switches):  # noqa: F811
+    """The break part's alarms on a stream (tests/test_breaks.py: EURUSD, its ticks frozen,
+    then IBM): moved so that the jump to IBM comes 5 minutes after the payrolls release, it
+    is info and the gate stays open (SPARK_DRIFT_RELEASES=none: a warning, as a day later);
+    moved so that the frozen feed's alarm comes there, it still closes the gate."""
+    stream, _, ibm_at = switches
+    release = dt.datetime(2014, 5, 2, 12, 35, tzinfo=dt.UTC)
+    jump_at = ibm_at + 19  # the price screen refuses 19 IBM ticks first (test_breaks)
+    in_window = _at(stream, jump_at, release)
+    default = _gate_alerts(in_window, {})
+    assert (jump_at, "jump", "info") in default
+    assert (jump_at, "jump", "warning") in _gate_alerts(in_window, {"SPARK_DRIFT_RELEASES": "none"})
+    assert (jump_at, "jump", "warning") in _gate_alerts(
+        _at(stream, jump_at, release + dt.timedelta(days=1)), {}
+    )
+    frozen = next(i for i, d, _ in default if d == "frozen")
+    assert (frozen, "frozen", "warning") in _gate_alerts(_at(stream, frozen, release), {})

@@ -235,6 +235,9 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_onl
     for a kind of market from its instruments' days, and --unseen gives new instruments to
     it: e.g. --kind fx=EURUSD,NZDUSD --unseen fx (docs/drift.md, session 30, for what it
     catches and its false alarms), or by shape: --unseen @pair=fx --unseen @ticker=equity.
+    A kind's statistics are taken against their own level as it was 1,000 ticks before, and
+    its limits are learnt without the US payrolls release windows of the days given, as
+    workers mute those (SPARK_DRIFT_RELEASES; docs/drift.md, session 35).
 
     Workers run a shipped file of kinds only by default (SPARK_DRIFT_PROFILE=bundled:
     fx and stock entries from this project's train days, docs/drift.md, session 31)."""

@@ -71,6 +71,11 @@ FEATURES = ("spread_bp", "ret_bp", "spread_bp", "ret_bp")  # each kind's source 
 # two statistics against their own slow mean (no time of day), limits budgeted on the days of
 # the other instruments of that kind (bench/drift_self_rule.py, fifth run, session 30)
 KIND_HOLD, KIND_SLOW, KIND_MARGIN, KIND_WARM, KIND_BUDGET = 1_000, 5_000, 1.5, 15_000, 0.25
+# the kind entry's residual is taken against its slow mean as it was KIND_LAG valid values
+# before, so a step is seen whole for the hold (the seventh run, session 35, with the
+# payrolls release windows left out of the days its limits are learnt on)
+KIND_LAG = 1_000
+PAYROLLS = "payrolls"  # build_kind's quiet spans: the payrolls release windows of its days
 ANY = "*"  # in ``unseen``: every symbol the profile has no entry of
 # in ``unseen``: every symbol of a shape (``shape_of``, session 31): a currency pair, a ticker
 PAIR, TICKER = "@pair", "@ticker"
@@ -95,7 +100,8 @@ FORMAT = 3  # 3: kinds of market (session 30); 2 (no kinds) is still read
 # ticks seen
 FAST_S, FAST_M, MOVES, SLOW_S, SLOW_M = range(5)
 RUN, FIRED, SEEN = 5, 9, 13  # RUN + kind, FIRED + kind
-N_STATE = 14
+VALID_S = 14  # VALID_S + j: valid residuals of statistic j so far (the lag's ring position)
+N_STATE = 16
 
 
 log = logging.getLogger(__name__)
@@ -140,15 +146,19 @@ def _fresh(st) -> None:
         st[RUN + k] = 0.0
         st[FIRED + k] = 0.0
     st[SEEN] = 0.0
+    st[VALID_S] = 0.0
+    st[VALID_S + 1] = 0.0
 
 
 @njit(cache=True)
-def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, out_stat,
-        out_tick, out_kind, out_value) -> int:  # fmt: skip
+def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state, ring,
+        out_stat, out_tick, out_kind, out_value) -> int:  # fmt: skip
     """Step each valid tick's symbol (``config[s]``, ``Profile.config``: its hold, slow,
     margin, warm, 1 to let a locked or crossed quote leave the spread statistic as it was,
-    the slow mean's weight and log margin: settings per symbol, as a symbol watched by its
-    kind of market's entry has that entry's). ``profile[s, bucket, j]``
+    the slow mean's weight, log margin and the lag: settings per symbol, as a symbol watched
+    by its kind of market's entry has that entry's). ``ring[s, j]``: with a lag, the slow
+    mean before each of statistic j's last ``lag`` valid residuals (``lagged_dev``), the
+    residual being taken against the one ``lag`` values back. ``profile[s, bucket, j]``
     and ``limit[s, k]`` (by alarm kind: upper spread, upper move, lower spread, lower move;
     NaN: none);
     ``out_stat[i]`` gets tick i's two residuals (NaN: none); returns the number of alarms
@@ -166,6 +176,7 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
             continue
         c = config[s]
         hold, slow, warm, skip_locked, a_slow, extra = c[0], c[1], c[3], c[4] > 0, c[5], c[6]
+        lag = int(c[7])
         if spread_bp[i] > 0 or not skip_locked:
             x = _log_spread(spread_bp[i])
             if st[SEEN] == 0 or math.isnan(st[FAST_S]):
@@ -190,7 +201,16 @@ def run(slot, ts, spread_bp, ret_bp, valid, reset, config, profile, limit, state
             if slow > 0:
                 if math.isnan(st[SLOW_S + j]):
                     st[SLOW_S + j] = r
-                dev = r - st[SLOW_S + j]
+                reference = st[SLOW_S + j]
+                if lag > 0:  # the mean as it was ``lag`` valid values before (the first's)
+                    k = int(st[VALID_S + j])
+                    if k >= lag:
+                        reference = ring[s, j, k % lag]
+                    elif k > 0:
+                        reference = ring[s, j, 0]
+                    ring[s, j, k % lag] = st[SLOW_S + j]
+                    st[VALID_S + j] = k + 1
+                dev = r - reference
                 st[SLOW_S + j] += a_slow * (r - st[SLOW_S + j])
                 r = dev
             out_stat[i, j] = r
@@ -221,15 +241,17 @@ class KindEntry:
     margin: float = KIND_MARGIN
     warm: int = KIND_WARM
     budget: float = KIND_BUDGET
+    lag: int = 0  # the slow mean the residual is taken against: as it was this many back
 
 
-def settings_row(hold, slow, margin, warm, locked) -> np.ndarray:
+def settings_row(hold, slow, margin, warm, locked, lag=0) -> np.ndarray:
     """One symbol's row of the kernel's ``config``: hold, slow, margin, warm, skip locked
     quotes (1) or not, and, worked out once here rather than per tick, the slow mean's
-    weight 2 / (slow + 1) (0: no slow offset) and log margin."""
+    weight 2 / (slow + 1) (0: no slow offset) and log margin; then the lag (0: none)."""
     skip = 1.0 if locked == "skip" else 0.0
     a_slow = 2.0 / (slow + 1.0) if slow > 0 else 0.0
-    return np.array([hold, slow, margin, warm, skip, a_slow, math.log(margin)], np.float64)
+    row = [hold, slow, margin, warm, skip, a_slow, math.log(margin), lag if slow > 0 else 0]
+    return np.array(row, np.float64)
 
 
 class Profile:
@@ -266,8 +288,15 @@ class Profile:
 
     def config(self, kind: str | None = None) -> np.ndarray:
         """The kernel's settings of a symbol's own entry, or (``kind``) of a kind's."""
-        k = self.kinds[kind] if kind is not None else self
-        return settings_row(k.hold, k.slow, k.margin, k.warm, self.locked)
+        if kind is None:
+            return settings_row(self.hold, self.slow, self.margin, self.warm, self.locked)
+        k = self.kinds[kind]
+        return settings_row(k.hold, k.slow, k.margin, k.warm, self.locked, k.lag)
+
+    @property
+    def most_lag(self) -> int:
+        """The longest lag of any entry (the ring each symbol keeps)."""
+        return max([0, *(int(k.lag) for k in self.kinds.values() if k.slow > 0)])
 
     def kind_of(self, name: str) -> str | None:
         """The kind of market that watches ``name``: None if it has its own entry or no kind
@@ -325,6 +354,7 @@ class Profile:
                     "margin": k.margin,
                     "warm": k.warm,
                     "budget": k.budget,
+                    **({"lag": k.lag} if k.lag else {}),
                     "upper": clean(k.limits[:2]),
                     "lower": clean(k.limits[2:]),
                 }
@@ -379,7 +409,7 @@ class Profile:
                 kinds[name] = KindEntry(
                     limits, list(entry["instruments"]), int(entry["days"]), int(entry["hold"]),
                     float(entry["slow"]), float(entry["margin"]), int(entry["warm"]),
-                    float(entry["budget"]),
+                    float(entry["budget"]), int(entry.get("lag", 0)),
                 )  # fmt: skip
             return cls(
                 symbols,
@@ -417,8 +447,7 @@ def day_stats(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray, locked: str = LO
     none = np.empty(n, np.int64)
     run(np.zeros(n, np.int64), ts.astype(np.int64), spread_bp, ret_bp, ok, np.zeros(n, np.bool_),
         settings_row(1e18, 0.0, 1.0, 1e18, locked)[None, :], profile, limit,
-        state, out, none, none,
-        np.empty(n))  # fmt: skip
+        state, np.zeros((1, 2, 1)), out, none, none, np.empty(n))  # fmt: skip
     return out
 
 
@@ -437,16 +466,19 @@ def medians(days: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return out
 
 
-def held_residuals(ts, stats, rows, hold, slow, low=False) -> np.ndarray:
+def held_residuals(ts, stats, rows, hold, slow, low=False, lag=0) -> np.ndarray:
     """(ticks, 2): each tick's residual against ``rows`` (N_BUCKETS × 2 medians), after the
-    slow offset, held: the least of the last ``hold`` (NaN where any is NaN). A statistic
-    alarms where this is above its limit (+ log margin): the value the limits are set by.
-    ``low``: the greatest of the last ``hold`` instead, for a fall below a lower limit."""
+    slow offset (``lag``: the slow mean as it was that many valid values before,
+    ``lagged_dev``), held: the least of the last ``hold`` (NaN where any is NaN). A
+    statistic alarms where this is above its limit (+ log margin): the value the limits are
+    set by. ``low``: the greatest of the last ``hold`` instead, for a fall below a lower
+    limit."""
     bucket = (ts % DAY_US) // BUCKET_US
     r = stats - rows[bucket]
     out = np.empty((len(ts), 2))
     for j in range(2):
-        x = _slow_dev(r[:, j], float(slow)) if slow > 0 else r[:, j].copy()
+        x = np.ascontiguousarray(r[:, j])
+        x = lagged_dev(x, float(slow), int(lag)) if slow > 0 else x.copy()
         if hold > 1:
             x = -_least(-x, int(hold)) if low else _least(x, int(hold))
         out[:, j] = x
@@ -534,6 +566,21 @@ def _slow_dev(x, span):
     return out
 
 
+def lagged_dev(x, span, lag):
+    """``x`` less its slow EW mean (span ``span``) as it was ``lag`` valid values before
+    (NaN values skipped and left NaN; the first ``lag`` valid values against the first
+    mean). lag 0: ``_slow_dev``. The kernel's form (``run``) keeps the last ``lag`` means
+    in a ring."""
+    dev = _slow_dev(x, span)
+    if lag == 0:
+        return dev
+    valid = np.flatnonzero(~np.isnan(x))
+    before = x[valid] - dev[valid]  # the slow mean before each valid value
+    out = np.full(len(x), np.nan)
+    out[valid] = x[valid] - before[np.maximum(np.arange(len(valid)) - lag, 0)]
+    return out
+
+
 @njit(cache=True)
 def _least(x, w):
     """The least of the last ``w`` values (NaN if any is NaN), by a monotone deque."""
@@ -581,14 +628,17 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
 
 def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
                locked=LOCKED, hold=KIND_HOLD, slow=KIND_SLOW, warm=KIND_WARM,
-               budget=KIND_BUDGET, margin=KIND_MARGIN, quiet=None) -> KindEntry:  # fmt: skip
+               budget=KIND_BUDGET, margin=KIND_MARGIN, quiet=PAYROLLS,
+               lag=KIND_LAG) -> KindEntry:  # fmt: skip
     """A kind of market's entry from the recorded days of its instruments (``build``'s
     input, the kind's instruments only): each day's two statistics against their own slow
     mean over ``slow`` ticks, held ``hold`` ticks, after ``warm`` ticks; the limits at the
     least level those days rise over at most ``budget`` times per 100k ticks (``budgeted``),
     as the fifth run of bench/drift_self_rule.py set them on the other instruments of a kind.
-    Needs two days at least. ``quiet``: (k, 2) spans of time (``spark.drift.releases``)
-    whose ticks do not count, as if the detector were muted there."""
+    Needs two days at least. ``quiet``: (k, 2) spans of time whose ticks do not count, as
+    a worker muting the gate there sees them; ``PAYROLLS`` (the default): the payrolls
+    release windows of those days (``spark.drift.releases``); None: none. ``lag``:
+    ``held_residuals``'."""
     entries = [e for rows in days.values() for e in rows]
     if len(entries) < 2:
         raise ProfileError(f"a kind of market needs two days at least, {len(entries)} given")
@@ -596,15 +646,16 @@ def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarra
     high, low = [], []
     for _, ts, bid, ask in entries:
         stats = day_stats(ts, bid, ask, locked)
-        up, down = (held_residuals(ts, stats, flat, hold, slow, side) for side in (False, True))
+        up, down = (held_residuals(ts, stats, flat, hold, slow, side, lag) for side in (0, 1))
         if quiet is not None:
-            from spark.drift.releases import inside
+            from spark.drift.releases import inside, windows
 
-            up[inside(ts, quiet)] = down[inside(ts, quiet)] = np.nan
+            muted = inside(ts, windows(ts) if isinstance(quiet, str) else quiet)
+            up[muted] = down[muted] = np.nan
         high.append(up[warm:])
         low.append(down[warm:])
     limits = np.r_[limits_of(high, budget=budget), limits_of(low, True, budget)]
-    return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget)
+    return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget, lag)
 
 
 def days_from_files(paths, fmt: str, hours: tuple[float, float] | None = None,
@@ -638,8 +689,9 @@ class ProfileSet:
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self.config = np.zeros((0, 7))  # per slot: the settings of the entry watching it
+        self.config = np.zeros((0, 8))  # per slot: the settings of the entry watching it
         self.state = self._empty(0)
+        self.ring = np.zeros((0, 2, max(profile.most_lag, 1)))  # per slot: the lag's means
         self.rows = np.full((0, N_BUCKETS, 2), np.nan)
         self.limits = np.full((0, 4), np.nan)
         self.names: list[str | None] = []
@@ -661,6 +713,7 @@ class ProfileSet:
             return
         extra = symbols - self.symbols
         self.state = np.concatenate([self.state, self._empty(extra)])
+        self.ring = np.concatenate([self.ring, np.zeros((extra, *self.ring.shape[1:]))])
         self.rows = np.concatenate([self.rows, np.full((extra, N_BUCKETS, 2), np.nan)])
         self.limits = np.concatenate([self.limits, np.full((extra, 4), np.nan)])
         self.config = np.concatenate([self.config, np.tile(self.profile.config(), (extra, 1))])
@@ -671,11 +724,14 @@ class ProfileSet:
             _fresh(self.state[r])
             self.names[r] = None  # looked up again: the slot may hold another symbol now
 
-    def restore(self, state: np.ndarray | None, symbols: int) -> None:
-        """A checkpoint's state, or (None: a checkpoint from before this rule, or one of
-        another layout) every one of ``symbols`` warming up afresh."""
+    def restore(self, state: np.ndarray | None, symbols: int, ring: np.ndarray | None = None):
+        """A checkpoint's state and ring, or (None: a checkpoint from before this rule, or
+        one of another layout or lag) every one of ``symbols`` warming up afresh."""
+        shape = (len(state) if state is not None else 0, *self.ring.shape[1:])
         fits = state is not None and state.ndim == 2 and state.shape[1] == N_STATE
+        fits = fits and ring is not None and ring.shape == shape
         self.state = state if fits else self._empty(symbols)
+        self.ring = ring if fits else np.zeros((symbols, *self.ring.shape[1:]))
         self.rows = np.full((symbols, N_BUCKETS, 2), np.nan)
         self.limits = np.full((symbols, 4), np.nan)
         self.config = np.tile(self.profile.config(), (symbols, 1))
@@ -731,6 +787,7 @@ class ProfileSet:
             self.rows,
             self.limits,
             self.state,
+            self.ring,
             stats,
             tick,
             kind,

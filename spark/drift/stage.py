@@ -29,13 +29,14 @@ import numpy as np
 
 from spark.drift import adwin
 from spark.drift.adwin import AdwinSet
-from spark.drift.breaks import JUMP, BreakSet
+from spark.drift.breaks import FROZEN, JUMP, BreakSet
 from spark.drift.breaks import KINDS as BREAK_KINDS
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
 from spark.drift.profile import FEATURES as PROFILE_FEATURES
 from spark.drift.profile import KINDS as PROFILE_KINDS
 from spark.drift.profile import Profile, ProfileSet
+from spark.drift.releases import inside, windows
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
 from spark.settings import (
     BREAK,
@@ -44,6 +45,7 @@ from spark.settings import (
     DT_SPREAD,
     NO_PROFILE,
     PROFILE,
+    RELEASES_PAYROLLS,
     DriftSettings,
     SettingsError,
     profile_path,
@@ -260,6 +262,7 @@ class DriftStage:
             for lo, hi in zip(starts, [*starts[1:], len(ev_tick)], strict=True):
                 labels_at[int(ev_tick[lo])] = range(lo, hi)
         self._concept(symbols, slot, ts, ev_tick, ev_y, ev_p, champion, models, reset, alerts)
+        self._mute_releases(ts, alerts)
         allowed = np.ones(len(slot), np.bool_)
         records: list[tuple[int, dict]] = []
         warned = {
@@ -297,6 +300,26 @@ class DriftStage:
             allowed[ticks] = opened[np.searchsorted(starts, ticks, side="right") - 1]
         ordered = [(i, a) for i in sorted(alerts) for a in alerts[i]]
         return ordered, records, allowed
+
+    def _mute_releases(self, ts, alerts) -> None:
+        """The gate rule's warnings inside a scheduled release window (``SPARK_DRIFT_RELEASES``,
+        ``spark.drift.releases``) become info: the spread and the moves are expected to
+        change there. A frozen feed is not, and still closes the gate."""
+        if self.settings.releases != RELEASES_PAYROLLS or not alerts:
+            return
+        at = sorted(i for i, found in alerts.items() if any(a["severity"] == "warning"
+                                                             for a in found))  # fmt: skip
+        if not at:
+            return
+        muted = inside(ts[at], windows(ts[at]))
+        for i in np.asarray(at)[muted].tolist():
+            for a in alerts[i]:
+                if (
+                    a["severity"] == "warning"
+                    and a["detector"] != BREAK_KINDS[FROZEN]
+                    and a["model_id"] is None
+                ):
+                    a["severity"] = "info"
 
     def _concept(self, symbols, slot, ts, ev_tick, ev_y, ev_p, champion, models, reset, alerts):
         """Each label's |prob_up − label| into its symbol's ADWIN of each model, compiled
@@ -394,6 +417,7 @@ class DriftStage:
             arrays["drift.breaks"] = self.breaks.state
         if self.profiles is not None:
             arrays["drift.profiles"] = self.profiles.state
+            arrays["drift.profiles_ring"] = self.profiles.ring
         arrays.update(self.concept.arrays())
         return {"gates": gates}, arrays, b""
 
@@ -413,7 +437,11 @@ class DriftStage:
         if self.breaks is not None:
             self.breaks.restore(arrays.get("drift.breaks"), self.detectors.symbols)
         if self.profiles is not None:
-            self.profiles.restore(arrays.get("drift.profiles"), self.detectors.symbols)
+            self.profiles.restore(
+                arrays.get("drift.profiles"),
+                self.detectors.symbols,
+                arrays.get("drift.profiles_ring"),
+            )
         self.gates = {}
         for symbol, fields_ in meta["gates"].items():
             gate = Gate(symbol)

@@ -242,12 +242,11 @@ KIND_PROFILED = "gate rule + its kind of market's entry (never seen)"
 
 
 def gate_alarms(
-    stream: TickBatch, rule: str = PROFILE_RULE, profile_path: str = "", quiet: bool = False
+    stream: TickBatch, rule: str = PROFILE_RULE, profile_path: str = ""
 ) -> list[tuple[int, str]]:
     """(tick, detector) of every warning alert of gate rule ``rule`` (``SPARK_GATE_RULE``;
     ``profile_path``: ``SPARK_DRIFT_PROFILE``, what a worker is given) on ``stream``,
-    through the live pipeline (logreg, trading off, the price screen on). ``quiet``: leave
-    out the alarms inside a release window (``spark.drift.releases``), as if muted there."""
+    through the live pipeline (logreg, trading off, the price screen on)."""
     from spark.pipeline.offline import OfflineRun
     from spark.settings import Settings
 
@@ -259,12 +258,6 @@ def gate_alarms(
         for i, alert in result.alerts:
             if alert["severity"] == "warning":
                 alarms.append((int(lo + idx[i]), alert["detector"]))
-    if quiet and alarms:
-        from spark.drift.releases import inside, windows
-
-        at = stream.ts[[t for t, _ in alarms]]
-        muted = inside(at, windows(stream.ts))
-        alarms = [a for a, m in zip(alarms, muted.tolist(), strict=True) if not m]
     return alarms
 
 
@@ -320,11 +313,11 @@ def train_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
     return loaded
 
 
-def shipped_kinds(root: Path, quiet=None):
+def shipped_kinds(root: Path):
     """The shipped default profile (``spark/drift/kinds.json``, session 31): no instrument's
     own entry, one kind entry per kind of market (``select.MARKET``) learnt on its
     instruments' train days (``train_days``), each kind watching a shape of symbol
-    (``SHIPPED_SHAPES``); and each instrument's train dates. ``quiet``: ``build_kind``'s."""
+    (``SHIPPED_SHAPES``); and each instrument's train dates."""
     from spark.drift.profile import Profile, build_kind
     from spark.research.select import MARKET
 
@@ -333,7 +326,7 @@ def shipped_kinds(root: Path, quiet=None):
     for kind in SHIPPED_SHAPES:
         members = {n: days for n, days in loaded.items() if MARKET.get(n) == kind}
         if members:
-            kinds[kind] = build_kind(members, quiet=quiet)
+            kinds[kind] = build_kind(members)
     unseen = {shape: kind for kind, shape in SHIPPED_SHAPES.items() if kind in kinds}
     dates = {name: [d[0] for d in days] for name, days in loaded.items()}
     return Profile({}, kinds=kinds, unseen=unseen), dates
