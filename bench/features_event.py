@@ -45,7 +45,7 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.features_regime import files as shared_files  # noqa: E402
-from bench.features_regime import load, run_and_report  # noqa: E402
+from bench.features_regime import pipeline_features, run_and_report  # noqa: E402
 from bench.features_v3 import labels, walk_forward_auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,16 +74,8 @@ def candidates(mid: np.ndarray, spread_bp: np.ndarray) -> dict[str, np.ndarray]:
 
 def one_file(path: Path, stock: str | None, date: str | None, ticks: int) -> dict[str, float]:
     from spark.features.kernel import FEATURE_NAMES
-    from spark.pipeline import SignalPipeline
-    from spark.settings import Settings
 
-    batch = load(path, stock, date, ticks)
-    settings = Settings(gate=False, trading=False).with_models(model="logreg")
-    result = SignalPipeline(settings).step(batch)
-    if result.kept is not None:
-        batch = batch.select(result.kept)
-    rows = np.flatnonzero(result.valid)
-    batch, base = batch.select(rows), result.features[rows]
+    batch, base = pipeline_features(path, stock, date, ticks)
     # the pipeline's own mid (the kernel's, float rounding taken out): ret_bp == 0 keeps it
     mid = (batch.bid + batch.ask) / 2
     same = base[:, FEATURE_NAMES.index("ret_bp")] == 0.0

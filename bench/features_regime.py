@@ -97,7 +97,8 @@ def load(path: Path, stock: str | None, date: str | None, ticks: int):
     return load_day(Day(stock, date, str(path)), ticks)
 
 
-def one_file(path: Path, stock: str | None, date: str | None, ticks: int) -> dict[str, float]:
+def pipeline_features(path: Path, stock: str | None, date: str | None, ticks: int):
+    """(the valid ticks of a day-file, the shipped pipeline's features of each)."""
     from spark.pipeline import SignalPipeline
     from spark.settings import Settings
 
@@ -107,8 +108,12 @@ def one_file(path: Path, stock: str | None, date: str | None, ticks: int) -> dic
     if result.kept is not None:
         batch = batch.select(result.kept)
     rows = np.flatnonzero(result.valid)
-    # v3's 52 columns: the pipeline computes v4 (these two features) since session 23
-    batch, base = batch.select(rows), result.features[rows][:, :V3_COLUMNS]
+    return batch.select(rows), result.features[rows]
+
+
+def one_file(path: Path, stock: str | None, date: str | None, ticks: int) -> dict[str, float]:
+    batch, features = pipeline_features(path, stock, date, ticks)
+    base = features[:, :V3_COLUMNS]  # v3's: the pipeline computes v4 since session 23
     mid = (batch.bid + batch.ask) / 2
     extra = candidates(mid)
     y, ok, known = labels(batch.ts, mid)

@@ -119,3 +119,12 @@ def test_the_gate_is_not_closed_by_a_jump_in_a_release_window_but_by_a_frozen_fe
     )
     frozen = next(i for i, d, _ in default if d == "frozen")
     assert (frozen, "frozen", "warning") in _gate_alerts(_at(stream, frozen, release), {})
+
+
+def test_the_release_setting_says_what_it_takes():
+    from spark.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).drift.releases == "payrolls"
+    assert Settings.from_env({"SPARK_DRIFT_RELEASES": " None "}).drift.releases == "none"
+    with pytest.raises(SettingsError, match="SPARK_DRIFT_RELEASES must be payrolls or none"):
+        Settings.from_env({"SPARK_DRIFT_RELEASES": "nfp"})
