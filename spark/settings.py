@@ -38,7 +38,9 @@ SPARK_DRIFT_RELEASES           payrolls: the gate rule's alarms from 5 minutes  
                                before to 30 after the US payrolls release
                                (08:30 New York, by the BLS's rule) are
                                info, not warnings (a frozen feed's still
-                               closes the gate); none: no window
+                               closes the gate); calendar files (lines
+                               when,name[,min before,min after]) joined by
+                               commas, with or without payrolls; none
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000
@@ -257,7 +259,7 @@ class DriftSettings:
     # or NO_PROFILE; ``profile_path`` gives the file
     profile: str = BUNDLED
     # scheduled releases (spark.drift.releases) in whose windows the gate rule's alarms are
-    # info, not warnings: RELEASES_PAYROLLS or RELEASES_NONE
+    # info, not warnings: RELEASES_PAYROLLS, RELEASES_NONE or calendar files (comma-joined)
     releases: str = RELEASES_PAYROLLS
     concept_gates: bool = False
     window: int = 5_000
@@ -351,12 +353,19 @@ class Settings:
         gate_rule = env.get("SPARK_GATE_RULE", "").strip() or (
             f"{GATE_RULE}+{PROFILE}" if profile != NO_PROFILE else GATE_RULE
         )
-        releases = env.get("SPARK_DRIFT_RELEASES", "").strip().lower() or RELEASES_PAYROLLS
-        if releases not in (RELEASES_PAYROLLS, RELEASES_NONE):
-            raise SettingsError(
-                f"SPARK_DRIFT_RELEASES must be {RELEASES_PAYROLLS} or {RELEASES_NONE}, "
-                f"not {releases!r}"
-            )
+        releases = env.get("SPARK_DRIFT_RELEASES", "").strip() or RELEASES_PAYROLLS
+        if releases.lower() in (RELEASES_PAYROLLS, RELEASES_NONE):
+            releases = releases.lower()
+        else:  # calendar files too: read now, so that a bad one is said at the start
+            from spark.drift.releases import Calendar, ReleasesError
+
+            try:
+                Calendar.parse(releases)
+            except ReleasesError as exc:
+                raise SettingsError(
+                    f"SPARK_DRIFT_RELEASES must be {RELEASES_PAYROLLS}, {RELEASES_NONE} or "
+                    f"calendar files joined by commas: {exc}"
+                ) from None
         drift = DriftSettings(
             watch=env.get("SPARK_DRIFT_FEATURES", "core").strip() or "core",
             releases=releases,

@@ -126,5 +126,62 @@ def test_the_release_setting_says_what_it_takes():
 
     assert Settings.from_env({}).drift.releases == "payrolls"
     assert Settings.from_env({"SPARK_DRIFT_RELEASES": " None "}).drift.releases == "none"
-    with pytest.raises(SettingsError, match="SPARK_DRIFT_RELEASES must be payrolls or none"):
-        Settings.from_env({"SPARK_DRIFT_RELEASES": "nfp"})
+    with pytest.raises(SettingsError, match="cannot read the calendar of releases nfp"):
+        Settings.from_env({"SPARK_DRIFT_RELEASES": "nfp"})  # not a word it knows: a file
+
+
+def test_a_calendar_file_gives_windows_and_says_what_is_wrong(tmp_path):
+    from spark.drift.releases import Calendar, ReleasesError, read_calendar
+
+    path = tmp_path / "releases.csv"
+    path.write_text(
+        "when,name,before,after\n"
+        "# the ECB's decision and press conference\n"
+        "2014-05-08T11:45:00Z,ECB rate decision,5,60\n"
+        "2014-05-08T14:30:00+02:00,ECB press conference,0,60\n"  # 12:30 UTC: overlaps
+        "\n"
+        "2014-05-15T12:30:00Z,US CPI\n"
+    )
+    ecb = int(dt.datetime(2014, 5, 8, 11, 40, tzinfo=dt.UTC).timestamp()) * US
+    cpi = int(dt.datetime(2014, 5, 15, 12, 30, tzinfo=dt.UTC).timestamp()) * US
+    assert read_calendar(path).tolist() == [
+        [ecb, ecb + 110 * 60 * US],  # 11:40 to 13:30, the two joined
+        [cpi - BEFORE_S * US, cpi + AFTER_S * US],
+    ]
+    both = Calendar.parse(f"payrolls, {path}")
+    ts = np.array([ecb, int(dt.datetime(2014, 5, 2, 12, 30, tzinfo=dt.UTC).timestamp()) * US])
+    assert inside(ts, both.windows(ts)).all()
+    assert inside(ts, Calendar.parse(str(path)).windows(ts)).tolist() == [True, False]
+    assert Calendar.parse("none").empty and not Calendar.parse("").empty
+    bad = {
+        "2014-05-08 11:45,no zone\n": "line 1: '2014-05-08 11:45' has no zone",
+        "when,name\nsoon,x\n": "line 2: 'soon' is not an ISO-8601 time",
+        "2014-05-08T11:45:00Z,x,five,30\n": "line 1: minutes before and after must be numbers",
+    }
+    for text, said in bad.items():
+        path.write_text(text)
+        with pytest.raises(ReleasesError, match=said):
+            read_calendar(path)
+    with pytest.raises(ReleasesError, match="none cannot be joined"):
+        Calendar.parse(f"none,{path}")
+    with pytest.raises(ReleasesError, match="cannot read the calendar of releases"):
+        Calendar.parse(str(tmp_path / "missing.csv"))
+
+
+def test_a_worker_mutes_the_releases_of_its_calendar_file(switches, tmp_path):  # noqa: F811
+    """The jump of the stream above, moved to 2014-05-08 12:40 UTC (the ECB's press
+    conference, not a payrolls day): a warning by default, info with a calendar file that
+    lists the conference; a bad file is refused at the start with the line to fix."""
+    from spark.settings import Settings, SettingsError
+
+    stream, _, ibm_at = switches
+    jump_at = ibm_at + 19
+    moved = _at(stream, jump_at, dt.datetime(2014, 5, 8, 12, 40, tzinfo=dt.UTC))
+    path = tmp_path / "releases.csv"
+    path.write_text("2014-05-08T12:30:00Z,ECB press conference,0,60\n")
+    assert (jump_at, "jump", "warning") in _gate_alerts(moved, {})
+    muted = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": f"payrolls,{path}"})
+    assert (jump_at, "jump", "info") in muted
+    path.write_text("2014-05-08T12:30,ECB\n")
+    with pytest.raises(SettingsError, match=r"releases.csv, line 1: .* has no zone"):
+        Settings.from_env({"SPARK_DRIFT_RELEASES": str(path)})

@@ -8,19 +8,26 @@ gives the windows; ``spark.drift.profile.build_kind`` can leave them out of the 
 learns limits on (``quiet``), and the benches can leave the alarms inside them out of
 the false alarms they count.
 
-Only one kind of release is known here, by rule: the US Employment Situation (payrolls),
-08:30 New York time, on the third Friday after the week (Sunday to Saturday) that holds the
-12th of the month before. That is the BLS's usual rule; it has exceptions (2014-01-10, a
-week later than the rule; 2013-10-04, delayed by the shutdown), so a live calendar should
-be the published schedule. Measured, not shipped (session 35).
+One kind of release is known by rule: the US Employment Situation (payrolls), 08:30 New
+York time, on the third Friday after the week (Sunday to Saturday) that holds the 12th of
+the month before. That is the BLS's usual rule; it has exceptions (2014-01-10, a week later
+than the rule; 2013-10-04, delayed by the shutdown). Any other release, or the published
+schedule, comes from a calendar file (``read_calendar``): one release a line,
+``when,name[,minutes before,minutes after]``, ``when`` ISO-8601 with its zone. A worker
+takes them from ``SPARK_DRIFT_RELEASES`` (``Calendar.parse``): ``payrolls`` (the default),
+``none``, or files, joined by commas (``payrolls,/etc/spark/releases.csv``).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from spark.errors import SparkError
 
 NEW_YORK = ZoneInfo("America/New_York")
 BEFORE_S, AFTER_S = 300, 1800  # a window from 5 minutes before a release to 30 after
@@ -67,3 +74,88 @@ def inside(ts: np.ndarray, spans: np.ndarray) -> np.ndarray:
         return np.zeros(len(ts), np.bool_)
     k = np.searchsorted(spans[:, 0], ts, side="right") - 1
     return (k >= 0) & (ts < spans[np.maximum(k, 0), 1])
+
+
+class ReleasesError(SparkError):
+    """A calendar of releases that cannot be used."""
+
+
+def read_calendar(path: str | Path) -> np.ndarray:
+    """A calendar file's windows ((k, 2) µs, sorted and merged): one release a line,
+    ``when,name[,minutes before,minutes after]`` (the default window: BEFORE_S, AFTER_S);
+    ``when`` is ISO-8601 with its zone (``2014-05-08T12:30:00Z``, ``...+02:00``). Blank
+    lines, lines starting with ``#`` and a header line starting ``when`` are skipped."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ReleasesError(f"cannot read the calendar of releases {path}: "
+                            f"{exc.strerror or exc}") from None  # fmt: skip
+    spans = []
+    for n, row in enumerate(csv.reader(text.splitlines()), 1):
+        if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
+            continue
+        if n == 1 and row[0].strip().lower() == "when":
+            continue
+        where = f"{path}, line {n}"
+        try:
+            when = dt.datetime.fromisoformat(row[0].strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ReleasesError(f"{where}: {row[0].strip()!r} is not an ISO-8601 time "
+                                "(e.g. 2014-05-08T12:30:00Z)") from None  # fmt: skip
+        if when.tzinfo is None:
+            raise ReleasesError(f"{where}: {row[0].strip()!r} has no zone; add one "
+                                "(Z for UTC, or +02:00)")  # fmt: skip
+        try:
+            before, after = (
+                (float(v) for v in row[2:4]) if len(row) >= 4 else (BEFORE_S / 60, AFTER_S / 60)
+            )
+        except ValueError:
+            raise ReleasesError(f"{where}: minutes before and after must be numbers, "
+                                f"not {row[2:4]}") from None  # fmt: skip
+        if before < 0 or after <= 0:
+            raise ReleasesError(f"{where}: minutes before must be >= 0 and after > 0")
+        at = int(when.timestamp() * 1e6)
+        spans.append((at - int(before * 60e6), at + int(after * 60e6)))
+    return merged(np.array(spans, np.int64).reshape(-1, 2))
+
+
+def merged(spans: np.ndarray) -> np.ndarray:
+    """``spans`` sorted, overlapping ones joined (``inside`` needs them so)."""
+    out: list[list[int]] = []
+    for lo, hi in sorted(spans.tolist()):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+class Calendar:
+    """The releases a worker mutes the gate rule in: the payrolls rule, calendar files."""
+
+    def __init__(self, payrolls: bool = True, fixed: np.ndarray | None = None):
+        self.payrolls = payrolls
+        self.fixed = np.zeros((0, 2), np.int64) if fixed is None else fixed
+
+    @classmethod
+    def parse(cls, value: str) -> Calendar:
+        """A SPARK_DRIFT_RELEASES value: ``payrolls``, ``none``, or calendar files, joined
+        by commas."""
+        parts = [p.strip() for p in value.split(",") if p.strip()] or ["payrolls"]
+        if "none" in (p.lower() for p in parts):
+            if len(parts) > 1:
+                raise ReleasesError("SPARK_DRIFT_RELEASES: none cannot be joined with others")
+            return cls(False)
+        files = [p for p in parts if p.lower() != "payrolls"]
+        fixed = [read_calendar(f) for f in files]
+        return cls(len(files) < len(parts), merged(np.concatenate([np.zeros((0, 2), np.int64),
+                                                                    *fixed])))  # fmt: skip
+
+    @property
+    def empty(self) -> bool:
+        return not self.payrolls and not len(self.fixed)
+
+    def windows(self, ts: np.ndarray) -> np.ndarray:
+        """The windows (``windows``' form, merged) that can touch the times ``ts``."""
+        rule = windows(ts) if self.payrolls else np.zeros((0, 2), np.int64)
+        return merged(np.concatenate([rule, self.fixed]))

@@ -36,7 +36,7 @@ from spark.drift.kernel import Detector, DetectorSet
 from spark.drift.profile import FEATURES as PROFILE_FEATURES
 from spark.drift.profile import KINDS as PROFILE_KINDS
 from spark.drift.profile import Profile, ProfileSet
-from spark.drift.releases import inside, windows
+from spark.drift.releases import Calendar, inside
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
 from spark.settings import (
     BREAK,
@@ -45,7 +45,6 @@ from spark.settings import (
     DT_SPREAD,
     NO_PROFILE,
     PROFILE,
-    RELEASES_PAYROLLS,
     DriftSettings,
     SettingsError,
     profile_path,
@@ -144,6 +143,7 @@ class DriftStage:
             self.profiles = ProfileSet(Profile.load(path))
         self.gates: dict[str, Gate] = {}
         self.concept = AdwinSet(models)  # ADWIN per (symbol slot, model)
+        self.calendar = Calendar.parse(settings.releases)  # SPARK_DRIFT_RELEASES
 
     def gate(self, symbol: str) -> Gate:
         gate = self.gates.get(symbol)
@@ -305,13 +305,13 @@ class DriftStage:
         """The gate rule's warnings inside a scheduled release window (``SPARK_DRIFT_RELEASES``,
         ``spark.drift.releases``) become info: the spread and the moves are expected to
         change there. A frozen feed is not, and still closes the gate."""
-        if self.settings.releases != RELEASES_PAYROLLS or not alerts:
+        if self.calendar.empty or not alerts:
             return
         at = sorted(i for i, found in alerts.items() if any(a["severity"] == "warning"
                                                              for a in found))  # fmt: skip
         if not at:
             return
-        muted = inside(ts[at], windows(ts[at]))
+        muted = inside(ts[at], self.calendar.windows(ts[at]))
         for i in np.asarray(at)[muted].tolist():
             for a in alerts[i]:
                 if (
