@@ -1,6 +1,7 @@
 """A profile part for an instrument seen for the first time: the spread and move size against
 the symbol's own recent level, with limits learnt on *other* instruments (a measurement,
-session 28; nothing shipped from it).
+session 28; the fifth run's choice shipped as the kinds of market in session 31, the
+seventh run's lag in session 35).
 
     .venv/bin/python -m bench.drift_self_rule [DATA] [--by-kind] [--shape] [--lag] [--releases]
                                                 [--json]

@@ -4,9 +4,9 @@ The profile part's limits are set by the tail of the train days, and that tail i
 release: the US payrolls report of 2014-05-02 (docs/drift.md, sessions 28 and 33). A
 spread ×3 or the lagged form of the residual would be caught if the limits were not set
 by it. Desks close trading around such releases anyway ("news blackout"). This module
-gives the windows; ``spark.drift.profile.build_kind`` can leave them out of the days it
-learns limits on (``quiet``), and the benches can leave the alarms inside them out of
-the false alarms they count.
+gives the windows: the drift stage makes the gate rule's warnings inside them info
+(``spark.drift.stage``), and ``spark.drift.profile.build_kind`` leaves the payrolls ones
+out of the days it learns a kind's limits on (``quiet``; docs/drift.md, session 35).
 
 One kind of release is known by rule: the US Employment Situation (payrolls), 08:30 New
 York time, on the third Friday after the week (Sunday to Saturday) that holds the 12th of
