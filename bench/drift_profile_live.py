@@ -40,12 +40,15 @@ def _run(task):
 
     stream, switch = _stream(a, b, kind, BEFORE, AFTER)
     alarms = gate_alarms(stream, rule, profile_path)
+    return {"stream": name, "kind": kind, "rule": rule, **verdict(alarms, switch)}
+
+
+def verdict(alarms: list[tuple[int, str]], switch: int) -> dict:
+    """A stream's ``gate_alarms`` judged: caught (an alarm within WITHIN ticks of the switch
+    and none before), the false alarms before it, the delay and the detector that caught it."""
     before = [t for t, _ in alarms if t < switch]
     after = [(t, d) for t, d in alarms if switch <= t < switch + WITHIN]
     return {
-        "stream": name,
-        "kind": kind,
-        "rule": rule,
         "caught": not before and bool(after),
         "false_alarms": len(before),
         "delay": after[0][0] + 1 - switch if after else None,

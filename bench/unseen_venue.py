@@ -107,21 +107,12 @@ def _stream(a_path: str, b_path: str | None, kind: str):
 
 def _drift(task):
     name, a_path, b_path, kind = task
+    from bench.drift_profile_live import verdict
     from spark.research.drift import gate_alarms
 
     stream, switch = _stream(a_path, b_path, kind)
     alarms = gate_alarms(stream, "", "")  # the worker's defaults: rule and shipped kinds
-    before = [t for t, _ in alarms if t < switch]
-    after = [(t, d) for t, d in alarms if switch <= t < switch + WITHIN]
-    return {
-        "stream": name,
-        "kind": kind,
-        "switch": switch,
-        "caught": not before and bool(after),
-        "false_alarms": len(before),
-        "delay": after[0][0] + 1 - switch if after else None,
-        "by": after[0][1] if after else None,
-    }
+    return {"stream": name, "kind": kind, "switch": switch, **verdict(alarms, switch)}
 
 
 def _whole(task):
