@@ -68,6 +68,25 @@ def windows(ts: np.ndarray, before_s: int = BEFORE_S, after_s: int = AFTER_S) ->
                     np.int64).reshape(-1, 2)  # fmt: skip
 
 
+ROLLOVER = dt.time(17, 0)  # the FX day's rollover, New York time, every day
+
+
+def rollovers(ts: np.ndarray, before_s: int, after_s: int) -> np.ndarray:
+    """``windows``' form: from ``before_s`` before to ``after_s`` after the FX day's rollover
+    (17:00 New York) on every day that can touch the times ``ts``; none if ``after_s`` is 0.
+    Spreads widen there and stay wide until Asia opens (docs/drift.md, session 36)."""
+    if not len(ts) or after_s <= 0:
+        return np.zeros((0, 2), np.int64)
+    day = dt.datetime.fromtimestamp(int(ts.min()) / 1e6, dt.UTC).date() - dt.timedelta(days=1)
+    last = dt.datetime.fromtimestamp(int(ts.max()) / 1e6, dt.UTC).date() + dt.timedelta(days=1)
+    out = []
+    while day <= last:
+        at = int(dt.datetime.combine(day, ROLLOVER, NEW_YORK).timestamp()) * 1_000_000
+        out.append((at - before_s * 1_000_000, at + after_s * 1_000_000))
+        day += dt.timedelta(days=1)
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
 def inside(ts: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """Per time of ``ts``: is it inside one of ``spans`` (``windows``' form, sorted)?"""
     if not len(spans):
