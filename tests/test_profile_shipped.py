@@ -127,10 +127,16 @@ def test_spark_drift_profile_kinds_only_by_shape(tmp_path):
     saved = Profile.load(out)
     assert saved.symbols == {} and saved.unseen == {TICKER: "stock"}
     assert saved.entry("BAC")[3] == "stock" and saved.entry("EURUSD") is None
+    rolled = runner.invoke(cli, [*base, "--kinds-only", "--kind", "stock=BAC,AIG", "--unseen",
+                                 "@ticker=stock", "--rollover", "stock=60"])  # fmt: skip
+    assert rolled.exit_code == 0 and "for 65 minutes (rollover)" in rolled.output, rolled.output
+    assert Profile.load(out).kinds["stock"].rollover == 60
     for args, says in [
         (["--kinds-only"], "--kinds-only writes the --kind entries only: give --kind"),
         (["--kind", "stock=BAC,AIG", "--unseen", "@future=stock"],
          "no shape '@future'; shapes: @pair, @ticker"),
+        (["--kind", "stock=BAC,AIG", "--rollover", "fx=90"], "no kind 'fx' is learnt here"),
+        (["--kind", "stock=BAC,AIG", "--rollover", "stock=soon"], "give KIND=MINUTES"),
     ]:  # fmt: skip
         wrong = runner.invoke(cli, [*base, *args])
         assert wrong.exit_code == 2 and says in wrong.output, wrong.output

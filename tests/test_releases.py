@@ -4,6 +4,7 @@ BLS's rule, their windows in UTC, and the kind entry's limits learnt with them l
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -185,3 +186,59 @@ def test_a_worker_mutes_the_releases_of_its_calendar_file(switches, tmp_path):  
     path.write_text("2014-05-08T12:30,ECB\n")
     with pytest.raises(SettingsError, match=r"releases.csv, line 1: .* has no zone"):
         Settings.from_env({"SPARK_DRIFT_RELEASES": str(path)})
+
+
+def test_the_fx_rollover_runs_from_before_five_pm_new_york_in_utc():
+    """17:00 New York is 21:00 UTC in US summer time and 22:00 in winter; the window runs
+    from ROLLOVER_BEFORE_S before it to the minutes after; 0 minutes: none."""
+    from spark.drift.releases import ROLLOVER_BEFORE_S, rollovers
+
+    summer = int(dt.datetime(2014, 5, 5, 12, tzinfo=dt.UTC).timestamp()) * US
+    winter = int(dt.datetime(2014, 1, 15, 12, tzinfo=dt.UTC).timestamp()) * US
+    at = int(dt.datetime(2014, 5, 5, 21, tzinfo=dt.UTC).timestamp()) * US
+    spans = rollovers(np.array([summer]), ROLLOVER_BEFORE_S, 90 * 60)
+    assert [at - 300 * US, at + 5_400 * US] in spans.tolist()
+    ts = at + np.array([-301, -300, 0, 5_399, 5_400]) * US
+    assert inside(ts, spans).tolist() == [False, True, True, True, False]
+    at = int(dt.datetime(2014, 1, 15, 22, tzinfo=dt.UTC).timestamp()) * US
+    assert [at - 300 * US, at + 60 * US] in rollovers(np.array([winter]), 300, 60).tolist()
+    assert rollovers(np.array([summer]), 300, 0).shape == (0, 2)
+
+
+def test_a_kind_learns_its_limits_without_the_rollover_it_is_given():
+    """A spread spike at the rollover (21:10 UTC on a summer day) sets the upper spread
+    limit; with ``rollover`` = 90 it is left out, and the limit is the calm days'."""
+    days = [dt.date(2014, 5, 5), dt.date(2014, 5, 6)]
+
+    def fx(spike):  # ticks every 0.5 s from 10:00 UTC: 21:10 is tick 80,400
+        return {"AAA": [_day(d, spike, n=100_000, seed=k) for k, d in enumerate(days)]}
+
+    spiked, calm = fx(slice(80_400, 83_000)), fx(None)
+    loud = build_kind(spiked).limits
+    muted = build_kind(spiked, rollover=90).limits
+    assert loud[0] > muted[0] + 0.5
+    assert muted[0] == pytest.approx(build_kind(calm, rollover=90).limits[0], abs=0.02)
+    assert build_kind(spiked, rollover=90).rollover == 90
+
+
+def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(switches):  # noqa: F811
+    """The jump of the stream above at 21:30 UTC on a summer day (17:30 New York): info for
+    a currency pair (the shipped fx kind has a rollover of 90 minutes), a warning with
+    SPARK_DRIFT_RELEASES=none, a warning three hours earlier, and a warning for a stock
+    ticker's symbol (the stock kind has none)."""
+    from spark.research.drift import SHIPPED_ROLLOVER
+    from spark.settings import BUNDLED_PATH
+
+    assert SHIPPED_ROLLOVER == {"fx": 90}
+    assert json.loads(BUNDLED_PATH.read_text())["kinds"]["fx"]["rollover"] == 90
+    stream, _, ibm_at = switches
+    jump_at = ibm_at + 19
+    rollover = dt.datetime(2014, 5, 5, 21, 30, tzinfo=dt.UTC)
+    moved = _at(stream, jump_at, rollover)
+    assert moved.symbols == ["EURUSD"]
+    assert (jump_at, "jump", "info") in _gate_alerts(moved, {})
+    assert (jump_at, "jump", "warning") in _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"})
+    earlier = _at(stream, jump_at, rollover - dt.timedelta(hours=3))
+    assert (jump_at, "jump", "warning") in _gate_alerts(earlier, {})
+    moved.symbols = ["IBM"]
+    assert (jump_at, "jump", "warning") in _gate_alerts(moved, {})

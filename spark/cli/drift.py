@@ -178,6 +178,26 @@ def _unseen(given: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _rollovers(values, groups: dict) -> dict[str, int]:
+    """--rollover KIND=MINUTES as {kind: minutes}; each kind one of --kind's."""
+    out: dict[str, int] = {}
+    for text in values:
+        name, _, minutes = text.partition("=")
+        name = name.strip()
+        try:
+            value = int(minutes)
+        except ValueError:
+            value = -1
+        if not name or value < 0:
+            raise click.BadParameter(f"{text!r}: give KIND=MINUTES, e.g. fx=90",
+                                     param_hint="--rollover")  # fmt: skip
+        if name not in groups:
+            raise click.BadParameter(f"{text!r}: no kind {name!r} is learnt here; add --kind "
+                                     f"{name}=SYMBOL,...", param_hint="--rollover")  # fmt: skip
+        out[name] = value
+    return out
+
+
 @drift.command("profile")
 @paths_option("--data", "paths", "Earlier days of the instruments: one file per day (LEAN).")
 @format_option(required=False)
@@ -221,8 +241,18 @@ def _unseen(given: tuple[str, ...], kinds: tuple[str, ...]) -> dict[str, str]:
     "too (an own entry is learnt on this data's spread levels; a kind's reads each "
     "instrument against its own recent level). The shipped default file is such a file.",
 )
+@click.option(
+    "--rollover",
+    "rollovers",
+    multiple=True,
+    metavar="KIND=MINUTES",
+    help="Learn the kind's limits without the FX day's rollover (17:00 New York, from 5 "
+    "minutes before to MINUTES after), and mute its symbols' gate rule there (repeat for "
+    "more kinds). The shipped file has fx=90 (docs/drift.md, session 36). Default: none.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the profile written.")
-def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_only, as_json) -> None:
+def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_only, rollovers,
+                          as_json) -> None:  # fmt: skip
     """Learn each instrument's time-of-day profile from earlier days, for the gate rule's
     profile part (SPARK_GATE_RULE=break+dt_spread+profile, SPARK_DRIFT_PROFILE=FILE).
 
@@ -237,13 +267,16 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_onl
     catches and its false alarms), or by shape: --unseen @pair=fx --unseen @ticker=equity.
     A kind's statistics are taken against their own level as it was 1,000 ticks before, and
     its limits are learnt without the US payrolls release windows of the days given, as
-    workers mute those (SPARK_DRIFT_RELEASES; docs/drift.md, session 35).
+    workers mute those (SPARK_DRIFT_RELEASES; docs/drift.md, session 35), and, with
+    --rollover fx=90, without the FX day's rollover, in which workers then mute its
+    symbols too (session 36).
 
     Workers run a shipped file of kinds only by default (SPARK_DRIFT_PROFILE=bundled:
     fx and stock entries from this project's train days, docs/drift.md, session 31)."""
     from spark.drift.profile import build, build_kind, days_from_files
 
     groups, assigned = _kinds(kinds), _unseen(unseen, kinds)
+    after = _rollovers(rollovers, groups)
     if kinds_only and not groups:
         raise click.UsageError("--kinds-only writes the --kind entries only: give --kind")
     days = days_from_files(paths, fmt, _session(session), tz)
@@ -257,7 +290,8 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_onl
                 param_hint="--kind",
             )
         try:
-            profile.kinds[name] = build_kind({m: days[m] for m in members}, profile.locked)
+            profile.kinds[name] = build_kind({m: days[m] for m in members}, profile.locked,
+                                             rollover=after.get(name, 0))  # fmt: skip
         except SparkError as exc:
             raise click.BadParameter(f"kind {name}: {exc}", param_hint="--kind") from None
     profile.unseen = assigned
@@ -293,6 +327,11 @@ def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_onl
             f"below {k.limits[2] - extra:+.3f} or above {k.limits[0] + extra:+.3f}, on the "
             f"move size below {k.limits[3] - extra:+.3f} or above {k.limits[1] + extra:+.3f}; "
             f"watches: {who or 'nothing (see --unseen)'}"
+            + (
+                f"; muted from 16:55 New York for {k.rollover + 5} minutes (rollover)"
+                if k.rollover
+                else ""
+            )  # fmt: skip
         )
     if not profile.symbols and not profile.kinds:
         raise click.ClickException("no instrument has two days: nothing to profile")

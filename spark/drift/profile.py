@@ -242,6 +242,9 @@ class KindEntry:
     warm: int = KIND_WARM
     budget: float = KIND_BUDGET
     lag: int = 0  # the slow mean the residual is taken against: as it was this many back
+    # minutes after the FX day's rollover (17:00 New York, from 5 before) that its symbols'
+    # gate rule is muted in and its limits were learnt without (0: none; session 36)
+    rollover: int = 0
 
 
 def settings_row(hold, slow, margin, warm, locked, lag=0) -> np.ndarray:
@@ -355,6 +358,7 @@ class Profile:
                     "warm": k.warm,
                     "budget": k.budget,
                     **({"lag": k.lag} if k.lag else {}),
+                    **({"rollover": k.rollover} if k.rollover else {}),
                     "upper": clean(k.limits[:2]),
                     "lower": clean(k.limits[2:]),
                 }
@@ -410,6 +414,7 @@ class Profile:
                     limits, list(entry["instruments"]), int(entry["days"]), int(entry["hold"]),
                     float(entry["slow"]), float(entry["margin"]), int(entry["warm"]),
                     float(entry["budget"]), int(entry.get("lag", 0)),
+                    int(entry.get("rollover", 0)),
                 )  # fmt: skip
             return cls(
                 symbols,
@@ -629,7 +634,7 @@ def build(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
 def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]],
                locked=LOCKED, hold=KIND_HOLD, slow=KIND_SLOW, warm=KIND_WARM,
                budget=KIND_BUDGET, margin=KIND_MARGIN, quiet=PAYROLLS,
-               lag=KIND_LAG) -> KindEntry:  # fmt: skip
+               lag=KIND_LAG, rollover=0) -> KindEntry:  # fmt: skip
     """A kind of market's entry from the recorded days of its instruments (``build``'s
     input, the kind's instruments only): each day's two statistics against their own slow
     mean over ``slow`` ticks, held ``hold`` ticks, after ``warm`` ticks; the limits at the
@@ -638,7 +643,8 @@ def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarra
     Needs two days at least. ``quiet``: (k, 2) spans of time whose ticks do not count, as
     a worker muting the gate there sees them; ``PAYROLLS`` (the default): the payrolls
     release windows of those days (``spark.drift.releases``); None: none. ``lag``:
-    ``held_residuals``'."""
+    ``held_residuals``'. ``rollover``: minutes after the FX day's rollover (from 5
+    before) left out too, as a worker muting the gate there sees them (0: none)."""
     entries = [e for rows in days.values() for e in rows]
     if len(entries) < 2:
         raise ProfileError(f"a kind of market needs two days at least, {len(entries)} given")
@@ -647,15 +653,19 @@ def build_kind(days: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarra
     for _, ts, bid, ask in entries:
         stats = day_stats(ts, bid, ask, locked)
         up, down = (held_residuals(ts, stats, flat, hold, slow, side, lag) for side in (0, 1))
-        if quiet is not None:
-            from spark.drift.releases import inside, windows
+        if quiet is not None or rollover:
+            from spark.drift.releases import ROLLOVER_BEFORE_S, inside, merged, rollovers, windows
 
-            muted = inside(ts, windows(ts) if isinstance(quiet, str) else quiet)
+            spans = [rollovers(ts, ROLLOVER_BEFORE_S, rollover * 60)]
+            if quiet is not None:
+                spans.append(windows(ts) if isinstance(quiet, str) else quiet)
+            muted = inside(ts, merged(np.concatenate(spans)))
             up[muted] = down[muted] = np.nan
         high.append(up[warm:])
         low.append(down[warm:])
     limits = np.r_[limits_of(high, budget=budget), limits_of(low, True, budget)]
-    return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget, lag)
+    return KindEntry(limits, sorted(days), len(entries), hold, slow, margin, warm, budget, lag,
+                     rollover)  # fmt: skip
 
 
 def days_from_files(paths, fmt: str, hours: tuple[float, float] | None = None,
@@ -762,6 +772,13 @@ class ProfileSet:
                         "(--kind, --unseen), and restart",
                         names[s],
                     )
+
+    def rollover(self, name: str) -> int:
+        """Minutes after the FX day's rollover in which ``name``'s gate rule is muted: its
+        kind of market's (``KindEntry.rollover``); 0 for none, or a symbol not watched by
+        a kind."""
+        kind = self.profile.kind_of(name)
+        return self.profile.kinds[kind].rollover if kind is not None else 0
 
     def step(self, names, slot, ts, spread_bp, ret_bp, valid, reset=None) -> tuple:
         """(tick, kind (an index into KINDS), residual) of every alarm, and every tick's two

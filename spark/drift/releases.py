@@ -69,6 +69,7 @@ def windows(ts: np.ndarray, before_s: int = BEFORE_S, after_s: int = AFTER_S) ->
 
 
 ROLLOVER = dt.time(17, 0)  # the FX day's rollover, New York time, every day
+ROLLOVER_BEFORE_S = 300  # its window starts 5 minutes before
 
 
 def rollovers(ts: np.ndarray, before_s: int, after_s: int) -> np.ndarray:
@@ -150,11 +151,15 @@ def merged(spans: np.ndarray) -> np.ndarray:
 
 
 class Calendar:
-    """The releases a worker mutes the gate rule in: the payrolls rule, calendar files."""
+    """The releases a worker mutes the gate rule in: the payrolls rule, calendar files; and
+    (``rollover``) the FX day's rollover of each symbol whose kind of market has one
+    (``spark.drift.profile.KindEntry.rollover``), unless SPARK_DRIFT_RELEASES is none."""
 
-    def __init__(self, payrolls: bool = True, fixed: np.ndarray | None = None):
+    def __init__(self, payrolls: bool = True, fixed: np.ndarray | None = None,
+                 rollover: bool = True):  # fmt: skip
         self.payrolls = payrolls
         self.fixed = np.zeros((0, 2), np.int64) if fixed is None else fixed
+        self.rollover = rollover
 
     @classmethod
     def parse(cls, value: str) -> Calendar:
@@ -164,7 +169,7 @@ class Calendar:
         if "none" in (p.lower() for p in parts):
             if len(parts) > 1:
                 raise ReleasesError("SPARK_DRIFT_RELEASES: none cannot be joined with others")
-            return cls(False)
+            return cls(False, rollover=False)
         files = [p for p in parts if p.lower() != "payrolls"]
         fixed = [read_calendar(f) for f in files]
         return cls(len(files) < len(parts), merged(np.concatenate([np.zeros((0, 2), np.int64),
@@ -172,7 +177,7 @@ class Calendar:
 
     @property
     def empty(self) -> bool:
-        return not self.payrolls and not len(self.fixed)
+        return not self.payrolls and not len(self.fixed) and not self.rollover
 
     def windows(self, ts: np.ndarray) -> np.ndarray:
         """The windows (``windows``' form, merged) that can touch the times ``ts``."""

@@ -36,7 +36,7 @@ from spark.drift.kernel import Detector, DetectorSet
 from spark.drift.profile import FEATURES as PROFILE_FEATURES
 from spark.drift.profile import KINDS as PROFILE_KINDS
 from spark.drift.profile import Profile, ProfileSet
-from spark.drift.releases import Calendar, inside
+from spark.drift.releases import ROLLOVER_BEFORE_S, Calendar, inside, rollovers
 from spark.features.kernel import CORE_FEATURE_NAMES, FEATURE_NAMES
 from spark.settings import (
     BREAK,
@@ -262,7 +262,7 @@ class DriftStage:
             for lo, hi in zip(starts, [*starts[1:], len(ev_tick)], strict=True):
                 labels_at[int(ev_tick[lo])] = range(lo, hi)
         self._concept(symbols, slot, ts, ev_tick, ev_y, ev_p, champion, models, reset, alerts)
-        self._mute_releases(ts, alerts)
+        self._mute_releases(symbols, slot, ts, alerts)
         allowed = np.ones(len(slot), np.bool_)
         records: list[tuple[int, dict]] = []
         warned = {
@@ -301,10 +301,11 @@ class DriftStage:
         ordered = [(i, a) for i in sorted(alerts) for a in alerts[i]]
         return ordered, records, allowed
 
-    def _mute_releases(self, ts, alerts) -> None:
+    def _mute_releases(self, symbols, slot, ts, alerts) -> None:
         """The gate rule's warnings inside a scheduled release window (``SPARK_DRIFT_RELEASES``,
-        ``spark.drift.releases``) become info: the spread and the moves are expected to
-        change there. A frozen feed is not, and still closes the gate."""
+        ``spark.drift.releases``), or inside the FX day's rollover for a symbol whose kind of
+        market has one (``ProfileSet.rollover``), become info: the spread and the moves are
+        expected to change there. A frozen feed is not, and still closes the gate."""
         if self.calendar.empty or not alerts:
             return
         at = sorted(i for i, found in alerts.items() if any(a["severity"] == "warning"
@@ -312,6 +313,12 @@ class DriftStage:
         if not at:
             return
         muted = inside(ts[at], self.calendar.windows(ts[at]))
+        if self.calendar.rollover and self.profiles is not None:
+            for k, i in enumerate(at):
+                minutes = self.profiles.rollover(symbols[slot[i]])
+                if minutes and not muted[k]:
+                    spans = rollovers(ts[i : i + 1], ROLLOVER_BEFORE_S, minutes * 60)
+                    muted[k] = inside(ts[i : i + 1], spans)[0]
         for i in np.asarray(at)[muted].tolist():
             for a in alerts[i]:
                 if (
