@@ -90,7 +90,7 @@ def _at(stream, tick: int, when: dt.datetime):
     return moved
 
 
-def _gate_alerts(stream, env: dict) -> list[tuple[int, str, str]]:
+def _gate_alerts(stream, env: dict, parts=("jump", "frozen")) -> list[tuple[int, str, str]]:
     from dataclasses import replace
 
     from spark.pipeline import SignalPipeline
@@ -98,28 +98,55 @@ def _gate_alerts(stream, env: dict) -> list[tuple[int, str, str]]:
 
     settings = replace(Settings.from_env(env).with_models(model="logreg"), trading=False)
     result = SignalPipeline(settings).step(stream)
-    at = result.kept
+    at = result.kept if result.kept is not None else np.arange(len(stream))
     return [(int(at[i]), a["detector"], a["severity"]) for i, a in result.alerts
-            if a["detector"] in ("jump", "frozen")]  # fmt: skip
+            if a["detector"] in parts or a["detector"].startswith(parts)]  # fmt: skip
 
 
-def test_the_gate_is_not_closed_by_a_jump_in_a_release_window_but_by_a_frozen_feed(switches):  # noqa: F811
+def test_a_jump_or_a_frozen_feed_in_a_release_window_still_closes_the_gate(switches):  # noqa: F811
     """The break part's alarms on a stream (tests/test_breaks.py: EURUSD, its ticks frozen,
-    then IBM): moved so that the jump to IBM comes 5 minutes after the payrolls release, it
-    is info and the gate stays open (SPARK_DRIFT_RELEASES=none: a warning, as a day later);
-    moved so that the frozen feed's alarm comes there, it still closes the gate."""
+    then IBM), moved so that each comes 5 minutes after the payrolls release: both stay
+    warnings and close the gate. No release moves the mid by a thousand of its usual moves
+    in one tick, nor freezes a feed (session 35 muted the jump; session 36 does not)."""
     stream, _, ibm_at = switches
     release = dt.datetime(2014, 5, 2, 12, 35, tzinfo=dt.UTC)
     jump_at = ibm_at + 19  # the price screen refuses 19 IBM ticks first (test_breaks)
-    in_window = _at(stream, jump_at, release)
-    default = _gate_alerts(in_window, {})
-    assert (jump_at, "jump", "info") in default
-    assert (jump_at, "jump", "warning") in _gate_alerts(in_window, {"SPARK_DRIFT_RELEASES": "none"})
-    assert (jump_at, "jump", "warning") in _gate_alerts(
-        _at(stream, jump_at, release + dt.timedelta(days=1)), {}
-    )
+    default = _gate_alerts(_at(stream, jump_at, release), {})
+    assert (jump_at, "jump", "warning") in default
     frozen = next(i for i, d, _ in default if d == "frozen")
     assert (frozen, "frozen", "warning") in _gate_alerts(_at(stream, frozen, release), {})
+
+
+@pytest.fixture(scope="module")
+def vol_switch():
+    """NZDUSD's last day-file, its moves ×3 after 50,000 ticks (the stream of
+    tests/test_profile_shipped.py): the tick of the default worker's first warning, the fx
+    kind's ``profile_move_up``."""
+    from spark.research.drift import _stream
+    from spark.research.select import Day
+    from tests.test_profile_shipped import SHARED_DATA
+
+    paths = sorted((SHARED_DATA / "fxcm/nzdusd").glob("*_quote.zip"))
+    if not paths:
+        pytest.skip(f"real tick data not found at {SHARED_DATA}")
+    day = Day("NZDUSD", paths[-1].name[:8], str(paths[-1]))
+    stream, switch = _stream(day, None, "vol_x3", 50_000, 20_000)
+    found = [a for a in _gate_alerts(stream, {}, ("profile",)) if a[2] == "warning"]
+    assert found and found[0][1] == "profile_move_up" and found[0][0] > switch
+    return stream, found[0][0]
+
+
+def test_a_profile_alarm_in_a_payrolls_window_is_info(vol_switch):
+    """That warning moved to 5 minutes after the payrolls release: info, and the gate stays
+    open; SPARK_DRIFT_RELEASES=none: a warning, as a day later."""
+    stream, tick = vol_switch
+    release = dt.datetime(2014, 5, 2, 12, 35, tzinfo=dt.UTC)
+    moved = _at(stream, tick, release)
+    assert (tick, "profile_move_up", "info") in _gate_alerts(moved, {}, ("profile",))
+    loud = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"}, ("profile",))
+    assert (tick, "profile_move_up", "warning") in loud
+    later = _at(stream, tick, release + dt.timedelta(days=1))
+    assert (tick, "profile_move_up", "warning") in _gate_alerts(later, {}, ("profile",))
 
 
 def test_the_release_setting_says_what_it_takes():
@@ -169,20 +196,19 @@ def test_a_calendar_file_gives_windows_and_says_what_is_wrong(tmp_path):
         Calendar.parse(str(tmp_path / "missing.csv"))
 
 
-def test_a_worker_mutes_the_releases_of_its_calendar_file(switches, tmp_path):  # noqa: F811
-    """The jump of the stream above, moved to 2014-05-08 12:40 UTC (the ECB's press
-    conference, not a payrolls day): a warning by default, info with a calendar file that
-    lists the conference; a bad file is refused at the start with the line to fix."""
+def test_a_worker_mutes_the_releases_of_its_calendar_file(vol_switch, tmp_path):
+    """The warning above moved to 2014-05-08 12:40 UTC (the ECB's press conference, not a
+    payrolls day): a warning by default, info with a calendar file that lists the
+    conference; a bad file is refused at the start with the line to fix."""
     from spark.settings import Settings, SettingsError
 
-    stream, _, ibm_at = switches
-    jump_at = ibm_at + 19
-    moved = _at(stream, jump_at, dt.datetime(2014, 5, 8, 12, 40, tzinfo=dt.UTC))
+    stream, tick = vol_switch
+    moved = _at(stream, tick, dt.datetime(2014, 5, 8, 12, 40, tzinfo=dt.UTC))
     path = tmp_path / "releases.csv"
     path.write_text("2014-05-08T12:30:00Z,ECB press conference,0,60\n")
-    assert (jump_at, "jump", "warning") in _gate_alerts(moved, {})
-    muted = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": f"payrolls,{path}"})
-    assert (jump_at, "jump", "info") in muted
+    assert (tick, "profile_move_up", "warning") in _gate_alerts(moved, {}, ("profile",))
+    muted = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": f"payrolls,{path}"}, ("profile",))
+    assert (tick, "profile_move_up", "info") in muted
     path.write_text("2014-05-08T12:30,ECB\n")
     with pytest.raises(SettingsError, match=r"releases.csv, line 1: .* has no zone"):
         Settings.from_env({"SPARK_DRIFT_RELEASES": str(path)})
@@ -221,24 +247,29 @@ def test_a_kind_learns_its_limits_without_the_rollover_it_is_given():
     assert build_kind(spiked, rollover=90).rollover == 90
 
 
-def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(switches):  # noqa: F811
-    """The jump of the stream above at 21:30 UTC on a summer day (17:30 New York): info for
-    a currency pair (the shipped fx kind has a rollover of 90 minutes), a warning with
-    SPARK_DRIFT_RELEASES=none, a warning three hours earlier, and a warning for a stock
-    ticker's symbol (the stock kind has none)."""
+def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(vol_switch, switches):  # noqa: F811
+    """The warning above at 21:30 UTC on a summer day (17:30 New York): info for the
+    currency pair (the shipped fx kind has a rollover of 90 minutes), a warning with
+    SPARK_DRIFT_RELEASES=none and three hours earlier. The stock kind has none. A jump there
+    (an instrument switch) still closes the gate."""
+    from spark.drift.profile import Profile, ProfileSet
     from spark.research.drift import SHIPPED_ROLLOVER
     from spark.settings import BUNDLED_PATH
 
     assert SHIPPED_ROLLOVER == {"fx": 90}
     assert json.loads(BUNDLED_PATH.read_text())["kinds"]["fx"]["rollover"] == 90
-    stream, _, ibm_at = switches
-    jump_at = ibm_at + 19
+    shipped = ProfileSet(Profile.load(BUNDLED_PATH))
+    assert (shipped.rollover("NZDUSD"), shipped.rollover("IBM"), shipped.rollover("ES=F")) == (
+        90, 0, 0)  # fmt: skip
+    stream, tick = vol_switch
     rollover = dt.datetime(2014, 5, 5, 21, 30, tzinfo=dt.UTC)
-    moved = _at(stream, jump_at, rollover)
-    assert moved.symbols == ["EURUSD"]
-    assert (jump_at, "jump", "info") in _gate_alerts(moved, {})
-    assert (jump_at, "jump", "warning") in _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"})
-    earlier = _at(stream, jump_at, rollover - dt.timedelta(hours=3))
-    assert (jump_at, "jump", "warning") in _gate_alerts(earlier, {})
-    moved.symbols = ["IBM"]
-    assert (jump_at, "jump", "warning") in _gate_alerts(moved, {})
+    moved = _at(stream, tick, rollover)
+    assert (tick, "profile_move_up", "info") in _gate_alerts(moved, {}, ("profile",))
+    loud = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"}, ("profile",))
+    assert (tick, "profile_move_up", "warning") in loud
+    earlier = _at(stream, tick, rollover - dt.timedelta(hours=3))
+    assert (tick, "profile_move_up", "warning") in _gate_alerts(earlier, {}, ("profile",))
+    switched, _, ibm_at = switches
+    assert switched.symbols == ["EURUSD"]
+    jump = _at(switched, ibm_at + 19, rollover)
+    assert (ibm_at + 19, "jump", "warning") in _gate_alerts(jump, {})

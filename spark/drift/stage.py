@@ -305,7 +305,9 @@ class DriftStage:
         """The gate rule's warnings inside a scheduled release window (``SPARK_DRIFT_RELEASES``,
         ``spark.drift.releases``), or inside the FX day's rollover for a symbol whose kind of
         market has one (``ProfileSet.rollover``), become info: the spread and the moves are
-        expected to change there. A frozen feed is not, and still closes the gate."""
+        expected to change there. The break part's are not muted: no release or rollover
+        moves the mid by a thousand of its usual moves in one tick (an instrument switch
+        does), nor freezes a feed (session 36; until then a jump was muted too)."""
         if self.calendar.empty or not alerts:
             return
         at = sorted(i for i, found in alerts.items() if any(a["severity"] == "warning"
@@ -323,7 +325,7 @@ class DriftStage:
             for a in alerts[i]:
                 if (
                     a["severity"] == "warning"
-                    and a["detector"] != BREAK_KINDS[FROZEN]
+                    and a["detector"] not in BREAK_KINDS
                     and a["model_id"] is None
                 ):
                     a["severity"] = "info"
