@@ -37,9 +37,10 @@ SPARK_DRIFT_PROFILE            the profile part's file (`spark drift            
 SPARK_DRIFT_RELEASES           payrolls: the gate rule's alarms from 5 minutes  payrolls
                                before to 30 after the US payrolls release
                                (08:30 New York, by the BLS's rule) are
-                               info, not warnings (a frozen feed's still
-                               closes the gate); calendar files (lines
-                               when,name[,min before,min after]) joined by
+                               info, not warnings (a jump's and a frozen
+                               feed's still close the gate); calendar
+                               files (lines when,name[,min before,min
+                               after]) joined by
                                commas, with or without payrolls; the FX
                                day's rollover (16:55-18:30 New York) for
                                currency pairs, unless none (the shipped fx
