@@ -29,7 +29,7 @@ import numpy as np
 
 from spark.drift import adwin
 from spark.drift.adwin import AdwinSet
-from spark.drift.breaks import FROZEN, JUMP, BreakSet
+from spark.drift.breaks import JUMP, BreakSet
 from spark.drift.breaks import KINDS as BREAK_KINDS
 from spark.drift.gate import CLOSED, OPEN, Gate
 from spark.drift.kernel import Detector, DetectorSet
