@@ -139,14 +139,19 @@ def vol_switch():
 def test_a_profile_alarm_in_a_payrolls_window_is_info(vol_switch):
     """That warning moved to 5 minutes after the payrolls release: info, and the gate stays
     open; SPARK_DRIFT_RELEASES=none: a warning, as a day later."""
-    stream, tick = vol_switch
     release = dt.datetime(2014, 5, 2, 12, 35, tzinfo=dt.UTC)
-    moved = _at(stream, tick, release)
+    _muted_there_only(*vol_switch, release, release + dt.timedelta(days=1))
+
+
+def _muted_there_only(stream, tick: int, there: dt.datetime, elsewhere: dt.datetime) -> None:
+    """The profile warning at ``tick`` of ``stream``, moved to come at ``there``, is info;
+    a warning with SPARK_DRIFT_RELEASES=none, and a warning moved to ``elsewhere``."""
+    moved = _at(stream, tick, there)
     assert (tick, "profile_move_up", "info") in _gate_alerts(moved, {}, ("profile",))
     loud = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"}, ("profile",))
     assert (tick, "profile_move_up", "warning") in loud
-    later = _at(stream, tick, release + dt.timedelta(days=1))
-    assert (tick, "profile_move_up", "warning") in _gate_alerts(later, {}, ("profile",))
+    other = _at(stream, tick, elsewhere)
+    assert (tick, "profile_move_up", "warning") in _gate_alerts(other, {}, ("profile",))
 
 
 def test_the_release_setting_says_what_it_takes():
@@ -261,14 +266,8 @@ def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(vol_swit
     shipped = ProfileSet(Profile.load(BUNDLED_PATH))
     assert (shipped.rollover("NZDUSD"), shipped.rollover("IBM"), shipped.rollover("ES=F")) == (
         90, 0, 0)  # fmt: skip
-    stream, tick = vol_switch
     rollover = dt.datetime(2014, 5, 5, 21, 30, tzinfo=dt.UTC)
-    moved = _at(stream, tick, rollover)
-    assert (tick, "profile_move_up", "info") in _gate_alerts(moved, {}, ("profile",))
-    loud = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"}, ("profile",))
-    assert (tick, "profile_move_up", "warning") in loud
-    earlier = _at(stream, tick, rollover - dt.timedelta(hours=3))
-    assert (tick, "profile_move_up", "warning") in _gate_alerts(earlier, {}, ("profile",))
+    _muted_there_only(*vol_switch, rollover, rollover - dt.timedelta(hours=3))
     switched, _, ibm_at = switches
     assert switched.symbols == ["EURUSD"]
     jump = _at(switched, ibm_at + 19, rollover)
