@@ -16,6 +16,12 @@ schedule, comes from a calendar file (``read_calendar``): one release a line,
 ``when,name[,minutes before,minutes after]``, ``when`` ISO-8601 with its zone. A worker
 takes them from ``SPARK_DRIFT_RELEASES`` (``Calendar.parse``): ``payrolls`` (the default),
 ``none``, or files, joined by commas (``payrolls,/etc/spark/releases.csv``).
+
+The FX day's rollover (17:00 New York, every day; ``rollovers``) is a window too, for the
+symbols whose kind of market has one (``KindEntry.rollover``: the shipped fx kind, 5
+minutes before to 90 after, the eighth run of bench/drift_self_rule.py; session 36). The
+stage mutes it unless SPARK_DRIFT_RELEASES is ``none``. No window mutes the break part: a
+jump of a thousand usual moves, or a frozen feed, is not a release.
 """
 
 from __future__ import annotations
