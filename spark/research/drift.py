@@ -293,6 +293,11 @@ SHIPPED_SHAPES = {"fx": "@pair", "stock": "@ticker"}
 # learnt without and its symbols' gate rule muted in: the eighth run of
 # bench/drift_self_rule.py chose 90 on the train days (docs/drift.md, session 36)
 SHIPPED_ROLLOVER = {"fx": 90}
+# each kind's own settings where they differ from build_kind's defaults (the seventh and
+# eighth runs' choice): the tenth run of bench/drift_self_rule.py, per kind of market, chose
+# for the stocks hold 500, lag 500, budget 1 per 100k, margin 2 (docs/drift.md, session 36)
+SHIPPED_SETTINGS: dict[str, dict] = {"stock": {"hold": 500, "lag": 500, "budget": 1.0,
+                                              "margin": 2.0}}  # fmt: skip
 
 
 def is_stream_day(k: int, ticks: int) -> bool:
@@ -330,7 +335,8 @@ def shipped_kinds(root: Path):
     for kind in SHIPPED_SHAPES:
         members = {n: days for n, days in loaded.items() if MARKET.get(n) == kind}
         if members:
-            kinds[kind] = build_kind(members, rollover=SHIPPED_ROLLOVER.get(kind, 0))
+            kinds[kind] = build_kind(members, rollover=SHIPPED_ROLLOVER.get(kind, 0),
+                                     **SHIPPED_SETTINGS.get(kind, {}))  # fmt: skip
     unseen = {shape: kind for kind, shape in SHIPPED_SHAPES.items() if kind in kinds}
     dates = {name: [d[0] for d in days] for name, days in loaded.items()}
     return Profile({}, kinds=kinds, unseen=unseen), dates
@@ -365,7 +371,8 @@ def kind_profiles(loaded: dict[str, list[tuple]], folder: Path, tag: str = "") -
         if not peers or sum(len(loaded[m]) for m in peers) < 2:
             continue
         entry = build_kind({m: loaded[m] for m in peers},
-                           rollover=SHIPPED_ROLLOVER.get(market, 0))  # fmt: skip
+                           rollover=SHIPPED_ROLLOVER.get(market, 0),
+                           **SHIPPED_SETTINGS.get(market, {}))  # fmt: skip
         path = folder / f"kind-{tag}{name}.json"
         Profile({}, kinds={market: entry}, unseen={ANY: market}).save(path)
         out[name] = (str(path), peers)
