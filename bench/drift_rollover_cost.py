@@ -41,15 +41,21 @@ NEW_YORK = ZoneInfo("America/New_York")
 PLACES = {"as recorded": None, "17:00": dt.time(17, 0), "18:35": dt.time(18, 35)}
 
 
+def shift_to(ts, switch: int, at: dt.time) -> int:
+    """The constant (µs) that moves tick ``switch`` of ``ts`` to ``at`` New York on its own
+    day."""
+    when = dt.datetime.fromtimestamp(int(ts[switch]) / 1e6, dt.UTC).astimezone(NEW_YORK)
+    target = dt.datetime.combine(when.date(), at, NEW_YORK)
+    return int(target.timestamp() * 1e6) - int(ts[switch])
+
+
 def moved(stream, switch: int, at: dt.time | None):
     """``stream`` with every timestamp moved so that tick ``switch`` comes at ``at`` New
     York on its own day (None: as recorded)."""
     if at is None:
         return stream
-    when = dt.datetime.fromtimestamp(int(stream.ts[switch]) / 1e6, dt.UTC).astimezone(NEW_YORK)
-    target = dt.datetime.combine(when.date(), at, NEW_YORK)
     out = stream.take(0, len(stream))
-    out.ts = stream.ts + (int(target.timestamp() * 1e6) - int(stream.ts[switch]))
+    out.ts = stream.ts + shift_to(stream.ts, switch, at)
     return out
 
 

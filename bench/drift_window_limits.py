@@ -47,7 +47,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -55,17 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench.drift_self_rule as rule  # noqa: E402
 from bench.drift_profile_rule import judge, read_data, role_streams, stream_roles  # noqa: E402
+from bench.drift_rollover_cost import shift_to  # noqa: E402
 
-NEW_YORK = ZoneInfo("America/New_York")
 WARM, SLOW, HOLD, LAG, BUDGET, MARGIN, ROLL = 15_000, 5_000, 1_000, 1_000, 0.25, 1.5, 90
 MODES, PLACES = ("mute", "own"), ("recorded", "17:00")
-
-
-def shift_to_five(ts: np.ndarray, switch: int) -> int:
-    """The constant that moves tick ``switch`` to 17:00 New York on its own day."""
-    when = dt.datetime.fromtimestamp(int(ts[switch]) / 1e6, dt.UTC).astimezone(NEW_YORK)
-    target = dt.datetime.combine(when.date(), dt.time(17), NEW_YORK)
-    return int(target.timestamp() * 1e6) - int(ts[switch])
 
 
 def window(ts: np.ndarray, inst: str) -> np.ndarray:
@@ -144,8 +136,8 @@ def main(argv=None) -> int:
                 lines = []
                 for name, inst, kind, stream, switch, st in cached[role]:
                     pair = rule.held_pair(stream.ts, st, flat, HOLD, SLOW)
-                    ts = stream.ts + (shift_to_five(stream.ts, switch) if place != "recorded"
-                                      else 0)  # fmt: skip
+                    moved = place != "recorded"
+                    ts = stream.ts + (shift_to(stream.ts, switch, dt.time(17)) if moved else 0)
                     alarm = beyond(pair, window(ts, inst), *limits[role, inst], mode)
                     ok, pre, delay = judge(alarm, WARM, switch)
                     lines.append({"stream": name, "kind": kind, "caught": ok,
