@@ -258,10 +258,10 @@ def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(vol_swit
     SPARK_DRIFT_RELEASES=none and three hours earlier. The stock kind has none. A jump there
     (an instrument switch) still closes the gate."""
     from spark.drift.profile import Profile, ProfileSet
-    from spark.research.drift import SHIPPED_ROLLOVER
+    from spark.research.drift import SHIPPED_SETTINGS
     from spark.settings import BUNDLED_PATH
 
-    assert SHIPPED_ROLLOVER == {"fx": 90}
+    assert SHIPPED_SETTINGS["fx"] == {"rollover": 90}
     assert json.loads(BUNDLED_PATH.read_text())["kinds"]["fx"]["rollover"] == 90
     shipped = ProfileSet(Profile.load(BUNDLED_PATH))
     assert (shipped.rollover("NZDUSD"), shipped.rollover("IBM"), shipped.rollover("ES=F")) == (

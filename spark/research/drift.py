@@ -289,15 +289,15 @@ def earlier_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
 STREAM_TICKS = 70_000
 # the shipped profile's kinds (spark/drift/kinds.json): which kind watches which shape
 SHIPPED_SHAPES = {"fx": "@pair", "stock": "@ticker"}
-# minutes after the FX day's rollover (17:00 New York, from 5 before) each kind's limits are
-# learnt without and its symbols' gate rule muted in: the eighth run of
-# bench/drift_self_rule.py chose 90 on the train days (docs/drift.md, session 36)
-SHIPPED_ROLLOVER = {"fx": 90}
-# each kind's own settings where they differ from build_kind's defaults (the seventh and
-# eighth runs' choice): the tenth run of bench/drift_self_rule.py, per kind of market, chose
-# for the stocks hold 500, lag 500, budget 1 per 100k, margin 2 (docs/drift.md, session 36)
-SHIPPED_SETTINGS: dict[str, dict] = {"stock": {"hold": 500, "lag": 500, "budget": 1.0,
-                                              "margin": 2.0}}  # fmt: skip
+# each kind's own settings where they differ from build_kind's defaults (docs/drift.md,
+# session 36): fx learnt without the FX day's rollover, 90 minutes after 17:00 New York
+# (from 5 before), where workers mute its symbols (the eighth run of
+# bench/drift_self_rule.py); the stocks' hold 500, lag 500, budget 1 per 100k, margin 2
+# (the tenth run, per kind of market)
+SHIPPED_SETTINGS: dict[str, dict] = {
+    "fx": {"rollover": 90},
+    "stock": {"hold": 500, "lag": 500, "budget": 1.0, "margin": 2.0},
+}
 
 
 def is_stream_day(k: int, ticks: int) -> bool:
@@ -335,8 +335,7 @@ def shipped_kinds(root: Path):
     for kind in SHIPPED_SHAPES:
         members = {n: days for n, days in loaded.items() if MARKET.get(n) == kind}
         if members:
-            kinds[kind] = build_kind(members, rollover=SHIPPED_ROLLOVER.get(kind, 0),
-                                     **SHIPPED_SETTINGS.get(kind, {}))  # fmt: skip
+            kinds[kind] = build_kind(members, **SHIPPED_SETTINGS.get(kind, {}))
     unseen = {shape: kind for kind, shape in SHIPPED_SHAPES.items() if kind in kinds}
     dates = {name: [d[0] for d in days] for name, days in loaded.items()}
     return Profile({}, kinds=kinds, unseen=unseen), dates
@@ -370,9 +369,7 @@ def kind_profiles(loaded: dict[str, list[tuple]], folder: Path, tag: str = "") -
         peers = [m for m in loaded if m != name and market and MARKET.get(m) == market]
         if not peers or sum(len(loaded[m]) for m in peers) < 2:
             continue
-        entry = build_kind({m: loaded[m] for m in peers},
-                           rollover=SHIPPED_ROLLOVER.get(market, 0),
-                           **SHIPPED_SETTINGS.get(market, {}))  # fmt: skip
+        entry = build_kind({m: loaded[m] for m in peers}, **SHIPPED_SETTINGS.get(market, {}))
         path = folder / f"kind-{tag}{name}.json"
         Profile({}, kinds={market: entry}, unseen={ANY: market}).save(path)
         out[name] = (str(path), peers)
