@@ -230,14 +230,22 @@ ROLLOVERS = (0,)  # the eighth run (--rollover): minutes after 17:00 New York le
 ROLLOVER_OF = 0  # the window of the setting being measured (set per setting by main)
 
 
+def in_rollover(ts, inst: str, minutes: int) -> np.ndarray:
+    """Per tick: inside the rollover window of ``minutes`` after 17:00 New York (from 5
+    before), on an FX instrument's ticks only."""
+    from spark.drift.releases import ROLLOVER_BEFORE_S, inside, rollovers
+
+    if not minutes or KINDS.get(inst) != "fx":
+        return np.zeros(len(ts), np.bool_)
+    return inside(ts, rollovers(ts, ROLLOVER_BEFORE_S, minutes * 60))
+
+
 def rolled(ts, pair: tuple, inst: str) -> tuple:
     """``pair`` (held_pair's) with the rollover window of ``ROLLOVER_OF`` minutes NaN, on
     an FX instrument's ticks (copies; the pair itself otherwise)."""
-    if not ROLLOVER_OF or KINDS.get(inst) != "fx":
+    muted = in_rollover(ts, inst, ROLLOVER_OF)
+    if not muted.any():
         return pair
-    from spark.drift.releases import inside, rollovers
-
-    muted = inside(ts, rollovers(ts, 300, ROLLOVER_OF * 60))
     high, low = pair[0].copy(), pair[1].copy()
     high[muted] = low[muted] = np.nan
     return high, low

@@ -62,11 +62,7 @@ MODES, PLACES = ("mute", "own"), ("recorded", "17:00")
 
 def window(ts: np.ndarray, inst: str) -> np.ndarray:
     """Per tick: inside the rollover window (an FX instrument only)."""
-    from spark.drift.releases import inside, rollovers
-
-    if rule.KINDS.get(inst) != "fx":
-        return np.zeros(len(ts), np.bool_)
-    return inside(ts, rollovers(ts, 300, ROLL * 60))
+    return rule.in_rollover(ts, inst, ROLL)
 
 
 def split(pair: tuple, win: np.ndarray) -> tuple:
