@@ -183,6 +183,7 @@ streams at 17:00) were seen before this rule.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import sys
@@ -255,6 +256,22 @@ def shapes_of(whole: dict, roles: dict, shape: str) -> dict:
 RELEASES = False  # the seventh run (--releases): the payrolls windows left out
 ROLLOVERS = (0,)  # the eighth run (--rollover): minutes after 17:00 New York left out (FX)
 ROLLOVER_OF = 0  # the window of the setting being measured (set per setting by main)
+# the eleventh run (--scope): what the window leaves out, the shipped form first
+SCOPES = ("all",)
+SCOPE_OF = "all"  # the scope of the setting being measured (set per setting by main)
+SCOPE_ORDER = ("all", "up", "spread", "spread up", "none")  # ties: the most left out first
+AT_1700 = " 17:00"
+CHOSEN_KEYS = (
+    "shape",
+    "warm",
+    "slow",
+    "hold",
+    "budget",
+    "margin",
+    "lag",
+    "rollover",
+    "scope",
+)  # a role's streams moved so that the switch comes at 17:00 New York
 
 
 def in_rollover(ts, inst: str, minutes: int) -> np.ndarray:
@@ -269,12 +286,15 @@ def in_rollover(ts, inst: str, minutes: int) -> np.ndarray:
 
 def rolled(ts, pair: tuple, inst: str) -> tuple:
     """``pair`` (held_pair's) with the rollover window of ``ROLLOVER_OF`` minutes NaN, on
-    an FX instrument's ticks (copies; the pair itself otherwise)."""
+    an FX instrument's ticks (copies; the pair itself otherwise); only the statistics and
+    sides ``SCOPE_OF`` leaves out (``spread``: the spread column; ``up``: the rises)."""
     muted = in_rollover(ts, inst, ROLLOVER_OF)
     if not muted.any():
         return pair
     high, low = pair[0].copy(), pair[1].copy()
-    high[muted] = low[muted] = np.nan
+    cols = [0] if "spread" in SCOPE_OF else [0, 1]
+    for side in (high,) if "up" in SCOPE_OF else (high, low):
+        side[np.ix_(muted, cols)] = np.nan
     return high, low
 
 
@@ -329,13 +349,19 @@ def whole_day_alarms(whole: dict, at: dict, setting: dict, by: dict, rows: dict)
 def main(argv=None) -> int:
     from spark.drift.profile import day_stats
 
-    global BY_KIND, SHAPE, LAG, LAG_OF, RELEASES, ROLLOVERS, ROLLOVER_OF
+    global BY_KIND, SHAPE, LAG, LAG_OF, RELEASES, ROLLOVERS, ROLLOVER_OF, SCOPES, SCOPE_OF
+    global SLOWS, HOLDS, BUDGETS, MARGINS
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
     BY_KIND, SHAPE, LAG = "--by-kind" in argv, "--shape" in argv, "--lag" in argv
     RELEASES = "--releases" in argv
     ROLLOVERS = (0, 30, 60, 90) if "--rollover" in argv else (0,)
-    runs = ("--by-kind", "--shape", "--lag", "--releases", "--rollover", "--per-kind")
+    scope_run = "--scope" in argv
+    if scope_run:  # the fx kind's shipped setting, the windows and what they leave out
+        SLOWS, HOLDS, BUDGETS, MARGINS = (5_000,), (1_000,), (0.25,), (1.5,)
+        ROLLOVERS, SCOPES = (0, 30, 60, 90), SCOPE_ORDER[:-1]
+    runs = ("--by-kind", "--shape", "--lag", "--releases", "--rollover", "--per-kind",
+            "--scope")  # fmt: skip
     args, root, by, batches = read_data(__doc__, [a for a in argv if a not in runs])
     whole = {n: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in bs] for n, bs in batches.items()}
     del batches
@@ -348,7 +374,7 @@ def main(argv=None) -> int:
         for role, at in roles.items()
     }
     rows = []
-    lagged = (False, True) if LAG else (False,)
+    lagged = ((True,) if scope_run else (False, True)) if LAG else (False,)
     for shape in ("flat", "kind") if SHAPE else ("flat",):
         shapes = shapes_of(whole, roles, shape)
         for warm, slow, hold, lag in (
@@ -375,8 +401,19 @@ def main(argv=None) -> int:
                        for _n, inst, _k, s, _w, st in made]
                 for role, made in cached.items()
             }  # fmt: skip
-            for rollover in ROLLOVERS:
-                ROLLOVER_OF = rollover
+            if scope_run:  # each stream again, its switch at 17:00 New York
+                from bench.drift_rollover_cost import shift_to
+
+                for role, made in cached.items():
+                    base_streams[role + AT_1700] = [
+                        (inst, ts, held_pair(ts, st, shapes[role, inst], hold, slow))
+                        for _n, inst, _k, s, w, st in made
+                        for ts in [s.ts + shift_to(s.ts, w, dt.time(17, 0))]
+                    ]
+            for rollover, scope in (
+                (r, c) for r in ROLLOVERS for c in (SCOPES if r else ("none",))
+            ):
+                ROLLOVER_OF, SCOPE_OF = rollover, scope
                 held_days = {
                     key: [tuple(x[warm:] for x in rolled(ts, pair, m)) for m, ts, pair in days]
                     for key, days in base_days.items()
@@ -393,8 +430,11 @@ def main(argv=None) -> int:
         return (ok, r["train"]["caught"], r["margin"], r["hold"], -r["budget"], r["slow"],
                 -r["warm"], r["shape"] == "flat", r["lag"] == 0, -r["rollover"])  # fmt: skip
 
+    if scope_run:
+        rank = scope_rank
     best = max(rows, key=rank)
-    LAG_OF, ROLLOVER_OF = best["lag"], best["rollover"]  # the whole days below are best's
+    # the whole days below are best's
+    LAG_OF, ROLLOVER_OF, SCOPE_OF = best["lag"], best["rollover"], best["scope"]
     chosen_shapes = shapes_of(whole, {"test": roles["test"]}, best["shape"])
     report = {
         "limits_by_kind": BY_KIND,
@@ -403,15 +443,14 @@ def main(argv=None) -> int:
         "lag_run": LAG,
         "releases_run": RELEASES,
         "rollover_run": len(ROLLOVERS) > 1,
-        "chosen": {
-            k: best[k]
-            for k in ("shape", "warm", "slow", "hold", "budget", "margin", "lag", "rollover")
-        },
+        "chosen": {k: best[k] for k in CHOSEN_KEYS},
         "whole_days": whole_day_alarms(
             whole, roles["test"], best, by, {n: chosen_shapes["test", n] for n in whole}
         ),
         "seconds": round(time.perf_counter() - started),
     }
+    if scope_run:
+        return _print_scope(report, rows, args)
     if "--per-kind" in argv:
         report["per_kind"] = per_kind(rows)
         if not args.json:
@@ -453,6 +492,58 @@ def per_kind(rows: list[dict]) -> dict:
     return out
 
 
+def fx_part(r: dict, role: str) -> list:
+    """``r``'s lines of ``role`` (e.g. "train 17:00") whose instrument is a currency pair."""
+    return [x for x in r[role]["lines"] if KINDS.get(x["instrument"]) == "fx"]
+
+
+def scope_rank(r: dict) -> tuple:
+    """The eleventh run's rule: qualify on the fx part (no alarm before the switch on any
+    fx train stream, as recorded or at 17:00; each fx train day-file at most 1 per 100k),
+    then the most fx train switches caught at both placements; ties to the scope that
+    leaves the most out, then the shorter window."""
+    lines = fx_part(r, "train") + fx_part(r, "train" + AT_1700)
+    worst = max(v for n, v in r["train_day_worst_by_instrument"].items() if KINDS[n] == "fx")
+    ok = worst <= 1.0 and not any(x["false_alarm"] for x in lines)
+    return (ok, sum(x["caught"] for x in lines), -SCOPE_ORDER.index(r["scope"]),
+            -r["rollover"])  # fmt: skip
+
+
+def _print_scope(report, rows, args) -> int:
+    """The eleventh run's table: every window and scope, best first, on the fx part."""
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"{report['seconds']} s; the fx kind's part (streams whose first instrument is a pair)")
+    print("roll scope     | train day | train as rec. / 17:00 (false) | test as rec. / 17:00"
+          " (false)")  # fmt: skip
+    for r in sorted(rows, key=scope_rank, reverse=True):
+        worst = max(v for n, v in r["train_day_worst_by_instrument"].items()
+                    if KINDS[n] == "fx")  # fmt: skip
+        cells = []
+        for role in ("train", "test"):
+            a, b = fx_part(r, role), fx_part(r, role + AT_1700)
+            ca, cb = sum(x["caught"] for x in a), sum(x["caught"] for x in b)
+            false = sum(x["false_alarm"] for x in a + b)
+            cells.append(f"{ca:>2}/{len(a)} {cb:>2}/{len(b)} ({false})")
+        print(f"{r['rollover']:>4} {r['scope']:<9} | {worst:9.2f} | {cells[0]:>29} | {cells[1]}")
+    print(f"chosen on train: {report['chosen']}")
+    days = {k: d for k, d in report["whole_days"].items() if KINDS.get(k.split()[0]) == "fx"}
+    print(
+        f"fx whole days ({len(days)} day-files): {sum(d['alarms'] for d in days.values())} "
+        f"alarms, the worst {max(d['per_100k'] for d in days.values()):.2f} per 100k"
+    )
+    best = max(rows, key=scope_rank)
+    for role in ("test", "test" + AT_1700):
+        print(f"its {role} fx streams:")
+        for line in fx_part(best, role):
+            state = ("caught" if line["caught"] else
+                     ("false alarm" if line["false_alarm"] else "missed"))  # fmt: skip
+            print(f"  {line['stream']:<30} {state}"
+                  + (f" after {line['delay']} ticks" if line["caught"] else ""))  # fmt: skip
+    return 0
+
+
 def _settings(roles, cached, held_days, held_train_days, held_streams, shape, warm, slow,
               hold) -> list:  # fmt: skip
     """Every budget × margin of one (shape, warm, slow, hold, lag, rollover): its train
@@ -464,7 +555,7 @@ def _settings(roles, cached, held_days, held_train_days, held_streams, shape, wa
             extra = math.log(margin)
             row = {"shape": shape, "warm": warm, "slow": slow, "hold": hold,
                    "budget": budget, "margin": margin, "lag": LAG_OF,
-                   "rollover": ROLLOVER_OF}  # fmt: skip
+                   "rollover": ROLLOVER_OF, "scope": SCOPE_OF}  # fmt: skip
             worst = 0.0
             by_instrument = {}
             for n, days in held_train_days.items():
@@ -474,13 +565,14 @@ def _settings(roles, cached, held_days, held_train_days, held_streams, shape, wa
                     worst = max(worst, count / len(high) * 1e5)
             row["train_day_worst_per_100k"] = worst
             row["train_day_worst_by_instrument"] = by_instrument
-            for role in roles:
+            for role in held_streams:
                 caught = false = 0
                 lines = []
+                base = role.removesuffix(AT_1700)
                 for (name, inst, kind, _s, switch, _st), (high, low) in zip(
-                    cached[role], held_streams[role], strict=True
+                    cached[base], held_streams[role], strict=True
                 ):
-                    upper, lower = limits[role, inst]
+                    upper, lower = limits[base, inst]
                     with np.errstate(invalid="ignore"):
                         alarm = (high > upper + extra).any(axis=1)
                         alarm |= (low < lower - extra).any(axis=1)
