@@ -41,10 +41,10 @@ SPARK_DRIFT_RELEASES           payrolls: the gate rule's alarms from 5 minutes  
                                feed's still close the gate); calendar
                                files (lines when,name[,min before,min
                                after]) joined by commas, with or without
-                               payrolls; the FX day's rollover (16:55-18:30
-                               New York) for currency pairs, unless none
-                               (the shipped fx kind's; docs/drift.md,
-                               session 36)
+                               payrolls; the FX day's rollover for the
+                               kinds of a profile learnt with one (`spark
+                               drift profile --rollover`; the shipped file
+                               has none since session 37), unless none
 SPARK_GATE_CONCEPT             on: the champion's ADWIN alarms close gates      off
 SPARK_DRIFT_FEATURES           core, all, none, or names: informational PSIs    core
 SPARK_DRIFT_WINDOW             window of the informational PSIs                 5000

@@ -143,15 +143,18 @@ def test_a_profile_alarm_in_a_payrolls_window_is_info(vol_switch):
     _muted_there_only(*vol_switch, release, release + dt.timedelta(days=1))
 
 
-def _muted_there_only(stream, tick: int, there: dt.datetime, elsewhere: dt.datetime) -> None:
+def _muted_there_only(stream, tick: int, there: dt.datetime, elsewhere: dt.datetime,
+                      env: dict | None = None) -> None:  # fmt: skip
     """The profile warning at ``tick`` of ``stream``, moved to come at ``there``, is info;
-    a warning with SPARK_DRIFT_RELEASES=none, and a warning moved to ``elsewhere``."""
+    a warning with SPARK_DRIFT_RELEASES=none, and a warning moved to ``elsewhere``
+    (``env``: the worker's other settings)."""
+    env = env or {}
     moved = _at(stream, tick, there)
-    assert (tick, "profile_move_up", "info") in _gate_alerts(moved, {}, ("profile",))
-    loud = _gate_alerts(moved, {"SPARK_DRIFT_RELEASES": "none"}, ("profile",))
+    assert (tick, "profile_move_up", "info") in _gate_alerts(moved, env, ("profile",))
+    loud = _gate_alerts(moved, {**env, "SPARK_DRIFT_RELEASES": "none"}, ("profile",))
     assert (tick, "profile_move_up", "warning") in loud
     other = _at(stream, tick, elsewhere)
-    assert (tick, "profile_move_up", "warning") in _gate_alerts(other, {}, ("profile",))
+    assert (tick, "profile_move_up", "warning") in _gate_alerts(other, env, ("profile",))
 
 
 def test_the_release_setting_says_what_it_takes():
@@ -252,23 +255,37 @@ def test_a_kind_learns_its_limits_without_the_rollover_it_is_given():
     assert build_kind(spiked, rollover=90).rollover == 90
 
 
-def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(vol_switch, switches):  # noqa: F811
-    """The warning above at 21:30 UTC on a summer day (17:30 New York): info for the
-    currency pair (the shipped fx kind has a rollover of 90 minutes), a warning with
-    SPARK_DRIFT_RELEASES=none and three hours earlier. The stock kind has none. A jump there
-    (an instrument switch) still closes the gate."""
+def test_a_worker_mutes_a_currency_pair_at_the_rollover_but_not_a_stock(
+    vol_switch,
+    switches,  # noqa: F811
+    tmp_path,
+):
+    """The warning above at 21:30 UTC on a summer day (17:30 New York), with a profile whose
+    fx kind has a rollover of 90 minutes (``spark drift profile --rollover fx=90``): info
+    for the currency pair, a warning with SPARK_DRIFT_RELEASES=none and three hours earlier.
+    Its stock kind has none. A jump there (an instrument switch) still closes the gate. The
+    shipped file has no window (the eleventh run, session 37): a warning there by default."""
     from spark.drift.profile import Profile, ProfileSet
     from spark.research.drift import SHIPPED_SETTINGS
     from spark.settings import BUNDLED_PATH
 
-    assert SHIPPED_SETTINGS["fx"] == {"rollover": 90}
-    assert json.loads(BUNDLED_PATH.read_text())["kinds"]["fx"]["rollover"] == 90
-    shipped = ProfileSet(Profile.load(BUNDLED_PATH))
-    assert (shipped.rollover("NZDUSD"), shipped.rollover("IBM"), shipped.rollover("ES=F")) == (
+    assert "rollover" not in SHIPPED_SETTINGS["fx"]
+    assert "rollover" not in json.loads(BUNDLED_PATH.read_text())["kinds"]["fx"]
+    text = json.loads(BUNDLED_PATH.read_text())
+    text["kinds"]["fx"]["rollover"] = 90
+    path = tmp_path / "fx-rollover.json"
+    path.write_text(json.dumps(text))
+    windowed = ProfileSet(Profile.load(path))
+    assert (windowed.rollover("NZDUSD"), windowed.rollover("IBM"), windowed.rollover("ES=F")) == (
         90, 0, 0)  # fmt: skip
+    assert ProfileSet(Profile.load(BUNDLED_PATH)).rollover("NZDUSD") == 0
+    env = {"SPARK_DRIFT_PROFILE": str(path)}
     rollover = dt.datetime(2014, 5, 5, 21, 30, tzinfo=dt.UTC)
-    _muted_there_only(*vol_switch, rollover, rollover - dt.timedelta(hours=3))
+    _muted_there_only(*vol_switch, rollover, rollover - dt.timedelta(hours=3), env)
+    stream, tick = vol_switch
+    shipped = _gate_alerts(_at(stream, tick, rollover), {}, ("profile",))
+    assert (tick, "profile_move_up", "warning") in shipped
     switched, _, ibm_at = switches
     assert switched.symbols == ["EURUSD"]
     jump = _at(switched, ibm_at + 19, rollover)
-    assert (ibm_at + 19, "jump", "warning") in _gate_alerts(jump, {})
+    assert (ibm_at + 19, "jump", "warning") in _gate_alerts(jump, env)

@@ -290,12 +290,12 @@ STREAM_TICKS = 70_000
 # the shipped profile's kinds (spark/drift/kinds.json): which kind watches which shape
 SHIPPED_SHAPES = {"fx": "@pair", "stock": "@ticker"}
 # each kind's own settings where they differ from build_kind's defaults (docs/drift.md,
-# session 36): fx learnt without the FX day's rollover, 90 minutes after 17:00 New York
-# (from 5 before), where workers mute its symbols (the eighth run of
-# bench/drift_self_rule.py); the stocks' hold 500, lag 500, budget 1 per 100k, margin 2
-# (the tenth run, per kind of market)
+# sessions 36 and 37): the stocks' hold 500, lag 500, budget 1 per 100k, margin 2 (the
+# tenth run of bench/drift_self_rule.py, per kind of market). fx has no rollover window:
+# the eleventh run, which also counts switches at 17:00 New York, chose none (session 36's
+# eighth run had chosen 90 minutes without weighing a switch inside it)
 SHIPPED_SETTINGS: dict[str, dict] = {
-    "fx": {"rollover": 90},
+    "fx": {},
     "stock": {"hold": 500, "lag": 500, "budget": 1.0, "margin": 2.0},
 }
 
