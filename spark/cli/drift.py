@@ -248,7 +248,9 @@ def _rollovers(values, groups: dict) -> dict[str, int]:
     metavar="KIND=MINUTES",
     help="Learn the kind's limits without the FX day's rollover (17:00 New York, from 5 "
     "minutes before to MINUTES after), and mute its symbols' gate rule there (repeat for "
-    "more kinds). The shipped file has fx=90 (docs/drift.md, session 36). Default: none.",
+    "more kinds). On the shared data a pair's spread x3 is then seen outside the window, "
+    "and the profile part sees no switch inside it. The shipped file has none "
+    "(docs/drift.md, sessions 36-37). Default: none.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the profile written.")
 def drift_profile_command(paths, fmt, out, session, tz, kinds, unseen, kinds_only, rollovers,

@@ -18,9 +18,11 @@ takes them from ``SPARK_DRIFT_RELEASES`` (``Calendar.parse``): ``payrolls`` (the
 ``none``, or files, joined by commas (``payrolls,/etc/spark/releases.csv``).
 
 The FX day's rollover (17:00 New York, every day; ``rollovers``) is a window too, for the
-symbols whose kind of market has one (``KindEntry.rollover``: the shipped fx kind, 5
-minutes before to 90 after, the eighth run of bench/drift_self_rule.py; session 36). The
-stage mutes it unless SPARK_DRIFT_RELEASES is ``none``. No window mutes the break part: a
+symbols whose kind of market has one (``KindEntry.rollover``, from 5 minutes before;
+``spark drift profile --rollover``). Session 36 shipped the fx kind with 90 minutes (the
+eighth run of bench/drift_self_rule.py); session 37's eleventh run, which also counts
+switches inside the window, took it out, so the shipped file has none. The stage mutes it
+unless SPARK_DRIFT_RELEASES is ``none``. No window mutes the break part: a
 jump of a thousand usual moves, or a frozen feed, is not a release.
 """
 
