@@ -70,3 +70,17 @@ def test_the_rule_weighs_both_placements_and_ties_go_to_the_most_left_out():
     tie = [row("spread", 30, 12, 10), row("up", 60, 12, 10), row("up", 30, 12, 10)]
     best = max(tie, key=rule.scope_rank)
     assert (best["scope"], best["rollover"]) == ("up", 30)
+
+
+def test_a_real_rollover_stream_switches_at_the_first_tick_of_17_new_york():
+    """bench/drift_rollover_cost's real placement: the first tick at or after 17:00 New
+    York (21:00 UTC in summer) with enough ticks before and after; none without them."""
+    from bench.drift_rollover_cost import rollover_tick
+
+    start = int(dt.datetime(2014, 5, 5, 20, tzinfo=dt.UTC).timestamp()) * US
+    ts = start + np.arange(0, 3 * 3600, 7) * US  # 20:00 to 23:00 UTC, a tick every 7 s
+    k = rollover_tick(ts, 10, 10)
+    at = int(dt.datetime(2014, 5, 5, 21, tzinfo=dt.UTC).timestamp()) * US
+    assert ts[k] >= at > ts[k - 1]
+    assert rollover_tick(ts, k + 1, 10) is None  # not enough before it, and no later one
+    assert rollover_tick(ts, 10, len(ts) - k + 1) is None  # not enough after it

@@ -322,11 +322,12 @@ def train_days(by: dict[str, list[Day]]) -> dict[str, list[tuple]]:
     return loaded
 
 
-def shipped_kinds(root: Path):
+def shipped_kinds(root: Path, settings: dict[str, dict] | None = None):
     """The shipped default profile (``spark/drift/kinds.json``, session 31): no instrument's
     own entry, one kind entry per kind of market (``select.MARKET``) learnt on its
     instruments' train days (``train_days``), each kind watching a shape of symbol
-    (``SHIPPED_SHAPES``); and each instrument's train dates."""
+    (``SHIPPED_SHAPES``); and each instrument's train dates. ``settings``: each kind's
+    (``SHIPPED_SETTINGS``, the default), for a bench that compares another."""
     from spark.drift.profile import Profile, build_kind
     from spark.research.select import MARKET
 
@@ -335,7 +336,8 @@ def shipped_kinds(root: Path):
     for kind in SHIPPED_SHAPES:
         members = {n: days for n, days in loaded.items() if MARKET.get(n) == kind}
         if members:
-            kinds[kind] = build_kind(members, **SHIPPED_SETTINGS.get(kind, {}))
+            chosen = SHIPPED_SETTINGS if settings is None else settings
+            kinds[kind] = build_kind(members, **chosen.get(kind, {}))
     unseen = {shape: kind for kind, shape in SHIPPED_SHAPES.items() if kind in kinds}
     dates = {name: [d[0] for d in days] for name, days in loaded.items()}
     return Profile({}, kinds=kinds, unseen=unseen), dates
