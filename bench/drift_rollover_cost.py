@@ -56,7 +56,6 @@ from bench.drift_profile_rule import AFTER, read_data, stream_roles  # noqa: E40
 NEW_YORK = ZoneInfo("America/New_York")
 REAL = "rollover, real ticks"
 PLACES = {"as recorded": None, "17:00": dt.time(17, 0), "18:35": dt.time(18, 35), REAL: None}
-FX = ("EURUSD", "NZDUSD")  # the shared data's currency pairs
 LEAST_BEFORE = 20_000  # a real rollover's stream needs the kind's warm-up (15,000) and more
 
 
@@ -76,6 +75,14 @@ def moved(stream, switch: int, at: dt.time | None):
     out = stream.take(0, len(stream))
     out.ts = stream.ts + shift_to(stream.ts, switch, at)
     return out
+
+
+def is_fx(instrument: str) -> bool:
+    """Whether ``instrument`` is a currency pair (its kind of market, as the research reads
+    it: ``spark.research.select.MARKET``)."""
+    from spark.research.select import MARKET
+
+    return MARKET.get(instrument) == "fx"
 
 
 def rollover_tick(ts, before: int, after: int) -> int | None:
@@ -109,7 +116,7 @@ def at_rollover(a, b, kind: str, before: int, after: int):
         then = synthetic(day.take(k, k + after), kind)
     else:
         other = load_day(b, None)
-        kb = rollover_tick(other.ts, 0, after) if b.instrument in FX else 0
+        kb = rollover_tick(other.ts, 0, after) if is_fx(b.instrument) else 0
         then = other.take(kb or 0, (kb or 0) + after)
     stream, switch = one_stream(first, follow(first, then)), len(first)
     if kind == LEVEL:
@@ -165,29 +172,30 @@ def main(argv=None) -> int:
     args, root, by, loaded = read_data(__doc__, [a for a in argv if a != "--no-window-file"])
     roles = stream_roles({n: [len(b) for b in w] for n, w in loaded.items()})
     del loaded
-    folder = Path(tempfile.mkdtemp(prefix="spark-rollover-"))
+    folder = tempfile.TemporaryDirectory(prefix="spark-rollover-")
     files = {"shipped": str(BUNDLED_PATH)}
     if window:
-        files["window 90"] = str(window_file(root, folder))
+        files["window 90"] = str(window_file(root, Path(folder.name)))
     tasks = []
     for role, at in roles.items():
         for name, a, b, kind in streams(root, None, "last"):
             a_day = by[a.instrument][at[a.instrument]]
             b_day = by[b.instrument][at[b.instrument]] if b is not None else None
             for place in PLACES:
-                if place == REAL and a.instrument not in FX:
+                if place == REAL and not is_fx(a.instrument):
                     continue
                 for file, path in files.items():
                     tasks.append((role, name, kind, a_day, b_day, place, path, file))
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         rows = [r for r in pool.map(_run, tasks) if r is not None]
+    folder.cleanup()
     out = {"seconds": round(time.perf_counter() - started), "rows": rows, "summary": {}}
     for file in files:
         for role in roles:
             for place in PLACES:
                 for fx in (True, False):
                     mine = [r for r in rows if r["role"] == role and r["place"] == place
-                            and r["file"] == file and (r["symbol"] in FX) == fx]  # fmt: skip
+                            and r["file"] == file and is_fx(r["symbol"]) == fx]  # fmt: skip
                     if not mine:
                         continue
                     kinds: dict[str, list[int]] = {}

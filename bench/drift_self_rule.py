@@ -260,18 +260,9 @@ ROLLOVER_OF = 0  # the window of the setting being measured (set per setting by 
 SCOPES = ("all",)
 SCOPE_OF = "all"  # the scope of the setting being measured (set per setting by main)
 SCOPE_ORDER = ("all", "up", "spread", "spread up", "none")  # ties: the most left out first
-AT_1700 = " 17:00"
-CHOSEN_KEYS = (
-    "shape",
-    "warm",
-    "slow",
-    "hold",
-    "budget",
-    "margin",
-    "lag",
-    "rollover",
-    "scope",
-)  # a role's streams moved so that the switch comes at 17:00 New York
+AT_1700 = " 17:00"  # a role's streams moved so that the switch comes at 17:00 New York
+# a setting's dimensions, as the report's "chosen" gives them
+CHOSEN_KEYS = ("shape", "warm", "slow", "hold", "budget", "margin", "lag", "rollover", "scope")
 
 
 def in_rollover(ts, inst: str, minutes: int) -> np.ndarray:
