@@ -488,14 +488,18 @@ def fx_part(r: dict, role: str) -> list:
     return [x for x in r[role]["lines"] if KINDS.get(x["instrument"]) == "fx"]
 
 
+def fx_worst_day(r: dict) -> float:
+    """``r``'s worst fx train day-file, alarms per 100k ticks."""
+    return max(v for n, v in r["train_day_worst_by_instrument"].items() if KINDS[n] == "fx")
+
+
 def scope_rank(r: dict) -> tuple:
     """The eleventh run's rule: qualify on the fx part (no alarm before the switch on any
     fx train stream, as recorded or at 17:00; each fx train day-file at most 1 per 100k),
     then the most fx train switches caught at both placements; ties to the scope that
     leaves the most out, then the shorter window."""
     lines = fx_part(r, "train") + fx_part(r, "train" + AT_1700)
-    worst = max(v for n, v in r["train_day_worst_by_instrument"].items() if KINDS[n] == "fx")
-    ok = worst <= 1.0 and not any(x["false_alarm"] for x in lines)
+    ok = fx_worst_day(r) <= 1.0 and not any(x["false_alarm"] for x in lines)
     return (ok, sum(x["caught"] for x in lines), -SCOPE_ORDER.index(r["scope"]),
             -r["rollover"])  # fmt: skip
 
@@ -509,15 +513,14 @@ def _print_scope(report, rows, args) -> int:
     print("roll scope     | train day | train as rec. / 17:00 (false) | test as rec. / 17:00"
           " (false)")  # fmt: skip
     for r in sorted(rows, key=scope_rank, reverse=True):
-        worst = max(v for n, v in r["train_day_worst_by_instrument"].items()
-                    if KINDS[n] == "fx")  # fmt: skip
         cells = []
         for role in ("train", "test"):
             a, b = fx_part(r, role), fx_part(r, role + AT_1700)
             ca, cb = sum(x["caught"] for x in a), sum(x["caught"] for x in b)
             false = sum(x["false_alarm"] for x in a + b)
             cells.append(f"{ca:>2}/{len(a)} {cb:>2}/{len(b)} ({false})")
-        print(f"{r['rollover']:>4} {r['scope']:<9} | {worst:9.2f} | {cells[0]:>29} | {cells[1]}")
+        print(f"{r['rollover']:>4} {r['scope']:<9} | {fx_worst_day(r):9.2f} | {cells[0]:>29} | "
+              f"{cells[1]}")  # fmt: skip
     print(f"chosen on train: {report['chosen']}")
     days = {k: d for k, d in report["whole_days"].items() if KINDS.get(k.split()[0]) == "fx"}
     print(
