@@ -179,6 +179,30 @@ the worker muting only those alarms there, measured then through the live pipeli
 (``drift_kind_live --shipped``, ``drift_rollover_cost``) and on OANDA. Disclosed: the
 eighth and tenth runs' tables and `drift_rollover_cost`'s figures (shared test and train
 streams at 17:00) were seen before this rule.
+
+**Twelfth run** (session 37, written before it; ``--by-kind --lag --releases --shape
+--real-rollover``). Without a window the fx upper spread limit is set by the rollovers'
+rises (0.731), so a spread ×3 (log 3 = 1.10 < 0.731 + log 1.5) is missed on both pairs.
+The fifth run's ``kind`` shape (per 30-minute bucket of the UTC day, the median over the
+peers' days of each statistic minus its day's median) takes the usual time of day out of
+the statistic before its residual, so the rollover's usual rise would not set the limit
+and a switch there would still be watched. It was not chosen in the fifth run, which had
+no lag and no release windows. A moved clock cannot judge a shape (the shape reads the
+clock, and the moved ticks carry no rollover), so this run uses real rollovers: each fx
+stream (same level and synthetic, first instrument a pair) built as
+`drift_rollover_cost`'s ``rollover, real ticks`` placement (``at_rollover``; a synthetic
+switch needs 20,000 ticks after the rollover, which only NZDUSD's train day has). All the
+shared data's FX days are in US summer time, so UTC buckets are New York buckets here; a
+shipped shape would be taken in New York time. Grid: the fx kind's shipped setting (as the
+eleventh run) × shape ``flat`` (shipped) / ``kind``, no window (2 settings), ranked on the
+fx part. Rule: qualify (no alarm before the switch on any fx train stream, as recorded or
+at a real rollover; each fx instrument's train day-file up to its train stream day at most
+1 per 100k), then the most fx train switches caught over both placements; a tie to
+``flat``. Test streams at both placements reported, not chosen on. If ``kind`` is chosen,
+shipping it is a kind entry with a shape in New York time, in the kernel, its oracle and
+the kinds file, measured then live and on OANDA. Disclosed: `drift_rollover_cost`'s real
+rollover figures for the shipped file (train 18/20, test 15/16) were seen, and the ninth
+run found NZDUSD's rollover wider than EURUSD's (the limits here are from the other pair).
 """
 
 from __future__ import annotations
