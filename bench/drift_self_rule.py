@@ -285,6 +285,7 @@ SCOPES = ("all",)
 SCOPE_OF = "all"  # the scope of the setting being measured (set per setting by main)
 SCOPE_ORDER = ("all", "up", "spread", "spread up", "none")  # ties: the most left out first
 AT_1700 = " 17:00"  # a role's streams moved so that the switch comes at 17:00 New York
+AT_ROLLOVER = " rollover"  # a role's fx streams switched at a real rollover (twelfth run)
 # a setting's dimensions, as the report's "chosen" gives them
 CHOSEN_KEYS = ("shape", "warm", "slow", "hold", "budget", "margin", "lag", "rollover", "scope")
 
@@ -371,12 +372,13 @@ def main(argv=None) -> int:
     BY_KIND, SHAPE, LAG = "--by-kind" in argv, "--shape" in argv, "--lag" in argv
     RELEASES = "--releases" in argv
     ROLLOVERS = (0, 30, 60, 90) if "--rollover" in argv else (0,)
-    scope_run = "--scope" in argv
-    if scope_run:  # the fx kind's shipped setting, the windows and what they leave out
+    scope_run, real_run = "--scope" in argv, "--real-rollover" in argv
+    if scope_run or real_run:  # the fx kind's shipped setting
         SLOWS, HOLDS, BUDGETS, MARGINS = (5_000,), (1_000,), (0.25,), (1.5,)
+    if scope_run:  # the windows and what they leave out
         ROLLOVERS, SCOPES = (0, 30, 60, 90), SCOPE_ORDER[:-1]
     runs = ("--by-kind", "--shape", "--lag", "--releases", "--rollover", "--per-kind",
-            "--scope")  # fmt: skip
+            "--scope", "--real-rollover")  # fmt: skip
     args, root, by, batches = read_data(__doc__, [a for a in argv if a not in runs])
     whole = {n: [(b.ts, day_stats(b.ts, b.bid, b.ask)) for b in bs] for n, bs in batches.items()}
     del batches
@@ -388,8 +390,11 @@ def main(argv=None) -> int:
         role: role_streams(root, by, at, lambda s: day_stats(s.ts, s.bid, s.ask))
         for role, at in roles.items()
     }
+    if real_run:
+        for role, at in list(roles.items()):
+            cached[role + AT_ROLLOVER] = rollover_streams(root, by, at)
     rows = []
-    lagged = ((True,) if scope_run else (False, True)) if LAG else (False,)
+    lagged = ((True,) if scope_run or real_run else (False, True)) if LAG else (False,)
     for shape in ("flat", "kind") if SHAPE else ("flat",):
         shapes = shapes_of(whole, roles, shape)
         for warm, slow, hold, lag in (
@@ -412,7 +417,8 @@ def main(argv=None) -> int:
                 for n, w in whole.items()
             }  # fmt: skip
             base_streams = {
-                role: [(inst, s.ts, held_pair(s.ts, st, shapes[role, inst], hold, slow))
+                role: [(inst, s.ts, held_pair(s.ts, st, shapes[base_role(role), inst], hold,
+                                              slow))
                        for _n, inst, _k, s, _w, st in made]
                 for role, made in cached.items()
             }  # fmt: skip
@@ -447,6 +453,8 @@ def main(argv=None) -> int:
 
     if scope_run:
         rank = scope_rank
+    if real_run:
+        rank = real_rank
     best = max(rows, key=rank)
     # the whole days below are best's
     LAG_OF, ROLLOVER_OF, SCOPE_OF = best["lag"], best["rollover"], best["scope"]
@@ -466,6 +474,8 @@ def main(argv=None) -> int:
     }
     if scope_run:
         return _print_scope(report, rows, args)
+    if real_run:
+        return _print_scope(report, rows, args, real_rank, AT_ROLLOVER)
     if "--per-kind" in argv:
         report["per_kind"] = per_kind(rows)
         if not args.json:
@@ -512,6 +522,44 @@ def fx_part(r: dict, role: str) -> list:
     return [x for x in r[role]["lines"] if KINDS.get(x["instrument"]) == "fx"]
 
 
+def base_role(role: str) -> str:
+    """The role ("train", "test") whose limits and shape a placement of it ("train 17:00")
+    is judged against."""
+    return role.split()[0]
+
+
+def rollover_streams(root: Path, by: dict, at: dict) -> list:
+    """The twelfth run's streams of one role: ``role_streams``' fx streams (same level and
+    synthetic, first instrument a pair) built at a real rollover (``drift_rollover_cost``'s
+    ``at_rollover``); those without one left out."""
+    from bench.drift_profile_rule import AFTER, BEFORE
+    from bench.drift_rollover_cost import at_rollover, is_fx
+    from spark.drift.profile import day_stats
+    from spark.research.drift import streams
+
+    made = []
+    for name, a, b, kind in streams(root, None, "last"):
+        if kind == "pair" or not is_fx(a.instrument):
+            continue
+        a_day = by[a.instrument][at[a.instrument]]
+        b_day = by[b.instrument][at[b.instrument]] if b is not None else None
+        got = at_rollover(a_day, b_day, kind, BEFORE, AFTER)
+        if got is not None:
+            stream, switch = got
+            made.append((name, a.instrument, kind, stream, switch,
+                         day_stats(stream.ts, stream.bid, stream.ask)))  # fmt: skip
+    return made
+
+
+def real_rank(r: dict) -> tuple:
+    """The twelfth run's rule: qualify on the fx part (no alarm before the switch on any fx
+    train stream, as recorded or at a real rollover; each fx train day-file at most 1 per
+    100k), then the most fx train switches caught at both placements; a tie to flat."""
+    lines = fx_part(r, "train") + fx_part(r, "train" + AT_ROLLOVER)
+    ok = fx_worst_day(r) <= 1.0 and not any(x["false_alarm"] for x in lines)
+    return ok, sum(x["caught"] for x in lines), r["shape"] == "flat"
+
+
 def fx_worst_day(r: dict) -> float:
     """``r``'s worst fx train day-file, alarms per 100k ticks."""
     return max(v for n, v in r["train_day_worst_by_instrument"].items() if KINDS[n] == "fx")
@@ -528,31 +576,32 @@ def scope_rank(r: dict) -> tuple:
             -r["rollover"])  # fmt: skip
 
 
-def _print_scope(report, rows, args) -> int:
-    """The eleventh run's table: every window and scope, best first, on the fx part."""
+def _print_scope(report, rows, args, rank=scope_rank, placed=AT_1700) -> int:
+    """The eleventh run's table (every window and scope, best first, on the fx part), or
+    the twelfth's (``real_rank``, streams at a real rollover)."""
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"{report['seconds']} s; the fx kind's part (streams whose first instrument is a pair)")
-    print("roll scope     | train day | train as rec. / 17:00 (false) | test as rec. / 17:00"
-          " (false)")  # fmt: skip
-    for r in sorted(rows, key=scope_rank, reverse=True):
+    print(f"shape roll scope     | train day | train as rec. /{placed} (false) | test as rec. "
+          f"/{placed} (false)")  # fmt: skip
+    for r in sorted(rows, key=rank, reverse=True):
         cells = []
         for role in ("train", "test"):
-            a, b = fx_part(r, role), fx_part(r, role + AT_1700)
+            a, b = fx_part(r, role), fx_part(r, role + placed)
             ca, cb = sum(x["caught"] for x in a), sum(x["caught"] for x in b)
             false = sum(x["false_alarm"] for x in a + b)
             cells.append(f"{ca:>2}/{len(a)} {cb:>2}/{len(b)} ({false})")
-        print(f"{r['rollover']:>4} {r['scope']:<9} | {fx_worst_day(r):9.2f} | {cells[0]:>29} | "
-              f"{cells[1]}")  # fmt: skip
+        print(f"{r['shape']:<5} {r['rollover']:>4} {r['scope']:<9} | {fx_worst_day(r):9.2f} | "
+              f"{cells[0]:>29} | {cells[1]}")  # fmt: skip
     print(f"chosen on train: {report['chosen']}")
     days = {k: d for k, d in report["whole_days"].items() if KINDS.get(k.split()[0]) == "fx"}
     print(
         f"fx whole days ({len(days)} day-files): {sum(d['alarms'] for d in days.values())} "
         f"alarms, the worst {max(d['per_100k'] for d in days.values()):.2f} per 100k"
     )
-    best = max(rows, key=scope_rank)
-    for role in ("test", "test" + AT_1700):
+    best = max(rows, key=rank)
+    for role in ("test", "test" + placed):
         print(f"its {role} fx streams:")
         for line in fx_part(best, role):
             state = ("caught" if line["caught"] else
@@ -586,9 +635,9 @@ def _settings(roles, cached, held_days, held_train_days, held_streams, shape, wa
             for role in held_streams:
                 caught = false = 0
                 lines = []
-                base = role.removesuffix(AT_1700)
+                base = base_role(role)
                 for (name, inst, kind, _s, switch, _st), (high, low) in zip(
-                    cached[base], held_streams[role], strict=True
+                    cached.get(role, cached[base]), held_streams[role], strict=True
                 ):
                     upper, lower = limits[base, inst]
                     with np.errstate(invalid="ignore"):
