@@ -84,3 +84,20 @@ def test_a_real_rollover_stream_switches_at_the_first_tick_of_17_new_york():
     assert ts[k] >= at > ts[k - 1]
     assert rollover_tick(ts, k + 1, 10) is None  # not enough before it, and no later one
     assert rollover_tick(ts, 10, len(ts) - k + 1) is None  # not enough after it
+
+
+def test_the_twelfth_rule_weighs_real_rollovers_and_a_tie_goes_to_flat():
+    def row(shape, caught, at_rollover, worst=0.0, false=0):
+        def lines(n, count, false=0):
+            return [{"instrument": "NZDUSD", "caught": k < n, "false_alarm": k < false}
+                    for k in range(count)]  # fmt: skip
+
+        return {"shape": shape, "train_day_worst_by_instrument": {"NZDUSD": worst},
+                "train": {"lines": lines(caught, 16)},
+                "train" + rule.AT_ROLLOVER: {"lines": lines(at_rollover, 12, false)}}  # fmt: skip
+
+    assert max([row("kind", 11, 11), row("flat", 11, 11)], key=rule.real_rank)["shape"] == "flat"
+    assert max([row("kind", 12, 11), row("flat", 11, 11)], key=rule.real_rank)["shape"] == "kind"
+    assert rule.real_rank(row("kind", 16, 12, worst=1.49))[0] is False
+    assert rule.real_rank(row("kind", 16, 12, false=1))[0] is False
+    assert rule.base_role("train rollover") == rule.base_role("train 17:00") == "train"
