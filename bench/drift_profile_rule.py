@@ -164,10 +164,11 @@ def stream_roles(lengths: dict[str, list[int]]) -> dict[str, dict[str, int]]:
     }
 
 
-def role_streams(root: Path, by: dict, at: dict, stats) -> list:
+def role_streams(root: Path, by: dict, at: dict, stats, build=None) -> list:
     """The streams of one role, pairs at different price levels left out: (name, instrument
     of A, kind, stream, switch tick, ``stats(stream)``); ``at``: each instrument's stream
-    day, an index into ``by`` (``days_by_instrument``)."""
+    day, an index into ``by`` (``days_by_instrument``). ``build(a_day, b_day, kind, BEFORE,
+    AFTER)`` makes each (stream, switch), or None to leave it out (default: ``_stream``)."""
     from spark.research.drift import _stream, streams
 
     made = []
@@ -176,8 +177,10 @@ def role_streams(root: Path, by: dict, at: dict, stats) -> list:
             continue
         a_day = by[a.instrument][at[a.instrument]]
         b_day = by[b.instrument][at[b.instrument]] if b is not None else None
-        stream, switch = _stream(a_day, b_day, kind, BEFORE, AFTER)
-        made.append((name, a.instrument, kind, stream, switch, stats(stream)))
+        got = (build or _stream)(a_day, b_day, kind, BEFORE, AFTER)
+        if got is not None:
+            stream, switch = got
+            made.append((name, a.instrument, kind, stream, switch, stats(stream)))
     return made
 
 

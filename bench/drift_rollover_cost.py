@@ -103,8 +103,7 @@ def at_rollover(a, b, kind: str, before: int, after: int):
     synthetic switch ``kind`` (``b`` None), or of ``b`` from its own 17:00 New York (a
     pair) or its first tick (a stock), its clock moved to follow; (stream, switch), or
     None when ``a``'s day has no such rollover."""
-    from spark.drift.evaluate import one_stream
-    from spark.research.drift import LEVEL, follow, same_level, synthetic
+    from spark.research.drift import joined, synthetic
     from spark.research.select import load_day
 
     day = load_day(a, None)
@@ -118,10 +117,7 @@ def at_rollover(a, b, kind: str, before: int, after: int):
         other = load_day(b, None)
         kb = rollover_tick(other.ts, 0, after) if is_fx(b.instrument) else 0
         then = other.take(kb or 0, (kb or 0) + after)
-    stream, switch = one_stream(first, follow(first, then)), len(first)
-    if kind == LEVEL:
-        stream = same_level(stream, switch)
-    return stream, switch
+    return joined(first, then, kind)
 
 
 def _run(task):

@@ -532,23 +532,13 @@ def rollover_streams(root: Path, by: dict, at: dict) -> list:
     """The twelfth run's streams of one role: ``role_streams``' fx streams (same level and
     synthetic, first instrument a pair) built at a real rollover (``drift_rollover_cost``'s
     ``at_rollover``); those without one left out."""
-    from bench.drift_profile_rule import AFTER, BEFORE
     from bench.drift_rollover_cost import at_rollover, is_fx
     from spark.drift.profile import day_stats
-    from spark.research.drift import streams
 
-    made = []
-    for name, a, b, kind in streams(root, None, "last"):
-        if kind == "pair" or not is_fx(a.instrument):
-            continue
-        a_day = by[a.instrument][at[a.instrument]]
-        b_day = by[b.instrument][at[b.instrument]] if b is not None else None
-        got = at_rollover(a_day, b_day, kind, BEFORE, AFTER)
-        if got is not None:
-            stream, switch = got
-            made.append((name, a.instrument, kind, stream, switch,
-                         day_stats(stream.ts, stream.bid, stream.ask)))  # fmt: skip
-    return made
+    def build(a, b, kind, before, after):
+        return at_rollover(a, b, kind, before, after) if is_fx(a.instrument) else None
+
+    return role_streams(root, by, at, lambda s: day_stats(s.ts, s.bid, s.ask), build)
 
 
 def real_rank(r: dict) -> tuple:

@@ -146,8 +146,6 @@ def streams(
 
 
 def _stream(a: Day, b: Day | None, kind: str, before: int, after: int) -> tuple[TickBatch, int]:
-    from spark.drift.evaluate import one_stream
-
     day = load_day(a, before + after)
     if b is None:
         cut = max(1, min(before, len(day) - after))
@@ -155,6 +153,14 @@ def _stream(a: Day, b: Day | None, kind: str, before: int, after: int) -> tuple[
     else:
         first = day.take(0, min(before, len(day)))
         then = load_day(b, after)
+    return joined(first, then, kind)
+
+
+def joined(first: TickBatch, then: TickBatch, kind: str) -> tuple[TickBatch, int]:
+    """``first`` then ``then`` (its clock moved to follow) as one stream under ``first``'s
+    symbol, levelled for ``LEVEL``: (stream, the switch tick)."""
+    from spark.drift.evaluate import one_stream
+
     stream, switch = one_stream(first, follow(first, then)), len(first)
     if kind == LEVEL:
         stream = same_level(stream, switch)
@@ -332,11 +338,11 @@ def shipped_kinds(root: Path, settings: dict[str, dict] | None = None):
     from spark.research.select import MARKET
 
     loaded = train_days(days_by_instrument(root, None))
+    chosen = SHIPPED_SETTINGS if settings is None else settings
     kinds = {}
     for kind in SHIPPED_SHAPES:
         members = {n: days for n, days in loaded.items() if MARKET.get(n) == kind}
         if members:
-            chosen = SHIPPED_SETTINGS if settings is None else settings
             kinds[kind] = build_kind(members, **chosen.get(kind, {}))
     unseen = {shape: kind for kind, shape in SHIPPED_SHAPES.items() if kind in kinds}
     dates = {name: [d[0] for d in days] for name, days in loaded.items()}
